@@ -1,0 +1,23 @@
+# `make demo` and `make test` each create the virtual environment they need (once).
+VENV ?= .venv
+STAMP := $(VENV)/.tuneforge-installed
+
+.PHONY: install demo test lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/install.sh
+	bash scripts/install.sh $(VENV)
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/tuneforge demo
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

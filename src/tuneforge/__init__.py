@@ -1,0 +1,34 @@
+"""tuneforge: instruction tuning from "a base model and a domain" to "a tuned model and evidence
+that it is better and safe"."""
+
+from tuneforge.config import load_config, save_config
+from tuneforge.data.io import FORMATS, convert_file, detect_format, read_records, write_records
+from tuneforge.data.seed import DOMAINS, load_examples, load_seed
+from tuneforge.data.stats import dataset_stats
+from tuneforge.errors import ConfigError, DataError, TuneforgeError, UnknownNameError
+from tuneforge.records import EvalItem, Example, Generation, Message, PreferencePair
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DOMAINS", "FORMATS", "ConfigError", "DataError", "EvalItem", "Example", "Generation",
+    "Message", "PreferencePair", "TuneforgeError", "UnknownNameError", "convert_file",
+    "dataset_stats", "detect_format", "load_config", "load_examples", "load_seed", "read_records",
+    "save_config", "write_records",
+]
+
+
+def __getattr__(name):
+    # Heavy (torch/transformers) entry points load on first use so `tuneforge --help` stays fast.
+    lazy = {"load_model": "tuneforge.models", "load_encoder": "tuneforge.models",
+            "tiny_model": "tuneforge.models", "tiny_tokenizer": "tuneforge.models",
+            "run_demo": "tuneforge.demo", "DemoConfig": "tuneforge.demo",
+            "generate_answers": "tuneforge.generation", "GenerationConfig": "tuneforge.generation",
+            "train_loop": "tuneforge.train.loop", "TrainConfig": "tuneforge.train.loop",
+            "apply_adapter": "tuneforge.train.adapters", "AdapterConfig": "tuneforge.train.adapters",
+            "score_generations": "tuneforge.evaluate.runner", "write_report": "tuneforge.evaluate.report"}
+    if name in lazy:
+        import importlib
+
+        return getattr(importlib.import_module(lazy[name]), name)
+    raise AttributeError(f"module 'tuneforge' has no attribute {name!r}")

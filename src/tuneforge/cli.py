@@ -1,0 +1,116 @@
+"""`tuneforge <verb>`: a thin layer over library functions. Each verb calls one function.
+
+Errors a user can fix (TuneforgeError) print one line and exit with code 2; `--debug` shows the
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+import warnings
+from pathlib import Path
+
+from tuneforge.errors import TuneforgeError
+
+
+def _config_epilog(cls) -> str:
+    from tuneforge.config import config_help
+
+    return "config keys (YAML or key=value overrides):\n" + "\n".join(config_help(cls))
+
+
+def cmd_demo(args) -> int:
+    from tuneforge.config import bundled_config, load_config
+    from tuneforge.demo import DemoConfig, run_demo
+
+    cfg = load_config(DemoConfig, args.config or bundled_config("demo"), args.overrides)
+    run_demo(cfg)
+    return 0
+
+
+def cmd_data_convert(args) -> int:
+    from tuneforge.data.io import convert_file
+
+    n = convert_file(args.input, args.output, args.to, args.from_format)
+    print(f"wrote {n} records to {args.output} ({args.to})")
+    return 0
+
+
+def cmd_data_stats(args) -> int:
+    from tuneforge.data.stats import dataset_stats, format_stats
+
+    stats = dataset_stats(args.file, tokenizer=None if args.tokenizer == "none" else args.tokenizer,
+                          format=args.from_format)
+    print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from tuneforge.evaluate.report import write_report
+
+    print(f"Report: {write_report(args.run_dir)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tuneforge.data.io import FORMATS
+    from tuneforge.demo import DemoConfig
+    from tuneforge.models import EMBEDDED_MODEL
+
+    p = argparse.ArgumentParser(prog="tuneforge", description="Instruction tuning from data to evidence.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    sub = p.add_subparsers(dest="verb", required=True)
+
+    demo = sub.add_parser("demo", help="run the whole pipeline on the embedded model",
+                          description="Build data, LoRA-tune the embedded SmolLM2-135M-Instruct, "
+                          "compare base vs tuned per domain, write a report.",
+                          epilog=_config_epilog(DemoConfig), formatter_class=argparse.RawDescriptionHelpFormatter)
+    demo.add_argument("--config", type=Path, help="YAML config (default: the bundled configs/demo.yaml)")
+    demo.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.steps=50")
+    demo.set_defaults(fn=cmd_demo)
+
+    data = sub.add_parser("data", help="convert and inspect data files").add_subparsers(dest="data_verb", required=True)
+    conv = data.add_parser("convert", help="convert between formats", description=(
+        f"Formats: {', '.join(FORMATS)}. The input format is detected unless --from is given."))
+    conv.add_argument("input", type=Path)
+    conv.add_argument("output", type=Path)
+    conv.add_argument("--to", required=True, help=f"output format: {', '.join(FORMATS)}")
+    conv.add_argument("--from", dest="from_format", help="input format (default: detected)")
+    conv.set_defaults(fn=cmd_data_convert)
+    stats = data.add_parser("stats", help="counts, domains and token lengths of a data file")
+    stats.add_argument("file", type=Path)
+    stats.add_argument("--tokenizer", default=EMBEDDED_MODEL,
+                       help="model whose tokenizer counts tokens, or 'none' for words")
+    stats.add_argument("--from", dest="from_format", help="input format (default: detected)")
+    stats.add_argument("--json", action="store_true", help="print JSON")
+    stats.set_defaults(fn=cmd_data_stats)
+
+    rep = sub.add_parser("report", help="(re)write report.md for a run directory from stored results")
+    rep.add_argument("run_dir", type=Path)
+    rep.set_defaults(fn=cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # PEFT calls a transformers API deprecated in v5; the warning is not the user's to act on.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args)
+    except TuneforgeError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"tuneforge: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tuneforge: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

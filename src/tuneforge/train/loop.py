@@ -1,0 +1,180 @@
+"""THE training loop. Every method (SFT, and later DPO, distillation, multi-task) is an
+`Objective` — a summed loss plus the count that normalises it — and every parameterisation
+(full, LoRA, …) is a model transform applied before this loop.
+
+Gradient accumulation is normalised over the whole window: the loop first draws the k
+micro-batches of an optimizer step, counts their target units N (summed over processes), and
+back-propagates loss_sum_i · world_size / N for each, so k micro-batches give exactly the gradient
+of one batch k times as large (DDP averages over processes, hence the world_size factor).
+Runs on `accelerate.Accelerator`, so `accelerate launch` / torchrun add DDP/FSDP/DeepSpeed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from tuneforge.errors import ConfigError, DataError, suggest
+
+SCHEDULES = ("cosine", "linear", "constant")
+PRECISIONS = ("bf16", "fp32")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = field(default=200, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=4, metadata={"help": "examples per micro-batch (per process)"})
+    grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
+    lr: float = field(default=2e-4, metadata={"help": "peak learning rate"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    warmup_ratio: float = field(default=0.05, metadata={"help": "share of steps spent warming up"})
+    schedule: str = field(default="cosine", metadata={"help": "cosine | linear | constant"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (0 = off)"})
+    max_length: int = field(default=512, metadata={"help": "tokens per example (right-truncated)"})
+    mask: str = field(default="assistant", metadata={"help": "targets: assistant | last | all"})
+    precision: str = field(default="bf16", metadata={"help": "bf16 autocast (CPU and GPU) | fp32"})
+    seed: int = field(default=0, metadata={"help": "data order and initialisation seed"})
+    log_every: int = field(default=10, metadata={"help": "log a metrics row every N steps"})
+
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule '{self.schedule}' unknown.{suggest(self.schedule, SCHEDULES)} "
+                              f"Use one of {', '.join(SCHEDULES)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision '{self.precision}' unknown. Use one of {', '.join(PRECISIONS)}")
+        for name in ("steps", "batch_size", "grad_accum", "max_length", "log_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+
+
+@dataclass
+class Objective:
+    """A training objective: `loss(model, batch)` returns a summed loss; `count(batch)` the units
+    (target tokens for SFT) that the loop divides by across the accumulation window."""
+
+    name: str
+    loss: Callable[[torch.nn.Module, dict], torch.Tensor]
+    count: Callable[[dict], int]
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    losses: list[float]
+    tokens: int
+    seconds: float
+    trainable_params: int
+    total_params: int
+
+    @property
+    def final_loss(self) -> float:
+        tail = self.losses[-max(1, len(self.losses) // 10):]
+        return sum(tail) / len(tail)
+
+
+def make_accelerator():
+    """The process's Accelerator. Mixed precision is not set here: accelerate keeps one global
+    state per process, so the loop applies bf16 autocast itself and every run may choose."""
+    from accelerate import Accelerator
+
+    return Accelerator()
+
+
+def _autocast(device: torch.device, precision: str):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def train_loop(model: torch.nn.Module, batches: Iterator[dict], objective: Objective, cfg: TrainConfig,
+               log_path: str | Path | None = None, accelerator=None) -> TrainResult:
+    """Run `cfg.steps` optimizer steps of `objective` over `batches` (an endless iterator)."""
+    from transformers import get_scheduler
+
+    accelerator = accelerator or make_accelerator()
+    torch.manual_seed(cfg.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError("the model has no trainable parameter. Check adapter.method")
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = get_scheduler(cfg.schedule if cfg.schedule != "constant" else "constant_with_warmup",
+                              optimizer, num_warmup_steps=int(cfg.warmup_ratio * cfg.steps),
+                              num_training_steps=cfg.steps)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    model.train()
+    log = open(log_path, "a", encoding="utf-8") if log_path and accelerator.is_main_process else None
+    losses, tokens, start = [], 0, time.time()
+    bar = tqdm(range(cfg.steps), desc=f"train {objective.name}", unit="step",
+               disable=not accelerator.is_local_main_process)
+    try:
+        for step in bar:
+            micro = [next(batches) for _ in range(cfg.grad_accum)]
+            local = sum(objective.count(b) for b in micro)
+            total = int(accelerator.reduce(torch.tensor(local, device=accelerator.device), "sum"))
+            if total == 0:
+                raise DataError(f"optimizer step {step + 1} has no target units in its "
+                                f"{cfg.grad_accum} micro-batch(es): the masks leave nothing to learn. "
+                                "Check train.mask and the data's assistant turns")
+            step_loss = 0.0
+            for i, b in enumerate(micro):
+                b = {k: v.to(accelerator.device) for k, v in b.items()}
+                sync = accelerator.no_sync(model) if i < len(micro) - 1 else nullcontext()
+                with sync, _autocast(accelerator.device, cfg.precision):
+                    loss = objective.loss(model, b) * accelerator.num_processes / total
+                accelerator.backward(loss)
+                step_loss += loss.item() / accelerator.num_processes
+            grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm) if cfg.max_grad_norm > 0 else None
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step_loss = float(accelerator.reduce(torch.tensor(step_loss, device=accelerator.device), "sum"))
+            if not math.isfinite(step_loss):
+                raise FloatingPointError(f"loss became {step_loss} at step {step + 1}. Lower train.lr "
+                                         "or use train.precision=fp32")
+            losses.append(step_loss)
+            tokens += sum(int(b["attention_mask"].sum()) for b in micro)
+            elapsed = time.time() - start
+            bar.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{tokens / max(elapsed, 1e-9):.0f}")
+            if log and ((step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps):
+                window = losses[-((step % cfg.log_every) + 1):]  # steps since the previous row
+                row = {"step": step + 1, "loss": sum(window) / len(window), "lr": scheduler.get_last_lr()[0],
+                       "grad_norm": float(grad_norm) if grad_norm is not None else None,
+                       "targets": total, "tokens_seen": tokens, "tokens_per_s": tokens / max(elapsed, 1e-9),
+                       "elapsed_s": elapsed}
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+    finally:
+        if log:
+            log.close()
+    model = accelerator.unwrap_model(model)
+    model.eval()
+    trainable, total_params = count_parameters(model)
+    return TrainResult(cfg.steps, losses, tokens, time.time() - start, trainable, total_params)
+
+
+@torch.no_grad()
+def evaluate_loss(model, batches: list[dict], objective: Objective, precision: str = "bf16") -> float:
+    """Mean loss per unit (per target token for SFT) over fixed batches."""
+    was_training = model.training
+    model.eval()
+    total, units = 0.0, 0
+    device = next(model.parameters()).device
+    for b in batches:
+        b = {k: v.to(device) for k, v in b.items()}
+        with _autocast(device, precision):
+            total += float(objective.loss(model, b))
+        units += objective.count(b)
+    model.train(was_training)
+    return total / max(units, 1)
+
+
+def count_parameters(model) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters())

@@ -1,0 +1,146 @@
+"""Supervised fine-tuning data path and objective.
+
+Encoding renders each conversation with the tokenizer's chat template and marks as targets the
+characters each assistant turn adds (its content and end-of-turn token). Token labels follow from
+the tokenizer's offset mapping, so this works for any template whose renderings of successive
+prefixes extend one another; a template that does not is rejected loudly rather than mis-masked.
+
+The objective returns the *sum* of token losses; the loop divides by the number of target tokens
+over the whole accumulation window (L_SFT = -(1/Σ|y|) ΣΣ log P(y_t | x, y_<t)).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from tuneforge.errors import DataError, TuneforgeError, UnknownNameError, suggest
+from tuneforge.records import Example
+
+IGNORE = -100
+MASKS = ("assistant", "last", "all")
+
+
+@dataclass
+class Encoded:
+    """One tokenised example: ids and labels (IGNORE where the token is not a target)."""
+
+    input_ids: list[int]
+    labels: list[int]
+    id: str = ""
+
+    @property
+    def n_targets(self) -> int:
+        return sum(1 for x in self.labels[1:] if x != IGNORE)
+
+
+def _render(tokenizer, messages, add_generation_prompt=False) -> str:
+    return tokenizer.apply_chat_template([{"role": m.role, "content": m.content} for m in messages],
+                                         tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
+def target_spans(example: Example, tokenizer, mask: str = "assistant") -> tuple[str, list[tuple[int, int]]]:
+    """Render an example and return (text, [(start, end) character spans that are targets])."""
+    if mask not in MASKS:
+        raise UnknownNameError(f"unknown mask '{mask}'.{suggest(mask, MASKS)} Available: {', '.join(MASKS)}")
+    text = _render(tokenizer, example.messages)
+    if mask == "all":
+        return text, [(0, len(text))]
+    spans = []
+    for i, m in enumerate(example.messages):
+        if m.role != "assistant":
+            continue
+        before = _render(tokenizer, example.messages[:i], add_generation_prompt=True) if i else ""
+        upto = _render(tokenizer, example.messages[: i + 1])
+        if not (upto.startswith(before) and text.startswith(upto)):
+            raise TuneforgeError(
+                f"the chat template of {getattr(tokenizer, 'name_or_path', 'this tokenizer')} renders "
+                "a conversation prefix differently from the whole conversation, so assistant "
+                "tokens cannot be located. Use train.mask=all or a tokenizer with a standard template")
+        end = len(upto.rstrip())  # the turn's content and end token, not the newline after it
+        spans.append((len(before), end))
+    return text, spans[-1:] if mask == "last" else spans
+
+
+def encode_example(example: Example, tokenizer, max_length: int = 1024, mask: str = "assistant") -> Encoded:
+    """Tokenise one example with target labels (truncated on the right to `max_length`)."""
+    text, spans = target_spans(example, tokenizer, mask)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True,
+                    truncation=True, max_length=max_length)
+    labels = []
+    for tok_id, (start, _end) in zip(enc["input_ids"], enc["offset_mapping"]):
+        inside = any(a <= start < b for a, b in spans)
+        labels.append(tok_id if inside else IGNORE)
+    return Encoded(list(enc["input_ids"]), labels, example.id)
+
+
+def encode_examples(examples: list[Example], tokenizer, max_length: int = 1024,
+                    mask: str = "assistant") -> tuple[list[Encoded], int]:
+    """Encode many examples; drop (and count) those whose targets were truncated away."""
+    out, dropped = [], 0
+    for ex in examples:
+        enc = encode_example(ex, tokenizer, max_length, mask)
+        if enc.n_targets == 0:
+            dropped += 1
+            continue
+        out.append(enc)
+    if not out:
+        raise DataError(f"no example has a target token left after truncation to max_length="
+                        f"{max_length} ({dropped} dropped). Raise train.max_length")
+    return out, dropped
+
+
+def collate(batch: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad a batch: input_ids, attention_mask, labels — each (B, T)."""
+    width = max(len(e.input_ids) for e in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+    attn = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, e in enumerate(batch):
+        n = len(e.input_ids)
+        ids[i, :n] = torch.tensor(e.input_ids)
+        labels[i, :n] = torch.tensor(e.labels)
+        attn[i, :n] = 1
+    return {"input_ids": ids, "attention_mask": attn, "labels": labels}
+
+
+def length_grouped_batches(encoded: list[Encoded], batch_size: int, seed: int, epoch: int) -> list[list[Encoded]]:
+    """Shuffle, then sort within mega-batches of 16 batches by length to cut padding (like
+    transformers' group_by_length), then shuffle the batch order."""
+    rng = random.Random(seed * 100_003 + epoch)
+    order = list(range(len(encoded)))
+    rng.shuffle(order)
+    mega = batch_size * 16
+    batches = []
+    for s in range(0, len(order), mega):
+        chunk = sorted(order[s:s + mega], key=lambda i: -len(encoded[i].input_ids))
+        batches += [[encoded[i] for i in chunk[b:b + batch_size]] for b in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def batch_stream(encoded: list[Encoded], batch_size: int, pad_id: int, seed: int = 0) -> Iterator[dict]:
+    """Endless collated micro-batches, reshuffled every epoch."""
+    epoch = 0
+    while True:
+        for b in length_grouped_batches(encoded, batch_size, seed, epoch):
+            yield collate(b, pad_id)
+        epoch += 1
+
+
+def count_targets(batch: dict) -> int:
+    """Number of target tokens in a batch (labels are shifted by one inside the loss)."""
+    return int((batch["labels"][:, 1:] != IGNORE).sum())
+
+
+def sft_loss(model, batch: dict) -> torch.Tensor:
+    """Sum of next-token cross-entropy over target tokens (the loop normalises)."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, T, V)
+    shift_logits = logits[:, :-1].float()
+    shift_labels = batch["labels"][:, 1:]
+    return F.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1),
+                           ignore_index=IGNORE, reduction="sum")

@@ -1,0 +1,50 @@
+"""Shared fixtures: a tiny random Llama + byte-level tokenizer built in-process, small records,
+and the path of the real external data in ../shared/data (present on developer machines and CI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tuneforge.records import Example, Message
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.skip(f"{SHARED_DATA} is not present (it sits beside the checkout on CI and dev machines)")
+    return SHARED_DATA
+
+
+def make_examples(n: int = 8) -> list[Example]:
+    domains = ["healthcare", "finance"]
+    out = []
+    for i in range(n):
+        answer = " ".join(["Please consult a professional."] * (1 + i % 3))
+        out.append(Example(messages=[Message("user", f"Question number {i}: what should I do?"),
+                                     Message("assistant", answer)],
+                           id=f"ex-{i}", domain=domains[i % 2], source="test", meta={"kind": "fact"}))
+    return out
+
+
+@pytest.fixture
+def examples() -> list[Example]:
+    return make_examples()
+
+
+@pytest.fixture(scope="session")
+def tiny_tok():
+    from tuneforge.models import tiny_tokenizer
+
+    return tiny_tokenizer()
+
+
+@pytest.fixture
+def tiny_lm(tiny_tok):
+    from tuneforge.models import tiny_model
+
+    return tiny_model(tiny_tok, hidden=32, layers=2, seed=0)

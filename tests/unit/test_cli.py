@@ -1,0 +1,55 @@
+import json
+
+import pytest
+
+from tuneforge.cli import main
+
+
+def test_help_lists_verbs(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert all(verb in out for verb in ("demo", "data", "report"))
+
+
+def test_demo_help_documents_every_config_key(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    out = capsys.readouterr().out
+    assert "train.steps (int, default 200)" in out and "adapter.method" in out
+
+
+def test_data_convert_and_stats(tmp_path, capsys):
+    src = tmp_path / "alpaca.json"
+    src.write_text(json.dumps([{"instruction": "Define APR.", "input": "", "output": "Yearly cost of credit.",
+                                "domain": "finance"}]))
+    dst = tmp_path / "out.jsonl"
+    assert main(["data", "convert", str(src), str(dst), "--to", "sharegpt"]) == 0
+    assert json.loads(dst.read_text())["conversations"][0] == {"from": "human", "value": "Define APR."}
+    assert main(["data", "stats", str(dst), "--tokenizer", "none", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert stats["records"] == 1 and stats["domains"] == {"finance": 1}
+    assert stats["response_length"]["max"] == 4
+
+
+def test_malformed_jsonl_exits_2_with_one_line(tmp_path, capsys):
+    src = tmp_path / "bad.jsonl"
+    src.write_text('{"messages": [{"role": "user", "content": "q"}]}\n')
+    assert main(["data", "convert", str(src), str(tmp_path / "o.jsonl"), "--to", "jsonl"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{src}:1" in err and "assistant turn" in err
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_bad_config_key_exits_2_with_suggestion(tmp_path, capsys):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("train:\n  stepz: 3\n")
+    assert main(["demo", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{cfg}:2" in err and "Did you mean: steps" in err
+
+
+def test_debug_flag_shows_the_traceback(tmp_path, capsys):
+    assert main(["--debug", "data", "stats", str(tmp_path / "missing.jsonl"), "--tokenizer", "none"]) == 2
+    assert "Traceback" in capsys.readouterr().err

@@ -1,0 +1,38 @@
+import json
+
+from tuneforge.generation import GenerationConfig, generate_answers
+from tuneforge.records import EvalItem
+
+
+def _items(examples):
+    return [EvalItem.from_example(e) for e in examples]
+
+
+def test_generation_is_batched_ordered_and_resumable(tiny_lm, tiny_tok, examples, tmp_path):
+    items = _items(examples[:5])
+    cfg = GenerationConfig(max_new_tokens=6, batch_size=2)
+    out = tmp_path / "gens.jsonl"
+    first = generate_answers(tiny_lm, tiny_tok, items, cfg, "tiny", out)
+    assert [g.id for g in first] == [it.id for it in items]
+    assert all(g.references == it.references and g.domain == it.domain for g, it in zip(first, items))
+    lines = out.read_text().splitlines()
+    assert len(lines) == 5
+
+    # Simulate a crash after two rows: a rerun writes only the three missing ones.
+    out.write_text("\n".join(lines[:2]) + "\n")
+    again = generate_answers(tiny_lm, tiny_tok, items, cfg, "tiny", out)
+    assert len(out.read_text().splitlines()) == 5
+    assert [g.generation for g in again] == [g.generation for g in first]
+
+    # Different settings do not reuse rows written with other settings.
+    generate_answers(tiny_lm, tiny_tok, items, GenerationConfig(max_new_tokens=3, batch_size=5), "tiny", out)
+    settings = [json.loads(line)["settings"]["max_new_tokens"] for line in out.read_text().splitlines()]
+    assert sorted(settings) == [3] * 5 + [6] * 5
+
+
+def test_left_padding_gives_the_same_greedy_answer_as_unbatched(tiny_lm, tiny_tok, examples):
+    items = _items(examples[:4])
+    batched = generate_answers(tiny_lm, tiny_tok, items, GenerationConfig(max_new_tokens=5, batch_size=4), "tiny")
+    single = generate_answers(tiny_lm, tiny_tok, items, GenerationConfig(max_new_tokens=5, batch_size=1), "tiny")
+    assert [g.generation for g in batched] == [g.generation for g in single]
+    assert tiny_tok.padding_side == "right"  # restored

@@ -1,0 +1,103 @@
+import json
+
+import pytest
+import torch
+
+from tuneforge.errors import DataError
+from tuneforge.train.adapters import AdapterConfig, apply_adapter
+from tuneforge.train.loop import Objective, TrainConfig, evaluate_loss, train_loop
+from tuneforge.train.sft import batch_stream, collate, count_targets, encode_examples, sft_loss
+
+SFT = Objective("sft", sft_loss, count_targets)
+
+
+def _cfg(**kw):
+    base = dict(steps=30, batch_size=4, lr=3e-3, warmup_ratio=0.0, precision="fp32", log_every=1)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_full_finetuning_loss_goes_down(tiny_lm, tiny_tok, examples):
+    encs, _ = encode_examples(examples, tiny_tok)
+    model = apply_adapter(tiny_lm, AdapterConfig(method="full"))
+    result = train_loop(model, batch_stream(encs, 4, tiny_tok.pad_token_id), SFT, _cfg())
+    assert result.trainable_params == result.total_params
+    assert sum(result.losses[-5:]) / 5 < 0.7 * sum(result.losses[:5]) / 5
+
+
+def test_lora_trains_adapters_and_leaves_the_base_frozen(tiny_lm, tiny_tok, examples, tmp_path):
+    encs, _ = encode_examples(examples, tiny_tok)
+    frozen_before = {n: p.detach().clone() for n, p in tiny_lm.named_parameters()}
+    model = apply_adapter(tiny_lm, AdapterConfig(method="lora", r=4, alpha=8, dropout=0.0))
+    trainable_before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    result = train_loop(model, batch_stream(encs, 4, tiny_tok.pad_token_id), SFT, _cfg(steps=20),
+                        log_path=tmp_path / "log.jsonl")
+    params = dict(model.named_parameters())
+    assert all(not torch.equal(params[n], before) for n, before in trainable_before.items() if "lora_B" in n)
+    for name, before in frozen_before.items():
+        peft_name = next(n for n in params if n.endswith(name.replace(".weight", ".base_layer.weight"))
+                         or n.endswith(name))
+        assert torch.equal(params[peft_name], before), peft_name
+    assert 0 < result.trainable_params < result.total_params
+    rows = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 21))
+    assert result.losses[-1] < result.losses[0]
+
+
+def test_accumulation_equals_one_large_batch(tiny_lm, tiny_tok, examples, tmp_path):
+    """Two micro-batches with different target counts must give exactly the loss and gradient of
+    one batch holding both (the loss is normalised by all target tokens of the window)."""
+    encs, _ = encode_examples(examples[:4], tiny_tok)
+    encs.sort(key=lambda e: e.n_targets)  # micro-batch 1 has fewer targets than micro-batch 2
+    assert encs[0].n_targets + encs[1].n_targets != encs[2].n_targets + encs[3].n_targets
+    full = collate(encs, tiny_tok.pad_token_id)
+    with torch.no_grad():
+        expected = float(sft_loss(tiny_lm, full)) / count_targets(full)
+    state = {k: v.clone() for k, v in tiny_lm.state_dict().items()}
+
+    def one_step(batches, accum, name):
+        tiny_lm.load_state_dict(state)
+        train_loop(tiny_lm, iter(batches), SFT, _cfg(steps=1, grad_accum=accum, max_grad_norm=1e9),
+                   log_path=tmp_path / f"{name}.jsonl")
+        return json.loads((tmp_path / f"{name}.jsonl").read_text())
+
+    big = one_step([full], 1, "big")
+    small = one_step([collate(encs[:2], tiny_tok.pad_token_id), collate(encs[2:], tiny_tok.pad_token_id)], 2, "small")
+    assert big["loss"] == pytest.approx(expected, rel=1e-5)
+    assert small["loss"] == pytest.approx(expected, rel=1e-5)
+    assert small["grad_norm"] == pytest.approx(big["grad_norm"], rel=1e-4)
+    assert small["targets"] == big["targets"] == count_targets(full)
+
+
+def test_a_window_without_targets_is_a_loud_error(tiny_lm, tiny_tok, examples):
+    encs, _ = encode_examples(examples[:2], tiny_tok)
+    batch = collate(encs, tiny_tok.pad_token_id)
+    batch["labels"][:] = -100
+    with pytest.raises(DataError, match="no target units"):
+        train_loop(apply_adapter(tiny_lm, AdapterConfig(method="full")), iter([batch]), SFT, _cfg(steps=1))
+
+
+def test_evaluate_loss_is_per_target_token(tiny_lm, tiny_tok, examples):
+    encs, _ = encode_examples(examples, tiny_tok)
+    batches = [collate(encs[:3], tiny_tok.pad_token_id), collate(encs[3:], tiny_tok.pad_token_id)]
+    with torch.no_grad():
+        total = sum(float(sft_loss(tiny_lm, b)) for b in batches)
+    n = sum(count_targets(b) for b in batches)
+    assert evaluate_loss(tiny_lm, batches, SFT, precision="fp32") == pytest.approx(total / n, rel=1e-5)
+
+
+def test_bf16_autocast_training_runs_on_cpu(tiny_lm, tiny_tok, examples):
+    encs, _ = encode_examples(examples, tiny_tok)
+    model = apply_adapter(tiny_lm, AdapterConfig(method="lora", r=4, dropout=0.0))
+    result = train_loop(model, batch_stream(encs, 4, tiny_tok.pad_token_id), SFT, _cfg(steps=3, precision="bf16"))
+    assert len(result.losses) == 3 and all(torch.isfinite(torch.tensor(result.losses)))
+
+
+def test_log_rows_hold_the_mean_loss_of_their_window(tiny_lm, tiny_tok, examples, tmp_path):
+    encs, _ = encode_examples(examples, tiny_tok)
+    result = train_loop(apply_adapter(tiny_lm, AdapterConfig(method="full")),
+                        batch_stream(encs, 2, tiny_tok.pad_token_id), SFT, _cfg(steps=7, log_every=3),
+                        log_path=tmp_path / "log.jsonl")
+    rows = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [3, 6, 7]
+    assert rows[1]["loss"] == pytest.approx(sum(result.losses[3:6]) / 3)
+    assert rows[2]["loss"] == pytest.approx(result.losses[6])
