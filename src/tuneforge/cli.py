@@ -31,6 +31,29 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from tuneforge.config import load_config
+    from tuneforge.train.recipe import SFTRunConfig, inspect_examples, train_sft
+
+    words = list(args.args)
+    inspect = bool(words) and words[0] == "inspect"
+    if inspect:
+        words.pop(0)
+    if not words or "=" in words[0]:
+        raise TuneforgeError("tuneforge train needs a config file first: tuneforge train [inspect] CONFIG "
+                             "[key=value ...] (bundled: configs/lora.yaml, configs/full.yaml, ...)")
+    cfg = load_config(SFTRunConfig, words[0], words[1:])
+    if inspect:
+        from tuneforge.data.seed import load_examples
+        from tuneforge.models import load_tokenizer
+
+        examples = load_examples(cfg.data.train)[: args.n]
+        print(inspect_examples(examples, load_tokenizer(cfg.model.name), cfg.train.mask, cfg.train.max_length))
+        return 0
+    train_sft(cfg)
+    return 0
+
+
 def cmd_data_convert(args) -> int:
     from tuneforge.data.io import convert_file
 
@@ -59,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     from tuneforge.data.io import FORMATS
     from tuneforge.demo import DemoConfig
     from tuneforge.models import EMBEDDED_MODEL
+    from tuneforge.train.recipe import SFTRunConfig
 
     p = argparse.ArgumentParser(prog="tuneforge", description="Instruction tuning from data to evidence.")
     p.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
@@ -71,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--config", type=Path, help="YAML config (default: the bundled configs/demo.yaml)")
     demo.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.steps=50")
     demo.set_defaults(fn=cmd_demo)
+
+    train = sub.add_parser("train", help="supervised fine-tuning (any adapter), or `train inspect` the masks",
+                           description="tuneforge train CONFIG [key=value ...] | tuneforge train inspect CONFIG",
+                           epilog=_config_epilog(SFTRunConfig), formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.add_argument("args", nargs="*", help="[inspect] CONFIG [key=value ...]")
+    train.add_argument("--n", type=int, default=2, help="examples to show with inspect")
+    train.set_defaults(fn=cmd_train)
 
     data = sub.add_parser("data", help="convert and inspect data files").add_subparsers(dest="data_verb", required=True)
     conv = data.add_parser("convert", help="convert between formats", description=(

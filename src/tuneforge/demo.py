@@ -19,19 +19,11 @@ from tuneforge.data.seed import load_examples
 from tuneforge.evaluate.report import write_report
 from tuneforge.evaluate.runner import make_encoder, score_generations
 from tuneforge.generation import GenerationConfig, generate_answers
-from tuneforge.models import EMBEDDED_ENCODER, EMBEDDED_MODEL, load_model
+from tuneforge.models import EMBEDDED_ENCODER, load_model
 from tuneforge.records import EvalItem, Example
-from tuneforge.train.adapters import AdapterConfig, apply_adapter, save_trained
-from tuneforge.train.loop import Objective, TrainConfig, evaluate_loss, train_loop
-from tuneforge.train.sft import batch_stream, collate, count_targets, encode_examples, sft_loss
-
-
-@dataclass
-class ModelConfig:
-    name: str = field(default=EMBEDDED_MODEL, metadata={"help": "hub id, local dir, .gguf, or the embedded default"})
-    dtype: str = field(default="bfloat16", metadata={"help": "parameter dtype of the (frozen) base"})
-    attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa | eager | flash_attention_2"})
-    device: str = field(default="auto", metadata={"help": "auto (GPU if visible) | cpu | cuda | cuda:N"})
+from tuneforge.train.adapters import AdapterConfig
+from tuneforge.train.loop import TrainConfig
+from tuneforge.train.recipe import ModelConfig, fit_sft
 
 
 @dataclass
@@ -59,9 +51,6 @@ class DemoConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
-SFT = Objective("sft", sft_loss, count_targets)
-
-
 def _cap_per_domain(examples: list[Example], cap: int) -> list[Example]:
     if cap <= 0:
         return examples
@@ -74,11 +63,30 @@ def _cap_per_domain(examples: list[Example], cap: int) -> list[Example]:
     return out
 
 
+def _cpu_ticks() -> list[int] | None:
+    """Aggregate CPU tick counters from /proc/stat (Linux), or None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+
+
+def steal_percent(before: list[int] | None, after: list[int] | None) -> float | None:
+    """Share of CPU time a hypervisor took from this VM between two readings: on a shared VM it
+    explains why the same run takes longer on one day than another."""
+    if not before or not after or len(before) < 8:
+        return None
+    delta = [b - a for a, b in zip(before, after)]
+    return round(100 * delta[7] / max(sum(delta), 1), 1)
+
+
 class _Stages:
     """Prints numbered stage headers and records each stage's wall time (seconds)."""
 
     def __init__(self, total: int):
         self.total, self.times, self._name, self._start = total, {}, None, time.time()
+        self.ticks = _cpu_ticks()
 
     def start(self, name: str, text: str) -> None:
         self.stop()
@@ -110,19 +118,9 @@ def run_demo(cfg: DemoConfig) -> Path:
     model, tok = load_model(cfg.model.name, cfg.model.dtype, cfg.model.attn_implementation, cfg.model.device)
     base_gens = generate_answers(model, tok, items, cfg.generation, cfg.model.name,
                                  run_dir / "generations" / "base.jsonl", desc="base answers")
-    enc_train, dropped = encode_examples(train, tok, cfg.train.max_length, cfg.train.mask)
-    enc_test, _ = encode_examples(test, tok, cfg.train.max_length, cfg.train.mask)
-    test_batches = [collate(enc_test[i:i + 16], tok.pad_token_id) for i in range(0, len(enc_test), 16)]
-    base_loss = evaluate_loss(model, test_batches, SFT, cfg.train.precision)
 
     stages.start("train", f"{cfg.adapter.method} fine-tuning, {cfg.train.steps} steps")
-    if dropped:
-        print(f"      {dropped} examples dropped: no target token within max_length", flush=True)
-    model = apply_adapter(model, cfg.adapter)
-    batches = batch_stream(enc_train, cfg.train.batch_size, tok.pad_token_id, cfg.train.seed)
-    result = train_loop(model, batches, SFT, cfg.train, run_dir / "train_log.jsonl")
-    save_trained(model, tok, run_dir / "adapter")
-    tuned_loss = evaluate_loss(model, test_batches, SFT, cfg.train.precision)
+    model, result, eval_loss = fit_sft(model, tok, train, cfg.adapter, cfg.train, run_dir, test)
 
     stages.start("tuned_answers", "tuned model: answers to the test split")
     if hasattr(model, "merge_and_unload"):
@@ -142,13 +140,14 @@ def run_demo(cfg: DemoConfig) -> Path:
            "tokens_per_s": result.tokens / max(result.seconds, 1e-9),
            "first_loss": result.losses[0], "final_loss": result.final_loss,
            "trainable_params": result.trainable_params, "total_params": result.total_params,
-           "eval_loss": {"base": base_loss, "tuned": tuned_loss}}
+           "eval_loss": eval_loss}
     stages.stop()
     comparison = {k: {"base": v, "tuned": scores["tuned"]["flat"][k], "delta": scores["tuned"]["flat"][k] - v}
                   for k, v in scores["base"]["flat"].items()}
 
     stages.start("report", "report")
     run["stage_seconds"] = stages.times
+    run["cpu_steal_percent"] = steal_percent(stages.ticks, _cpu_ticks())
     (run_dir / "metrics.json").write_text(json.dumps(
         {"run": run, "models": scores, "comparison": comparison}, indent=2), encoding="utf-8")
     report = write_report(run_dir)

@@ -14,6 +14,7 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def convert_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
 
     gguf_path, out_dir = Path(gguf_path), Path(out_dir)
     print(f"tuneforge: converting {gguf_path.name} to safetensors once, into {out_dir} "
-          "(about a minute; later loads take seconds)", flush=True)
+          "(about a minute; later loads take seconds)", file=sys.stderr, flush=True)
     tok = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
     model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
                                                  dtype=torch.float32)

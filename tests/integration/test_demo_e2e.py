@@ -57,3 +57,11 @@ def test_saved_adapter_loads_with_peft_on_the_base_model(demo_run):
     with torch.no_grad():
         after = tuned(ids).logits
     assert not torch.allclose(before, after)
+
+
+def test_data_stats_counts_tokens_with_the_embedded_tokenizer(demo_run, capsys):
+    assert main(["data", "stats", str(demo_run / "data" / "test.jsonl"), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["unit"] == "tokens (smollm2-135m-instruct)"
+    assert stats["records"] == 2 * len(DOMAINS) and stats["kinds"]
+    assert stats["response_length"]["mean"] > stats["prompt_length"]["mean"] > 5

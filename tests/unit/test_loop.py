@@ -101,3 +101,31 @@ def test_log_rows_hold_the_mean_loss_of_their_window(tiny_lm, tiny_tok, examples
     assert [r["step"] for r in rows] == [3, 6, 7]
     assert rows[1]["loss"] == pytest.approx(sum(result.losses[3:6]) / 3)
     assert rows[2]["loss"] == pytest.approx(result.losses[6])
+
+
+def test_an_interrupted_run_resumes_with_the_same_loss_curve(tiny_tok, examples, tmp_path):
+    from tuneforge.models import tiny_model
+
+    encs, _ = encode_examples(examples, tiny_tok)
+    cfg = _cfg(steps=10, batch_size=3, grad_accum=2, lr=1e-2, log_every=1, checkpoint_every=4)
+
+    def fresh():
+        return apply_adapter(tiny_model(tiny_tok, hidden=32, seed=0), AdapterConfig(method="lora", r=4))
+
+    straight = train_loop(fresh(), batch_stream(encs, 3, tiny_tok.pad_token_id, seed=7), SFT, cfg)
+
+    def crashing(stream, after):
+        for i, b in enumerate(stream):
+            if i == after:
+                raise KeyboardInterrupt("simulated crash")
+            yield b
+
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(KeyboardInterrupt):  # dies during step 6, after the step-4 checkpoint
+        train_loop(fresh(), crashing(batch_stream(encs, 3, tiny_tok.pad_token_id, seed=7), 11), SFT, cfg,
+                   checkpoint_dir=ckpt)
+    assert (ckpt / "latest").read_text() == "checkpoint-4"
+    resumed = train_loop(fresh(), batch_stream(encs, 3, tiny_tok.pad_token_id, seed=7), SFT, cfg,
+                         checkpoint_dir=ckpt)
+    assert resumed.losses == pytest.approx(straight.losses, rel=1e-6)
+    assert len(resumed.losses) == 10

@@ -68,8 +68,11 @@ def write_report(run_dir: str | Path) -> Path:
              f"Held-out loss per target token: base {run['eval_loss']['base']:.3f} → "
              f"tuned {run['eval_loss']['tuned']:.3f}.", ""]
     if run.get("stage_seconds"):
+        steal = run.get("cpu_steal_percent")
         lines += ["Wall time per stage: " + ", ".join(f"{k.replace('_', ' ')} {v:.0f} s"
-                                                     for k, v in run["stage_seconds"].items()) + ".", ""]
+                                                     for k, v in run["stage_seconds"].items()) + "." +
+                  (f" CPU time taken by the hypervisor (steal) during the run: {steal:.0f}%." if steal is not None else ""),
+                  ""]
     lines += ["![scores and training loss](report.png)", ""]
     header = "| domain | n | " + " | ".join(f"{METRIC_LABELS.get(m, m)} {n}" for m in metric_names for n in names) + " |"
     lines += ["## Scores per domain", "", header, "|" + "---|" * (2 + len(metric_names) * len(names))]

@@ -23,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from tuneforge.errors import ConfigError, DataError, suggest
+from tuneforge.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
 SCHEDULES = ("cosine", "linear", "constant")
 PRECISIONS = ("bf16", "fp32")
@@ -40,9 +41,13 @@ class TrainConfig:
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (0 = off)"})
     max_length: int = field(default=512, metadata={"help": "tokens per example (right-truncated)"})
     mask: str = field(default="assistant", metadata={"help": "targets: assistant | last | all"})
+    packing: bool = field(default=False, metadata={"help": "pack examples into rows of max_length tokens "
+                                                            "(batch_size then counts rows)"})
     precision: str = field(default="bf16", metadata={"help": "bf16 autocast (CPU and GPU) | fp32"})
     seed: int = field(default=0, metadata={"help": "data order and initialisation seed"})
     log_every: int = field(default=10, metadata={"help": "log a metrics row every N steps"})
+    checkpoint_every: int = field(default=0, metadata={"help": "save a resumable checkpoint every N steps (0 = off)"})
+    resume: bool = field(default=True, metadata={"help": "continue from the run's latest checkpoint if there is one"})
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
@@ -67,6 +72,8 @@ class Objective:
 
 @dataclass
 class TrainResult:
+    """`tokens` and `seconds` cover this call (not steps restored from a checkpoint)."""
+
     steps: int
     losses: list[float]
     tokens: int
@@ -93,8 +100,11 @@ def _autocast(device: torch.device, precision: str):
 
 
 def train_loop(model: torch.nn.Module, batches: Iterator[dict], objective: Objective, cfg: TrainConfig,
-               log_path: str | Path | None = None, accelerator=None) -> TrainResult:
-    """Run `cfg.steps` optimizer steps of `objective` over `batches` (an endless iterator)."""
+               log_path: str | Path | None = None, accelerator=None,
+               checkpoint_dir: str | Path | None = None) -> TrainResult:
+    """Run `cfg.steps` optimizer steps of `objective` over `batches` (an endless, deterministic
+    iterator). With `checkpoint_dir`, save every `cfg.checkpoint_every` steps and, when
+    `cfg.resume`, continue from the latest checkpoint: the same batches, in the same order."""
     from transformers import get_scheduler
 
     accelerator = accelerator or make_accelerator()
@@ -108,10 +118,18 @@ def train_loop(model: torch.nn.Module, batches: Iterator[dict], objective: Objec
                               num_training_steps=cfg.steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     model.train()
+    losses, tokens, first = [], 0, 0
+    latest = latest_checkpoint(checkpoint_dir) if checkpoint_dir and cfg.resume else None
+    if latest is not None:
+        counters = load_checkpoint(latest, accelerator.unwrap_model(model), optimizer, scheduler)
+        first, losses, tokens = counters["step"], counters["losses"], counters["tokens"]
+        for _ in range(first * cfg.grad_accum):  # replay the deterministic stream up to the checkpoint
+            next(batches)
+        print(f"tuneforge: resumed from {latest} at step {first}", flush=True)
     log = open(log_path, "a", encoding="utf-8") if log_path and accelerator.is_main_process else None
-    losses, tokens, start = [], 0, time.time()
-    bar = tqdm(range(cfg.steps), desc=f"train {objective.name}", unit="step",
-               disable=not accelerator.is_local_main_process)
+    start, tokens_before = time.time(), tokens
+    bar = tqdm(range(first, cfg.steps), desc=f"train {objective.name}", unit="step", initial=first,
+               total=cfg.steps, disable=not accelerator.is_local_main_process)
     try:
         for step in bar:
             micro = [next(batches) for _ in range(cfg.grad_accum)]
@@ -138,24 +156,29 @@ def train_loop(model: torch.nn.Module, batches: Iterator[dict], objective: Objec
                 raise FloatingPointError(f"loss became {step_loss} at step {step + 1}. Lower train.lr "
                                          "or use train.precision=fp32")
             losses.append(step_loss)
-            tokens += sum(int(b["attention_mask"].sum()) for b in micro)
+            tokens += sum(int(b["num_tokens"]) for b in micro)
             elapsed = time.time() - start
-            bar.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{tokens / max(elapsed, 1e-9):.0f}")
+            rate = (tokens - tokens_before) / max(elapsed, 1e-9)
+            bar.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{rate:.0f}")
             if log and ((step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps):
                 window = losses[-((step % cfg.log_every) + 1):]  # steps since the previous row
                 row = {"step": step + 1, "loss": sum(window) / len(window), "lr": scheduler.get_last_lr()[0],
                        "grad_norm": float(grad_norm) if grad_norm is not None else None,
-                       "targets": total, "tokens_seen": tokens, "tokens_per_s": tokens / max(elapsed, 1e-9),
+                       "targets": total, "tokens_seen": tokens, "tokens_per_s": rate,
                        "elapsed_s": elapsed}
                 log.write(json.dumps(row) + "\n")
                 log.flush()
+            if checkpoint_dir and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 \
+                    and accelerator.is_main_process:
+                save_checkpoint(Path(checkpoint_dir), accelerator.unwrap_model(model), optimizer, scheduler,
+                                {"step": step + 1, "losses": losses, "tokens": tokens})
     finally:
         if log:
             log.close()
     model = accelerator.unwrap_model(model)
     model.eval()
     trainable, total_params = count_parameters(model)
-    return TrainResult(cfg.steps, losses, tokens, time.time() - start, trainable, total_params)
+    return TrainResult(cfg.steps, losses, tokens - tokens_before, time.time() - start, trainable, total_params)
 
 
 @torch.no_grad()

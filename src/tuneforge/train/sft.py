@@ -6,7 +6,13 @@ the tokenizer's offset mapping, so this works for any template whose renderings 
 prefixes extend one another; a template that does not is rejected loudly rather than mis-masked.
 
 The objective returns the *sum* of token losses; the loop divides by the number of target tokens
-over the whole accumulation window (L_SFT = -(1/Σ|y|) ΣΣ log P(y_t | x, y_<t)).
+over the whole accumulation window (L_SFT = -(1/Σ|y|) ΣΣ log P(y_t | x, y_<t)). Logits are
+projected only at positions that predict a target (prompt and padding rows of the vocabulary
+projection are never computed).
+
+Packing concatenates examples into rows of up to `max_length` tokens with position ids restarting
+at 0 for each example and no attention mask: transformers then builds a block-diagonal causal mask
+(eager/SDPA) or uses the varlen path (flash-attention), so examples in a row never see each other.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from tuneforge.errors import DataError, TuneforgeError, UnknownNameError, suggest
+from tuneforge.errors import ConfigError, DataError, TuneforgeError, UnknownNameError, suggest
 from tuneforge.records import Example
+from tuneforge.train.adapters import is_prompt_learning
 
 IGNORE = -100
 MASKS = ("assistant", "last", "all")
@@ -27,11 +34,13 @@ MASKS = ("assistant", "last", "all")
 
 @dataclass
 class Encoded:
-    """One tokenised example: ids and labels (IGNORE where the token is not a target)."""
+    """One tokenised example (or a packed row): ids and labels (IGNORE where not a target);
+    `position_ids` is set for packed rows only."""
 
     input_ids: list[int]
     labels: list[int]
     id: str = ""
+    position_ids: list[int] | None = None
 
     @property
     def n_targets(self) -> int:
@@ -94,18 +103,57 @@ def encode_examples(examples: list[Example], tokenizer, max_length: int = 1024,
     return out, dropped
 
 
+def pack_examples(encoded: list[Encoded], max_length: int) -> list[Encoded]:
+    """Pack examples into rows of at most `max_length` tokens (first-fit decreasing)."""
+    rows: list[list[Encoded]] = []
+    space: list[int] = []
+    for e in sorted(encoded, key=lambda e: -len(e.input_ids)):
+        n = len(e.input_ids)
+        k = next((i for i, free in enumerate(space) if free >= n), None)
+        if k is None:
+            rows.append([])
+            space.append(max_length)
+            k = len(rows) - 1
+        rows[k].append(e)
+        space[k] -= n
+    packed = []
+    for row in rows:
+        ids, labels, pos = [], [], []
+        for e in row:
+            ids += e.input_ids
+            labels += [IGNORE] + e.labels[1:]  # a segment's first token is never predicted from the previous one
+            pos += list(range(len(e.input_ids)))
+        packed.append(Encoded(ids, labels, "+".join(e.id for e in row), pos))
+    return packed
+
+
 def collate(batch: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad a batch: input_ids, attention_mask, labels — each (B, T)."""
+    """Right-pad a batch to (B, T): input_ids, labels, num_tokens (real tokens), and either
+    attention_mask (plain rows) or position_ids (packed rows; padding forms its own segment)."""
     width = max(len(e.input_ids) for e in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
-    attn = torch.zeros((len(batch), width), dtype=torch.long)
+    packed = batch[0].position_ids is not None
+    extra = torch.zeros((len(batch), width), dtype=torch.long)
     for i, e in enumerate(batch):
         n = len(e.input_ids)
         ids[i, :n] = torch.tensor(e.input_ids)
         labels[i, :n] = torch.tensor(e.labels)
-        attn[i, :n] = 1
-    return {"input_ids": ids, "attention_mask": attn, "labels": labels}
+        if packed:
+            extra[i, :n] = torch.tensor(e.position_ids)
+            extra[i, n:] = torch.arange(width - n)
+        else:
+            extra[i, :n] = 1
+    out = {"input_ids": ids, "labels": labels,
+           "num_tokens": torch.tensor(sum(len(e.input_ids) for e in batch))}
+    out["position_ids" if packed else "attention_mask"] = extra
+    return out
+
+
+def model_inputs(batch: dict) -> dict:
+    """The forward() arguments of a collated batch (no KV cache: it would disable packing)."""
+    keys = ("input_ids", "attention_mask", "position_ids")
+    return {**{k: batch[k] for k in keys if k in batch}, "use_cache": False}
 
 
 def length_grouped_batches(encoded: list[Encoded], batch_size: int, seed: int, epoch: int) -> list[list[Encoded]]:
@@ -123,11 +171,18 @@ def length_grouped_batches(encoded: list[Encoded], batch_size: int, seed: int, e
     return batches
 
 
-def batch_stream(encoded: list[Encoded], batch_size: int, pad_id: int, seed: int = 0) -> Iterator[dict]:
-    """Endless collated micro-batches, reshuffled every epoch."""
+def batch_stream(encoded: list[Encoded], batch_size: int, pad_id: int, seed: int = 0,
+                 pack_length: int = 0) -> Iterator[dict]:
+    """Endless collated micro-batches, reshuffled every epoch. With `pack_length`, examples are
+    packed into rows of that many tokens each epoch and `batch_size` counts rows."""
     epoch = 0
     while True:
-        for b in length_grouped_batches(encoded, batch_size, seed, epoch):
+        rows = encoded
+        if pack_length:
+            order = list(encoded)
+            random.Random(seed * 100_003 + epoch).shuffle(order)
+            rows = pack_examples(order, pack_length)
+        for b in length_grouped_batches(rows, batch_size, seed, epoch):
             yield collate(b, pad_id)
         epoch += 1
 
@@ -139,8 +194,16 @@ def count_targets(batch: dict) -> int:
 
 def sft_loss(model, batch: dict) -> torch.Tensor:
     """Sum of next-token cross-entropy over target tokens (the loop normalises)."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, T, V)
-    shift_logits = logits[:, :-1].float()
-    shift_labels = batch["labels"][:, 1:]
-    return F.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1),
-                           ignore_index=IGNORE, reduction="sum")
+    labels = batch["labels"]
+    targets = labels[:, 1:] != IGNORE  # (B, T-1): position t predicts token t+1
+    keep = F.pad(targets, (0, 1), value=False)  # (B, T)
+    if is_prompt_learning(model):  # PEFT prepends virtual tokens: logits are (B, n_virtual + T, V)
+        if "position_ids" in batch:
+            raise ConfigError("packing cannot be combined with prompt/prefix/p-tuning (their virtual tokens "
+                              "need a padding mask). Set train.packing=false")
+        logits = model(**model_inputs(batch)).logits
+    else:
+        logits = model(**model_inputs(batch), logits_to_keep=keep).logits
+    if logits.dim() == 3:  # full logits (prompt learning, or a version ignoring a boolean logits_to_keep)
+        logits = logits[:, -labels.size(1):][keep]
+    return F.cross_entropy(logits.float(), labels[:, 1:][targets], reduction="sum")  # logits: (N, V)

@@ -1,0 +1,73 @@
+"""Direct Preference Optimisation as an objective for the one loop.
+
+For a pair with policy log-probs (π_c, π_r) and reference log-probs (ρ_c, ρ_r) of the chosen and
+rejected responses (summed over response tokens), with Δ = (π_c − π_r) − (ρ_c − ρ_r):
+
+    L = −(1 − ε) · log σ(β·Δ) − ε · log σ(−β·Δ)        (ε = label smoothing, conservative DPO)
+
+The loop normalises by the number of pairs. The reference is, in order of preference: log-probs
+precomputed into the batch (`ref_logps`), a given reference model, or — for a PEFT model — the same
+model with its adapter disabled (no second copy of the weights).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from tuneforge.errors import ConfigError
+from tuneforge.records import Example, PreferencePair
+from tuneforge.train.loop import Objective
+from tuneforge.train.sft import IGNORE, Encoded, collate, encode_example, model_inputs
+
+
+def dpo_term(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: float = 0.1,
+             label_smoothing: float = 0.0) -> torch.Tensor:
+    """Per-pair DPO loss (tensors of shape (P,)); see the module docstring."""
+    delta = (policy_chosen - policy_rejected) - (ref_chosen - ref_rejected)
+    return -(1 - label_smoothing) * F.logsigmoid(beta * delta) - label_smoothing * F.logsigmoid(-beta * delta)
+
+
+def encode_pair(pair: PreferencePair, tokenizer, max_length: int = 1024) -> tuple[Encoded, Encoded]:
+    """Tokenise chosen and rejected conversations; targets are the final response only."""
+    def conv(answer: str) -> Example:
+        return Example(messages=[*pair.prompt, {"role": "assistant", "content": answer}], id=pair.id)
+    return (encode_example(conv(pair.chosen), tokenizer, max_length, mask="last"),
+            encode_example(conv(pair.rejected), tokenizer, max_length, mask="last"))
+
+
+def collate_pairs(pairs: list[tuple[Encoded, Encoded]], pad_id: int) -> dict:
+    """(2P, T) batch: rows 0..P-1 chosen, P..2P-1 rejected; `pairs` = P."""
+    batch = collate([c for c, _ in pairs] + [r for _, r in pairs], pad_id)
+    batch["pairs"] = torch.tensor(len(pairs))
+    return batch
+
+
+def sequence_logps(model, batch: dict) -> torch.Tensor:
+    """Sum of log-probabilities of each row's target tokens: (rows,)."""
+    labels = batch["labels"]
+    targets = labels[:, 1:] != IGNORE
+    logits = model(**model_inputs(batch)).logits[:, -labels.size(1):-1].float()  # (R, T-1, V)
+    logp = torch.gather(logits.log_softmax(-1), 2, labels[:, 1:].clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return (logp * targets).sum(-1)
+
+
+def dpo_objective(beta: float = 0.1, label_smoothing: float = 0.0, ref_model=None) -> Objective:
+    """An Objective computing the summed DPO loss of a `collate_pairs` batch."""
+    def loss(model, batch):
+        p = int(batch["pairs"])
+        policy = sequence_logps(model, batch)
+        with torch.no_grad():
+            if "ref_logps" in batch:
+                ref = batch["ref_logps"]
+            elif ref_model is not None:
+                ref = sequence_logps(ref_model, batch)
+            elif hasattr(model, "disable_adapter"):
+                with model.disable_adapter():
+                    ref = sequence_logps(model, batch)
+            else:
+                raise ConfigError("DPO needs a reference: precomputed ref_logps, a reference model, or a "
+                                  "PEFT adapter (the base model then serves as the reference)")
+        return dpo_term(policy[:p], policy[p:], ref[:p], ref[p:], beta, label_smoothing).sum()
+
+    return Objective("dpo", loss, lambda batch: int(batch["pairs"]))

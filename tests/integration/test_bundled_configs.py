@@ -1,0 +1,30 @@
+"""Every bundled `tuneforge train` config trains the embedded model for a few steps, loss falling."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tuneforge.cli import main
+from tuneforge.data.io import write_records
+from tuneforge.data.seed import load_seed
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.yaml") if p.name != "demo.yaml")
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def small_train(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "train.jsonl"
+    write_records(load_seed("train", domains=["finance"])[:4], path)
+    return path
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+def test_bundled_config_trains_with_falling_loss(config, small_train, tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", str(config), f"output_dir={out}", f"data.train={small_train}", "data.eval=",
+                 "train.steps=6", "train.batch_size=4", "train.warmup_ratio=0.0", "train.log_every=1"]) == 0
+    losses = [json.loads(line)["loss"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert len(losses) == 6 and losses[-1] < losses[0], losses

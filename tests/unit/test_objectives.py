@@ -1,0 +1,69 @@
+import copy
+import math
+
+import pytest
+import torch
+
+from tuneforge.records import Message, PreferencePair
+from tuneforge.train.adapters import AdapterConfig, apply_adapter
+from tuneforge.train.distill import distill_objective, kl_term
+from tuneforge.train.dpo import collate_pairs, dpo_objective, dpo_term, encode_pair, sequence_logps
+from tuneforge.train.loop import TrainConfig, train_loop
+from tuneforge.train.sft import collate, encode_examples, sft_loss
+
+
+def test_dpo_term_matches_the_formula_by_hand():
+    # Δ = (−1 − −2) − (−1.5 − −1.5) = 1; β = 0.5
+    args = [torch.tensor([x]) for x in (-1.0, -2.0, -1.5, -1.5)]
+    plain = -math.log(1 / (1 + math.exp(-0.5)))
+    assert float(dpo_term(*args, beta=0.5)) == pytest.approx(plain, rel=1e-6)
+    smoothed = 0.9 * plain + 0.1 * -math.log(1 / (1 + math.exp(0.5)))
+    assert float(dpo_term(*args, beta=0.5, label_smoothing=0.1)) == pytest.approx(smoothed, rel=1e-6)
+
+
+@pytest.mark.parametrize("tau", [1.0, 2.0])
+def test_kl_term_matches_the_formula_by_hand(tau):
+    student, teacher = torch.tensor([[0.0, 0.0]]), torch.tensor([[math.log(3.0), 0.0]])
+    p = [math.exp(math.log(3.0) / tau), 1.0]
+    p = [x / sum(p) for x in p]
+    expected = tau**2 * sum(pi * math.log(pi / 0.5) for pi in p)
+    assert float(kl_term(student, teacher, tau)) == pytest.approx(expected, rel=1e-6)
+
+
+def _pairs(n=6):
+    return [PreferencePair(prompt=[Message("user", f"Should I check the rules {i}?")],
+                           chosen="Yes, please consult a professional.", rejected="No idea, whatever.", id=str(i))
+            for i in range(n)]
+
+
+def test_sequence_logps_is_minus_the_summed_sft_loss(tiny_lm, tiny_tok, examples):
+    encs, _ = encode_examples(examples[:1], tiny_tok)
+    batch = collate(encs, tiny_tok.pad_token_id)
+    with torch.no_grad():
+        assert float(sequence_logps(tiny_lm, batch)[0]) == pytest.approx(-float(sft_loss(tiny_lm, batch)), rel=1e-5)
+
+
+def test_dpo_training_widens_the_chosen_rejected_margin(tiny_lm, tiny_tok):
+    model = apply_adapter(tiny_lm, AdapterConfig(r=4))
+    batch = collate_pairs([encode_pair(p, tiny_tok) for p in _pairs()], tiny_tok.pad_token_id)
+
+    def margin():
+        with torch.no_grad():
+            lp = sequence_logps(model, batch)
+        return float((lp[:6] - lp[6:]).mean())
+
+    before = margin()
+    objective = dpo_objective(beta=0.5)  # reference = the base model (adapter disabled)
+    result = train_loop(model, iter([batch] * 15), objective,
+                        TrainConfig(steps=15, batch_size=6, lr=1e-2, warmup_ratio=0.0, precision="fp32"))
+    assert margin() > before + 0.5
+    assert result.losses[-1] < result.losses[0] <= math.log(2) + 1e-4  # starts at log 2 (policy = reference)
+
+
+def test_distillation_from_an_identical_teacher_is_pure_cross_entropy(tiny_lm, tiny_tok, examples):
+    encs, _ = encode_examples(examples, tiny_tok)
+    batch = collate(encs, tiny_tok.pad_token_id)
+    teacher = copy.deepcopy(tiny_lm)
+    objective = distill_objective(teacher, temperature=2.0, alpha=0.3)
+    with torch.no_grad():
+        assert float(objective.loss(tiny_lm, batch)) == pytest.approx(0.7 * float(sft_loss(tiny_lm, batch)), rel=1e-5)
