@@ -25,6 +25,8 @@ def __getattr__(name):
             "run_demo": "tuneforge.demo", "DemoConfig": "tuneforge.demo",
             "generate_answers": "tuneforge.generation", "GenerationConfig": "tuneforge.generation",
             "train_loop": "tuneforge.train.loop", "TrainConfig": "tuneforge.train.loop",
+            "train_sft": "tuneforge.train.recipe", "SFTRunConfig": "tuneforge.train.recipe",
+            "dpo_objective": "tuneforge.train.dpo", "distill_objective": "tuneforge.train.distill",
             "apply_adapter": "tuneforge.train.adapters", "AdapterConfig": "tuneforge.train.adapters",
             "score_generations": "tuneforge.evaluate.runner", "write_report": "tuneforge.evaluate.report"}
     if name in lazy:

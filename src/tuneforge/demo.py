@@ -21,7 +21,7 @@ from tuneforge.evaluate.runner import make_encoder, score_generations
 from tuneforge.generation import GenerationConfig, generate_answers
 from tuneforge.models import EMBEDDED_ENCODER, load_model
 from tuneforge.records import EvalItem, Example
-from tuneforge.train.adapters import AdapterConfig
+from tuneforge.train.adapters import AdapterConfig, is_prompt_learning
 from tuneforge.train.loop import TrainConfig
 from tuneforge.train.recipe import ModelConfig, fit_sft
 
@@ -123,7 +123,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     model, result, eval_loss = fit_sft(model, tok, train, cfg.adapter, cfg.train, run_dir, test)
 
     stages.start("tuned_answers", "tuned model: answers to the test split")
-    if hasattr(model, "merge_and_unload"):
+    if hasattr(model, "merge_and_unload") and not is_prompt_learning(model):
         model = model.merge_and_unload()  # merged weights decode ~30% faster than an unmerged adapter
     tuned_name = f"{cfg.model.name}+{cfg.adapter.method}"
     tuned_gens = generate_answers(model, tok, items, cfg.generation, tuned_name,
@@ -141,7 +141,6 @@ def run_demo(cfg: DemoConfig) -> Path:
            "first_loss": result.losses[0], "final_loss": result.final_loss,
            "trainable_params": result.trainable_params, "total_params": result.total_params,
            "eval_loss": eval_loss}
-    stages.stop()
     comparison = {k: {"base": v, "tuned": scores["tuned"]["flat"][k], "delta": scores["tuned"]["flat"][k] - v}
                   for k, v in scores["base"]["flat"].items()}
 

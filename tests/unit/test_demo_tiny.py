@@ -1,0 +1,24 @@
+"""The demo recipe end to end on the tiny in-process model (seconds), with a prompt-learning
+adapter, which has nothing to merge before generating."""
+
+import json
+
+from tuneforge.config import load_config
+from tuneforge.demo import DemoConfig, run_demo
+
+
+def test_demo_recipe_runs_with_a_prompt_tuning_adapter(tmp_path, tiny_lm, tiny_tok):
+    tiny_lm.save_pretrained(tmp_path / "model")
+    tiny_tok.save_pretrained(tmp_path / "model")
+    cfg = load_config(DemoConfig, None, [
+        f"output_dir={tmp_path / 'run'}", f"model.name={tmp_path / 'model'}", "model.dtype=float32",
+        "model.device=cpu", "adapter.method=prompt_tuning", "adapter.num_virtual_tokens=3",
+        "train.steps=2", "train.batch_size=2", "train.precision=fp32", "data.test_per_domain=1",
+        "generation.max_new_tokens=4"])
+    run = run_demo(cfg)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["run"]["adapter"] == "prompt_tuning" and metrics["run"]["steps"] == 2
+    assert set(metrics["run"]["stage_seconds"]) == {"data", "base_answers", "train", "tuned_answers", "score"}
+    assert "rouge_l_for_travel" in metrics["comparison"]
+    assert (run / "adapter" / "adapter_config.json").exists()
+    assert len((run / "generations" / "tuned.jsonl").read_text().splitlines()) == 5
