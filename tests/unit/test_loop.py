@@ -120,12 +120,24 @@ def test_an_interrupted_run_resumes_with_the_same_loss_curve(tiny_tok, examples,
                 raise KeyboardInterrupt("simulated crash")
             yield b
 
-    ckpt = tmp_path / "ckpt"
+    ckpt, log = tmp_path / "ckpt", tmp_path / "log.jsonl"
     with pytest.raises(KeyboardInterrupt):  # dies during step 6, after the step-4 checkpoint
         train_loop(fresh(), crashing(batch_stream(encs, 3, tiny_tok.pad_token_id, seed=7), 11), SFT, cfg,
-                   checkpoint_dir=ckpt)
+                   log_path=log, checkpoint_dir=ckpt)
     assert (ckpt / "latest").read_text() == "checkpoint-4"
+    assert [json.loads(x)["step"] for x in log.read_text().splitlines()] == [1, 2, 3, 4, 5]
     resumed = train_loop(fresh(), batch_stream(encs, 3, tiny_tok.pad_token_id, seed=7), SFT, cfg,
-                         checkpoint_dir=ckpt)
+                         log_path=log, checkpoint_dir=ckpt)
     assert resumed.losses == pytest.approx(straight.losses, rel=1e-6)
     assert len(resumed.losses) == 10
+    rows = [json.loads(x) for x in log.read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 11))  # step 5 is not logged twice
+    assert [r["loss"] for r in rows] == pytest.approx(straight.losses, rel=1e-6)
+
+
+def test_a_fresh_run_starts_a_fresh_log(tiny_lm, tiny_tok, examples, tmp_path):
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"step": 99, "loss": 1.0}\n')
+    encs, _ = encode_examples(examples, tiny_tok)
+    train_loop(tiny_lm, batch_stream(encs, 4, tiny_tok.pad_token_id), SFT, _cfg(steps=2), log_path=log)
+    assert [json.loads(x)["step"] for x in log.read_text().splitlines()] == [1, 2]

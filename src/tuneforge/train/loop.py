@@ -126,7 +126,7 @@ def train_loop(model: torch.nn.Module, batches: Iterator[dict], objective: Objec
         for _ in range(first * cfg.grad_accum):  # replay the deterministic stream up to the checkpoint
             next(batches)
         print(f"tuneforge: resumed from {latest} at step {first}", flush=True)
-    log = open(log_path, "a", encoding="utf-8") if log_path and accelerator.is_main_process else None
+    log = _open_log(Path(log_path), first) if log_path and accelerator.is_main_process else None
     start, tokens_before = time.time(), tokens
     bar = tqdm(range(first, cfg.steps), desc=f"train {objective.name}", unit="step", initial=first,
                total=cfg.steps, disable=not accelerator.is_local_main_process)
@@ -179,6 +179,19 @@ def train_loop(model: torch.nn.Module, batches: Iterator[dict], objective: Objec
     model.eval()
     trainable, total_params = count_parameters(model)
     return TrainResult(cfg.steps, losses, tokens - tokens_before, time.time() - start, trainable, total_params)
+
+
+def _open_log(path: Path, first_step: int):
+    """Open the metrics log for appending after keeping only rows up to `first_step` (0 for a fresh
+    run): rows a crashed run wrote after its last checkpoint would otherwise appear twice."""
+    kept = []
+    if first_step and path.exists():
+        kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= first_step]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(path, "w", encoding="utf-8")
+    log.writelines(line + "\n" for line in kept)
+    return log
 
 
 @torch.no_grad()
