@@ -2,7 +2,7 @@
 VENV ?= .venv
 STAMP := $(VENV)/.tuneforge-installed
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test bench lint clean
 
 install: $(STAMP)
 
@@ -15,6 +15,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
+
+bench: $(STAMP)
+	$(VENV)/bin/pip install -q -e ".[bench]"
+	$(VENV)/bin/python benchmarks/train_throughput.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -27,6 +27,10 @@ def __getattr__(name):
             "train_loop": "tuneforge.train.loop", "TrainConfig": "tuneforge.train.loop",
             "train_sft": "tuneforge.train.recipe", "SFTRunConfig": "tuneforge.train.recipe",
             "dpo_objective": "tuneforge.train.dpo", "distill_objective": "tuneforge.train.distill",
+            "domain_adaptation_objective": "tuneforge.train.domain_adapt",
+            "domain_adaptation_batches": "tuneforge.train.domain_adapt",
+            "export_run": "tuneforge.train.export", "mix_datasets": "tuneforge.data.mix",
+            "set_chat_template": "tuneforge.train.chat_template", "estimate_memory": "tuneforge.train.memory",
             "apply_adapter": "tuneforge.train.adapters", "AdapterConfig": "tuneforge.train.adapters",
             "score_generations": "tuneforge.evaluate.runner", "write_report": "tuneforge.evaluate.report"}
     if name in lazy:

@@ -44,13 +44,24 @@ def cmd_train(args) -> int:
                              "[key=value ...] (bundled: configs/lora.yaml, configs/full.yaml, ...)")
     cfg = load_config(SFTRunConfig, words[0], words[1:])
     if inspect:
-        from tuneforge.data.seed import load_examples
         from tuneforge.models import load_tokenizer
+        from tuneforge.train.chat_template import set_chat_template
+        from tuneforge.train.recipe import load_training_mix
 
-        examples = load_examples(cfg.data.train)[: args.n]
-        print(inspect_examples(examples, load_tokenizer(cfg.model.name), cfg.train.mask, cfg.train.max_length))
+        examples = load_training_mix(cfg.data, cfg.train.seed)[: args.n]
+        tok = set_chat_template(load_tokenizer(cfg.model.name), cfg.model.chat_template, cfg.model.eos_token)
+        print(inspect_examples(examples, tok, cfg.train.mask, cfg.train.max_length))
         return 0
     train_sft(cfg)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from tuneforge.train.export import export_run
+
+    out = export_run(args.run_dir, args.out, merge=args.merge, dtype=args.dtype)
+    what = "merged model (AutoModelForCausalLM.from_pretrained)" if args.merge else "trained weights"
+    print(f"Exported the {what} to {out}")
     return 0
 
 
@@ -102,6 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("args", nargs="*", help="[inspect] CONFIG [key=value ...]")
     train.add_argument("--n", type=int, default=2, help="examples to show with inspect")
     train.set_defaults(fn=cmd_train)
+
+    exp = sub.add_parser("export", help="export a training run: the adapter, or (--merge) a merged model",
+                         description="Copy a run's adapter (PeftModel.from_pretrained), or with --merge fold it "
+                         "into the base and save safetensors loadable with AutoModelForCausalLM.from_pretrained.")
+    exp.add_argument("run_dir", type=Path, help="a directory written by tuneforge train")
+    exp.add_argument("--merge", action="store_true", help="merge LoRA/IA³ weights into the base model")
+    exp.add_argument("--out", type=Path, help="output directory (default RUN_DIR/merged or RUN_DIR/export)")
+    exp.add_argument("--dtype", default="", help="dtype of the merged weights (default: the run's model.dtype)")
+    exp.set_defaults(fn=cmd_export)
 
     data = sub.add_parser("data", help="convert and inspect data files").add_subparsers(dest="data_verb", required=True)
     conv = data.add_parser("convert", help="convert between formats", description=(

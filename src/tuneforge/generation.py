@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from tuneforge.errors import ConfigError, DataError
 from tuneforge.records import EvalItem, Generation
+from tuneforge.train.chat_template import stop_token_ids
 
 
 @dataclass
@@ -99,7 +100,7 @@ def _generate_batch(model, tokenizer, prompts: list[str], cfg: GenerationConfig)
     enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     enc = {k: v.to(model.device) for k, v in enc.items()}
     kwargs = dict(max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample,
-                  pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+                  pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_token_ids(tokenizer, model))
     if cfg.do_sample:
         kwargs.update(temperature=cfg.temperature, top_p=cfg.top_p)
     out = model.generate(**enc, **kwargs)  # (B, prompt + new)

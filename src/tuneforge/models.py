@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from tuneforge.errors import TuneforgeError, UnknownNameError, suggest
+from tuneforge.errors import ConfigError, TuneforgeError, UnknownNameError, suggest
 
 EMBEDDED_MODEL = "smollm2-135m-instruct"
 EMBEDDED_ENCODER = "all-minilm-l6-v2"
@@ -128,15 +128,20 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
+
+
 def load_model(name: str = EMBEDDED_MODEL, dtype: str = "bfloat16", attn_implementation: str = "sdpa",
-               device: str = "auto"):
+               device: str = "auto", load_in_4bit: bool = False):
     """Load a causal LM and its tokenizer.
 
     Args:
         name: hub id, local directory, `.gguf` file, or the embedded default.
         dtype: parameter dtype ("bfloat16", "float32", "float16").
-        attn_implementation: "sdpa" (fast on CPU and GPU), "eager", or "flash_attention_2".
+        attn_implementation: "sdpa" (the default), "eager" (trains fastest on CPU at short rows),
+            "flash_attention_2" (GPU), ...
         device: "auto" (GPU if visible), "cpu", "cuda", "cuda:1", ...
+        load_in_4bit: quantise the weights to 4-bit NF4 with bitsandbytes (QLoRA; CUDA only).
 
     Returns:
         (model, tokenizer), the model in eval mode.
@@ -145,15 +150,41 @@ def load_model(name: str = EMBEDDED_MODEL, dtype: str = "bfloat16", attn_impleme
 
     if dtype not in DTYPES:
         raise UnknownNameError(f"unknown dtype '{dtype}'.{suggest(dtype, DTYPES)} Available: {', '.join(DTYPES)}")
+    if attn_implementation not in ATTENTION_IMPLEMENTATIONS:
+        raise UnknownNameError(f"unknown attention '{attn_implementation}' (model.attn_implementation)."
+                               f"{suggest(attn_implementation, ATTENTION_IMPLEMENTATIONS)} "
+                               f"Available: {', '.join(ATTENTION_IMPLEMENTATIONS)}")
     where = resolve_model(name)
     tokenizer = load_tokenizer(name)
+    device = default_device() if device == "auto" else device
+    extra = {}
+    if load_in_4bit:
+        from transformers import BitsAndBytesConfig
+
+        check_4bit_supported(device)
+        extra = {"quantization_config": BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=DTYPES[dtype]), "device_map": {"": device}}
     model = AutoModelForCausalLM.from_pretrained(where, dtype=DTYPES[dtype], trust_remote_code=False,
-                                                 attn_implementation=attn_implementation)
-    model.to(default_device() if device == "auto" else device)
+                                                 attn_implementation=attn_implementation, **extra)
+    if not load_in_4bit:
+        model.to(device)
     model.eval()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def check_4bit_supported(device: str) -> None:
+    """QLoRA's 4-bit base needs a CUDA device and the bitsandbytes package: say so before loading."""
+    import importlib.util
+
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        raise ConfigError(f"adapter.method=qlora loads the base in 4-bit NF4 with bitsandbytes, which needs a CUDA "
+                          f"GPU; this run's device is '{device}' and torch sees no GPU. Use adapter.method=lora "
+                          "(the same adapter over a bf16 base) on this machine")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError("adapter.method=qlora needs the bitsandbytes package: pip install bitsandbytes")
 
 
 def tiny_tokenizer(texts: list[str] | None = None, vocab_size: int = 400):

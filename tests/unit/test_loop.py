@@ -141,3 +141,22 @@ def test_a_fresh_run_starts_a_fresh_log(tiny_lm, tiny_tok, examples, tmp_path):
     encs, _ = encode_examples(examples, tiny_tok)
     train_loop(tiny_lm, batch_stream(encs, 4, tiny_tok.pad_token_id), SFT, _cfg(steps=2), log_path=log)
     assert [json.loads(x)["step"] for x in log.read_text().splitlines()] == [1, 2]
+
+
+@pytest.mark.slow  # torch.compile takes ~80 s on 2 cores
+def test_compiled_blocks_train_like_eager_ones_and_are_uncompiled_after(tiny_tok, examples):
+    from tuneforge.models import tiny_model
+    from tuneforge.train.compile import transformer_blocks
+
+    encs, _ = encode_examples(examples, tiny_tok)
+
+    def run(compile_: bool):
+        model = apply_adapter(tiny_model(tiny_tok, hidden=32, seed=0), AdapterConfig(method="lora", r=4))
+        result = train_loop(model, batch_stream(encs, 4, tiny_tok.pad_token_id, seed=3), SFT,
+                            _cfg(steps=3, lr=1e-2, compile=compile_))
+        return model, result.losses
+
+    model, compiled = run(True)
+    _, eager = run(False)
+    assert compiled == pytest.approx(eager, rel=1e-4)
+    assert all(block._compiled_call_impl is None for block in transformer_blocks(model))

@@ -36,3 +36,11 @@ def test_embedded_encoder_gives_unit_embeddings():
     vecs = enc.encode(["How do I file taxes?", "Tax filing steps"], normalize_embeddings=True)
     assert vecs.shape == (2, 384)
     assert float(vecs[0] @ vecs[1]) > 0.5
+
+
+def test_an_unknown_attention_is_a_clear_error():
+    from tuneforge.errors import UnknownNameError
+    from tuneforge.models import load_model
+
+    with pytest.raises(UnknownNameError, match="Did you mean: eager"):
+        load_model("smollm2-135m-instruct", attn_implementation="eagr")

@@ -49,3 +49,63 @@ def test_train_inspect_marks_the_targets(tiny_run, capsys):
 def test_train_without_a_config_is_a_clear_error(capsys):
     assert main(["train", "steps=3"]) == 2
     assert "needs a config file" in capsys.readouterr().err
+
+
+def test_export_merge_gives_a_plain_transformers_model_with_the_tuned_outputs(tiny_run):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    tmp_path, cfg = tiny_run
+    assert main(["train", str(cfg)]) == 0
+    run = tmp_path / "run"
+    assert main(["export", str(run), "--merge"]) == 0
+    merged_dir = run / "merged"
+    assert (merged_dir / "model.safetensors").exists() and not (merged_dir / "adapter_config.json").exists()
+    merged = AutoModelForCausalLM.from_pretrained(merged_dir)
+    tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tmp_path / "model"), str(run / "adapter"))
+    base = AutoModelForCausalLM.from_pretrained(tmp_path / "model")
+    ids = torch.randint(5, 300, (2, 10), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want, got, before = tuned(input_ids=ids).logits, merged(input_ids=ids).logits, base(input_ids=ids).logits
+    assert torch.allclose(got, want, atol=1e-5)
+    assert not torch.allclose(got, before, atol=1e-3)  # the merge carried the training
+    assert (merged_dir / "tokenizer.json").exists()
+
+
+def test_export_without_merge_copies_the_adapter_and_bad_runs_are_clear_errors(tiny_run, capsys):
+    tmp_path, cfg = tiny_run
+    assert main(["export", str(tmp_path)]) == 2
+    assert "not a finished training run" in capsys.readouterr().err
+    assert main(["train", str(cfg), "adapter.method=prompt_tuning", "adapter.num_virtual_tokens=2",
+                 "train.steps=2"]) == 0
+    assert main(["export", str(tmp_path / "run"), "--merge"]) == 2
+    assert "cannot be merged" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "adapter_config.json").exists()
+
+
+def test_train_mixes_weighted_sources_and_saves_the_resolved_config(tiny_run, capsys):
+    import yaml
+
+    from tuneforge.data.io import write_records
+    from tuneforge.records import Example, Message
+
+    tmp_path, cfg = tiny_run
+    extra = [Example(messages=[Message("user", f"Travel question {i}?"), Message("assistant", "Check the visa rules.")],
+                     id=f"travel-{i}", domain="travel") for i in range(4)]
+    write_records(extra, tmp_path / "extra.jsonl")
+    assert main(["train", str(cfg), f"data.train=[{tmp_path / 'train.jsonl'}, {tmp_path / 'extra.jsonl'}]",
+                 "data.weights=[1, 3]", "train.steps=2"]) == 0
+    out = capsys.readouterr().out
+    assert "extra.jsonl: 9 rows from 4 (75%)" in out and "train.jsonl: 3 rows from 8 (25%)" in out
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["data"]["weights"] == [1, 3] and len(saved["data"]["train"]) == 2
+    assert "memory estimate: weights" in out
+
+
+def test_qlora_on_a_cpu_machine_is_a_clear_error_before_loading(tiny_run, capsys):
+    _, cfg = tiny_run
+    assert main(["train", str(cfg), "adapter.method=qlora"]) == 2
+    err = capsys.readouterr().err
+    assert "needs a CUDA GPU" in err and "adapter.method=lora" in err

@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -24,6 +24,8 @@ from tqdm.auto import tqdm
 
 from tuneforge.errors import ConfigError, DataError, suggest
 from tuneforge.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from tuneforge.train.compile import compile_blocks, uncompile_blocks
+from tuneforge.train.trackers import check_trackers, open_trackers
 
 SCHEDULES = ("cosine", "linear", "constant")
 PRECISIONS = ("bf16", "fp32")
@@ -44,10 +46,14 @@ class TrainConfig:
     packing: bool = field(default=False, metadata={"help": "pack examples into rows of max_length tokens "
                                                             "(batch_size then counts rows)"})
     precision: str = field(default="bf16", metadata={"help": "bf16 autocast (CPU and GPU) | fp32"})
+    compile: bool = field(default=False, metadata={"help": "torch.compile each transformer block (faster steps "
+                                                           "after a one-off compile of ~1-2 min on CPU)"})
     seed: int = field(default=0, metadata={"help": "data order and initialisation seed"})
     log_every: int = field(default=10, metadata={"help": "log a metrics row every N steps"})
     checkpoint_every: int = field(default=0, metadata={"help": "save a resumable checkpoint every N steps (0 = off)"})
     resume: bool = field(default=True, metadata={"help": "continue from the run's latest checkpoint if there is one"})
+    report_to: list[str] = field(default_factory=list, metadata={
+        "help": "also log metrics to: tensorboard, mlflow ([] = only train_log.jsonl; nothing leaves the machine)"})
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
@@ -58,6 +64,7 @@ class TrainConfig:
         for name in ("steps", "batch_size", "grad_accum", "max_length", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        check_trackers(self.report_to)
 
 
 @dataclass
@@ -92,7 +99,15 @@ def make_accelerator():
     state per process, so the loop applies bf16 autocast itself and every run may choose."""
     from accelerate import Accelerator
 
-    return Accelerator()
+    return Accelerator(cpu=not torch.cuda.is_available())
+
+
+def distributed_state():
+    """accelerate's per-process state. Without a GPU it is asked for CPU explicitly: otherwise a
+    `torchrun` / `accelerate launch` of several CPU processes would not join a gloo group."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 def _autocast(device: torch.device, precision: str):
@@ -116,7 +131,11 @@ def train_loop(model: torch.nn.Module, batches: Iterator[dict], objective: Objec
     scheduler = get_scheduler(cfg.schedule if cfg.schedule != "constant" else "constant_with_warmup",
                               optimizer, num_warmup_steps=int(cfg.warmup_ratio * cfg.steps),
                               num_training_steps=cfg.steps)
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    if cfg.compile:
+        compile_blocks(model)
+    # The scheduler is not prepared: accelerate would step it once per process per optimizer step,
+    # running the schedule N times too fast on N processes. `cfg.steps` are global optimizer steps.
+    model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
     losses, tokens, first = [], 0, 0
     latest = latest_checkpoint(checkpoint_dir) if checkpoint_dir and cfg.resume else None
@@ -127,6 +146,7 @@ def train_loop(model: torch.nn.Module, batches: Iterator[dict], objective: Objec
             next(batches)
         print(f"tuneforge: resumed from {latest} at step {first}", flush=True)
     log = _open_log(Path(log_path), first) if log_path and accelerator.is_main_process else None
+    trackers = open_trackers(cfg.report_to, Path(log_path).parent, asdict(cfg)) if log else []
     start, tokens_before = time.time(), tokens
     bar = tqdm(range(first, cfg.steps), desc=f"train {objective.name}", unit="step", initial=first,
                total=cfg.steps, disable=not accelerator.is_local_main_process)
@@ -168,6 +188,8 @@ def train_loop(model: torch.nn.Module, batches: Iterator[dict], objective: Objec
                        "elapsed_s": elapsed}
                 log.write(json.dumps(row) + "\n")
                 log.flush()
+                for tracker in trackers:
+                    tracker.log(row, step + 1)
             if checkpoint_dir and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 \
                     and accelerator.is_main_process:
                 save_checkpoint(Path(checkpoint_dir), accelerator.unwrap_model(model), optimizer, scheduler,
@@ -175,6 +197,10 @@ def train_loop(model: torch.nn.Module, batches: Iterator[dict], objective: Objec
     finally:
         if log:
             log.close()
+        for tracker in trackers:
+            tracker.close()
+        if cfg.compile:
+            uncompile_blocks(accelerator.unwrap_model(model))
     model = accelerator.unwrap_model(model)
     model.eval()
     trainable, total_params = count_parameters(model)

@@ -10,11 +10,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tuneforge.config import save_config
+from tuneforge.data.mix import mix_counts, mix_datasets, mix_report
 from tuneforge.data.seed import load_examples
-from tuneforge.models import EMBEDDED_MODEL, load_model
+from tuneforge.errors import ConfigError
+from tuneforge.models import (
+    EMBEDDED_MODEL,
+    check_4bit_supported,
+    load_model,
+    resolve_model,
+)
 from tuneforge.records import Example
 from tuneforge.train.adapters import AdapterConfig, apply_adapter, save_trained
-from tuneforge.train.loop import Objective, TrainConfig, TrainResult, evaluate_loss, train_loop
+from tuneforge.train.chat_template import check_end_of_turn, set_chat_template
+from tuneforge.train.loop import (
+    Objective,
+    TrainConfig,
+    TrainResult,
+    distributed_state,
+    evaluate_loss,
+    train_loop,
+)
+from tuneforge.train.memory import estimate_memory
 from tuneforge.train.sft import (
     batch_stream,
     collate,
@@ -33,11 +49,17 @@ class ModelConfig:
     dtype: str = field(default="bfloat16", metadata={"help": "parameter dtype of the (frozen) base"})
     attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa | eager | flash_attention_2"})
     device: str = field(default="auto", metadata={"help": "auto (GPU if visible) | cpu | cuda | cuda:N"})
+    chat_template: str = field(default="", metadata={"help": "'' = the tokenizer's own | chatml | llama3 | zephyr | "
+                                                            "alpaca | path/to/template.jinja"})
+    eos_token: str = field(default="", metadata={"help": "token generation stops on ('' = the tokenizer's EOS)"})
 
 
 @dataclass
 class SFTDataConfig:
-    train: str = field(default="seed:train", metadata={"help": "training file (any format) or seed:train"})
+    train: str | list[str] = field(default="seed:train", metadata={
+        "help": "training file (any format), seed:train, or a list of them to mix"})
+    weights: list[float] = field(default_factory=list, metadata={
+        "help": "mixing weights, one per train source ([] = concatenate as they are)"})
     eval: str = field(default="seed:test", metadata={"help": "held-out file for eval loss ('' = none)"})
 
 
@@ -53,6 +75,7 @@ class SFTRunConfig:
 def fit_sft(model, tok, train: list[Example], adapter: AdapterConfig, cfg: TrainConfig, run_dir: Path,
             eval_examples: list[Example] = ()) -> tuple[object, TrainResult, dict]:
     """Encode, adapt, train, save to run_dir/adapter; returns (model, result, eval losses)."""
+    check_end_of_turn(tok, model)
     enc_train, dropped = encode_examples(train, tok, cfg.max_length, cfg.mask)
     if dropped:
         print(f"      {dropped} examples dropped: no target token within max_length", flush=True)
@@ -62,10 +85,14 @@ def fit_sft(model, tok, train: list[Example], adapter: AdapterConfig, cfg: Train
         eval_batches = [collate(enc_eval[i:i + 16], tok.pad_token_id) for i in range(0, len(enc_eval), 16)]
     losses = {"base": evaluate_loss(model, eval_batches, SFT, cfg.precision)} if eval_batches else {}
     model = apply_adapter(model, adapter)
+    state = distributed_state()  # under accelerate launch / torchrun each process trains on its own shard
     batches = batch_stream(enc_train, cfg.batch_size, tok.pad_token_id, cfg.seed,
-                           pack_length=cfg.max_length if cfg.packing else 0)
+                           pack_length=cfg.max_length if cfg.packing else 0,
+                           num_shards=state.num_processes, shard=state.process_index)
     result = train_loop(model, batches, SFT, cfg, run_dir / "train_log.jsonl", checkpoint_dir=run_dir / "checkpoints")
-    save_trained(model, tok, run_dir / "adapter")
+    if state.is_main_process:
+        save_trained(model, tok, run_dir / "adapter")
+    state.wait_for_everyone()
     if eval_batches:
         losses["tuned"] = evaluate_loss(model, eval_batches, SFT, cfg.precision)
     return model, result, losses
@@ -73,23 +100,54 @@ def fit_sft(model, tok, train: list[Example], adapter: AdapterConfig, cfg: Train
 
 def train_sft(cfg: SFTRunConfig) -> Path:
     """Run supervised fine-tuning and return the run directory."""
-    run_dir = Path(cfg.output_dir or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}")
+    state = distributed_state()
+    name = [cfg.output_dir or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}"]
+    if state.num_processes > 1:  # every process must write to the main process's run directory
+        from accelerate.utils import broadcast_object_list
+
+        broadcast_object_list(name)
+    run_dir = Path(name[0])
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    train = load_examples(cfg.data.train)
+    if state.is_main_process:
+        save_config(cfg, run_dir / "config.yaml")
+    train = load_training_mix(cfg.data, cfg.train.seed)
     held_out = load_examples(cfg.data.eval) if cfg.data.eval else []
-    model, tok = load_model(cfg.model.name, cfg.model.dtype, cfg.model.attn_implementation, cfg.model.device)
+    qlora = cfg.adapter.method == "qlora"
+    device = str(state.device) if cfg.model.device == "auto" else cfg.model.device  # this process's GPU, or cpu
+    if qlora:
+        check_4bit_supported(device)
+    print(estimate_memory(resolve_model(cfg.model.name), "float32" if cfg.adapter.method == "full" else cfg.model.dtype,
+                          cfg.adapter, cfg.train.batch_size, cfg.train.max_length, device, cfg.train.precision)
+          .describe(), flush=True)
+    model, tok = load_model(cfg.model.name, cfg.model.dtype, cfg.model.attn_implementation, device,
+                            load_in_4bit=qlora)
+    set_chat_template(tok, cfg.model.chat_template, cfg.model.eos_token)
     _, result, losses = fit_sft(model, tok, train, cfg.adapter, cfg.train, run_dir, held_out)
     summary = {"model": cfg.model.name, "adapter": cfg.adapter.method, "steps": result.steps,
                "first_loss": result.losses[0], "final_loss": result.final_loss, "eval_loss": losses,
                "trainable_params": result.trainable_params, "total_params": result.total_params,
                "trainable_ratio": result.trainable_params / result.total_params,
                "train_seconds": result.seconds, "tokens_per_s": result.tokens / max(result.seconds, 1e-9)}
+    if not state.is_main_process:
+        return run_dir
     (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     print(f"Trained {result.trainable_params:,} of {result.total_params:,} parameters "
           f"({100 * summary['trainable_ratio']:.2f}%); loss {result.losses[0]:.3f} → {result.final_loss:.3f}. "
           f"Run: {run_dir}", flush=True)
     return run_dir
+
+
+def load_training_mix(data: SFTDataConfig, seed: int = 0) -> list[Example]:
+    """The training examples: one source, or several mixed by `data.weights`."""
+    specs = [data.train] if isinstance(data.train, str) else list(data.train)
+    if not specs:
+        raise ConfigError("data.train is empty: give a file, seed:train, or a list of them")
+    sources = [load_examples(s) for s in specs]
+    if len(sources) == 1 and not data.weights:
+        return sources[0]
+    counts = mix_counts([len(s) for s in sources], data.weights)
+    print(f"      mix: {mix_report(specs, [len(s) for s in sources], counts)}", flush=True)
+    return mix_datasets(sources, data.weights, seed)
 
 
 def inspect_examples(examples: list[Example], tokenizer, mask: str = "assistant", max_length: int = 1024) -> str:

@@ -172,9 +172,21 @@ def length_grouped_batches(encoded: list[Encoded], batch_size: int, seed: int, e
 
 
 def batch_stream(encoded: list[Encoded], batch_size: int, pad_id: int, seed: int = 0,
-                 pack_length: int = 0) -> Iterator[dict]:
+                 pack_length: int = 0, num_shards: int = 1, shard: int = 0) -> Iterator[dict]:
     """Endless collated micro-batches, reshuffled every epoch. With `pack_length`, examples are
-    packed into rows of that many tokens each epoch and `batch_size` counts rows."""
+    packed into rows of that many tokens each epoch and `batch_size` counts rows. With
+    `num_shards` > 1 (data-parallel processes), this shard yields every num_shards-th batch of the
+    same global order, so the processes together see each batch once."""
+    if not 0 <= shard < num_shards:
+        raise ConfigError(f"shard {shard} is outside 0..{num_shards - 1}")
+    index = 0
+    for b in _global_stream(encoded, batch_size, pad_id, seed, pack_length):
+        if index % num_shards == shard:
+            yield b
+        index += 1
+
+
+def _global_stream(encoded: list[Encoded], batch_size: int, pad_id: int, seed: int, pack_length: int) -> Iterator[dict]:
     epoch = 0
     while True:
         rows = encoded

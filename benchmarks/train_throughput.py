@@ -1,0 +1,246 @@
+"""Training throughput: tuneforge's loop vs TRL's SFTTrainer, side by side in one run.
+
+Same model (the embedded SmolLM2-135M-Instruct, bf16 base), same data (the shipped train split,
+completion-only loss), same adapter (LoRA r=8, alpha 16, no dropout, on every linear layer), about
+2,000 real tokens per optimizer step for both:
+
+  tuneforge  batches of 16 length-grouped examples (right padding), eager attention, the fused
+             LoRA forward, logits only at target positions — `configs/lora.yaml`'s engine.
+  trl        SFTTrainer with its best CPU settings: bf16, packing (best-fit decreasing) with
+             padding-free batches of 4 rows × 512 tokens, SDPA attention (faster than eager for
+             TRL here), fp32 adapter weights as TRL keeps them.
+
+Each framework runs in its own child process (so peak RSS is its own), alternating order over
+`--rounds` to spread the VM's noise; the bf16 matmul peak is measured in the parent before every
+child. Throughput counts real (non-padding) tokens over the timed steps after `--warmup` steps.
+
+"Fraction of the bf16 bound" = tokens/s × 4·N / matmul peak, where N counts the weights of every
+linear layer including the LM head (forward 2N + backward through activations 2N FLOPs per token;
+LoRA's own FLOPs and attention are left out, so it is a lower bound, the same for both).
+
+Usage:  python benchmarks/train_throughput.py [--rounds 2] [--steps 8] [--warmup 2] [--compile]
+        (--compile adds a third run with train.compile=true; its compile time is reported apart)
+Writes: benchmarks/results/train_throughput.json (or --out)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LORA = {"r": 8, "alpha": 16, "dropout": 0.0}
+
+
+def matmul_peak_gflops(n: int = 2048, reps: int = 10, trials: int = 5) -> float:
+    """Best sustained bf16 GEMM rate of this process (GFLOP/s)."""
+    import torch
+
+    a, b = torch.randn(n, n, dtype=torch.bfloat16), torch.randn(n, n, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    best = 0.0
+    for _ in range(trials):
+        t = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        best = max(best, reps * 2 * n**3 / (time.perf_counter() - t))
+    return best / 1e9
+
+
+def cpu_times() -> tuple[int, int]:
+    """(total, steal) jiffies from /proc/stat (zeros where unavailable)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        return sum(fields[:8]), fields[7]
+    except (OSError, IndexError, ValueError):
+        return 0, 0
+
+
+def linear_weights(model) -> int:
+    import torch
+
+    return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+
+
+def load_data():
+    from tuneforge.data.seed import load_examples
+
+    return load_examples("seed:train")
+
+
+def worker_tuneforge(steps: int, warmup: int, compile_: bool = False) -> dict:
+    from tuneforge.models import load_model
+    from tuneforge.train.adapters import AdapterConfig, apply_adapter
+    from tuneforge.train.loop import TrainConfig, train_loop
+    from tuneforge.train.recipe import SFT
+    from tuneforge.train.sft import batch_stream, encode_examples
+
+    model, tok = load_model("smollm2-135m-instruct", "bfloat16", "eager", "cpu")
+    n_linear = linear_weights(model)
+    enc, _ = encode_examples(load_data(), tok, 512, "assistant")
+    model = apply_adapter(model, AdapterConfig(method="lora", target_modules=["all-linear"], **LORA))
+    cfg = TrainConfig(steps=warmup + steps, batch_size=16, lr=2e-4, warmup_ratio=0.0, max_length=512,
+                      log_every=1, precision="bf16", compile=compile_)
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "log.jsonl"
+        result = train_loop(model, batch_stream(enc, 16, tok.pad_token_id, seed=0), SFT, cfg, log_path=log)
+        rows = [json.loads(line) for line in log.read_text().splitlines()]
+    start, end = rows[warmup - 1], rows[-1]
+    tokens = end["tokens_seen"] - start["tokens_seen"]
+    seconds = end["elapsed_s"] - start["elapsed_s"]
+    return {"tokens_per_s": tokens / seconds, "timed_tokens": tokens, "timed_seconds": seconds,
+            "warmup_seconds": start["elapsed_s"], "tokens_per_step": tokens / steps,
+            "first_loss": result.losses[0], "last_loss": result.losses[-1], "n_linear": n_linear,
+            "settings": "batch 16 length-grouped examples, eager, fused LoRA, bf16 autocast"
+                        + (", train.compile=true (compile time is in warmup_seconds)" if compile_ else "")}
+
+
+def worker_trl(steps: int, warmup: int) -> dict:
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from tuneforge.models import load_model
+
+    model, tok = load_model("smollm2-135m-instruct", "bfloat16", "sdpa", "cpu")
+    n_linear = linear_weights(model)
+    rows = [{"prompt": [{"role": m.role, "content": m.content} for m in ex.messages[:-1]],
+             "completion": [{"role": "assistant", "content": ex.messages[-1].content}]} for ex in load_data()]
+
+    class Clock(TrainerCallback):
+        def __init__(self):
+            self.seconds, self.losses = [], []
+
+        def on_step_begin(self, args, state, control, **kw):
+            self.t = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            self.seconds.append(time.perf_counter() - self.t)
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                self.losses.append(logs["loss"])
+
+    clock, step_tokens = Clock(), []
+    args = SFTConfig(output_dir=tempfile.mkdtemp(), max_steps=warmup + steps, per_device_train_batch_size=4,
+                     max_length=512, packing=True, bf16=True, use_cpu=True, learning_rate=2e-4,
+                     lr_scheduler_type="constant", logging_steps=1, report_to="none", save_strategy="no",
+                     dataloader_num_workers=0, seed=0)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows * 8), processing_class=tok,
+                         peft_config=LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=0.0,
+                                                target_modules="all-linear", task_type="CAUSAL_LM"),
+                         callbacks=[clock])
+    collator = trainer.data_collator
+
+    def counting_collator(features):
+        batch = collator(features)
+        mask = batch.get("attention_mask")
+        step_tokens.append(int(mask.sum()) if mask is not None else int(batch["input_ids"].numel()))
+        return batch
+
+    trainer.data_collator = counting_collator
+    trainer.train()
+    assert "position_ids" in collator([trainer.train_dataset[0]]), "TRL did not use padding-free batches"
+    timed = clock.seconds[warmup:]
+    tokens = sum(step_tokens[warmup:warmup + len(timed)])
+    return {"tokens_per_s": tokens / sum(timed), "timed_tokens": tokens, "timed_seconds": sum(timed),
+            "tokens_per_step": tokens / len(timed), "first_loss": clock.losses[0], "last_loss": clock.losses[-1],
+            "n_linear": n_linear, "settings": "packing bfd, padding-free 4 x 512, sdpa, bf16"}
+
+
+WORKERS = {"tuneforge": worker_tuneforge, "trl": worker_trl,
+           "tuneforge_compile": lambda steps, warmup: worker_tuneforge(steps, warmup, compile_=True)}
+
+
+def run_worker(name: str, args) -> dict:
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        out = f.name
+    total0, steal0 = cpu_times()
+    t = time.time()
+    env = dict(os.environ)
+    if name == "tuneforge_compile":  # a cold inductor cache: report the compile time a first run pays
+        env["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-")
+    proc = subprocess.run([sys.executable, __file__, "--worker", name, "--result", out, "--steps", str(args.steps),
+                           "--warmup", str(args.warmup)], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        sys.exit(f"{name} worker failed:\n{proc.stderr[-3000:]}")
+    total1, steal1 = cpu_times()
+    result = json.loads(Path(out).read_text())
+    os.unlink(out)
+    result["wall_s"] = time.time() - t
+    result["cpu_steal_pct"] = 100 * (steal1 - steal0) / max(total1 - total0, 1)
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds (each runs both frameworks)")
+    ap.add_argument("--steps", type=int, default=8, help="timed optimizer steps per run")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    ap.add_argument("--compile", action="store_true", help="also run tuneforge with train.compile=true")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "train_throughput.json"))
+    ap.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    ap.add_argument("--result", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        result = WORKERS[args.worker](args.steps, args.warmup)
+        result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        Path(args.result).write_text(json.dumps(result))
+        return
+
+    names = ["tuneforge", "trl"] + (["tuneforge_compile"] if args.compile else [])
+    runs: dict[str, list[dict]] = {name: [] for name in names}
+    peaks = []
+    for r in range(args.rounds):
+        order = names if r % 2 == 0 else list(reversed(names))
+        for name in order:
+            peaks.append(matmul_peak_gflops())
+            res = run_worker(name, args)
+            res["round"], res["matmul_peak_gflops_before"] = r + 1, peaks[-1]
+            runs[name].append(res)
+            print(f"round {r + 1} {name:17s} {res['tokens_per_s']:7.1f} tok/s  peak RSS {res['peak_rss_mib']:6.0f} MiB"
+                  f"  steal {res['cpu_steal_pct']:4.1f}%  loss {res['first_loss']:.3f}->{res['last_loss']:.3f}",
+                  flush=True)
+    peak = max(peaks)
+    flops_per_token = 4 * runs["tuneforge"][0]["n_linear"]
+    summary = {}
+    for name, rs in runs.items():
+        tps = statistics.median(x["tokens_per_s"] for x in rs)
+        summary[name] = {"tokens_per_s": tps, "peak_rss_mib": max(x["peak_rss_mib"] for x in rs),
+                         "fraction_of_bf16_bound": tps * flops_per_token / (peak * 1e9),
+                         "settings": rs[0]["settings"]}
+    paired = [a["tokens_per_s"] / b["tokens_per_s"] for a, b in zip(runs["tuneforge"], runs["trl"])]
+    out = {"benchmark": "train_throughput", "model": "smollm2-135m-instruct (bf16 base)",
+           "adapter": {"method": "lora", "target_modules": "all-linear", **LORA},
+           "steps": args.steps, "warmup": args.warmup, "rounds": args.rounds,
+           "matmul_peak_gflops": peak, "matmul_peaks_gflops": peaks, "flops_per_token": flops_per_token,
+           "ratio_tuneforge_over_trl": summary["tuneforge"]["tokens_per_s"] / summary["trl"]["tokens_per_s"],
+           "ratio_per_round": paired, "summary": summary, "runs": runs,
+           "date": time.strftime("%Y-%m-%d %H:%M:%S"), "cpu_count": os.cpu_count()}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    print(f"\nbf16 matmul peak {peak:.0f} GFLOP/s; {flops_per_token / 1e6:.0f} MFLOP per token")
+    for name, s in summary.items():
+        print(f"{name:17s} {s['tokens_per_s']:7.1f} tok/s (median)  {100 * s['fraction_of_bf16_bound']:4.1f}% of bf16 bound"
+              f"  peak RSS {s['peak_rss_mib']:.0f} MiB")
+    print(f"ratio tuneforge/trl: {out['ratio_tuneforge_over_trl']:.2f}x (per round: "
+          f"{', '.join(f'{x:.2f}' for x in paired)})")
+    if args.compile:
+        out["ratio_tuneforge_compile_over_trl"] = summary["tuneforge_compile"]["tokens_per_s"] / summary["trl"]["tokens_per_s"]
+        Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+        print(f"ratio tuneforge (train.compile=true)/trl: {out['ratio_tuneforge_compile_over_trl']:.2f}x")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

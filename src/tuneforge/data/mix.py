@@ -1,0 +1,51 @@
+"""Weighted mixing of several training sets into one epoch.
+
+With weights w_i, source i makes up w_i / Σw of the mixed epoch, whose size is the sum of the
+sources' sizes. A source asked for more rows than it has is repeated whole and topped up with a
+seeded random subset; one asked for fewer is subsampled. Every row keeps its own provenance
+(`source`, `meta`); `mix_report` says what each source contributed.
+"""
+
+from __future__ import annotations
+
+import random
+
+from tuneforge.errors import ConfigError
+from tuneforge.records import Example
+
+
+def mix_counts(sizes: list[int], weights: list[float] | None = None, total: int | None = None) -> list[int]:
+    """Rows drawn from each source (largest-remainder rounding, so they sum to `total`)."""
+    if weights is None or not weights:
+        return list(sizes)
+    if len(weights) != len(sizes):
+        raise ConfigError(f"data.weights has {len(weights)} entries for {len(sizes)} data.train sources; "
+                          "give one weight per source (or none for plain concatenation)")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise ConfigError(f"data.weights must be ≥ 0 with a positive sum, got {weights}")
+    total = sum(sizes) if total is None else total
+    exact = [total * w / sum(weights) for w in weights]
+    counts = [int(x) for x in exact]
+    for i in sorted(range(len(exact)), key=lambda i: counts[i] - exact[i])[: total - sum(counts)]:
+        counts[i] += 1
+    for n, c, w in zip(sizes, counts, weights):
+        if n == 0 and c > 0:
+            raise ConfigError(f"a data.train source with weight {w} is empty")
+    return counts
+
+
+def mix_datasets(sources: list[list[Example]], weights: list[float] | None = None, seed: int = 0,
+                 total: int | None = None) -> list[Example]:
+    """One shuffled list drawing `mix_counts` rows from each source."""
+    rng = random.Random(seed)
+    mixed: list[Example] = []
+    for rows, count in zip(sources, mix_counts([len(s) for s in sources], weights, total)):
+        whole, rest = divmod(count, len(rows)) if rows else (0, 0)
+        mixed += list(rows) * whole + rng.sample(list(rows), rest)
+    rng.shuffle(mixed)
+    return mixed
+
+
+def mix_report(names: list[str], sizes: list[int], counts: list[int]) -> str:
+    total = max(sum(counts), 1)
+    return "; ".join(f"{n}: {c} rows from {s} ({100 * c / total:.0f}%)" for n, s, c in zip(names, sizes, counts))

@@ -1,0 +1,88 @@
+"""Domain adaptation as an objective for the one loop:
+
+    L = L_general + α · L_domain + β · L_consistency
+
+- L_general: mean cross-entropy over the target tokens of a *general* instruction batch (keeps
+  the model's general instruction following);
+- L_domain: mean cross-entropy over the target tokens of a *domain* batch (what we adapt to);
+- L_consistency: mean, over the general batch's target positions, of the forward KL
+  KL(p_base(·|x, y_<t) ‖ p_θ(·|x, y_<t)) between the frozen base model's next-token distribution
+  and the trained model's. It is zero at the start of LoRA training (B = 0) and grows as the model
+  drifts from the base on general data: a regulariser against catastrophic forgetting.
+
+The frozen base is the PEFT model with its adapter disabled (no second copy of the weights) or a
+given `ref_model`. Each micro-batch carries both batches (keys prefixed `general.` / `domain.`,
+built by `domain_adaptation_batches`); the objective returns the micro-batch's L and counts one
+unit per micro-batch, so the loop averages L over micro-batches and processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from tuneforge.errors import ConfigError
+from tuneforge.train.distill import kl_term
+from tuneforge.train.loop import Objective
+from tuneforge.train.sft import IGNORE, model_inputs
+
+PARTS = ("general", "domain")
+
+
+def domain_adaptation_batches(general: Iterator[dict], domain: Iterator[dict]) -> Iterator[dict]:
+    """Zip two collated streams into micro-batches of the objective below."""
+    for g, d in zip(general, domain):
+        batch = {f"general.{k}": v for k, v in g.items()} | {f"domain.{k}": v for k, v in d.items()}
+        batch["num_tokens"] = g["num_tokens"] + d["num_tokens"]
+        yield batch
+
+
+def _part(batch: dict, name: str) -> dict:
+    prefix = f"{name}."
+    return {k[len(prefix):]: v for k, v in batch.items() if k.startswith(prefix)}
+
+
+def _target_logits(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits at positions predicting a target (N, V), the targets (N,))."""
+    labels = batch["labels"]
+    targets = labels[:, 1:] != IGNORE
+    if not targets.any():
+        raise ConfigError("a domain-adaptation batch has no target token. Check train.mask and the data")
+    keep = F.pad(targets, (0, 1), value=False)
+    logits = model(**model_inputs(batch), logits_to_keep=keep).logits
+    if logits.dim() == 3:
+        logits = logits[keep]
+    return logits, labels[:, 1:][targets]
+
+
+def domain_adaptation_terms(model, batch: dict, ref_model=None) -> dict[str, torch.Tensor]:
+    """The three terms of L for one micro-batch (each a scalar mean)."""
+    general, domain = _part(batch, "general"), _part(batch, "domain")
+    g_logits, g_targets = _target_logits(model, general)
+    d_logits, d_targets = _target_logits(model, domain)
+    with torch.no_grad():
+        if ref_model is not None:
+            base_logits, _ = _target_logits(ref_model, general)
+        elif hasattr(model, "disable_adapter"):
+            with model.disable_adapter():
+                base_logits, _ = _target_logits(model, general)
+        else:
+            raise ConfigError("the consistency term needs the frozen base: train a PEFT adapter (its base "
+                              "serves) or pass ref_model")
+    return {"general": F.cross_entropy(g_logits.float(), g_targets),
+            "domain": F.cross_entropy(d_logits.float(), d_targets),
+            "consistency": kl_term(g_logits, base_logits).mean()}
+
+
+def domain_adaptation_objective(alpha: float = 1.0, beta: float = 0.1, ref_model=None) -> Objective:
+    """L = L_general + α·L_domain + β·L_consistency (see the module docstring)."""
+    if alpha < 0 or beta < 0:
+        raise ConfigError(f"domain adaptation needs α ≥ 0 and β ≥ 0, got α={alpha}, β={beta}")
+
+    def loss(model, batch):
+        t = domain_adaptation_terms(model, batch, ref_model)
+        return t["general"] + alpha * t["domain"] + beta * t["consistency"]
+
+    return Objective("domain_adaptation", loss, lambda batch: 1)
