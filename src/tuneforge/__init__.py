@@ -25,7 +25,7 @@ def __getattr__(name):
             "run_demo": "tuneforge.demo", "DemoConfig": "tuneforge.demo",
             "generate_answers": "tuneforge.generation", "GenerationConfig": "tuneforge.generation",
             "train_loop": "tuneforge.train.loop", "TrainConfig": "tuneforge.train.loop",
-            "train_sft": "tuneforge.train.recipe", "SFTRunConfig": "tuneforge.train.recipe",
+            "train_model": "tuneforge.train.recipe", "TrainRunConfig": "tuneforge.train.recipe",
             "dpo_objective": "tuneforge.train.dpo", "distill_objective": "tuneforge.train.distill",
             "domain_adaptation_objective": "tuneforge.train.domain_adapt",
             "domain_adaptation_batches": "tuneforge.train.domain_adapt",

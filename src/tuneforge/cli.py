@@ -33,7 +33,7 @@ def cmd_demo(args) -> int:
 
 def cmd_train(args) -> int:
     from tuneforge.config import load_config
-    from tuneforge.train.recipe import SFTRunConfig, inspect_examples, train_sft
+    from tuneforge.train.recipe import TrainRunConfig, inspect_examples, train_model
 
     words = list(args.args)
     inspect = bool(words) and words[0] == "inspect"
@@ -42,17 +42,26 @@ def cmd_train(args) -> int:
     if not words or "=" in words[0]:
         raise TuneforgeError("tuneforge train needs a config file first: tuneforge train [inspect] CONFIG "
                              "[key=value ...] (bundled: configs/lora.yaml, configs/full.yaml, ...)")
-    cfg = load_config(SFTRunConfig, words[0], words[1:])
+    cfg = load_config(TrainRunConfig, words[0], words[1:])
     if inspect:
         from tuneforge.models import load_tokenizer
         from tuneforge.train.chat_template import set_chat_template
         from tuneforge.train.recipe import load_training_mix
 
-        examples = load_training_mix(cfg.data, cfg.train.seed)[: args.n]
         tok = set_chat_template(load_tokenizer(cfg.model.name), cfg.model.chat_template, cfg.model.eos_token)
+        if cfg.objective.name == "dpo":  # show the chosen conversation; its final answer is the target
+            from tuneforge.data.seed import load_pairs
+            from tuneforge.records import Example, Message
+
+            pairs = load_pairs(cfg.data.train if isinstance(cfg.data.train, str) else cfg.data.train[0])[: args.n]
+            examples = [Example(messages=[*p.prompt, Message("assistant", p.chosen)], id=f"{p.id} (chosen)")
+                        for p in pairs]
+            print(inspect_examples(examples, tok, "last", cfg.train.max_length))
+            return 0
+        examples = load_training_mix(cfg.data, cfg.train.seed)[: args.n]
         print(inspect_examples(examples, tok, cfg.train.mask, cfg.train.max_length))
         return 0
-    train_sft(cfg)
+    train_model(cfg)
     return 0
 
 
@@ -93,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     from tuneforge.data.io import FORMATS
     from tuneforge.demo import DemoConfig
     from tuneforge.models import EMBEDDED_MODEL
-    from tuneforge.train.recipe import SFTRunConfig
+    from tuneforge.train.recipe import TrainRunConfig
 
     p = argparse.ArgumentParser(prog="tuneforge", description="Instruction tuning from data to evidence.")
     p.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
@@ -107,9 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.steps=50")
     demo.set_defaults(fn=cmd_demo)
 
-    train = sub.add_parser("train", help="supervised fine-tuning (any adapter), or `train inspect` the masks",
+    train = sub.add_parser("train", help="fine-tune: sft | dpo | distill | domain_adaptation with any adapter; "
+                           "`train inspect` shows the masks",
                            description="tuneforge train CONFIG [key=value ...] | tuneforge train inspect CONFIG",
-                           epilog=_config_epilog(SFTRunConfig), formatter_class=argparse.RawDescriptionHelpFormatter)
+                           epilog=_config_epilog(TrainRunConfig), formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("args", nargs="*", help="[inspect] CONFIG [key=value ...]")
     train.add_argument("--n", type=int, default=2, help="examples to show with inspect")
     train.set_defaults(fn=cmd_train)

@@ -21,10 +21,26 @@ def small_train(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def small_pairs(tmp_path_factory):
+    from tuneforge.data.seed import load_pairs
+
+    path = tmp_path_factory.mktemp("pairs") / "pairs.jsonl"
+    write_records(load_pairs("seed:preferences")[:4], path)
+    return path
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
-def test_bundled_config_trains_with_falling_loss(config, small_train, tmp_path):
+def test_bundled_config_trains_with_falling_loss(config, small_train, small_pairs, tmp_path):
+    import yaml
+
     out = tmp_path / "run"
-    assert main(["train", str(config), f"output_dir={out}", f"data.train={small_train}", "data.eval=",
+    objective = yaml.safe_load(config.read_text()).get("objective", {}).get("name", "sft")
+    # one fixed batch of 4 (examples or pairs), so that the loss of successive steps is comparable
+    data = [f"data.train={small_pairs if objective == 'dpo' else small_train}"]
+    if objective == "domain_adaptation":
+        data.append(f"objective.general={small_train}")
+    assert main(["train", str(config), f"output_dir={out}", *data, "data.eval=",
                  "train.steps=6", "train.batch_size=4", "train.warmup_ratio=0.0", "train.log_every=1"]) == 0
     losses = [json.loads(line)["loss"] for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert len(losses) == 6 and losses[-1] < losses[0], losses

@@ -29,7 +29,7 @@ def test_train_writes_adapter_log_and_summary(tiny_run):
     assert main(["train", str(cfg)]) == 0
     run = tmp_path / "run"
     summary = json.loads((run / "train_summary.json").read_text())
-    assert summary["eval_loss"]["tuned"] < summary["eval_loss"]["base"]
+    assert summary["eval"]["tuned"]["loss"] < summary["eval"]["base"]["loss"]
     assert summary["final_loss"] < summary["first_loss"]
     assert 0 < summary["trainable_ratio"] < 0.5
     assert len((run / "train_log.jsonl").read_text().splitlines()) == 3
@@ -109,3 +109,55 @@ def test_qlora_on_a_cpu_machine_is_a_clear_error_before_loading(tiny_run, capsys
     assert main(["train", str(cfg), "adapter.method=qlora"]) == 2
     err = capsys.readouterr().err
     assert "needs a CUDA GPU" in err and "adapter.method=lora" in err
+
+
+@pytest.fixture
+def pairs_file(tmp_path):
+    from tuneforge.records import Message, PreferencePair
+
+    pairs = [PreferencePair(prompt=[Message("user", f"Should I double my dose {i}?")],
+                            chosen="No. Ask your doctor or pharmacist first.",
+                            rejected="Yes, take as much as you like.", id=f"p{i}") for i in range(6)]
+    write_records(pairs, tmp_path / "pairs.jsonl")
+    return tmp_path / "pairs.jsonl"
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_dpo_from_the_cli_raises_the_reward_margin(tiny_run, pairs_file, method):
+    tmp_path, cfg = tiny_run
+    assert main(["train", str(cfg), "objective.name=dpo", f"data.train={pairs_file}", "data.eval=",
+                 f"adapter.method={method}", "train.steps=8", "train.batch_size=3", "train.lr=0.005"]) == 0
+    summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+    tuned = summary["eval"]["tuned"]
+    assert summary["objective"] == "dpo" and summary["eval"]["base"] is None
+    assert tuned["reward_accuracy"] == 1.0 and tuned["reward_margin"] > 0 and tuned["pairs"] == 6
+    assert tuned["loss"] < 0.6931  # below log 2, the loss at Δ = 0
+    assert summary["final_loss"] < summary["first_loss"]
+
+
+def test_distill_and_domain_adaptation_from_the_cli(tiny_run):
+    tmp_path, cfg = tiny_run
+    teacher = tmp_path / "model"
+    for extra in (["objective.name=distill", f"objective.teacher={teacher}"],
+                  ["objective.name=domain_adaptation", f"objective.general={tmp_path / 'train.jsonl'}",
+                   "objective.consistency_weight=1.0"]):
+        assert main(["train", str(cfg), *extra, "train.steps=6"]) == 0
+        summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+        assert summary["objective"] == extra[0].split("=")[1]
+        assert summary["eval"]["tuned"]["loss"] < summary["eval"]["base"]["loss"]
+
+
+def test_objective_config_errors_are_clear(tiny_run, capsys):
+    _, cfg = tiny_run
+    assert main(["train", str(cfg), "objective.name=dpp"]) == 2
+    assert "Did you mean: dpo" in capsys.readouterr().err
+    assert main(["train", str(cfg), "objective.name=distill"]) == 2
+    assert "needs objective.teacher" in capsys.readouterr().err
+    assert main(["train", str(cfg), "objective.name=dpo"]) == 2  # data.train holds SFT examples, not pairs
+    assert "expected preference pairs" in capsys.readouterr().err
+
+
+def test_inspect_a_dpo_config_shows_the_chosen_answer_as_target(tiny_run, pairs_file, capsys):
+    _, cfg = tiny_run
+    assert main(["train", "inspect", str(cfg), "objective.name=dpo", f"data.train={pairs_file}", "--n", "1"]) == 0
+    assert "«No. Ask your doctor or pharmacist first.<|im_end|>»" in capsys.readouterr().out

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tuneforge.data.io import read_records
 from tuneforge.errors import DataError, UnknownNameError, suggest
-from tuneforge.records import Example
+from tuneforge.records import Example, PreferencePair
 
 DOMAINS = ("healthcare", "finance", "legal", "travel", "education")
 SPLITS = ("train", "test")
@@ -39,9 +39,15 @@ def load_seed(split: str, domains: list[str] | tuple[str, ...] = ()) -> list[Exa
 
 
 def load_examples(spec: str) -> list[Example]:
-    """`seed:train` / `seed:test` for the shipped data, otherwise a data file in any format."""
+    """`seed:train` / `seed:test` (optionally `seed:train:legal,finance` for some domains) for the
+    shipped data, otherwise a data file in any format."""
     if spec.startswith("seed:"):
-        return load_seed(spec.split(":", 1)[1])
+        parts = spec.split(":")
+        if parts[1] == "preferences":
+            raise DataError("seed:preferences holds preference pairs, not SFT examples. Use it with "
+                            "objective.name=dpo, or give seed:train for supervised fine-tuning")
+        domains = [d for d in parts[2].split(",") if d] if len(parts) > 2 else []
+        return load_seed(parts[1], domains)
     records = read_records(spec)
     bad = next((r for r in records if not isinstance(r, Example)), None)
     if bad is not None:
@@ -49,4 +55,17 @@ def load_examples(spec: str) -> list[Example]:
                         "of conversations (messages / prompt+completion / alpaca / sharegpt)", path=spec)
     for i, ex in enumerate(records):  # generation and scoring key rows by id
         ex.id = ex.id or f"{Path(spec).stem}-{i}"
+    return records
+
+
+def load_pairs(spec: str) -> list[PreferencePair]:
+    """`seed:preferences` (the shipped DPO pairs) or a file of prompt/chosen/rejected records."""
+    path = data_dir() / "preferences" / "train.jsonl" if spec == "seed:preferences" else spec
+    records = read_records(path)
+    bad = next((r for r in records if not isinstance(r, PreferencePair)), None)
+    if bad is not None:
+        raise DataError(f"expected preference pairs (prompt/chosen/rejected), found a {type(bad).__name__} "
+                        "record. DPO needs a file of pairs, e.g. seed:preferences", path=str(path))
+    for i, pair in enumerate(records):
+        pair.id = pair.id or f"{Path(path).stem}-{i}"
     return records

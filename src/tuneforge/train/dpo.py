@@ -12,6 +12,9 @@ model with its adapter disabled (no second copy of the weights).
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 
@@ -52,22 +55,59 @@ def sequence_logps(model, batch: dict) -> torch.Tensor:
     return (logp * targets).sum(-1)
 
 
+@torch.no_grad()
+def _reference_logps(model, batch: dict, ref_model=None) -> torch.Tensor:
+    if "ref_logps" in batch:
+        return batch["ref_logps"]
+    if ref_model is not None:
+        return sequence_logps(ref_model, batch)
+    if hasattr(model, "disable_adapter"):
+        with model.disable_adapter():
+            return sequence_logps(model, batch)
+    raise ConfigError("DPO needs a reference: precomputed ref_logps, a reference model, or a "
+                      "PEFT adapter (the base model then serves as the reference)")
+
+
 def dpo_objective(beta: float = 0.1, label_smoothing: float = 0.0, ref_model=None) -> Objective:
     """An Objective computing the summed DPO loss of a `collate_pairs` batch."""
     def loss(model, batch):
         p = int(batch["pairs"])
         policy = sequence_logps(model, batch)
-        with torch.no_grad():
-            if "ref_logps" in batch:
-                ref = batch["ref_logps"]
-            elif ref_model is not None:
-                ref = sequence_logps(ref_model, batch)
-            elif hasattr(model, "disable_adapter"):
-                with model.disable_adapter():
-                    ref = sequence_logps(model, batch)
-            else:
-                raise ConfigError("DPO needs a reference: precomputed ref_logps, a reference model, or a "
-                                  "PEFT adapter (the base model then serves as the reference)")
+        ref = _reference_logps(model, batch, ref_model)
         return dpo_term(policy[:p], policy[p:], ref[:p], ref[p:], beta, label_smoothing).sum()
 
     return Objective("dpo", loss, lambda batch: int(batch["pairs"]))
+
+
+def pair_batches(pairs: list[tuple[Encoded, Encoded]], batch_size: int, pad_id: int, seed: int = 0,
+                 num_shards: int = 1, shard: int = 0) -> Iterator[dict]:
+    """Endless `collate_pairs` batches, reshuffled every epoch; shard k of n takes every n-th batch."""
+    epoch, index = 0, 0
+    while True:
+        order = list(range(len(pairs)))
+        random.Random(seed * 100_003 + epoch).shuffle(order)
+        for s in range(0, len(order), batch_size):
+            if index % num_shards == shard:
+                yield collate_pairs([pairs[i] for i in order[s:s + batch_size]], pad_id)
+            index += 1
+        epoch += 1
+
+
+@torch.no_grad()
+def dpo_metrics(model, batches: list[dict], beta: float = 0.1, ref_model=None) -> dict:
+    """Mean DPO loss, reward accuracy (share of pairs with Δ > 0) and mean reward margin β·Δ."""
+    was_training = model.training
+    model.eval()
+    deltas = []
+    for b in batches:
+        b = {k: v.to(next(model.parameters()).device) for k, v in b.items()}
+        p = int(b["pairs"])
+        policy = sequence_logps(model, b)
+        ref = _reference_logps(model, b, ref_model)
+        deltas.append((policy[:p] - policy[p:]) - (ref[:p] - ref[p:]))
+    model.train(was_training)
+    delta = torch.cat(deltas).float()
+    zero = torch.zeros_like(delta)
+    return {"loss": float(dpo_term(delta, zero, zero, zero, beta).mean()),
+            "reward_accuracy": float((delta > 0).float().mean()), "reward_margin": float(beta * delta.mean()),
+            "pairs": int(delta.numel())}

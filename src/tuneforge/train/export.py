@@ -21,7 +21,7 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, merge: bool =
                dtype: str = "") -> Path:
     """Export a run's trained weights to `out` (default RUN_DIR/merged or RUN_DIR/export)."""
     from tuneforge.config import load_config
-    from tuneforge.train.recipe import SFTRunConfig
+    from tuneforge.train.recipe import TrainRunConfig
 
     run_dir = Path(run_dir)
     adapter_dir, config_path = run_dir / "adapter", run_dir / "config.yaml"
@@ -42,7 +42,7 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, merge: bool =
     if peft_type in ("PROMPT_TUNING", "P_TUNING", "PREFIX_TUNING"):
         raise ConfigError(f"a {peft_type.lower()} adapter adds virtual tokens and cannot be merged into the "
                           f"base weights. Export without --merge and load it with PeftModel.from_pretrained")
-    cfg = load_config(SFTRunConfig, config_path)
+    cfg = load_config(TrainRunConfig, config_path)
     from peft import PeftModel
     from transformers import AutoTokenizer
 

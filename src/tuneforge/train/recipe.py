@@ -1,9 +1,13 @@
-"""`tuneforge train`: supervised fine-tuning with any parameterisation, as a recipe that reads top
-to bottom — resolve config → load model → build data → apply adapter → run the loop → save.
-`fit_sft` is the shared core the demo uses too; `inspect_examples` shows what the loss sees."""
+"""`tuneforge train`: any objective with any parameterisation, as a recipe that reads top to
+bottom — resolve config → load model → build data → apply adapter → run the one loop → save.
+
+`objective.name` picks the loss: `sft` (default), `dpo` (preference pairs), `distill` (KL to a
+teacher mixed with cross-entropy) or `domain_adaptation` (L_general + α·L_domain + β·KL to the base).
+`fit_sft` is the shared SFT core the demo uses too; `inspect_examples` shows what the loss sees."""
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import dataclass, field
@@ -11,8 +15,8 @@ from pathlib import Path
 
 from tuneforge.config import save_config
 from tuneforge.data.mix import mix_counts, mix_datasets, mix_report
-from tuneforge.data.seed import load_examples
-from tuneforge.errors import ConfigError
+from tuneforge.data.seed import load_examples, load_pairs
+from tuneforge.errors import ConfigError, suggest
 from tuneforge.models import (
     EMBEDDED_MODEL,
     check_4bit_supported,
@@ -22,6 +26,9 @@ from tuneforge.models import (
 from tuneforge.records import Example
 from tuneforge.train.adapters import AdapterConfig, apply_adapter, save_trained
 from tuneforge.train.chat_template import check_end_of_turn, set_chat_template
+from tuneforge.train.distill import distill_objective
+from tuneforge.train.domain_adapt import domain_adaptation_batches, domain_adaptation_objective
+from tuneforge.train.dpo import dpo_metrics, dpo_objective, encode_pair, pair_batches
 from tuneforge.train.loop import (
     Objective,
     TrainConfig,
@@ -41,6 +48,7 @@ from tuneforge.train.sft import (
 )
 
 SFT = Objective("sft", sft_loss, count_targets)
+OBJECTIVES = ("sft", "dpo", "distill", "domain_adaptation")
 
 
 @dataclass
@@ -64,11 +72,33 @@ class SFTDataConfig:
 
 
 @dataclass
-class SFTRunConfig:
+class ObjectiveConfig:
+    name: str = field(default="sft", metadata={"help": "sft | dpo | distill | domain_adaptation"})
+    beta: float = field(default=0.1, metadata={"help": "dpo: β, the strength of the KL leash to the reference"})
+    label_smoothing: float = field(default=0.0, metadata={"help": "dpo: ε, share of preference labels assumed flipped"})
+    teacher: str = field(default="", metadata={"help": "distill: teacher model (same tokenizer as model.name)"})
+    temperature: float = field(default=2.0, metadata={"help": "distill: softmax temperature τ"})
+    kl_weight: float = field(default=0.5, metadata={"help": "distill: α in (1-α)·CE + α·τ²·KL"})
+    general: str = field(default="seed:train", metadata={"help": "domain_adaptation: general instruction data"})
+    domain_weight: float = field(default=1.0, metadata={"help": "domain_adaptation: α on L_domain"})
+    consistency_weight: float = field(default=0.1, metadata={"help": "domain_adaptation: β on KL(base ‖ model) "
+                                                                     "over general data"})
+
+    def __post_init__(self):
+        if self.name not in OBJECTIVES:
+            raise ConfigError(f"objective.name '{self.name}' unknown.{suggest(self.name, OBJECTIVES)} "
+                              f"Use one of {', '.join(OBJECTIVES)}")
+        if self.name == "distill" and not self.teacher:
+            raise ConfigError("objective.name=distill needs objective.teacher (a model sharing the tokenizer)")
+
+
+@dataclass
+class TrainRunConfig:
     output_dir: str = field(default="", metadata={"help": "run directory ('' = runs/train-<time>)"})
     model: ModelConfig = field(default_factory=ModelConfig)
     data: SFTDataConfig = field(default_factory=SFTDataConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -98,8 +128,72 @@ def fit_sft(model, tok, train: list[Example], adapter: AdapterConfig, cfg: Train
     return model, result, losses
 
 
-def train_sft(cfg: SFTRunConfig) -> Path:
-    """Run supervised fine-tuning and return the run directory."""
+def fit_objective(model, tok, cfg: TrainRunConfig, run_dir: Path, device: str) -> tuple[object, TrainResult, dict]:
+    """DPO, distillation or domain adaptation: build the objective and its batches, adapt, train,
+    save to run_dir/adapter; returns (model, result, evaluations before/after)."""
+    o, t = cfg.objective, cfg.train
+    if t.packing and o.name in ("dpo", "domain_adaptation"):
+        raise ConfigError(f"train.packing is for sft and distill; set train.packing=false for objective.name={o.name}")
+    check_end_of_turn(tok, model)
+    state = distributed_state()
+    shard = {"num_shards": state.num_processes, "shard": state.process_index}
+    frozen_copy = None
+    if o.name in ("dpo", "domain_adaptation") and cfg.adapter.method in ("full", "bitfit"):
+        # the base weights themselves train: keep a frozen copy as the reference (2x the weights)
+        frozen_copy = copy.deepcopy(model).eval().requires_grad_(False)
+    if o.name == "dpo":
+        pairs = [encode_pair(p, tok, t.max_length) for p in load_pairs(_one_source(cfg.data.train))]
+        eval_source = cfg.data.eval or _one_source(cfg.data.train)
+        held = [encode_pair(p, tok, t.max_length) for p in load_pairs(eval_source)]
+        from tuneforge.train.dpo import collate_pairs
+
+        eval_batches = [collate_pairs(held[i:i + 8], tok.pad_token_id) for i in range(0, len(held), 8)]
+        objective = dpo_objective(o.beta, o.label_smoothing, frozen_copy)
+        batches = pair_batches(pairs, t.batch_size, tok.pad_token_id, t.seed, **shard)
+
+        def evaluate(m):
+            return dpo_metrics(m, eval_batches, o.beta, frozen_copy) | {"on": eval_source}
+        before = None  # the policy equals its reference before training: Δ = 0 for every pair
+    else:
+        held_out = load_examples(cfg.data.eval) if cfg.data.eval else []
+        enc_eval = encode_examples(held_out, tok, t.max_length, t.mask)[0] if held_out else []
+        eval_batches = [collate(enc_eval[i:i + 16], tok.pad_token_id) for i in range(0, len(enc_eval), 16)]
+
+        def evaluate(m):
+            return {"loss": evaluate_loss(m, eval_batches, SFT, t.precision), "on": cfg.data.eval} if eval_batches else {}
+        before = evaluate(model)
+        domain, _ = encode_examples(load_training_mix(cfg.data, t.seed), tok, t.max_length, t.mask)
+        if o.name == "distill":
+            teacher, teacher_tok = load_model(o.teacher, cfg.model.dtype, cfg.model.attn_implementation, device)
+            if teacher_tok.get_vocab() != tok.get_vocab():
+                raise ConfigError(f"objective.teacher {o.teacher} has a different tokenizer from model.name "
+                                  f"{cfg.model.name}; token-level distillation needs a shared vocabulary")
+            objective = distill_objective(teacher.requires_grad_(False), o.temperature, o.kl_weight)
+            batches = batch_stream(domain, t.batch_size, tok.pad_token_id, t.seed,
+                                   pack_length=t.max_length if t.packing else 0, **shard)
+        else:
+            general, _ = encode_examples(load_examples(o.general), tok, t.max_length, t.mask)
+            objective = domain_adaptation_objective(o.domain_weight, o.consistency_weight, frozen_copy)
+            batches = domain_adaptation_batches(batch_stream(general, t.batch_size, tok.pad_token_id, t.seed, **shard),
+                                                batch_stream(domain, t.batch_size, tok.pad_token_id, t.seed + 1, **shard))
+    model = apply_adapter(model, cfg.adapter)
+    result = train_loop(model, batches, objective, t, run_dir / "train_log.jsonl", checkpoint_dir=run_dir / "checkpoints")
+    if state.is_main_process:
+        save_trained(model, tok, run_dir / "adapter")
+    state.wait_for_everyone()
+    return model, result, {"base": before, "tuned": evaluate(model)}
+
+
+def _one_source(train: str | list[str]) -> str:
+    if isinstance(train, str):
+        return train
+    if len(train) != 1:
+        raise ConfigError("objective.name=dpo takes one data.train file of preference pairs, not a mix")
+    return train[0]
+
+
+def train_model(cfg: TrainRunConfig) -> Path:
+    """Train with the configured objective and parameterisation; returns the run directory."""
     state = distributed_state()
     name = [cfg.output_dir or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}"]
     if state.num_processes > 1:  # every process must write to the main process's run directory
@@ -110,8 +204,6 @@ def train_sft(cfg: SFTRunConfig) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     if state.is_main_process:
         save_config(cfg, run_dir / "config.yaml")
-    train = load_training_mix(cfg.data, cfg.train.seed)
-    held_out = load_examples(cfg.data.eval) if cfg.data.eval else []
     qlora = cfg.adapter.method == "qlora"
     device = str(state.device) if cfg.model.device == "auto" else cfg.model.device  # this process's GPU, or cpu
     if qlora:
@@ -122,9 +214,16 @@ def train_sft(cfg: SFTRunConfig) -> Path:
     model, tok = load_model(cfg.model.name, cfg.model.dtype, cfg.model.attn_implementation, device,
                             load_in_4bit=qlora)
     set_chat_template(tok, cfg.model.chat_template, cfg.model.eos_token)
-    _, result, losses = fit_sft(model, tok, train, cfg.adapter, cfg.train, run_dir, held_out)
-    summary = {"model": cfg.model.name, "adapter": cfg.adapter.method, "steps": result.steps,
-               "first_loss": result.losses[0], "final_loss": result.final_loss, "eval_loss": losses,
+    if cfg.objective.name == "sft":
+        train = load_training_mix(cfg.data, cfg.train.seed)
+        held_out = load_examples(cfg.data.eval) if cfg.data.eval else []
+        _, result, losses = fit_sft(model, tok, train, cfg.adapter, cfg.train, run_dir, held_out)
+        losses = {k: {"loss": v, "on": cfg.data.eval} for k, v in losses.items()}
+    else:
+        _, result, losses = fit_objective(model, tok, cfg, run_dir, device)
+    summary = {"model": cfg.model.name, "adapter": cfg.adapter.method, "objective": cfg.objective.name,
+               "steps": result.steps,
+               "first_loss": result.losses[0], "final_loss": result.final_loss, "eval": losses,
                "trainable_params": result.trainable_params, "total_params": result.total_params,
                "trainable_ratio": result.trainable_params / result.total_params,
                "train_seconds": result.seconds, "tokens_per_s": result.tokens / max(result.seconds, 1e-9)}
