@@ -31,6 +31,12 @@ def __getattr__(name):
             "domain_adaptation_batches": "tuneforge.train.domain_adapt",
             "export_run": "tuneforge.train.export", "mix_datasets": "tuneforge.data.mix",
             "set_chat_template": "tuneforge.train.chat_template", "estimate_memory": "tuneforge.train.memory",
+            "build_dataset": "tuneforge.data.build", "BuildConfig": "tuneforge.data.build",
+            "deduplicate": "tuneforge.data.dedup", "decontaminate": "tuneforge.data.decontam",
+            "self_instruct": "tuneforge.data.self_instruct", "evol_instruct": "tuneforge.data.evol_instruct",
+            "ds2_instruct": "tuneforge.data.ds2", "distill": "tuneforge.data.distill",
+            "LocalLLM": "tuneforge.llm.local", "OpenAIChatLLM": "tuneforge.llm.openai_http",
+            "CachedLLM": "tuneforge.llm.cache", "Sampling": "tuneforge.llm.client",
             "apply_adapter": "tuneforge.train.adapters", "AdapterConfig": "tuneforge.train.adapters",
             "score_generations": "tuneforge.evaluate.runner", "write_report": "tuneforge.evaluate.report"}
     if name in lazy:

@@ -82,6 +82,19 @@ def cmd_data_convert(args) -> int:
     return 0
 
 
+def cmd_data_build(args) -> int:
+    from tuneforge.config import load_config
+    from tuneforge.data.build import BuildConfig, build_dataset
+
+    cfg = load_config(BuildConfig, args.config, args.overrides)
+    out = build_dataset(cfg)
+    manifest = json.loads((out / "manifest.json").read_text())
+    print(f"Built {manifest['final']} records in {out / 'train.jsonl'} (stages: {manifest['stages']}; removed: "
+          f"{manifest['removed'] or 'none'}; LLM calls {manifest['llm']['calls']}, cache hits "
+          f"{manifest['llm']['cache_hits']}). See {out / 'datacard.md'}")
+    return 0
+
+
 def cmd_data_stats(args) -> int:
     from tuneforge.data.stats import dataset_stats, format_stats
 
@@ -141,6 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--to", required=True, help=f"output format: {', '.join(FORMATS)}")
     conv.add_argument("--from", dest="from_format", help="input format (default: detected)")
     conv.set_defaults(fn=cmd_data_convert)
+    from tuneforge.data.build import BuildConfig
+
+    build = data.add_parser("build", help="build a dataset: sources → generators → filters → mix",
+                            description="Run a declared data recipe (configs/data_*.yaml) into a dataset directory "
+                            "with train.jsonl, manifest.json and datacard.md. Rerunning resumes from the LLM cache.",
+                            epilog=_config_epilog(BuildConfig), formatter_class=argparse.RawDescriptionHelpFormatter)
+    build.add_argument("config", type=Path)
+    build.add_argument("overrides", nargs="*", help="key=value overrides")
+    build.set_defaults(fn=cmd_data_build)
     stats = data.add_parser("stats", help="counts, domains and token lengths of a data file")
     stats.add_argument("file", type=Path)
     stats.add_argument("--tokenizer", default=EMBEDDED_MODEL,

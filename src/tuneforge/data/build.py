@@ -1,0 +1,244 @@
+"""`tuneforge data build CONFIG`: sources → generators → filters → mix, into one dataset directory.
+
+    OUT/train.jsonl       the dataset (TRL `messages` records, provenance in source / meta)
+    OUT/stages/*.jsonl    what each source or generator produced, before filtering
+    OUT/removed.jsonl     every record a filter dropped, with the filter and the reason
+    OUT/manifest.json     counts per stage, source and domain; filter removals; LLM calls and cache hits
+    OUT/datacard.md       the same, for people
+    OUT/cache.sqlite      every LLM answer (a rerun or a killed run repeats no call)
+    OUT/config.yaml       the resolved config
+
+Generation goes through `CachedLLM`, which commits each batch before moving on, and every file is
+written atomically at the end, so a run killed at any point and started again produces every
+record exactly once and only asks the model what it had not answered yet.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tuneforge.config import save_config
+from tuneforge.data.decontam import decontaminate
+from tuneforge.data.dedup import Removal, deduplicate
+from tuneforge.data.distill import distill
+from tuneforge.data.ds2 import DS2Config, ds2_instruct
+from tuneforge.data.evol_instruct import EvolConfig, evol_instruct
+from tuneforge.data.io import read_records, write_records
+from tuneforge.data.mix import mix_counts, mix_datasets
+from tuneforge.data.seed import load_examples
+from tuneforge.data.self_instruct import SelfInstructConfig, self_instruct
+from tuneforge.errors import ConfigError
+from tuneforge.llm.cache import CachedLLM
+from tuneforge.llm.client import Sampling
+from tuneforge.models import EMBEDDED_MODEL
+from tuneforge.records import EvalItem, Example
+
+LLM_KINDS = ("local", "openai")
+
+
+@dataclass
+class LLMConfig:
+    kind: str = field(default="local", metadata={"help": "local (transformers in this process) | openai (HTTP)"})
+    model: str = field(default=EMBEDDED_MODEL, metadata={"help": "model name (local: any load_model name)"})
+    base_url: str = field(default="https://api.openai.com/v1", metadata={"help": "openai: server URL"})
+    api_key_env: str = field(default="OPENAI_API_KEY", metadata={"help": "openai: env variable holding the key"})
+    max_concurrency: int = field(default=8, metadata={"help": "openai: requests in flight"})
+    batch_size: int = field(default=16, metadata={"help": "prompts per generation batch (and cache commit)"})
+    max_new_tokens: int = field(default=200, metadata={"help": "tokens per answer"})
+
+    def __post_init__(self):
+        if self.kind not in LLM_KINDS:
+            raise ConfigError(f"llm.kind '{self.kind}' unknown; use one of {', '.join(LLM_KINDS)}")
+
+
+@dataclass
+class ManualConfig:
+    files: list[str] = field(default_factory=list, metadata={"help": "files (any format) or seed specs to import"})
+    rating_key: str = field(default="rating", metadata={"help": "meta key holding a human rating"})
+    rating_threshold: float = field(default=0.0, metadata={"help": "τ: keep records rated ≥ τ (0 = keep all)"})
+
+
+@dataclass
+class DistillStep:
+    prompts: str = field(default="", metadata={"help": "prompts to answer with the teacher ('' = off)"})
+
+
+@dataclass
+class SelfInstructStep(SelfInstructConfig):
+    enabled: bool = field(default=False, metadata={"help": "run Self-Instruct"})
+    seeds: str = field(default="seed:train", metadata={"help": "seed tasks (our data, or a Self-Instruct seed file)"})
+
+
+@dataclass
+class EvolStep(EvolConfig):
+    enabled: bool = field(default=False, metadata={"help": "run Evol-Instruct"})
+    seeds: str = field(default="seed:train", metadata={"help": "instructions to evolve"})
+    limit: int = field(default=20, metadata={"help": "evolve the first N seeds"})
+
+
+@dataclass
+class DS2Step(DS2Config):
+    enabled: bool = field(default=False, metadata={"help": "run DS²-Instruct"})
+    domains: list[str] = field(default_factory=lambda: ["healthcare"], metadata={"help": "domains to synthesise"})
+
+
+@dataclass
+class FilterConfig:
+    dedup: bool = field(default=True, metadata={"help": "remove exact and near duplicates"})
+    dedup_threshold: float = field(default=0.7, metadata={"help": "Jaccard of word 5-grams"})
+    decontaminate: list[str] = field(default_factory=lambda: ["seed:test"],
+                                     metadata={"help": "evaluation sets to protect ([] = off)"})
+    ngram: int = field(default=13, metadata={"help": "decontamination n-gram length"})
+    min_response_words: int = field(default=1, metadata={"help": "drop records with shorter responses"})
+
+
+@dataclass
+class MixConfig:
+    weights: dict = field(default_factory=dict, metadata={"help": "source → weight ({} = keep all as they are)"})
+    ratio: float = field(default=1.0, metadata={"help": "α: keep M = α·N records after mixing"})
+    seed: int = field(default=0, metadata={"help": "mixing seed"})
+
+
+@dataclass
+class BuildConfig:
+    output_dir: str = field(default="runs/data", metadata={"help": "dataset directory"})
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    manual: ManualConfig = field(default_factory=ManualConfig)
+    distill: DistillStep = field(default_factory=DistillStep)
+    self_instruct: SelfInstructStep = field(default_factory=SelfInstructStep)
+    evol: EvolStep = field(default_factory=EvolStep)
+    ds2: DS2Step = field(default_factory=DS2Step)
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    mix: MixConfig = field(default_factory=MixConfig)
+
+
+def make_llm(cfg: LLMConfig, cache_path: Path, desc: str = "generate") -> CachedLLM:
+    if cfg.kind == "local":
+        from tuneforge.llm.local import LocalLLM
+
+        llm = LocalLLM.load(cfg.model, batch_size=cfg.batch_size)
+    else:
+        from tuneforge.llm.openai_http import OpenAIChatLLM
+
+        llm = OpenAIChatLLM(cfg.model, cfg.base_url, cfg.api_key_env, cfg.max_concurrency)
+    return CachedLLM(llm, cache_path, batch_size=cfg.batch_size, desc=desc)
+
+
+def _load(spec: str) -> list:
+    return load_examples(spec) if spec.startswith("seed:") else read_records(spec)
+
+
+def build_dataset(cfg: BuildConfig) -> Path:
+    """Run the declared recipe; returns the dataset directory."""
+    out = Path(cfg.output_dir)
+    (out / "stages").mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
+    stages: dict[str, list[Example]] = {}
+    reports: dict[str, dict] = {}
+    if cfg.manual.files:
+        rows = [r for spec in cfg.manual.files for r in _load(spec)]
+        rated = [r for r in rows if isinstance(r.meta.get(cfg.manual.rating_key), (int, float))]
+        tau = cfg.manual.rating_threshold
+        kept = [r for r in rows if tau <= 0 or r.meta.get(cfg.manual.rating_key, float("-inf")) >= tau]
+        reports["manual"] = {"imported": len(rows), "rated": len(rated), "kept": len(kept),
+                             "q_manual": sum(r.meta[cfg.manual.rating_key] >= tau for r in rated) / len(rated)
+                             if rated and tau > 0 else None}
+        stages["manual"] = [_with_source(r, "manual") for r in kept]
+    generators = cfg.distill.prompts or cfg.self_instruct.enabled or cfg.evol.enabled or cfg.ds2.enabled
+    llm = make_llm(cfg.llm, out / "cache.sqlite") if generators else None
+    if cfg.distill.prompts:
+        prompts = _load(cfg.distill.prompts)
+        stages["distill"], reports["distill"] = distill(llm, prompts, Sampling(max_new_tokens=cfg.llm.max_new_tokens))
+    if cfg.self_instruct.enabled:
+        si = SelfInstructConfig(**{k: getattr(cfg.self_instruct, k) for k in SelfInstructConfig.__dataclass_fields__})
+        stages["self_instruct"], reports["self_instruct"] = self_instruct(llm, _load(cfg.self_instruct.seeds), si)
+    if cfg.evol.enabled:
+        ev = EvolConfig(**{k: getattr(cfg.evol, k) for k in EvolConfig.__dataclass_fields__})
+        stages["evol"], reports["evol"] = evol_instruct(llm, _load(cfg.evol.seeds)[: cfg.evol.limit], ev)
+    if cfg.ds2.enabled:
+        stages["ds2"], reports["ds2"] = [], {}
+        for domain in cfg.ds2.domains:
+            fields = {k: getattr(cfg.ds2, k) for k in DS2Config.__dataclass_fields__} | {"domain": domain}
+            records, report = ds2_instruct(llm, DS2Config(**fields))
+            stages["ds2"] += records
+            reports["ds2"][domain] = report
+    if not stages:
+        raise ConfigError("the build config enables no source: set manual.files, distill.prompts, or "
+                          "self_instruct / evol / ds2 .enabled=true")
+    for name, rows in stages.items():
+        write_records(rows, out / "stages" / f"{name}.jsonl")
+    pooled = [r for rows in stages.values() for r in rows]
+    removed: list[tuple[str, Removal]] = []
+    short = [r for r in pooled if len(r.response.split()) < cfg.filters.min_response_words]
+    removed += [("length", Removal(r.id, f"response shorter than {cfg.filters.min_response_words} words"))
+                for r in short]
+    short_ids = {id(r) for r in short}
+    pooled = [r for r in pooled if id(r) not in short_ids]
+    if cfg.filters.dedup:
+        pooled, gone = deduplicate(pooled, cfg.filters.dedup_threshold, part="instruction")
+        removed += [("dedup", g) for g in gone]
+    if cfg.filters.decontaminate:
+        evals = [EvalItem.from_example(e) if isinstance(e, Example) else e
+                 for spec in cfg.filters.decontaminate for e in _load(spec)]
+        pooled, gone = decontaminate(pooled, evals, cfg.filters.ngram)
+        removed += [("decontaminate", g) for g in gone]
+    final = _mix(pooled, cfg.mix)
+    write_records(final, out / "train.jsonl")
+    with open(out / "removed.jsonl.partial", "w", encoding="utf-8") as f:
+        f.writelines(json.dumps({"filter": name, **r.to_dict()}, ensure_ascii=False) + "\n" for name, r in removed)
+    (out / "removed.jsonl.partial").replace(out / "removed.jsonl")
+    manifest = {
+        "stages": {name: len(rows) for name, rows in stages.items()},
+        "generated_total": sum(len(rows) for rows in stages.values()),
+        "removed": dict(Counter(name for name, _ in removed)),
+        "removed_reasons": dict(Counter(f"{name}: {r.reason.split(' (')[0]}" for name, r in removed)),
+        "after_filters": len(pooled), "final": len(final),
+        "final_by_source": dict(Counter(r.source.split("/")[0] for r in final)),
+        "final_by_domain": dict(Counter(r.domain or "(none)" for r in final)),
+        "llm": {"model": cfg.llm.model, "kind": cfg.llm.kind, "calls": llm.calls if llm else 0,
+                "cache_hits": llm.hits if llm else 0},
+        "reports": reports,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / "datacard.md").write_text(datacard(cfg, manifest), encoding="utf-8")
+    return out
+
+
+def _with_source(r: Example, source: str) -> Example:
+    r.source = r.source or source
+    return r
+
+
+def _mix(pooled: list[Example], cfg: MixConfig) -> list[Example]:
+    if not cfg.weights and cfg.ratio == 1.0:
+        return pooled
+    groups: dict[str, list[Example]] = {}
+    for r in pooled:
+        groups.setdefault(r.source.split("/")[0], []).append(r)
+    names = list(groups)
+    unknown = [n for n in cfg.weights if n not in groups]
+    if unknown:
+        raise ConfigError(f"mix.weights names {unknown}, but the sources present are {names}")
+    weights = [float(cfg.weights.get(n, 0.0)) for n in names] if cfg.weights else None
+    total = round(cfg.ratio * len(pooled))
+    mix_counts([len(groups[n]) for n in names], weights, total)  # validates
+    return mix_datasets([groups[n] for n in names], weights, cfg.seed, total)
+
+
+def datacard(cfg: BuildConfig, m: dict) -> str:
+    lines = [f"# Dataset card: {Path(cfg.output_dir).name}", "",
+             f"{m['final']} training records in `train.jsonl` (TRL `messages` format), built by "
+             f"`tuneforge data build` with {m['llm']['kind']} model `{m['llm']['model']}` "
+             f"({m['llm']['calls']} model calls, {m['llm']['cache_hits']} answers from the cache).", "",
+             "| stage | records |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in m["stages"].items()]
+    lines += ["", f"Filters removed {sum(m['removed'].values())} records (each listed in `removed.jsonl`):", ""]
+    lines += [f"- {k}: {v}" for k, v in m["removed_reasons"].items()] or ["- nothing"]
+    lines += ["", "| domain | records |", "|---|---|"] + [f"| {k} | {v} |" for k, v in m["final_by_domain"].items()]
+    lines += ["", "| source | records |", "|---|---|"] + [f"| {k} | {v} |" for k, v in m["final_by_source"].items()]
+    lines += ["", "Every record carries its provenance: `source`, and in `meta` the generator model, step,",
+              "parameters and seed. Synthetic records were produced by a model and are not checked by people.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,41 @@
+"""The text of a record that filters compare, normalised the same way everywhere."""
+
+from __future__ import annotations
+
+import re
+
+from tuneforge.errors import ConfigError
+from tuneforge.records import EvalItem, Example, PreferencePair
+
+PARTS = ("instruction", "response", "all")
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def record_text(record, part: str = "all") -> str:
+    """`instruction` (user turns), `response` (assistant turns / chosen / references) or `all`."""
+    if part not in PARTS:
+        raise ConfigError(f"unknown text part '{part}'. Use one of {', '.join(PARTS)}")
+    if isinstance(record, Example):
+        user = [m.content for m in record.messages if m.role in ("user", "system")]
+        answer = [m.content for m in record.messages if m.role == "assistant"]
+    elif isinstance(record, EvalItem):
+        user, answer = [m.content for m in record.messages if m.role in ("user", "system")], list(record.references)
+    elif isinstance(record, PreferencePair):
+        user, answer = [m.content for m in record.prompt], [record.chosen, record.rejected]
+    else:
+        raise ConfigError(f"cannot take text from a {type(record).__name__}")
+    chosen = {"instruction": user, "response": answer, "all": user + answer}[part]
+    return "\n".join(chosen)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens (punctuation and spacing ignored)."""
+    return _WORD.findall(text.lower())
+
+
+def shingles(text: str, n: int) -> set[str]:
+    """Word n-grams; a text shorter than n words is one shingle."""
+    w = words(text)
+    if len(w) <= n:
+        return {" ".join(w)} if w else set()
+    return {" ".join(w[i:i + n]) for i in range(len(w) - n + 1)}

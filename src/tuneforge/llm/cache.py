@@ -1,0 +1,90 @@
+"""A persistent request cache: SQLite, keyed by model, conversation and sampling settings.
+
+Every completion a client returns is committed before the call returns, so a run killed at any
+point loses at most the batch in flight; rerunning it reads the rest from here and repeats no call.
+SQLite is used (not a JSONL file) because several processes or threads may write at once and a
+key lookup must stay fast at hundreds of thousands of rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from tuneforge.llm.client import LLM, Conversation, Sampling
+
+
+def request_key(model: str, conversation: Conversation, sampling: Sampling) -> str:
+    blob = json.dumps({"model": model, "messages": conversation, "sampling": sampling.key()},
+                      sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class RequestCache:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, model TEXT, "
+                         "request TEXT, outputs TEXT, created TEXT DEFAULT CURRENT_TIMESTAMP)")
+        self._db.commit()
+
+    def get(self, key: str) -> list[str] | None:
+        with self._lock:
+            row = self._db.execute("SELECT outputs FROM completions WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put_many(self, rows: list[tuple[str, str, dict, list[str]]]) -> None:
+        """Store (key, model, request, outputs) rows in one transaction."""
+        with self._lock:
+            self._db.executemany("INSERT OR REPLACE INTO completions (key, model, request, outputs) VALUES (?, ?, ?, ?)",
+                                 [(k, m, json.dumps(r, ensure_ascii=False), json.dumps(o, ensure_ascii=False))
+                                  for k, m, r, o in rows])
+            self._db.commit()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM completions").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class CachedLLM:
+    """An LLM whose every answer is read from / written to a RequestCache. `hits` and `calls`
+    count conversations served from the cache and sent to the model."""
+
+    def __init__(self, llm: LLM, cache: RequestCache | str | Path, batch_size: int = 32, desc: str = "generate"):
+        self.llm, self.name, self.desc = llm, llm.name, desc
+        self.cache = cache if isinstance(cache, RequestCache) else RequestCache(cache)
+        self.batch_size = batch_size
+        self.hits = self.calls = 0
+
+    def chat(self, conversations: list[Conversation], sampling: Sampling) -> list[list[str]]:
+        keys = [request_key(self.name, c, sampling) for c in conversations]
+        out: dict[str, list[str]] = {}
+        for k in dict.fromkeys(keys):
+            got = self.cache.get(k)
+            if got is not None:
+                out[k] = got
+        todo = [(k, c) for k, c in dict(zip(keys, conversations)).items() if k not in out]
+        self.hits += sum(1 for k in keys if k in out)
+        bar = tqdm(total=len(out) + len(todo), initial=len(out), desc=f"{self.desc} ({self.name})", unit="prompt",
+                   disable=len(todo) <= self.batch_size)
+        for s in range(0, len(todo), self.batch_size):  # commit batch by batch: a crash loses one batch at most
+            chunk = todo[s:s + self.batch_size]
+            answers = self.llm.chat([c for _, c in chunk], sampling)
+            self.calls += len(chunk)
+            self.cache.put_many([(k, self.name, {"messages": c, "sampling": sampling.key()}, a)
+                                 for (k, c), a in zip(chunk, answers)])
+            out.update({k: a for (k, _), a in zip(chunk, answers)})
+            bar.update(len(chunk))
+        bar.close()
+        return [out[k] for k in keys]

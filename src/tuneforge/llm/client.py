@@ -1,0 +1,55 @@
+"""The one small protocol every LLM client speaks, and the sampling settings it takes.
+
+A client turns a batch of chat conversations into `n` completions each:
+
+    llm.chat([[{"role": "user", "content": "..."}], ...], Sampling(n=5, temperature=0.7))
+    -> [["answer 1", ..., "answer 5"], ...]
+
+Implementations: `LocalLLM` (a transformers model in this process; the embedded SmolLM2 by
+default) and `OpenAIChatLLM` (any OpenAI-compatible HTTP server). `CachedLLM` wraps either with a
+persistent SQLite cache so that a rerun or a crashed run never repeats a call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+from tuneforge.errors import ConfigError
+
+Conversation = list[dict]
+
+
+@dataclass
+class Sampling:
+    max_new_tokens: int = field(default=256, metadata={"help": "new tokens per completion"})
+    temperature: float = field(default=0.0, metadata={"help": "0 = greedy decoding"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
+    n: int = field(default=1, metadata={"help": "completions per prompt"})
+    stop: list[str] = field(default_factory=list, metadata={"help": "strings that end a completion"})
+    seed: int = field(default=0, metadata={"help": "sampling seed"})
+
+    def __post_init__(self):
+        if self.max_new_tokens < 1 or self.n < 1:
+            raise ConfigError(f"max_new_tokens and n must be ≥ 1, got {self.max_new_tokens} and {self.n}")
+        if self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise ConfigError(f"temperature must be ≥ 0 and top_p in (0, 1], got {self.temperature}, {self.top_p}")
+        if self.n > 1 and self.temperature == 0:
+            raise ConfigError("n > 1 samples need temperature > 0 (greedy decoding gives n identical answers)")
+
+    def key(self) -> dict:
+        return asdict(self)
+
+
+class LLM(Protocol):
+    name: str
+
+    def chat(self, conversations: list[Conversation], sampling: Sampling) -> list[list[str]]:
+        """`sampling.n` completions for each conversation, in order."""
+        ...
+
+
+def cut_at_stop(text: str, stop: list[str]) -> str:
+    """The text before the first stop string (servers and generate() may overshoot)."""
+    cut = min((text.find(s) for s in stop if s and s in text), default=-1)
+    return text[:cut] if cut >= 0 else text

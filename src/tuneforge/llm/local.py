@@ -1,0 +1,60 @@
+"""An LLM client over a transformers model in this process (the embedded SmolLM2 by default).
+
+Batched generation with a KV cache and left padding; prompts are sorted by length so a batch wastes
+little compute on padding; `n` samples per prompt via num_return_sequences; stop strings cut the
+completion (transformers' `stop_strings` ends decoding early, the cut makes it exact).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from tuneforge.llm.client import Conversation, Sampling, cut_at_stop
+from tuneforge.train.chat_template import stop_token_ids
+
+
+class LocalLLM:
+    def __init__(self, model, tokenizer, name: str, batch_size: int = 16):
+        self.model, self.tokenizer, self.name, self.batch_size = model, tokenizer, name, batch_size
+        self.model.eval()
+
+    @classmethod
+    def load(cls, name: str = "smollm2-135m-instruct", dtype: str = "bfloat16", device: str = "auto",
+             batch_size: int = 16) -> LocalLLM:
+        from tuneforge.models import load_model
+
+        model, tok = load_model(name, dtype, "sdpa", device)
+        return cls(model, tok, name, batch_size)
+
+    def chat(self, conversations: list[Conversation], sampling: Sampling) -> list[list[str]]:
+        prompts = [self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
+                   for c in conversations]
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        out: list[list[str]] = [[] for _ in prompts]
+        for s in range(0, len(order), self.batch_size):
+            idx = order[s:s + self.batch_size]
+            for i, texts in zip(idx, self._generate([prompts[i] for i in idx], sampling)):
+                out[i] = texts
+        return out
+
+    @torch.inference_mode()
+    def _generate(self, prompts: list[str], sampling: Sampling) -> list[list[str]]:
+        tok = self.tokenizer
+        side, tok.padding_side = tok.padding_side, "left"
+        try:
+            enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
+        finally:
+            tok.padding_side = side
+        kwargs = dict(max_new_tokens=sampling.max_new_tokens, pad_token_id=tok.pad_token_id,
+                      eos_token_id=stop_token_ids(tok, self.model), num_return_sequences=sampling.n)
+        if sampling.temperature > 0:
+            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
+            torch.manual_seed(sampling.seed)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if sampling.stop:
+            kwargs.update(stop_strings=sampling.stop, tokenizer=tok)
+        new = self.model.generate(**enc, **kwargs)[:, enc["input_ids"].shape[1]:]
+        texts = [cut_at_stop(t, sampling.stop).strip() for t in tok.batch_decode(new, skip_special_tokens=True)]
+        n = sampling.n
+        return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]

@@ -1,0 +1,45 @@
+from tuneforge.data.decontam import decontaminate
+from tuneforge.data.dedup import deduplicate, jaccard
+from tuneforge.data.text import shingles
+from tuneforge.records import EvalItem, Example, Message
+
+LONG = ("Explain how compound interest differs from simple interest when you save a fixed amount "
+        "every month for ten years in a bank account that pays a steady annual rate")
+
+
+def ex(i, question, answer="An answer."):
+    return Example(messages=[Message("user", question), Message("assistant", answer)], id=f"r{i}")
+
+
+def test_planted_exact_and_near_duplicates_are_removed_and_reported():
+    records = [ex(0, LONG), ex(1, "What is a Roth IRA?"), ex(2, LONG.upper() + "!!"),  # exact after normalising
+               ex(3, LONG + " please"),  # near: one word added
+               ex(4, "What is a traditional IRA and how is it taxed when I retire?"), ex(5, "what is a roth ira")]
+    kept, removed = deduplicate(records, threshold=0.7)
+    assert [r.id for r in kept] == ["r0", "r1", "r4"]
+    why = {r.id: r for r in removed}
+    assert why["r2"].reason == "exact duplicate" and why["r2"].other == "r0"
+    assert why["r5"].other == "r1"
+    assert why["r3"].reason.startswith("near duplicate") and why["r3"].other == "r0" and why["r3"].score >= 0.7
+
+
+def test_the_threshold_is_the_exact_jaccard_of_5_gram_shingles():
+    a, b = LONG, LONG.replace("ten years", "twelve years")
+    sim = jaccard(shingles(a, 5), shingles(b, 5))
+    assert 0.6 < sim < 0.8
+    assert len(deduplicate([ex(0, a), ex(1, b)], threshold=sim - 0.01)[0]) == 1
+    assert len(deduplicate([ex(0, a), ex(1, b)], threshold=sim + 0.01)[0]) == 2
+
+
+def test_planted_test_set_leaks_are_removed_with_the_shared_words():
+    test = [EvalItem(messages=[Message("user", LONG)], references=["Compound interest earns interest on interest."],
+                     id="test-7"),
+            EvalItem(messages=[Message("user", "Short one?")], references=["Yes."], id="test-8")]
+    train = [ex(0, "Tell me: " + LONG[:120] + " and more words here"),  # 13+ words of the test prompt
+             ex(1, "How do savings accounts pay interest?"),
+             ex(2, "Summarise", answer="Compound interest earns interest on interest."),  # 6 words only: kept
+             ex(3, "Short one?")]  # the short test item has < 8 words: not matched whole
+    kept, removed = decontaminate(train, test, n=13)
+    assert [r.id for r in kept] == ["r1", "r2", "r3"]
+    assert removed[0].id == "r0" and removed[0].other == "test-7"
+    assert len(removed[0].detail.split()) == 13 and removed[0].detail in " ".join(LONG.lower().split())
