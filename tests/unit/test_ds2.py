@@ -52,3 +52,11 @@ def test_a_stage_that_fails_says_so():
         ds2_instruct(FakeDS2(keywords=""), DS2Config())
     with pytest.raises(DataError, match="stage 3 \\(self-consistency\\) kept none"):
         ds2_instruct(FakeDS2(), DS2Config(threshold=0.8))
+
+
+def test_keyword_and_instruction_parsing_drops_junk():
+    from tuneforge.data.ds2 import clean_instruction, parse_keywords
+
+    assert parse_keywords("1. 1.1.1: 1.1.1: 1.1.1") == []
+    assert parse_keywords("1. Blood pressure: the force of blood\n2) Insulin\n- 42") == ["Blood pressure", "Insulin"]
+    assert clean_instruction('The user asks: "What is insulin used for?"') == "What is insulin used for?"

@@ -52,6 +52,8 @@ class DS2Config:
     temperature: float = field(default=0.7, metadata={"help": "sampling temperature of the k answers"})
     max_new_tokens: int = field(default=200, metadata={"help": "tokens per answer"})
     seed: int = field(default=0, metadata={"help": "pair choice and sampling seed"})
+    repetition_penalty: float = field(default=1.0, metadata={"help": "for the keyword/instruction stages (1.3 "
+                                                                      "keeps a small local model from looping)"})
 
     def __post_init__(self):
         unknown = [lv for lv in self.levels if lv not in BLOOM]
@@ -64,17 +66,28 @@ def _norm(text: str) -> str:
 
 
 def parse_keywords(text: str) -> list[str]:
+    """Concepts from a list answer: a few words each, with letters (numbering and junk dropped)."""
     out = []
     for line in parse_instructions(text.replace(",", "\n")):
-        kw = line.strip(" .:;\"'").split(":")[0].strip()
-        if 0 < len(kw.split()) <= 6:
+        kw = re.sub(r"^[\d.\s]+", "", line).strip(" .:;\"'*").split(":")[0].strip()
+        if 0 < len(kw.split()) <= 6 and re.search(r"[^\W\d_]{3}", kw):
             out.append(kw)
     return out
 
 
+def clean_instruction(text: str) -> str:
+    """The instruction itself, without a 'The user asks:' / 'Question:' lead-in or quotes."""
+    lines = parse_instructions(text)
+    line = lines[0] if lines else ""
+    line = re.sub(r"^(the user (might )?asks?|user|question|instruction)\s*:\s*", "", line, flags=re.I)
+    return line.strip().strip('"“”').strip()
+
+
 def keyword_prompt(cfg: DS2Config, n: int) -> list[dict]:
     return [{"role": "user", "content": f"List {n} key concepts an assistant for the {cfg.domain} domain must master "
-             f"to {cfg.task}. One concept per line, a few words each, no explanations."}]
+             f"to {cfg.task}. One concept per line, a few words each, no explanations. For example, for personal "
+             "finance:\nCompound interest\nCredit score\nEmergency fund\n\nNow the concepts for "
+             f"{cfg.domain}:"}]
 
 
 def expansion_prompt(cfg: DS2Config, keyword: str) -> list[dict]:
@@ -108,7 +121,7 @@ def majority(answers: list[str], agreement: float) -> tuple[str, int]:
 
 def ds2_instruct(llm: LLM, cfg: DS2Config) -> tuple[list[Example], dict]:
     rng = random.Random(cfg.seed)
-    greedy = Sampling(max_new_tokens=cfg.max_new_tokens)
+    greedy = Sampling(max_new_tokens=cfg.max_new_tokens, repetition_penalty=cfg.repetition_penalty)
     first = llm.chat([keyword_prompt(cfg, cfg.keywords)], greedy)[0][0]
     keywords = list(dict.fromkeys(parse_keywords(first)))[: cfg.max_keywords]
     if not keywords:
@@ -127,8 +140,7 @@ def ds2_instruct(llm: LLM, cfg: DS2Config) -> tuple[list[Example], dict]:
     pairs = [rng.sample(keywords, 2) for _ in range(cfg.pairs)] if len(keywords) >= 2 else []
     tasks += [(p, rng.choice(["analyse", "evaluate"])) for p in pairs]
     raw = llm.chat([instruction_prompt(cfg, kws, lv) for kws, lv in tasks], greedy)
-    candidates = [(kws, lv, parse_instructions(r[0])[0] if parse_instructions(r[0]) else "") for (kws, lv), r in
-                  zip(tasks, raw)]
+    candidates = [(kws, lv, clean_instruction(r[0])) for (kws, lv), r in zip(tasks, raw)]
     instructions = [c for c in candidates if len(c[2].split()) >= 3]
     report["instructions"] = len(instructions)
     report["instructions_unusable"] = len(candidates) - len(instructions)

@@ -46,7 +46,8 @@ class LocalLLM:
         finally:
             tok.padding_side = side
         kwargs = dict(max_new_tokens=sampling.max_new_tokens, pad_token_id=tok.pad_token_id,
-                      eos_token_id=stop_token_ids(tok, self.model), num_return_sequences=sampling.n)
+                      eos_token_id=stop_token_ids(tok, self.model), num_return_sequences=sampling.n,
+                      repetition_penalty=sampling.repetition_penalty)
         if sampling.temperature > 0:
             kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
             torch.manual_seed(sampling.seed)

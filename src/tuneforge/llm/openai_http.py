@@ -48,6 +48,8 @@ class OpenAIChatLLM:
             body = {"model": self.name, "messages": conversation, "max_tokens": sampling.max_new_tokens,
                     "temperature": sampling.temperature, "top_p": sampling.top_p, "n": sampling.n - len(texts),
                     "seed": attempt_seed}
+            if sampling.repetition_penalty != 1.0:  # vLLM / llama.cpp / TGI extension, not in OpenAI's API
+                body["repetition_penalty"] = sampling.repetition_penalty
             if sampling.stop:
                 body["stop"] = sampling.stop[:4]  # the OpenAI API takes at most 4; the rest are cut below
             choices = self._post(body)["choices"]
