@@ -59,4 +59,6 @@ def test_keyword_and_instruction_parsing_drops_junk():
 
     assert parse_keywords("1. 1.1.1: 1.1.1: 1.1.1") == []
     assert parse_keywords("1. Blood pressure: the force of blood\n2) Insulin\n- 42") == ["Blood pressure", "Insulin"]
+    answer = "1) Medical terminology - medical jargon; understanding of terms\n\n2) Patient education (for all)"
+    assert parse_keywords(answer) == ["Medical terminology", "Patient education"]  # seen from SmolLM2-135M
     assert clean_instruction('The user asks: "What is insulin used for?"') == "What is insulin used for?"

@@ -69,7 +69,8 @@ def parse_keywords(text: str) -> list[str]:
     """Concepts from a list answer: a few words each, with letters (numbering and junk dropped)."""
     out = []
     for line in parse_instructions(text.replace(",", "\n")):
-        kw = re.sub(r"^[\d.\s]+", "", line).strip(" .:;\"'*").split(":")[0].strip()
+        kw = re.sub(r"^[\d.\s]+", "", line).strip(" .:;\"'*")
+        kw = re.split(r"\s[-–—]\s|[:;(]", kw)[0].strip(" .*\"'")  # the concept, not its explanation
         if 0 < len(kw.split()) <= 6 and re.search(r"[^\W\d_]{3}", kw):
             out.append(kw)
     return out
