@@ -18,7 +18,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/pip install -q -e ".[bench]"
-	$(VENV)/bin/python benchmarks/train_throughput.py
+	$(VENV)/bin/python benchmarks/train_throughput.py --compile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

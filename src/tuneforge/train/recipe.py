@@ -28,7 +28,7 @@ from tuneforge.train.adapters import AdapterConfig, apply_adapter, save_trained
 from tuneforge.train.chat_template import check_end_of_turn, set_chat_template
 from tuneforge.train.distill import distill_objective
 from tuneforge.train.domain_adapt import domain_adaptation_batches, domain_adaptation_objective
-from tuneforge.train.dpo import dpo_metrics, dpo_objective, encode_pair, pair_batches
+from tuneforge.train.dpo import collate_pairs, dpo_metrics, dpo_objective, encode_pair, pair_batches
 from tuneforge.train.loop import (
     Objective,
     TrainConfig,
@@ -145,8 +145,6 @@ def fit_objective(model, tok, cfg: TrainRunConfig, run_dir: Path, device: str) -
         pairs = [encode_pair(p, tok, t.max_length) for p in load_pairs(_one_source(cfg.data.train))]
         eval_source = cfg.data.eval or _one_source(cfg.data.train)
         held = [encode_pair(p, tok, t.max_length) for p in load_pairs(eval_source)]
-        from tuneforge.train.dpo import collate_pairs
-
         eval_batches = [collate_pairs(held[i:i + 8], tok.pad_token_id) for i in range(0, len(held), 8)]
         objective = dpo_objective(o.beta, o.label_smoothing, frozen_copy)
         batches = pair_batches(pairs, t.batch_size, tok.pad_token_id, t.seed, **shard)
