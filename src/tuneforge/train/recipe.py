@@ -119,10 +119,7 @@ def fit_sft(model, tok, train: list[Example], adapter: AdapterConfig, cfg: Train
     batches = batch_stream(enc_train, cfg.batch_size, tok.pad_token_id, cfg.seed,
                            pack_length=cfg.max_length if cfg.packing else 0,
                            num_shards=state.num_processes, shard=state.process_index)
-    result = train_loop(model, batches, SFT, cfg, run_dir / "train_log.jsonl", checkpoint_dir=run_dir / "checkpoints")
-    if state.is_main_process:
-        save_trained(model, tok, run_dir / "adapter")
-    state.wait_for_everyone()
+    result = _train_and_save(model, tok, batches, SFT, cfg, run_dir)
     if eval_batches:
         losses["tuned"] = evaluate_loss(model, eval_batches, SFT, cfg.precision)
     return model, result, losses
@@ -175,11 +172,19 @@ def fit_objective(model, tok, cfg: TrainRunConfig, run_dir: Path, device: str) -
             batches = domain_adaptation_batches(batch_stream(general, t.batch_size, tok.pad_token_id, t.seed, **shard),
                                                 batch_stream(domain, t.batch_size, tok.pad_token_id, t.seed + 1, **shard))
     model = apply_adapter(model, cfg.adapter)
-    result = train_loop(model, batches, objective, t, run_dir / "train_log.jsonl", checkpoint_dir=run_dir / "checkpoints")
+    result = _train_and_save(model, tok, batches, objective, t, run_dir)
+    return model, result, {"base": before, "tuned": evaluate(model)}
+
+
+def _train_and_save(model, tok, batches, objective: Objective, cfg: TrainConfig, run_dir: Path) -> TrainResult:
+    """The one loop, then the trained weights to run_dir/adapter (by the main process only)."""
+    result = train_loop(model, batches, objective, cfg, run_dir / "train_log.jsonl",
+                        checkpoint_dir=run_dir / "checkpoints")
+    state = distributed_state()
     if state.is_main_process:
         save_trained(model, tok, run_dir / "adapter")
     state.wait_for_everyone()
-    return model, result, {"base": before, "tuned": evaluate(model)}
+    return result
 
 
 def _one_source(train: str | list[str]) -> str:

@@ -180,13 +180,13 @@ def batch_stream(encoded: list[Encoded], batch_size: int, pad_id: int, seed: int
     if not 0 <= shard < num_shards:
         raise ConfigError(f"shard {shard} is outside 0..{num_shards - 1}")
     index = 0
-    for b in _global_stream(encoded, batch_size, pad_id, seed, pack_length):
-        if index % num_shards == shard:
-            yield b
+    for b in _global_batches(encoded, batch_size, seed, pack_length):
+        if index % num_shards == shard:  # collate only this shard's batches
+            yield collate(b, pad_id)
         index += 1
 
 
-def _global_stream(encoded: list[Encoded], batch_size: int, pad_id: int, seed: int, pack_length: int) -> Iterator[dict]:
+def _global_batches(encoded: list[Encoded], batch_size: int, seed: int, pack_length: int) -> Iterator[list[Encoded]]:
     epoch = 0
     while True:
         rows = encoded
@@ -194,8 +194,7 @@ def _global_stream(encoded: list[Encoded], batch_size: int, pad_id: int, seed: i
             order = list(encoded)
             random.Random(seed * 100_003 + epoch).shuffle(order)
             rows = pack_examples(order, pack_length)
-        for b in length_grouped_batches(rows, batch_size, seed, epoch):
-            yield collate(b, pad_id)
+        yield from length_grouped_batches(rows, batch_size, seed, epoch)
         epoch += 1
 
 
