@@ -95,6 +95,62 @@ def cmd_data_build(args) -> int:
     return 0
 
 
+def cmd_data_synth(args) -> int:
+    from tuneforge.config import load_config
+    from tuneforge.data.build import BuildConfig
+    from tuneforge.data.steps import synth
+
+    out = synth(load_config(BuildConfig, args.config, args.overrides))
+    manifest = json.loads((out / "manifest.json").read_text())
+    print(f"Synthesised {manifest['final']} records (unfiltered) in {out / 'train.jsonl'} (stages: "
+          f"{manifest['stages']}; LLM calls {manifest['llm']['calls']}, cache hits {manifest['llm']['cache_hits']})")
+    return 0
+
+
+def _step_config(overrides: list[str]):
+    from tuneforge.config import load_config
+    from tuneforge.data.build import BuildConfig
+
+    return load_config(BuildConfig, None, overrides)
+
+
+def _print_step(report: dict) -> int:
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_data_augment(args) -> int:
+    from tuneforge.data.steps import augment_file
+
+    cfg = _step_config(args.overrides)
+    return _print_step(augment_file(args.input, args.output, cfg.augment, cfg.llm))
+
+
+def cmd_data_filter(args) -> int:
+    from tuneforge.data.steps import filter_file
+
+    cfg = _step_config(args.overrides)
+    return _print_step(filter_file(args.input, args.output, cfg.filters, cfg.llm))
+
+
+def cmd_data_dedup(args) -> int:
+    from tuneforge.data.steps import dedup_file
+
+    return _print_step(dedup_file(args.input, args.output, args.threshold, args.part, args.ngram))
+
+
+def cmd_data_decontam(args) -> int:
+    from tuneforge.data.steps import decontam_file
+
+    return _print_step(decontam_file(args.input, args.output, args.against, args.ngram))
+
+
+def cmd_data_mix(args) -> int:
+    from tuneforge.data.steps import mix_files
+
+    return _print_step(mix_files(args.sources, args.output, args.total, args.ratio, args.seed))
+
+
 def cmd_data_stats(args) -> int:
     from tuneforge.data.stats import dataset_stats, format_stats
 
@@ -146,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--dtype", default="", help="dtype of the merged weights (default: the run's model.dtype)")
     exp.set_defaults(fn=cmd_export)
 
-    data = sub.add_parser("data", help="convert and inspect data files").add_subparsers(dest="data_verb", required=True)
+    data = sub.add_parser("data", help="build, convert, filter and inspect data").add_subparsers(dest="data_verb", required=True)
     conv = data.add_parser("convert", help="convert between formats", description=(
         f"Formats: {', '.join(FORMATS)}. The input format is detected unless --from is given."))
     conv.add_argument("input", type=Path)
@@ -156,13 +212,54 @@ def build_parser() -> argparse.ArgumentParser:
     conv.set_defaults(fn=cmd_data_convert)
     from tuneforge.data.build import BuildConfig
 
-    build = data.add_parser("build", help="build a dataset: sources → generators → filters → mix",
-                            description="Run a declared data recipe (configs/data_*.yaml) into a dataset directory "
-                            "with train.jsonl, manifest.json and datacard.md. Rerunning resumes from the LLM cache.",
-                            epilog=_config_epilog(BuildConfig), formatter_class=argparse.RawDescriptionHelpFormatter)
-    build.add_argument("config", type=Path)
-    build.add_argument("overrides", nargs="*", help="key=value overrides")
-    build.set_defaults(fn=cmd_data_build)
+    for verb, fn, what, desc in (
+            ("build", cmd_data_build, "build a dataset: sources → generators → augmentation → filters → mix",
+             "Run a declared data recipe (configs/data_*.yaml) into a dataset directory with train.jsonl, "
+             "manifest.json and datacard.md. Rerunning resumes from the LLM cache."),
+            ("synth", cmd_data_synth, "run a build config's sources, generators and augmentation only",
+             "Like data build, but with no filters and no mixing: every generated record lands in "
+             "OUTPUT_DIR/train.jsonl.")):
+        sp = data.add_parser(verb, help=what, description=desc, epilog=_config_epilog(BuildConfig),
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+        sp.add_argument("config", type=Path)
+        sp.add_argument("overrides", nargs="*", help="key=value overrides")
+        sp.set_defaults(fn=fn)
+    aug = data.add_parser("augment", help="add Mosaic composites, LLM paraphrases and token-level variants",
+                          description="e.g. tuneforge data augment in.jsonl out.jsonl augment.mosaic=50 "
+                          "augment.token=100 augment.paraphrase=20 llm.model=smollm2-135m-instruct. The output holds "
+                          "the input records followed by the new ones.")
+    fil = data.add_parser("filter", help="length/format checks, dedup, decontamination, LLM judge, IFD",
+                          description="e.g. tuneforge data filter in.jsonl out.jsonl filters.judge=true "
+                          "filters.judge_threshold=7 filters.ifd=true filters.decontaminate=[]. Removed records go "
+                          "whole to OUT.removed.jsonl with the filter and reason.")
+    for sp, fn in ((aug, cmd_data_augment), (fil, cmd_data_filter)):
+        sp.add_argument("input", help="data file (any format) or seed:train")
+        sp.add_argument("output", type=Path)
+        sp.add_argument("overrides", nargs="*", help="augment.*, filters.* and llm.* keys of data build configs")
+        sp.set_defaults(fn=fn)
+    dd = data.add_parser("dedup", help="remove exact and MinHash near-duplicates",
+                         description="Keeps the first of each group; removed records go to OUT.removed.jsonl.")
+    dd.add_argument("input")
+    dd.add_argument("output", type=Path)
+    dd.add_argument("--threshold", type=float, default=0.7, help="Jaccard of word n-grams (default 0.7)")
+    dd.add_argument("--ngram", type=int, default=5, help="shingle length in words (default 5)")
+    dd.add_argument("--part", default="instruction", help="instruction | response | all (default instruction)")
+    dd.set_defaults(fn=cmd_data_dedup)
+    dc = data.add_parser("decontam", help="remove records sharing an n-gram with evaluation sets",
+                         description="Removed records go to OUT.removed.jsonl with the evaluation item and words.")
+    dc.add_argument("input")
+    dc.add_argument("output", type=Path)
+    dc.add_argument("--against", action="append", required=True, help="evaluation file or seed:test (repeatable)")
+    dc.add_argument("--ngram", type=int, default=13, help="n-gram length in words (default 13)")
+    dc.set_defaults(fn=cmd_data_decontam)
+    mx = data.add_parser("mix", help="weighted mixing of several files into one",
+                         description="e.g. tuneforge data mix out.jsonl manual.jsonl:3 synth.jsonl:1 --total 500")
+    mx.add_argument("output", type=Path)
+    mx.add_argument("sources", nargs="+", help="PATH[:WEIGHT] (weights for all or none)")
+    mx.add_argument("--total", type=int, help="records in the mix (default α·N)")
+    mx.add_argument("--ratio", type=float, default=1.0, help="α: M = α·N (default 1)")
+    mx.add_argument("--seed", type=int, default=0)
+    mx.set_defaults(fn=cmd_data_mix)
     stats = data.add_parser("stats", help="counts, domains and token lengths of a data file")
     stats.add_argument("file", type=Path)
     stats.add_argument("--tokenizer", default=EMBEDDED_MODEL,

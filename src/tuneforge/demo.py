@@ -1,12 +1,14 @@
 """`tuneforge demo`: the whole pipeline on the embedded model, offline, in minutes on a laptop.
 
-data (shipped train split) → LoRA fine-tuning in bf16 → answers to the test split from the base
+data (shipped train split, grown by `data build`: DS²-Instruct + Self-Instruct with the embedded
+model, Mosaic and token-level augmentation, dedup, decontamination against the test split, IFD) → LoRA fine-tuning in bf16 → answers to the test split from the base
 and the tuned model → BLEU, ROUGE-L and TSAS per domain → a run directory with the data, the
 adapter, the generations, metrics.json and report.md.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections import defaultdict
@@ -14,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tuneforge.config import save_config
-from tuneforge.data.io import write_records
+from tuneforge.data.build import BuildConfig, build_dataset
+from tuneforge.data.io import read_records, write_records
 from tuneforge.data.seed import load_examples
 from tuneforge.evaluate.report import write_report
 from tuneforge.evaluate.runner import make_encoder, score_generations
@@ -34,6 +37,14 @@ class DataConfig:
 
 
 @dataclass
+class DemoBuildConfig(BuildConfig):
+    """`tuneforge data build` run before training; its manual source is data.train."""
+
+    enabled: bool = field(default=False, metadata={"help": "build the training data first (else train on data.train)"})
+    output_dir: str = field(default="", metadata={"help": "dataset directory ('' = RUN/data/build)"})
+
+
+@dataclass
 class EvalConfig:
     metrics: list[str] = field(default_factory=lambda: ["bleu", "rouge_l", "tsas"],
                                metadata={"help": "metric names or package.module:function"})
@@ -45,6 +56,7 @@ class DemoConfig:
     output_dir: str = field(default="", metadata={"help": "run directory ('' = runs/demo-<time>)"})
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    build: DemoBuildConfig = field(default_factory=DemoBuildConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
@@ -61,6 +73,15 @@ def _cap_per_domain(examples: list[Example], cap: int) -> list[Example]:
             seen[ex.domain] += 1
             out.append(ex)
     return out
+
+
+def _build_steps(b: BuildConfig) -> list[str]:
+    steps = [name for name, on in (("self-instruct", b.self_instruct.enabled), ("DS²", b.ds2.enabled),
+                                   ("evol", b.evol.enabled), ("distill", bool(b.distill.prompts)),
+                                   ("augment", bool(b.augment.mosaic or b.augment.token or b.augment.paraphrase)),
+                                   ("dedup", b.filters.dedup), ("decontamination", bool(b.filters.decontaminate)),
+                                   ("judge", b.filters.judge), ("IFD", b.filters.ifd)) if on]
+    return steps or ["manual data only"]
 
 
 def _cpu_ticks() -> list[int] | None:
@@ -105,9 +126,21 @@ def run_demo(cfg: DemoConfig) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
 
-    stages = _Stages(6)
+    stages = _Stages(7 if cfg.build.enabled else 6)
     stages.start("data", "data")
     train = load_examples(cfg.data.train)
+    build_summary = None
+    if cfg.build.enabled:
+        stages.start("data_build", "data build: " + ", ".join(_build_steps(cfg.build)))
+        build_cfg = dataclasses.replace(cfg.build, output_dir=cfg.build.output_dir or str(run_dir / "data" / "build"),
+                                        manual=dataclasses.replace(cfg.build.manual,
+                                                                   files=cfg.build.manual.files or [cfg.data.train]))
+        built = build_dataset(build_cfg)
+        train = read_records(built / "train.jsonl")
+        manifest = json.loads((built / "manifest.json").read_text())
+        build_summary = {k: manifest[k] for k in ("stages", "removed", "final", "llm")} | {"dir": str(built)}
+        print(f"      built {manifest['final']} records: stages {manifest['stages']}, removed "
+              f"{manifest['removed'] or 'none'}", flush=True)
     test = _cap_per_domain(load_examples(cfg.data.test), cfg.data.test_per_domain)
     write_records(train, run_dir / "data" / "train.jsonl")
     write_records(test, run_dir / "data" / "test.jsonl")
@@ -140,7 +173,7 @@ def run_demo(cfg: DemoConfig) -> Path:
            "tokens_per_s": result.tokens / max(result.seconds, 1e-9),
            "first_loss": result.losses[0], "final_loss": result.final_loss,
            "trainable_params": result.trainable_params, "total_params": result.total_params,
-           "eval_loss": eval_loss}
+           "eval_loss": eval_loss, "data_build": build_summary}
     comparison = {k: {"base": v, "tuned": scores["tuned"]["flat"][k], "delta": scores["tuned"]["flat"][k] - v}
                   for k, v in scores["base"]["flat"].items()}
 

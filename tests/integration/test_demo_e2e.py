@@ -28,6 +28,18 @@ def test_demo_writes_a_complete_run_directory(demo_run):
     assert len((demo_run / "generations" / "tuned.jsonl").read_text().splitlines()) == 2 * len(DOMAINS)
 
 
+def test_demo_grows_its_data_with_ds2_and_self_instruct_from_the_embedded_model(demo_run):
+    m = json.loads((demo_run / "data" / "build" / "manifest.json").read_text())
+    assert m["stages"]["manual"] == 244 and m["stages"]["ds2"] > 0 and m["llm"]["calls"] > 0
+    si = m["reports"]["self_instruct"]
+    assert si["candidates"] > 0 and si["candidates"] == si["instructions"] + sum(si["rejected"].values())
+    assert si["kept"] == si["instructions"] - si["instances_malformed"] == m["stages"]["self_instruct"]
+    assert m["generated_total"] - sum(m["removed"].values()) == m["final"]
+    assert len((demo_run / "data" / "train.jsonl").read_text().splitlines()) == m["final"]
+    ds2 = [json.loads(x) for x in (demo_run / "data" / "build" / "stages" / "ds2.jsonl").read_text().splitlines()]
+    assert all(r["domain"] == "healthcare" and r["meta"]["consistency"] >= 0.4 for r in ds2)
+
+
 def test_metrics_hold_base_and_tuned_scores_for_every_domain(demo_run):
     metrics = json.loads((demo_run / "metrics.json").read_text())
     for model in ("base", "tuned"):

@@ -22,3 +22,23 @@ def test_demo_recipe_runs_with_a_prompt_tuning_adapter(tmp_path, tiny_lm, tiny_t
     assert "rouge_l_for_travel" in metrics["comparison"]
     assert (run / "adapter" / "adapter_config.json").exists()
     assert len((run / "generations" / "tuned.jsonl").read_text().splitlines()) == 5
+
+
+def test_demo_builds_its_training_data_first_when_asked(tmp_path, tiny_lm, tiny_tok):
+    tiny_lm.save_pretrained(tmp_path / "model")
+    tiny_tok.save_pretrained(tmp_path / "model")
+    cfg = load_config(DemoConfig, None, [
+        f"output_dir={tmp_path / 'run'}", f"model.name={tmp_path / 'model'}", "model.dtype=float32",
+        "model.device=cpu", "train.steps=1", "train.precision=fp32", "data.test_per_domain=1",
+        "generation.max_new_tokens=2", "build.enabled=true", "build.augment.mosaic=4",
+        "build.filters.ifd=true", f"build.filters.ifd_model={tmp_path / 'model'}", "build.filters.ifd_max=100",
+        "build.filters.score_sources=[augment]"])
+    run = run_demo(cfg)
+    manifest = json.loads((run / "data" / "build" / "manifest.json").read_text())
+    assert manifest["stages"] == {"manual": 244, "augment": 4}  # manual source = data.train (seed:train)
+    assert manifest["reports"]["filter:ifd"]["scored"] == 4  # only the composites were scored
+    train = (run / "data" / "train.jsonl").read_text().splitlines()
+    assert len(train) == manifest["final"] == 248 - sum(manifest["removed"].values())
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["run"]["data_build"]["final"] == manifest["final"] and "data_build" in metrics["run"]["stage_seconds"]
+    assert "Training data built by `tuneforge data build`" in (run / "report.md").read_text()

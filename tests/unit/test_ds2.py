@@ -62,3 +62,6 @@ def test_keyword_and_instruction_parsing_drops_junk():
     answer = "1) Medical terminology - medical jargon; understanding of terms\n\n2) Patient education (for all)"
     assert parse_keywords(answer) == ["Medical terminology", "Patient education"]  # seen from SmolLM2-135M
     assert clean_instruction('The user asks: "What is insulin used for?"') == "What is insulin used for?"
+    assert clean_instruction('A: "What is a medical term?') == "What is a medical term?"  # seen from SmolLM2-135M
+    heading = "Advanced Concepts Building On It:\n- Pharmacology\nPrerequisite concepts:\n- Anatomy"
+    assert parse_keywords(heading) == ["Pharmacology", "Anatomy"]  # echoed headings are not concepts

@@ -57,7 +57,7 @@ def test_rouge_l_0_71_is_rejected_and_0_69_kept_with_every_rejection_counted():
     assert records[0].source == "self_instruct" and records[0].meta["generator"] == "fake"
     assert report["rejected"] == {"ROUGE-L > 0.7 to the pool": 1, "needs a modality a text model lacks (keyword)": 1,
                                   "too short": 1, "starts with punctuation or a non-ASCII character": 1}
-    assert report["candidates"] == 5 and report["kept"] == 1
+    assert report["candidates"] == 5 == report["instructions"] + sum(report["rejected"].values()) and report["kept"] == 1
 
 
 def test_prompts_mix_6_seed_and_2_generated_instructions_and_instances_follow_the_task_type():

@@ -1,4 +1,6 @@
-"""`tuneforge data build CONFIG`: sources → generators → filters → mix, into one dataset directory.
+"""`tuneforge data build CONFIG`: sources → generators → augmentation → filters → mix, into one
+dataset directory. Filters run cheapest first: length and format checks, exact/near dedup,
+decontamination, LLM-judge quality, IFD selection.
 
     OUT/train.jsonl       the dataset (TRL `messages` records, provenance in source / meta)
     OUT/stages/*.jsonl    what each source or generator produced, before filtering
@@ -21,13 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tuneforge.config import save_config
+from tuneforge.data.augment import AugmentConfig, augment
 from tuneforge.data.decontam import decontaminate
 from tuneforge.data.dedup import Removal, deduplicate
 from tuneforge.data.distill import distill
 from tuneforge.data.ds2 import DS2Config, ds2_instruct
 from tuneforge.data.evol_instruct import EvolConfig, evol_instruct
+from tuneforge.data.ifd import ifd_scores, select_by_ifd
 from tuneforge.data.io import read_records, write_records
 from tuneforge.data.mix import mix_counts, mix_datasets
+from tuneforge.data.quality import judge_quality
 from tuneforge.data.seed import load_examples
 from tuneforge.data.self_instruct import SelfInstructConfig, self_instruct
 from tuneforge.errors import ConfigError
@@ -37,6 +42,7 @@ from tuneforge.models import EMBEDDED_MODEL
 from tuneforge.records import EvalItem, Example
 
 LLM_KINDS = ("local", "openai")
+TEMPLATE_TOKENS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|start_header_id|>", "[INST]")
 
 
 @dataclass
@@ -87,12 +93,24 @@ class DS2Step(DS2Config):
 
 @dataclass
 class FilterConfig:
+    min_response_words: int = field(default=1, metadata={"help": "drop records with shorter responses"})
+    max_response_words: int = field(default=0, metadata={"help": "drop records with longer responses (0 = off)"})
+    format: bool = field(default=True, metadata={"help": "drop records with no instruction, template tokens "
+                                                 "in the text, or a response that repeats the instruction"})
     dedup: bool = field(default=True, metadata={"help": "remove exact and near duplicates"})
     dedup_threshold: float = field(default=0.7, metadata={"help": "Jaccard of word 5-grams"})
     decontaminate: list[str] = field(default_factory=lambda: ["seed:test"],
                                      metadata={"help": "evaluation sets to protect ([] = off)"})
     ngram: int = field(default=13, metadata={"help": "decontamination n-gram length"})
-    min_response_words: int = field(default=1, metadata={"help": "drop records with shorter responses"})
+    score_sources: list[str] = field(default_factory=list, metadata={
+        "help": "sources the judge and IFD score, e.g. [ds2, self_instruct] ([] = all; others pass)"})
+    judge: bool = field(default=False, metadata={"help": "LLM-judge quality scoring (uses llm.*)"})
+    judge_threshold: float = field(default=6.0, metadata={"help": "keep records the judge rates ≥ this (1-10)"})
+    judge_drop_unparsed: bool = field(default=False, metadata={"help": "also drop records whose verdict is unreadable"})
+    ifd: bool = field(default=False, metadata={"help": "IFD selection: loss with instruction ÷ loss without"})
+    ifd_model: str = field(default=EMBEDDED_MODEL, metadata={"help": "causal LM that scores IFD"})
+    ifd_max: float = field(default=1.0, metadata={"help": "drop records with IFD ≥ this"})
+    ifd_top: float = field(default=1.0, metadata={"help": "then keep this fraction with the highest IFD"})
 
 
 @dataclass
@@ -111,6 +129,7 @@ class BuildConfig:
     self_instruct: SelfInstructStep = field(default_factory=SelfInstructStep)
     evol: EvolStep = field(default_factory=EvolStep)
     ds2: DS2Step = field(default_factory=DS2Step)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     filters: FilterConfig = field(default_factory=FilterConfig)
     mix: MixConfig = field(default_factory=MixConfig)
 
@@ -131,11 +150,8 @@ def _load(spec: str) -> list:
     return load_examples(spec) if spec.startswith("seed:") else read_records(spec)
 
 
-def build_dataset(cfg: BuildConfig) -> Path:
-    """Run the declared recipe; returns the dataset directory."""
-    out = Path(cfg.output_dir)
-    (out / "stages").mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
+def synthesize(cfg: BuildConfig, llm: CachedLLM | None) -> tuple[dict[str, list[Example]], dict]:
+    """Run the sources, generators and augmentations of `cfg`: ({stage: records}, {stage: report})."""
     stages: dict[str, list[Example]] = {}
     reports: dict[str, dict] = {}
     if cfg.manual.files:
@@ -147,8 +163,6 @@ def build_dataset(cfg: BuildConfig) -> Path:
                              "q_manual": sum(r.meta[cfg.manual.rating_key] >= tau for r in rated) / len(rated)
                              if rated and tau > 0 else None}
         stages["manual"] = [_with_source(r, "manual") for r in kept]
-    generators = cfg.distill.prompts or cfg.self_instruct.enabled or cfg.evol.enabled or cfg.ds2.enabled
-    llm = make_llm(cfg.llm, out / "cache.sqlite") if generators else None
     if cfg.distill.prompts:
         prompts = _load(cfg.distill.prompts)
         stages["distill"], reports["distill"] = distill(llm, prompts, Sampling(max_new_tokens=cfg.llm.max_new_tokens))
@@ -165,26 +179,95 @@ def build_dataset(cfg: BuildConfig) -> Path:
             records, report = ds2_instruct(llm, DS2Config(**fields))
             stages["ds2"] += records
             reports["ds2"][domain] = report
+    if _augments(cfg.augment):
+        if not stages:
+            raise ConfigError("augment needs records to augment: set manual.files or enable a generator")
+        stages["augment"], reports["augment"] = augment([r for rows in stages.values() for r in rows],
+                                                        cfg.augment, llm)
     if not stages:
         raise ConfigError("the build config enables no source: set manual.files, distill.prompts, or "
                           "self_instruct / evol / ds2 .enabled=true")
+    return stages, reports
+
+
+def _augments(cfg: AugmentConfig) -> bool:
+    return bool(cfg.mosaic or cfg.paraphrase or cfg.token)
+
+
+def needs_llm(cfg: BuildConfig) -> bool:
+    return bool(cfg.distill.prompts or cfg.self_instruct.enabled or cfg.evol.enabled or cfg.ds2.enabled
+                or cfg.augment.paraphrase or cfg.filters.judge)
+
+
+def format_problem(r: Example) -> str:
+    """Why a record fails the format check ('' = it passes)."""
+    if not r.instruction.strip():
+        return "no instruction"
+    text = "\n".join(m.content for m in r.messages)
+    if any(t in text for t in TEMPLATE_TOKENS):
+        return "chat-template tokens in the text"
+    if " ".join(r.response.split()).lower() == " ".join(r.instruction.split()).lower():
+        return "response repeats the instruction"
+    return ""
+
+
+def apply_filters(pooled: list[Example], cfg: FilterConfig, llm: CachedLLM | None = None
+                  ) -> tuple[list[Example], list[tuple[str, Removal]], dict]:
+    """Length and format checks → dedup → decontamination → LLM judge → IFD, in that order (the
+    costly model-based filters see only what the cheap ones kept). Returns (kept, [(filter,
+    removal)], {filter: report})."""
+    removed: list[tuple[str, Removal]] = []
+    reports: dict[str, dict] = {}
+    kept = []
+    for r in pooled:
+        n = len(r.response.split())
+        why = (f"response shorter than {cfg.min_response_words} words" if n < cfg.min_response_words else
+               f"response longer than {cfg.max_response_words} words"
+               if cfg.max_response_words and n > cfg.max_response_words else "")
+        if why:
+            removed.append(("length", Removal(r.id, why)))
+        elif cfg.format and (why := format_problem(r)):
+            removed.append(("format", Removal(r.id, why)))
+        else:
+            kept.append(r)
+    if cfg.dedup:
+        kept, gone = deduplicate(kept, cfg.dedup_threshold, part="instruction")
+        removed += [("dedup", g) for g in gone]
+    if cfg.decontaminate:
+        evals = [EvalItem.from_example(e) if isinstance(e, Example) else e
+                 for spec in cfg.decontaminate for e in _load(spec)]
+        kept, gone = decontaminate(kept, evals, cfg.ngram)
+        removed += [("decontaminate", g) for g in gone]
+    scored = [r for r in kept if not cfg.score_sources or r.source.split("/")[0] in cfg.score_sources]
+    passed = {id(r) for r in kept} - {id(r) for r in scored}
+    if cfg.judge:
+        if llm is None:
+            raise ConfigError("filters.judge needs an LLM (llm.kind / llm.model)")
+        scored, gone, reports["judge"] = judge_quality(llm, scored, cfg.judge_threshold, cfg.judge_drop_unparsed)
+        removed += [("judge", g) for g in gone]
+    if cfg.ifd and scored:
+        from tuneforge.models import load_model
+
+        model, tok = load_model(cfg.ifd_model, "bfloat16", "sdpa")
+        scores = ifd_scores(model, tok, scored)
+        scored, gone, reports["ifd"] = select_by_ifd(scored, scores, cfg.ifd_max, cfg.ifd_top)
+        removed += [("ifd", g) for g in gone]
+    survivors = {id(r) for r in scored} | passed
+    kept = [r for r in kept if id(r) in survivors]
+    return kept, removed, reports
+
+
+def build_dataset(cfg: BuildConfig) -> Path:
+    """Run the declared recipe; returns the dataset directory."""
+    out = Path(cfg.output_dir)
+    (out / "stages").mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
+    llm = make_llm(cfg.llm, out / "cache.sqlite") if needs_llm(cfg) else None
+    stages, reports = synthesize(cfg, llm)
     for name, rows in stages.items():
         write_records(rows, out / "stages" / f"{name}.jsonl")
     pooled = [r for rows in stages.values() for r in rows]
-    removed: list[tuple[str, Removal]] = []
-    short = [r for r in pooled if len(r.response.split()) < cfg.filters.min_response_words]
-    removed += [("length", Removal(r.id, f"response shorter than {cfg.filters.min_response_words} words"))
-                for r in short]
-    short_ids = {id(r) for r in short}
-    pooled = [r for r in pooled if id(r) not in short_ids]
-    if cfg.filters.dedup:
-        pooled, gone = deduplicate(pooled, cfg.filters.dedup_threshold, part="instruction")
-        removed += [("dedup", g) for g in gone]
-    if cfg.filters.decontaminate:
-        evals = [EvalItem.from_example(e) if isinstance(e, Example) else e
-                 for spec in cfg.filters.decontaminate for e in _load(spec)]
-        pooled, gone = decontaminate(pooled, evals, cfg.filters.ngram)
-        removed += [("decontaminate", g) for g in gone]
+    pooled, removed, filter_reports = apply_filters(pooled, cfg.filters, llm)
     final = _mix(pooled, cfg.mix)
     write_records(final, out / "train.jsonl")
     with open(out / "removed.jsonl.partial", "w", encoding="utf-8") as f:
@@ -200,7 +283,7 @@ def build_dataset(cfg: BuildConfig) -> Path:
         "final_by_domain": dict(Counter(r.domain or "(none)" for r in final)),
         "llm": {"model": cfg.llm.model, "kind": cfg.llm.kind, "calls": llm.calls if llm else 0,
                 "cache_hits": llm.hits if llm else 0},
-        "reports": reports,
+        "reports": reports | {f"filter:{k}": v for k, v in filter_reports.items()},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (out / "datacard.md").write_text(datacard(cfg, manifest), encoding="utf-8")

@@ -65,13 +65,17 @@ def _norm(text: str) -> str:
     return " ".join(re.findall(r"\w+", text.lower()))
 
 
+# headings that echo the request ("Advanced concepts building on it:"), not concepts
+_ECHO = re.compile(r"\b(concepts?|prerequisites?|building on|builds on)\b", re.I)
+
+
 def parse_keywords(text: str) -> list[str]:
     """Concepts from a list answer: a few words each, with letters (numbering and junk dropped)."""
     out = []
     for line in parse_instructions(text.replace(",", "\n")):
         kw = re.sub(r"^[\d.\s]+", "", line).strip(" .:;\"'*")
         kw = re.split(r"\s[-–—]\s|[:;(]", kw)[0].strip(" .*\"'")  # the concept, not its explanation
-        if 0 < len(kw.split()) <= 6 and re.search(r"[^\W\d_]{3}", kw):
+        if 0 < len(kw.split()) <= 6 and re.search(r"[^\W\d_]{3}", kw) and not _ECHO.search(kw):
             out.append(kw)
     return out
 
@@ -80,7 +84,7 @@ def clean_instruction(text: str) -> str:
     """The instruction itself, without a 'The user asks:' / 'Question:' lead-in or quotes."""
     lines = parse_instructions(text)
     line = lines[0] if lines else ""
-    line = re.sub(r"^(the user (might )?asks?|user|question|instruction)\s*:\s*", "", line, flags=re.I)
+    line = re.sub(r"^(the user (might )?asks?|user|question|instruction|q|a)\s*:\s*", "", line, flags=re.I)
     return line.strip().strip('"“”').strip()
 
 

@@ -17,6 +17,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
+from tuneforge.data.text import STOP_WORDS
 from tuneforge.llm.client import LLM, Sampling
 from tuneforge.records import Example, Message
 
@@ -29,9 +30,7 @@ DEPTH = {
 }
 BREADTH = "Draw inspiration from it to create a brand new instruction in the same domain but rarer, of similar length and difficulty."
 COPIED = ("given prompt", "rewritten prompt", "created prompt", "#given prompt#", "#rewritten prompt#", "#created prompt#")
-STOP_WORDS = set("a an the and or but if of to in on at by for with about as is are was were be been being it its "
-                 "this that these those i you he she we they me him her us them my your our their not no yes so "
-                 "do does did have has had can could will would should may might must just very too".split())
+
 
 
 @dataclass

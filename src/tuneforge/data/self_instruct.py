@@ -148,9 +148,12 @@ def self_instruct(llm: LLM, seeds: list[Example], cfg: SelfInstructConfig) -> tu
                 if why:
                     report["rejected"][why] = report["rejected"].get(why, 0) + 1
                     continue
-                if len(machine) < cfg.num_instructions:
-                    novelty.add(cand)
-                    machine.append((cand, score, rnd + 1))
+                if len(machine) >= cfg.num_instructions:
+                    report["rejected"]["over the requested number"] = report["rejected"].get(
+                        "over the requested number", 0) + 1
+                    continue
+                novelty.add(cand)
+                machine.append((cand, score, rnd + 1))
     greedy = Sampling(max_new_tokens=cfg.max_new_tokens)
     kinds = llm.chat([classification_prompt(m[0]) for m in machine], Sampling(max_new_tokens=4))
     is_cls = [k[0].strip().lower().startswith("yes") for k in kinds]
@@ -170,5 +173,6 @@ def self_instruct(llm: LLM, seeds: list[Example], cfg: SelfInstructConfig) -> tu
             meta["input"] = inp
         records.append(Example(messages=[Message("user", user), Message("assistant", out)],
                                id=f"self-instruct-{cfg.seed}-{i}", source="self_instruct", meta=meta))
+    report["instructions"] = len(machine)
     report["kept"] = len(records)
     return records, report

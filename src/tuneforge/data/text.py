@@ -9,6 +9,10 @@ from tuneforge.records import EvalItem, Example, PreferencePair
 
 PARTS = ("instruction", "response", "all")
 _WORD = re.compile(r"\w+", re.UNICODE)
+STOP_WORDS = set(  # common English function words
+    "a an the and or but if of to in on at by for with about as is are was were be been being it its "
+    "this that these those i you he she we they me him her us them my your our their not no yes so "
+    "do does did have has had can could will would should may might must just very too".split())
 
 
 def record_text(record, part: str = "all") -> str:

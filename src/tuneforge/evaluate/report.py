@@ -73,6 +73,13 @@ def write_report(run_dir: str | Path) -> Path:
                                                      for k, v in run["stage_seconds"].items()) + "." +
                   (f" CPU time taken by the hypervisor (steal) during the run: {steal:.0f}%." if steal is not None else ""),
                   ""]
+    if run.get("data_build"):
+        b = run["data_build"]
+        lines += [f"Training data built by `tuneforge data build` ({b['dir']}, see its datacard.md): "
+                  + ", ".join(f"{k} {v}" for k, v in b["stages"].items()) + " records; filters removed "
+                  + (", ".join(f"{k} {v}" for k, v in b["removed"].items()) or "nothing")
+                  + f"; {b['final']} kept. Generator `{b['llm']['model']}`: {b['llm']['calls']} calls, "
+                  f"{b['llm']['cache_hits']} answers from the cache.", ""]
     lines += ["![scores and training loss](report.png)", ""]
     header = "| domain | n | " + " | ".join(f"{METRIC_LABELS.get(m, m)} {n}" for m in metric_names for n in names) + " |"
     lines += ["## Scores per domain", "", header, "|" + "---|" * (2 + len(metric_names) * len(names))]
