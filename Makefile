@@ -14,6 +14,7 @@ demo: $(STAMP)
 	$(VENV)/bin/tuneforge demo
 
 test: $(STAMP)
+	bash scripts/install_browser.sh
 	$(VENV)/bin/python -m pytest -q
 
 bench: $(STAMP)

@@ -160,6 +160,31 @@ def cmd_data_stats(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    from tuneforge.config import load_config
+    from tuneforge.evaluate.run import EvalRunConfig, eval_generate, eval_score, run_eval
+
+    config, overrides = args.config, list(args.overrides)
+    if config is not None and "=" in str(config) and not config.exists():  # only overrides were given
+        config, overrides = None, [str(config), *overrides]
+    cfg = load_config(EvalRunConfig, config, overrides)
+    if args.eval_verb == "generate":
+        gens = eval_generate(cfg)
+        print("Generations: " + ", ".join(f"{k} {len(v)}" for k, v in gens.items()) + f" in {cfg.output_dir}/generations")
+        return 0
+    out = run_eval(cfg) if args.eval_verb == "run" else eval_score(cfg)
+    print(f"Report: {out / 'report.html'} (and report.md, metrics.json)")
+    return 0
+
+
+def cmd_eval_compare(args) -> int:
+    from tuneforge.evaluate.compare import compare_runs, format_comparison
+
+    result = compare_runs(args.run_a, args.run_b, n_boot=args.bootstrap)
+    print(json.dumps(result, indent=2) if args.json else format_comparison(result))
+    return 0
+
+
 def cmd_report(args) -> int:
     from tuneforge.evaluate.report import write_report
 
@@ -268,7 +293,27 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="print JSON")
     stats.set_defaults(fn=cmd_data_stats)
 
-    rep = sub.add_parser("report", help="(re)write report.md for a run directory from stored results")
+    from tuneforge.evaluate.run import EvalRunConfig
+
+    ev = sub.add_parser("eval", help="generate once, score many times; compare runs").add_subparsers(
+        dest="eval_verb", required=True)
+    for verb, what in (("generate", "answer the test set with every model (resumable)"),
+                       ("run", "generate (resuming) and score: metrics.json, report.html, report.md"),
+                       ("score", "score stored generations again (no model is loaded)")):
+        sp = ev.add_parser(verb, help=what, description=what, epilog=_config_epilog(EvalRunConfig),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        sp.add_argument("config", type=Path, nargs="?", help="YAML config (e.g. configs/eval.yaml); optional")
+        sp.add_argument("overrides", nargs="*", help="key=value overrides")
+        sp.set_defaults(fn=cmd_eval)
+    cmp = ev.add_parser("compare", help="paired deltas with CIs and p-values between two runs",
+                        description="tuneforge eval compare RUN_A[:MODEL] RUN_B[:MODEL] — e.g. "
+                        "RUN:base RUN:tuned within one run")
+    cmp.add_argument("run_a")
+    cmp.add_argument("run_b")
+    cmp.add_argument("--bootstrap", type=int, default=1000)
+    cmp.add_argument("--json", action="store_true")
+    cmp.set_defaults(fn=cmd_eval_compare)
+    rep = sub.add_parser("report", help="(re)write report.md and report.html for a run directory from stored results")
     rep.add_argument("run_dir", type=Path)
     rep.set_defaults(fn=cmd_report)
     return p

@@ -80,7 +80,7 @@ def generate_answers(model, tokenizer, items: list[EvalItem], cfg: GenerationCon
             texts = _generate_batch(model, tokenizer, [prompts[it.id] for it in batch], cfg)
             rows = [Generation(id=it.id, prompt=it.messages, generation=t, references=it.references,
                                model=model_name, domain=it.domain, task=it.task,
-                               settings=settings, meta=it.meta) for it, t in zip(batch, texts)]
+                               settings=settings, meta=dict(it.meta)) for it, t in zip(batch, texts)]
             for g in rows:
                 done[g.id] = g
             if path:

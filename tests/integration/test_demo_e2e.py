@@ -77,3 +77,24 @@ def test_data_stats_counts_tokens_with_the_embedded_tokenizer(demo_run, capsys):
     assert stats["unit"] == "tokens (smollm2-135m-instruct)"
     assert stats["records"] == 2 * len(DOMAINS) and stats["kinds"]
     assert stats["response_length"]["mean"] > stats["prompt_length"]["mean"] > 5
+
+
+def test_eval_run_on_the_demo_test_split_for_base_and_tuned(demo_run, tmp_path):
+    out = tmp_path / "eval"
+    assert main(["eval", "run", f"output_dir={out}", f"models=[base=smollm2-135m-instruct, tuned={demo_run}]",
+                 "test_per_domain=2", "generation.max_new_tokens=16", "bootstrap=200"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    for label in ("base", "tuned"):
+        res = m["models"][label]
+        for metric in ("bleu", "rouge_l", "bertscore", "tsas"):
+            for domain in DOMAINS:
+                r = res["per_domain"][domain][metric]
+                assert r["n"] == 2 and r["ci"][0] <= r["score"] <= r["ci"][1], (label, metric, domain)
+        assert res["overall"]["tsas"]["parrot_control"] > 0
+        mauve = res["overall"]["mauve"]
+        assert 0 < mauve["score"] <= 1 and "sd" in mauve and "fewer than 1000" in mauve["warning"]
+    assert m["run"]["models"]["tuned"] == str(demo_run)
+    gens = [json.loads(x) for x in (out / "generations" / "tuned.jsonl").read_text().splitlines()]
+    assert "adapter" in gens[0]["meta"]["model_spec"]  # the demo's LoRA adapter on its base
+    html = (out / "report.html").read_text()
+    assert "MAUVE" in html and "Warnings" in html and "Paired comparison" in html

@@ -53,9 +53,11 @@ def test_resolved_config_saves_and_reloads(tmp_path):
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_bundled_config_loads(path):
     from tuneforge.data.build import BuildConfig
+    from tuneforge.evaluate.run import EvalRunConfig
     from tuneforge.train.recipe import TrainRunConfig
 
-    cls = DemoConfig if path.name == "demo.yaml" else BuildConfig if path.name.startswith("data_") else TrainRunConfig
+    special = {"demo.yaml": DemoConfig, "eval.yaml": EvalRunConfig}
+    cls = special.get(path.name) or (BuildConfig if path.name.startswith("data_") else TrainRunConfig)
     assert isinstance(load_config(cls, path), cls)
 
 

@@ -36,3 +36,11 @@ def test_left_padding_gives_the_same_greedy_answer_as_unbatched(tiny_lm, tiny_to
     single = generate_answers(tiny_lm, tiny_tok, items, GenerationConfig(max_new_tokens=5, batch_size=1), "tiny")
     assert [g.generation for g in batched] == [g.generation for g in single]
     assert tiny_tok.padding_side == "right"  # restored
+
+
+def test_each_generation_owns_its_meta(tiny_lm, tiny_tok, examples):
+    items = _items(examples[:2])
+    one = generate_answers(tiny_lm, tiny_tok, items, GenerationConfig(max_new_tokens=2), "a")
+    two = generate_answers(tiny_lm, tiny_tok, items, GenerationConfig(max_new_tokens=2), "b")
+    one[0].meta["model_spec"] = "a"  # annotating one model's answers must not touch the items or the other model's
+    assert "model_spec" not in two[0].meta and "model_spec" not in items[0].meta

@@ -1,124 +1,339 @@
-"""Write `report.md` and `report.png` for a run directory, from what the run stored on disk
-(metrics.json, generations/*.jsonl, train_log.jsonl) — never by generating again."""
+"""Write `report.md` (+ `report.png`) and a self-contained `report.html` for a run directory, from
+what the run stored on disk (metrics.json, scores/, generations/, train_log.jsonl) — never by
+generating again.
+
+The HTML has no scripts and loads nothing: charts are inline SVG, styles inline, and every piece of
+model or data text goes through `html.escape`, so a generation holding markup is shown, not run.
+Sections: a Table-1-style summary (model × metric with 95% CIs), the per-domain TSAS chart (the
+seed's Figure 1) and per-domain tables, TSAS parts with the parrot control, paired comparisons,
+judge results, human-rating correlations, warnings, training loss, signatures, and example
+answers side by side.
+"""
 
 from __future__ import annotations
 
+import html
+import io
 import json
+import math
 from pathlib import Path
 
 from tuneforge.data.io import read_records
 from tuneforge.errors import TuneforgeError
 
-METRIC_LABELS = {"bleu": "BLEU", "rouge_l": "ROUGE-L", "tsas": "TSAS"}
+METRIC_LABELS = {"bleu": "BLEU", "rouge_l": "ROUGE-L", "tsas": "TSAS", "bertscore": "BERTScore F1",
+                 "exact_match": "Exact match", "if_score": "IF-Score", "mauve": "MAUVE"}
 
 
 def _fmt(x) -> str:
-    return "n/a" if x is None else f"{x:.2f}" if abs(x) >= 1 else f"{x:.3f}"
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{x:.2f}" if abs(x) >= 1 else f"{x:.3f}"
 
 
-def _plot(metrics: dict, train_log: list[dict], path: Path) -> None:
+def _ci(r: dict) -> str:
+    ci = r.get("ci")
+    return f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci and not any(c != c for c in ci) else ""
+
+
+def _cell(r: dict) -> str:
+    if "sd" in r:
+        return f"{_fmt(r['score'])} ± {_fmt(r['sd'])}" + (" ⚠" if r.get("warning") else "")
+    return _fmt(r["score"]) + _ci(r)
+
+
+def _load(run_dir: Path) -> tuple[dict, list[dict]]:
+    if not (run_dir / "metrics.json").exists():
+        raise TuneforgeError(f"{run_dir} has no metrics.json, so it is not a finished run directory")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    log_path = run_dir / "train_log.jsonl"
+    log = [json.loads(x) for x in log_path.read_text().splitlines() if x.strip()] if log_path.exists() else []
+    return metrics, [r for r in log if "loss" in r and "step" in r]
+
+
+def _plt():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _domain_chart(models: dict, metric: str):
+    """Per-domain bars of `metric` for every model, with 95% CI error bars (or None)."""
+    names = [n for n in models if metric in models[n]["overall"] and models[n]["per_domain"]
+             and metric in next(iter(models[n]["per_domain"].values()))]
+    if not names:
+        return None
+    plt = _plt()
+    domains = list(models[names[0]]["per_domain"])
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    width = 0.8 / len(names)
+    for k, n in enumerate(names):
+        rows = [models[n]["per_domain"][d][metric] for d in domains]
+        vals = [r["score"] for r in rows]
+        err = [[max(0, v - r["ci"][0]) if r.get("ci") and r["ci"][0] == r["ci"][0] else 0 for v, r in zip(vals, rows)],
+               [max(0, r["ci"][1] - v) if r.get("ci") and r["ci"][1] == r["ci"][1] else 0 for v, r in zip(vals, rows)]]
+        ax.bar([i + k * width for i in range(len(domains))], vals, width, yerr=err, capsize=3, label=n)
+    ax.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(domains))])
+    ax.set_xticklabels(domains, rotation=20, ha="right", fontsize=9)
+    ax.set_title(f"{METRIC_LABELS.get(metric, metric)} per domain (95% CI)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _loss_chart(log: list[dict]):
+    if not log:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    ax.plot([r["step"] for r in log], [r["loss"] for r in log], marker="o", markersize=3)
+    ax.set_xlabel("step")
+    ax.set_title("training loss per target token")
+    fig.tight_layout()
+    return fig
+
+
+def _svg(fig) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg")
+    _plt().close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _legacy_png(metrics: dict, log: list[dict], path: Path) -> None:
+    """report.png for report.md: every per-item metric per domain, and the loss curve."""
+    plt = _plt()
     models = metrics["models"]
     names = list(models)
-    domains = list(next(iter(models.values()))["per_domain"])
-    metric_names = list(next(iter(models.values()))["overall"])
-    ncols = len(metric_names) + (1 if train_log else 0)
+    first = models[names[0]]
+    metric_names = [m for m in first["overall"] if first["per_domain"] and m in next(iter(first["per_domain"].values()))]
+    domains = list(first["per_domain"])
+    ncols = max(1, len(metric_names) + (1 if log else 0))
     fig, axes = plt.subplots(1, ncols, figsize=(4.2 * ncols, 3.6), squeeze=False)
     width = 0.8 / len(names)
     for ax, m in zip(axes[0], metric_names):
         for k, name in enumerate(names):
-            vals = [models[name]["per_domain"][d][m]["score"] for d in domains]
-            ax.bar([i + k * width for i in range(len(domains))], vals, width, label=name)
+            ax.bar([i + k * width for i in range(len(domains))],
+                   [models[name]["per_domain"][d][m]["score"] for d in domains], width, label=name)
         ax.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(domains))])
         ax.set_xticklabels(domains, rotation=30, ha="right", fontsize=8)
         ax.set_title(METRIC_LABELS.get(m, m))
         ax.legend(fontsize=8)
-    if train_log:
+    if log:
         ax = axes[0][-1]
-        ax.plot([r["step"] for r in train_log], [r["loss"] for r in train_log], marker="o", markersize=3)
+        ax.plot([r["step"] for r in log], [r["loss"] for r in log], marker="o", markersize=3)
         ax.set_xlabel("step")
-        ax.set_title("training loss per target token (window means)")
+        ax.set_title("training loss per target token")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def write_report(run_dir: str | Path) -> Path:
-    """Render report.md (+ report.png) for a run directory written by `run_demo`/`train`."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "metrics.json").exists():
-        raise TuneforgeError(f"{run_dir} has no metrics.json, so it is not a finished run directory")
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    log_path = run_dir / "train_log.jsonl"
-    train_log = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()] if log_path.exists() else []
-    _plot(metrics, train_log, run_dir / "report.png")
-    run, models = metrics["run"], metrics["models"]
-    names = list(models)
-    metric_names = list(models[names[0]]["overall"])
-    domains = list(models[names[0]]["per_domain"])
-    lines = [f"# tuneforge report — {run.get('name', run_dir.name)}", "",
-             f"Model `{run['model']}`, adapter `{run['adapter']}` "
-             f"({run['trainable_params']:,} of {run['total_params']:,} parameters trained, "
-             f"{100 * run['trainable_params'] / run['total_params']:.2f}%), {run['steps']} steps "
-             f"in {run['train_seconds']:.0f} s ({run['tokens_per_s']:.0f} tokens/s).", "",
-             f"Held-out loss per target token: base {run['eval_loss']['base']:.3f} → "
-             f"tuned {run['eval_loss']['tuned']:.3f}.", ""]
+def _comparisons(run_dir: Path, metrics: dict) -> dict | None:
+    names = metrics.get("comparison_models") or (list(metrics["models"])[:2] if len(metrics["models"]) >= 2 else None)
+    if not names or not all((run_dir / "scores" / f"{n}.jsonl").exists() for n in names):
+        return None
+    from tuneforge.evaluate.compare import compare_runs
+
+    try:
+        return compare_runs(f"{run_dir}:{names[0]}", f"{run_dir}:{names[1]}", n_boot=500)
+    except TuneforgeError:
+        return None
+
+
+def _summary_lines(metrics: dict) -> list[str]:
+    run = metrics["run"]
+    out = []
+    if "adapter" in run:
+        out.append(f"Model `{run['model']}`, adapter `{run['adapter']}` ({run['trainable_params']:,} of "
+                   f"{run['total_params']:,} parameters trained, {100 * run['trainable_params'] / run['total_params']:.2f}%), "
+                   f"{run['steps']} steps in {run['train_seconds']:.0f} s ({run['tokens_per_s']:.0f} tokens/s).")
+        if run.get("eval_loss"):
+            out.append(f"Held-out loss per target token: base {run['eval_loss']['base']:.3f} → tuned "
+                       f"{run['eval_loss']['tuned']:.3f}.")
+    else:
+        out.append("Models: " + "; ".join(f"`{k}` = {v}" for k, v in run.get("models", {}).items()) +
+                   f". Test set `{run.get('test', '')}`, {run.get('n_items', '?')} items.")
     if run.get("stage_seconds"):
         steal = run.get("cpu_steal_percent")
-        lines += ["Wall time per stage: " + ", ".join(f"{k.replace('_', ' ')} {v:.0f} s"
-                                                     for k, v in run["stage_seconds"].items()) + "." +
-                  (f" CPU time taken by the hypervisor (steal) during the run: {steal:.0f}%." if steal is not None else ""),
-                  ""]
+        out.append("Wall time per stage: " + ", ".join(f"{k.replace('_', ' ')} {v:.0f} s"
+                                                       for k, v in run["stage_seconds"].items()) + "." +
+                   (f" CPU steal during the run: {steal:.0f}%." if steal is not None else ""))
     if run.get("data_build"):
         b = run["data_build"]
-        lines += [f"Training data built by `tuneforge data build` ({b['dir']}, see its datacard.md): "
-                  + ", ".join(f"{k} {v}" for k, v in b["stages"].items()) + " records; filters removed "
-                  + (", ".join(f"{k} {v}" for k, v in b["removed"].items()) or "nothing")
-                  + f"; {b['final']} kept. Generator `{b['llm']['model']}`: {b['llm']['calls']} calls, "
-                  f"{b['llm']['cache_hits']} answers from the cache.", ""]
-    lines += ["![scores and training loss](report.png)", ""]
-    header = "| domain | n | " + " | ".join(f"{METRIC_LABELS.get(m, m)} {n}" for m in metric_names for n in names) + " |"
-    lines += ["## Scores per domain", "", header, "|" + "---|" * (2 + len(metric_names) * len(names))]
-    rows = [(d, models[names[0]]["per_domain"][d][metric_names[0]]["n"],
-             {(m, n): models[n]["per_domain"][d][m]["score"] for m in metric_names for n in names})
-            for d in domains]
-    rows.append(("**all (micro)**", models[names[0]]["n"],
-                 {(m, n): models[n]["overall"][m]["score"] for m in metric_names for n in names}))
-    rows.append(("**macro mean**", len(domains),
-                 {(m, n): models[n]["flat"][f"{m}_macro"] for m in metric_names for n in names}))
-    for d, n_items, vals in rows:
-        lines.append(f"| {d} | {n_items} | " + " | ".join(_fmt(vals[(m, n)]) for m in metric_names for n in names) + " |")
-    if "tsas" in metric_names:
-        t = {n: models[n]["overall"]["tsas"] for n in names}
-        lines += ["", "TSAS parts (means): " + "; ".join(
-            f"{n}: cos(I,R) {_fmt(t[n]['numerator'])}, cos(I,R_ref) {_fmt(t[n]['denominator'])}, "
-            f"{t[n]['n_degenerate']} items with denominator ≤ ε" for n in names) +
-            f". Parrot control (answer = instruction): {_fmt(t[names[0]]['parrot_control'])}."]
-    lines += ["", "## Signatures", ""] + [f"- {METRIC_LABELS.get(m, m)}: `{models[names[0]]['overall'][m]['signature']}`"
-                                          for m in metric_names]
-    lines += ["", "## Sample answers", ""] + _samples(run_dir, names)
-    out = run_dir / "report.md"
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        out.append(f"Training data built by `tuneforge data build` ({b['dir']}, see its datacard.md): "
+                   + ", ".join(f"{k} {v}" for k, v in b["stages"].items()) + " records; filters removed "
+                   + (", ".join(f"{k} {v}" for k, v in b["removed"].items()) or "nothing")
+                   + f"; {b['final']} kept. Generator `{b['llm']['model']}`: {b['llm']['calls']} calls, "
+                   f"{b['llm']['cache_hits']} answers from the cache.")
     return out
 
 
-def _samples(run_dir: Path, names: list[str], chars: int = 400) -> list[str]:
+def _tables(metrics: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) of every table, shared by the Markdown and HTML renderings."""
+    models = metrics["models"]
+    names = list(models)
+    metric_names = list(models[names[0]]["overall"])
+    tables = [("Summary (95% bootstrap CI; MAUVE: mean ± sd over k-means seeds)",
+               ["model", "n"] + [METRIC_LABELS.get(m, m) for m in metric_names],
+               [[n, str(models[n]["n"])] + [_cell(models[n]["overall"][m]) for m in metric_names] for n in names])]
+    per_item = [m for m in metric_names if "macro" in models[names[0]]["overall"][m]]
+    domains = list(models[names[0]]["per_domain"])
+    for m in per_item:
+        rows = [[d, str(models[names[0]]["per_domain"][d][m]["n"])] +
+                [_fmt(models[n]["per_domain"][d][m]["score"]) + _ci(models[n]["per_domain"][d][m]) for n in names]
+                for d in domains]
+        rows.append(["all (micro)", str(models[names[0]]["overall"][m].get("n", ""))] +
+                    [_cell(models[n]["overall"][m]) for n in names])
+        rows.append(["macro = generalisation score", str(len(domains))] +
+                    [_fmt(models[n]["overall"][m]["macro"]) + _ci({"ci": models[n]["overall"][m].get("macro_ci")})
+                     for n in names])
+        tables.append((f"{METRIC_LABELS.get(m, m)} per domain", ["domain", "n"] + names, rows))
+    return tables
+
+
+def _extras(run_dir: Path, metrics: dict) -> list[tuple[str, list[str]]]:
+    """(section title, lines) for TSAS parts, comparisons, judge, correlation, warnings, signatures."""
+    models = metrics["models"]
+    names = list(models)
+    out = []
+    if "tsas" in models[names[0]]["overall"]:
+        out.append(("TSAS parts and parrot control", [
+            f"{n}: mean cos(I,R) {_fmt(models[n]['overall']['tsas']['numerator'])}, mean cos(I,R_ref) "
+            f"{_fmt(models[n]['overall']['tsas']['denominator'])}, {models[n]['overall']['tsas']['n_degenerate']} "
+            f"items with denominator ≤ ε (left out, counted); parrot control (answer = instruction): "
+            f"{_fmt(models[n]['overall']['tsas']['parrot_control'])}" for n in names]))
+    comp = _comparisons(run_dir, metrics)
+    if comp:
+        out.append((f"Paired comparison: {comp['b']} − {comp['a']} ({comp['n_common']} items)", [
+            f"{METRIC_LABELS.get(m, m)}: {r['a']:.3f} → {r['b']:.3f}, Δ {r['delta']:+.3f} "
+            f"[{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}], p = {r['p_value']:.4f} ({r['test']})"
+            for m, r in comp["metrics"].items()]))
+    judge = metrics.get("judge") or {}
+    lines = []
+    for n, j in (judge.get("single") or {}).items():
+        lines.append(f"{n}: mean rating {_fmt(j['score'])} over {j['parsed']} parsed verdicts; "
+                     f"{j['parse_failures']} parse failures (judge `{j['judge']}`)")
+        lines += [f"  unparsed ({f['id']}): {f['reply'][:160]!r}" for f in j["failed_examples"][:3]]
+    if judge.get("pairwise"):
+        p = judge["pairwise"]
+        lines.append(f"pairwise {p['models'][1]} vs {p['models'][0]} (both orders): wins {p['wins']}, win rate "
+                     f"{_fmt(p['win_rate_model2'])}, position consistency {_fmt(p['position_consistency'])}, "
+                     f"{p['parse_failures']} parse failures of {p['n']}")
+    if lines:
+        out.append(("LLM judge", lines))
+    corr = metrics.get("correlation")
+    if corr:
+        out.append((f"Correlation with human ratings ({corr['model']}, {corr['file']})", [
+            f"{METRIC_LABELS.get(m, m)}: n = {c['n']}; " + "; ".join(
+                f"{k} {_fmt(c[k]['r'])} [{_fmt(c[k]['ci'][0])}, {_fmt(c[k]['ci'][1])}] (p {_fmt(c[k]['p_value'])})"
+                for k in ("pearson", "spearman", "kendall") if k in c) for m, c in corr["metrics"].items()]))
+    warnings = [f"{n} {METRIC_LABELS.get(m, m)}: {r['warning']}" for n in names
+                for m, r in models[n]["overall"].items() if r.get("warning")]
+    if warnings:
+        out.append(("Warnings", warnings))
+    out.append(("Signatures", [f"{METRIC_LABELS.get(m, m)}: {r['signature']}"
+                               for m, r in models[names[0]]["overall"].items() if r.get("signature")]))
+    return out
+
+
+def _samples(run_dir: Path, names: list[str], per_domain: int = 1) -> list[dict]:
     gens = {n: {g.id: g for g in read_records(run_dir / "generations" / f"{n}.jsonl")} for n in names
             if (run_dir / "generations" / f"{n}.jsonl").exists()}
     if not gens:
-        return ["(no stored generations)"]
+        return []
     first = next(iter(gens.values()))
-    seen, out = set(), []
+    seen: dict[str, int] = {}
+    out = []
     for gid, g in first.items():
-        if g.domain in seen:
+        if seen.get(g.domain, 0) >= per_domain:
             continue
-        seen.add(g.domain)
-        out += [f"### {g.domain or 'item'} — `{gid}`", "", f"**Prompt:** {g.instruction[:chars]}", "",
-                f"**Reference:** {g.references[0][:chars]}", ""]
-        out += [f"**{n}:** {gens[n][gid].generation[:chars] if gid in gens[n] else '(missing)'}" + "\n"
-                for n in gens]
+        seen[g.domain] = seen.get(g.domain, 0) + 1
+        out.append({"id": gid, "domain": g.domain, "prompt": g.instruction, "reference": g.references[0] if g.references else "",
+                    "answers": {n: gens[n][gid].generation if gid in gens[n] else "(missing)" for n in gens}})
+    return out
+
+
+def _markdown(run_dir: Path, metrics: dict, tables, extras, samples) -> str:
+    run = metrics["run"]
+    lines = [f"# tuneforge report — {run.get('name', run_dir.name)}", ""]
+    for s in _summary_lines(metrics):
+        lines += [s, ""]
+    lines += ["![scores and training loss](report.png)", "", "Full report with charts: `report.html`.", ""]
+    for title, header, rows in tables:
+        lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows] + [""]
+    for title, body in extras:
+        lines += [f"## {title}", ""] + [f"- {x}" if not x.startswith("  ") else x for x in body] + [""]
+    lines += ["## Sample answers", ""]
+    for s in samples:
+        lines += [f"### {s['domain'] or 'item'} — `{s['id']}`", "", f"**Prompt:** {s['prompt'][:400]}", "",
+                  f"**Reference:** {s['reference'][:400]}", ""]
+        lines += [f"**{n}:** {a[:400]}\n" for n, a in s["answers"].items()]
+    return "\n".join(lines) + "\n"
+
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;
+text-align:left;vertical-align:top}th{background:#f3f3f3}figure{margin:1em 0}.answers td{white-space:pre-wrap;
+max-width:320px}code{background:#f5f5f5;padding:1px 3px}"""
+
+
+def _html(run_dir: Path, metrics: dict, tables, extras, samples, charts: list[tuple[str, str]]) -> str:
+    e = html.escape
+    run = metrics["run"]
+    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+             f"<title>tuneforge report — {e(str(run.get('name', run_dir.name)))}</title><style>{CSS}</style></head><body>",
+             f"<h1>tuneforge report — {e(str(run.get('name', run_dir.name)))}</h1>"]
+    parts += [f"<p>{e(s.replace('`', ''))}</p>" for s in _summary_lines(metrics)]
+    title, header, rows = tables[0]
+    parts += [f"<h2>{e(title)}</h2>", _html_table(header, rows)]
+    for caption, svg in charts:
+        parts.append(f"<figure class='chart'>{svg}<figcaption>{e(caption)}</figcaption></figure>")
+    for title, header, rows in tables[1:]:
+        parts += [f"<h2>{e(title)}</h2>", _html_table(header, rows)]
+    for title, body in extras:
+        parts += [f"<h2>{e(title)}</h2>", "<ul>" + "".join(f"<li>{e(x.strip())}</li>" for x in body) + "</ul>"]
+    if samples:
+        names = list(samples[0]["answers"])
+        parts += ["<h2>Sample answers</h2>", "<table class='answers'><tr><th>item</th><th>prompt</th><th>reference</th>"
+                  + "".join(f"<th>{e(n)}</th>" for n in names) + "</tr>"]
+        for s in samples:
+            parts.append(f"<tr><td>{e(s['domain'])}<br><code>{e(s['id'])}</code></td><td>{e(s['prompt'])}</td>"
+                         f"<td>{e(s['reference'])}</td>" + "".join(f"<td>{e(s['answers'][n])}</td>" for n in names)
+                         + "</tr>")
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    e = html.escape
+    return ("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>" +
+            "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows) + "</table>")
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Render report.md, report.png and report.html for a run directory; returns report.md."""
+    run_dir = Path(run_dir)
+    metrics, log = _load(run_dir)
+    names = list(metrics["models"])
+    tables, extras = _tables(metrics), _extras(run_dir, metrics)
+    samples = _samples(run_dir, names)
+    _legacy_png(metrics, log, run_dir / "report.png")
+    charts = []
+    for metric, caption in (("tsas", "Figure 1: TSAS per domain (95% CI)"), ("rouge_l", "ROUGE-L per domain (95% CI)")):
+        fig = _domain_chart(metrics["models"], metric)
+        if fig is not None:
+            charts.append((caption, _svg(fig)))
+    fig = _loss_chart(log)
+    if fig is not None:
+        charts.append(("Training loss per target token", _svg(fig)))
+    (run_dir / "report.html").write_text(_html(run_dir, metrics, tables, extras, samples, charts), encoding="utf-8")
+    out = run_dir / "report.md"
+    out.write_text(_markdown(run_dir, metrics, tables, extras, samples), encoding="utf-8")
     return out

@@ -1,12 +1,24 @@
-"""Score stored generations: overall, per domain (`{metric}_for_{domain}`), and the macro mean
-over domains. Scores are computed from the generations on disk, never by generating again."""
+"""Score stored generations: overall, per domain (`{metric}_for_{domain}`), micro and macro means,
+each with a bootstrap 95% CI. Scores are computed from the generations on disk, never by
+generating again.
+
+Each metric runs once over all items; a domain's score is the same aggregate over that domain's
+items — corpus BLEU from the summed n-gram statistics of those items (exactly sacreBLEU's corpus
+BLEU of the subset), every other metric the mean of its per-item values (a metric's items it
+could not score, e.g. TSAS with a degenerate denominator, are left out and counted). The macro
+mean is the mean over domains — the generalisation score of seed 000 (eq. 13) — and its CI comes
+from a bootstrap stratified by domain. Distribution-level metrics (MAUVE) are reported overall only.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 
+import numpy as np
+
 from tuneforge.errors import DataError, lookup
-from tuneforge.evaluate.metrics import METRICS, NEEDS_ENCODER, Encoder
+from tuneforge.evaluate.bootstrap import _interval, resample_indices
+from tuneforge.evaluate.metrics import CORPUS_ONLY, METRICS, NEEDS_ENCODER, Encoder, bleu_from_stats
 from tuneforge.models import EMBEDDED_ENCODER, load_encoder
 from tuneforge.records import Generation
 
@@ -15,24 +27,43 @@ def make_encoder(name: str = EMBEDDED_ENCODER) -> Encoder:
     return Encoder(load_encoder(name), name)
 
 
-def _score_subset(gens: list[Generation], metrics: list[str], encoder: Encoder | None) -> dict:
-    preds = [g.generation for g in gens]
-    refs = [g.references for g in gens]
-    instr = [g.instruction for g in gens]
-    out = {}
-    for name in metrics:
-        fn = lookup(METRICS, name, "metric")
-        out[name] = fn(predictions=preds, references=refs, instructions=instr, encoder=encoder)
-    return out
+def _aggregator(result: dict):
+    """f(indices) -> the metric's aggregate over those items."""
+    if "_stats" in result:
+        stats = result["_stats"]
+        return lambda idx: bleu_from_stats(stats[idx].sum(0))
+    values = np.array([np.nan if v is None else v for v in result["per_item"]], dtype=float)
+
+    def mean(idx):
+        sub = values[idx]
+        return float(np.nanmean(sub)) if (~np.isnan(sub)).any() else float("nan")
+
+    return mean
+
+
+def _ci(agg, idx: np.ndarray, n_boot: int, seed: int) -> list[float]:
+    if len(idx) < 2 or n_boot <= 0:
+        return [float("nan"), float("nan")]
+    draws = resample_indices(len(idx), n_boot, seed)
+    return _interval(np.array([agg(idx[d]) for d in draws]), 0.95)
+
+
+def _macro_ci(agg, groups: list[np.ndarray], n_boot: int, seed: int) -> list[float]:
+    if n_boot <= 0 or any(len(g) < 2 for g in groups):
+        return [float("nan"), float("nan")]
+    draws = [g[resample_indices(len(g), n_boot, seed + i)] for i, g in enumerate(groups)]
+    return _interval(np.array([np.mean([agg(d[b]) for d in draws]) for b in range(n_boot)]), 0.95)
 
 
 def score_generations(gens: list[Generation], metrics: list[str] = ("bleu", "rouge_l", "tsas"),
-                      encoder: Encoder | None = None) -> dict:
+                      encoder: Encoder | None = None, options: dict | None = None, n_boot: int = 1000,
+                      seed: int = 0) -> dict:
     """Score generations overall and per domain.
 
     Returns:
-        {"model", "n", "overall": {metric: result}, "per_domain": {domain: {metric: result}},
-         "flat": {"bleu": .., "bleu_for_finance": .., "bleu_macro": ..}, "per_item": [...]}
+        {"model", "n", "overall": {metric: result + ci, macro, macro_ci}, "per_domain": {domain:
+         {metric: {score, ci, n}}}, "flat": {"bleu": .., "bleu_for_finance": .., "bleu_macro": ..},
+         "per_item": [...]}
     """
     if not gens:
         raise DataError("there are no generations to score")
@@ -42,22 +73,37 @@ def score_generations(gens: list[Generation], metrics: list[str] = ("bleu", "rou
                         "reference-based metrics need one")
     if encoder is None and NEEDS_ENCODER & set(metrics):
         encoder = make_encoder()
-    overall = _score_subset(gens, list(metrics), encoder)
-    by_domain = defaultdict(list)
-    for g in gens:
-        by_domain[g.domain or "all"].append(g)
-    per_domain = {d: _score_subset(gs, list(metrics), encoder) for d, gs in sorted(by_domain.items())}
-    flat = {}
-    for m in metrics:
-        flat[m] = overall[m]["score"]
-        for d, res in per_domain.items():
-            flat[f"{m}_for_{d}"] = res[m]["score"]
-        flat[f"{m}_macro"] = sum(per_domain[d][m]["score"] for d in per_domain) / len(per_domain)
-    per_item = [{"id": g.id, "domain": g.domain, **{m: overall[m]["per_item"][i] for m in metrics}}
+    preds, refs, instr = [g.generation for g in gens], [g.references for g in gens], [g.instruction for g in gens]
+    by_domain: dict[str, list[int]] = defaultdict(list)
+    for i, g in enumerate(gens):
+        by_domain[g.domain or "all"].append(i)
+    domains = sorted(by_domain)
+    groups = [np.array(by_domain[d]) for d in domains]
+    everything = np.arange(len(gens))
+    overall, per_domain, flat = {}, {d: {} for d in domains}, {}
+    for name in metrics:
+        fn = lookup(METRICS, name, "metric")
+        res = fn(predictions=preds, references=refs, instructions=instr, encoder=encoder, **(options or {}))
+        flat[name] = res["score"]
+        if name in CORPUS_ONLY or res.get("per_item") is None:
+            overall[name] = {k: v for k, v in res.items() if not k.startswith("_")}
+            continue
+        agg = _aggregator(res)
+        scored = sum(v is not None and v == v for v in res["per_item"])
+        overall[name] = {k: v for k, v in res.items() if not k.startswith("_")} | {
+            "ci": _ci(agg, everything, n_boot, seed), "n": scored}
+        for d, idx in zip(domains, groups):
+            n_d = sum(res["per_item"][i] is not None and res["per_item"][i] == res["per_item"][i] for i in idx)
+            per_domain[d][name] = {"score": agg(idx), "ci": _ci(agg, idx, n_boot, seed), "n": n_d}
+            flat[f"{name}_for_{d}"] = per_domain[d][name]["score"]
+        macro = float(np.mean([per_domain[d][name]["score"] for d in domains]))
+        overall[name]["macro"] = flat[f"{name}_macro"] = macro
+        overall[name]["macro_ci"] = _macro_ci(agg, groups, n_boot, seed)
+    item_metrics = [m for m in metrics if overall[m].get("per_item") is not None]
+    per_item = [{"id": g.id, "domain": g.domain, **{m: overall[m]["per_item"][i] for m in item_metrics}}
                 for i, g in enumerate(gens)]
-    strip = lambda r: {k: v for k, v in r.items() if k != "per_item"}  # noqa: E731
-    return {"model": gens[0].model, "n": len(gens),
-            "overall": {m: strip(r) for m, r in overall.items()},
-            "per_domain": {d: {m: {**strip(r), "n": len(by_domain[d])} for m, r in res.items()}
-                           for d, res in per_domain.items()},
+    for m in item_metrics:
+        del overall[m]["per_item"]
+    return {"model": gens[0].model, "n": len(gens), "overall": overall,
+            "per_domain": per_domain,
             "flat": flat, "per_item": per_item}

@@ -1,11 +1,19 @@
-"""Metrics: each is a function (predictions, references, instructions, encoder) -> dict with
-`score`, `per_item` and `signature`. Extend with a dotted path: `metrics: [mypkg.mod:my_metric]`."""
+"""Metrics: each is a function (predictions, references, instructions, encoder, **options) -> dict
+with `score`, `per_item` (None for distribution-level metrics) and `signature`. Extend with a dotted
+path: `metrics: [mypkg.mod:my_metric]`."""
 
-from tuneforge.evaluate.metrics.bleu import bleu
+from tuneforge.evaluate.metrics.bertscore import bertscore
+from tuneforge.evaluate.metrics.bleu import bleu, bleu_from_stats
+from tuneforge.evaluate.metrics.exact_match import exact_match
+from tuneforge.evaluate.metrics.if_score import if_score
+from tuneforge.evaluate.metrics.mauve import mauve_score
 from tuneforge.evaluate.metrics.rouge import rouge_l
 from tuneforge.evaluate.metrics.tsas import Encoder, tsas
 
-METRICS = {"bleu": bleu, "rouge_l": rouge_l, "tsas": tsas}
-NEEDS_ENCODER = {"tsas"}
+METRICS = {"bleu": bleu, "rouge_l": rouge_l, "bertscore": bertscore, "tsas": tsas, "exact_match": exact_match,
+           "if_score": if_score, "mauve": mauve_score}
+NEEDS_ENCODER = {"tsas", "if_score", "mauve"}
+CORPUS_ONLY = {"mauve"}  # distribution-level: overall only, no per-domain split or per-item values
 
-__all__ = ["METRICS", "NEEDS_ENCODER", "Encoder", "bleu", "rouge_l", "tsas"]
+__all__ = ["CORPUS_ONLY", "METRICS", "NEEDS_ENCODER", "Encoder", "bertscore", "bleu", "bleu_from_stats",
+           "exact_match", "if_score", "mauve_score", "rouge_l", "tsas"]

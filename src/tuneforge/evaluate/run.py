@@ -1,0 +1,240 @@
+"""`tuneforge eval generate|run CONFIG`: answer a test set with one or more models once, then score
+the stored answers with every configured metric, judge and correlation.
+
+    OUT/config.yaml                 the resolved config
+    OUT/generations/<label>.jsonl   one row per item: prompt, references, generation, model,
+                                    decoding settings, prompt/generation hashes (resumable)
+    OUT/scores/<label>.jsonl        per-item scores
+    OUT/judge/cache.sqlite          judge answers (a rerun repeats no call)
+    OUT/metrics.json                every aggregate with its CI and signature; judge; correlation
+    OUT/report.md, report.html      (`tuneforge report OUT` rewrites them)
+
+A model is `label=spec` (or just `spec`): a model name / directory / .gguf, a `tuneforge train` or
+`demo` run directory (its adapter on its base model, merged for speed), or a PEFT adapter directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tuneforge.config import save_config
+from tuneforge.data.build import LLMConfig, make_llm
+from tuneforge.data.io import read_records
+from tuneforge.data.seed import load_examples
+from tuneforge.errors import ConfigError, DataError
+from tuneforge.evaluate.correlation import correlate, load_ratings
+from tuneforge.evaluate.judge import judge_pairwise, judge_single
+from tuneforge.evaluate.report import write_report
+from tuneforge.evaluate.runner import make_encoder, score_generations
+from tuneforge.generation import GenerationConfig, generate_answers
+from tuneforge.models import EMBEDDED_ENCODER, EMBEDDED_MODEL
+from tuneforge.records import EvalItem, Example, Generation
+
+ALL_METRICS = ["bleu", "rouge_l", "bertscore", "tsas", "exact_match", "if_score", "mauve"]
+
+
+@dataclass
+class MetricOptions:
+    rouge_tokenizer: str = field(default="default", metadata={"help": "default (rouge-score, ASCII) | unicode"})
+    bertscore_model: str = field(default=EMBEDDED_ENCODER, metadata={"help": "encoder for BERTScore (e.g. roberta-large)"})
+    bertscore_layer: int = field(default=0, metadata={"help": "layer (0 = the model's default; 6 for MiniLM)"})
+    mauve_seeds: int = field(default=5, metadata={"help": "k-means seeds MAUVE is averaged over"})
+    mauve_scaling: float = field(default=5.0, metadata={"help": "MAUVE scaling constant c"})
+
+
+@dataclass
+class JudgeConfig:
+    single: bool = field(default=False, metadata={"help": "rate every answer 1-10"})
+    pairwise: bool = field(default=False, metadata={"help": "compare the first two models, both orders"})
+    with_reference: bool = field(default=True, metadata={"help": "show the judge the reference answer"})
+    llm: LLMConfig = field(default_factory=LLMConfig)
+
+
+@dataclass
+class EvalRunConfig:
+    output_dir: str = field(default="runs/eval", metadata={"help": "evaluation directory"})
+    models: list[str] = field(default_factory=lambda: [f"base={EMBEDDED_MODEL}"],
+                              metadata={"help": "label=spec: model name/dir/.gguf, a train/demo run dir, or an adapter dir"})
+    test: str = field(default="seed:test", metadata={"help": "test set (any format) or seed:test"})
+    test_per_domain: int = field(default=0, metadata={"help": "cap items per domain (0 = all)"})
+    dtype: str = field(default="bfloat16", metadata={"help": "model dtype for generation"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    metrics: list[str] = field(default_factory=lambda: list(ALL_METRICS),
+                               metadata={"help": f"any of {', '.join(ALL_METRICS)} or package.module:function"})
+    encoder: str = field(default=EMBEDDED_ENCODER, metadata={"help": "sentence encoder for TSAS, IF-Score, MAUVE"})
+    options: MetricOptions = field(default_factory=MetricOptions)
+    bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples for CIs (0 = none)"})
+    seed: int = field(default=0, metadata={"help": "bootstrap seed"})
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    human_ratings: str = field(default="", metadata={"help": "file of {id, rating} to correlate metrics with"})
+    human_ratings_key: str = field(default="rating", metadata={"help": "the rating field in that file"})
+    human_ratings_model: str = field(default="", metadata={"help": "label of the rated model ('' = first)"})
+
+
+def parse_models(specs: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for s in specs:
+        label, sep, spec = s.partition("=")
+        label, spec = (label.strip(), spec.strip()) if sep else (Path(s.rstrip("/")).name or s, s)
+        if not label or not spec:
+            raise ConfigError(f"models entry '{s}': write label=spec, e.g. tuned=runs/demo-1")
+        out.append((label, spec))
+    labels = [lab for lab, _ in out]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"models has repeated labels {labels}; give each a distinct label=spec")
+    if not out:
+        raise ConfigError("models is empty: give at least one label=spec")
+    return out
+
+
+def load_eval_model(spec: str, dtype: str = "bfloat16", device: str = "auto"):
+    """(model, tokenizer, description) for a model name, a run directory or an adapter directory."""
+    import yaml
+
+    from tuneforge.models import load_model
+
+    path = Path(spec)
+    adapter = path / "adapter" if (path / "adapter" / "adapter_config.json").exists() else \
+        path if (path / "adapter_config.json").exists() else None
+    if adapter is None:
+        model, tok = load_model(spec, dtype, "sdpa", device)
+        return model, tok, spec
+    from peft import PeftModel
+
+    cfg_path = path / "config.yaml"
+    if cfg_path.exists() and adapter != path:
+        base = yaml.safe_load(cfg_path.read_text())["model"]["name"]
+    else:
+        base = json.loads((adapter / "adapter_config.json").read_text()).get("base_model_name_or_path") or ""
+    if not base:
+        raise ConfigError(f"cannot tell the base model of {adapter}: no run config.yaml and no "
+                          "base_model_name_or_path in adapter_config.json")
+    model, tok = load_model(base, dtype, "sdpa", device)
+    model = PeftModel.from_pretrained(model, str(adapter))
+    try:
+        model = model.merge_and_unload()  # merged weights decode faster; prompt learning cannot merge
+    except (AttributeError, ValueError, NotImplementedError):
+        pass
+    model.eval()
+    return model, tok, f"{base} + adapter {adapter}"
+
+
+def _items(cfg: EvalRunConfig) -> list[EvalItem]:
+    rows = load_examples(cfg.test) if cfg.test.startswith("seed:") else read_records(cfg.test)
+    items = [EvalItem.from_example(r) if isinstance(r, Example) else r for r in rows]
+    if any(not isinstance(i, EvalItem) for i in items):
+        raise DataError("the test set must hold SFT or eval records", path=cfg.test)
+    if cfg.test_per_domain > 0:
+        seen: dict[str, int] = {}
+        items = [i for i in items if seen.setdefault(i.domain, 0) < cfg.test_per_domain
+                 and not seen.__setitem__(i.domain, seen[i.domain] + 1)]
+    return items
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def eval_generate(cfg: EvalRunConfig) -> dict[str, list[Generation]]:
+    """Answer the test set with every model (resuming what is already on disk)."""
+    import torch
+
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
+    items = _items(cfg)
+    result = {}
+    for label, spec in parse_models(cfg.models):
+        path = out / "generations" / f"{label}.jsonl"
+        model, tok, desc = load_eval_model(spec, cfg.dtype, cfg.device)
+        gens = generate_answers(model, tok, items, cfg.generation, label, path, desc=f"{label} answers")
+        for g in gens:
+            g.meta["model_spec"] = desc
+            g.meta["prompt_sha256"] = _hash(json.dumps([[m.role, m.content] for m in g.prompt]))
+            g.meta["generation_sha256"] = _hash(g.generation)
+        _rewrite(path, gens)
+        result[label] = gens
+        del model
+        torch.cuda.empty_cache() if torch.cuda.is_available() else None
+    return result
+
+
+def _rewrite(path: Path, gens: list[Generation]) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text("".join(json.dumps(g.to_dict(), ensure_ascii=False) + "\n" for g in gens), encoding="utf-8")
+    tmp.replace(path)
+
+
+def load_generations(out: Path, labels: list[str]) -> dict[str, list[Generation]]:
+    gens = {}
+    for label in labels:
+        path = out / "generations" / f"{label}.jsonl"
+        if not path.exists():
+            raise DataError(f"no stored generations for model '{label}'; run tuneforge eval generate first",
+                            path=str(path))
+        gens[label] = read_records(path)
+    return gens
+
+
+def eval_score(cfg: EvalRunConfig, gens: dict[str, list[Generation]] | None = None) -> Path:
+    """Score stored generations; write scores/, metrics.json and the reports. Returns OUT."""
+    out = Path(cfg.output_dir)
+    labels = [label for label, _ in parse_models(cfg.models)]
+    gens = gens or load_generations(out, labels)
+    start = time.time()
+    encoder = make_encoder(cfg.encoder) if {"tsas", "if_score", "mauve"} & set(cfg.metrics) else None
+    options = {k: getattr(cfg.options, k) for k in MetricOptions.__dataclass_fields__}
+    models = {label: score_generations(g, cfg.metrics, encoder, options, cfg.bootstrap, cfg.seed)
+              for label, g in gens.items()}
+    for label, res in models.items():
+        _write_jsonl(res.pop("per_item"), out / "scores" / f"{label}.jsonl")
+    metrics = {"run": {"name": out.name, "kind": "eval", "models": dict(parse_models(cfg.models)),
+                       "test": cfg.test, "n_items": len(next(iter(gens.values()))),
+                       "generation": {k: v for k, v in vars(cfg.generation).items() if k != "batch_size"}},
+               "models": models}
+    if len(labels) >= 2:
+        a, b = labels[0], labels[1]
+        metrics["comparison"] = {k: {"base": v, "tuned": models[b]["flat"][k], "delta": models[b]["flat"][k] - v}
+                                 for k, v in models[a]["flat"].items() if k in models[b]["flat"]}
+        metrics["comparison_models"] = [a, b]
+    if cfg.judge.single or cfg.judge.pairwise:
+        llm = make_llm(cfg.judge.llm, out / "judge" / "cache.sqlite", desc="judge")
+        judge = {}
+        if cfg.judge.single:
+            judge["single"] = {label: judge_single(llm, g, cfg.judge.with_reference) for label, g in gens.items()}
+        if cfg.judge.pairwise:
+            if len(labels) < 2:
+                raise ConfigError("judge.pairwise needs two models in `models`")
+            judge["pairwise"] = judge_pairwise(llm, gens[labels[0]], gens[labels[1]])
+        metrics["judge"] = judge
+    if cfg.human_ratings:
+        ratings = load_ratings(cfg.human_ratings, cfg.human_ratings_key)
+        rated = cfg.human_ratings_model or labels[0]
+        if rated not in gens:
+            raise ConfigError(f"human_ratings_model '{rated}' is not one of the models {labels}")
+        per_item = {r["id"]: r for r in map(json.loads, (out / "scores" / f"{rated}.jsonl").read_text().splitlines())}
+        names = [m for m in cfg.metrics if m in next(iter(per_item.values()), {})]
+        metrics["correlation"] = {"model": rated, "file": cfg.human_ratings, "metrics": {
+            m: correlate({i: r.get(m) for i, r in per_item.items()}, ratings, cfg.bootstrap, cfg.seed) for m in names}}
+    metrics["run"]["score_seconds"] = round(time.time() - start, 1)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_nan_safe), encoding="utf-8")
+    write_report(out)
+    return out
+
+
+def run_eval(cfg: EvalRunConfig) -> Path:
+    return eval_score(cfg, eval_generate(cfg))
+
+
+def _nan_safe(x):
+    return float(x)
+
+
+def _write_jsonl(rows: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
