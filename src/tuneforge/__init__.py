@@ -38,7 +38,17 @@ def __getattr__(name):
             "LocalLLM": "tuneforge.llm.local", "OpenAIChatLLM": "tuneforge.llm.openai_http",
             "CachedLLM": "tuneforge.llm.cache", "Sampling": "tuneforge.llm.client",
             "apply_adapter": "tuneforge.train.adapters", "AdapterConfig": "tuneforge.train.adapters",
-            "score_generations": "tuneforge.evaluate.runner", "write_report": "tuneforge.evaluate.report"}
+            "score_generations": "tuneforge.evaluate.runner", "write_report": "tuneforge.evaluate.report",
+            "augment": "tuneforge.data.augment", "AugmentConfig": "tuneforge.data.augment",
+            "judge_quality": "tuneforge.data.quality", "ifd_scores": "tuneforge.data.ifd",
+            "select_by_ifd": "tuneforge.data.ifd", "synth": "tuneforge.data.steps",
+            "filter_file": "tuneforge.data.steps", "dedup_file": "tuneforge.data.steps",
+            "decontam_file": "tuneforge.data.steps", "mix_files": "tuneforge.data.steps",
+            "augment_file": "tuneforge.data.steps",
+            "run_eval": "tuneforge.evaluate.run", "eval_generate": "tuneforge.evaluate.run",
+            "eval_score": "tuneforge.evaluate.run", "EvalRunConfig": "tuneforge.evaluate.run",
+            "compare_runs": "tuneforge.evaluate.compare", "judge_single": "tuneforge.evaluate.judge",
+            "judge_pairwise": "tuneforge.evaluate.judge", "correlate": "tuneforge.evaluate.correlation"}
     if name in lazy:
         import importlib
 
