@@ -48,7 +48,10 @@ def __getattr__(name):
             "run_eval": "tuneforge.evaluate.run", "eval_generate": "tuneforge.evaluate.run",
             "eval_score": "tuneforge.evaluate.run", "EvalRunConfig": "tuneforge.evaluate.run",
             "compare_runs": "tuneforge.evaluate.compare", "judge_single": "tuneforge.evaluate.judge",
-            "judge_pairwise": "tuneforge.evaluate.judge", "correlate": "tuneforge.evaluate.correlation"}
+            "judge_pairwise": "tuneforge.evaluate.judge", "correlate": "tuneforge.evaluate.correlation",
+            "safety_run": "tuneforge.safety.run", "SafetyRunConfig": "tuneforge.safety.run",
+            "load_suite": "tuneforge.safety.suite", "calibrate": "tuneforge.safety.calibration",
+            "safety_examples": "tuneforge.safety.training_data"}
     if name in lazy:
         import importlib
 

@@ -164,10 +164,7 @@ def cmd_eval(args) -> int:
     from tuneforge.config import load_config
     from tuneforge.evaluate.run import EvalRunConfig, eval_generate, eval_score, run_eval
 
-    config, overrides = args.config, list(args.overrides)
-    if config is not None and "=" in str(config) and not config.exists():  # only overrides were given
-        config, overrides = None, [str(config), *overrides]
-    cfg = load_config(EvalRunConfig, config, overrides)
+    cfg = load_config(EvalRunConfig, *_config_and_overrides(args))
     if args.eval_verb == "generate":
         gens = eval_generate(cfg)
         print("Generations: " + ", ".join(f"{k} {len(v)}" for k, v in gens.items()) + f" in {cfg.output_dir}/generations")
@@ -182,6 +179,56 @@ def cmd_eval_compare(args) -> int:
 
     result = compare_runs(args.run_a, args.run_b, n_boot=args.bootstrap)
     print(json.dumps(result, indent=2) if args.json else format_comparison(result))
+    return 0
+
+
+def _config_and_overrides(args):
+    config, overrides = args.config, list(args.overrides)
+    if config is not None and "=" in str(config) and not config.exists():  # only overrides were given
+        config, overrides = None, [str(config), *overrides]
+    return config, overrides
+
+
+def cmd_safety_run(args) -> int:
+    from tuneforge.config import load_config
+    from tuneforge.safety.run import SafetyRunConfig, safety_run
+
+    config, overrides = _config_and_overrides(args)
+    out = safety_run(load_config(SafetyRunConfig, config, overrides))
+    metrics = json.loads((out / "metrics.json").read_text())
+    for label, res in metrics["models"].items():
+        print(f"{label}: " + "; ".join(f"{k.replace('_', ' ')} {v['score']:.1f}% [{v['ci'][0]:.1f}, {v['ci'][1]:.1f}] "
+                                       f"(n {v['n']})" for k, v in res["overall"].items()))
+    print(f"Report: {out / 'report.html'}")
+    return 0
+
+
+def cmd_safety_calibrate(args) -> int:
+    from tuneforge.safety.calibration import calibrate
+
+    result = calibrate()
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{result['n_answers']} calibration answers with human labels")
+    for name, c in result.items():
+        if isinstance(c, dict) and "precision" in c:
+            print(f"  {name:22s} precision {c['precision']:.3f}  recall {c['recall']:.3f}  accuracy "
+                  f"{c['accuracy']:.3f}  kappa {c['kappa']:.3f}  (n {c['n']})")
+    print(f"  refusal 3-way agreement {result['refusal_3way']['agreement']:.3f}")
+    return 0
+
+
+def cmd_safety_suite(args) -> int:
+    from tuneforge.safety.suite import load_suite, validate_suite
+
+    items = load_suite(args.suite, args.split)
+    print(json.dumps(validate_suite(load_suite(args.suite)), indent=2))
+    if args.export:
+        args.export.parent.mkdir(parents=True, exist_ok=True)
+        args.export.write_text("".join(json.dumps(it.to_dict(), ensure_ascii=False) + "\n" for it in items),
+                               encoding="utf-8")
+        print(f"wrote {len(items)} {args.split} items to {args.export}")
     return 0
 
 
@@ -313,6 +360,25 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--bootstrap", type=int, default=1000)
     cmp.add_argument("--json", action="store_true")
     cmp.set_defaults(fn=cmd_eval_compare)
+    from tuneforge.safety.run import SafetyRunConfig
+
+    sf = sub.add_parser("safety", help="adversarial safety suite: rates with CIs, detector accuracy").add_subparsers(
+        dest="safety_verb", required=True)
+    srun = sf.add_parser("run", help="answer the suite's test half and report the five safety rates",
+                         description="Misinformation, unsafe omissions, proper refusals, injection resistance and "
+                         "over-refusal, per domain with 95% CIs; compare models with tuneforge eval compare RUN:a RUN:b.",
+                         epilog=_config_epilog(SafetyRunConfig), formatter_class=argparse.RawDescriptionHelpFormatter)
+    srun.add_argument("config", type=Path, nargs="?", help="YAML config (e.g. configs/safety.yaml); optional")
+    srun.add_argument("overrides", nargs="*", help="key=value overrides")
+    srun.set_defaults(fn=cmd_safety_run)
+    scal = sf.add_parser("calibrate", help="each detector's precision/recall on the labelled calibration set")
+    scal.add_argument("--json", action="store_true")
+    scal.set_defaults(fn=cmd_safety_calibrate)
+    ssu = sf.add_parser("suite", help="validate the suite, print its counts, optionally export a split as JSONL")
+    ssu.add_argument("--suite", default=None, help="suite YAML (default: the shipped one)")
+    ssu.add_argument("--split", default="test", choices=["test", "train", "all"])
+    ssu.add_argument("--export", type=Path, help="write the split's items (TRL messages + labels) to this JSONL")
+    ssu.set_defaults(fn=cmd_safety_suite)
     rep = sub.add_parser("report", help="(re)write report.md and report.html for a run directory from stored results")
     rep.add_argument("run_dir", type=Path)
     rep.set_defaults(fn=cmd_report)

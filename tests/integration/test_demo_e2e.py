@@ -98,3 +98,21 @@ def test_eval_run_on_the_demo_test_split_for_base_and_tuned(demo_run, tmp_path):
     assert "adapter" in gens[0]["meta"]["model_spec"]  # the demo's LoRA adapter on its base
     html = (out / "report.html").read_text()
     assert "MAUVE" in html and "Warnings" in html and "Paired comparison" in html
+
+
+def test_safety_run_on_base_and_tuned_with_compare(demo_run, tmp_path, capsys):
+    out = tmp_path / "safety"
+    assert main(["safety", "run", f"output_dir={out}", f"models=[base=smollm2-135m-instruct, tuned={demo_run}]",
+                 "generation.max_new_tokens=48"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    rates = ("misinformation", "unsafe_omission", "proper_refusal", "injection_resistance", "over_refusal")
+    for label in ("base", "tuned"):
+        overall = m["models"][label]["overall"]
+        for rate in rates:
+            r = overall[rate]
+            assert r["n"] > 0 and r["ci"][0] <= r["score"] <= r["ci"][1], (label, rate)
+        assert set(m["models"][label]["per_domain"]) == set(DOMAINS)
+    capsys.readouterr()
+    assert main(["eval", "compare", f"{out}:base", f"{out}:tuned", "--json"]) == 0
+    c = json.loads(capsys.readouterr().out)
+    assert set(rates) <= set(c["metrics"]) and c["n_common"] == m["run"]["n_items"] == 150

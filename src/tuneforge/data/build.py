@@ -1,5 +1,5 @@
 """`tuneforge data build CONFIG`: sources → generators → augmentation → filters → mix, into one
-dataset directory. Filters run cheapest first: length and format checks, exact/near dedup,
+dataset directory. Filters run cheapest first: length, format and (optional) safety checks, exact/near dedup,
 decontamination, LLM-judge quality, IFD selection.
 
     OUT/train.jsonl       the dataset (TRL `messages` records, provenance in source / meta)
@@ -40,6 +40,7 @@ from tuneforge.llm.cache import CachedLLM
 from tuneforge.llm.client import Sampling
 from tuneforge.models import EMBEDDED_MODEL
 from tuneforge.records import EvalItem, Example
+from tuneforge.safety.training_data import unsafe_training_record
 
 LLM_KINDS = ("local", "openai")
 TEMPLATE_TOKENS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|start_header_id|>", "[INST]")
@@ -97,6 +98,8 @@ class FilterConfig:
     max_response_words: int = field(default=0, metadata={"help": "drop records with longer responses (0 = off)"})
     format: bool = field(default=True, metadata={"help": "drop records with no instruction, template tokens "
                                                  "in the text, or a response that repeats the instruction"})
+    safety: bool = field(default=False, metadata={"help": "drop risky requests answered without refusal, "
+                                                  "caution or a referral (tuneforge.safety detectors)"})
     dedup: bool = field(default=True, metadata={"help": "remove exact and near duplicates"})
     dedup_threshold: float = field(default=0.7, metadata={"help": "Jaccard of word 5-grams"})
     decontaminate: list[str] = field(default_factory=lambda: ["seed:test"],
@@ -228,6 +231,8 @@ def apply_filters(pooled: list[Example], cfg: FilterConfig, llm: CachedLLM | Non
             removed.append(("length", Removal(r.id, why)))
         elif cfg.format and (why := format_problem(r)):
             removed.append(("format", Removal(r.id, why)))
+        elif cfg.safety and (why := unsafe_training_record(r)):
+            removed.append(("safety", Removal(r.id, why)))
         else:
             kept.append(r)
     if cfg.dedup:

@@ -40,9 +40,16 @@ def load_seed(split: str, domains: list[str] | tuple[str, ...] = ()) -> list[Exa
 
 def load_examples(spec: str) -> list[Example]:
     """`seed:train` / `seed:test` (optionally `seed:train:legal,finance` for some domains) for the
-    shipped data, otherwise a data file in any format."""
+    shipped data, `seed:safety` for the safety suite's train half as refusal / correction
+    examples, otherwise a data file in any format."""
     if spec.startswith("seed:"):
         parts = spec.split(":")
+        if parts[1] == "safety":  # the safety suite's train half as SFT examples
+            from tuneforge.safety.training_data import safety_examples
+
+            rows = safety_examples()
+            domains = [d for d in parts[2].split(",") if d] if len(parts) > 2 else []
+            return [r for r in rows if not domains or r.domain in domains]
         if parts[1] == "preferences":
             raise DataError("seed:preferences holds preference pairs, not SFT examples. Use it with "
                             "objective.name=dpo, or give seed:train for supervised fine-tuning")

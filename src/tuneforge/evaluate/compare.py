@@ -77,7 +77,9 @@ def compare_runs(spec_a: str | Path, spec_b: str | Path, n_boot: int = 1000, see
     ids = [i for i in items_a if i in items_b]
     if not ids:
         raise DataError(f"{run_a}:{label_a} and {run_b}:{label_b} share no item ids; compare runs on the same test set")
-    names = [k for k in items_a[ids[0]] if k not in ("id", "domain") and k in items_b[ids[0]]]
+    numeric = lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))  # noqa: E731
+    names = [k for k in items_a[ids[0]] if k not in ("id", "domain") and k in items_b[ids[0]]
+             and all(numeric(items_a[i].get(k)) and numeric(items_b[i].get(k)) for i in ids)]
     out = {"a": f"{run_a}:{label_a}", "b": f"{run_b}:{label_b}", "n_common": len(ids),
            "only_a": len(items_a) - len(ids), "only_b": len(items_b) - len(ids), "metrics": {}}
     for m in names:

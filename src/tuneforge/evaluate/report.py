@@ -84,6 +84,27 @@ def _domain_chart(models: dict, metric: str):
     return fig
 
 
+def _overall_chart(models: dict, metric_names: list[str], title: str):
+    """Overall value of several metrics (x) for every model (bars), with 95% CI error bars."""
+    plt = _plt()
+    names = list(models)
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    width = 0.8 / len(names)
+    for k, n in enumerate(names):
+        rows = [models[n]["overall"][m] for m in metric_names]
+        vals = [r["score"] for r in rows]
+        err = [[max(0, v - r["ci"][0]) if r["ci"][0] == r["ci"][0] else 0 for v, r in zip(vals, rows)],
+               [max(0, r["ci"][1] - v) if r["ci"][1] == r["ci"][1] else 0 for v, r in zip(vals, rows)]]
+        ax.bar([i + k * width for i in range(len(metric_names))], vals, width, yerr=err, capsize=3, label=n)
+    ax.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(metric_names))])
+    ax.set_xticklabels([m.replace("_", " ") for m in metric_names], rotation=15, ha="right", fontsize=9)
+    ax.set_ylabel("%")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def _loss_chart(log: list[dict]):
     if not log:
         return None
@@ -236,6 +257,25 @@ def _extras(run_dir: Path, metrics: dict) -> list[tuple[str, list[str]]]:
                 for m, r in models[n]["overall"].items() if r.get("warning")]
     if warnings:
         out.append(("Warnings", warnings))
+    safety = metrics.get("safety")
+    if safety:
+        cal = safety["calibration"]
+        out.append((f"Detector accuracy on the calibration set ({cal['n_answers']} answers labelled by people)", [
+            f"{name.replace('_', ' ')}: precision {_fmt(c['precision'])}, recall {_fmt(c['recall'])}, accuracy "
+            f"{_fmt(c['accuracy'])}, κ {_fmt(c['kappa'])} (n {c['n']}; tp {c['tp']}, fp {c['fp']}, fn {c['fn']})"
+            for name, c in cal.items() if isinstance(c, dict) and "precision" in c] +
+            [f"refusal / caution / comply, 3-way agreement: {_fmt(cal['refusal_3way']['agreement'])}"]))
+        for label, j in (safety.get("judge") or {}).items():
+            out.append((f"LLM-judge detector — {label}", [
+                f"judge {j['judge']}: {j['parsed']} of {j['asked']} verdicts parsed ({j['parse_failures']} failures); "
+                f"agreement with the rule detectors {_fmt(j['agreement_with_rules'])}"]))
+        for label, per_rate in safety["failures"].items():
+            lines = []
+            for rate, rows in per_rate.items():
+                lines += [f"{rate.replace('_', ' ')} — {r['id']}: {r['prompt'][:140]!r} → {r['answer'][:200]!r}"
+                          for r in rows[:3]]
+            out.append((f"Failing examples — {label} (first 3 per rate; all in scores/{label}.jsonl)",
+                        lines or ["none"]))
     out.append(("Signatures", [f"{METRIC_LABELS.get(m, m)}: {r['signature']}"
                                for m, r in models[names[0]]["overall"].items() if r.get("signature")]))
     return out
@@ -330,6 +370,11 @@ def write_report(run_dir: str | Path) -> Path:
         fig = _domain_chart(metrics["models"], metric)
         if fig is not None:
             charts.append((caption, _svg(fig)))
+    if metrics.get("safety"):
+        from tuneforge.safety.rates import RATES
+
+        charts.insert(0, ("Safety rates (95% Wilson CI): lower is better for misinformation, unsafe omission and "
+                          "over-refusal", _svg(_overall_chart(metrics["models"], list(RATES), "Safety rates"))))
     fig = _loss_chart(log)
     if fig is not None:
         charts.append(("Training loss per target token", _svg(fig)))

@@ -1,0 +1,103 @@
+"""`tuneforge safety run [CONFIG]`: answer the safety suite's test half with each model, run the
+detectors, and write the five rates with CIs — in the layout of `eval run`, so `tuneforge report`
+renders it and `tuneforge eval compare RUN:base RUN:tuned` gives the safety deltas with paired tests.
+
+    OUT/generations/<label>.jsonl  answers (resumable)
+    OUT/scores/<label>.jsonl       per item: detector verdicts and rate indicators (0/100)
+    OUT/metrics.json               rates overall and per domain with Wilson 95% CIs, failing
+                                   examples, detector accuracy on the calibration set
+    OUT/report.md, report.html
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tuneforge.config import save_config
+from tuneforge.data.build import LLMConfig, make_llm
+from tuneforge.errors import ConfigError
+from tuneforge.evaluate.report import write_report
+from tuneforge.evaluate.run import load_eval_model, parse_models
+from tuneforge.generation import GenerationConfig, generate_answers
+from tuneforge.models import EMBEDDED_MODEL
+from tuneforge.records import EvalItem, Message
+from tuneforge.safety.calibration import calibrate
+from tuneforge.safety.rates import aggregate, failures, outcomes
+from tuneforge.safety.suite import CATEGORIES, load_suite
+
+SPLITS = ("test", "train", "all")
+
+
+@dataclass
+class SafetyJudgeConfig:
+    enabled: bool = field(default=False, metadata={"help": "also ask an LLM judge (agreement with the rules)"})
+    llm: LLMConfig = field(default_factory=LLMConfig)
+
+
+@dataclass
+class SafetyRunConfig:
+    output_dir: str = field(default="runs/safety", metadata={"help": "safety run directory"})
+    models: list[str] = field(default_factory=lambda: [f"base={EMBEDDED_MODEL}"],
+                              metadata={"help": "label=spec, as in eval run (a model, a run dir, an adapter)"})
+    suite: str = field(default="", metadata={"help": "suite YAML ('' = the shipped data/safety/suite.yaml)"})
+    split: str = field(default="test", metadata={"help": "test (default) | train | all"})
+    domains: list[str] = field(default_factory=list, metadata={"help": "restrict to these domains ([] = all)"})
+    categories: list[str] = field(default_factory=list, metadata={"help": "restrict to these categories ([] = all)"})
+    dtype: str = field(default="bfloat16", metadata={"help": "model dtype"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
+    generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(max_new_tokens=128, batch_size=80))
+    judge: SafetyJudgeConfig = field(default_factory=SafetyJudgeConfig)
+
+    def __post_init__(self):
+        if self.split not in SPLITS:
+            raise ConfigError(f"split '{self.split}' unknown; use one of {', '.join(SPLITS)}")
+        bad = [c for c in self.categories if c not in CATEGORIES]
+        if bad:
+            raise ConfigError(f"categories {bad} unknown; use {', '.join(CATEGORIES)}")
+
+
+def safety_run(cfg: SafetyRunConfig) -> Path:
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
+    items = [it for it in load_suite(cfg.suite or None, cfg.split)
+             if (not cfg.domains or it.domain in cfg.domains) and (not cfg.categories or it.category in cfg.categories)]
+    if not items:
+        raise ConfigError("no suite item matches split / domains / categories")
+    eval_items = [EvalItem(messages=[Message("user", it.prompt)], references=[it.reference or it.correction or "-"],
+                           id=it.id, domain=it.domain, task=it.category) for it in items]
+    prompts = {it.id: it.prompt for it in items}
+    models, fails, judges = {}, {}, {}
+    for label, spec in parse_models(cfg.models):
+        model, tok, desc = load_eval_model(spec, cfg.dtype, cfg.device)
+        gens = generate_answers(model, tok, eval_items, cfg.generation, label, out / "generations" / f"{label}.jsonl",
+                                desc=f"{label} safety answers")
+        del model
+        answers = {g.id: g.generation for g in gens}
+        rows = [outcomes(it, answers[it.id]) for it in items]
+        _write_jsonl(rows, out / "scores" / f"{label}.jsonl")
+        models[label] = aggregate(rows, label)
+        fails[label] = failures(rows, answers, prompts)
+        if cfg.judge.enabled:
+            from tuneforge.safety.judge import judge_detect
+
+            llm = make_llm(cfg.judge.llm, out / "judge" / "cache.sqlite", desc="safety judge")
+            judges[label] = judge_detect(llm, items, answers, {r["id"]: r for r in rows})
+    labels = list(models)
+    metrics = {"run": {"name": out.name, "kind": "safety", "models": dict(parse_models(cfg.models)),
+                       "test": f"safety suite, {cfg.split} split", "n_items": len(items)},
+               "models": models,
+               "safety": {"calibration": calibrate(), "failures": fails, "judge": judges,
+                          "items_by_category": {c: sum(it.category == c for it in items) for c in CATEGORIES}}}
+    if len(labels) >= 2:
+        metrics["comparison_models"] = labels[:2]
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    write_report(out)
+    return out
+
+
+def _write_jsonl(rows: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
