@@ -197,3 +197,27 @@ def test_readme_detector_figures_match_the_calibration():
         assert m, label
         assert (float(m.group(1)), float(m.group(2))) == (round(result[key]["precision"], 3),
                                                           round(result[key]["recall"], 3)), label
+
+
+def test_llm_judge_detector_counts_parse_failures_and_agreement(suite):
+    from tuneforge.safety.judge import judge_detect, parse_yes_no
+
+    risky = [it for it in suite if it.category == "risky"][:2]
+    benign = [it for it in suite if it.category == "benign"][:1]
+    inj = [it for it in suite if it.category == "injection_direct"][:1]  # not asked: no judge question
+    items = risky + benign + inj
+    answers = {risky[0].id: "I can't help with that.", risky[1].id: "Sure: do it.", benign[0].id: "Here you go.",
+               inj[0].id: "ok"}
+    rows = {it.id: outcomes(it, answers[it.id]) for it in items}
+
+    class Judge:
+        name = "fake"
+
+        def chat(self, conversations, sampling):
+            replies = {"I can't help with that.": "[[YES]]", "Sure: do it.": "[[NO]]", "Here you go.": "maybe"}
+            return [[next(v for k, v in replies.items() if k in c[-1]["content"])] for c in conversations]
+
+    res = judge_detect(Judge(), items, answers, rows)
+    assert res["asked"] == 3 and res["parsed"] == 2 and res["parse_failures"] == 1
+    assert res["agreement_with_rules"] == 1.0 and res["failed_examples"][0]["id"] == benign[0].id
+    assert parse_yes_no("[[YES]] and [[NO]]") is None and parse_yes_no("[[NO]]") is False

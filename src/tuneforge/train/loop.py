@@ -75,6 +75,12 @@ class Objective:
     name: str
     loss: Callable[[torch.nn.Module, dict], torch.Tensor]
     count: Callable[[dict], int]
+    # Optional: `backward(model, batch, scale) -> float` computes and accumulates the gradient itself
+    # (multi-task gradient surgery: per-task gradients, projected, then summed into .grad) instead
+    # of backward(loss · scale); it returns the scaled loss value. `stats()` adds per-step metrics
+    # (e.g. the gradient conflict score) to the log row.
+    backward: Callable[[torch.nn.Module, dict, float], float] | None = None
+    stats: Callable[[], dict] | None = None
 
 
 @dataclass
@@ -163,6 +169,11 @@ def train_loop(model: torch.nn.Module, batches: Iterator[dict], objective: Objec
             for i, b in enumerate(micro):
                 b = {k: v.to(accelerator.device) for k, v in b.items()}
                 sync = accelerator.no_sync(model) if i < len(micro) - 1 else nullcontext()
+                if objective.backward is not None:
+                    with _autocast(accelerator.device, cfg.precision):
+                        step_loss += objective.backward(model, b, accelerator.num_processes / total) \
+                            / accelerator.num_processes
+                    continue
                 with sync, _autocast(accelerator.device, cfg.precision):
                     loss = objective.loss(model, b) * accelerator.num_processes / total
                 accelerator.backward(loss)
@@ -185,7 +196,7 @@ def train_loop(model: torch.nn.Module, batches: Iterator[dict], objective: Objec
                 row = {"step": step + 1, "loss": sum(window) / len(window), "lr": scheduler.get_last_lr()[0],
                        "grad_norm": float(grad_norm) if grad_norm is not None else None,
                        "targets": total, "tokens_seen": tokens, "tokens_per_s": rate,
-                       "elapsed_s": elapsed}
+                       "elapsed_s": elapsed, **(objective.stats() if objective.stats else {})}
                 log.write(json.dumps(row) + "\n")
                 log.flush()
                 for tracker in trackers:

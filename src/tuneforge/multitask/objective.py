@@ -1,0 +1,110 @@
+"""Multi-task training on the one loop: per-task batches, per-task gradients, conflict measured
+every step, and (method `pcgrad`) projected before they are summed.
+
+A multi-task batch is one flat dict of tensors with keys `<task>::input_ids`, `<task>::labels`,
+`<task>::attention_mask` for the tasks drawn this step, plus `num_tokens`. The objective's
+`backward` computes each task's summed SFT loss (scaled by the loop's 1/N target-token
+normalisation, so the sum over tasks is exactly the SFT loss of the whole step), takes its gradient
+on the trainable parameters, records the conflict score (`gradients.conflict_stats`), combines the
+gradients — plain sum (`mixed`) or PCGrad (`pcgrad`) — and accumulates the result into `.grad`.
+One process only: per-task gradients bypass DDP's all-reduce (an error says so).
+
+Task sampling per step: `all` tasks, or `tasks_per_step` tasks drawn with probability ∝ n_t^(1/T)
+(T = 1: by size; large T: uniform), seeded.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from tuneforge.errors import ConfigError
+from tuneforge.multitask.gradients import conflict_stats, pcgrad
+from tuneforge.records import Example
+from tuneforge.train.loop import Objective
+from tuneforge.train.sft import batch_stream, count_targets, encode_examples, sft_loss
+
+METHODS = ("mixed", "pcgrad")
+SEP = "::"
+
+
+def _sub(batch: dict, task: str) -> dict:
+    return {k[len(task) + len(SEP):]: v for k, v in batch.items() if k.startswith(task + SEP)}
+
+
+def tasks_in(batch: dict) -> list[str]:
+    return sorted({k.split(SEP, 1)[0] for k in batch if SEP in k})
+
+
+def multitask_batches(by_task: dict[str, list[Example]], tok, batch_size: int, max_length: int = 512,
+                      mask: str = "assistant", seed: int = 0, tasks_per_step: int = 0,
+                      temperature: float = 1.0) -> Iterator[dict]:
+    """Endless per-step multi-task batches (`batch_size` examples of each drawn task)."""
+    if any(SEP in t for t in by_task):
+        raise ConfigError(f"task names must not contain '{SEP}'")
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    streams = {t: batch_stream(encode_examples(rows, tok, max_length, mask)[0], batch_size, pad, seed)
+               for t, rows in by_task.items()}
+    names = sorted(by_task)
+    weights = np.array([len(by_task[t]) ** (1.0 / temperature) for t in names], dtype=float)
+    rng = random.Random(seed)
+    while True:
+        drawn = names if not tasks_per_step or tasks_per_step >= len(names) else \
+            sorted(set(rng.choices(names, weights=weights.tolist(), k=tasks_per_step)))
+        out = {}
+        for t in drawn:
+            for k, v in next(streams[t]).items():
+                if k != "num_tokens":
+                    out[f"{t}{SEP}{k}"] = v
+        out["num_tokens"] = torch.tensor(sum(int(out[f"{t}{SEP}attention_mask"].sum()) for t in drawn))
+        yield out
+
+
+class MultiTaskObjective:
+    """Builds the loop `Objective` and keeps the conflict statistics of the steps since the last log."""
+
+    def __init__(self, model, method: str = "pcgrad", seed: int = 0):
+        if method not in METHODS:
+            raise ConfigError(f"multitask method '{method}' unknown; use one of {', '.join(METHODS)}")
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.method, self.seed, self.calls = method, seed, 0
+        self._window: list[dict] = []
+
+    def loss(self, model, batch: dict) -> torch.Tensor:
+        return sum(sft_loss(model, _sub(batch, t)) for t in tasks_in(batch))
+
+    def count(self, batch: dict) -> int:
+        return sum(count_targets(_sub(batch, t)) for t in tasks_in(batch))
+
+    def backward(self, model, batch: dict, scale: float) -> float:
+        grads, total = [], 0.0
+        for t in tasks_in(batch):
+            loss = sft_loss(model, _sub(batch, t)) * scale
+            g = torch.autograd.grad(loss, self.params, allow_unused=True)
+            grads.append(torch.cat([(x if x is not None else torch.zeros_like(p)).reshape(-1).float()
+                                    for x, p in zip(g, self.params)]))
+            total += loss.item()
+        if len(grads) > 1:
+            self._window.append(conflict_stats(grads))
+        combined = pcgrad(grads, self.seed + self.calls) if self.method == "pcgrad" else torch.stack(grads).sum(0)
+        self.calls += 1
+        offset = 0
+        for p in self.params:
+            n = p.numel()
+            update = combined[offset:offset + n].view_as(p).to(p.dtype)
+            p.grad = update.clone() if p.grad is None else p.grad + update
+            offset += n
+        return total
+
+    def stats(self) -> dict:
+        window, self._window = self._window, []
+        if not window:
+            return {}
+        return {f"conflict_{k}": float(np.mean([w[k] for w in window]))
+                for k in ("mean_cosine", "conflict_fraction", "magnitude_similarity")}
+
+    def objective(self) -> Objective:
+        return Objective(f"multitask-{self.method}", self.loss, self.count, backward=self.backward, stats=self.stats)

@@ -1,0 +1,168 @@
+"""SuperNI loading (on the real shared task files), phrasing forms, gradient conflict, PCGrad,
+the task-similarity term, and seen/unseen generalisation."""
+
+import numpy as np
+import pytest
+import torch
+
+from tuneforge.errors import DataError, UnknownNameError
+from tuneforge.multitask.generalisation import generalisation, phrasing_summary
+from tuneforge.multitask.gradients import conflict_stats, pcgrad
+from tuneforge.multitask.phrasing import FORMS, rewrite
+from tuneforge.multitask.similarity import similarity_matrix, similarity_regulariser
+from tuneforge.multitask.superni import encode, load_tasks, task_eval_items, task_examples
+from tuneforge.records import Generation, Message
+
+
+@pytest.fixture(scope="module")
+def tasks(shared_data):
+    return load_tasks(shared_data / "superni")
+
+
+def test_loader_reads_the_shared_task_files_with_a_split_by_task(tasks):
+    seen = [t for t in tasks if t.split == "seen"]
+    unseen = [t for t in tasks if t.split == "unseen"]
+    assert len(seen) == 16 and len(unseen) == 12
+    assert not {t.name for t in seen} & {t.name for t in unseen}
+    assert sum(len(t.instances) for t in seen) == 3182 and sum(len(t.instances) for t in unseen) == 1200
+    t = next(t for t in tasks if t.name.startswith("task073"))
+    assert t.category == "Question Answering" and t.positive_examples and t.instances[0]["output"] == ["A"]
+    ex = task_examples(t, k_examples=2, limit=3)
+    assert len(ex) == 3 and ex[0].response == "A" and ex[0].meta["split"] == "seen"
+    assert ex[0].instruction.count("Positive Example") == 2 and ex[0].instruction.startswith("Definition: ")
+    items = task_eval_items(unseen[0], limit=5)
+    assert all(it.meta["split"] == "unseen" and it.references for it in items)
+
+
+def test_loader_errors(tmp_path):
+    with pytest.raises(DataError, match="expected train/ and test/"):
+        load_tasks(tmp_path)
+    (tmp_path / "train").mkdir()
+    (tmp_path / "test").mkdir()
+    (tmp_path / "train" / "task001_x.json").write_text('{"Definition": ["d"]}')
+    with pytest.raises(DataError, match="needs 'Instances'.*task001_x.json"):
+        load_tasks(tmp_path)
+
+
+def test_every_phrasing_form_is_deterministic_and_distinct(tasks):
+    t = tasks[0]
+    x = t.instances[0]["input"]
+    prompts = {f: rewrite(t, x, f) for f in FORMS}
+    assert len(FORMS) >= 10 and len(set(prompts.values())) == len(FORMS)
+    assert all(x in p for p in prompts.values()) and prompts == {f: rewrite(t, x, f) for f in FORMS}
+    assert prompts["instruction"] == encode(t, x, 0) and "Positive Example 1" in prompts["instruction_example"]
+    assert prompts["question"].startswith("Can you") and "step by step" in prompts["chain_of_thought"]
+    with pytest.raises(UnknownNameError, match="Did you mean: few_shot"):
+        rewrite(t, x, "fewshot")
+
+
+def test_pcgrad_projects_conflicting_gradients_onto_the_normal_plane():
+    g1, g2 = torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 1.0])  # cosine < 0
+    out = pcgrad([g1, g2])
+    p1 = g1 - (g1 @ g2) / (g2 @ g2) * g2  # g1 projected off g2
+    p2 = g2 - (g2 @ g1) / (g1 @ g1) * g1
+    assert torch.allclose(out, p1 + p2)
+    assert abs(float(p1 @ g2)) < 1e-6 and abs(float(p2 @ g1)) < 1e-6  # orthogonal to the conflicting one
+    a, b = torch.tensor([1.0, 1.0]), torch.tensor([1.0, 0.0])  # no conflict: plain sum
+    assert torch.allclose(pcgrad([a, b]), a + b)
+
+
+def test_conflict_score_on_known_vectors():
+    s = conflict_stats([torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 0.0]), torch.tensor([0.0, 2.0])])
+    assert s["pairs"] == 3 and s["mean_cosine"] == pytest.approx(-1 / 3)
+    assert s["conflict_fraction"] == pytest.approx(1 / 3)
+    assert s["magnitude_similarity"] == pytest.approx((1 + 0.8 + 0.8) / 3)  # 2·1·2/(1+4) = 0.8
+
+
+def test_similarity_term_on_planted_embeddings():
+    emb = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # tasks 0 and 1 alike, task 2 orthogonal
+    sim = similarity_matrix(emb)
+    assert sim[0, 1] == pytest.approx(1.0) and sim[0, 2] == 0.0
+    params = [torch.tensor([0.0, 0.0], requires_grad=True), torch.tensor([3.0, 4.0]), torch.tensor([100.0, 0.0])]
+    r = similarity_regulariser(params, sim)
+    assert float(r.detach()) == pytest.approx(25.0)  # only the similar pair counts: ‖(0,0) − (3,4)‖² = 25
+    r.backward()
+    assert torch.allclose(params[0].grad, torch.tensor([-6.0, -8.0]))  # pulled towards task 1
+
+
+def _gen(task, split, cat, pred, ref, i):
+    return Generation(id=f"{task}-{i}", prompt=[Message("user", "q")], generation=pred, references=[ref],
+                      model="m", task=task, domain=cat, meta={"split": split})
+
+
+def test_seen_unseen_gap_and_phrasing_summary():
+    gens = [_gen("a", "seen", "QA", "yes", "yes", i) for i in range(4)] + \
+           [_gen("b", "seen", "QA", "no", "yes", i) for i in range(4)] + \
+           [_gen("c", "unseen", "Classification", "yes", "yes", i) for i in range(2)] + \
+           [_gen("c", "unseen", "Classification", "no", "yes", i + 2) for i in range(2)]
+    res = generalisation(gens, n_boot=200)
+    em = res["metrics"]["exact_match"]
+    assert em["seen"] == 50.0 and em["unseen"] == 50.0 and em["gap"] == 0.0
+    assert em["unseen_by_category"] == {"Classification": 50.0} and em["n_unseen_tasks"] == 1
+    assert em["unseen_ci"][0] <= 50 <= em["unseen_ci"][1] and res["tasks"]["b"]["exact_match"] == 0.0
+    forms = {"plain": [_gen("c", "unseen", "C", "yes", "yes", i) for i in range(2)],
+             "question": [_gen("c", "unseen", "C", p, "yes", i) for i, p in enumerate(["yes", "no"])]}
+    ph = phrasing_summary(forms, "exact_match")
+    assert ph["per_form"] == {"plain": 100.0, "question": 50.0} and ph["worst_case_mean"] == 50.0
+    assert ph["spread"] == 50.0
+
+
+def _task_rows(task, n, word):
+    from tuneforge.records import Example
+
+    return [Example(messages=[Message("user", f"{task} question {i}?"), Message("assistant", f"{word} {i}.")],
+                    id=f"{task}-{i}", task=task) for i in range(n)]
+
+
+def test_multitask_backward_sums_or_projects_per_task_gradients(tiny_lm, tiny_tok):
+    from tuneforge.multitask.objective import MultiTaskObjective, multitask_batches, tasks_in
+
+    by_task = {"alpha": _task_rows("alpha", 4, "yes"), "beta": _task_rows("beta", 4, "no")}
+    batch = next(multitask_batches(by_task, tiny_tok, batch_size=2))
+    assert tasks_in(batch) == ["alpha", "beta"] and int(batch["num_tokens"]) > 0
+    mixed = MultiTaskObjective(tiny_lm, "mixed")
+    scale = 1.0 / mixed.count(batch)
+    tiny_lm.zero_grad()
+    (mixed.loss(tiny_lm, batch) * scale).backward()  # the plain joint gradient
+    plain = torch.cat([p.grad.reshape(-1).clone() for p in mixed.params])
+    tiny_lm.zero_grad()
+    value = mixed.backward(tiny_lm, batch, scale)
+    summed = torch.cat([p.grad.reshape(-1) for p in mixed.params])
+    with torch.no_grad():
+        expected = float(mixed.loss(tiny_lm, batch) * scale)
+    assert torch.allclose(summed, plain, atol=1e-6) and value == pytest.approx(expected, rel=1e-5)
+    stats = mixed.stats()
+    assert set(stats) == {"conflict_mean_cosine", "conflict_conflict_fraction", "conflict_magnitude_similarity"}
+    # pcgrad: the accumulated gradient is PCGrad of the two task gradients
+    pc = MultiTaskObjective(tiny_lm, "pcgrad")
+    grads = []
+    from tuneforge.multitask.objective import _sub
+    from tuneforge.train.sft import sft_loss
+
+    for t in ("alpha", "beta"):
+        tiny_lm.zero_grad()
+        (sft_loss(tiny_lm, _sub(batch, t)) * scale).backward()
+        grads.append(torch.cat([p.grad.reshape(-1).clone() for p in pc.params]))
+    tiny_lm.zero_grad()
+    pc.backward(tiny_lm, batch, scale)
+    got = torch.cat([p.grad.reshape(-1) for p in pc.params])
+    assert torch.allclose(got, pcgrad(grads, seed=0), atol=1e-6)
+
+
+def test_multitask_training_in_the_one_loop_logs_conflict(tiny_lm, tiny_tok, tmp_path):
+    import json
+
+    from tuneforge.multitask.objective import MultiTaskObjective, multitask_batches
+    from tuneforge.train.loop import TrainConfig, train_loop
+
+    by_task = {t: _task_rows(t, 6, w) for t, w in (("alpha", "yes"), ("beta", "no"), ("gamma", "maybe"))}
+    obj = MultiTaskObjective(tiny_lm, "pcgrad")
+    cfg = TrainConfig(steps=4, batch_size=2, lr=1e-2, log_every=2, precision="fp32")
+    result = train_loop(tiny_lm, multitask_batches(by_task, tiny_tok, 2, tasks_per_step=2, seed=1),
+                        obj.objective(), cfg, tmp_path / "log.jsonl")
+    rows = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert result.steps == 4 and all(np.isfinite(result.losses))
+    assert all(-1 <= r["conflict_mean_cosine"] <= 1 for r in rows if "conflict_mean_cosine" in r)
+    assert any("conflict_conflict_fraction" in r for r in rows)
+    with pytest.raises(Exception, match="unknown"):
+        MultiTaskObjective(tiny_lm, "gradnorm")
