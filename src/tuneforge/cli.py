@@ -232,6 +232,16 @@ def cmd_safety_suite(args) -> int:
     return 0
 
 
+def cmd_multitask_run(args) -> int:
+    from tuneforge.config import load_config
+    from tuneforge.multitask.experiment import MultiTaskConfig, run_experiment
+
+    out = run_experiment(load_config(MultiTaskConfig, *_config_and_overrides(args)))
+    print((out / "results.md").read_text())
+    print(f"Results: {out / 'results.json'}, {out / 'results.md'}, {out / 'methods.png'}")
+    return 0
+
+
 def cmd_report(args) -> int:
     from tuneforge.evaluate.report import write_report
 
@@ -379,6 +389,15 @@ def build_parser() -> argparse.ArgumentParser:
     ssu.add_argument("--split", default="test", choices=["test", "train", "all"])
     ssu.add_argument("--export", type=Path, help="write the split's items (TRL messages + labels) to this JSONL")
     ssu.set_defaults(fn=cmd_safety_suite)
+    from tuneforge.multitask.experiment import MultiTaskConfig
+
+    mt = sub.add_parser("multitask", help="multi-task instruction tuning on SuperNI: methods × seen/unseen, "
+                        "gap, gradient conflict, phrasing").add_subparsers(dest="multitask_verb", required=True)
+    mrun = mt.add_parser("run", help="run the experiment of a config (e.g. configs/superni_multitask.yaml)",
+                         epilog=_config_epilog(MultiTaskConfig), formatter_class=argparse.RawDescriptionHelpFormatter)
+    mrun.add_argument("config", type=Path, nargs="?")
+    mrun.add_argument("overrides", nargs="*", help="key=value overrides")
+    mrun.set_defaults(fn=cmd_multitask_run)
     rep = sub.add_parser("report", help="(re)write report.md and report.html for a run directory from stored results")
     rep.add_argument("run_dir", type=Path)
     rep.set_defaults(fn=cmd_report)

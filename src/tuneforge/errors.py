@@ -66,3 +66,12 @@ def lookup(table: Mapping[str, Any], name: str, kind: str) -> Any:
                 f"importable object, or one of: {', '.join(sorted(table))}") from exc
     raise UnknownNameError(
         f"unknown {kind} '{name}'.{suggest(name, table)} Available: {', '.join(sorted(table))}")
+
+
+def check_choices(values, allowed, key: str, allow_empty: bool = True) -> None:
+    """Raise ConfigError naming `key` when some of `values` are not in `allowed` (or it is empty
+    and must not be)."""
+    bad = [v for v in values if v not in allowed]
+    if bad or (not values and not allow_empty):
+        raise ConfigError(f"{key} {bad or '[]'}: use some of {', '.join(map(str, allowed))}"
+                          + (suggest(str(bad[0]), [str(a) for a in allowed]) if bad else ""))

@@ -54,10 +54,12 @@ def test_resolved_config_saves_and_reloads(tmp_path):
 def test_every_bundled_config_loads(path):
     from tuneforge.data.build import BuildConfig
     from tuneforge.evaluate.run import EvalRunConfig
+    from tuneforge.multitask.experiment import MultiTaskConfig
     from tuneforge.safety.run import SafetyRunConfig
     from tuneforge.train.recipe import TrainRunConfig
 
-    special = {"demo.yaml": DemoConfig, "eval.yaml": EvalRunConfig, "safety.yaml": SafetyRunConfig}
+    special = {"demo.yaml": DemoConfig, "eval.yaml": EvalRunConfig, "safety.yaml": SafetyRunConfig,
+               "superni_multitask.yaml": MultiTaskConfig}
     cls = special.get(path.name) or (BuildConfig if path.name.startswith("data_") else TrainRunConfig)
     assert isinstance(load_config(cls, path), cls)
 

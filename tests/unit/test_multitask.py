@@ -80,9 +80,9 @@ def test_similarity_term_on_planted_embeddings():
     assert sim[0, 1] == pytest.approx(1.0) and sim[0, 2] == 0.0
     params = [torch.tensor([0.0, 0.0], requires_grad=True), torch.tensor([3.0, 4.0]), torch.tensor([100.0, 0.0])]
     r = similarity_regulariser(params, sim)
-    assert float(r.detach()) == pytest.approx(25.0)  # only the similar pair counts: ‖(0,0) − (3,4)‖² = 25
+    assert float(r.detach()) == pytest.approx(12.5)  # only the similar pair counts: ‖(0,0) − (3,4)‖²/2 = 12.5
     r.backward()
-    assert torch.allclose(params[0].grad, torch.tensor([-6.0, -8.0]))  # pulled towards task 1
+    assert torch.allclose(params[0].grad, torch.tensor([-3.0, -4.0]))  # pulled towards task 1
 
 
 def _gen(task, split, cat, pred, ref, i):
@@ -166,3 +166,54 @@ def test_multitask_training_in_the_one_loop_logs_conflict(tiny_lm, tiny_tok, tmp
     assert any("conflict_conflict_fraction" in r for r in rows)
     with pytest.raises(Exception, match="unknown"):
         MultiTaskObjective(tiny_lm, "gradnorm")
+
+
+def test_similarity_methods_add_the_regulariser_gradient(tiny_lm, tiny_tok):
+    from tuneforge.multitask.objective import MultiTaskObjective, _sub, multitask_batches
+    from tuneforge.train.sft import sft_loss
+
+    by_task = {"alpha": _task_rows("alpha", 4, "yes"), "beta": _task_rows("beta", 4, "no")}
+    batch = next(multitask_batches(by_task, tiny_tok, batch_size=2))
+    sim = {("alpha", "beta"): 0.5, ("beta", "alpha"): 0.5, ("alpha", "alpha"): 1.0, ("beta", "beta"): 1.0}
+    obj = MultiTaskObjective(tiny_lm, "similarity_reg", similarity=sim, reg_weight=2.0)
+    scale = 1.0 / obj.count(batch)
+    tiny_lm.zero_grad()
+    obj.backward(tiny_lm, batch, scale)
+    got = torch.cat([p.grad.reshape(-1) for p in obj.params])
+    # by hand: joint loss gradient + gradient of 2·‖h_alpha − h_beta‖² (one pair, so S cancels)
+    tiny_lm.zero_grad()
+    outs = [sft_loss(tiny_lm, _sub(batch, t), pool_prompt=True) for t in ("alpha", "beta")]
+    total = sum(o[0] for o in outs) * scale + 2.0 * (outs[0][1] - outs[1][1]).pow(2).mean()
+    total.backward()
+    want = torch.cat([p.grad.reshape(-1) for p in obj.params])
+    assert torch.allclose(got, want, atol=1e-5)
+    assert obj.stats()["similarity_reg"] > 0
+    with pytest.raises(Exception, match="needs the task-similarity"):
+        MultiTaskObjective(tiny_lm, "pcgrad_similarity")
+
+
+def test_the_experiment_runs_end_to_end_at_tiny_scale(tasks, tmp_path, shared_data, capsys):
+    import json
+
+    from tuneforge.cli import main
+    from tuneforge.models import tiny_model, tiny_tokenizer
+
+    # a tiny BPE trained on the task texts, so SuperNI prompts fit the tiny model's 512 positions
+    corpus = [t.definition for t in tasks] + [i["input"] for t in tasks for i in t.instances[:20]]
+    tok = tiny_tokenizer(corpus, vocab_size=3000)
+    tiny_model(tok).save_pretrained(tmp_path / "model")
+    tok.save_pretrained(tmp_path / "model")
+    out = tmp_path / "mt"
+    assert main(["multitask", "run", f"output_dir={out}", f"superni_dir={shared_data / 'superni'}",
+                 f"model={tmp_path / 'model'}", "dtype=float32", "methods=[mixed, pcgrad_similarity]", "seen_tasks=3",
+                 "unseen_tasks=2", "train_per_task=4", "eval_per_task=2", "train.steps=2", "train.precision=fp32",
+                 "train.log_every=1", "train.max_length=512", "generation.max_new_tokens=2", "phrasing_per_task=1",
+                 "phrasing_forms=[instruction, template, abstract, question, role]", "bootstrap=50"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    for method in ("mixed", "pcgrad_similarity"):
+        g = res["methods"][method]["generalisation"]["metrics"]["rouge_l"]
+        assert g["n_seen_tasks"] == 3 and g["n_unseen_tasks"] == 2 and len(g["gap_ci"]) == 2
+        assert -1 <= res["methods"][method]["conflict_mean_cosine"] <= 1
+    assert len(res["phrasing"]["rouge_l"]["per_form"]) == 5
+    assert "| pcgrad_similarity |" in (out / "results.md").read_text()
+    assert (out / "methods.png").exists() and (out / "phrasing.png").exists()

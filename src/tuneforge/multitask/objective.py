@@ -7,6 +7,11 @@ A multi-task batch is one flat dict of tensors with keys `<task>::input_ids`, `<
 normalisation, so the sum over tasks is exactly the SFT loss of the whole step), takes its gradient
 on the trainable parameters, records the conflict score (`gradients.conflict_stats`), combines the
 gradients — plain sum (`mixed`) or PCGrad (`pcgrad`) — and accumulates the result into `.grad`.
+`similarity_reg` adds λ·R, the task-similarity regulariser of `similarity.py` applied to each
+task's instruction representation h_t (mean last-layer hidden state over its prompt tokens, from
+the same forward pass): R = Σ_{i<j} S_ij ‖h_i − h_j‖²/d / Σ S_ij with S from the instruction
+embeddings — tasks with similar instructions are pulled to similar representations.
+`pcgrad_similarity` (the seed's combination) projects the task gradients and adds ∇(λR) unprojected.
 One process only: per-task gradients bypass DDP's all-reduce (an error says so).
 
 Task sampling per step: `all` tasks, or `tasks_per_step` tasks drawn with probability ∝ n_t^(1/T)
@@ -23,11 +28,12 @@ import torch
 
 from tuneforge.errors import ConfigError
 from tuneforge.multitask.gradients import conflict_stats, pcgrad
+from tuneforge.multitask.similarity import similarity_matrix, similarity_regulariser
 from tuneforge.records import Example
 from tuneforge.train.loop import Objective
 from tuneforge.train.sft import batch_stream, count_targets, encode_examples, sft_loss
 
-METHODS = ("mixed", "pcgrad")
+METHODS = ("mixed", "pcgrad", "similarity_reg", "pcgrad_similarity")
 SEP = "::"
 
 
@@ -63,14 +69,25 @@ def multitask_batches(by_task: dict[str, list[Example]], tok, batch_size: int, m
         yield out
 
 
+def task_similarity(definitions: dict[str, str], encoder) -> dict[tuple[str, str], float]:
+    """S[a, b] = max(0, cos) of the tasks' instruction embeddings (sentence encoder `encoder`)."""
+    names = sorted(definitions)
+    sim = similarity_matrix(np.asarray(encoder([definitions[n] for n in names]), dtype=float))
+    return {(a, b): float(sim[i, j]) for i, a in enumerate(names) for j, b in enumerate(names)}
+
+
 class MultiTaskObjective:
     """Builds the loop `Objective` and keeps the conflict statistics of the steps since the last log."""
 
-    def __init__(self, model, method: str = "pcgrad", seed: int = 0):
+    def __init__(self, model, method: str = "pcgrad", seed: int = 0, similarity: dict | None = None,
+                 reg_weight: float = 1.0):
         if method not in METHODS:
             raise ConfigError(f"multitask method '{method}' unknown; use one of {', '.join(METHODS)}")
+        if "similarity" in method and not similarity:
+            raise ConfigError(f"method {method} needs the task-similarity matrix (instruction embeddings)")
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.method, self.seed, self.calls = method, seed, 0
+        self.similarity, self.reg_weight = similarity or {}, reg_weight
         self._window: list[dict] = []
 
     def loss(self, model, batch: dict) -> torch.Tensor:
@@ -80,16 +97,28 @@ class MultiTaskObjective:
         return sum(count_targets(_sub(batch, t)) for t in tasks_in(batch))
 
     def backward(self, model, batch: dict, scale: float) -> float:
-        grads, total = [], 0.0
-        for t in tasks_in(batch):
-            loss = sft_loss(model, _sub(batch, t)) * scale
-            g = torch.autograd.grad(loss, self.params, allow_unused=True)
+        tasks = tasks_in(batch)
+        regularise = "similarity" in self.method and len(tasks) > 1
+        grads, pooled, total = [], [], 0.0
+        for t in tasks:
+            out = sft_loss(model, _sub(batch, t), pool_prompt=regularise)
+            loss, rep = (out[0] * scale, out[1]) if regularise else (out * scale, None)
+            g = torch.autograd.grad(loss, self.params, allow_unused=True, retain_graph=regularise)
             grads.append(torch.cat([(x if x is not None else torch.zeros_like(p)).reshape(-1).float()
                                     for x, p in zip(g, self.params)]))
+            pooled.append(rep)
             total += loss.item()
         if len(grads) > 1:
             self._window.append(conflict_stats(grads))
-        combined = pcgrad(grads, self.seed + self.calls) if self.method == "pcgrad" else torch.stack(grads).sum(0)
+        combined = pcgrad(grads, self.seed + self.calls) if "pcgrad" in self.method else torch.stack(grads).sum(0)
+        if regularise:  # λ·R on the tasks' instruction representations; its gradient is shared, not projected
+            sim = np.array([[self.similarity.get((a, b), 1.0 if a == b else 0.0) for b in tasks] for a in tasks])
+            reg = self.reg_weight * similarity_regulariser(pooled, sim)
+            g = torch.autograd.grad(reg, self.params, allow_unused=True)
+            combined = combined + torch.cat([(x if x is not None else torch.zeros_like(p)).reshape(-1).float()
+                                             for x, p in zip(g, self.params)])
+            self._window[-1]["similarity_reg"] = float(reg.detach())
+            total += float(reg.detach())
         self.calls += 1
         offset = 0
         for p in self.params:
@@ -103,8 +132,10 @@ class MultiTaskObjective:
         window, self._window = self._window, []
         if not window:
             return {}
-        return {f"conflict_{k}": float(np.mean([w[k] for w in window]))
-                for k in ("mean_cosine", "conflict_fraction", "magnitude_similarity")}
+        out = {f"conflict_{k}": float(np.mean([w[k] for w in window]))
+               for k in ("mean_cosine", "conflict_fraction", "magnitude_similarity")}
+        regs = [w["similarity_reg"] for w in window if "similarity_reg" in w]
+        return out | ({"similarity_reg": float(np.mean(regs))} if regs else {})
 
     def objective(self) -> Objective:
         return Objective(f"multitask-{self.method}", self.loss, self.count, backward=self.backward, stats=self.stats)

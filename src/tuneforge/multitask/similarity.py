@@ -4,10 +4,12 @@ With φ(I_t) the unit sentence embedding of task t's instruction (definition) an
 own trainable parameters (its task-specific adapter, flattened), the regulariser is
 
     S_ij = max(0, cos(φ(I_i), φ(I_j)))            (only similar tasks attract)
-    R    = Σ_{i<j} S_ij ‖θ_i − θ_j‖² / Σ_{i<j} S_ij
+    R    = Σ_{i<j} S_ij ‖θ_i − θ_j‖²/d / Σ_{i<j} S_ij      (d = the vectors' dimension)
 
 added to the loss as λ·R: tasks whose instructions are similar are pulled towards similar adapter
-updates, dissimilar tasks are left free. R = 0 when no pair is similar.
+updates or representations, dissimilar tasks are left free. R = 0 when no pair is similar.
+Dividing by d keeps λ meaningful across model widths (with the plain sum, the 576-wide hidden
+states of SmolLM2-135M gave λR ≈ 10× the task loss at λ = 0.1 in a first run).
 """
 
 from __future__ import annotations
@@ -30,6 +32,6 @@ def similarity_regulariser(params: list[torch.Tensor], sim: np.ndarray) -> torch
     for i, j in itertools.combinations(range(len(params)), 2):
         s = float(sim[i, j])
         if s > 0:
-            num = num + s * (params[i] - params[j]).pow(2).sum()
+            num = num + s * (params[i] - params[j]).pow(2).mean()
             den += s
     return num / den if den > 0 else num

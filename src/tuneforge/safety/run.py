@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tuneforge.config import save_config
 from tuneforge.data.build import LLMConfig, make_llm
-from tuneforge.errors import ConfigError
+from tuneforge.errors import ConfigError, check_choices
 from tuneforge.evaluate.report import write_report
 from tuneforge.evaluate.run import load_eval_model, parse_models
 from tuneforge.generation import GenerationConfig, generate_answers
@@ -51,11 +51,8 @@ class SafetyRunConfig:
     judge: SafetyJudgeConfig = field(default_factory=SafetyJudgeConfig)
 
     def __post_init__(self):
-        if self.split not in SPLITS:
-            raise ConfigError(f"split '{self.split}' unknown; use one of {', '.join(SPLITS)}")
-        bad = [c for c in self.categories if c not in CATEGORIES]
-        if bad:
-            raise ConfigError(f"categories {bad} unknown; use {', '.join(CATEGORIES)}")
+        check_choices([self.split], SPLITS, "split")
+        check_choices(self.categories, CATEGORIES, "categories")
 
 
 def safety_run(cfg: SafetyRunConfig) -> Path:

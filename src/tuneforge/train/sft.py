@@ -203,18 +203,28 @@ def count_targets(batch: dict) -> int:
     return int((batch["labels"][:, 1:] != IGNORE).sum())
 
 
-def sft_loss(model, batch: dict) -> torch.Tensor:
-    """Sum of next-token cross-entropy over target tokens (the loop normalises)."""
+def sft_loss(model, batch: dict, pool_prompt: bool = False):
+    """Sum of next-token cross-entropy over target tokens (the loop normalises). With
+    `pool_prompt`, also return the mean last-layer hidden state over the prompt (non-target) tokens
+    — the batch's instruction representation, from the same forward pass."""
     labels = batch["labels"]
     targets = labels[:, 1:] != IGNORE  # (B, T-1): position t predicts token t+1
     keep = F.pad(targets, (0, 1), value=False)  # (B, T)
+    extra = {"output_hidden_states": True} if pool_prompt else {}
     if is_prompt_learning(model):  # PEFT prepends virtual tokens: logits are (B, n_virtual + T, V)
         if "position_ids" in batch:
             raise ConfigError("packing cannot be combined with prompt/prefix/p-tuning (their virtual tokens "
                               "need a padding mask). Set train.packing=false")
-        logits = model(**model_inputs(batch)).logits
+        out = model(**model_inputs(batch), **extra)
     else:
-        logits = model(**model_inputs(batch), logits_to_keep=keep).logits
+        out = model(**model_inputs(batch), logits_to_keep=keep, **extra)
+    logits = out.logits
     if logits.dim() == 3:  # full logits (prompt learning, or a version ignoring a boolean logits_to_keep)
         logits = logits[:, -labels.size(1):][keep]
-    return F.cross_entropy(logits.float(), labels[:, 1:][targets], reduction="sum")  # logits: (N, V)
+    loss = F.cross_entropy(logits.float(), labels[:, 1:][targets], reduction="sum")  # logits: (N, V)
+    if not pool_prompt:
+        return loss
+    hidden = out.hidden_states[-1][:, -labels.size(1):].float()  # (B, T, H)
+    prompt = (labels == IGNORE) & batch.get("attention_mask", torch.ones_like(labels)).bool()
+    pooled = (hidden * prompt.unsqueeze(-1)).sum((0, 1)) / prompt.sum().clamp_min(1)
+    return loss, pooled
