@@ -149,7 +149,9 @@ def make_llm(cfg: LLMConfig, cache_path: Path, desc: str = "generate") -> Cached
     return CachedLLM(llm, cache_path, batch_size=cfg.batch_size, desc=desc)
 
 
-def _load(spec: str) -> list:
+def load_spec(spec) -> list:
+    """Records of a data spec: `seed:...` for shipped data, else a file in any format."""
+    spec = str(spec)
     return load_examples(spec) if spec.startswith("seed:") else read_records(spec)
 
 
@@ -158,7 +160,7 @@ def synthesize(cfg: BuildConfig, llm: CachedLLM | None) -> tuple[dict[str, list[
     stages: dict[str, list[Example]] = {}
     reports: dict[str, dict] = {}
     if cfg.manual.files:
-        rows = [r for spec in cfg.manual.files for r in _load(spec)]
+        rows = [r for spec in cfg.manual.files for r in load_spec(spec)]
         rated = [r for r in rows if isinstance(r.meta.get(cfg.manual.rating_key), (int, float))]
         tau = cfg.manual.rating_threshold
         kept = [r for r in rows if tau <= 0 or r.meta.get(cfg.manual.rating_key, float("-inf")) >= tau]
@@ -167,14 +169,14 @@ def synthesize(cfg: BuildConfig, llm: CachedLLM | None) -> tuple[dict[str, list[
                              if rated and tau > 0 else None}
         stages["manual"] = [_with_source(r, "manual") for r in kept]
     if cfg.distill.prompts:
-        prompts = _load(cfg.distill.prompts)
+        prompts = load_spec(cfg.distill.prompts)
         stages["distill"], reports["distill"] = distill(llm, prompts, Sampling(max_new_tokens=cfg.llm.max_new_tokens))
     if cfg.self_instruct.enabled:
         si = SelfInstructConfig(**{k: getattr(cfg.self_instruct, k) for k in SelfInstructConfig.__dataclass_fields__})
-        stages["self_instruct"], reports["self_instruct"] = self_instruct(llm, _load(cfg.self_instruct.seeds), si)
+        stages["self_instruct"], reports["self_instruct"] = self_instruct(llm, load_spec(cfg.self_instruct.seeds), si)
     if cfg.evol.enabled:
         ev = EvolConfig(**{k: getattr(cfg.evol, k) for k in EvolConfig.__dataclass_fields__})
-        stages["evol"], reports["evol"] = evol_instruct(llm, _load(cfg.evol.seeds)[: cfg.evol.limit], ev)
+        stages["evol"], reports["evol"] = evol_instruct(llm, load_spec(cfg.evol.seeds)[: cfg.evol.limit], ev)
     if cfg.ds2.enabled:
         stages["ds2"], reports["ds2"] = [], {}
         for domain in cfg.ds2.domains:
@@ -240,7 +242,7 @@ def apply_filters(pooled: list[Example], cfg: FilterConfig, llm: CachedLLM | Non
         removed += [("dedup", g) for g in gone]
     if cfg.decontaminate:
         evals = [EvalItem.from_example(e) if isinstance(e, Example) else e
-                 for spec in cfg.decontaminate for e in _load(spec)]
+                 for spec in cfg.decontaminate for e in load_spec(spec)]
         kept, gone = decontaminate(kept, evals, cfg.ngram)
         removed += [("decontaminate", g) for g in gone]
     scored = [r for r in kept if not cfg.score_sources or r.source.split("/")[0] in cfg.score_sources]

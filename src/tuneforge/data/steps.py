@@ -22,24 +22,19 @@ from tuneforge.data.build import (
     MixConfig,
     apply_filters,
     build_dataset,
+    load_spec,
     make_llm,
 )
 from tuneforge.data.decontam import decontaminate
 from tuneforge.data.dedup import Removal, deduplicate
-from tuneforge.data.io import read_records, write_records
+from tuneforge.data.io import write_records
 from tuneforge.data.mix import mix_counts, mix_datasets, mix_report
-from tuneforge.data.seed import load_examples
 from tuneforge.errors import ConfigError, DataError
 from tuneforge.records import EvalItem, Example
 
 
-def _read(spec: str | Path) -> list:
-    spec = str(spec)
-    return load_examples(spec) if spec.startswith("seed:") else read_records(spec)
-
-
 def _examples(spec: str | Path) -> list[Example]:
-    rows = _read(spec)
+    rows = load_spec(spec)
     bad = [type(r).__name__ for r in rows if not isinstance(r, Example)]
     if bad:
         raise DataError(f"this step works on SFT records; the file holds {Counter(bad).most_common(1)[0][0]} "
@@ -104,7 +99,7 @@ def filter_file(input: str | Path, output: str | Path, cfg: FilterConfig, llm: L
 
 def dedup_file(input: str | Path, output: str | Path, threshold: float = 0.7, part: str = "instruction",
                ngram: int = 5) -> dict:
-    rows = _read(input)
+    rows = load_spec(input)
     kept, gone = deduplicate(rows, threshold, ngram, part)
     removed = [("dedup", g) for g in gone]
     write_records(kept, output)
@@ -115,8 +110,8 @@ def dedup_file(input: str | Path, output: str | Path, threshold: float = 0.7, pa
 def decontam_file(input: str | Path, output: str | Path, against: list[str], ngram: int = 13) -> dict:
     if not against:
         raise ConfigError("decontamination needs at least one evaluation set: --against FILE (or seed:test)")
-    rows = _read(input)
-    evals = [EvalItem.from_example(e) if isinstance(e, Example) else e for spec in against for e in _read(spec)]
+    rows = load_spec(input)
+    evals = [EvalItem.from_example(e) if isinstance(e, Example) else e for spec in against for e in load_spec(spec)]
     kept, gone = decontaminate(rows, evals, ngram)
     removed = [("decontaminate", g) for g in gone]
     write_records(kept, output)
