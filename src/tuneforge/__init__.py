@@ -51,7 +51,13 @@ def __getattr__(name):
             "judge_pairwise": "tuneforge.evaluate.judge", "correlate": "tuneforge.evaluate.correlation",
             "safety_run": "tuneforge.safety.run", "SafetyRunConfig": "tuneforge.safety.run",
             "load_suite": "tuneforge.safety.suite", "calibrate": "tuneforge.safety.calibration",
-            "safety_examples": "tuneforge.safety.training_data"}
+            "safety_examples": "tuneforge.safety.training_data",
+            "run_experiment": "tuneforge.multitask.experiment", "MultiTaskConfig": "tuneforge.multitask.experiment",
+            "load_tasks": "tuneforge.multitask.superni", "pcgrad": "tuneforge.multitask.gradients",
+            "conflict_stats": "tuneforge.multitask.gradients",
+            "reflect_run": "tuneforge.reflect.run", "ReflectRunConfig": "tuneforge.reflect.run",
+            "reflect_items": "tuneforge.reflect.loop", "TeacherAgent": "tuneforge.reflect.agents",
+            "StudentAgent": "tuneforge.reflect.agents"}
     if name in lazy:
         import importlib
 

@@ -242,6 +242,21 @@ def cmd_multitask_run(args) -> int:
     return 0
 
 
+def cmd_reflect_run(args) -> int:
+    import json
+
+    from tuneforge.config import load_config
+    from tuneforge.reflect.run import ReflectRunConfig, reflect_run
+
+    out = reflect_run(load_config(ReflectRunConfig, *_config_and_overrides(args)))
+    s = json.loads((out / "alignment.json").read_text())
+    print(f"{s['n_items']} items: {s['converged']} converged before T={s['max_iterations']}; "
+          f"teacher verdicts not parsed: {s['parse_failures']} of {s['verdicts']}")
+    print(f"Trace {out / 'trace.jsonl'}, matrix {out / 'alignment.json'}, heatmap {out / 'alignment.png'}, "
+          f"SFT records {out / 'reflected.jsonl'}, report {out / 'report.html'}")
+    return 0
+
+
 def cmd_report(args) -> int:
     from tuneforge.evaluate.report import write_report
 
@@ -390,14 +405,20 @@ def build_parser() -> argparse.ArgumentParser:
     ssu.add_argument("--export", type=Path, help="write the split's items (TRL messages + labels) to this JSONL")
     ssu.set_defaults(fn=cmd_safety_suite)
     from tuneforge.multitask.experiment import MultiTaskConfig
+    from tuneforge.reflect.run import ReflectRunConfig
 
-    mt = sub.add_parser("multitask", help="multi-task instruction tuning on SuperNI: methods × seen/unseen, "
-                        "gap, gradient conflict, phrasing").add_subparsers(dest="multitask_verb", required=True)
-    mrun = mt.add_parser("run", help="run the experiment of a config (e.g. configs/superni_multitask.yaml)",
-                         epilog=_config_epilog(MultiTaskConfig), formatter_class=argparse.RawDescriptionHelpFormatter)
-    mrun.add_argument("config", type=Path, nargs="?")
-    mrun.add_argument("overrides", nargs="*", help="key=value overrides")
-    mrun.set_defaults(fn=cmd_multitask_run)
+    for verb, help_, run_help, cls, fn in (
+            ("multitask", "multi-task instruction tuning on SuperNI: methods × seen/unseen, gap, gradient conflict, "
+             "phrasing", "run the experiment of a config (e.g. configs/superni_multitask.yaml)", MultiTaskConfig,
+             cmd_multitask_run),
+            ("reflect", "reflective teacher–student learning over documents (seed 001, Algorithm 1)",
+             "run the loop over a config's items (e.g. configs/reflect.yaml)", ReflectRunConfig, cmd_reflect_run)):
+        group = sub.add_parser(verb, help=help_).add_subparsers(dest=f"{verb}_verb", required=True)
+        run = group.add_parser("run", help=run_help, epilog=_config_epilog(cls),
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+        run.add_argument("config", type=Path, nargs="?")
+        run.add_argument("overrides", nargs="*", help="key=value overrides")
+        run.set_defaults(fn=fn)
     rep = sub.add_parser("report", help="(re)write report.md and report.html for a run directory from stored results")
     rep.add_argument("run_dir", type=Path)
     rep.set_defaults(fn=cmd_report)

@@ -10,7 +10,7 @@ from tuneforge.data.io import write_records
 from tuneforge.data.seed import load_seed
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.yaml") if p.name not in ("demo.yaml", "eval.yaml", "safety.yaml", "superni_multitask.yaml") and not p.name.startswith("data_"))
+CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.yaml") if p.name not in ("demo.yaml", "eval.yaml", "safety.yaml", "superni_multitask.yaml", "reflect.yaml") and not p.name.startswith("data_"))
 pytestmark = pytest.mark.slow
 
 

@@ -55,11 +55,12 @@ def test_every_bundled_config_loads(path):
     from tuneforge.data.build import BuildConfig
     from tuneforge.evaluate.run import EvalRunConfig
     from tuneforge.multitask.experiment import MultiTaskConfig
+    from tuneforge.reflect.run import ReflectRunConfig
     from tuneforge.safety.run import SafetyRunConfig
     from tuneforge.train.recipe import TrainRunConfig
 
     special = {"demo.yaml": DemoConfig, "eval.yaml": EvalRunConfig, "safety.yaml": SafetyRunConfig,
-               "superni_multitask.yaml": MultiTaskConfig}
+               "superni_multitask.yaml": MultiTaskConfig, "reflect.yaml": ReflectRunConfig}
     cls = special.get(path.name) or (BuildConfig if path.name.startswith("data_") else TrainRunConfig)
     assert isinstance(load_config(cls, path), cls)
 

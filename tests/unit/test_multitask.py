@@ -192,6 +192,63 @@ def test_similarity_methods_add_the_regulariser_gradient(tiny_lm, tiny_tok):
         MultiTaskObjective(tiny_lm, "pcgrad_similarity")
 
 
+def test_per_task_lora_trains_shared_and_own_adapters(tiny_lm, tiny_tok):
+    from tuneforge.multitask.objective import MultiTaskObjective, _sub, multitask_batches
+    from tuneforge.multitask.task_adapters import TaskAdapters
+    from tuneforge.train.adapters import AdapterConfig, apply_adapter
+    from tuneforge.train.sft import sft_loss
+
+    model = apply_adapter(tiny_lm, AdapterConfig(method="lora", r=4, alpha=8, dropout=0.0))
+    adapters = TaskAdapters(model, ["alpha", "beta"], r=2, alpha=4)
+    for ps in adapters.params.values():  # LoRA B starts at zero: give every adapter a non-zero update
+        for p in ps:
+            torch.nn.init.normal_(p, std=0.05)
+    by_task = {"alpha": _task_rows("alpha", 4, "yes"), "beta": _task_rows("beta", 4, "no")}
+    batch = next(multitask_batches(by_task, tiny_tok, batch_size=2))
+    obj = MultiTaskObjective(model, "per_task_lora", task_adapters=adapters)
+    assert len(obj.params) == sum(len(ps) for ps in adapters.params.values())  # all in the optimizer
+    scale = 1.0 / obj.count(batch)
+    model.zero_grad()
+    obj.backward(model, batch, scale)
+    got = {n: [p.grad.clone() for p in ps] for n, ps in adapters.params.items()}
+    # by hand: each task through shared + its own adapter only
+    want = {n: [torch.zeros_like(p) for p in ps] for n, ps in adapters.params.items()}
+    for t in ("alpha", "beta"):
+        params = adapters.use(t)
+        grads = torch.autograd.grad(sft_loss(model, _sub(batch, t)) * scale, params)
+        own = adapters.names[t]
+        for name, part in (("default", grads[:len(adapters.params["default"])]),
+                           (own, grads[len(adapters.params["default"]):])):
+            want[name] = [w + g for w, g in zip(want[name], part)]
+    for n in adapters.all_names:
+        assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(got[n], want[n])), n
+    assert all(g.abs().sum() > 0 for g in got[adapters.names["alpha"]])
+    assert set(obj.stats()) >= {"conflict_mean_cosine"}
+    # the active adapters change the output: shared only ≠ shared + alpha's own
+    ids = _sub(batch, "alpha")["input_ids"]
+    with torch.no_grad():
+        adapters.use(None)
+        shared = model(input_ids=ids).logits
+        adapters.use("alpha")
+        own = model(input_ids=ids).logits
+    assert not torch.allclose(shared, own)
+    with pytest.raises(Exception, match="needs the model's TaskAdapters"):
+        MultiTaskObjective(model, "per_task_lora")
+
+
+def test_category_sets_are_distinct_and_seeded(tasks):
+    from tuneforge.errors import ConfigError
+    from tuneforge.multitask.experiment import category_sets
+
+    seen = [t for t in tasks if t.split == "seen"]
+    sets = category_sets(seen, 2, 6, seed=3)
+    assert len(sets) == len(set(sets)) == 6 and all(len(s) == 2 and s[0] < s[1] for s in sets)
+    assert sets == category_sets(seen, 2, 6, seed=3) and sets != category_sets(seen, 2, 6, seed=4)
+    assert len(category_sets(seen, 12, 100)) == 13  # 13 categories: C(13, 12) = 13 sets, no repeats
+    with pytest.raises(ConfigError, match="only 13 categories"):
+        category_sets(seen, 14, 1)
+
+
 def test_the_experiment_runs_end_to_end_at_tiny_scale(tasks, tmp_path, shared_data, capsys):
     import json
 
@@ -205,15 +262,27 @@ def test_the_experiment_runs_end_to_end_at_tiny_scale(tasks, tmp_path, shared_da
     tok.save_pretrained(tmp_path / "model")
     out = tmp_path / "mt"
     assert main(["multitask", "run", f"output_dir={out}", f"superni_dir={shared_data / 'superni'}",
-                 f"model={tmp_path / 'model'}", "dtype=float32", "methods=[mixed, pcgrad_similarity]", "seen_tasks=3",
+                 f"model={tmp_path / 'model'}", "dtype=float32", "methods=[mixed, per_task_lora, pcgrad_similarity]", "seen_tasks=3",
                  "unseen_tasks=2", "train_per_task=4", "eval_per_task=2", "train.steps=2", "train.precision=fp32",
                  "train.log_every=1", "train.max_length=512", "generation.max_new_tokens=2", "phrasing_per_task=1",
-                 "phrasing_forms=[instruction, template, abstract, question, role]", "bootstrap=50"]) == 0
+                 "phrasing_forms=[instruction, template, abstract, question, role]", "bootstrap=50",
+                 "combo_sets=2", "combo_size=1", "combo_steps=1", "combo_eval_per_task=1"]) == 0
     res = json.loads((out / "results.json").read_text())
-    for method in ("mixed", "pcgrad_similarity"):
+    assert list(res["methods"]) == ["base", "mixed", "per_task_lora", "pcgrad_similarity"]
+    for method in ("mixed", "per_task_lora", "pcgrad_similarity"):
         g = res["methods"][method]["generalisation"]["metrics"]["rouge_l"]
         assert g["n_seen_tasks"] == 3 and g["n_unseen_tasks"] == 2 and len(g["gap_ci"]) == 2
         assert -1 <= res["methods"][method]["conflict_mean_cosine"] <= 1
     assert len(res["phrasing"]["rouge_l"]["per_form"]) == 5
     assert "| pcgrad_similarity |" in (out / "results.md").read_text()
     assert (out / "methods.png").exists() and (out / "phrasing.png").exists()
+    # per_task_lora: seen tasks answered through their own adapters, unseen ones through the shared one
+    gens = [json.loads(x) for x in (out / "per_task_lora" / "generations.jsonl").read_text().splitlines()]
+    assert len(gens) == 3 * 2 + 2 * 2
+    combos = res["combinations"]
+    assert len(combos["sets"]) == 2 and all(len(c["categories"]) == 1 and c["tasks"] for c in combos["sets"])
+    assert all(len(c["unseen_per_task"]) == 2 for c in combos["sets"])
+    assert combos["unseen_mean_min"] <= combos["unseen_mean_median"] <= combos["unseen_mean_max"]
+    page = (out / "report.html").read_text()
+    assert page.count("<svg") == 4 and "Figure 4" in page and "per_task_lora" in page
+    assert (out / "combinations.png").exists() and (out / "categories.png").exists()

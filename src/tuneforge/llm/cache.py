@@ -88,3 +88,25 @@ class CachedLLM:
             bar.update(len(chunk))
         bar.close()
         return [out[k] for k in keys]
+
+    def choice_probs(self, conversations: list[Conversation], prefix: str, choices: list[str]) -> list[list[float]]:
+        """The wrapped client's `choice_probs`, cached like completions (clients without next-token
+        probabilities, e.g. HTTP servers, raise a ConfigError)."""
+        from tuneforge.errors import ConfigError
+
+        if not hasattr(self.llm, "choice_probs"):
+            raise ConfigError(f"{self.name}: this client gives no next-token probabilities; use a local model "
+                              "or text verdicts (e.g. reflect's verdict: text)")
+        marker = Sampling(max_new_tokens=1, stop=[f"choice_probs:{prefix}:" + "|".join(choices)])
+        keys = [request_key(self.name, c, marker) for c in conversations]
+        out = {k: json.loads(got[0]) for k in dict.fromkeys(keys) if (got := self.cache.get(k)) is not None}
+        todo = [(k, c) for k, c in dict(zip(keys, conversations)).items() if k not in out]
+        self.hits += sum(1 for k in keys if k in out)
+        for s in range(0, len(todo), self.batch_size):
+            chunk = todo[s:s + self.batch_size]
+            probs = self.llm.choice_probs([c for _, c in chunk], prefix, choices)
+            self.calls += len(chunk)
+            self.cache.put_many([(k, self.name, {"messages": c, "choice_probs": [prefix, choices]}, [json.dumps(p)])
+                                 for (k, c), p in zip(chunk, probs)])
+            out.update({k: p for (k, _), p in zip(chunk, probs)})
+        return [out[k] for k in keys]

@@ -38,6 +38,32 @@ class LocalLLM:
         return out
 
     @torch.inference_mode()
+    def choice_probs(self, conversations: list[Conversation], prefix: str, choices: list[str]) -> list[list[float]]:
+        """P(next token = choice) after the assistant turn has been started with `prefix`, for each
+        conversation (not renormalised: the sum says how much the model meant to pick a choice).
+        Each choice must be one token of this tokenizer."""
+        from tuneforge.errors import ConfigError
+
+        tok = self.tokenizer
+        ids = [tok(c, add_special_tokens=False).input_ids for c in choices]
+        if any(len(i) != 1 for i in ids):
+            raise ConfigError(f"choices {choices} are not single tokens of {self.name}'s tokenizer")
+        ids = [i[0] for i in ids]
+        prompts = [tok.apply_chat_template(c + [{"role": "assistant", "content": prefix}], tokenize=False,
+                                           continue_final_message=True) for c in conversations]
+        out: list[list[float]] = []
+        side, tok.padding_side = tok.padding_side, "left"
+        try:
+            for s in range(0, len(prompts), self.batch_size):
+                enc = tok(prompts[s:s + self.batch_size], return_tensors="pt", padding=True,
+                          add_special_tokens=False).to(self.model.device)
+                probs = self.model(**enc).logits[:, -1].float().softmax(-1)
+                out += probs[:, ids].tolist()
+        finally:
+            tok.padding_side = side
+        return out
+
+    @torch.inference_mode()
     def _generate(self, prompts: list[str], sampling: Sampling) -> list[list[str]]:
         tok = self.tokenizer
         side, tok.padding_side = tok.padding_side, "left"

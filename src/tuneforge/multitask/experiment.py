@@ -1,15 +1,20 @@
 """`tuneforge multitask run CONFIG`: seed 004's Table 1 on SuperNI at laptop scale.
 
-For each method (mixed, pcgrad, similarity_reg, pcgrad_similarity) the same base model gets a fresh
-LoRA adapter, trained on the seen tasks with the one loop (per-task batches; conflict score
-logged every step); then answers held-out instances of the seen tasks and instances of the unseen
-tasks (zero-shot: definition + input). Results per method: seen and unseen ROUGE-L / exact match
-(means over tasks) and the generalisation gap with bootstrap 95% CIs, unseen score per task
-category, and the mean gradient conflict score over training. One model is also scored under
-every phrasing form on the unseen tasks (per-form score, per-item worst case, spread).
+The untuned base model is scored first (row `base`). Then for each method (mixed, per_task_lora,
+pcgrad, similarity_reg, pcgrad_similarity) the same base model gets a fresh LoRA adapter (plus one
+small adapter per seen task for per_task_lora), trained on the seen tasks with the one loop
+(per-task batches; conflict score logged every step); then answers held-out instances of the seen
+tasks and instances of the unseen tasks (zero-shot: definition + input). Results per method: seen
+and unseen ROUGE-L / exact match (means over tasks) and the generalisation gap with bootstrap 95%
+CIs, unseen score per task category (Figure 3), and the mean gradient conflict score over
+training. One model is also scored under every phrasing form on the unseen tasks (per-form score,
+per-item worst case, spread — Figure 2). Task combinations (Figure 4): `combo_sets` random sets of
+`combo_size` seen-task categories, a fresh adapter trained on each set's tasks, every set's
+unseen-task scores drawn as one box.
 
-    OUT/results.json, OUT/results.md, OUT/methods.png, OUT/phrasing.png, OUT/<method>/{train_log.jsonl,
-    generations.jsonl}, OUT/phrasing/<form>.jsonl
+    OUT/results.json, OUT/results.md, OUT/report.html (tables + inline SVG charts), OUT/methods.png,
+    OUT/categories.png, OUT/phrasing.png, OUT/combinations.png,
+    OUT/<method>/{train_log.jsonl, generations.jsonl}, OUT/phrasing/<form>.jsonl, OUT/combos/<k>/...
 
 The bundled config is sized for 2 CPU cores (well under an hour); a GPU run would use the full
 SuperNI train split (756 tasks × 100 instances), k = 2 positive examples, a 1–7B base model and
@@ -18,7 +23,10 @@ a few thousand steps.
 
 from __future__ import annotations
 
+import html
+import itertools
 import json
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +46,7 @@ from tuneforge.multitask.objective import (
 )
 from tuneforge.multitask.phrasing import FORMS, rewrite
 from tuneforge.multitask.superni import load_tasks, task_eval_items, task_examples
+from tuneforge.multitask.task_adapters import TaskAdapters
 from tuneforge.train.adapters import AdapterConfig, apply_adapter
 from tuneforge.train.loop import TrainConfig, train_loop
 
@@ -58,6 +67,13 @@ class MultiTaskConfig:
     tasks_per_step: int = field(default=0, metadata={"help": "tasks per step (0 = all seen tasks)"})
     temperature: float = field(default=1.0, metadata={"help": "task sampling ∝ n^(1/T)"})
     reg_weight: float = field(default=1.0, metadata={"help": "λ of the similarity regulariser"})
+    task_adapter_r: int = field(default=4, metadata={"help": "rank of each task's own adapter (per_task_lora)"})
+    include_base: bool = field(default=True, metadata={"help": "score the untuned base model as a reference row"})
+    combo_sets: int = field(default=0, metadata={"help": "category sets trained for the combinations box plot (0 = skip)"})
+    combo_size: int = field(default=2, metadata={"help": "seen-task categories per set"})
+    combo_steps: int = field(default=15, metadata={"help": "optimizer steps per category set"})
+    combo_method: str = field(default="mixed", metadata={"help": "method trained on each category set"})
+    combo_eval_per_task: int = field(default=4, metadata={"help": "unseen instances per task for each set"})
     encoder: str = field(default=EMBEDDED_ENCODER, metadata={"help": "instruction encoder for task similarity"})
     phrasing_forms: list[str] = field(default_factory=lambda: ["instruction", "instruction_example", "template",
                                                                "abstract", "declarative", "question", "role",
@@ -74,6 +90,88 @@ class MultiTaskConfig:
     def __post_init__(self):
         check_choices(self.methods, METHODS, "methods", allow_empty=False)
         check_choices(self.phrasing_forms, FORMS, "phrasing_forms")
+        check_choices([self.combo_method], METHODS, "combo_method")
+        if self.combo_sets and self.combo_size < 1:
+            raise ConfigError(f"combo_size must be ≥ 1 (got {self.combo_size})")
+
+
+def _train(cfg: MultiTaskConfig, method: str, by_task: dict, similarity: dict, log_path: Path, steps: int):
+    """A fresh adapter on the base, trained with `method`; returns (model, tok, result, task_adapters)."""
+    from dataclasses import replace
+
+    import torch
+
+    torch.manual_seed(cfg.train.seed)  # every method and category set starts from the same adapter init
+    model, tok = load_model(cfg.model, cfg.dtype, "eager", "cpu" if cfg.dtype == "float32" else "auto")
+    model = apply_adapter(model, cfg.adapter)
+    adapters = TaskAdapters(model, sorted(by_task), cfg.task_adapter_r, 2 * cfg.task_adapter_r) \
+        if method == "per_task_lora" else None
+    sims = {k: v for k, v in similarity.items() if k[0] in by_task and k[1] in by_task}
+    obj = MultiTaskObjective(model, method, cfg.train.seed, sims, cfg.reg_weight, adapters)
+    batches = multitask_batches(by_task, tok, cfg.train.batch_size, cfg.train.max_length, cfg.train.mask,
+                                cfg.train.seed, cfg.tasks_per_step, cfg.temperature)
+    result = train_loop(model, batches, obj.objective(), replace(cfg.train, steps=steps), log_path)
+    return model, tok, result, adapters
+
+
+def _answer(model, tok, items, cfg: MultiTaskConfig, name: str, path: Path, adapters=None, desc: str = ""):
+    """Generations for `items`; with task adapters, each seen task's items go through its own adapter
+    and all other items through the shared one."""
+    if adapters is None:
+        return generate_answers(model, tok, items, cfg.generation, name, path, desc=desc)
+    groups: dict = {}
+    for it in items:
+        groups.setdefault(it.task if it.task in adapters.names else None, []).append(it)
+    done = {}
+    for task, group in groups.items():
+        adapters.use(task)
+        done.update({g.id: g for g in generate_answers(model, tok, group, cfg.generation, name, path,
+                                                        desc=f"{desc} ({task or 'shared'})")})
+    adapters.use(None)
+    return [done[it.id] for it in items]
+
+
+def _conflict(log_path: Path) -> tuple[float, float]:
+    log = [json.loads(x) for x in log_path.read_text().splitlines()]
+    cos = [r["conflict_mean_cosine"] for r in log if "conflict_mean_cosine" in r]
+    frac = [r["conflict_conflict_fraction"] for r in log if "conflict_conflict_fraction" in r]
+    return (float(np.mean(cos)) if cos else float("nan"), float(np.mean(frac)) if frac else float("nan"))
+
+
+def category_sets(tasks, size: int, count: int, seed: int = 0) -> list[tuple[str, ...]]:
+    """`count` distinct sets of `size` categories of `tasks`, drawn uniformly (seeded)."""
+    cats = sorted({t.category for t in tasks})
+    if size > len(cats):
+        raise ConfigError(f"combo_size={size} but the seen tasks have only {len(cats)} categories")
+    every = list(itertools.combinations(cats, size))
+    return sorted(random.Random(seed).sample(every, min(count, len(every))))
+
+
+def _combinations(cfg: MultiTaskConfig, pool, unseen, similarity: dict, out: Path, base_gens) -> dict:
+    items = [it for t in unseen for it in task_eval_items(t, cfg.k_examples, cfg.combo_eval_per_task)]
+    ids = {it.id for it in items}
+    sets = []
+    for k, cats in enumerate(category_sets(pool, cfg.combo_size, cfg.combo_sets, cfg.train.seed)):
+        chosen = [t for t in pool if t.category in cats]
+        by_task = {t.name: task_examples(t, cfg.k_examples, cfg.train_per_task) for t in chosen}
+        model, tok, result, adapters = _train(cfg, cfg.combo_method, by_task, similarity,
+                                              out / "combos" / str(k) / "train_log.jsonl", cfg.combo_steps)
+        gens = _answer(model, tok, items, cfg, f"{cfg.model}+combo{k}", out / "combos" / str(k) / "generations.jsonl",
+                       adapters, desc=f"set {k} answers")
+        tasks = generalisation(gens, 0)["tasks"]
+        per_task = {t: v["rouge_l"] for t, v in tasks.items()}
+        sets.append({"categories": list(cats), "tasks": sorted(by_task), "unseen_per_task": per_task,
+                     "unseen_mean": float(np.mean(list(per_task.values()))), "final_loss": result.final_loss})
+        del model
+    base = None
+    if base_gens is not None:
+        base_tasks = generalisation([g for g in base_gens if g.id in ids], 0)["tasks"]
+        base = float(np.mean([v["rouge_l"] for v in base_tasks.values()]))
+    means = [s["unseen_mean"] for s in sets]
+    return {"method": cfg.combo_method, "size": cfg.combo_size, "steps": cfg.combo_steps,
+            "eval_per_task": cfg.combo_eval_per_task, "sets": sets, "base_unseen_mean": base,
+            "unseen_mean_min": min(means), "unseen_mean_median": float(np.median(means)),
+            "unseen_mean_max": max(means)}
 
 
 def run_experiment(cfg: MultiTaskConfig) -> Path:
@@ -81,9 +179,10 @@ def run_experiment(cfg: MultiTaskConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
     tasks = load_tasks(cfg.superni_dir)
-    seen = [t for t in tasks if t.split == "seen"][: cfg.seen_tasks or None]
+    pool = [t for t in tasks if t.split == "seen"]
+    seen = pool[: cfg.seen_tasks or None]
     unseen = [t for t in tasks if t.split == "unseen"][: cfg.unseen_tasks or None]
-    short = [t.name for t in seen if len(t.instances) < cfg.train_per_task + cfg.eval_per_task]
+    short = [t.name for t in pool if len(t.instances) < cfg.train_per_task + cfg.eval_per_task]
     if short:
         raise ConfigError(f"seen tasks {short} have fewer than train_per_task + eval_per_task instances")
     by_task = {t.name: task_examples(t, cfg.k_examples, cfg.train_per_task) for t in seen}
@@ -94,49 +193,55 @@ def run_experiment(cfg: MultiTaskConfig) -> Path:
     for t in unseen:
         eval_items += task_eval_items(t, cfg.k_examples, cfg.eval_per_task)
     similarity = {}
-    if any("similarity" in m for m in cfg.methods):
+    if any("similarity" in m for m in [*cfg.methods, cfg.combo_method if cfg.combo_sets else ""]):
         from tuneforge.evaluate.runner import make_encoder
 
-        similarity = task_similarity({t.name: t.definition for t in seen}, make_encoder(cfg.encoder))
-    results, models = {}, {}
-    for method in cfg.methods:
+        similarity = task_similarity({t.name: t.definition for t in pool}, make_encoder(cfg.encoder))
+    results, models, base_gens = {}, {}, None
+    if cfg.include_base:
         start = time.time()
         model, tok = load_model(cfg.model, cfg.dtype, "eager", "cpu" if cfg.dtype == "float32" else "auto")
-        model = apply_adapter(model, cfg.adapter)
-        obj = MultiTaskObjective(model, method, cfg.train.seed, similarity, cfg.reg_weight)
-        batches = multitask_batches(by_task, tok, cfg.train.batch_size, cfg.train.max_length, cfg.train.mask,
-                                    cfg.train.seed, cfg.tasks_per_step, cfg.temperature)
-        result = train_loop(model, batches, obj.objective(), cfg.train, out / method / "train_log.jsonl")
-        gens = generate_answers(model, tok, eval_items, cfg.generation, f"{cfg.model}+{method}",
-                                out / method / "generations.jsonl", desc=f"{method} answers")
-        log = [json.loads(x) for x in (out / method / "train_log.jsonl").read_text().splitlines()]
-        conflict = [r["conflict_mean_cosine"] for r in log if "conflict_mean_cosine" in r]
-        fraction = [r["conflict_conflict_fraction"] for r in log if "conflict_conflict_fraction" in r]
+        base_gens = generate_answers(model, tok, eval_items, cfg.generation, cfg.model, out / "base" / "generations.jsonl",
+                                     desc="base answers")
+        results["base"] = {"generalisation": generalisation(base_gens, cfg.bootstrap, cfg.train.seed),
+                           "conflict_mean_cosine": float("nan"), "conflict_fraction": float("nan"),
+                           "first_loss": float("nan"), "final_loss": float("nan"),
+                           "seconds": round(time.time() - start, 1)}
+        del model
+    for method in cfg.methods:
+        start = time.time()
+        model, tok, result, adapters = _train(cfg, method, by_task, similarity, out / method / "train_log.jsonl",
+                                              cfg.train.steps)
+        gens = _answer(model, tok, eval_items, cfg, f"{cfg.model}+{method}", out / method / "generations.jsonl",
+                       adapters, desc=f"{method} answers")
+        cos, frac = _conflict(out / method / "train_log.jsonl")
         results[method] = {"generalisation": generalisation(gens, cfg.bootstrap, cfg.train.seed),
-                           "conflict_mean_cosine": float(np.mean(conflict)) if conflict else float("nan"),
-                           "conflict_fraction": float(np.mean(fraction)) if fraction else float("nan"),
+                           "conflict_mean_cosine": cos, "conflict_fraction": frac,
                            "first_loss": result.losses[0], "final_loss": result.final_loss,
                            "seconds": round(time.time() - start, 1)}
-        models[method] = (model, tok)
-        if method != cfg.phrasing_method:
-            del models[method]
+        if method == cfg.phrasing_method:
+            models[method] = (model, tok, adapters)
+        del model
     phrasing = {}
     if cfg.phrasing_forms and cfg.phrasing_method in models:
-        model, tok = models[cfg.phrasing_method]
+        model, tok, adapters = models.pop(cfg.phrasing_method)
         by_form = {}
         for form in cfg.phrasing_forms:
             items = [it for t in unseen for it in task_eval_items(t, limit=cfg.phrasing_per_task,
                                                                   prompt=lambda task, x, f=form: rewrite(task, x, f))]
-            by_form[form] = generate_answers(model, tok, items, cfg.generation, f"{cfg.phrasing_method}:{form}",
-                                             out / "phrasing" / f"{form}.jsonl", desc=f"phrasing {form}")
+            by_form[form] = _answer(model, tok, items, cfg, f"{cfg.phrasing_method}:{form}",
+                                    out / "phrasing" / f"{form}.jsonl", adapters, desc=f"phrasing {form}")
         phrasing = {m: phrasing_summary(by_form, m) for m in ("rouge_l", "exact_match")}
+        del model
+    combos = _combinations(cfg, pool, unseen, similarity, out, base_gens) if cfg.combo_sets else None
     summary = {"config": {"seen_tasks": [t.name for t in seen], "unseen_tasks": [t.name for t in unseen],
                           "train_per_task": cfg.train_per_task, "eval_per_task": cfg.eval_per_task,
                           "steps": cfg.train.steps, "model": cfg.model},
-               "methods": results, "phrasing": phrasing, "phrasing_method": cfg.phrasing_method}
+               "methods": results, "phrasing": phrasing, "phrasing_method": cfg.phrasing_method,
+               "combinations": combos}
     (out / "results.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     (out / "results.md").write_text(results_markdown(summary), encoding="utf-8")
-    _plots(summary, out)
+    write_experiment_report(summary, out)
     return out
 
 
@@ -144,44 +249,79 @@ def _ci(lo_hi) -> str:
     return f"[{lo_hi[0]:.1f}, {lo_hi[1]:.1f}]"
 
 
-def results_markdown(s: dict) -> str:
-    c = s["config"]
-    lines = [f"# SuperNI multi-task experiment ({c['model']})", "",
-             f"{len(c['seen_tasks'])} seen tasks × {c['train_per_task']} training instances, {c['steps']} steps; "
-             f"evaluated on {c['eval_per_task']} held-out instances per seen task and per unseen task "
-             f"({len(c['unseen_tasks'])} unseen tasks). ROUGE-L and exact match ×100, means over tasks, "
-             "bootstrap 95% CIs; conflict = mean pairwise cosine of task gradients (fraction < 0).", "",
-             "| method | seen ROUGE-L | unseen ROUGE-L | gap | seen EM | unseen EM | conflict cos | conflicting pairs | "
-             "loss first → final |", "|---|---|---|---|---|---|---|---|---|"]
+def _tables(s: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) of every results table — shared by results.md and report.html."""
+    def num(x, fmt):
+        return "—" if x is None or (isinstance(x, float) and np.isnan(x)) else format(x, fmt)
+
+    rows = []
     for m, r in s["methods"].items():
         g, e = r["generalisation"]["metrics"]["rouge_l"], r["generalisation"]["metrics"]["exact_match"]
-        lines.append(f"| {m} | {g['seen']:.1f} {_ci(g['seen_ci'])} | {g['unseen']:.1f} {_ci(g['unseen_ci'])} | "
-                     f"{g['gap']:+.1f} {_ci(g['gap_ci'])} | {e['seen']:.1f} | {e['unseen']:.1f} | "
-                     f"{r['conflict_mean_cosine']:.3f} | {r['conflict_fraction']:.2f} | "
-                     f"{r['first_loss']:.2f} → {r['final_loss']:.2f} |")
-    first = next(iter(s["methods"].values()))["generalisation"]["metrics"]["rouge_l"]["unseen_by_category"]
-    lines += ["", "## Unseen ROUGE-L by task category (zero-shot transfer)", "",
-              "| category | " + " | ".join(s["methods"]) + " |", "|---|" + "---|" * len(s["methods"])]
-    for cat in first:
-        lines.append(f"| {cat} | " + " | ".join(
-            f"{r['generalisation']['metrics']['rouge_l']['unseen_by_category'].get(cat, float('nan')):.1f}"
-            for r in s["methods"].values()) + " |")
+        rows.append([m, f"{g['seen']:.1f} {_ci(g['seen_ci'])}", f"{g['unseen']:.1f} {_ci(g['unseen_ci'])}",
+                     f"{g['gap']:+.1f} {_ci(g['gap_ci'])}", f"{e['seen']:.1f}", f"{e['unseen']:.1f}",
+                     num(r["conflict_mean_cosine"], ".3f"), num(r["conflict_fraction"], ".2f"),
+                     f"{num(r['first_loss'], '.2f')} → {num(r['final_loss'], '.2f')}"])
+    tables = [("Methods (Table 1)", ["method", "seen ROUGE-L", "unseen ROUGE-L", "gap", "seen EM", "unseen EM",
+                                     "conflict cos", "conflicting pairs", "loss first → final"], rows)]
+    methods = s["methods"]
+    cats = sorted({c for r in methods.values() for c in r["generalisation"]["metrics"]["rouge_l"]["unseen_by_category"]})
+    tables.append(("Unseen ROUGE-L by task category (zero-shot transfer, Figure 3)", ["category", *methods],
+                   [[c, *(num(r["generalisation"]["metrics"]["rouge_l"]["unseen_by_category"].get(c, float("nan")), ".1f")
+                          for r in methods.values())] for c in cats]))
+    if s["phrasing"]:
+        p, em = s["phrasing"]["rouge_l"], s["phrasing"]["exact_match"]
+        tables.append((f"Instruction phrasing on the unseen tasks ({s['phrasing_method']}, Figure 2)",
+                       ["form", "ROUGE-L", "EM"],
+                       [[f, f"{v:.1f}", f"{em['per_form'][f]:.1f}"] for f, v in p["per_form"].items()]
+                       + [["per-item worst case", f"{p['worst_case_mean']:.1f}", f"{em['worst_case_mean']:.1f}"],
+                          ["spread (max − min form)", f"{p['spread']:.1f}", f"{em['spread']:.1f}"]]))
+    c = s.get("combinations")
+    if c:
+        tables.append((f"Task-category combinations (Figure 4): {c['method']}, {c['steps']} steps per set, "
+                       f"unseen ROUGE-L over {c['eval_per_task']} instances per unseen task",
+                       ["categories trained on", "seen tasks", "unseen mean", "worst unseen task", "best unseen task"],
+                       [[" + ".join(x["categories"]), str(len(x["tasks"])), f"{x['unseen_mean']:.1f}",
+                         f"{min(x['unseen_per_task'].values()):.1f}", f"{max(x['unseen_per_task'].values()):.1f}"]
+                        for x in sorted(c["sets"], key=lambda x: -x["unseen_mean"])]))
+    return tables
+
+
+def _notes(s: dict) -> list[str]:
+    c = s["config"]
+    notes = [f"{len(c['seen_tasks'])} seen tasks × {c['train_per_task']} training instances, {c['steps']} steps; "
+             f"evaluated on {c['eval_per_task']} held-out instances per seen task and per unseen task "
+             f"({len(c['unseen_tasks'])} unseen tasks). ROUGE-L and exact match ×100, means over tasks, "
+             "bootstrap 95% CIs; conflict = mean pairwise cosine of task gradients (share of pairs < 0); "
+             "`base` is the untuned model; per_task_lora answers unseen tasks with its shared adapter."]
     if s["phrasing"]:
         p = s["phrasing"]["rouge_l"]
-        lines += ["", f"## Instruction phrasing on the unseen tasks ({s['phrasing_method']}, ROUGE-L)", "",
-                  "| form | ROUGE-L | EM |", "|---|---|---|"]
-        lines += [f"| {f} | {v:.1f} | {s['phrasing']['exact_match']['per_form'][f]:.1f} |" for f, v in p["per_form"].items()]
-        lines += ["", f"Per-item worst case over forms: ROUGE-L {p['worst_case_mean']:.1f}; spread of the form means "
-                      f"{p['spread']:.1f} points ({p['n_items']} items)."]
-    return "\n".join(lines) + "\n"
+        notes.append(f"Phrasing: per-item worst case over forms ROUGE-L {p['worst_case_mean']:.1f}; spread of the "
+                     f"form means {p['spread']:.1f} points ({p['n_items']} items).")
+    cb = s.get("combinations")
+    if cb:
+        base = "" if cb["base_unseen_mean"] is None else f"; untuned base on the same items {cb['base_unseen_mean']:.1f}"
+        notes.append(f"Combinations: {len(cb['sets'])} sets of {cb['size']} categories; unseen mean ROUGE-L from "
+                     f"{cb['unseen_mean_min']:.1f} to {cb['unseen_mean_max']:.1f} (median {cb['unseen_mean_median']:.1f})"
+                     f"{base}.")
+    return notes
 
 
-def _plots(s: dict, out: Path) -> None:
-    import matplotlib
+def results_markdown(s: dict) -> str:
+    lines = [f"# SuperNI multi-task experiment ({s['config']['model']})", ""]
+    lines += [n for x in _notes(s) for n in (x, "")]
+    for title, header, rows in _tables(s):
+        lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        lines.append("")
+    return "\n".join(lines)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def _figures(s: dict) -> list[tuple[str, str, object]]:
+    """(file stem, caption, matplotlib figure) of every chart."""
+    from tuneforge.evaluate.report import _plt
+
+    plt = _plt()
+    figs = []
     methods = list(s["methods"])
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for k, split in enumerate(("seen", "unseen")):
@@ -193,12 +333,25 @@ def _plots(s: dict, out: Path) -> None:
     axes[0].set_xticklabels(methods, rotation=15, fontsize=8)
     axes[0].set_title("ROUGE-L, seen vs unseen tasks (95% CI)")
     axes[0].legend(fontsize=8)
-    axes[1].bar(methods, [s["methods"][m]["conflict_fraction"] for m in methods])
+    trained = [m for m in methods if not np.isnan(s["methods"][m]["conflict_fraction"])]
+    axes[1].bar(trained, [s["methods"][m]["conflict_fraction"] for m in trained])
     axes[1].set_title("share of conflicting task-gradient pairs")
     axes[1].tick_params(axis="x", labelrotation=15, labelsize=8)
     fig.tight_layout()
-    fig.savefig(out / "methods.png", dpi=110)
-    plt.close(fig)
+    figs.append(("methods", "Seen vs unseen ROUGE-L per method (95% CI) and gradient conflict", fig))
+    cats = sorted({c for m in methods for c in s["methods"][m]["generalisation"]["metrics"]["rouge_l"]["unseen_by_category"]})
+    if cats:
+        fig, ax = plt.subplots(figsize=(10, 3.8))
+        width = 0.8 / len(methods)
+        for k, m in enumerate(methods):
+            by_cat = s["methods"][m]["generalisation"]["metrics"]["rouge_l"]["unseen_by_category"]
+            ax.bar([i + k * width for i in range(len(cats))], [by_cat.get(c, 0.0) for c in cats], width, label=m)
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(cats))])
+        ax.set_xticklabels(cats, rotation=30, ha="right", fontsize=7)
+        ax.set_title("unseen-task ROUGE-L by task category (zero-shot transfer)")
+        ax.legend(fontsize=7, ncol=3)
+        fig.tight_layout()
+        figs.append(("categories", "Zero-shot transfer by task category (seed 004, Figure 3)", fig))
     if s["phrasing"]:
         p = s["phrasing"]["rouge_l"]["per_form"]
         fig, ax = plt.subplots(figsize=(8, 3.4))
@@ -208,5 +361,43 @@ def _plots(s: dict, out: Path) -> None:
         ax.tick_params(axis="x", labelrotation=25, labelsize=8)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(out / "phrasing.png", dpi=110)
-        plt.close(fig)
+        figs.append(("phrasing", "Unseen-task ROUGE-L by instruction phrasing (seed 004, Figure 2)", fig))
+    c = s.get("combinations")
+    if c:
+        sets = sorted(c["sets"], key=lambda x: -x["unseen_mean"])
+        fig, ax = plt.subplots(figsize=(10, 4))
+        ax.boxplot([list(x["unseen_per_task"].values()) for x in sets], showmeans=True)
+        ax.set_xticks(range(1, len(sets) + 1))
+        ax.set_xticklabels(["\n+ ".join(x["categories"]) for x in sets], fontsize=6)
+        if c["base_unseen_mean"] is not None:
+            ax.axhline(c["base_unseen_mean"], color="grey", linestyle=":", label="untuned base (mean)")
+            ax.legend(fontsize=8)
+        ax.set_ylabel("unseen-task ROUGE-L")
+        ax.set_title("unseen-task scores after training on each set of task categories")
+        fig.tight_layout()
+        figs.append(("combinations", "Robustness over task combinations: one box per trained category set, "
+                                     "spread over the unseen tasks (seed 004, Figure 4)", fig))
+    return figs
+
+
+def write_experiment_report(s: dict, out: Path) -> Path:
+    """results charts as PNG files and one self-contained report.html (tables + inline SVG)."""
+    from tuneforge.evaluate.report import CSS, _html_table, _svg
+
+    e = html.escape
+    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+             f"<title>tuneforge — SuperNI multi-task ({e(s['config']['model'])})</title><style>{CSS}</style></head><body>",
+             f"<h1>SuperNI multi-task experiment — {e(s['config']['model'])}</h1>"]
+    parts += [f"<p>{e(n.replace('`', ''))}</p>" for n in _notes(s)]
+    tables = _tables(s)
+    title, header, rows = tables[0]
+    parts += [f"<h2>{e(title)}</h2>", _html_table(header, rows)]
+    for stem, caption, fig in _figures(s):
+        fig.savefig(out / f"{stem}.png", dpi=110)
+        parts.append(f"<figure class='chart'>{_svg(fig)}<figcaption>{e(caption)}</figcaption></figure>")
+    for title, header, rows in tables[1:]:
+        parts += [f"<h2>{e(title)}</h2>", _html_table(header, rows)]
+    parts.append("</body></html>")
+    path = out / "report.html"
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path

@@ -12,6 +12,9 @@ task's instruction representation h_t (mean last-layer hidden state over its pro
 the same forward pass): R = Σ_{i<j} S_ij ‖h_i − h_j‖²/d / Σ S_ij with S from the instruction
 embeddings — tasks with similar instructions are pulled to similar representations.
 `pcgrad_similarity` (the seed's combination) projects the task gradients and adds ∇(λR) unprojected.
+`per_task_lora` (shared + task-specific adapters, `task_adapters.py`) runs each task through the
+shared adapter plus its own; the conflict score is taken on the shared adapter's gradients, the
+only parameters the tasks share.
 One process only: per-task gradients bypass DDP's all-reduce (an error says so).
 
 Task sampling per step: `all` tasks, or `tasks_per_step` tasks drawn with probability ∝ n_t^(1/T)
@@ -33,7 +36,7 @@ from tuneforge.records import Example
 from tuneforge.train.loop import Objective
 from tuneforge.train.sft import batch_stream, count_targets, encode_examples, sft_loss
 
-METHODS = ("mixed", "pcgrad", "similarity_reg", "pcgrad_similarity")
+METHODS = ("mixed", "per_task_lora", "pcgrad", "similarity_reg", "pcgrad_similarity")
 SEP = "::"
 
 
@@ -80,11 +83,14 @@ class MultiTaskObjective:
     """Builds the loop `Objective` and keeps the conflict statistics of the steps since the last log."""
 
     def __init__(self, model, method: str = "pcgrad", seed: int = 0, similarity: dict | None = None,
-                 reg_weight: float = 1.0):
+                 reg_weight: float = 1.0, task_adapters=None):
         if method not in METHODS:
             raise ConfigError(f"multitask method '{method}' unknown; use one of {', '.join(METHODS)}")
         if "similarity" in method and not similarity:
             raise ConfigError(f"method {method} needs the task-similarity matrix (instruction embeddings)")
+        if method == "per_task_lora" and task_adapters is None:
+            raise ConfigError("method per_task_lora needs the model's TaskAdapters (multitask.task_adapters)")
+        self.adapters = task_adapters
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.method, self.seed, self.calls = method, seed, 0
         self.similarity, self.reg_weight = similarity or {}, reg_weight
@@ -97,6 +103,8 @@ class MultiTaskObjective:
         return sum(count_targets(_sub(batch, t)) for t in tasks_in(batch))
 
     def backward(self, model, batch: dict, scale: float) -> float:
+        if self.adapters is not None:
+            return self._backward_task_adapters(model, batch, scale)
         tasks = tasks_in(batch)
         regularise = "similarity" in self.method and len(tasks) > 1
         grads, pooled, total = [], [], 0.0
@@ -126,6 +134,25 @@ class MultiTaskObjective:
             update = combined[offset:offset + n].view_as(p).to(p.dtype)
             p.grad = update.clone() if p.grad is None else p.grad + update
             offset += n
+        return total
+
+    def _backward_task_adapters(self, model, batch: dict, scale: float) -> float:
+        shared_grads, total = [], 0.0
+        for t in tasks_in(batch):
+            params = self.adapters.use(t)
+            loss = sft_loss(model, _sub(batch, t)) * scale
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+            for p, g in zip(params, grads):
+                if g is not None:
+                    p.grad = g.to(p.dtype) if p.grad is None else p.grad + g.to(p.dtype)
+            n_shared = len(self.adapters.params["default"])
+            shared_grads.append(torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1).float()
+                                           for g, p in zip(grads[:n_shared], params[:n_shared])]))
+            total += loss.item()
+        self.adapters.use(None)
+        if len(shared_grads) > 1:
+            self._window.append(conflict_stats(shared_grads))
+        self.calls += 1
         return total
 
     def stats(self) -> dict:

@@ -1,0 +1,281 @@
+"""`tuneforge reflect run CONFIG`: Algorithm 1 over a set of (documents, instruction) items, with a
+trace, the alignment matrices, their heatmap, and the refined answers as SFT data.
+
+    OUT/config.yaml        the resolved config
+    OUT/trace.jsonl        every step of every iteration (retrieval, questions, replies, verdicts,
+                           scores, convergence checks, reflections) — written as it happens
+    OUT/alignment.json     per item: A (levels × iterations, null = not reached or not parsed),
+                           iterations, converged_at, per-level convergence, parse failures
+    OUT/alignment.png      heatmap of A (mean over items) + iterations to converge per level
+    OUT/reflected.jsonl    the final answers as SFT records (TRL `messages`), source
+                           `self-improve/reflect` — list it under `manual.files` of `data build`
+    OUT/report.md, report.html
+
+Every model call goes through the request cache OUT/llm_cache.sqlite: a rerun (or a run after a
+crash) replays what was done and continues.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tuneforge.config import save_config
+from tuneforge.data.build import LLMConfig, make_llm
+from tuneforge.errors import DataError, suggest
+from tuneforge.models import EMBEDDED_ENCODER
+from tuneforge.records import Example, Message
+from tuneforge.reflect.agents import StudentAgent, TeacherAgent
+from tuneforge.reflect.loop import ItemResult, LoopConfig, ReflectItem, reflect_items
+from tuneforge.reflect.passages import load_documents
+
+SOURCE = "self-improve/reflect"
+ITEM_KEYS = ("id", "instruction", "domain", "documents")
+
+
+@dataclass
+class ReflectRunConfig:
+    output_dir: str = field(default="runs/reflect", metadata={"help": "run directory"})
+    items: str = field(default="", metadata={"help": "items YAML ('' = the shipped data/reflect/items.yaml)"})
+    documents_dir: str = field(default="", metadata={"help": "documents folder ('' = the shipped data/reflect/documents)"})
+    limit: int = field(default=0, metadata={"help": "first N items only (0 = all)"})
+    teacher: LLMConfig = field(default_factory=LLMConfig)
+    student: LLMConfig = field(default_factory=LLMConfig)
+    encoder: str = field(default=EMBEDDED_ENCODER, metadata={"help": "sentence encoder for sim() and embedding search"})
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    question_tokens: int = field(default=48, metadata={"help": "teacher: tokens per question"})
+    verdict_tokens: int = field(default=64, metadata={"help": "teacher: tokens per verdict"})
+    verdict: str = field(default="text", metadata={
+        "help": "text (the teacher writes 'Rating: N', any client) | probability (expected digit under a local "
+                "teacher's next-token distribution, G-Eval style)"})
+    min_rating_mass: float = field(default=0.0, metadata={
+        "help": "probability verdicts: below this P(next token is a digit) the verdict counts as a failure"})
+    answer_tokens: int = field(default=160, metadata={"help": "student: tokens per answer / reflection"})
+    reply_tokens: int = field(default=96, metadata={"help": "student: tokens per reply to a question"})
+    export_converged_only: bool = field(default=False, metadata={"help": "export only items that converged"})
+
+
+def shipped(name: str) -> Path:
+    from tuneforge.data.seed import data_dir
+
+    return data_dir() / "reflect" / name
+
+
+def load_items(path: str | Path) -> list[ReflectItem]:
+    """Items from a YAML list; errors name the file, the item's line and the key."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("reflect items file not found", path=str(path))
+    text = path.read_text(encoding="utf-8")
+    try:
+        node, rows = yaml.compose(text), yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise DataError(f"not valid YAML: {getattr(exc, 'problem', exc)}", path=str(path),
+                        line=mark.line + 1 if mark else None) from None
+    if not isinstance(rows, list) or not rows:
+        raise DataError("expected a non-empty YAML list of items (- id: …, instruction: …)", path=str(path))
+    items, seen = [], set()
+    for child, row in zip(node.value, rows):
+        line = child.start_mark.line + 1
+        if not isinstance(row, dict):
+            raise DataError("an item must be a mapping with id and instruction", path=str(path), line=line)
+        for key in row:
+            if key not in ITEM_KEYS:
+                raise DataError(f"unknown key '{key}'.{suggest(key, ITEM_KEYS)} Keys: {', '.join(ITEM_KEYS)}",
+                                path=str(path), line=line, field=str(key))
+        for key in ("id", "instruction"):
+            if not str(row.get(key) or "").strip():
+                raise DataError(f"the item has no {key}", path=str(path), line=line, field=key)
+        if row["id"] in seen:
+            raise DataError(f"duplicate item id '{row['id']}'", path=str(path), line=line, field="id")
+        seen.add(row["id"])
+        docs = row.get("documents") or []
+        if not isinstance(docs, list):
+            raise DataError("documents must be a list of file names ([] = all)", path=str(path), line=line,
+                            field="documents")
+        items.append(ReflectItem(str(row["id"]), str(row["instruction"]).strip(), str(row.get("domain", "")),
+                                 [str(d) for d in docs]))
+    return items
+
+
+def export_records(results: list[ItemResult], teacher: str, student: str, converged_only: bool = False) -> list[Example]:
+    """The refined answers as SFT records: the user turn holds the retrieved context + instruction."""
+    rows = []
+    for r in results:
+        if converged_only and r.converged_at is None:
+            continue
+        last = r.matrix[:, r.iterations - 1]
+        rows.append(Example(
+            messages=[Message("user", f"Context:\n{r.context}\n\nInstruction: {r.item.instruction}"),
+                      Message("assistant", r.final_answer)],
+            id=f"reflect-{r.item.id}", domain=r.item.domain, task="reflect", source=SOURCE,
+            meta={"generator": student, "teacher": teacher, "step": "reflect", "iterations": r.iterations,
+                  "converged_at": r.converged_at, "final_alignment": None if np.isnan(last).all() else float(np.nanmean(last)),
+                  "parse_failures": r.parse_failures, "initial_answer": r.answers[0],
+                  "passages": [f"{p.doc}#{p.index}" for p in r.passages]}))
+    return rows
+
+
+def reflect_run(cfg: ReflectRunConfig, teacher_llm=None, student_llm=None, encoder=None) -> Path:
+    """Run the loop over the items of `cfg`; clients and encoder may be passed in (tests, notebooks)."""
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
+    items = load_items(cfg.items or shipped("items.yaml"))[: cfg.limit or None]
+    docs_dir = Path(cfg.documents_dir) if cfg.documents_dir else shipped("documents")
+    cache = {}
+
+    def passages(item):
+        key = tuple(item.documents)
+        if key not in cache:
+            cache[key] = load_documents(docs_dir, item.documents, cfg.loop.passage_words)
+        return cache[key]
+
+    for it in items:  # fail on a missing document before any model call
+        passages(it)
+    if teacher_llm is None:
+        teacher_llm = make_llm(cfg.teacher, out / "llm_cache.sqlite", "teacher")
+    if student_llm is None:
+        student_llm = teacher_llm if cfg.student == cfg.teacher else make_llm(cfg.student, out / "llm_cache.sqlite", "student")
+    if encoder is None:
+        from tuneforge.evaluate.runner import make_encoder
+
+        encoder = make_encoder(cfg.encoder)
+    teacher = TeacherAgent(teacher_llm, cfg.question_tokens, cfg.verdict_tokens, cfg.verdict, cfg.min_rating_mass)
+    student = StudentAgent(student_llm, cfg.answer_tokens, cfg.reply_tokens)
+    with open(out / "trace.jsonl", "w", encoding="utf-8") as f:
+        def trace(row):
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.flush()
+
+        results = reflect_items(items, passages, teacher, student, encoder, cfg.loop, trace)
+    summary = summarise(results, cfg.loop.levels, cfg.loop.max_iterations, cfg.loop.epsilon)
+    summary["teacher"], summary["student"], summary["verdict"] = teacher_llm.name, student_llm.name, cfg.verdict
+    summary["ratings"] = _rating_stats(out / "trace.jsonl")
+    (out / "alignment.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    records = export_records(results, teacher_llm.name, student_llm.name, cfg.export_converged_only)
+    with open(out / "reflected.jsonl", "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records)
+    write_reflect_report(summary, out)
+    return out
+
+
+def _rating_stats(trace_path: Path) -> dict:
+    """How the teacher's ratings spread (a judge that gives every reply the same score measures nothing)."""
+    rows = [json.loads(x) for x in trace_path.read_text(encoding="utf-8").splitlines()]
+    ratings = [r["rating"] for r in rows if r["step"] == "evaluate" and r["rating"] is not None]
+    masses = [r["rating_mass"] for r in rows if r["step"] == "evaluate" and r.get("rating_mass") is not None]
+    out = {"n": len(ratings)}
+    if ratings:
+        out |= {"mean": float(np.mean(ratings)), "sd": float(np.std(ratings)), "min": min(ratings), "max": max(ratings)}
+    if masses:
+        out["digit_mass_mean"] = float(np.mean(masses))
+    return out
+
+
+def summarise(results: list[ItemResult], levels: list[str], T: int, eps: float) -> dict:
+    def cells(m):
+        return [[None if np.isnan(x) else round(float(x), 4) for x in row] for row in m]
+
+    stack = np.stack([r.matrix for r in results])
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(stack, axis=0)
+    level_iters = {lv: [r.level_converged_at[j] for r in results] for j, lv in enumerate(levels)}
+    return {"levels": levels, "max_iterations": T, "epsilon": eps, "n_items": len(results),
+            "converged": sum(r.converged_at is not None for r in results),
+            "parse_failures": sum(r.parse_failures for r in results),
+            "verdicts": sum(int(r.iterations) * len(levels) for r in results),
+            "mean_matrix": cells(mean),
+            "level_converged_at": level_iters,
+            "items": {r.item.id: {"domain": r.item.domain, "instruction": r.item.instruction, "matrix": cells(r.matrix),
+                                  "iterations": r.iterations, "converged_at": r.converged_at,
+                                  "level_converged_at": dict(zip(levels, r.level_converged_at)),
+                                  "parse_failures": r.parse_failures} for r in results}}
+
+
+def _figure(s: dict):
+    from tuneforge.evaluate.report import _plt
+
+    plt = _plt()
+    levels, T = s["levels"], s["max_iterations"]
+    mean = np.array([[np.nan if x is None else x for x in row] for row in s["mean_matrix"]], dtype=float)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2 + 0.25 * len(levels)), gridspec_kw={"width_ratios": [3, 2]})
+    im = axes[0].imshow(np.ma.masked_invalid(mean), vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    for j in range(len(levels)):
+        for t in range(T):
+            axes[0].text(t, j, "—" if np.isnan(mean[j, t]) else f"{mean[j, t]:.2f}", ha="center", va="center",
+                         color="white" if np.isnan(mean[j, t]) or mean[j, t] < 0.6 else "black", fontsize=8)
+    axes[0].set_xticks(range(T), [f"t={t}" for t in range(T)])
+    axes[0].set_yticks(range(len(levels)), levels)
+    axes[0].set_title(f"alignment A[level, iteration], mean over {s['n_items']} items")
+    fig.colorbar(im, ax=axes[0], fraction=0.046)
+    conv = [[x for x in s["level_converged_at"][lv] if x is not None] for lv in levels]
+    axes[1].bar(levels, [np.mean(c) if c else 0 for c in conv])
+    for k, c in enumerate(conv):
+        axes[1].text(k, (np.mean(c) if c else 0) + 0.05, f"{len(c)}/{s['n_items']}", ha="center", fontsize=8)
+    axes[1].set_ylim(0, T)
+    axes[1].set_title("iteration at which a level converged\n(mean over items that did; n shown)", fontsize=9)
+    axes[1].tick_params(axis="x", labelrotation=20, labelsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _table(s: dict) -> tuple[list[str], list[list[str]]]:
+    header = ["item", "domain", "iterations", "converged at", "parse failures",
+              *[f"A[{lv}] first → last" for lv in s["levels"]]]
+    rows = []
+    for item_id, r in s["items"].items():
+        n = r["iterations"]
+
+        def fmt(x):
+            return "—" if x is None else f"{x:.2f}"
+
+        rows.append([item_id, r["domain"], str(n), "—" if r["converged_at"] is None else f"t={r['converged_at']}",
+                     str(r["parse_failures"]), *[f"{fmt(row[0])} → {fmt(row[n - 1])}" for row in r["matrix"]]])
+    return header, rows
+
+
+def _ratings_line(r: dict) -> str:
+    if not r.get("n"):
+        return "none"
+    line = f"{r['n']}, mean {r['mean']:.2f}, sd {r['sd']:.2f}, range {r['min']:.2f}–{r['max']:.2f}"
+    return line + (f", mean P(digit) {r['digit_mass_mean']:.3f}" if "digit_mass_mean" in r else "")
+
+
+def write_reflect_report(s: dict, out: Path) -> Path:
+    from tuneforge.evaluate.report import CSS, _html_table, _svg
+
+    fig = _figure(s)
+    fig.savefig(out / "alignment.png", dpi=110)
+    header, rows = _table(s)
+    lines = [f"Teacher {s['teacher']}, student {s['student']}; {s['n_items']} items, levels {', '.join(s['levels'])}, "
+             f"T = {s['max_iterations']}, ε = {s['epsilon']}. Converged (eq. 32) before T: {s['converged']} of "
+             f"{s['n_items']} items. Teacher verdicts that did not parse: {s['parse_failures']} of {s['verdicts']} "
+             "(their cells are empty, never guessed).",
+             f"Verdicts: {s['verdict']}; ratings given: {_ratings_line(s['ratings'])}.",
+             "A[j, t] = max(0, cos(e(reply), e(instruction))) × quality, quality = (rating − lowest)/(highest − lowest) "
+             "(seed 001 eq. 31)."]
+    md = ["# Reflective teacher–student run", "", *[x + "\n" for x in lines], "![alignment](alignment.png)", "",
+          "| " + " | ".join(header) + " |", "|" + "---|" * len(header), *["| " + " | ".join(r) + " |" for r in rows]]
+    (out / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    e = html.escape
+    page = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>tuneforge — reflect run</title>",
+            f"<style>{CSS}</style></head><body><h1>Reflective teacher–student run</h1>",
+            *[f"<p>{e(x)}</p>" for x in lines],
+            f"<figure class='chart'>{_svg(fig)}<figcaption>Alignment matrix (levels × iterations) and the iteration "
+            "at which each level converged (seed 001, Figure 5)</figcaption></figure>",
+            "<h2>Items</h2>", _html_table(header, rows), "</body></html>"]
+    path = out / "report.html"
+    path.write_text("\n".join(page), encoding="utf-8")
+    return path
