@@ -163,6 +163,23 @@ def test_shipped_documents_and_items_load():
     assert any(p.doc == "healthcare_hydration.md" for p in ors)
 
 
+def test_export_final_or_best_answer():
+    from tuneforge.reflect.run import ReflectRunConfig, chosen_round, export_records
+
+    # round 1 has the highest mean A; round 2 (the final one) got worse
+    ratings = {("basic", 0): 4, ("expert", 0): 4, ("basic", 1): 9, ("expert", 1): 8,
+               ("basic", 2): 2, ("expert", 2): "unparsable"}
+    res, _, _ = run(ratings, T=3)
+    assert chosen_round(res, "final") == 2 and chosen_round(res, "best") == 1
+    final, best = export_records([res], "t", "s"), export_records([res], "t", "s", answer="best")
+    assert final[0].response == "answer v2" and final[0].meta["exported_round"] == 2
+    assert best[0].response == "answer v1" and best[0].meta["exported_round"] == 1
+    assert best[0].meta["alignment"] == pytest.approx(np.mean([a(9), a(8)]))
+    assert export_records([res], "t", "s", converged_only=True) == []
+    with pytest.raises(ConfigError, match="export_answer"):
+        ReflectRunConfig(export_answer="last")
+
+
 def test_item_file_errors_name_file_line_and_key(tmp_path):
     from tuneforge.reflect.run import load_items
 

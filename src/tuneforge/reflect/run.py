@@ -26,7 +26,7 @@ import numpy as np
 
 from tuneforge.config import save_config
 from tuneforge.data.build import LLMConfig, make_llm
-from tuneforge.errors import DataError, suggest
+from tuneforge.errors import DataError, check_choices, suggest
 from tuneforge.models import EMBEDDED_ENCODER
 from tuneforge.records import Example, Message
 from tuneforge.reflect.agents import StudentAgent, TeacherAgent
@@ -34,6 +34,7 @@ from tuneforge.reflect.loop import ItemResult, LoopConfig, ReflectItem, reflect_
 from tuneforge.reflect.passages import load_documents
 
 SOURCE = "self-improve/reflect"
+EXPORT_ANSWERS = ("final", "best")
 ITEM_KEYS = ("id", "instruction", "domain", "documents")
 
 
@@ -57,6 +58,12 @@ class ReflectRunConfig:
     answer_tokens: int = field(default=160, metadata={"help": "student: tokens per answer / reflection"})
     reply_tokens: int = field(default=96, metadata={"help": "student: tokens per reply to a question"})
     export_converged_only: bool = field(default=False, metadata={"help": "export only items that converged"})
+    export_answer: str = field(default="final", metadata={
+        "help": "final (Algorithm 1's output: the last evaluated answer) | best (the evaluated answer whose "
+                "round has the highest mean alignment — a guard against rewrites that got worse)"})
+
+    def __post_init__(self):
+        check_choices([self.export_answer], EXPORT_ANSWERS, "export_answer")
 
 
 def shipped(name: str) -> Path:
@@ -105,19 +112,30 @@ def load_items(path: str | Path) -> list[ReflectItem]:
     return items
 
 
-def export_records(results: list[ItemResult], teacher: str, student: str, converged_only: bool = False) -> list[Example]:
+def chosen_round(r: ItemResult, answer: str = "final") -> int:
+    """The round whose answer is exported: the last one, or the one with the highest mean A (ties: earliest;
+    rounds whose cells are all empty are skipped; none scored → the last)."""
+    if answer == "final":
+        return r.iterations - 1
+    means = [np.nanmean(r.matrix[:, t]) if not np.isnan(r.matrix[:, t]).all() else -np.inf for t in range(r.iterations)]
+    return int(np.argmax(means)) if max(means) > -np.inf else r.iterations - 1
+
+
+def export_records(results: list[ItemResult], teacher: str, student: str, converged_only: bool = False,
+                   answer: str = "final") -> list[Example]:
     """The refined answers as SFT records: the user turn holds the retrieved context + instruction."""
     rows = []
     for r in results:
         if converged_only and r.converged_at is None:
             continue
-        last = r.matrix[:, r.iterations - 1]
+        t = chosen_round(r, answer)
+        last = r.matrix[:, t]
         rows.append(Example(
             messages=[Message("user", f"Context:\n{r.context}\n\nInstruction: {r.item.instruction}"),
-                      Message("assistant", r.final_answer)],
+                      Message("assistant", r.answers[t])],
             id=f"reflect-{r.item.id}", domain=r.item.domain, task="reflect", source=SOURCE,
             meta={"generator": student, "teacher": teacher, "step": "reflect", "iterations": r.iterations,
-                  "converged_at": r.converged_at, "final_alignment": None if np.isnan(last).all() else float(np.nanmean(last)),
+                  "exported_round": t, "converged_at": r.converged_at, "alignment": None if np.isnan(last).all() else float(np.nanmean(last)),
                   "parse_failures": r.parse_failures, "initial_answer": r.answers[0],
                   "passages": [f"{p.doc}#{p.index}" for p in r.passages]}))
     return rows
@@ -160,7 +178,7 @@ def reflect_run(cfg: ReflectRunConfig, teacher_llm=None, student_llm=None, encod
     summary["teacher"], summary["student"], summary["verdict"] = teacher_llm.name, student_llm.name, cfg.verdict
     summary["ratings"] = _rating_stats(out / "trace.jsonl")
     (out / "alignment.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    records = export_records(results, teacher_llm.name, student_llm.name, cfg.export_converged_only)
+    records = export_records(results, teacher_llm.name, student_llm.name, cfg.export_converged_only, cfg.export_answer)
     with open(out / "reflected.jsonl", "w", encoding="utf-8") as f:
         f.writelines(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records)
     write_reflect_report(summary, out)
