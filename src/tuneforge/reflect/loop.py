@@ -124,7 +124,7 @@ def reflect_items(items: list[ReflectItem], passages: Callable[[ReflectItem], li
         for it in active:
             done = converged(A[it.id], t, cfg.epsilon)
             delta = float(np.linalg.norm(A[it.id][:, t] - A[it.id][:, t - 1])) if t else None
-            trace({"item": it.id, "iteration": t, "step": "check", "column": _json(A[it.id][:, t]),
+            trace({"item": it.id, "iteration": t, "step": "check", "column": nan_to_none(A[it.id][:, t]),
                    "delta_norm": None if delta is None or np.isnan(delta) else delta, "converged": done})
             if done or t == T - 1:
                 stop[it.id] = (t + 1, t if done else None)
@@ -147,5 +147,6 @@ def reflect_items(items: list[ReflectItem], passages: Callable[[ReflectItem], li
     return results
 
 
-def _json(values) -> list[float | None]:
+def nan_to_none(values) -> list[float | None]:
+    """JSON-ready floats: NaN (not reached / not parsed) becomes null."""
     return [None if np.isnan(x) else float(x) for x in values]

@@ -30,7 +30,7 @@ from tuneforge.errors import DataError, check_choices, suggest
 from tuneforge.models import EMBEDDED_ENCODER
 from tuneforge.records import Example, Message
 from tuneforge.reflect.agents import StudentAgent, TeacherAgent
-from tuneforge.reflect.loop import ItemResult, LoopConfig, ReflectItem, reflect_items
+from tuneforge.reflect.loop import ItemResult, LoopConfig, ReflectItem, nan_to_none, reflect_items
 from tuneforge.reflect.passages import load_documents
 
 SOURCE = "self-improve/reflect"
@@ -199,16 +199,14 @@ def _rating_stats(trace_path: Path) -> dict:
 
 
 def summarise(results: list[ItemResult], levels: list[str], T: int, eps: float) -> dict:
+    import warnings
+
     def cells(m):
-        return [[None if np.isnan(x) else round(float(x), 4) for x in row] for row in m]
+        return [nan_to_none(np.round(row, 4)) for row in m]
 
-    stack = np.stack([r.matrix for r in results])
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mean = np.nanmean(stack, axis=0)
+    with warnings.catch_warnings():  # a cell no item reached stays NaN ("mean of empty slice")
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(np.stack([r.matrix for r in results]), axis=0)
     level_iters = {lv: [r.level_converged_at[j] for r in results] for j, lv in enumerate(levels)}
     return {"levels": levels, "max_iterations": T, "epsilon": eps, "n_items": len(results),
             "converged": sum(r.converged_at is not None for r in results),
