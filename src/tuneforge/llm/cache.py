@@ -67,9 +67,10 @@ class CachedLLM:
         self.batch_size = batch_size
         self.hits = self.calls = 0
 
-    def chat(self, conversations: list[Conversation], sampling: Sampling) -> list[list[str]]:
-        keys = [request_key(self.name, c, sampling) for c in conversations]
-        out: dict[str, list[str]] = {}
+    def _cached(self, keys: list[str], conversations: list[Conversation], request: dict, compute) -> list:
+        """Outputs for `keys`: from the cache, else `compute(conversations)` batch by batch, each batch
+        committed before the next (a crash loses one batch at most)."""
+        out: dict[str, list] = {}
         for k in dict.fromkeys(keys):
             got = self.cache.get(k)
             if got is not None:
@@ -78,16 +79,20 @@ class CachedLLM:
         self.hits += sum(1 for k in keys if k in out)
         bar = tqdm(total=len(out) + len(todo), initial=len(out), desc=f"{self.desc} ({self.name})", unit="prompt",
                    disable=len(todo) <= self.batch_size)
-        for s in range(0, len(todo), self.batch_size):  # commit batch by batch: a crash loses one batch at most
+        for s in range(0, len(todo), self.batch_size):
             chunk = todo[s:s + self.batch_size]
-            answers = self.llm.chat([c for _, c in chunk], sampling)
+            results = compute([c for _, c in chunk])
             self.calls += len(chunk)
-            self.cache.put_many([(k, self.name, {"messages": c, "sampling": sampling.key()}, a)
-                                 for (k, c), a in zip(chunk, answers)])
-            out.update({k: a for (k, _), a in zip(chunk, answers)})
+            self.cache.put_many([(k, self.name, {"messages": c, **request}, r) for (k, c), r in zip(chunk, results)])
+            out.update({k: r for (k, _), r in zip(chunk, results)})
             bar.update(len(chunk))
         bar.close()
         return [out[k] for k in keys]
+
+    def chat(self, conversations: list[Conversation], sampling: Sampling) -> list[list[str]]:
+        keys = [request_key(self.name, c, sampling) for c in conversations]
+        return self._cached(keys, conversations, {"sampling": sampling.key()},
+                            lambda convs: self.llm.chat(convs, sampling))
 
     def choice_probs(self, conversations: list[Conversation], prefix: str, choices: list[str]) -> list[list[float]]:
         """The wrapped client's `choice_probs`, cached like completions (clients without next-token
@@ -97,16 +102,8 @@ class CachedLLM:
         if not hasattr(self.llm, "choice_probs"):
             raise ConfigError(f"{self.name}: this client gives no next-token probabilities; use a local model "
                               "or text verdicts (e.g. reflect's verdict: text)")
-        marker = Sampling(max_new_tokens=1, stop=[f"choice_probs:{prefix}:" + "|".join(choices)])
-        keys = [request_key(self.name, c, marker) for c in conversations]
-        out = {k: json.loads(got[0]) for k in dict.fromkeys(keys) if (got := self.cache.get(k)) is not None}
-        todo = [(k, c) for k, c in dict(zip(keys, conversations)).items() if k not in out]
-        self.hits += sum(1 for k in keys if k in out)
-        for s in range(0, len(todo), self.batch_size):
-            chunk = todo[s:s + self.batch_size]
-            probs = self.llm.choice_probs([c for _, c in chunk], prefix, choices)
-            self.calls += len(chunk)
-            self.cache.put_many([(k, self.name, {"messages": c, "choice_probs": [prefix, choices]}, [json.dumps(p)])
-                                 for (k, c), p in zip(chunk, probs)])
-            out.update({k: p for (k, _), p in zip(chunk, probs)})
-        return [out[k] for k in keys]
+        request = {"choice_probs": {"prefix": prefix, "choices": choices}}
+        keys = [hashlib.sha256(json.dumps({"model": self.name, "messages": c, **request}, sort_keys=True,
+                                          ensure_ascii=False).encode()).hexdigest() for c in conversations]
+        return self._cached(keys, conversations, request,
+                            lambda convs: self.llm.choice_probs(convs, prefix, choices))

@@ -95,6 +95,10 @@ class MultiTaskConfig:
             raise ConfigError(f"combo_size must be ≥ 1 (got {self.combo_size})")
 
 
+def _load_base(cfg: MultiTaskConfig):
+    return load_model(cfg.model, cfg.dtype, "eager", "cpu" if cfg.dtype == "float32" else "auto")
+
+
 def _train(cfg: MultiTaskConfig, method: str, by_task: dict, similarity: dict, log_path: Path, steps: int):
     """A fresh adapter on the base, trained with `method`; returns (model, tok, result, task_adapters)."""
     from dataclasses import replace
@@ -102,7 +106,7 @@ def _train(cfg: MultiTaskConfig, method: str, by_task: dict, similarity: dict, l
     import torch
 
     torch.manual_seed(cfg.train.seed)  # every method and category set starts from the same adapter init
-    model, tok = load_model(cfg.model, cfg.dtype, "eager", "cpu" if cfg.dtype == "float32" else "auto")
+    model, tok = _load_base(cfg)
     model = apply_adapter(model, cfg.adapter)
     adapters = TaskAdapters(model, sorted(by_task), cfg.task_adapter_r, 2 * cfg.task_adapter_r) \
         if method == "per_task_lora" else None
@@ -200,7 +204,7 @@ def run_experiment(cfg: MultiTaskConfig) -> Path:
     results, models, base_gens = {}, {}, None
     if cfg.include_base:
         start = time.time()
-        model, tok = load_model(cfg.model, cfg.dtype, "eager", "cpu" if cfg.dtype == "float32" else "auto")
+        model, tok = _load_base(cfg)
         base_gens = generate_answers(model, tok, eval_items, cfg.generation, cfg.model, out / "base" / "generations.jsonl",
                                      desc="base answers")
         results["base"] = {"generalisation": generalisation(base_gens, cfg.bootstrap, cfg.train.seed),

@@ -32,12 +32,18 @@ import torch
 from tuneforge.errors import ConfigError
 from tuneforge.multitask.gradients import conflict_stats, pcgrad
 from tuneforge.multitask.similarity import similarity_matrix, similarity_regulariser
+from tuneforge.multitask.task_adapters import SHARED
 from tuneforge.records import Example
 from tuneforge.train.loop import Objective
 from tuneforge.train.sft import batch_stream, count_targets, encode_examples, sft_loss
 
 METHODS = ("mixed", "per_task_lora", "pcgrad", "similarity_reg", "pcgrad_similarity")
 SEP = "::"
+
+
+def _flat(grads, params) -> torch.Tensor:
+    """One fp32 vector of a gradient tuple (None — a parameter the loss did not reach — as zeros)."""
+    return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1).float() for g, p in zip(grads, params)])
 
 
 def _sub(batch: dict, task: str) -> dict:
@@ -112,8 +118,7 @@ class MultiTaskObjective:
             out = sft_loss(model, _sub(batch, t), pool_prompt=regularise)
             loss, rep = (out[0] * scale, out[1]) if regularise else (out * scale, None)
             g = torch.autograd.grad(loss, self.params, allow_unused=True, retain_graph=regularise)
-            grads.append(torch.cat([(x if x is not None else torch.zeros_like(p)).reshape(-1).float()
-                                    for x, p in zip(g, self.params)]))
+            grads.append(_flat(g, self.params))
             pooled.append(rep)
             total += loss.item()
         if len(grads) > 1:
@@ -123,8 +128,7 @@ class MultiTaskObjective:
             sim = np.array([[self.similarity.get((a, b), 1.0 if a == b else 0.0) for b in tasks] for a in tasks])
             reg = self.reg_weight * similarity_regulariser(pooled, sim)
             g = torch.autograd.grad(reg, self.params, allow_unused=True)
-            combined = combined + torch.cat([(x if x is not None else torch.zeros_like(p)).reshape(-1).float()
-                                             for x, p in zip(g, self.params)])
+            combined = combined + _flat(g, self.params)
             self._window[-1]["similarity_reg"] = float(reg.detach())
             total += float(reg.detach())
         self.calls += 1
@@ -145,9 +149,8 @@ class MultiTaskObjective:
             for p, g in zip(params, grads):
                 if g is not None:
                     p.grad = g.to(p.dtype) if p.grad is None else p.grad + g.to(p.dtype)
-            n_shared = len(self.adapters.params["default"])
-            shared_grads.append(torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1).float()
-                                           for g, p in zip(grads[:n_shared], params[:n_shared])]))
+            n_shared = len(self.adapters.params[SHARED])
+            shared_grads.append(_flat(grads[:n_shared], params[:n_shared]))
             total += loss.item()
         self.adapters.use(None)
         if len(shared_grads) > 1:
