@@ -20,6 +20,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/pip install -q -e ".[bench]"
 	$(VENV)/bin/python benchmarks/train_throughput.py --compile
+	$(VENV)/bin/python benchmarks/generation_throughput.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -1,20 +1,24 @@
 """Training throughput: tuneforge's loop vs TRL's SFTTrainer, side by side in one run.
 
-Same model (the embedded SmolLM2-135M-Instruct, bf16 base), same data (the shipped train split,
+Same model (the embedded SmolLM2-135M-Instruct), same data (the shipped train split,
 completion-only loss), same adapter (LoRA r=8, alpha 16, no dropout, on every linear layer), about
 2,000 real tokens per optimizer step for both:
 
   tuneforge  batches of 16 length-grouped examples (right padding), eager attention, the fused
-             LoRA forward, logits only at target positions — `configs/lora.yaml`'s engine.
-  trl        SFTTrainer with its best CPU settings: bf16, packing (best-fit decreasing) with
-             padding-free batches of 4 rows × 512 tokens, SDPA attention (faster than eager for
-             TRL here), fp32 adapter weights as TRL keeps them.
+             LoRA forward, logits only at target positions, `dtype: auto` / `precision: auto`
+             (bf16 where this CPU runs it natively, else fp32) — `configs/lora.yaml`'s engine.
+  trl        SFTTrainer with its best CPU settings: packing (best-fit decreasing) with padding-free
+             batches of 4 rows × 512 tokens, SDPA attention (faster than eager for TRL here), fp32
+             adapter weights as TRL keeps them, and the faster precision *for TRL on this CPU*:
+             where bf16 is native both bf16 and fp32 are run and the faster counts; where bf16 is
+             emulated (~70x slower than fp32) only fp32 is run.
 
 Each framework runs in its own child process (so peak RSS is its own), alternating order over
-`--rounds` to spread the VM's noise; the bf16 matmul peak is measured in the parent before every
-child. Throughput counts real (non-padding) tokens over the timed steps after `--warmup` steps.
+`--rounds` to spread the VM's noise; the matmul peak of the dtype each child computes in is
+measured in the parent before it. Throughput counts real (non-padding) tokens over the timed steps
+after `--warmup` steps. The JSON names the CPU, its ISA flags and each run's precision.
 
-"Fraction of the bf16 bound" = tokens/s × 4·N / matmul peak, where N counts the weights of every
+"Fraction of the bound" = tokens/s × 4·N / matmul peak *of the dtype used*, where N counts the weights of every
 linear layer including the LM head (forward 2N + backward through activations 2N FLOPs per token;
 LoRA's own FLOPs and attention are left out, so it is a lower bound, the same for both).
 
@@ -40,11 +44,22 @@ ROOT = Path(__file__).resolve().parent.parent
 LORA = {"r": 8, "alpha": 16, "dropout": 0.0}
 
 
-def matmul_peak_gflops(n: int = 2048, reps: int = 10, trials: int = 5) -> float:
-    """Best sustained bf16 GEMM rate of this process (GFLOP/s)."""
+def _auto_precision() -> str:
+    from tuneforge.hardware import auto_precision
+
+    return auto_precision("cpu").precision
+
+
+PRECISION_AUTO = _auto_precision()
+
+
+def matmul_peak_gflops(dtype: str = "bfloat16", n: int = 2048, reps: int = 10, trials: int = 5) -> float:
+    """Best sustained GEMM rate of this process in `dtype` (GFLOP/s)."""
     import torch
 
-    a, b = torch.randn(n, n, dtype=torch.bfloat16), torch.randn(n, n, dtype=torch.bfloat16)
+    if dtype == "bfloat16" and PRECISION_AUTO != "bf16":
+        n, reps, trials = 512, 1, 1  # emulated bf16: one small product tells the (tiny) rate
+    a, b = torch.randn(n, n, dtype=getattr(torch, dtype)), torch.randn(n, n, dtype=getattr(torch, dtype))
     for _ in range(3):
         a @ b
     best = 0.0
@@ -77,19 +92,21 @@ def load_data():
     return load_examples("seed:train")
 
 
-def worker_tuneforge(steps: int, warmup: int, compile_: bool = False) -> dict:
+def worker_tuneforge(steps: int, warmup: int, precision: str = "auto", compile_: bool = False) -> dict:
+    from tuneforge.hardware import resolve_precision
     from tuneforge.models import load_model
     from tuneforge.train.adapters import AdapterConfig, apply_adapter
     from tuneforge.train.loop import TrainConfig, train_loop
     from tuneforge.train.recipe import SFT
     from tuneforge.train.sft import batch_stream, encode_examples
 
-    model, tok = load_model("smollm2-135m-instruct", "bfloat16", "eager", "cpu")
+    precision = resolve_precision(precision, "cpu")
+    model, tok = load_model("smollm2-135m-instruct", "bfloat16" if precision == "bf16" else "float32", "eager", "cpu")
     n_linear = linear_weights(model)
     enc, _ = encode_examples(load_data(), tok, 512, "assistant")
     model = apply_adapter(model, AdapterConfig(method="lora", target_modules=["all-linear"], **LORA))
     cfg = TrainConfig(steps=warmup + steps, batch_size=16, lr=2e-4, warmup_ratio=0.0, max_length=512,
-                      log_every=1, precision="bf16", compile=compile_)
+                      log_every=1, precision=precision, compile=compile_)
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "log.jsonl"
         result = train_loop(model, batch_stream(enc, 16, tok.pad_token_id, seed=0), SFT, cfg, log_path=log)
@@ -100,11 +117,12 @@ def worker_tuneforge(steps: int, warmup: int, compile_: bool = False) -> dict:
     return {"tokens_per_s": tokens / seconds, "timed_tokens": tokens, "timed_seconds": seconds,
             "warmup_seconds": start["elapsed_s"], "tokens_per_step": tokens / steps,
             "first_loss": result.losses[0], "last_loss": result.losses[-1], "n_linear": n_linear,
-            "settings": "batch 16 length-grouped examples, eager, fused LoRA, bf16 autocast"
+            "precision": precision,
+            "settings": f"batch 16 length-grouped examples, eager, fused LoRA, precision auto -> {precision}"
                         + (", train.compile=true (compile time is in warmup_seconds)" if compile_ else "")}
 
 
-def worker_trl(steps: int, warmup: int) -> dict:
+def worker_trl(steps: int, warmup: int, precision: str = "bf16") -> dict:
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import TrainerCallback
@@ -112,7 +130,8 @@ def worker_trl(steps: int, warmup: int) -> dict:
 
     from tuneforge.models import load_model
 
-    model, tok = load_model("smollm2-135m-instruct", "bfloat16", "sdpa", "cpu")
+    bf16 = precision == "bf16"
+    model, tok = load_model("smollm2-135m-instruct", "bfloat16" if bf16 else "float32", "sdpa", "cpu")
     n_linear = linear_weights(model)
     rows = [{"prompt": [{"role": m.role, "content": m.content} for m in ex.messages[:-1]],
              "completion": [{"role": "assistant", "content": ex.messages[-1].content}]} for ex in load_data()]
@@ -133,7 +152,7 @@ def worker_trl(steps: int, warmup: int) -> dict:
 
     clock, step_tokens = Clock(), []
     args = SFTConfig(output_dir=tempfile.mkdtemp(), max_steps=warmup + steps, per_device_train_batch_size=4,
-                     max_length=512, packing=True, bf16=True, use_cpu=True, learning_rate=2e-4,
+                     max_length=512, packing=True, bf16=bf16, use_cpu=True, learning_rate=2e-4,
                      lr_scheduler_type="constant", logging_steps=1, report_to="none", save_strategy="no",
                      dataloader_num_workers=0, seed=0)
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows * 8), processing_class=tok,
@@ -155,11 +174,15 @@ def worker_trl(steps: int, warmup: int) -> dict:
     tokens = sum(step_tokens[warmup:warmup + len(timed)])
     return {"tokens_per_s": tokens / sum(timed), "timed_tokens": tokens, "timed_seconds": sum(timed),
             "tokens_per_step": tokens / len(timed), "first_loss": clock.losses[0], "last_loss": clock.losses[-1],
-            "n_linear": n_linear, "settings": "packing bfd, padding-free 4 x 512, sdpa, bf16"}
+            "n_linear": n_linear, "precision": precision,
+            "settings": f"packing bfd, padding-free 4 x 512, sdpa, {precision}"}
 
 
-WORKERS = {"tuneforge": worker_tuneforge, "trl": worker_trl,
+WORKERS = {"tuneforge": worker_tuneforge,
+           "trl_bf16": lambda steps, warmup: worker_trl(steps, warmup, "bf16"),
+           "trl_fp32": lambda steps, warmup: worker_trl(steps, warmup, "fp32"),
            "tuneforge_compile": lambda steps, warmup: worker_tuneforge(steps, warmup, compile_=True)}
+DTYPE_OF = {"bf16": "bfloat16", "fp32": "float32"}
 
 
 def run_worker(name: str, args) -> dict:
@@ -198,47 +221,63 @@ def main() -> None:
         Path(args.result).write_text(json.dumps(result))
         return
 
-    names = ["tuneforge", "trl"] + (["tuneforge_compile"] if args.compile else [])
+    from tuneforge.hardware import hardware_summary
+
+    hw = hardware_summary("cpu")
+    trl_names = ["trl_bf16", "trl_fp32"] if PRECISION_AUTO == "bf16" else ["trl_fp32"]
+    names = ["tuneforge", *trl_names] + (["tuneforge_compile"] if args.compile else [])
     runs: dict[str, list[dict]] = {name: [] for name in names}
-    peaks = []
+    peaks: dict[str, list[float]] = {"bfloat16": [], "float32": []}
     for r in range(args.rounds):
         order = names if r % 2 == 0 else list(reversed(names))
         for name in order:
-            peaks.append(matmul_peak_gflops())
+            dtype = "float32" if name.endswith("fp32") or (name.startswith("tuneforge") and PRECISION_AUTO == "fp32") \
+                else "bfloat16"
+            peaks[dtype].append(matmul_peak_gflops(dtype))
             res = run_worker(name, args)
-            res["round"], res["matmul_peak_gflops_before"] = r + 1, peaks[-1]
+            res["round"], res["matmul_peak_gflops_before"] = r + 1, peaks[dtype][-1]
             runs[name].append(res)
-            print(f"round {r + 1} {name:17s} {res['tokens_per_s']:7.1f} tok/s  peak RSS {res['peak_rss_mib']:6.0f} MiB"
-                  f"  steal {res['cpu_steal_pct']:4.1f}%  loss {res['first_loss']:.3f}->{res['last_loss']:.3f}",
-                  flush=True)
-    peak = max(peaks)
+            print(f"round {r + 1} {name:17s} {res['precision']} {res['tokens_per_s']:7.1f} tok/s  peak RSS "
+                  f"{res['peak_rss_mib']:6.0f} MiB  steal {res['cpu_steal_pct']:4.1f}%  loss {res['first_loss']:.3f}->"
+                  f"{res['last_loss']:.3f}", flush=True)
+    peak = {d: max(v) for d, v in peaks.items() if v}
     flops_per_token = 4 * runs["tuneforge"][0]["n_linear"]
     summary = {}
     for name, rs in runs.items():
         tps = statistics.median(x["tokens_per_s"] for x in rs)
-        summary[name] = {"tokens_per_s": tps, "peak_rss_mib": max(x["peak_rss_mib"] for x in rs),
-                         "fraction_of_bf16_bound": tps * flops_per_token / (peak * 1e9),
+        dtype = DTYPE_OF[rs[0]["precision"]]
+        summary[name] = {"tokens_per_s": tps, "precision": rs[0]["precision"], "peak_rss_mib": max(x["peak_rss_mib"] for x in rs),
+                         "matmul_peak_gflops": peak[dtype],
+                         "fraction_of_matmul_bound": tps * flops_per_token / (peak[dtype] * 1e9),
                          "settings": rs[0]["settings"]}
-    paired = [a["tokens_per_s"] / b["tokens_per_s"] for a, b in zip(runs["tuneforge"], runs["trl"])]
-    out = {"benchmark": "train_throughput", "model": "smollm2-135m-instruct (bf16 base)",
+    best_trl = max(trl_names, key=lambda n: summary[n]["tokens_per_s"])
+    paired = [a["tokens_per_s"] / b["tokens_per_s"] for a, b in zip(runs["tuneforge"], runs[best_trl])]
+    out = {"benchmark": "train_throughput", "model": "smollm2-135m-instruct",
+           "cpu": hw["cpu"], "isa": hw["isa"], "precision": summary["tuneforge"]["precision"],
+           "auto_reason": hw["auto_reason"], "torch_threads": hw["torch_threads"], "torch": hw["torch"],
            "adapter": {"method": "lora", "target_modules": "all-linear", **LORA},
            "steps": args.steps, "warmup": args.warmup, "rounds": args.rounds,
            "matmul_peak_gflops": peak, "matmul_peaks_gflops": peaks, "flops_per_token": flops_per_token,
-           "ratio_tuneforge_over_trl": summary["tuneforge"]["tokens_per_s"] / summary["trl"]["tokens_per_s"],
+           "trl_baseline": best_trl,
+           "ratio_tuneforge_over_trl": summary["tuneforge"]["tokens_per_s"] / summary[best_trl]["tokens_per_s"],
            "ratio_per_round": paired, "summary": summary, "runs": runs,
            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "cpu_count": os.cpu_count()}
+    if args.compile:
+        out["ratio_tuneforge_compile_over_trl"] = summary["tuneforge_compile"]["tokens_per_s"] / \
+            summary[best_trl]["tokens_per_s"]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
-    print(f"\nbf16 matmul peak {peak:.0f} GFLOP/s; {flops_per_token / 1e6:.0f} MFLOP per token")
+    print(f"\nCPU {hw['cpu']} ({' '.join(hw['isa'])}); tuneforge precision auto -> {out['precision']}")
+    print(f"matmul peak {', '.join(f'{d} {g:.0f}' for d, g in peak.items())} GFLOP/s; "
+          f"{flops_per_token / 1e6:.0f} MFLOP per token")
     for name, s in summary.items():
-        print(f"{name:17s} {s['tokens_per_s']:7.1f} tok/s (median)  {100 * s['fraction_of_bf16_bound']:4.1f}% of bf16 bound"
-              f"  peak RSS {s['peak_rss_mib']:.0f} MiB")
-    print(f"ratio tuneforge/trl: {out['ratio_tuneforge_over_trl']:.2f}x (per round: "
-          f"{', '.join(f'{x:.2f}' for x in paired)})")
+        print(f"{name:17s} {s['precision']} {s['tokens_per_s']:7.1f} tok/s (median)  "
+              f"{100 * s['fraction_of_matmul_bound']:4.1f}% of the {s['precision']} matmul bound  "
+              f"peak RSS {s['peak_rss_mib']:.0f} MiB")
+    print(f"ratio tuneforge/TRL ({best_trl}, TRL's faster setting here): {out['ratio_tuneforge_over_trl']:.2f}x "
+          f"(per round: {', '.join(f'{x:.2f}' for x in paired)})")
     if args.compile:
-        out["ratio_tuneforge_compile_over_trl"] = summary["tuneforge_compile"]["tokens_per_s"] / summary["trl"]["tokens_per_s"]
-        Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
-        print(f"ratio tuneforge (train.compile=true)/trl: {out['ratio_tuneforge_compile_over_trl']:.2f}x")
+        print(f"ratio tuneforge (train.compile=true)/TRL: {out['ratio_tuneforge_compile_over_trl']:.2f}x")
     print(f"wrote {args.out}")
 
 

@@ -48,3 +48,13 @@ def tiny_lm(tiny_tok):
     from tuneforge.models import tiny_model
 
     return tiny_model(tiny_tok, hidden=32, layers=2, seed=0)
+
+
+@pytest.fixture(scope="session")
+def native_bf16():
+    """Skip a test of bf16 itself where this CPU would emulate bf16 (~70x slower than fp32)."""
+    from tuneforge.hardware import auto_precision
+
+    choice = auto_precision("cpu")
+    if choice.precision != "bf16":
+        pytest.skip(f"this CPU has no native bf16, so bf16 is not tested here: {choice.reason}")

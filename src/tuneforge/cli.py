@@ -257,6 +257,14 @@ def cmd_reflect_run(args) -> int:
     return 0
 
 
+def cmd_env(args) -> int:
+    from tuneforge.hardware import describe_environment, format_environment
+
+    env = describe_environment(measure=not args.no_measure)
+    print(json.dumps(env, indent=2) if args.json else format_environment(env))
+    return 0
+
+
 def cmd_report(args) -> int:
     from tuneforge.evaluate.report import write_report
 
@@ -419,6 +427,12 @@ def build_parser() -> argparse.ArgumentParser:
         run.add_argument("config", type=Path, nargs="?")
         run.add_argument("overrides", nargs="*", help="key=value overrides")
         run.set_defaults(fn=fn)
+    env = sub.add_parser("env", help="the machine as tuneforge sees it (paste it into bug reports)",
+                         description="CPU model and ISA flags, cores and torch threads, GPUs, the precision "
+                         "`auto` picks here and why, measured fp32/bf16 matmul rates, library versions.")
+    env.add_argument("--json", action="store_true", help="machine-readable output")
+    env.add_argument("--no-measure", action="store_true", help="skip the matmul measurement (~1 s)")
+    env.set_defaults(fn=cmd_env)
     rep = sub.add_parser("report", help="(re)write report.md and report.html for a run directory from stored results")
     rep.add_argument("run_dir", type=Path)
     rep.set_defaults(fn=cmd_report)
@@ -431,6 +445,10 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.verb != "report" and getattr(args, "data_verb", "") not in ("convert", "stats"):
+        from tuneforge.hardware import set_threads
+
+        set_threads()  # torch threads = physical cores unless OMP_NUM_THREADS / TUNEFORGE_THREADS say otherwise
     try:
         return args.fn(args)
     except TuneforgeError as exc:

@@ -1,7 +1,7 @@
 """`tuneforge demo`: the whole pipeline on the embedded model, offline, in minutes on a laptop.
 
 data (shipped train split, grown by `data build`: DS²-Instruct + Self-Instruct with the embedded
-model, Mosaic and token-level augmentation, dedup, decontamination against the test split, IFD) → LoRA fine-tuning in bf16 → answers to the test split from the base
+model, Mosaic and token-level augmentation, dedup, decontamination against the test split, IFD) → LoRA fine-tuning (bf16 where the CPU runs it natively, else fp32) → answers to the test split from the base
 and the tuned model → BLEU, ROUGE-L and TSAS per domain → a run directory with the data, the
 adapter, the generations, metrics.json and report.md.
 """
@@ -22,11 +22,12 @@ from tuneforge.data.seed import load_examples
 from tuneforge.evaluate.report import write_report
 from tuneforge.evaluate.runner import make_encoder, score_generations
 from tuneforge.generation import GenerationConfig, generate_answers
+from tuneforge.hardware import hardware_summary
 from tuneforge.models import EMBEDDED_ENCODER, load_model
 from tuneforge.records import EvalItem, Example
 from tuneforge.train.adapters import AdapterConfig, is_prompt_learning
 from tuneforge.train.loop import TrainConfig
-from tuneforge.train.recipe import ModelConfig, fit_sft
+from tuneforge.train.recipe import ModelConfig, fit_sft, resolve_auto
 
 
 @dataclass
@@ -124,6 +125,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     """Run the demo pipeline and return the run directory."""
     run_dir = Path(cfg.output_dir or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = resolve_auto(cfg, cfg.model.device)
     save_config(cfg, run_dir / "config.yaml")
 
     stages = _Stages(7 if cfg.build.enabled else 6)
@@ -173,7 +175,8 @@ def run_demo(cfg: DemoConfig) -> Path:
            "tokens_per_s": result.tokens / max(result.seconds, 1e-9),
            "first_loss": result.losses[0], "final_loss": result.final_loss,
            "trainable_params": result.trainable_params, "total_params": result.total_params,
-           "eval_loss": eval_loss, "data_build": build_summary}
+           "eval_loss": eval_loss, "data_build": build_summary, "dtype": cfg.model.dtype,
+           "precision": cfg.train.precision, "hardware": hardware_summary(cfg.model.device)}
     comparison = {k: {"base": v, "tuned": scores["tuned"]["flat"][k], "delta": scores["tuned"]["flat"][k] - v}
                   for k, v in scores["base"]["flat"].items()}
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from tuneforge.errors import ConfigError, DataError
 from tuneforge.records import EvalItem, Generation
@@ -56,8 +58,12 @@ def _read_done(path: Path, settings: dict) -> dict[str, Generation]:
 def generate_answers(model, tokenizer, items: list[EvalItem], cfg: GenerationConfig,
                      model_name: str, out_path: str | Path | None = None,
                      desc: str = "generate") -> list[Generation]:
-    """Answer every item; returns Generations in the order of `items`."""
-    settings = {k: v for k, v in asdict(cfg).items() if k != "batch_size"}
+    """Answer every item; returns Generations in the order of `items`. Each answer's `meta` gets
+    `new_tokens` (decoded tokens, the stop token included) and `hit_max_tokens`."""
+    # The model's dtype is part of the settings: bf16 and fp32 weights round differently, so an
+    # answer made in one precision is not reused for the other.
+    settings = {k: v for k, v in asdict(cfg).items() if k != "batch_size"} | {
+        "dtype": str(getattr(model, "dtype", "")).removeprefix("torch.")}
     ids = [it.id for it in items]
     if len(set(ids)) != len(ids) or any(not i for i in ids):
         raise DataError("every eval item needs a unique, non-empty id to generate resumably")
@@ -77,10 +83,12 @@ def generate_answers(model, tokenizer, items: list[EvalItem], cfg: GenerationCon
     try:
         for s in range(0, len(todo), cfg.batch_size):
             batch = todo[s:s + cfg.batch_size]
-            texts = _generate_batch(model, tokenizer, [prompts[it.id] for it in batch], cfg)
+            texts, counts = generate_batch(model, tokenizer, [prompts[it.id] for it in batch], cfg.max_new_tokens,
+                                           sampling=_sampling_kwargs(cfg), bar=bar)
             rows = [Generation(id=it.id, prompt=it.messages, generation=t, references=it.references,
-                               model=model_name, domain=it.domain, task=it.task,
-                               settings=settings, meta=dict(it.meta)) for it, t in zip(batch, texts)]
+                               model=model_name, domain=it.domain, task=it.task, settings=settings,
+                               meta=dict(it.meta) | {"new_tokens": n, "hit_max_tokens": n >= cfg.max_new_tokens})
+                    for it, t, n in zip(batch, texts, counts)]
             for g in rows:
                 done[g.id] = g
             if path:
@@ -88,21 +96,70 @@ def generate_answers(model, tokenizer, items: list[EvalItem], cfg: GenerationCon
                     f.writelines(json.dumps(g.to_dict(), ensure_ascii=False) + "\n" for g in rows)
                     f.flush()
                     os.fsync(f.fileno())
-            bar.update(len(batch))
     finally:
         tokenizer.padding_side = side
         bar.close()
     return [done[i] for i in ids]
 
 
-@torch.inference_mode()
-def _generate_batch(model, tokenizer, prompts: list[str], cfg: GenerationConfig) -> list[str]:
-    enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-    enc = {k: v.to(model.device) for k, v in enc.items()}
-    kwargs = dict(max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample,
-                  pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_token_ids(tokenizer, model))
+def _sampling_kwargs(cfg: GenerationConfig) -> dict:
     if cfg.do_sample:
-        kwargs.update(temperature=cfg.temperature, top_p=cfg.top_p)
-    out = model.generate(**enc, **kwargs)  # (B, prompt + new)
+        return dict(do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p)
+    return dict(do_sample=False, temperature=None, top_p=None, top_k=None)
+
+
+class _Progress(StoppingCriteria):
+    """Moves a tqdm bar (counting sequences) as the sequences of a batch finish, not only when the
+    whole batch is done, and shows the decoding rate. It never stops generation itself."""
+
+    def __init__(self, bar, stop_ids: list[int], rows: int):
+        self.bar, self.stop, self.finished = bar, torch.tensor(stop_ids), torch.zeros(rows, dtype=torch.bool)
+        self.tokens, self.start = 0, time.perf_counter()
+
+    def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
+        newly = torch.isin(input_ids[:, -1].cpu(), self.stop) & ~self.finished  # (rows,)
+        self.tokens += int((~self.finished).sum())
+        self.finished |= newly
+        if self.bar is not None:
+            rate = self.tokens / max(time.perf_counter() - self.start, 1e-9)
+            self.bar.set_postfix(tok_s=f"{rate:.0f}", refresh=False)
+            self.bar.update(int(newly.sum()))
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    def close(self) -> None:
+        """Count the rows that ran to max_new_tokens."""
+        if self.bar is not None:
+            self.bar.update(int((~self.finished).sum()))
+
+
+@torch.inference_mode()
+def generate_batch(model, tokenizer, prompts: list[str], max_new_tokens: int, sampling: dict | None = None,
+                   n: int = 1, stop_strings: list[str] | None = None, bar=None,
+                   **extra) -> tuple[list[str], list[int]]:
+    """Decode one left-padded batch: (answers, new-token counts), n answers per prompt in a row;
+    `bar` (a tqdm counting sequences) moves as each sequence finishes.
+
+    The one place tuneforge calls `model.generate`: eval answers, the local LLM client (synthesis,
+    judges, reflection), safety and multi-task all decode here, with in-batch progress on `bar`.
+    """
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    try:
+        enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    finally:
+        tokenizer.padding_side = side
+    enc = {k: v.to(model.device) for k, v in enc.items()}
+    stops = stop_token_ids(tokenizer, model)
+    progress = _Progress(bar, stops, len(prompts) * n)
+    kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, eos_token_id=stops,
+                  num_return_sequences=n, stopping_criteria=StoppingCriteriaList([progress]),
+                  **(sampling or {}), **extra)
+    if stop_strings:
+        kwargs.update(stop_strings=stop_strings, tokenizer=tokenizer)
+    out = model.generate(**enc, **kwargs)  # (B·n, prompt + new)
     new = out[:, enc["input_ids"].shape[1]:]
-    return [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+    progress.close()
+    is_stop = torch.isin(new, torch.tensor(stops, device=new.device))
+    # tokens up to and including the first stop token (all of them when none was reached)
+    first_stop = torch.where(is_stop.any(1), is_stop.int().argmax(1) + 1, torch.full_like(new[:, 0], new.shape[1]))
+    texts = [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+    return texts, first_stop.tolist()

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from tuneforge.errors import ConfigError, TuneforgeError, UnknownNameError, suggest
+from tuneforge.hardware import AUTO, cache_dir, resolve_dtype
 
 EMBEDDED_MODEL = "smollm2-135m-instruct"
 EMBEDDED_ENCODER = "all-minilm-l6-v2"
@@ -34,11 +35,6 @@ CHATML_TEMPLATE = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
     " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
     "{{ '<|im_start|>assistant\n' }}{% endif %}")
-
-
-def cache_dir() -> Path:
-    """Where converted models live: $TUNEFORGE_CACHE or ~/.cache/tuneforge."""
-    return Path(os.environ.get("TUNEFORGE_CACHE", Path.home() / ".cache" / "tuneforge"))
 
 
 def embedded_gguf_path() -> Path:
@@ -131,13 +127,14 @@ def default_device() -> str:
 ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
 
 
-def load_model(name: str = EMBEDDED_MODEL, dtype: str = "bfloat16", attn_implementation: str = "sdpa",
+def load_model(name: str = EMBEDDED_MODEL, dtype: str = AUTO, attn_implementation: str = "sdpa",
                device: str = "auto", load_in_4bit: bool = False):
     """Load a causal LM and its tokenizer.
 
     Args:
         name: hub id, local directory, `.gguf` file, or the embedded default.
-        dtype: parameter dtype ("bfloat16", "float32", "float16").
+        dtype: parameter dtype: "auto" (bf16 where the hardware runs it natively, else fp32; see
+            `tuneforge.hardware`), "bfloat16", "float32", "float16".
         attn_implementation: "sdpa" (the default), "eager" (trains fastest on CPU at short rows),
             "flash_attention_2" (GPU), ...
         device: "auto" (GPU if visible), "cpu", "cuda", "cuda:1", ...
@@ -148,15 +145,14 @@ def load_model(name: str = EMBEDDED_MODEL, dtype: str = "bfloat16", attn_impleme
     """
     from transformers import AutoModelForCausalLM
 
-    if dtype not in DTYPES:
-        raise UnknownNameError(f"unknown dtype '{dtype}'.{suggest(dtype, DTYPES)} Available: {', '.join(DTYPES)}")
     if attn_implementation not in ATTENTION_IMPLEMENTATIONS:
         raise UnknownNameError(f"unknown attention '{attn_implementation}' (model.attn_implementation)."
                                f"{suggest(attn_implementation, ATTENTION_IMPLEMENTATIONS)} "
                                f"Available: {', '.join(ATTENTION_IMPLEMENTATIONS)}")
+    device = default_device() if device == "auto" else device
+    dtype = resolve_dtype(dtype, device)
     where = resolve_model(name)
     tokenizer = load_tokenizer(name)
-    device = default_device() if device == "auto" else device
     extra = {}
     if load_in_4bit:
         from transformers import BitsAndBytesConfig

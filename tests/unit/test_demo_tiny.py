@@ -3,20 +3,32 @@ adapter, which has nothing to merge before generating."""
 
 import json
 
+import yaml
+
 from tuneforge.config import load_config
 from tuneforge.demo import DemoConfig, run_demo
+from tuneforge.hardware import auto_precision, cpu_info
 
 
-def test_demo_recipe_runs_with_a_prompt_tuning_adapter(tmp_path, tiny_lm, tiny_tok):
+def test_demo_recipe_runs_with_a_prompt_tuning_adapter_in_the_auto_precision(tmp_path, tiny_lm, tiny_tok):
     tiny_lm.save_pretrained(tmp_path / "model")
     tiny_tok.save_pretrained(tmp_path / "model")
     cfg = load_config(DemoConfig, None, [
-        f"output_dir={tmp_path / 'run'}", f"model.name={tmp_path / 'model'}", "model.dtype=float32",
+        f"output_dir={tmp_path / 'run'}", f"model.name={tmp_path / 'model'}", "model.dtype=auto",
         "model.device=cpu", "adapter.method=prompt_tuning", "adapter.num_virtual_tokens=3",
-        "train.steps=2", "train.batch_size=2", "train.precision=fp32", "data.test_per_domain=1",
+        "train.steps=2", "train.batch_size=2", "train.precision=auto", "data.test_per_domain=1",
         "generation.max_new_tokens=4"])
     run = run_demo(cfg)
     metrics = json.loads((run / "metrics.json").read_text())
+    # `auto` is resolved for this machine and the concrete choice is what the run records
+    choice = auto_precision("cpu")
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert (saved["model"]["dtype"], saved["train"]["precision"]) == (choice.dtype, choice.precision)
+    assert (metrics["run"]["dtype"], metrics["run"]["precision"]) == (choice.dtype, choice.precision)
+    assert metrics["run"]["hardware"]["cpu"] == cpu_info().model
+    assert f"training precision {choice.precision}" in (run / "report.md").read_text()
+    gens = [json.loads(line) for line in (run / "generations" / "base.jsonl").read_text().splitlines()]
+    assert {g["settings"]["dtype"] for g in gens} == {choice.dtype}
     assert metrics["run"]["adapter"] == "prompt_tuning" and metrics["run"]["steps"] == 2
     assert set(metrics["run"]["stage_seconds"]) == {"data", "base_answers", "train", "tuned_answers", "score"}
     assert "rouge_l_for_travel" in metrics["comparison"]

@@ -36,6 +36,7 @@ from tuneforge.data.quality import judge_quality
 from tuneforge.data.seed import load_examples
 from tuneforge.data.self_instruct import SelfInstructConfig, self_instruct
 from tuneforge.errors import ConfigError
+from tuneforge.hardware import hardware_summary
 from tuneforge.llm.cache import CachedLLM
 from tuneforge.llm.client import Sampling
 from tuneforge.models import EMBEDDED_MODEL
@@ -55,6 +56,8 @@ class LLMConfig:
     max_concurrency: int = field(default=8, metadata={"help": "openai: requests in flight"})
     batch_size: int = field(default=16, metadata={"help": "prompts per generation batch (and cache commit)"})
     max_new_tokens: int = field(default=200, metadata={"help": "tokens per answer"})
+    dtype: str = field(default="auto", metadata={"help": "local: model dtype, auto (bfloat16 where the hardware "
+                                                         "runs it natively, else float32) | bfloat16 | float32"})
 
     def __post_init__(self):
         if self.kind not in LLM_KINDS:
@@ -141,7 +144,7 @@ def make_llm(cfg: LLMConfig, cache_path: Path, desc: str = "generate") -> Cached
     if cfg.kind == "local":
         from tuneforge.llm.local import LocalLLM
 
-        llm = LocalLLM.load(cfg.model, batch_size=cfg.batch_size)
+        llm = LocalLLM.load(cfg.model, dtype=cfg.dtype, batch_size=cfg.batch_size)
     else:
         from tuneforge.llm.openai_http import OpenAIChatLLM
 
@@ -255,7 +258,7 @@ def apply_filters(pooled: list[Example], cfg: FilterConfig, llm: CachedLLM | Non
     if cfg.ifd and scored:
         from tuneforge.models import load_model
 
-        model, tok = load_model(cfg.ifd_model, "bfloat16", "sdpa")
+        model, tok = load_model(cfg.ifd_model, "auto", "sdpa")
         scores = ifd_scores(model, tok, scored)
         scored, gone, reports["ifd"] = select_by_ifd(scored, scores, cfg.ifd_max, cfg.ifd_top)
         removed += [("ifd", g) for g in gone]
@@ -289,7 +292,12 @@ def build_dataset(cfg: BuildConfig) -> Path:
         "final_by_source": dict(Counter(r.source.split("/")[0] for r in final)),
         "final_by_domain": dict(Counter(r.domain or "(none)" for r in final)),
         "llm": {"model": cfg.llm.model, "kind": cfg.llm.kind, "calls": llm.calls if llm else 0,
-                "cache_hits": llm.hits if llm else 0},
+                "cache_hits": llm.hits if llm else 0,
+                "dtype": getattr(llm.llm, "dtype", None) if llm else None},
+        # Greedy decoding is deterministic on one machine and precision; a CPU with another ISA or
+        # another precision (bf16 vs fp32) rounds differently, and a 135M teacher's answers (hence
+        # what the filters keep) can then change. This says where the records were made.
+        "hardware": hardware_summary(),
         "reports": reports | {f"filter:{k}": v for k, v in filter_reports.items()},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -21,6 +21,8 @@ import random
 import re
 from dataclasses import asdict, dataclass, field
 
+from tqdm.auto import tqdm
+
 from tuneforge.errors import DataError
 from tuneforge.llm.client import LLM, Sampling
 from tuneforge.records import Example, Message
@@ -127,10 +129,12 @@ def self_instruct(llm: LLM, seeds: list[Example], cfg: SelfInstructConfig) -> tu
     machine: list[tuple[str, float, int]] = []  # (instruction, nearest ROUGE-L, round)
     report = {"candidates": 0, "kept": 0, "rejected": {}, "rounds": 0, "instances_malformed": 0}
     sampling = Sampling(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, seed=cfg.seed)
+    bar = tqdm(total=cfg.num_instructions, desc="self-instruct: new instructions", unit="instr")
     for rnd in range(cfg.max_rounds):
         if len(machine) >= cfg.num_instructions:
             break
         report["rounds"] = rnd + 1
+        bar.set_postfix(round=f"{rnd + 1}/{cfg.max_rounds}", candidates=report["candidates"])
         prompts = []
         for _ in range(cfg.requests_per_round):
             shown = rng.sample(seed_texts, cfg.seed_in_prompt)
@@ -154,6 +158,8 @@ def self_instruct(llm: LLM, seeds: list[Example], cfg: SelfInstructConfig) -> tu
                     continue
                 novelty.add(cand)
                 machine.append((cand, score, rnd + 1))
+                bar.update(1)
+    bar.close()
     greedy = Sampling(max_new_tokens=cfg.max_new_tokens)
     kinds = llm.chat([classification_prompt(m[0]) for m in machine], Sampling(max_new_tokens=4))
     is_cls = [k[0].strip().lower().startswith("yes") for k in kinds]

@@ -184,6 +184,13 @@ def _summary_lines(metrics: dict) -> list[str]:
         out.append("Wall time per stage: " + ", ".join(f"{k.replace('_', ' ')} {v:.0f} s"
                                                        for k, v in run["stage_seconds"].items()) + "." +
                    (f" CPU steal during the run: {steal:.0f}%." if steal is not None else ""))
+    if run.get("hardware"):
+        h = run["hardware"]
+        out.append(f"Ran on {h['cpu']} ({' '.join(h['isa']) or 'no listed ISA extensions'}; "
+                   f"{h['torch_threads']} torch threads"
+                   + (f"; GPU {', '.join(h['gpus'])}" if h.get("gpus") else "")
+                   + f"): model dtype {run.get('dtype', '?')}, training precision {run.get('precision', '?')}"
+                   + (f" (auto: {h['auto_reason']})" if h.get("auto_reason") else "") + ".")
     if run.get("data_build"):
         b = run["data_build"]
         out.append(f"Training data built by `tuneforge data build` ({b['dir']}, see its datacard.md): "

@@ -15,6 +15,7 @@ A model is `label=spec` (or just `spec`): a model name / directory / .gguf, a `t
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -31,6 +32,7 @@ from tuneforge.evaluate.judge import judge_pairwise, judge_single
 from tuneforge.evaluate.report import write_report
 from tuneforge.evaluate.runner import make_encoder, score_generations
 from tuneforge.generation import GenerationConfig, generate_answers
+from tuneforge.hardware import resolve_dtype
 from tuneforge.models import EMBEDDED_ENCODER, EMBEDDED_MODEL
 from tuneforge.records import EvalItem, Example, Generation
 
@@ -61,7 +63,8 @@ class EvalRunConfig:
                               metadata={"help": "label=spec: model name/dir/.gguf, a train/demo run dir, or an adapter dir"})
     test: str = field(default="seed:test", metadata={"help": "test set (any format) or seed:test"})
     test_per_domain: int = field(default=0, metadata={"help": "cap items per domain (0 = all)"})
-    dtype: str = field(default="bfloat16", metadata={"help": "model dtype for generation"})
+    dtype: str = field(default="auto", metadata={"help": "model dtype for generation: auto (bfloat16 where the hardware runs it "
+                                                       "natively, else float32) | bfloat16 | float32"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     metrics: list[str] = field(default_factory=lambda: list(ALL_METRICS),
@@ -92,7 +95,7 @@ def parse_models(specs: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def load_eval_model(spec: str, dtype: str = "bfloat16", device: str = "auto"):
+def load_eval_model(spec: str, dtype: str = "auto", device: str = "auto"):
     """(model, tokenizer, description) for a model name, a run directory or an adapter directory."""
     import yaml
 
@@ -146,6 +149,7 @@ def eval_generate(cfg: EvalRunConfig) -> dict[str, list[Generation]]:
 
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    cfg = dataclasses.replace(cfg, dtype=resolve_dtype(cfg.dtype, cfg.device))
     save_config(cfg, out / "config.yaml")
     items = _items(cfg)
     result = {}

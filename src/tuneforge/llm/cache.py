@@ -63,6 +63,7 @@ class CachedLLM:
 
     def __init__(self, llm: LLM, cache: RequestCache | str | Path, batch_size: int = 32, desc: str = "generate"):
         self.llm, self.name, self.desc = llm, llm.name, desc
+        self.cache_id = getattr(llm, "cache_id", llm.name)  # what the answers depend on (a local model's dtype too)
         self.cache = cache if isinstance(cache, RequestCache) else RequestCache(cache)
         self.batch_size = batch_size
         self.hits = self.calls = 0
@@ -90,7 +91,7 @@ class CachedLLM:
         return [out[k] for k in keys]
 
     def chat(self, conversations: list[Conversation], sampling: Sampling) -> list[list[str]]:
-        keys = [request_key(self.name, c, sampling) for c in conversations]
+        keys = [request_key(self.cache_id, c, sampling) for c in conversations]
         return self._cached(keys, conversations, {"sampling": sampling.key()},
                             lambda convs: self.llm.chat(convs, sampling))
 
@@ -103,7 +104,7 @@ class CachedLLM:
             raise ConfigError(f"{self.name}: this client gives no next-token probabilities; use a local model "
                               "or text verdicts (e.g. reflect's verdict: text)")
         request = {"choice_probs": {"prefix": prefix, "choices": choices}}
-        keys = [hashlib.sha256(json.dumps({"model": self.name, "messages": c, **request}, sort_keys=True,
+        keys = [hashlib.sha256(json.dumps({"model": self.cache_id, "messages": c, **request}, sort_keys=True,
                                           ensure_ascii=False).encode()).hexdigest() for c in conversations]
         return self._cached(keys, conversations, request,
                             lambda convs: self.llm.choice_probs(convs, prefix, choices))

@@ -8,18 +8,22 @@ completion (transformers' `stop_strings` ends decoding early, the cut makes it e
 from __future__ import annotations
 
 import torch
+from tqdm.auto import tqdm
 
+from tuneforge.generation import generate_batch
 from tuneforge.llm.client import Conversation, Sampling, cut_at_stop
-from tuneforge.train.chat_template import stop_token_ids
 
 
 class LocalLLM:
     def __init__(self, model, tokenizer, name: str, batch_size: int = 16):
         self.model, self.tokenizer, self.name, self.batch_size = model, tokenizer, name, batch_size
         self.model.eval()
+        self.dtype = str(model.dtype).removeprefix("torch.")
+        # Cache identity: the same weights in another dtype round differently and answer differently.
+        self.cache_id = f"{name}@{self.dtype}"
 
     @classmethod
-    def load(cls, name: str = "smollm2-135m-instruct", dtype: str = "bfloat16", device: str = "auto",
+    def load(cls, name: str = "smollm2-135m-instruct", dtype: str = "auto", device: str = "auto",
              batch_size: int = 16) -> LocalLLM:
         from tuneforge.models import load_model
 
@@ -63,25 +67,17 @@ class LocalLLM:
             tok.padding_side = side
         return out
 
-    @torch.inference_mode()
     def _generate(self, prompts: list[str], sampling: Sampling) -> list[list[str]]:
-        tok = self.tokenizer
-        side, tok.padding_side = tok.padding_side, "left"
-        try:
-            enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
-        finally:
-            tok.padding_side = side
-        kwargs = dict(max_new_tokens=sampling.max_new_tokens, pad_token_id=tok.pad_token_id,
-                      eos_token_id=stop_token_ids(tok, self.model), num_return_sequences=sampling.n,
-                      repetition_penalty=sampling.repetition_penalty)
         if sampling.temperature > 0:
-            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
+            decode = dict(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
             torch.manual_seed(sampling.seed)
         else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if sampling.stop:
-            kwargs.update(stop_strings=sampling.stop, tokenizer=tok)
-        new = self.model.generate(**enc, **kwargs)[:, enc["input_ids"].shape[1]:]
-        texts = [cut_at_stop(t, sampling.stop).strip() for t in tok.batch_decode(new, skip_special_tokens=True)]
+            decode = dict(do_sample=False, temperature=None, top_p=None, top_k=None)
         n = sampling.n
+        with tqdm(total=len(prompts) * n, desc=f"  decoding ({self.name})", unit="seq", leave=False,
+                  disable=None) as bar:
+            texts, _ = generate_batch(self.model, self.tokenizer, prompts, sampling.max_new_tokens, decode, n=n,
+                                      stop_strings=sampling.stop or None, bar=bar,
+                                      repetition_penalty=sampling.repetition_penalty)
+        texts = [cut_at_stop(t, sampling.stop).strip() for t in texts]
         return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]

@@ -23,6 +23,7 @@ a few thousand steps.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import itertools
 import json
@@ -36,6 +37,7 @@ import numpy as np
 from tuneforge.config import save_config
 from tuneforge.errors import ConfigError, check_choices
 from tuneforge.generation import GenerationConfig, generate_answers
+from tuneforge.hardware import resolve_dtype, resolve_precision
 from tuneforge.models import EMBEDDED_ENCODER, EMBEDDED_MODEL, load_model
 from tuneforge.multitask.generalisation import generalisation, phrasing_summary
 from tuneforge.multitask.objective import (
@@ -57,7 +59,8 @@ class MultiTaskConfig:
     superni_dir: str = field(default="../shared/data/superni", metadata={
         "help": "train/ + test/ task folders, or a natural-instructions clone (tasks/ + splits/)"})
     model: str = field(default=EMBEDDED_MODEL, metadata={"help": "base model"})
-    dtype: str = field(default="bfloat16", metadata={"help": "base model dtype"})
+    dtype: str = field(default="auto", metadata={"help": "base model dtype: auto (bfloat16 where the hardware runs "
+                                                        "it natively, else float32) | bfloat16 | float32"})
     methods: list[str] = field(default_factory=lambda: list(METHODS), metadata={"help": ", ".join(METHODS)})
     seen_tasks: int = field(default=6, metadata={"help": "seen (training) tasks used, first N by name (0 = all)"})
     unseen_tasks: int = field(default=0, metadata={"help": "unseen tasks evaluated (0 = all)"})
@@ -181,6 +184,8 @@ def _combinations(cfg: MultiTaskConfig, pool, unseen, similarity: dict, out: Pat
 def run_experiment(cfg: MultiTaskConfig) -> Path:
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    cfg = dataclasses.replace(cfg, dtype=resolve_dtype(cfg.dtype),
+                              train=dataclasses.replace(cfg.train, precision=resolve_precision(cfg.train.precision)))
     save_config(cfg, out / "config.yaml")
     tasks = load_tasks(cfg.superni_dir)
     pool = [t for t in tasks if t.split == "seen"]

@@ -11,6 +11,7 @@ renders it and `tuneforge eval compare RUN:base RUN:tuned` gives the safety delt
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from tuneforge.errors import ConfigError, check_choices
 from tuneforge.evaluate.report import write_report
 from tuneforge.evaluate.run import load_eval_model, parse_models
 from tuneforge.generation import GenerationConfig, generate_answers
+from tuneforge.hardware import resolve_dtype
 from tuneforge.models import EMBEDDED_MODEL
 from tuneforge.records import EvalItem, Message
 from tuneforge.safety.calibration import calibrate
@@ -45,7 +47,8 @@ class SafetyRunConfig:
     split: str = field(default="test", metadata={"help": "test (default) | train | all"})
     domains: list[str] = field(default_factory=list, metadata={"help": "restrict to these domains ([] = all)"})
     categories: list[str] = field(default_factory=list, metadata={"help": "restrict to these categories ([] = all)"})
-    dtype: str = field(default="bfloat16", metadata={"help": "model dtype"})
+    dtype: str = field(default="auto", metadata={"help": "model dtype: auto (bfloat16 where the hardware runs it "
+                                                       "natively, else float32) | bfloat16 | float32"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
     generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(max_new_tokens=128, batch_size=80))
     judge: SafetyJudgeConfig = field(default_factory=SafetyJudgeConfig)
@@ -58,6 +61,7 @@ class SafetyRunConfig:
 def safety_run(cfg: SafetyRunConfig) -> Path:
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    cfg = dataclasses.replace(cfg, dtype=resolve_dtype(cfg.dtype, cfg.device))
     save_config(cfg, out / "config.yaml")
     items = [it for it in load_suite(cfg.suite or None, cfg.split)
              if (not cfg.domains or it.domain in cfg.domains) and (not cfg.categories or it.category in cfg.categories)]

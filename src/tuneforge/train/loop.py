@@ -23,12 +23,13 @@ import torch
 from tqdm.auto import tqdm
 
 from tuneforge.errors import ConfigError, DataError, suggest
+from tuneforge.hardware import resolve_precision
 from tuneforge.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from tuneforge.train.compile import compile_blocks, uncompile_blocks
 from tuneforge.train.trackers import check_trackers, open_trackers
 
 SCHEDULES = ("cosine", "linear", "constant")
-PRECISIONS = ("bf16", "fp32")
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 @dataclass
@@ -45,7 +46,8 @@ class TrainConfig:
     mask: str = field(default="assistant", metadata={"help": "targets: assistant | last | all"})
     packing: bool = field(default=False, metadata={"help": "pack examples into rows of max_length tokens "
                                                             "(batch_size then counts rows)"})
-    precision: str = field(default="bf16", metadata={"help": "bf16 autocast (CPU and GPU) | fp32"})
+    precision: str = field(default="auto", metadata={
+        "help": "auto (bf16 where the hardware runs it natively, else fp32) | bf16 (autocast) | fp32"})
     compile: bool = field(default=False, metadata={"help": "torch.compile each transformer block (faster steps "
                                                            "after a one-off compile of ~1-2 min on CPU)"})
     seed: int = field(default=0, metadata={"help": "data order and initialisation seed"})
@@ -60,7 +62,8 @@ class TrainConfig:
             raise ConfigError(f"schedule '{self.schedule}' unknown.{suggest(self.schedule, SCHEDULES)} "
                               f"Use one of {', '.join(SCHEDULES)}")
         if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision '{self.precision}' unknown. Use one of {', '.join(PRECISIONS)}")
+            raise ConfigError(f"train.precision '{self.precision}' unknown.{suggest(self.precision, PRECISIONS)} "
+                              f"Use one of {', '.join(PRECISIONS)}")
         for name in ("steps", "batch_size", "grad_accum", "max_length", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
@@ -102,7 +105,8 @@ class TrainResult:
 
 def make_accelerator():
     """The process's Accelerator. Mixed precision is not set here: accelerate keeps one global
-    state per process, so the loop applies bf16 autocast itself and every run may choose."""
+    state per process, so the loop applies bf16 autocast itself (as `tuneforge.hardware` resolves
+    `train.precision`) and every run may choose."""
     from accelerate import Accelerator
 
     return Accelerator(cpu=not torch.cuda.is_available())
@@ -117,6 +121,8 @@ def distributed_state():
 
 
 def _autocast(device: torch.device, precision: str):
+    """bf16 autocast when `precision` is (or `auto` resolves to) bf16 on this device."""
+    precision = resolve_precision(precision, device.type)
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
@@ -129,6 +135,10 @@ def train_loop(model: torch.nn.Module, batches: Iterator[dict], objective: Objec
     from transformers import get_scheduler
 
     accelerator = accelerator or make_accelerator()
+    precision = resolve_precision(cfg.precision, accelerator.device.type)
+    if accelerator.is_local_main_process:
+        print(f"tuneforge: training in {precision} on {accelerator.device.type} (train.precision={cfg.precision})",
+              flush=True)
     torch.manual_seed(cfg.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
@@ -170,11 +180,11 @@ def train_loop(model: torch.nn.Module, batches: Iterator[dict], objective: Objec
                 b = {k: v.to(accelerator.device) for k, v in b.items()}
                 sync = accelerator.no_sync(model) if i < len(micro) - 1 else nullcontext()
                 if objective.backward is not None:
-                    with _autocast(accelerator.device, cfg.precision):
+                    with _autocast(accelerator.device, precision):
                         step_loss += objective.backward(model, b, accelerator.num_processes / total) \
                             / accelerator.num_processes
                     continue
-                with sync, _autocast(accelerator.device, cfg.precision):
+                with sync, _autocast(accelerator.device, precision):
                     loss = objective.loss(model, b) * accelerator.num_processes / total
                 accelerator.backward(loss)
                 step_loss += loss.item() / accelerator.num_processes
@@ -232,7 +242,7 @@ def _open_log(path: Path, first_step: int):
 
 
 @torch.no_grad()
-def evaluate_loss(model, batches: list[dict], objective: Objective, precision: str = "bf16") -> float:
+def evaluate_loss(model, batches: list[dict], objective: Objective, precision: str = "auto") -> float:
     """Mean loss per unit (per target token for SFT) over fixed batches."""
     was_training = model.training
     model.eval()

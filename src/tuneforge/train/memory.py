@@ -55,14 +55,16 @@ def available_memory(device: str) -> int | None:
 
 
 def estimate_memory(where: str, dtype: str, adapter, batch_size: int, max_length: int, device: str = "cpu",
-                    precision: str = "bf16") -> MemoryEstimate:
+                    precision: str = "auto") -> MemoryEstimate:
     """Estimate the training memory of the model at `where` (a local directory with config.json)."""
     import torch
     from accelerate import init_empty_weights
     from transformers import AutoConfig, AutoModelForCausalLM
 
+    from tuneforge.hardware import resolve_dtype, resolve_precision
     from tuneforge.train.adapters import apply_adapter
 
+    dtype, precision = resolve_dtype(dtype, device), resolve_precision(precision, device)
     config = AutoConfig.from_pretrained(where, trust_remote_code=False)
     with init_empty_weights():
         model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))

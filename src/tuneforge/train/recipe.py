@@ -8,6 +8,7 @@ teacher mixed with cross-entropy) or `domain_adaptation` (L_general + α·L_doma
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from tuneforge.config import save_config
 from tuneforge.data.mix import mix_counts, mix_datasets, mix_report
 from tuneforge.data.seed import load_examples, load_pairs
 from tuneforge.errors import ConfigError, suggest
+from tuneforge.hardware import resolve_dtype, resolve_precision
 from tuneforge.models import (
     EMBEDDED_MODEL,
     check_4bit_supported,
@@ -54,7 +56,9 @@ OBJECTIVES = ("sft", "dpo", "distill", "domain_adaptation")
 @dataclass
 class ModelConfig:
     name: str = field(default=EMBEDDED_MODEL, metadata={"help": "hub id, local dir, .gguf, or the embedded default"})
-    dtype: str = field(default="bfloat16", metadata={"help": "parameter dtype of the (frozen) base"})
+    dtype: str = field(default="auto", metadata={"help": "parameter dtype of the (frozen) base: auto (bfloat16 where "
+                                                        "the hardware runs it natively, else float32) | bfloat16 | "
+                                                        "float32 | float16"})
     attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa | eager | flash_attention_2"})
     device: str = field(default="auto", metadata={"help": "auto (GPU if visible) | cpu | cuda | cuda:N"})
     chat_template: str = field(default="", metadata={"help": "'' = the tokenizer's own | chatml | llama3 | zephyr | "
@@ -195,6 +199,14 @@ def _one_source(train: str | list[str]) -> str:
     return train[0]
 
 
+def resolve_auto(cfg, device: str):
+    """A copy of a run config (any with `model` and `train` sections) whose `auto` model dtype and
+    training precision are made concrete for `device`, so the saved config says what ran."""
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, dtype=resolve_dtype(cfg.model.dtype, device)),
+                               train=dataclasses.replace(cfg.train,
+                                                         precision=resolve_precision(cfg.train.precision, device)))
+
+
 def train_model(cfg: TrainRunConfig) -> Path:
     """Train with the configured objective and parameterisation; returns the run directory."""
     state = distributed_state()
@@ -205,10 +217,11 @@ def train_model(cfg: TrainRunConfig) -> Path:
         broadcast_object_list(name)
     run_dir = Path(name[0])
     run_dir.mkdir(parents=True, exist_ok=True)
-    if state.is_main_process:
-        save_config(cfg, run_dir / "config.yaml")
     qlora = cfg.adapter.method == "qlora"
     device = str(state.device) if cfg.model.device == "auto" else cfg.model.device  # this process's GPU, or cpu
+    cfg = resolve_auto(cfg, device)
+    if state.is_main_process:
+        save_config(cfg, run_dir / "config.yaml")
     if qlora:
         check_4bit_supported(device)
     print(estimate_memory(resolve_model(cfg.model.name), "float32" if cfg.adapter.method == "full" else cfg.model.dtype,
