@@ -30,6 +30,7 @@ Writes: benchmarks/results/train_throughput.json (or --out)
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -92,24 +93,60 @@ def load_data():
     return load_examples("seed:train")
 
 
-def worker_tuneforge(steps: int, warmup: int, precision: str = "auto", compile_: bool = False) -> dict:
+ABLATIONS = {
+    "no_fused_lora": "PEFT's own LoRA forward instead of the fused one",
+    "full_logits": "logits at every position instead of only where a target is predicted",
+    "no_length_grouping": "random batches instead of length-grouped ones (more padding)",
+    "sdpa": "SDPA attention instead of eager",
+}
+
+
+def worker_tuneforge(steps: int, warmup: int, precision: str = "auto", compile_: bool = False,
+                     ablate: str = "") -> dict:
+    """tuneforge's loop as `configs/lora.yaml` runs it; `ablate` turns one of its speed-ups off."""
+    import random
+
+    import tuneforge.train.sft as sft
     from tuneforge.hardware import resolve_precision
     from tuneforge.models import load_model
     from tuneforge.train.adapters import AdapterConfig, apply_adapter
-    from tuneforge.train.loop import TrainConfig, train_loop
+    from tuneforge.train.loop import Objective, TrainConfig, train_loop
     from tuneforge.train.recipe import SFT
-    from tuneforge.train.sft import batch_stream, encode_examples
 
     precision = resolve_precision(precision, "cpu")
-    model, tok = load_model("smollm2-135m-instruct", "bfloat16" if precision == "bf16" else "float32", "eager", "cpu")
+    attn = "sdpa" if ablate == "sdpa" else "eager"
+    model, tok = load_model("smollm2-135m-instruct", "bfloat16" if precision == "bf16" else "float32", attn, "cpu")
     n_linear = linear_weights(model)
-    enc, _ = encode_examples(load_data(), tok, 512, "assistant")
+    enc, _ = sft.encode_examples(load_data(), tok, 512, "assistant")
     model = apply_adapter(model, AdapterConfig(method="lora", target_modules=["all-linear"], **LORA))
+    objective = SFT
+    if ablate == "no_fused_lora":
+        from peft.tuners.lora.layer import Linear
+
+        for m in model.modules():
+            if type(m) is Linear:
+                del m.forward  # back to PEFT's own forward
+    elif ablate == "full_logits":
+        import torch
+
+        def full_logits_loss(m, batch):
+            logits = m(**sft.model_inputs(batch)).logits[:, :-1]  # (B, T-1, V)
+            return torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), batch["labels"][:, 1:],
+                                                     ignore_index=sft.IGNORE, reduction="sum")
+
+        objective = Objective("sft", full_logits_loss, sft.count_targets)
+    elif ablate == "no_length_grouping":
+        def random_batches(encoded, batch_size, seed, epoch):
+            order = list(encoded)
+            random.Random(seed * 100_003 + epoch).shuffle(order)
+            return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+        sft.length_grouped_batches = random_batches
     cfg = TrainConfig(steps=warmup + steps, batch_size=16, lr=2e-4, warmup_ratio=0.0, max_length=512,
                       log_every=1, precision=precision, compile=compile_)
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "log.jsonl"
-        result = train_loop(model, batch_stream(enc, 16, tok.pad_token_id, seed=0), SFT, cfg, log_path=log)
+        result = train_loop(model, sft.batch_stream(enc, 16, tok.pad_token_id, seed=0), objective, cfg, log_path=log)
         rows = [json.loads(line) for line in log.read_text().splitlines()]
     start, end = rows[warmup - 1], rows[-1]
     tokens = end["tokens_seen"] - start["tokens_seen"]
@@ -119,7 +156,8 @@ def worker_tuneforge(steps: int, warmup: int, precision: str = "auto", compile_:
             "first_loss": result.losses[0], "last_loss": result.losses[-1], "n_linear": n_linear,
             "precision": precision,
             "settings": f"batch 16 length-grouped examples, eager, fused LoRA, precision auto -> {precision}"
-                        + (", train.compile=true (compile time is in warmup_seconds)" if compile_ else "")}
+                        + (", train.compile=true (compile time is in warmup_seconds)" if compile_ else "")
+                        + (f"; ablation: {ABLATIONS[ablate]}" if ablate else "")}
 
 
 def worker_trl(steps: int, warmup: int, precision: str = "bf16") -> dict:
@@ -181,7 +219,8 @@ def worker_trl(steps: int, warmup: int, precision: str = "bf16") -> dict:
 WORKERS = {"tuneforge": worker_tuneforge,
            "trl_bf16": lambda steps, warmup: worker_trl(steps, warmup, "bf16"),
            "trl_fp32": lambda steps, warmup: worker_trl(steps, warmup, "fp32"),
-           "tuneforge_compile": lambda steps, warmup: worker_tuneforge(steps, warmup, compile_=True)}
+           "tuneforge_compile": lambda steps, warmup: worker_tuneforge(steps, warmup, compile_=True),
+           **{f"ablate_{a}": functools.partial(worker_tuneforge, ablate=a) for a in ABLATIONS}}
 DTYPE_OF = {"bf16": "bfloat16", "fp32": "float32"}
 
 
@@ -211,6 +250,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8, help="timed optimizer steps per run")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     ap.add_argument("--compile", action="store_true", help="also run tuneforge with train.compile=true")
+    ap.add_argument("--ablate", action="store_true",
+                    help="also run tuneforge with each speed-up turned off in turn (fused LoRA, target-only "
+                         "logits, length grouping, eager attention): does each one pay in this precision?")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "train_throughput.json"))
     ap.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     ap.add_argument("--result", help=argparse.SUPPRESS)
@@ -225,13 +267,14 @@ def main() -> None:
 
     hw = hardware_summary("cpu")
     trl_names = ["trl_bf16", "trl_fp32"] if PRECISION_AUTO == "bf16" else ["trl_fp32"]
-    names = ["tuneforge", *trl_names] + (["tuneforge_compile"] if args.compile else [])
+    names = ["tuneforge", *trl_names] + (["tuneforge_compile"] if args.compile else []) + \
+        ([f"ablate_{a}" for a in ABLATIONS] if args.ablate else [])
     runs: dict[str, list[dict]] = {name: [] for name in names}
     peaks: dict[str, list[float]] = {"bfloat16": [], "float32": []}
     for r in range(args.rounds):
         order = names if r % 2 == 0 else list(reversed(names))
         for name in order:
-            dtype = "float32" if name.endswith("fp32") or (name.startswith("tuneforge") and PRECISION_AUTO == "fp32") \
+            dtype = "float32" if name.endswith("fp32") or (not name.startswith("trl") and PRECISION_AUTO == "fp32") \
                 else "bfloat16"
             peaks[dtype].append(matmul_peak_gflops(dtype))
             res = run_worker(name, args)
@@ -262,6 +305,9 @@ def main() -> None:
            "ratio_tuneforge_over_trl": summary["tuneforge"]["tokens_per_s"] / summary[best_trl]["tokens_per_s"],
            "ratio_per_round": paired, "summary": summary, "runs": runs,
            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "cpu_count": os.cpu_count()}
+    if args.ablate:  # > 1: the speed-up that variant turns off pays in this precision
+        out["speedup_of_each_optimisation"] = {a: summary["tuneforge"]["tokens_per_s"] / summary[f"ablate_{a}"]["tokens_per_s"]
+                                               for a in ABLATIONS}
     if args.compile:
         out["ratio_tuneforge_compile_over_trl"] = summary["tuneforge_compile"]["tokens_per_s"] / \
             summary[best_trl]["tokens_per_s"]
@@ -276,6 +322,8 @@ def main() -> None:
               f"peak RSS {s['peak_rss_mib']:.0f} MiB")
     print(f"ratio tuneforge/TRL ({best_trl}, TRL's faster setting here): {out['ratio_tuneforge_over_trl']:.2f}x "
           f"(per round: {', '.join(f'{x:.2f}' for x in paired)})")
+    for a, x in out.get("speedup_of_each_optimisation", {}).items():
+        print(f"speed-up from what ablate_{a} turns off ({ABLATIONS[a]}): {x:.2f}x")
     if args.compile:
         print(f"ratio tuneforge (train.compile=true)/TRL: {out['ratio_tuneforge_compile_over_trl']:.2f}x")
     print(f"wrote {args.out}")

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from tuneforge.errors import ConfigError, DataError
+from tuneforge.fingerprint import model_digest
 from tuneforge.records import EvalItem, Generation
 from tuneforge.train.chat_template import stop_token_ids
 
@@ -38,7 +41,8 @@ class GenerationConfig:
 
 
 def _read_done(path: Path, settings: dict) -> dict[str, Generation]:
-    done = {}
+    """Stored answers made with exactly `settings`; says how many others there are and why."""
+    done, other = {}, Counter()
     if not path.exists():
         return done
     with open(path, encoding="utf-8") as f:
@@ -52,6 +56,12 @@ def _read_done(path: Path, settings: dict) -> dict[str, Generation]:
                                 "or repair the line", path=str(path), line=lineno) from None
             if g.settings == settings:
                 done[g.id] = g
+            else:
+                other.update(k for k in set(g.settings) | set(settings) if g.settings.get(k) != settings.get(k))
+    if other:
+        print(f"tuneforge: {path} holds answers made with other settings (differing: "
+              f"{', '.join(f'{k} ×{n}' for k, n in other.most_common())}); they are not reused, the items "
+              "are answered again", file=sys.stderr, flush=True)
     return done
 
 
@@ -60,10 +70,11 @@ def generate_answers(model, tokenizer, items: list[EvalItem], cfg: GenerationCon
                      desc: str = "generate") -> list[Generation]:
     """Answer every item; returns Generations in the order of `items`. Each answer's `meta` gets
     `new_tokens` (decoded tokens, the stop token included) and `hit_max_tokens`."""
-    # The model's dtype is part of the settings: bf16 and fp32 weights round differently, so an
-    # answer made in one precision is not reused for the other.
+    # What produced an answer is part of its settings: the decoding settings, the weights' digest
+    # (another model, or a retrained one under the same name, answers differently) and their dtype
+    # (bf16 and fp32 round differently). A stored answer is reused only on an exact match.
     settings = {k: v for k, v in asdict(cfg).items() if k != "batch_size"} | {
-        "dtype": str(getattr(model, "dtype", "")).removeprefix("torch.")}
+        "dtype": str(getattr(model, "dtype", "")).removeprefix("torch."), "model_digest": model_digest(model)}
     ids = [it.id for it in items]
     if len(set(ids)) != len(ids) or any(not i for i in ids):
         raise DataError("every eval item needs a unique, non-empty id to generate resumably")

@@ -205,14 +205,18 @@ def tiny_tokenizer(texts: list[str] | None = None, vocab_size: int = 400):
     return fast
 
 
-def tiny_model(tokenizer, hidden: int = 64, layers: int = 2, seed: int = 0):
-    """A tiny random Llama-architecture causal LM for unit tests (builds in milliseconds)."""
+def tiny_model(tokenizer, hidden: int = 64, layers: int = 2, seed: int = 0, init_std: float = 0.3):
+    """A tiny random Llama-architecture causal LM for unit tests (builds in milliseconds).
+
+    Initialised with weights of std 0.3 rather than the usual 0.02: at 0.02 every logit is nearly
+    equal and greedy decoding emits one token ("\n") for every prompt, so tests comparing answers
+    would compare empty strings. At 0.3 greedy answers are non-empty and differ between prompts."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
                          num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=512, tie_word_embeddings=True,
+                         max_position_embeddings=512, tie_word_embeddings=True, initializer_range=init_std,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                          bos_token_id=tokenizer.bos_token_id)
     return LlamaForCausalLM(config).eval()

@@ -82,3 +82,32 @@ filters: {{decontaminate: []}}
         assert m["llm"]["calls"] + m["llm"]["cache_hits"] == 24
     finally:
         server.close()
+
+
+def test_mix_weights_that_leave_out_a_present_source_are_an_error_not_a_silent_drop(tmp_path, capsys):
+    write_records([_ex(i, f"Question {i} about loans?") for i in range(4)], tmp_path / "manual.jsonl")
+    cfg = tmp_path / "b.yaml"
+    cfg.write_text(f"""output_dir: {tmp_path / 'o'}
+manual: {{files: [{tmp_path / 'manual.jsonl'}]}}
+augment: {{mosaic: 2}}
+mix: {{weights: {{manual: 1.0}}}}
+""")
+    assert main(["data", "build", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "no weight to the sources ['augment']" in err and "0 drops a source on purpose" in err
+    assert main(["data", "build", str(cfg), "mix.weights={manual: 1.0, augment: 0}"]) == 0
+
+
+def test_ratings_from_several_raters_are_averaged_and_a_bad_rating_is_a_clear_error(tmp_path, capsys):
+    manual = [_ex(0, "What is APR?", rating=[4, 2]), _ex(1, "What is a bond?", rating="4.5"),
+              _ex(2, "What is a loan?", rating=[2, 2, 3])]
+    write_records(manual, tmp_path / "manual.jsonl")
+    cfg = tmp_path / "b.yaml"
+    cfg.write_text(f"output_dir: {tmp_path / 'o'}\nmanual: {{files: [{tmp_path / 'manual.jsonl'}], rating_threshold: 3}}\n"
+                   "filters: {decontaminate: []}\n")
+    assert main(["data", "build", str(cfg)]) == 0
+    assert [r.id for r in read_records(tmp_path / "o" / "train.jsonl")] == ["m0", "m1"]  # means 3.0, 4.5; 2.33 out
+    write_records([_ex(0, "What is APR?", rating="great")], tmp_path / "manual.jsonl")
+    assert main(["data", "build", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "rating 'great'" in err and "manual.jsonl" in err and "list of numbers" in err

@@ -63,3 +63,18 @@ def test_distill_keeps_provenance_and_reports_empty_answers():
     assert [r.id for r in records] == ["distill-q1"] and records[0].response == "Answer to What is APR?"
     assert records[0].meta["generator"] == "teacher-x" and records[0].domain == "finance"
     assert report == {"prompts": 2, "kept": 1, "empty_answers": 1, "empty_ids": ["q2"]}
+
+
+def test_unreadable_equality_verdicts_are_counted_not_silently_read_as_no():
+    class Mumbling(ScriptedLLM):
+        def chat(self, conversations, sampling):
+            out = super().chat(conversations, sampling)
+            return [["Hmm, hard to say"] if c[-1]["content"].startswith("Here are two") else o
+                    for c, o in zip(conversations, out)]
+
+    seeds = [Example(messages=[Message("user", f"Task {i} about loans."), Message("assistant", "ok")], id=f"s{i}")
+             for i in range(3)]
+    evolved = {f"Task {i} about loans.": f"Compare {i} kinds of loan for a student with a part-time job."
+               for i in range(3)}
+    _, report = evol_instruct(Mumbling(evolved, {}), seeds, EvolConfig(rounds=1))
+    assert report["verdicts_unparsed"] == 3

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import torch
 
 from tuneforge.generation import GenerationConfig, generate_answers
@@ -32,10 +33,24 @@ def test_generation_is_batched_ordered_and_resumable(tiny_lm, tiny_tok, examples
     assert sorted(settings) == [3] * 5 + [6] * 5
 
 
-def test_left_padding_gives_the_same_greedy_answer_as_unbatched(tiny_lm, tiny_tok, examples):
-    items = _items(examples[:4])
-    batched = generate_answers(tiny_lm, tiny_tok, items, GenerationConfig(max_new_tokens=5, batch_size=4), "tiny")
-    single = generate_answers(tiny_lm, tiny_tok, items, GenerationConfig(max_new_tokens=5, batch_size=1), "tiny")
+def test_the_tiny_test_model_says_something_different_to_each_prompt(tiny_lm, tiny_tok, examples):
+    # equality tests below would prove nothing if every answer were "" (as with a 0.02-std init)
+    answers = [g.generation for g in generate_answers(tiny_lm, tiny_tok, _items(examples[:6]),
+                                                      GenerationConfig(max_new_tokens=8, batch_size=6), "tiny")]
+    assert all(answers) and len(set(answers)) >= 4
+
+
+@pytest.mark.parametrize("batch_size", [3, 8])
+def test_left_padded_batches_give_the_same_greedy_answers_as_one_at_a_time(tiny_lm, tiny_tok, examples, batch_size):
+    from tuneforge.records import Message
+
+    items = _items(examples[:8])
+    for k, it in enumerate(items):  # prompts of different lengths: the batches are left-padded
+        it.messages = [Message("user", it.messages[0].content + " and then" * k)]
+    single = generate_answers(tiny_lm, tiny_tok, items, GenerationConfig(max_new_tokens=8, batch_size=1), "tiny")
+    batched = generate_answers(tiny_lm, tiny_tok, items, GenerationConfig(max_new_tokens=8, batch_size=batch_size),
+                               "tiny")
+    assert all(g.generation for g in single)
     assert [g.generation for g in batched] == [g.generation for g in single]
     assert tiny_tok.padding_side == "right"  # restored
 
@@ -86,3 +101,31 @@ def test_batch_progress_counts_every_sequence_once_and_tokens_up_to_the_stop(tin
     assert min(counts) < 12  # some rows stopped early and were counted up to their stop token
     assert any(bar.updates[:-1])  # ... and moved the bar before the batch was over
     assert "tok_s" in bar.postfix
+
+
+def test_answers_of_another_model_under_the_same_name_are_not_reused(tiny_lm, tiny_tok, examples, tmp_path, capsys):
+    from tuneforge.models import tiny_model
+
+    items = _items(examples[:3])
+    cfg = GenerationConfig(max_new_tokens=4, batch_size=3)
+    out = tmp_path / "gens.jsonl"
+    generate_answers(tiny_lm, tiny_tok, items, cfg, "tuned", out)
+    other = tiny_model(tiny_tok, hidden=32, layers=2, seed=1)  # e.g. retrained, same label and path
+    generate_answers(other, tiny_tok, items, cfg, "tuned", out)
+    digests = [json.loads(line)["settings"]["model_digest"] for line in out.read_text().splitlines()]
+    assert len(digests) == 6 and len(set(digests[:3])) == 1 and len(set(digests[3:])) == 1
+    assert digests[0] != digests[3]
+    assert "model_digest ×3" in capsys.readouterr().err
+    # the same weights again: everything is reused, nothing is appended
+    generate_answers(other, tiny_tok, items, cfg, "tuned", out)
+    assert len(out.read_text().splitlines()) == 6
+
+
+def test_model_digest_changes_when_a_weight_changes_in_place(tiny_lm):
+    from tuneforge.fingerprint import model_digest
+
+    before = model_digest(tiny_lm)
+    assert model_digest(tiny_lm) == before
+    with torch.no_grad():
+        next(tiny_lm.parameters())[0, 0] += 1.0  # an optimizer step or a merge writes in place
+    assert model_digest(tiny_lm) != before

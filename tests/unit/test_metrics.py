@@ -50,10 +50,23 @@ def test_tsas_formula_degenerate_items_and_parrot_control():
     res = tsas(["R1", "R2"], [["REF1"], ["REF2"]], ["I1", "I2"], encoder=enc)
     cos_ir, cos_iref = 1 / np.sqrt(2), 1 / np.sqrt(1.25)
     assert res["per_item"][0] == pytest.approx(cos_ir / (cos_iref + 1e-6))
-    assert res["per_item"][1] is None and res["n_degenerate"] == 1
+    assert res["per_item"][1] is None and res["n_below_floor"] == 1
     assert res["score"] == pytest.approx(res["per_item"][0])
     assert res["parrot_control"] == pytest.approx(1 / (cos_iref + 1e-6))
     assert res["numerator"] == pytest.approx((cos_ir + 1.0) / 2)
+
+
+def test_tsas_leaves_out_items_whose_reference_barely_matches_the_instruction():
+    # cos(I2, REF2) = 0.01: without a floor this ordinary answer would score ~100 and swamp the mean
+    model = FakeModel({"I1": [1, 0], "R1": [1, 1], "REF1": [1, 0.5],
+                       "I2": [0.01, 1], "R2": [0.7, 0.7], "REF2": [1, 0]})
+    enc = Encoder(model, "fake")
+    res = tsas(["R1", "R2"], [["REF1"], ["REF2"]], ["I1", "I2"], encoder=enc)
+    assert res["per_item"][1] is None and res["n_below_floor"] == 1
+    assert res["score"] == pytest.approx(res["per_item"][0]) and res["score"] < 2
+    assert "floor:0.1" in res["signature"]
+    loose = tsas(["R1", "R2"], [["REF1"], ["REF2"]], ["I1", "I2"], encoder=enc, tsas_floor=0.0)
+    assert loose["per_item"][1] > 50  # the explosion the floor guards against
 
 
 def test_encoder_encodes_each_text_once():

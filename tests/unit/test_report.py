@@ -6,3 +6,27 @@ def test_steal_percent_from_proc_stat_counters():
     after = [200, 0, 20, 900, 0, 0, 0, 130, 0, 0]  # +100 user, +10 sys, +100 idle, +80 steal
     assert steal_percent(before, after) == round(100 * 80 / 290, 1)
     assert steal_percent(None, after) is None
+
+
+def _gen(i, text, model):
+    from tuneforge.records import Generation, Message
+
+    return Generation(id=i, prompt=[Message("user", f"question {i}")], generation=text, references=["a reference answer"],
+                      model=model, domain="finance")
+
+
+def test_a_paired_comparison_that_cannot_be_computed_is_reported_not_dropped(tmp_path):
+    import json
+
+    from tuneforge.evaluate.report import write_report
+    from tuneforge.evaluate.runner import score_generations
+
+    models = {}
+    for name, ids in (("base", ["a1", "a2"]), ("tuned", ["b1", "b2"])):  # no item in common
+        s = score_generations([_gen(i, "an answer", name) for i in ids], ["rouge_l"], n_boot=10)
+        (tmp_path / "scores").mkdir(exist_ok=True)
+        (tmp_path / "scores" / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in s.pop("per_item")))
+        models[name] = s
+    (tmp_path / "metrics.json").write_text(json.dumps({"run": {"models": {"base": "x", "tuned": "y"}}, "models": models}))
+    report = write_report(tmp_path).read_text()
+    assert "Paired comparison: tuned − base" in report and "share no item ids" in report

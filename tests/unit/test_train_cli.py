@@ -141,8 +141,9 @@ def test_distill_and_domain_adaptation_from_the_cli(tiny_run):
     for extra in (["objective.name=distill", f"objective.teacher={teacher}"],
                   ["objective.name=domain_adaptation", f"objective.general={tmp_path / 'train.jsonl'}",
                    "objective.consistency_weight=1.0"]):
-        assert main(["train", str(cfg), *extra, "train.steps=6"]) == 0
-        summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+        run = tmp_path / extra[0].split("=")[1]  # each objective in its own run directory
+        assert main(["train", str(cfg), *extra, "train.steps=6", f"output_dir={run}"]) == 0
+        summary = json.loads((run / "train_summary.json").read_text())
         assert summary["objective"] == extra[0].split("=")[1]
         assert summary["eval"]["tuned"]["loss"] < summary["eval"]["base"]["loss"]
 
@@ -161,3 +162,27 @@ def test_inspect_a_dpo_config_shows_the_chosen_answer_as_target(tiny_run, pairs_
     _, cfg = tiny_run
     assert main(["train", "inspect", str(cfg), "objective.name=dpo", f"data.train={pairs_file}", "--n", "1"]) == 0
     assert "«No. Ask your doctor or pharmacist first.<|im_end|>»" in capsys.readouterr().out
+
+
+def test_resuming_a_run_with_another_config_or_data_is_refused_with_the_differences(tiny_run, capsys):
+    tmp_path, cfg = tiny_run
+    assert main(["train", str(cfg)]) == 0
+    adapter = (tmp_path / "run" / "adapter" / "adapter_model.safetensors").read_bytes()
+    assert main(["train", str(cfg), "train.lr=0.02"]) == 2
+    err = capsys.readouterr().err
+    assert "train.lr: 0.01 → 0.02" in err and "new output_dir" in err
+    # the data changed on disk under the same name
+    (tmp_path / "train.jsonl").write_text((tmp_path / "train.jsonl").read_text().replace("Question", "Query"))
+    assert main(["train", str(cfg)]) == 2
+    assert "contents changed" in capsys.readouterr().err
+    # nothing was overwritten by the refused runs; train.resume=false trains again in place
+    assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").read_bytes() == adapter
+    assert "lr: 0.01" in (tmp_path / "run" / "config.yaml").read_text()
+    assert main(["train", str(cfg), "train.lr=0.02", "train.resume=false"]) == 0
+    assert "lr: 0.02" in (tmp_path / "run" / "config.yaml").read_text()
+
+
+def test_rerunning_the_same_config_is_allowed_and_a_watch_only_key_may_change(tiny_run):
+    tmp_path, cfg = tiny_run
+    assert main(["train", str(cfg)]) == 0
+    assert main(["train", str(cfg), "train.log_every=2"]) == 0

@@ -35,7 +35,7 @@ from tuneforge.data.mix import mix_counts, mix_datasets
 from tuneforge.data.quality import judge_quality
 from tuneforge.data.seed import load_examples
 from tuneforge.data.self_instruct import SelfInstructConfig, self_instruct
-from tuneforge.errors import ConfigError
+from tuneforge.errors import ConfigError, DataError
 from tuneforge.hardware import hardware_summary
 from tuneforge.llm.cache import CachedLLM
 from tuneforge.llm.client import Sampling
@@ -158,18 +158,36 @@ def load_spec(spec) -> list:
     return load_examples(spec) if spec.startswith("seed:") else read_records(spec)
 
 
+def _rating(record: Example, key: str, spec: str) -> float | None:
+    """A record's human rating: one number, or several raters' numbers (their mean); None if unrated."""
+    value = record.meta.get(key)
+    if value is None:
+        return None
+    values = value if isinstance(value, list) else [value]
+    try:
+        if not values or any(isinstance(v, bool) for v in values):
+            raise ValueError
+        return sum(float(v) for v in values) / len(values)
+    except (TypeError, ValueError):
+        raise DataError(f"record '{record.id}' has rating {value!r} in meta.{key}; give a number or a list of "
+                        "numbers (one per rater, averaged)", path=spec, field=f"meta.{key}") from None
+
+
 def synthesize(cfg: BuildConfig, llm: CachedLLM | None) -> tuple[dict[str, list[Example]], dict]:
     """Run the sources, generators and augmentations of `cfg`: ({stage: records}, {stage: report})."""
     stages: dict[str, list[Example]] = {}
     reports: dict[str, dict] = {}
     if cfg.manual.files:
-        rows = [r for spec in cfg.manual.files for r in load_spec(spec)]
-        rated = [r for r in rows if isinstance(r.meta.get(cfg.manual.rating_key), (int, float))]
+        rows, ratings = [], []
+        for spec in cfg.manual.files:
+            for r in load_spec(spec):
+                rows.append(r)
+                ratings.append(_rating(r, cfg.manual.rating_key, spec))
         tau = cfg.manual.rating_threshold
-        kept = [r for r in rows if tau <= 0 or r.meta.get(cfg.manual.rating_key, float("-inf")) >= tau]
+        rated = [q for q in ratings if q is not None]
+        kept = [r for r, q in zip(rows, ratings) if tau <= 0 or (q is not None and q >= tau)]
         reports["manual"] = {"imported": len(rows), "rated": len(rated), "kept": len(kept),
-                             "q_manual": sum(r.meta[cfg.manual.rating_key] >= tau for r in rated) / len(rated)
-                             if rated and tau > 0 else None}
+                             "q_manual": sum(q >= tau for q in rated) / len(rated) if rated and tau > 0 else None}
         stages["manual"] = [_with_source(r, "manual") for r in kept]
     if cfg.distill.prompts:
         prompts = load_spec(cfg.distill.prompts)
@@ -320,6 +338,11 @@ def _mix(pooled: list[Example], cfg: MixConfig) -> list[Example]:
     unknown = [n for n in cfg.weights if n not in groups]
     if unknown:
         raise ConfigError(f"mix.weights names {unknown}, but the sources present are {names}")
+    unlisted = [n for n in names if cfg.weights and n not in cfg.weights]
+    if unlisted:  # silently weighting them 0 would drop whole sources
+        raise ConfigError(f"mix.weights gives no weight to the sources {unlisted} ({sum(len(groups[n]) for n in unlisted)} "
+                          f"records), so they would be dropped. Give each source present ({names}) a weight; "
+                          "0 drops a source on purpose")
     weights = [float(cfg.weights.get(n, 0.0)) for n in names] if cfg.weights else None
     total = round(cfg.ratio * len(pooled))
     mix_counts([len(groups[n]) for n in names], weights, total)  # validates

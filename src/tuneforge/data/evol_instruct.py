@@ -89,7 +89,10 @@ def evol_instruct(llm: LLM, seeds: list[Example], cfg: EvolConfig) -> tuple[list
         for (orig, pid, _), op, ev, ans, verdict in zip(pool, ops, evolved, answers, verdicts):
             report["evolved"] += 1
             report["by_operator"][op] = report["by_operator"].get(op, 0) + 1
-            equal = verdict.strip().lower().startswith("equal")
+            verdict = verdict.strip().lower()
+            equal = verdict.startswith("equal")
+            if not verdict.startswith(("equal", "not")):  # read as "not equal"; counted so it shows
+                report["verdicts_unparsed"] = report.get("verdicts_unparsed", 0) + 1
             why = elimination_reason(orig, ev, ans, equal)
             if why:
                 report["eliminated"][why] = report["eliminated"].get(why, 0) + 1

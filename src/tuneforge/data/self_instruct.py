@@ -162,7 +162,10 @@ def self_instruct(llm: LLM, seeds: list[Example], cfg: SelfInstructConfig) -> tu
     bar.close()
     greedy = Sampling(max_new_tokens=cfg.max_new_tokens)
     kinds = llm.chat([classification_prompt(m[0]) for m in machine], Sampling(max_new_tokens=4))
-    is_cls = [k[0].strip().lower().startswith("yes") for k in kinds]
+    answers = [k[0].strip().lower() for k in kinds]
+    is_cls = [a.startswith("yes") for a in answers]
+    # neither yes nor no: taken as "not classification" (input-first), and counted so it shows
+    report["classification_unparsed"] = sum(not a.startswith(("yes", "no")) for a in answers)
     instances = llm.chat([instance_prompt(m[0], c) for m, c in zip(machine, is_cls)], greedy)
     records = []
     params = {k: v for k, v in asdict(cfg).items() if k != "num_instructions"}

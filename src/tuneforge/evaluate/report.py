@@ -162,8 +162,14 @@ def _comparisons(run_dir: Path, metrics: dict) -> dict | None:
 
     try:
         return compare_runs(f"{run_dir}:{names[0]}", f"{run_dir}:{names[1]}", n_boot=500)
-    except TuneforgeError:
-        return None
+    except TuneforgeError as exc:  # shown in the report in place of the comparison, not dropped
+        return {"error": str(exc), "a": names[0], "b": names[1]}
+
+
+def _below_floor(t: dict) -> str:
+    if "n_below_floor" in t:
+        return f"{t['n_below_floor']} items with cos(I,R_ref) < {t['floor']} (left out, counted)"
+    return f"{t['n_degenerate']} items with denominator ≤ ε (left out, counted)"  # runs scored before the floor
 
 
 def _summary_lines(metrics: dict) -> list[str]:
@@ -232,11 +238,13 @@ def _extras(run_dir: Path, metrics: dict) -> list[tuple[str, list[str]]]:
     if "tsas" in models[names[0]]["overall"]:
         out.append(("TSAS parts and parrot control", [
             f"{n}: mean cos(I,R) {_fmt(models[n]['overall']['tsas']['numerator'])}, mean cos(I,R_ref) "
-            f"{_fmt(models[n]['overall']['tsas']['denominator'])}, {models[n]['overall']['tsas']['n_degenerate']} "
-            f"items with denominator ≤ ε (left out, counted); parrot control (answer = instruction): "
+            f"{_fmt(models[n]['overall']['tsas']['denominator'])}, {_below_floor(models[n]['overall']['tsas'])}; "
+            f"parrot control (answer = instruction): "
             f"{_fmt(models[n]['overall']['tsas']['parrot_control'])}" for n in names]))
     comp = _comparisons(run_dir, metrics)
-    if comp:
+    if comp and "error" in comp:
+        out.append((f"Paired comparison: {comp['b']} − {comp['a']}", [f"could not be computed: {comp['error']}"]))
+    elif comp:
         out.append((f"Paired comparison: {comp['b']} − {comp['a']} ({comp['n_common']} items)", [
             f"{METRIC_LABELS.get(m, m)}: {r['a']:.3f} → {r['b']:.3f}, Δ {r['delta']:+.3f} "
             f"[{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}], p = {r['p_value']:.4f} ({r['test']})"

@@ -46,6 +46,8 @@ class MetricOptions:
     bertscore_layer: int = field(default=0, metadata={"help": "layer (0 = the model's default; 6 for MiniLM)"})
     mauve_seeds: int = field(default=5, metadata={"help": "k-means seeds MAUVE is averaged over"})
     mauve_scaling: float = field(default=5.0, metadata={"help": "MAUVE scaling constant c"})
+    tsas_floor: float = field(default=0.1, metadata={"help": "TSAS leaves out (and counts) items whose "
+                                                             "cos(instruction, reference) is below this"})
 
 
 @dataclass
@@ -100,6 +102,7 @@ def load_eval_model(spec: str, dtype: str = "auto", device: str = "auto"):
     import yaml
 
     from tuneforge.models import load_model
+    from tuneforge.train.adapters import is_prompt_learning
 
     path = Path(spec)
     adapter = path / "adapter" if (path / "adapter" / "adapter_config.json").exists() else \
@@ -119,10 +122,8 @@ def load_eval_model(spec: str, dtype: str = "auto", device: str = "auto"):
                           "base_model_name_or_path in adapter_config.json")
     model, tok = load_model(base, dtype, "sdpa", device)
     model = PeftModel.from_pretrained(model, str(adapter))
-    try:
-        model = model.merge_and_unload()  # merged weights decode faster; prompt learning cannot merge
-    except (AttributeError, ValueError, NotImplementedError):
-        pass
+    if not is_prompt_learning(model):  # prompt learning has nothing to merge; a failed merge is an error
+        model = model.merge_and_unload()  # merged weights decode faster
     model.eval()
     return model, tok, f"{base} + adapter {adapter}"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
+from tuneforge.fingerprint import model_digest
 from tuneforge.generation import generate_batch
 from tuneforge.llm.client import Conversation, Sampling, cut_at_stop
 
@@ -19,8 +20,9 @@ class LocalLLM:
         self.model, self.tokenizer, self.name, self.batch_size = model, tokenizer, name, batch_size
         self.model.eval()
         self.dtype = str(model.dtype).removeprefix("torch.")
-        # Cache identity: the same weights in another dtype round differently and answer differently.
-        self.cache_id = f"{name}@{self.dtype}"
+        # Cache identity: the weights themselves (a retrained model at the same path answers
+        # differently) and their dtype (bf16 and fp32 round differently).
+        self.cache_id = f"{name}@{self.dtype}#{model_digest(model)}"
 
     @classmethod
     def load(cls, name: str = "smollm2-135m-instruct", dtype: str = "auto", device: str = "auto",

@@ -61,6 +61,7 @@ class MultiTaskConfig:
     model: str = field(default=EMBEDDED_MODEL, metadata={"help": "base model"})
     dtype: str = field(default="auto", metadata={"help": "base model dtype: auto (bfloat16 where the hardware runs "
                                                         "it natively, else float32) | bfloat16 | float32"})
+    device: str = field(default="auto", metadata={"help": "auto (GPU if visible) | cpu | cuda | cuda:N"})
     methods: list[str] = field(default_factory=lambda: list(METHODS), metadata={"help": ", ".join(METHODS)})
     seen_tasks: int = field(default=6, metadata={"help": "seen (training) tasks used, first N by name (0 = all)"})
     unseen_tasks: int = field(default=0, metadata={"help": "unseen tasks evaluated (0 = all)"})
@@ -99,7 +100,7 @@ class MultiTaskConfig:
 
 
 def _load_base(cfg: MultiTaskConfig):
-    return load_model(cfg.model, cfg.dtype, "eager", "cpu" if cfg.dtype == "float32" else "auto")
+    return load_model(cfg.model, cfg.dtype, "eager", cfg.device)
 
 
 def _train(cfg: MultiTaskConfig, method: str, by_task: dict, similarity: dict, log_path: Path, steps: int):
@@ -184,8 +185,8 @@ def _combinations(cfg: MultiTaskConfig, pool, unseen, similarity: dict, out: Pat
 def run_experiment(cfg: MultiTaskConfig) -> Path:
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = dataclasses.replace(cfg, dtype=resolve_dtype(cfg.dtype),
-                              train=dataclasses.replace(cfg.train, precision=resolve_precision(cfg.train.precision)))
+    cfg = dataclasses.replace(cfg, dtype=resolve_dtype(cfg.dtype, cfg.device), train=dataclasses.replace(
+        cfg.train, precision=resolve_precision(cfg.train.precision, cfg.device)))
     save_config(cfg, out / "config.yaml")
     tasks = load_tasks(cfg.superni_dir)
     pool = [t for t in tasks if t.split == "seen"]

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tuneforge.config import save_config
+from tuneforge.config import config_to_dict, save_config
 from tuneforge.data.mix import mix_counts, mix_datasets, mix_report
 from tuneforge.data.seed import load_examples, load_pairs
 from tuneforge.errors import ConfigError, suggest
@@ -207,6 +208,60 @@ def resolve_auto(cfg, device: str):
                                                          precision=resolve_precision(cfg.train.precision, device)))
 
 
+# Keys that change how a run is watched, not what it computes: they may differ on a resume.
+_RESUME_FREE = {"output_dir", "train.resume", "train.log_every", "train.report_to", "train.checkpoint_every"}
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def run_fingerprint(cfg: TrainRunConfig) -> dict:
+    """What a training run's result depends on: its resolved config and a digest of every data
+    source it reads (file contents, or the shipped seed data)."""
+    o = cfg.objective
+    specs = [*([cfg.data.train] if isinstance(cfg.data.train, str) else cfg.data.train), cfg.data.eval,
+             *([o.general] if o.name == "domain_adaptation" else [])]
+    return {"config": {k: v for k, v in _flatten(config_to_dict(cfg)).items() if k not in _RESUME_FREE},
+            "data": {spec: data_digest(spec) for spec in specs if spec}}
+
+
+def data_digest(spec: str) -> str:
+    """SHA-256 of a data file's bytes, or of the shipped seed data a `seed:` spec names."""
+    if spec.startswith("seed:"):
+        rows = load_pairs(spec) if spec == "seed:preferences" else load_examples(spec)
+        blob = json.dumps([r.to_dict() for r in rows], sort_keys=True, ensure_ascii=False).encode()
+        return hashlib.sha256(blob).hexdigest()
+    path = Path(spec)
+    if not path.exists():
+        raise ConfigError(f"data file not found: {spec}. Check data.train / data.eval / objective.general")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_resumable(run_dir: Path, fingerprint: dict) -> None:
+    """Refuse to continue a run directory whose checkpoints or adapter came from another config or
+    other data: resuming would return the old model under the new config."""
+    made = (run_dir / "checkpoints" / "latest").exists() or (run_dir / "adapter").exists()
+    stored = run_dir / "run_fingerprint.json"
+    if not made:
+        return
+    if not stored.exists():
+        raise ConfigError(f"{run_dir} already holds a trained run with no record of what produced it, so it cannot "
+                          "be resumed safely. Use a new output_dir, or train.resume=false to train again in place")
+    old = json.loads(stored.read_text(encoding="utf-8"))
+    diff = [f"{k}: {old['config'].get(k)!r} → {v!r}" for k, v in fingerprint["config"].items()
+            if old["config"].get(k) != v]
+    diff += [f"{k} (removed)" for k in old["config"] if k not in fingerprint["config"]]
+    diff += [f"data {k}: contents changed" for k, v in fingerprint["data"].items() if old["data"].get(k) != v]
+    if diff:
+        raise ConfigError(f"{run_dir} holds a run made with another config or data, so resuming it would return "
+                          f"that run's model: {'; '.join(diff)}. Use a new output_dir, or train.resume=false to "
+                          "train again in place")
+
+
 def train_model(cfg: TrainRunConfig) -> Path:
     """Train with the configured objective and parameterisation; returns the run directory."""
     state = distributed_state()
@@ -220,8 +275,12 @@ def train_model(cfg: TrainRunConfig) -> Path:
     qlora = cfg.adapter.method == "qlora"
     device = str(state.device) if cfg.model.device == "auto" else cfg.model.device  # this process's GPU, or cpu
     cfg = resolve_auto(cfg, device)
+    fingerprint = run_fingerprint(cfg)
+    if cfg.train.resume:
+        check_resumable(run_dir, fingerprint)
     if state.is_main_process:
         save_config(cfg, run_dir / "config.yaml")
+        (run_dir / "run_fingerprint.json").write_text(json.dumps(fingerprint, indent=1), encoding="utf-8")
     if qlora:
         check_4bit_supported(device)
     print(estimate_memory(resolve_model(cfg.model.name), "float32" if cfg.adapter.method == "full" else cfg.model.dtype,

@@ -2,8 +2,10 @@
 
 φ is a sentence encoder (default: the embedded all-MiniLM-L6-v2). A score near 1 means the
 response is as aligned with the instruction as the reference is. With several references the
-denominator uses the one most aligned with the instruction. Items whose denominator is ≤ ε are
-counted and left out of the mean rather than hidden. The *parrot control* is the score a model
+denominator uses the one most aligned with the instruction. Items whose denominator is below a
+floor (`tsas_floor`, default 0.1) are counted and left out of the mean rather than hidden: a
+reference nearly orthogonal to its instruction (cos 0.01) would otherwise turn an ordinary answer
+into a TSAS of ~100 that dominates the mean. The floor is part of the signature. The *parrot control* is the score a model
 would get by repeating the instruction (R = I, so the numerator is 1): a reader can see how far
 copying the prompt would go.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 EPS = 1e-6
+FLOOR = 0.1
 
 
 class Encoder:
@@ -31,17 +34,17 @@ class Encoder:
 
 
 def tsas(predictions: list[str], references: list[list[str]], instructions: list[str],
-         encoder: Encoder, eps: float = EPS, **_) -> dict:
+         encoder: Encoder, eps: float = EPS, tsas_floor: float = FLOOR, **_) -> dict:
     e_i = encoder(instructions)  # (N, D), unit norm
     e_r = encoder(predictions)
     num = (e_i * e_r).sum(-1)
     den = np.array([float((encoder(references[k]) @ e_i[k]).max()) for k in range(len(instructions))])
-    ok = den > eps
+    ok = den >= max(tsas_floor, eps)
     per_item = np.where(ok, num / (den + eps), np.nan)
     parrot = np.where(ok, 1.0 / (den + eps), np.nan)
     return {"score": float(np.nanmean(per_item)) if ok.any() else float("nan"),
             "per_item": [None if np.isnan(x) else float(x) for x in per_item],
             "numerator": float(num.mean()), "denominator": float(den.mean()),
-            "n_degenerate": int((~ok).sum()),
+            "n_below_floor": int((~ok).sum()), "floor": tsas_floor,
             "parrot_control": float(np.nanmean(parrot)) if ok.any() else float("nan"),
-            "signature": f"tsas|encoder:{encoder.name}|cos|eps:{eps}|refs:max-aligned"}
+            "signature": f"tsas|encoder:{encoder.name}|cos|eps:{eps}|floor:{tsas_floor}|refs:max-aligned"}
