@@ -38,8 +38,24 @@ def test_planted_test_set_leaks_are_removed_with_the_shared_words():
     train = [ex(0, "Tell me: " + LONG[:120] + " and more words here"),  # 13+ words of the test prompt
              ex(1, "How do savings accounts pay interest?"),
              ex(2, "Summarise", answer="Compound interest earns interest on interest."),  # 6 words only: kept
-             ex(3, "Short one?")]  # the short test item has < 8 words: not matched whole
+             ex(3, "Short one?", answer="A new answer."),  # the short test prompt repeated: removed
+             ex(4, "Is this a short one?")]  # merely containing it: kept
     kept, removed = decontaminate(train, test, n=13)
-    assert [r.id for r in kept] == ["r1", "r2", "r3"]
-    assert removed[0].id == "r0" and removed[0].other == "test-7"
+    assert [r.id for r in kept] == ["r1", "r2", "r4"]
+    assert [(r.id, r.other) for r in removed] == [("r0", "test-7"), ("r3", "test-8")]
     assert len(removed[0].detail.split()) == 13 and removed[0].detail in " ".join(LONG.lower().split())
+
+
+def test_every_shipped_test_prompt_planted_with_a_new_answer_is_removed_and_the_train_split_mostly_kept():
+    from tuneforge.data.seed import load_seed
+
+    test = [EvalItem.from_example(e) for e in load_seed("test")]
+    plants = [Example(messages=[*t.messages, Message("assistant", "A new answer written only for this plant.")],
+                      id=f"plant-{i}") for i, t in enumerate(test)]
+    kept, removed = decontaminate(plants, test)
+    assert len(test) == 79 and kept == [] and {r.other for r in removed} == {t.id for t in test}
+    # false positives: the hand-written train split shares no prompt with the test split; the one record
+    # removed shares a 13-word safety sentence with a test reference (a real overlap, listed in `detail`)
+    train = load_seed("train")
+    kept, removed = decontaminate(train, test)
+    assert len(removed) / len(train) < 0.01, [(r.id, r.detail) for r in removed]

@@ -150,3 +150,19 @@ def test_local_llm_batches_samples_and_stops(tiny_lm, tiny_tok):
     assert [len(x) for x in greedy] == [1, 1, 1] and greedy == llm.chat(convs, Sampling(max_new_tokens=6))
     sampled = llm.chat(convs[:1], Sampling(max_new_tokens=6, n=3, temperature=1.0))
     assert len(sampled[0]) == 3
+
+
+def test_the_request_cache_does_not_serve_a_retrained_model_the_old_answers(tiny_lm, tiny_tok, tmp_path):
+    from tuneforge.llm.cache import CachedLLM
+    from tuneforge.llm.local import LocalLLM
+    from tuneforge.models import tiny_model
+
+    convs = [[{"role": "user", "content": "hello there"}]]
+    first = CachedLLM(LocalLLM(tiny_lm, tiny_tok, "my-model"), tmp_path / "c.sqlite")
+    first.chat(convs, Sampling(max_new_tokens=6))
+    retrained = CachedLLM(LocalLLM(tiny_model(tiny_tok, hidden=32, seed=7), tiny_tok, "my-model"), tmp_path / "c.sqlite")
+    retrained.chat(convs, Sampling(max_new_tokens=6))
+    assert (retrained.calls, retrained.hits) == (1, 0)  # same name, other weights: asked, not read back
+    again = CachedLLM(LocalLLM(tiny_lm, tiny_tok, "my-model"), tmp_path / "c.sqlite")
+    again.chat(convs, Sampling(max_new_tokens=6))
+    assert (again.calls, again.hits) == (0, 1)

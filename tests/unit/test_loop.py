@@ -158,7 +158,11 @@ def test_compiled_blocks_train_like_eager_ones_and_are_uncompiled_after(tiny_tok
     encs, _ = encode_examples(examples, tiny_tok)
 
     def run(compile_: bool):
-        model = apply_adapter(tiny_model(tiny_tok, hidden=32, seed=0), AdapterConfig(method="lora", r=4))
+        base = tiny_model(tiny_tok, hidden=32, seed=0)
+        # eager attention, as every bundled config: torch 2.13's inductor AVX2 kernels give NaN for
+        # SDPA + LoRA with dynamic shapes (the loop's error then names train.compile; see loop.py)
+        base.config._attn_implementation = "eager"
+        model = apply_adapter(base, AdapterConfig(method="lora", r=4))
         result = train_loop(model, batch_stream(encs, 4, tiny_tok.pad_token_id, seed=3), SFT,
                             _cfg(steps=3, lr=1e-2, compile=compile_))
         return model, result.losses
@@ -167,3 +171,18 @@ def test_compiled_blocks_train_like_eager_ones_and_are_uncompiled_after(tiny_tok
     _, eager = run(False)
     assert compiled == pytest.approx(eager, rel=1e-4)
     assert all(block._compiled_call_impl is None for block in transformer_blocks(model))
+
+
+def test_a_non_finite_loss_stops_training_before_the_update_and_names_the_fixes(tiny_lm, tiny_tok, examples):
+    from tuneforge.train.loop import Objective
+
+    encs, _ = encode_examples(examples, tiny_tok)
+    model = apply_adapter(tiny_lm, AdapterConfig(method="lora", r=4, dropout=0.0))
+    for n, p in model.named_parameters():
+        if "lora_B" in n:
+            torch.nn.init.normal_(p)
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    poisoned = Objective("sft", lambda m, b: SFT.loss(m, b) * float("nan"), SFT.count)
+    with pytest.raises(FloatingPointError, match="step 1.*lower train.lr"):
+        train_loop(model, batch_stream(encs, 4, tiny_tok.pad_token_id), poisoned, _cfg(steps=2))
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters() if p.requires_grad)

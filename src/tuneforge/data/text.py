@@ -32,6 +32,23 @@ def record_text(record, part: str = "all") -> str:
     return "\n".join(chosen)
 
 
+def record_parts(record) -> list[str]:
+    """Each text of a record on its own: every message, reference, chosen and rejected answer."""
+    if isinstance(record, Example):
+        return [m.content for m in record.messages]
+    if isinstance(record, EvalItem):
+        return [m.content for m in record.messages] + list(record.references)
+    if isinstance(record, PreferencePair):
+        return [m.content for m in record.prompt] + [record.chosen, record.rejected]
+    raise ConfigError(f"cannot take text from a {type(record).__name__}")
+
+
+def instruction_parts(record) -> list[str]:
+    """The user (and system) messages of a record: what a prompt is."""
+    messages = record.prompt if isinstance(record, PreferencePair) else getattr(record, "messages", [])
+    return [m.content for m in messages if m.role in ("user", "system")]
+
+
 def words(text: str) -> list[str]:
     """Lower-cased word tokens (punctuation and spacing ignored)."""
     return _WORD.findall(text.lower())

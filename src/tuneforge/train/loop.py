@@ -188,14 +188,13 @@ def train_loop(model: torch.nn.Module, batches: Iterator[dict], objective: Objec
                     loss = objective.loss(model, b) * accelerator.num_processes / total
                 accelerator.backward(loss)
                 step_loss += loss.item() / accelerator.num_processes
+            step_loss = float(accelerator.reduce(torch.tensor(step_loss, device=accelerator.device), "sum"))
+            if not math.isfinite(step_loss):  # checked before the update, so no weight is spoiled
+                raise FloatingPointError(_non_finite_message(step_loss, step + 1, cfg, precision))
             grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm) if cfg.max_grad_norm > 0 else None
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            step_loss = float(accelerator.reduce(torch.tensor(step_loss, device=accelerator.device), "sum"))
-            if not math.isfinite(step_loss):
-                raise FloatingPointError(f"loss became {step_loss} at step {step + 1}. Lower train.lr "
-                                         "or use train.precision=fp32")
             losses.append(step_loss)
             tokens += sum(int(b["num_tokens"]) for b in micro)
             elapsed = time.time() - start
@@ -226,6 +225,17 @@ def train_loop(model: torch.nn.Module, batches: Iterator[dict], objective: Objec
     model.eval()
     trainable, total_params = count_parameters(model)
     return TrainResult(cfg.steps, losses, tokens - tokens_before, time.time() - start, trainable, total_params)
+
+
+def _non_finite_message(loss: float, step: int, cfg: TrainConfig, precision: str) -> str:
+    fixes = ["lower train.lr"] + (["use train.precision=fp32"] if precision == "bf16" else [])
+    if cfg.compile:
+        # seen with torch 2.13: inductor's AVX2 kernels for SDPA attention with dynamic shapes and a
+        # LoRA block give NaN where eager gives finite values (the bundled configs use eager attention)
+        fixes.insert(0, "set train.compile=false, or model.attn_implementation=eager (torch.compile's CPU "
+                        "kernels gave NaN with SDPA attention on AVX2-only CPUs)")
+    return f"loss became {loss} at step {step} (precision {precision}, train.compile={cfg.compile}). " \
+           f"Try: {'; '.join(fixes)}"
 
 
 def _open_log(path: Path, first_step: int):
