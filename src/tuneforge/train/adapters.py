@@ -5,7 +5,7 @@ parameters are exactly the ones the method trains:
 
 | method        | trains                                                   | through |
 |---------------|----------------------------------------------------------|---------|
-| full          | every parameter (fp32 master weights, bf16 autocast)     | torch   |
+| full          | every parameter (fp32 master weights, run's autocast)    | torch   |
 | lora          | low-rank A, B on `target_modules` (`use_dora` for DoRA)  | PEFT    |
 | qlora         | LoRA over a 4-bit NF4 base (CUDA + bitsandbytes only)    | PEFT    |
 | ia3           | learned scaling vectors on keys, values and the MLP      | PEFT    |
@@ -52,7 +52,7 @@ class AdapterConfig:
 
 
 def apply_full(model, cfg: AdapterConfig):
-    """Full fine-tuning: every parameter trains, kept in fp32 (master weights) under bf16 autocast."""
+    """Full fine-tuning: every parameter trains, kept in fp32 (master weights) under the run's autocast precision."""
     model = model.float()
     for p in model.parameters():
         p.requires_grad_(True)
