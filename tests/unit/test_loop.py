@@ -151,9 +151,13 @@ def test_a_fresh_run_starts_a_fresh_log(tiny_lm, tiny_tok, examples, tmp_path):
 
 
 @pytest.mark.slow  # torch.compile takes ~80 s on 2 cores
-def test_compiled_blocks_train_like_eager_ones_and_are_uncompiled_after(tiny_tok, examples):
+def test_compiled_blocks_train_like_eager_ones_and_are_uncompiled_after(tiny_tok, examples, tmp_path, monkeypatch):
     from tuneforge.models import tiny_model
     from tuneforge.train.compile import transformer_blocks
+
+    # a cold, private inductor cache: kernels cached by a run under other ISA settings (e.g.
+    # ATEN_CPU_CAPABILITY=avx2) are reused by torch 2.13 and abort the process
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
 
     encs, _ = encode_examples(examples, tiny_tok)
 
