@@ -155,16 +155,12 @@ def _cpu_probe() -> tuple[float, float]:
     """(bf16, fp32) matmul GFLOP/s, cached on disk for this CPU + torch + ISA settings."""
     path, key = _probe_cache_path(), _probe_key()
     try:
-        cached = json.loads(path.read_text()).get(key)
-    except (OSError, ValueError):
-        cached = None
-    if cached:
-        return cached["bf16"], cached["fp32"]
-    rates = {"bf16": matmul_gflops("bfloat16"), "fp32": matmul_gflops("float32")}
-    try:
-        data = json.loads(path.read_text()) if path.exists() else {}
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         data = {}
+    if key in data:
+        return data[key]["bf16"], data[key]["fp32"]
+    rates = {"bf16": matmul_gflops("bfloat16"), "fp32": matmul_gflops("float32")}
     data[key] = rates | {"cpu": cpu_info().model}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -246,8 +242,6 @@ def hardware_summary(device: str = AUTO) -> dict:
 
 def describe_environment(measure: bool = True) -> dict:
     """Everything `tuneforge env` prints: the machine, what `auto` picks and why, library versions."""
-    import importlib.metadata as md
-
     import torch
 
     info = cpu_info()
@@ -263,12 +257,8 @@ def describe_environment(measure: bool = True) -> dict:
     if measure:
         env["matmul_gflops"] = {"float32": round(matmul_gflops("float32", 1024, 0.5), 1),
                                 "bfloat16": round(matmul_gflops("bfloat16", 1024, 0.5), 1)}
-    env["versions"] = {}
-    for pkg in ("torch", "transformers", "peft", "accelerate", "datasets", "trl", "sentence-transformers"):
-        try:
-            env["versions"][pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            env["versions"][pkg] = None
+    env["versions"] = {pkg: _version(pkg) for pkg in ("torch", "transformers", "peft", "accelerate", "datasets",
+                                                      "trl", "sentence-transformers")}
     env["env"] = {k: os.environ[k] for k in (*_ISA_ENV, "TUNEFORGE_THREADS", "TUNEFORGE_CACHE",
                                              "CUDA_VISIBLE_DEVICES") if k in os.environ}
     return env
