@@ -210,13 +210,27 @@ def cmd_safety_calibrate(args) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"{result['n_answers']} calibration answers with human labels")
+    print(f"{result['n_answers']} calibration answers with human labels (the rules' development set)")
+    _print_detectors(result)
+    ext = result.get("external")
+    if ext:
+        print(f"\nIndependent set: {ext['n_answers']} real answers to public prompts, labelled by hand"
+              + (f" ({ext['prompts_unresolved']} Self-Instruct prompts not found: set TUNEFORGE_SHARED_DATA)"
+                 if ext["prompts_unresolved"] else ""))
+        for split, res in ext["splits"].items():
+            print(f" {split} split ({res['n']} answers; labels {res['labels']}"
+                  + ("; never used to develop the rules" if split == "test" else "") + ")")
+            _print_detectors(res)
+    return 0
+
+
+def _print_detectors(result: dict) -> None:
     for name, c in result.items():
         if isinstance(c, dict) and "precision" in c:
-            print(f"  {name:22s} precision {c['precision']:.3f}  recall {c['recall']:.3f}  accuracy "
-                  f"{c['accuracy']:.3f}  kappa {c['kappa']:.3f}  (n {c['n']})")
+            print(f"  {name:22s} precision {c['precision']:.3f} [{c['precision_ci'][0]:.2f}, {c['precision_ci'][1]:.2f}]  "
+                  f"recall {c['recall']:.3f} [{c['recall_ci'][0]:.2f}, {c['recall_ci'][1]:.2f}]  accuracy "
+                  f"{c['accuracy']:.3f}  kappa {c['kappa']:.3f}  (n {c['n']}; tp {c['tp']}, fp {c['fp']}, fn {c['fn']})")
     print(f"  refusal 3-way agreement {result['refusal_3way']['agreement']:.3f}")
-    return 0
 
 
 def cmd_safety_suite(args) -> int:
@@ -404,7 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     srun.add_argument("config", type=Path, nargs="?", help="YAML config (e.g. configs/safety.yaml); optional")
     srun.add_argument("overrides", nargs="*", help="key=value overrides")
     srun.set_defaults(fn=cmd_safety_run)
-    scal = sf.add_parser("calibrate", help="each detector's precision/recall on the labelled calibration set")
+    scal = sf.add_parser("calibrate", help="each detector's precision/recall (95% intervals) on the calibration set and the "
+                              "independent set of real answers")
     scal.add_argument("--json", action="store_true")
     scal.set_defaults(fn=cmd_safety_calibrate)
     ssu = sf.add_parser("suite", help="validate the suite, print its counts, optionally export a split as JSONL")

@@ -33,7 +33,11 @@ filters: {{decontaminate: [{tmp_path / 'test.jsonl'}]}}
 """)
     assert main(["data", "build", str(cfg)]) == 0
     out = tmp_path / "out"
-    assert [r.id for r in read_records(out / "train.jsonl")] == ["m0", "m4"]
+    kept = read_records(out / "train.jsonl")
+    assert [r.id for r in kept] == ["m0", "m4"]
+    # every record names where it came from: the source, the file and the line it was read from
+    assert [(r.source, r.meta["source_file"], r.meta["line"]) for r in kept] == [
+        ("manual", str(tmp_path / "manual.jsonl"), 1), ("manual", str(tmp_path / "manual.jsonl"), 5)]
     m = json.loads((out / "manifest.json").read_text())
     assert m["reports"]["manual"] == {"imported": 6, "rated": 6, "kept": 5, "q_manual": 5 / 6}
     assert m["removed"] == {"length": 1, "dedup": 1, "decontaminate": 1}
@@ -77,6 +81,7 @@ filters: {{decontaminate: []}}
         assert repeated <= 4  # at most the one batch that was in flight when the process died
         records = read_records(tmp_path / "out" / "train.jsonl")
         assert sorted(r.id for r in records) == sorted(f"distill-q{i}" for i in range(24))
+        assert all(r.source == "distill" and r.meta["generator"] and r.meta["prompt_id"] for r in records)  # generator provenance
         m = json.loads((tmp_path / "out" / "manifest.json").read_text())
         assert m["llm"]["cache_hits"] >= 8  # the batches committed before the kill were not asked again
         assert m["llm"]["calls"] + m["llm"]["cache_hits"] == 24

@@ -72,6 +72,15 @@ def test_mauve_is_one_for_identical_features_with_the_small_sample_warning():
     same = mauve_score(texts, [[t] for t in texts], encoder=enc, mauve_seeds=3)
     assert same["score"] == pytest.approx(1.0) and len(same["per_seed"]) == 3 and same["per_item"] is None
     assert "fewer than 1000" in same["warning"] and "buckets:n/10=6" in same["signature"]
+    assert "ci:t95-over-seeds" in same["signature"] and len(same["ci"]) == 2
+
+
+def test_mauve_interval_is_a_t_interval_over_seeds():
+    from tuneforge.evaluate.metrics.mauve import seed_interval
+
+    lo, hi = seed_interval([0.5, 0.6, 0.7])  # mean 0.6, sd 0.1, t(0.975, 2) = 4.303
+    assert lo == pytest.approx(0.6 - 4.303 * 0.1 / np.sqrt(3), abs=1e-3) and hi == pytest.approx(1.2 - lo)
+    assert all(v != v for v in seed_interval([0.5]))  # one seed: no interval, not a zero-width one
 
 
 def test_bleu_bootstrap_resamples_corpus_statistics():

@@ -88,3 +88,25 @@ def test_compare_finds_a_real_difference(tmp_path, capsys):
     c = compare_runs(f"{out}:a", f"{out}:b", n_boot=200)
     assert c["metrics"]["bleu"]["delta"] > 90 and c["metrics"]["bleu"]["p_value"] < 0.01
     assert c["metrics"]["rouge_l"]["ci"][0] > 50 and c["metrics"]["rouge_l"]["p_value"] < 0.001
+
+
+def test_a_failed_adapter_merge_is_an_error_not_a_silent_unmerged_model(tmp_path, tiny_lm, tiny_tok, monkeypatch):
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    from tuneforge.evaluate.run import load_eval_model
+
+    tiny_lm.save_pretrained(tmp_path / "model")
+    tiny_tok.save_pretrained(tmp_path / "model")
+    peft = get_peft_model(tiny_lm, LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM"))
+    peft.peft_config["default"].base_model_name_or_path = str(tmp_path / "model")
+    peft.save_pretrained(tmp_path / "adapter")
+    model, _, desc = load_eval_model(str(tmp_path / "adapter"), "float32", "cpu")
+    assert not isinstance(model, PeftModel) and "adapter" in desc  # merged
+
+    def broken(self, *a, **k):
+        raise RuntimeError("merge failed: incompatible shapes")
+    from peft.tuners.tuners_utils import BaseTuner
+
+    monkeypatch.setattr(BaseTuner, "merge_and_unload", broken)
+    with pytest.raises(RuntimeError, match="merge failed"):
+        load_eval_model(str(tmp_path / "adapter"), "float32", "cpu")

@@ -66,3 +66,16 @@ def test_verdict_helpers():
     assert parse_choice("[[A]] ... no, [[B]]") is None and parse_choice("A") is None
     assert combine("A", "B") == "model1" and combine("B", "A") == "model2"
     assert combine("A", "A") == "tie" and combine("C", "A") == "tie" and combine(None, "A") is None
+
+
+def test_judge_scores_and_win_rates_carry_bootstrap_intervals():
+    ratings = {"a": "Rating: 2", "b": "Rating: 9", "c": "Rating: 5", "d": "Rating: 7"}
+    res = judge_single(Judge(lambda p: ratings[_between(p, "answer")]), _gens("m", list("abcd")))
+    lo, hi = res["ci"]
+    assert 2 <= lo < res["score"] < hi <= 9  # the interval spreads around the mean, within the ratings
+    longer = Judge(lambda p: "[[A]]" if len(_between(p, "answer_a")) > len(_between(p, "answer_b")) else "[[B]]")
+    first = _gens("base", ["short", "a much longer one", "s", "xx", "a long answer here"])
+    second = _gens("tuned", ["a longer answer", "tiny", "a long answer", "a long answer", "no"])
+    res = judge_pairwise(longer, first, second)
+    assert res["win_rate_model2"] == pytest.approx(0.6)  # tuned longer on 3 of 5
+    assert res["win_rate_ci"][0] < 0.6 < res["win_rate_ci"][1] and 0 <= res["win_rate_ci"][0]

@@ -5,7 +5,7 @@ import torch
 
 from tuneforge.errors import DataError
 from tuneforge.train.adapters import AdapterConfig, apply_adapter
-from tuneforge.train.loop import Objective, TrainConfig, evaluate_loss, train_loop
+from tuneforge.train.loop import Objective, TrainConfig, evaluate_loss, heldout_loss, train_loop
 from tuneforge.train.sft import batch_stream, collate, count_targets, encode_examples, sft_loss
 
 SFT = Objective("sft", sft_loss, count_targets)
@@ -83,6 +83,26 @@ def test_evaluate_loss_is_per_target_token(tiny_lm, tiny_tok, examples):
         total = sum(float(sft_loss(tiny_lm, b)) for b in batches)
     n = sum(count_targets(b) for b in batches)
     assert evaluate_loss(tiny_lm, batches, SFT, precision="fp32") == pytest.approx(total / n, rel=1e-5)
+
+
+def test_heldout_loss_per_example_adds_up_to_the_batch_loss_and_has_an_interval(tiny_lm, tiny_tok, examples):
+    from tuneforge.evaluate.bootstrap import paired_ratio_delta, ratio_ci
+    from tuneforge.train.recipe import SFT as SFT_OBJ
+
+    encs, _ = encode_examples(examples, tiny_tok)
+    batches = [collate(encs[:3], tiny_tok.pad_token_id), collate(encs[3:], tiny_tok.pad_token_id)]
+    held = heldout_loss(tiny_lm, batches, SFT_OBJ, precision="fp32")
+    assert len(held["sums"]) == len(encs)
+    assert held["units"] == [sum(lab != -100 for lab in e.labels[1:]) for e in encs]
+    assert held["loss"] == pytest.approx(evaluate_loss(tiny_lm, batches, SFT_OBJ, precision="fp32"), rel=1e-5)
+    # each example alone gives its own sum: padding and the other rows do not leak into it
+    with torch.no_grad():
+        alone = float(sft_loss(tiny_lm, collate(encs[4:5], tiny_tok.pad_token_id)))
+    assert held["sums"][4] == pytest.approx(alone, rel=1e-4)
+    lo, hi = ratio_ci(held["sums"], held["units"])
+    assert lo < held["loss"] < hi
+    d = paired_ratio_delta(held["sums"], [s * 0.5 for s in held["sums"]], held["units"])
+    assert d["delta"] == pytest.approx(-held["loss"] / 2) and d["ci"][0] < d["delta"] < d["ci"][1] < 0
 
 
 def test_bf16_autocast_training_tracks_fp32_training(tiny_tok, examples, native_bf16):

@@ -286,3 +286,13 @@ def test_the_experiment_runs_end_to_end_at_tiny_scale(tasks, tmp_path, shared_da
     page = (out / "report.html").read_text()
     assert page.count("<svg") == 4 and "Figure 4" in page and "per_task_lora" in page
     assert (out / "combinations.png").exists() and (out / "categories.png").exists()
+
+
+def test_the_base_model_loads_on_the_configured_device_whatever_the_dtype(monkeypatch):
+    from tuneforge.multitask import experiment
+
+    seen = []
+    monkeypatch.setattr(experiment, "load_model", lambda name, dtype, attn, device: seen.append((dtype, device)))
+    for dtype, device in (("float32", "cuda"), ("float32", "auto"), ("bfloat16", "cpu")):
+        experiment._load_base(experiment.MultiTaskConfig(dtype=dtype, device=device))
+    assert seen == [("float32", "cuda"), ("float32", "auto"), ("bfloat16", "cpu")]  # float32 no longer forces CPU

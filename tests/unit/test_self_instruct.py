@@ -89,3 +89,16 @@ def test_heuristics_and_parsers():
     assert parse_instance("Output: positive\nInput: great film") == ("great film", "positive")
     assert parse_instance("Input: \nOutput: done") == ("", "done")
     assert parse_instance("no structure here") is None
+
+
+def test_classification_verdicts_that_are_neither_yes_nor_no_are_counted():
+    class Unsure(FakeLLM):
+        def chat(self, conversations, sampling):
+            out = super().chat(conversations, sampling)
+            return [["Maybe, it depends"] if c[-1]["content"].startswith("Can the following task")
+                    and "haiku" in c[-1]["content"] else o for c, o in zip(conversations, out)]
+
+    llm = Unsure(["Task 7: Classify the email as spam or not spam.\nTask 8: Write a haiku about autumn leaves."])
+    records, report = self_instruct(llm, seeds(), SelfInstructConfig(num_instructions=2, requests_per_round=1))
+    assert report["classification_unparsed"] == 1  # the haiku's "Maybe": counted, taken as input-first
+    assert not next(r for r in records if "haiku" in r.instruction).meta["is_classification"]

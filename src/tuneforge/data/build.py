@@ -152,10 +152,11 @@ def make_llm(cfg: LLMConfig, cache_path: Path, desc: str = "generate") -> Cached
     return CachedLLM(llm, cache_path, batch_size=cfg.batch_size, desc=desc)
 
 
-def load_spec(spec) -> list:
-    """Records of a data spec: `seed:...` for shipped data, else a file in any format."""
+def load_spec(spec, origin: bool = False) -> list:
+    """Records of a data spec: `seed:...` for shipped data, else a file in any format (with
+    `origin`, each record's meta names its source_file and line)."""
     spec = str(spec)
-    return load_examples(spec) if spec.startswith("seed:") else read_records(spec)
+    return load_examples(spec) if spec.startswith("seed:") else read_records(spec, origin=origin)
 
 
 def _rating(record: Example, key: str, spec: str) -> float | None:
@@ -180,7 +181,7 @@ def synthesize(cfg: BuildConfig, llm: CachedLLM | None) -> tuple[dict[str, list[
     if cfg.manual.files:
         rows, ratings = [], []
         for spec in cfg.manual.files:
-            for r in load_spec(spec):
+            for r in load_spec(spec, origin=True):
                 rows.append(r)
                 ratings.append(_rating(r, cfg.manual.rating_key, spec))
         tau = cfg.manual.rating_threshold

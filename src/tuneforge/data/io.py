@@ -96,14 +96,19 @@ def _iter_objects(path: Path) -> Iterator[tuple[int, dict]]:
     return _iter_json_array(path) if head.startswith("[") else _iter_jsonl(path)
 
 
-def _records(path: Path, convert: Callable[[dict], Iterable[Record]]) -> list[Record]:
+def _records(path: Path, convert: Callable[[dict], Iterable[Record]], origin: bool = False) -> list[Record]:
     out: list[Record] = []
     for line, obj in _iter_objects(path):
         try:
-            out.extend(convert(obj))
+            recs = list(convert(obj))
         except DataError as exc:
             msg = str(exc).split(" [")[0]
             raise DataError(msg, path=str(path), line=line, field=exc.field) from None
+        if origin:  # where each record came from: the file and the line its object starts on
+            for r in recs:
+                r.meta.setdefault("source_file", str(path))
+                r.meta.setdefault("line", line)
+        out.extend(recs)
     return out
 
 
@@ -330,15 +335,22 @@ def _format(name: str) -> dict:
     return FORMATS[name]
 
 
-def read_records(path: str | Path, format: str | None = None) -> list[Record]:
-    """Read every record of a data file (format detected when not given)."""
+def read_records(path: str | Path, format: str | None = None, origin: bool = False) -> list[Record]:
+    """Read every record of a data file (format detected when not given). With `origin`, each
+    record's meta gets `source_file` and `line` (for whole-file formats such as SuperNI, `index`:
+    the record's position in the file)."""
     path = Path(path)
     if not path.exists():
         raise DataError("file not found. Check the path", path=str(path))
     fmt = _format(format or detect_format(path))
     if "read_file" in fmt:
-        return fmt["read_file"](path)
-    return _records(path, fmt["read"])
+        recs = fmt["read_file"](path)
+        if origin:
+            for k, r in enumerate(recs):
+                r.meta.setdefault("source_file", str(path))
+                r.meta.setdefault("index", k)
+        return recs
+    return _records(path, fmt["read"], origin)
 
 
 def write_records(records: Iterable[Record], path: str | Path, format: str = "jsonl") -> Path:

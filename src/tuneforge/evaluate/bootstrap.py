@@ -62,3 +62,21 @@ def paired_test(a: list[float | None], b: list[float | None], n_boot: int = 1000
     observed = abs(d.mean())
     p = (1 + int((np.abs((signs * d).mean(1)) >= observed - 1e-12).sum())) / (n_perm + 1)
     return {"n": int(d.size), "delta": float(d.mean()), "ci": _interval(d[idx].mean(1), level), "p_value": p}
+
+
+def ratio_ci(sums: list[float], units: list[float], n_boot: int = 1000, seed: int = 0,
+             level: float = 0.95) -> list[float]:
+    """CI of Σ sums / Σ units (e.g. loss per target token) resampling items."""
+    rows = np.column_stack([sums, units]).astype(float)
+    return stat_ci(rows, lambda t: t[0] / t[1] if t[1] else float("nan"), n_boot, seed, level)
+
+
+def paired_ratio_delta(a: list[float], b: list[float], units: list[float], n_boot: int = 1000, seed: int = 0,
+                       level: float = 0.95) -> dict:
+    """(Σb − Σa) / Σunits for two systems scored on the same items (e.g. the held-out loss of a
+    tuned model minus its base), with a bootstrap CI resampling the same items for both."""
+    rows = np.column_stack([a, b, units]).astype(float)
+    tot = rows.sum(0)
+    delta = float((tot[1] - tot[0]) / tot[2]) if tot[2] else float("nan")
+    return {"n": len(rows), "delta": delta,
+            "ci": stat_ci(rows, lambda t: (t[1] - t[0]) / t[2] if t[2] else float("nan"), n_boot, seed, level)}

@@ -16,6 +16,7 @@ run in both orders.
 
 from __future__ import annotations
 
+from tuneforge.evaluate.bootstrap import mean_ci
 from tuneforge.llm.client import LLM, Sampling
 from tuneforge.llm.verdicts import escape, parse_choice, parse_rating
 from tuneforge.records import Generation
@@ -44,14 +45,17 @@ def pairwise_prompt(question: str, a: str, b: str) -> list[dict]:
              f"<answer_b>\n{escape(b)}\n</answer_b>"}]
 
 
-def judge_single(llm: LLM, gens: list[Generation], with_reference: bool = True, max_new_tokens: int = 16) -> dict:
-    """Per-item ratings (None where the verdict did not parse) and the aggregate."""
+def judge_single(llm: LLM, gens: list[Generation], with_reference: bool = True, max_new_tokens: int = 16,
+                 n_boot: int = 1000, seed: int = 0) -> dict:
+    """Per-item ratings (None where the verdict did not parse) and the mean rating with its
+    bootstrap 95% CI over the parsed items."""
     replies = llm.chat([single_prompt(g, with_reference) for g in gens], Sampling(max_new_tokens=max_new_tokens))
     ratings = [parse_rating(r[0]) for r in replies]
     failed = [{"id": g.id, "reply": r[0][:300]} for g, r, v in zip(gens, replies, ratings) if v is None]
     parsed = [v for v in ratings if v is not None]
     return {"judge": llm.name, "n": len(gens), "parsed": len(parsed), "parse_failures": len(failed),
             "failed_examples": failed[:20], "score": sum(parsed) / len(parsed) if parsed else float("nan"),
+            "ci": mean_ci(parsed, n_boot, seed) if n_boot else [float("nan")] * 2,
             "per_item": ratings, "signature": f"judge-single|{llm.name}|1-10|greedy|ref:{'yes' if with_reference else 'no'}"}
 
 
@@ -65,8 +69,10 @@ def combine(first: str | None, second: str | None) -> str | None:
     return one if one == two else "tie"
 
 
-def judge_pairwise(llm: LLM, first: list[Generation], second: list[Generation], max_new_tokens: int = 8) -> dict:
-    """Compare two models' answers to the same items (matched by id) in both orders."""
+def judge_pairwise(llm: LLM, first: list[Generation], second: list[Generation], max_new_tokens: int = 8,
+                   n_boot: int = 1000, seed: int = 0) -> dict:
+    """Compare two models' answers to the same items (matched by id) in both orders. The win rate
+    of the second model (a tie counts half) comes with its bootstrap 95% CI over decided items."""
     by_id = {g.id: g for g in second}
     pairs = [(g, by_id[g.id]) for g in first if g.id in by_id]
     sampling = Sampling(max_new_tokens=max_new_tokens)
@@ -83,9 +89,11 @@ def judge_pairwise(llm: LLM, first: list[Generation], second: list[Generation], 
         outcomes.append(verdict)
     decided = [o for o in outcomes if o is not None]
     wins = {k: decided.count(k) for k in ("model1", "model2", "tie")}
+    points = [{"model1": 0.0, "model2": 1.0, "tie": 0.5}[o] for o in decided]
     return {"judge": llm.name, "models": [first[0].model if first else "", second[0].model if second else ""],
             "n": len(pairs), "decided": len(decided), "parse_failures": len(failed), "failed_examples": failed[:20],
-            "wins": wins, "win_rate_model2": (wins["model2"] + 0.5 * wins["tie"]) / len(decided) if decided else float("nan"),
+            "wins": wins, "win_rate_model2": sum(points) / len(points) if points else float("nan"),
+            "win_rate_ci": mean_ci(points, n_boot, seed) if n_boot else [float("nan")] * 2,
             "position_consistency": consistent / len(decided) if decided else float("nan"),
             "per_item": outcomes, "ids": [a.id for a, _ in pairs],
             "signature": f"judge-pairwise|{llm.name}|both-orders|disagreement=tie|greedy"}

@@ -38,7 +38,7 @@ def _ci(r: dict) -> str:
 
 def _cell(r: dict) -> str:
     if "sd" in r:
-        return f"{_fmt(r['score'])} ± {_fmt(r['sd'])}" + (" ⚠" if r.get("warning") else "")
+        return f"{_fmt(r['score'])}{_ci(r)} (sd {_fmt(r['sd'])})" + (" ⚠" if r.get("warning") else "")
     return _fmt(r["score"]) + _ci(r)
 
 
@@ -180,8 +180,12 @@ def _summary_lines(metrics: dict) -> list[str]:
                    f"{run['total_params']:,} parameters trained, {100 * run['trainable_params'] / run['total_params']:.2f}%), "
                    f"{run['steps']} steps in {run['train_seconds']:.0f} s ({run['tokens_per_s']:.0f} tokens/s).")
         if run.get("eval_loss"):
-            out.append(f"Held-out loss per target token: base {run['eval_loss']['base']:.3f} → tuned "
-                       f"{run['eval_loss']['tuned']:.3f}.")
+            el = run["eval_loss"]
+            ci, d = el.get("ci", {}), el.get("delta")
+            out.append(f"Held-out loss per target token: base {el['base']:.3f}{_ci({'ci': ci.get('base')})} → tuned "
+                       f"{el['tuned']:.3f}{_ci({'ci': ci.get('tuned')})}"
+                       + (f", Δ {d['delta']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] (paired bootstrap over "
+                          f"{el['n_examples']} examples, {el['n_tokens']} target tokens)" if d else "") + ".")
     else:
         out.append("Models: " + "; ".join(f"`{k}` = {v}" for k, v in run.get("models", {}).items()) +
                    f". Test set `{run.get('test', '')}`, {run.get('n_items', '?')} items.")
@@ -212,7 +216,7 @@ def _tables(metrics: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     models = metrics["models"]
     names = list(models)
     metric_names = list(models[names[0]]["overall"])
-    tables = [("Summary (95% bootstrap CI; MAUVE: mean ± sd over k-means seeds)",
+    tables = [("Summary (95% bootstrap CI; MAUVE: mean over k-means seeds, t-interval, sd)",
                ["model", "n"] + [METRIC_LABELS.get(m, m) for m in metric_names],
                [[n, str(models[n]["n"])] + [_cell(models[n]["overall"][m]) for m in metric_names] for n in names])]
     per_item = [m for m in metric_names if "macro" in models[names[0]]["overall"][m]]
@@ -252,13 +256,13 @@ def _extras(run_dir: Path, metrics: dict) -> list[tuple[str, list[str]]]:
     judge = metrics.get("judge") or {}
     lines = []
     for n, j in (judge.get("single") or {}).items():
-        lines.append(f"{n}: mean rating {_fmt(j['score'])} over {j['parsed']} parsed verdicts; "
+        lines.append(f"{n}: mean rating {_fmt(j['score'])}{_ci(j)} over {j['parsed']} parsed verdicts; "
                      f"{j['parse_failures']} parse failures (judge `{j['judge']}`)")
         lines += [f"  unparsed ({f['id']}): {f['reply'][:160]!r}" for f in j["failed_examples"][:3]]
     if judge.get("pairwise"):
         p = judge["pairwise"]
         lines.append(f"pairwise {p['models'][1]} vs {p['models'][0]} (both orders): wins {p['wins']}, win rate "
-                     f"{_fmt(p['win_rate_model2'])}, position consistency {_fmt(p['position_consistency'])}, "
+                     f"{_fmt(p['win_rate_model2'])}{_ci({'ci': p.get('win_rate_ci')})}, position consistency {_fmt(p['position_consistency'])}, "
                      f"{p['parse_failures']} parse failures of {p['n']}")
     if lines:
         out.append(("LLM judge", lines))
@@ -275,11 +279,14 @@ def _extras(run_dir: Path, metrics: dict) -> list[tuple[str, list[str]]]:
     safety = metrics.get("safety")
     if safety:
         cal = safety["calibration"]
-        out.append((f"Detector accuracy on the calibration set ({cal['n_answers']} answers labelled by people)", [
-            f"{name.replace('_', ' ')}: precision {_fmt(c['precision'])}, recall {_fmt(c['recall'])}, accuracy "
-            f"{_fmt(c['accuracy'])}, κ {_fmt(c['kappa'])} (n {c['n']}; tp {c['tp']}, fp {c['fp']}, fn {c['fn']})"
-            for name, c in cal.items() if isinstance(c, dict) and "precision" in c] +
-            [f"refusal / caution / comply, 3-way agreement: {_fmt(cal['refusal_3way']['agreement'])}"]))
+        out.append((f"Detector accuracy on the calibration set ({cal['n_answers']} answers labelled by people)",
+                    _detector_lines(cal)))
+        ext = cal.get("external")
+        if ext and ext["splits"]["test"]["n"]:
+            test = ext["splits"]["test"]
+            out.append((f"Detector accuracy on the independent set (test split: {test['n']} real answers of a base and "
+                        f"a tuned model to public prompts, labelled by hand; never used to develop the rules)",
+                        _detector_lines(test)))
         for label, j in (safety.get("judge") or {}).items():
             out.append((f"LLM-judge detector — {label}", [
                 f"judge {j['judge']}: {j['parsed']} of {j['asked']} verdicts parsed ({j['parse_failures']} failures); "
@@ -294,6 +301,15 @@ def _extras(run_dir: Path, metrics: dict) -> list[tuple[str, list[str]]]:
     out.append(("Signatures", [f"{METRIC_LABELS.get(m, m)}: {r['signature']}"
                                for m, r in models[names[0]]["overall"].items() if r.get("signature")]))
     return out
+
+
+def _detector_lines(cal: dict) -> list[str]:
+    def pr(c, k):
+        return _fmt(c[k]) + _ci({"ci": c.get(f"{k}_ci")})
+    return [f"{name.replace('_', ' ')}: precision {pr(c, 'precision')}, recall {pr(c, 'recall')}, accuracy "
+            f"{_fmt(c['accuracy'])}, κ {_fmt(c['kappa'])} (n {c['n']}; tp {c['tp']}, fp {c['fp']}, fn {c['fn']})"
+            for name, c in cal.items() if isinstance(c, dict) and "precision" in c] + [
+        f"refusal / caution / comply, 3-way agreement: {_fmt(cal['refusal_3way']['agreement'])}"]
 
 
 def _samples(run_dir: Path, names: list[str], per_domain: int = 1) -> list[dict]:

@@ -211,11 +211,13 @@ def eval_score(cfg: EvalRunConfig, gens: dict[str, list[Generation]] | None = No
         llm = make_llm(cfg.judge.llm, out / "judge" / "cache.sqlite", desc="judge")
         judge = {}
         if cfg.judge.single:
-            judge["single"] = {label: judge_single(llm, g, cfg.judge.with_reference) for label, g in gens.items()}
+            judge["single"] = {label: judge_single(llm, g, cfg.judge.with_reference, n_boot=cfg.bootstrap,
+                                                         seed=cfg.seed) for label, g in gens.items()}
         if cfg.judge.pairwise:
             if len(labels) < 2:
                 raise ConfigError("judge.pairwise needs two models in `models`")
-            judge["pairwise"] = judge_pairwise(llm, gens[labels[0]], gens[labels[1]])
+            judge["pairwise"] = judge_pairwise(llm, gens[labels[0]], gens[labels[1]], n_boot=cfg.bootstrap,
+                                                 seed=cfg.seed)
         metrics["judge"] = judge
     if cfg.human_ratings:
         ratings = load_ratings(cfg.human_ratings, cfg.human_ratings_key)

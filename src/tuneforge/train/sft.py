@@ -198,15 +198,21 @@ def _global_batches(encoded: list[Encoded], batch_size: int, seed: int, pack_len
         epoch += 1
 
 
+def count_targets_per_row(batch: dict) -> torch.Tensor:
+    """(B,) target tokens per batch row."""
+    return (batch["labels"][:, 1:] != IGNORE).sum(1)
+
+
 def count_targets(batch: dict) -> int:
     """Number of target tokens in a batch (labels are shifted by one inside the loss)."""
     return int((batch["labels"][:, 1:] != IGNORE).sum())
 
 
-def sft_loss(model, batch: dict, pool_prompt: bool = False):
+def sft_loss(model, batch: dict, pool_prompt: bool = False, per_row: bool = False):
     """Sum of next-token cross-entropy over target tokens (the loop normalises). With
     `pool_prompt`, also return the mean last-layer hidden state over the prompt (non-target) tokens
-    — the batch's instruction representation, from the same forward pass."""
+    — the batch's instruction representation, from the same forward pass. With `per_row`, the
+    sums per batch row, shape (B,) (per example, unless rows are packed)."""
     labels = batch["labels"]
     targets = labels[:, 1:] != IGNORE  # (B, T-1): position t predicts token t+1
     keep = F.pad(targets, (0, 1), value=False)  # (B, T)
@@ -221,6 +227,9 @@ def sft_loss(model, batch: dict, pool_prompt: bool = False):
     logits = out.logits
     if logits.dim() == 3:  # full logits (prompt learning, or a version ignoring a boolean logits_to_keep)
         logits = logits[:, -labels.size(1):][keep]
+    if per_row:  # the N target positions in row-major order: row of each = nonzero()[:, 0]
+        token = F.cross_entropy(logits.float(), labels[:, 1:][targets], reduction="none")  # (N,)
+        return torch.zeros(labels.size(0), device=token.device).index_add_(0, targets.nonzero()[:, 0], token)
     loss = F.cross_entropy(logits.float(), labels[:, 1:][targets], reduction="sum")  # logits: (N, V)
     if not pool_prompt:
         return loss
