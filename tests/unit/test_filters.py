@@ -59,3 +59,49 @@ def test_every_shipped_test_prompt_planted_with_a_new_answer_is_removed_and_the_
     train = load_seed("train")
     kept, removed = decontaminate(train, test)
     assert len(removed) / len(train) < 0.01, [(r.id, r.detail) for r in removed]
+
+
+PARAPHRASES = {
+    "healthcare-005": "How do type 1 diabetes and type 2 diabetes differ?",
+    "healthcare-021": "Why do people get migraine headaches?",
+    "healthcare-037": "Can you explain the idea of herd immunity?",
+    "healthcare-053": "Why would a doctor order a colonoscopy?",
+    "finance-005": "What is the meaning of APR?",
+    "finance-021": "Explain what a dividend is.",
+    "finance-037": "What are exchange-traded funds?",
+    "finance-053": "What counts as financial fraud, and how do I protect myself from it?",
+    "legal-007": "During a storm my neighbour's tree came down on my car. Who has to pay for the repairs?",
+    "legal-023": "A business is using pictures from my website on its page without my permission. What are my options?",
+    "legal-039": "Is it legal for my landlord to evict me with only a week's notice?",
+    "legal-055": "I cancelled a subscription but the company still charged my card. What can I do about it?",
+    "travel-007": "When is the best time to go to Japan in spring for the cherry blossoms?",
+    "travel-023": "When travelling abroad, is tap water safe to drink?",
+    "travel-039": "For two weeks of travel around Europe, is a rail pass worth it?",
+    "travel-055": "How can I prevent altitude sickness when I visit a high city such as Cusco?",
+    "education-007": "I can't sleep or study because my roommate is so loud. What should I do?",
+    "education-023": "Nobody in my family has been to university before me. How should I get ready?",
+    "education-039": "How many hours each week should I spend studying with a full-time course load?",
+    "education-055": "My GPA is 2.8 but my scholarship needs a 3.0. What can I do?",
+}
+
+
+def test_paraphrased_test_prompts_are_reported_or_removed_and_unrelated_records_kept():
+    """Issue 15: each of 20 paraphrases of shipped test prompts (no shared 13-gram) is found by the
+    MiniLM near-match check at cosine 0.8 — reported, or removed with near_remove — while none of the
+    244 same-domain train-split records is (measured: every plant ≥ 0.80, the closest train record 0.68)."""
+    from tuneforge.data.build import FilterConfig, apply_filters
+    from tuneforge.data.seed import load_examples
+
+    plants = [Example(messages=[Message("user", q), Message("assistant", "A new answer written for training.")],
+                      id=f"plant-{k}", domain=k.split("-")[0], source="manual") for k, q in PARAPHRASES.items()]
+    train = load_examples("seed:train")
+    cfg = FilterConfig(near_threshold=0.8, dedup=False)
+    kept, removed, reports = apply_filters(plants + train, cfg)
+    near = reports["near_matches"]
+    assert {(m["id"], m["eval_id"]) for m in near["matches"]} == {(f"plant-{k}", k) for k in PARAPHRASES}
+    assert near["n"] == 20 and len(kept) == 20 + len(train) - len(removed)  # reported, not removed
+    assert not [r for _, r in removed if r.id.startswith("plant-")]  # the n-gram check alone misses them all
+    kept, removed, _ = apply_filters(plants + train, FilterConfig(near_threshold=0.8, near_remove=True, dedup=False))
+    assert {r.id for f, r in removed if f == "near_match"} == {f"plant-{k}" for k in PARAPHRASES}
+    other = [r for f, r in removed if f != "near_match"]  # the n-gram check's one known train false positive
+    assert not any(r.id.startswith("plant-") for r in kept) and len(kept) == len(train) - len(other) and len(other) <= 1

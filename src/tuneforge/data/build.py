@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tuneforge.config import save_config
 from tuneforge.data.augment import AugmentConfig, augment
-from tuneforge.data.decontam import decontaminate
+from tuneforge.data.decontam import decontaminate, near_matches
 from tuneforge.data.dedup import Removal, deduplicate
 from tuneforge.data.distill import distill
 from tuneforge.data.ds2 import DS2Config, ds2_instruct
@@ -108,6 +108,10 @@ class FilterConfig:
     decontaminate: list[str] = field(default_factory=lambda: ["seed:test"],
                                      metadata={"help": "evaluation sets to protect ([] = off)"})
     ngram: int = field(default=13, metadata={"help": "decontamination n-gram length"})
+    near_threshold: float = field(default=0.0, metadata={
+        "help": "also find paraphrases of evaluation prompts: MiniLM cosine ≥ this is a near match, listed "
+                "in the manifest (0 = off; 0.8 catches rewordings, see data/README.md)"})
+    near_remove: bool = field(default=False, metadata={"help": "remove near matches instead of only reporting them"})
     score_sources: list[str] = field(default_factory=list, metadata={
         "help": "sources the judge and IFD score, e.g. [ds2, self_instruct] ([] = all; others pass)"})
     judge: bool = field(default=False, metadata={"help": "LLM-judge quality scoring (uses llm.*)"})
@@ -267,6 +271,23 @@ def apply_filters(pooled: list[Example], cfg: FilterConfig, llm: CachedLLM | Non
                  for spec in cfg.decontaminate for e in load_spec(spec)]
         kept, gone = decontaminate(kept, evals, cfg.ngram)
         removed += [("decontaminate", g) for g in gone]
+        if cfg.near_threshold > 0:
+            from tuneforge.models import EMBEDDED_ENCODER, load_encoder
+
+            encoder = load_encoder(EMBEDDED_ENCODER)
+            near = near_matches(kept, evals, lambda t: encoder.encode(t, batch_size=64), cfg.near_threshold)
+            reports["near_matches"] = {"encoder": EMBEDDED_ENCODER, "threshold": cfg.near_threshold, "n": len(near),
+                                       "removed": cfg.near_remove, "matches": near[:100]}
+            if cfg.near_remove:
+                ids = {m["id"] for m in near}
+                removed += [("near_match", Removal(m["id"], f"paraphrase of evaluation item {m['eval_id']} "
+                                                   f"(cosine {m['cosine']})", m["eval_id"], detail=m["eval_prompt"]))
+                            for m in near]
+                kept = [r for r in kept if r.id not in ids]
+            elif near:
+                print(f"      {len(near)} training prompts are near matches (cosine ≥ {cfg.near_threshold}) of "
+                      "evaluation prompts: listed in manifest.json reports.near_matches; "
+                      "filters.near_remove=true removes them", flush=True)
     scored = [r for r in kept if not cfg.score_sources or r.source.split("/")[0] in cfg.score_sources]
     passed = {id(r) for r in kept} - {id(r) for r in scored}
     if cfg.judge:

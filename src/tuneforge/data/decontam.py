@@ -8,9 +8,16 @@ prompt/reference boundary: a short test prompt planted verbatim with a new answe
 Parts shorter than n words are matched whole when they have at least `min_words`; shorter prompts
 still are matched by normalised exact match against the training record's prompt messages. Each
 removal names the evaluation item it overlaps and the shared words, so a reviewer can check it.
+
+Paraphrases share no long n-gram. `near_matches` finds them by meaning: each training prompt's
+sentence embedding (the embedded MiniLM by default) against every evaluation prompt's; a cosine at
+or above the threshold is a near match, reported with both texts and the cosine (and removed when
+the build says so). Plain numpy: the similarity matrix of a few thousand prompts is one matmul.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from tuneforge.data.dedup import Removal
 from tuneforge.data.text import instruction_parts, record_parts, record_text, words
@@ -54,3 +61,24 @@ def decontaminate(records: list, eval_records: list, n: int = 13, min_words: int
         else:
             kept.append(rec)
     return kept, removed
+
+
+def near_matches(records: list, eval_records: list, embed, threshold: float = 0.85) -> list[dict]:
+    """Training records whose prompt is within `threshold` cosine of an evaluation prompt:
+    [{id, eval_id, cosine, prompt, eval_prompt}], most similar first. `embed(texts)` returns one
+    row per text (normalised or not)."""
+    def prompts(recs):
+        return [" ".join(instruction_parts(r)) for r in recs]
+
+    train, test = prompts(records), prompts(eval_records)
+    if not train or not test:
+        return []
+    a, b = (np.asarray(embed(t), dtype=np.float32) for t in (train, test))
+    a /= np.linalg.norm(a, axis=1, keepdims=True).clip(1e-12)
+    b /= np.linalg.norm(b, axis=1, keepdims=True).clip(1e-12)
+    sims = a @ b.T  # (n_train, n_eval)
+    best = sims.argmax(1)
+    out = [{"id": getattr(records[i], "id", "") or f"#{i}", "eval_id": getattr(eval_records[j], "id", "") or f"eval#{j}",
+            "cosine": round(float(sims[i, j]), 4), "prompt": train[i], "eval_prompt": test[j]}
+           for i, j in enumerate(best) if sims[i, j] >= threshold]
+    return sorted(out, key=lambda m: -m["cosine"])
