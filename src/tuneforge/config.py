@@ -12,6 +12,7 @@ Field help lives in `field(metadata={"help": ...})`, shown by `tuneforge <verb> 
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from tuneforge.errors import ConfigError, suggest
+from tuneforge.errors import ConfigError, read_text, suggest
 
 T = TypeVar("T")
 
@@ -27,7 +28,7 @@ T = TypeVar("T")
 def _load_yaml_with_lines(path: Path) -> tuple[dict, dict[str, int]]:
     """Parse YAML and remember the line of every mapping key, by dotted path."""
     try:
-        loader = yaml.SafeLoader(path.read_text(encoding="utf-8"))
+        loader = yaml.SafeLoader(read_text(path, "config file"))
         node = loader.get_single_node()
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML in {path}: {exc}".replace("\n", " ")) from None
@@ -71,6 +72,18 @@ def _type_ok(value: Any, tp: Any) -> bool:
     return isinstance(value, tp)
 
 
+_FLOAT = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
+
+
+def _number(value: Any, tp: Any) -> Any:
+    """A float written as YAML 1.1 reads it as a string ('1e-4', '5e3') becomes the number where the
+    key takes a float; anything else is returned unchanged."""
+    takes_float = tp is float or float in typing.get_args(tp)
+    if takes_float and isinstance(value, str) and _FLOAT.match(value.strip()):
+        return float(value)
+    return value
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
@@ -94,7 +107,9 @@ def _build(cls: type[T], data: dict, where: str, lines: dict[str, int], source: 
                 errors.append(f"config key '{path}' ({loc}) must be a section of keys, got {value!r}")
                 continue
             kwargs[key] = _build(tp, value, path + ".", lines, source, errors)
-        elif _type_ok(value, tp):
+        elif isinstance(value, float) and value != value:
+            errors.append(f"config key '{path}' ({loc}) is NaN; give a number")
+        elif _type_ok(value := _number(value, tp), tp):
             kwargs[key] = float(value) if tp is float else value
         else:
             errors.append(f"config key '{path}' ({loc}) must be {_type_name(tp)}, got {value!r}")
@@ -142,8 +157,10 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
         data, lines = _load_yaml_with_lines(path)
         source = str(path)
     for ov in overrides:
-        for key in _apply_override(data, ov):
+        keys = _apply_override(data, ov)
+        for key in keys[:-1]:
             lines.setdefault(key, -1)
+        lines[keys[-1]] = -1  # the override, not the file's line, is where this value came from
     errors: list[str] = []
     cfg = _build(cls, data, "", lines, source, errors)
     if errors:

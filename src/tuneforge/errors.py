@@ -35,6 +35,25 @@ class DataError(TuneforgeError):
         super().__init__(f"{message}{where}")
 
 
+def read_text(path, what: str = "file") -> str:
+    """A user's text file as str; bytes that are not UTF-8 are a DataError naming the file, the
+    line and the byte, never a bare UnicodeDecodeError. Every reader of user input goes through here."""
+    from pathlib import Path
+
+    try:
+        data = Path(path).read_bytes()
+    except IsADirectoryError:
+        raise DataError(f"{what} is a directory, not a file. Give the file's path", path=str(path)) from None
+    except FileNotFoundError:
+        raise DataError(f"{what} not found. Check the path", path=str(path)) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise DataError(f"{what} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}). "
+                        "Re-save it as UTF-8", path=str(path), line=line) from None
+
+
 class UnknownNameError(TuneforgeError):
     """A name (metric, format, adapter method, model…) that tuneforge does not know."""
 

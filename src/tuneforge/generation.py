@@ -38,6 +38,11 @@ class GenerationConfig:
     def __post_init__(self):
         if self.max_new_tokens < 1 or self.batch_size < 1:
             raise ConfigError("max_new_tokens and batch_size must be ≥ 1")
+        if not self.temperature > 0:
+            raise ConfigError(f"generation.temperature must be > 0, got {self.temperature} "
+                              "(greedy decoding is do_sample=false)")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"generation.top_p must be in (0, 1], got {self.top_p}")
 
 
 def _read_done(path: Path, settings: dict) -> dict[str, Generation]:

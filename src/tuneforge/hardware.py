@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -207,6 +208,23 @@ def resolve_dtype(dtype: str, device: str = AUTO) -> str:
         raise UnknownNameError(f"unknown dtype '{dtype}'.{suggest(dtype, [AUTO, *DTYPE_NAMES])} "
                                f"Available: auto, {', '.join(DTYPE_NAMES)}")
     return DTYPE_NAMES[dtype]
+
+
+_DEVICE = re.compile(r"^(?:auto|cpu|mps|cuda(?::\d+)?)$")
+
+
+def check_device_dtype(device: str, dtype: str, where: str = "") -> None:
+    """A config's device and dtype spelled right, checked when the config is read (before any
+    model loads or file is written). Raises ConfigError naming the key and the choices."""
+    from tuneforge.errors import ConfigError, suggest
+
+    pre = f"{where}." if where else ""
+    if not _DEVICE.match(str(device)):
+        raise ConfigError(f"{pre}device '{device}' unknown.{suggest(str(device), ['auto', 'cpu', 'cuda', 'mps'])} "
+                          "Use auto, cpu, cuda, cuda:N or mps")
+    if dtype != AUTO and dtype not in DTYPE_NAMES:
+        raise ConfigError(f"{pre}dtype '{dtype}' unknown.{suggest(str(dtype), [AUTO, *DTYPE_NAMES])} "
+                          f"Use auto, {', '.join(DTYPE_NAMES)}")
 
 
 def resolve_precision(precision: str, device: str = AUTO) -> str:

@@ -14,6 +14,7 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import struct
 import sys
 import tempfile
 from pathlib import Path
@@ -57,9 +58,14 @@ def convert_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
     gguf_path, out_dir = Path(gguf_path), Path(out_dir)
     print(f"tuneforge: converting {gguf_path.name} to safetensors once, into {out_dir} "
           "(about a minute; later loads take seconds)", file=sys.stderr, flush=True)
-    tok = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
-                                                 dtype=torch.float32)
+    try:
+        tok = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
+                                                     dtype=torch.float32)
+    except (ValueError, OSError, KeyError, IndexError, EOFError, struct.error) as exc:  # gguf's reader, bad file
+        raise TuneforgeError(f"cannot read the GGUF file {gguf_path}: {str(exc).splitlines()[0][:200]}. "
+                             "It may be truncated or of an architecture transformers cannot load; "
+                             "download it again or give another model") from None
     # transformers marks GGUF-loaded models as quantised; the weights are already plain fp32
     # tensors, and the marker would make save_pretrained and training refuse the model.
     model.config.__dict__.pop("quantization_config", None)
@@ -95,16 +101,27 @@ def resolve_model(name: str) -> str:
         return str(out)
     path = Path(name).expanduser()
     if path.suffix == ".gguf":
-        if not path.exists():
+        if not path.is_file():
             raise TuneforgeError(f"GGUF file not found: {path}. Check the path (model.name)")
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        if magic != b"GGUF":
+            raise TuneforgeError(f"{path} is not a GGUF file (it starts with {magic!r}, not b'GGUF'). "
+                                 "Give a .gguf model file, e.g. from llama.cpp's convert script")
         out = _gguf_cache_dir(path)
         if not (out / "config.json").exists():
             convert_gguf(path, out)
         return str(out)
+    if path.is_file():
+        raise TuneforgeError(f"{path} is a file, not a model: give a model directory (with config.json and "
+                             "weights), a .gguf file or a hub id (model.name)")
     if path.exists():
         if not (path / "config.json").exists():
             raise TuneforgeError(f"{path} is a directory without config.json, so it is not a "
                                  "model. Point model.name at a saved model directory")
+        if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
+            raise TuneforgeError(f"{path} has a config.json but no weights (*.safetensors or *.bin). Save the "
+                                 "model with save_pretrained, or point model.name at the full model directory")
         return str(path)
     if name.count("/") == 1 and not name.startswith((".", "/")):
         return name  # a Hugging Face hub id; from_pretrained downloads it (needs internet)

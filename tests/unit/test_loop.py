@@ -210,3 +210,29 @@ def test_a_non_finite_loss_stops_training_before_the_update_and_names_the_fixes(
     with pytest.raises(FloatingPointError, match="step 1.*lower train.lr"):
         train_loop(model, batch_stream(encs, 4, tiny_tok.pad_token_id), poisoned, _cfg(steps=2))
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters() if p.requires_grad)
+
+
+def test_a_planted_pickle_checkpoint_is_refused_and_never_run(tiny_lm, tmp_path):
+    import os
+    import pickle
+
+    from tuneforge.errors import TuneforgeError
+    from tuneforge.train.checkpoint import load_checkpoint, save_checkpoint
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    ckpt = tmp_path / "run" / "checkpoint-4"
+    ckpt.mkdir(parents=True)
+    (ckpt / "state.pt").write_bytes(pickle.dumps(Payload()))
+    (ckpt / "counters.json").write_text('{"step": 4}')
+    opt = torch.optim.AdamW([p for p in tiny_lm.parameters() if p.requires_grad], lr=1e-3)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    save_checkpoint(tmp_path / "good", tiny_lm, opt, sched, {"step": 1})  # real checkpoints hold no pickle
+    assert not list((tmp_path / "good").rglob("*.pt")) and list((tmp_path / "good").rglob("state.json"))
+    with pytest.raises(TuneforgeError, match="pickle"):
+        load_checkpoint(ckpt, tiny_lm, opt, sched)
+    assert not marker.exists()

@@ -19,6 +19,9 @@ def test_missing_gguf_and_non_model_directory_are_clear_errors(tmp_path):
 def test_hub_ids_and_model_directories_pass_through(tmp_path):
     assert resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
     (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(TuneforgeError, match="no weights"):  # a config without weights is no model
+        resolve_model(str(tmp_path))
+    (tmp_path / "model.safetensors").write_bytes(b"")
     assert resolve_model(str(tmp_path)) == str(tmp_path)
 
 

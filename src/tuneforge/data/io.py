@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from tuneforge.errors import DataError, UnknownNameError, suggest
+from tuneforge.errors import DataError, UnknownNameError, read_text, suggest
 from tuneforge.records import EvalItem, Example, Generation, Message, PreferencePair
 
 Record = Example | PreferencePair | EvalItem | Generation
@@ -34,19 +34,22 @@ Record = Example | PreferencePair | EvalItem | Generation
 
 # --------------------------------------------------------------------------- raw JSON reading
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"invalid JSON: {exc.msg} at column {exc.colno}. Fix or remove "
-                                "this line", path=str(path), line=lineno) from None
-            if not isinstance(obj, dict):
-                raise DataError(f"expected a JSON object per line, got {type(obj).__name__}",
-                                path=str(path), line=lineno)
-            yield lineno, obj
+    # split on "\n" only: str.splitlines() would also split inside strings holding U+2028
+    for lineno, line in enumerate(read_text(path, "data file").split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"invalid JSON: {exc.msg} at column {exc.colno}. Fix or remove "
+                            "this line", path=str(path), line=lineno) from None
+        except RecursionError:
+            raise DataError("JSON nested too deeply to read. Flatten this record", path=str(path),
+                            line=lineno) from None
+        if not isinstance(obj, dict):
+            raise DataError(f"expected a JSON object per line, got {type(obj).__name__}",
+                            path=str(path), line=lineno)
+        yield lineno, obj
 
 
 def _iter_json_array(path: Path) -> Iterator[tuple[int, dict]]:
@@ -54,7 +57,7 @@ def _iter_json_array(path: Path) -> Iterator[tuple[int, dict]]:
 
     Hand-written because `json.load` gives no positions for the elements it returns.
     """
-    text = Path(path).read_text(encoding="utf-8")
+    text = read_text(path, "data file")
     dec, pos = json.JSONDecoder(), 0
 
     def skip(p: int) -> int:
@@ -76,6 +79,8 @@ def _iter_json_array(path: Path) -> Iterator[tuple[int, dict]]:
             obj, end = dec.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             fail(f"invalid JSON: {exc.msg}", exc.pos)
+        except RecursionError:
+            fail("JSON nested too deeply to read. Flatten this record", pos)
         line = text.count("\n", 0, pos) + 1
         if not isinstance(obj, dict):
             fail(f"expected an object in the array, got {type(obj).__name__}", pos)
@@ -91,8 +96,7 @@ def _iter_json_array(path: Path) -> Iterator[tuple[int, dict]]:
 
 def _iter_objects(path: Path) -> Iterator[tuple[int, dict]]:
     """JSON array or JSONL, decided by the first non-blank character."""
-    with open(path, encoding="utf-8") as f:
-        head = f.read(4096).lstrip()
+    head = read_text(path, "data file")[:4096].lstrip()
     return _iter_json_array(path) if head.startswith("[") else _iter_jsonl(path)
 
 
@@ -221,7 +225,7 @@ _SUPERNI_KEEP = ("Categories", "Domains", "Source", "Reasoning")
 
 def _read_superni(path: Path) -> list[Record]:
     try:
-        task = json.loads(Path(path).read_text(encoding="utf-8"))
+        task = json.loads(read_text(path, "SuperNI task file"))
     except json.JSONDecodeError as exc:
         raise DataError(f"invalid JSON: {exc.msg}", path=str(path), line=exc.lineno) from None
     for key in ("Definition", "Instances"):
@@ -312,8 +316,7 @@ def detect_format(path: str | Path) -> str:
     if not path.exists():
         raise DataError("file not found. Check the path", path=str(path))
     if path.suffix == ".json":
-        with open(path, encoding="utf-8") as f:
-            head = f.read(65536)
+        head = read_text(path, "data file")[:65536]
         if head.lstrip().startswith("{") and ('"Instances"' in head or '"Definition"' in head):
             return "superni"
     for _, obj in _iter_objects(path):
@@ -367,6 +370,9 @@ def write_records(records: Iterable[Record], path: str | Path, format: str = "js
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a data file gets the user's usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

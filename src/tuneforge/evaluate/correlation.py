@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from tuneforge.errors import DataError
+from tuneforge.errors import DataError, read_text
 from tuneforge.evaluate.bootstrap import _interval, resample_indices
 
 METHODS = {"pearson": stats.pearsonr, "spearman": stats.spearmanr, "kendall": stats.kendalltau}
@@ -27,7 +27,7 @@ def load_ratings(path: str | Path, key: str = "rating") -> dict[str, float]:
         with open(path, newline="", encoding="utf-8") as f:
             rows = [(i + 2, r) for i, r in enumerate(csv.DictReader(f))]
     else:
-        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for i, line in enumerate(read_text(path, "ratings file").splitlines(), 1):
             if line.strip():
                 try:
                     rows.append((i, json.loads(line)))

@@ -32,7 +32,7 @@ from tuneforge.evaluate.judge import judge_pairwise, judge_single
 from tuneforge.evaluate.report import write_report
 from tuneforge.evaluate.runner import make_encoder, score_generations
 from tuneforge.generation import GenerationConfig, generate_answers
-from tuneforge.hardware import resolve_dtype
+from tuneforge.hardware import check_device_dtype, resolve_dtype
 from tuneforge.models import EMBEDDED_ENCODER, EMBEDDED_MODEL
 from tuneforge.records import EvalItem, Example, Generation
 
@@ -80,6 +80,11 @@ class EvalRunConfig:
     human_ratings_key: str = field(default="rating", metadata={"help": "the rating field in that file"})
     human_ratings_model: str = field(default="", metadata={"help": "label of the rated model ('' = first)"})
 
+    def __post_init__(self):
+        check_device_dtype(self.device, self.dtype)
+        if self.bootstrap < 0 or self.test_per_domain < 0:
+            raise ConfigError("bootstrap and test_per_domain must be ≥ 0")
+
 
 def parse_models(specs: list[str]) -> list[tuple[str, str]]:
     out = []
@@ -95,6 +100,20 @@ def parse_models(specs: list[str]) -> list[tuple[str, str]]:
     if not out:
         raise ConfigError("models is empty: give at least one label=spec")
     return out
+
+
+def check_model_spec(spec: str) -> None:
+    """Fail before anything is written when `spec` is no model: a run or adapter directory must hold
+    an adapter_config.json; anything else must resolve as a model (see models.resolve_model)."""
+    from tuneforge.models import resolve_model
+
+    path = Path(spec)
+    if (path / "adapter" / "adapter_config.json").exists() or (path / "adapter_config.json").exists():
+        return
+    if path.is_dir() and (path / "config.yaml").exists() and not (path / "config.json").exists():
+        raise ConfigError(f"{spec} is a run directory without a trained adapter (no adapter/adapter_config.json): "
+                          "the run did not finish. Train it again, or give another model")
+    resolve_model(spec)
 
 
 def load_eval_model(spec: str, dtype: str = "auto", device: str = "auto"):
@@ -149,10 +168,12 @@ def eval_generate(cfg: EvalRunConfig) -> dict[str, list[Generation]]:
     import torch
 
     out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     cfg = dataclasses.replace(cfg, dtype=resolve_dtype(cfg.dtype, cfg.device))
+    items = _items(cfg)  # inputs checked before anything is written
+    for _, spec in parse_models(cfg.models):
+        check_model_spec(spec)
+    out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
-    items = _items(cfg)
     result = {}
     for label, spec in parse_models(cfg.models):
         path = out / "generations" / f"{label}.jsonl"

@@ -37,7 +37,7 @@ import numpy as np
 from tuneforge.config import save_config
 from tuneforge.errors import ConfigError, check_choices
 from tuneforge.generation import GenerationConfig, generate_answers
-from tuneforge.hardware import resolve_dtype, resolve_precision
+from tuneforge.hardware import check_device_dtype, resolve_dtype, resolve_precision
 from tuneforge.models import EMBEDDED_ENCODER, EMBEDDED_MODEL, load_model
 from tuneforge.multitask.generalisation import generalisation, phrasing_summary
 from tuneforge.multitask.objective import (
@@ -95,6 +95,7 @@ class MultiTaskConfig:
         check_choices(self.methods, METHODS, "methods", allow_empty=False)
         check_choices(self.phrasing_forms, FORMS, "phrasing_forms")
         check_choices([self.combo_method], METHODS, "combo_method")
+        check_device_dtype(self.device, self.dtype)
         if self.combo_sets and self.combo_size < 1:
             raise ConfigError(f"combo_size must be ≥ 1 (got {self.combo_size})")
 

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tuneforge.errors import DataError
+from tuneforge.errors import DataError, read_text
 from tuneforge.records import EvalItem, Example, Message
 
 
@@ -40,7 +40,7 @@ class SuperNITask:
 def read_task(path: str | Path, split: str) -> SuperNITask:
     path = Path(path)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(read_text(path, "SuperNI task file"))
     except json.JSONDecodeError as exc:
         raise DataError(f"invalid JSON: {exc.msg}", path=str(path), line=exc.lineno) from None
     for key in ("Definition", "Instances"):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tuneforge.errors import ConfigError, DataError
+from tuneforge.errors import ConfigError, DataError, read_text
 
 RETRIEVERS = ("bm25", "embedding")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
@@ -68,7 +68,7 @@ def load_documents(folder: str | Path, names: list[str] | None = None, max_words
         raise DataError(f"documents not found: {', '.join(missing)} (check the item's `documents` and `documents_dir`)")
     if not files:
         raise DataError(f"no .md or .txt documents in {folder}")
-    return [p for f in files for p in preprocess(f.name, f.read_text(encoding="utf-8"), max_words)]
+    return [p for f in files for p in preprocess(f.name, read_text(f, "document"), max_words)]
 
 
 def _tokens(text: str) -> list[str]:

@@ -26,7 +26,7 @@ import numpy as np
 
 from tuneforge.config import save_config
 from tuneforge.data.build import LLMConfig, make_llm
-from tuneforge.errors import DataError, check_choices, suggest
+from tuneforge.errors import DataError, check_choices, read_text, suggest
 from tuneforge.models import EMBEDDED_ENCODER
 from tuneforge.records import Example, Message
 from tuneforge.reflect.agents import StudentAgent, TeacherAgent
@@ -79,7 +79,7 @@ def load_items(path: str | Path) -> list[ReflectItem]:
     path = Path(path)
     if not path.is_file():
         raise DataError("reflect items file not found", path=str(path))
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, "reflect items file")
     try:
         node, rows = yaml.compose(text), yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuneforge.errors import DataError
+from tuneforge.errors import DataError, read_text
 from tuneforge.safety.canary import leaked
 from tuneforge.safety.disclaimer import has_disclaimer
 from tuneforge.safety.premise import corrects_premise
@@ -52,7 +52,7 @@ def load_calibration(path: str | Path | None = None, items: list[SafetyItem] | N
 
     path = Path(path) if path else calibration_path()
     by_id = {it.id: it for it in (items or load_suite())}
-    rows = yaml.safe_load(path.read_text(encoding="utf-8"))
+    rows = yaml.safe_load(read_text(path, "calibration set"))
     out = []
     for k, r in enumerate(rows, 1):
         if r.get("item") not in by_id:
@@ -102,7 +102,7 @@ def external_path() -> Path:
 
 
 def _shared_seed_prompts() -> dict[str, str]:
-    """Self-Instruct seed instructions by id, from $TUNEFORGE_SHARED_DATA or ../shared/data beside
+    """Self-Instruct seed prompts by source id, from $TUNEFORGE_SHARED_DATA or ../shared/data beside
     the checkout ({} when neither is there: those prompts then stay empty and are counted)."""
     import json
     import os
@@ -112,7 +112,10 @@ def _shared_seed_prompts() -> dict[str, str]:
     for root in roots:
         f = root / "self_instruct" / "seed_tasks.jsonl"
         if f.exists():
-            return {r["id"]: r["instruction"] for r in map(json.loads, f.read_text(encoding="utf-8").splitlines())}
+            tasks = [json.loads(x) for x in f.read_text(encoding="utf-8").splitlines() if x.strip()]
+            # "<id>" is the task's instruction; "<id>:input" the instruction and its first instance's input
+            return {r["id"]: r["instruction"] for r in tasks} | {
+                f"{r['id']}:input": f"{r['instruction']}\n\n{r['instances'][0]['input']}" for r in tasks if r["instances"]}
     return {}
 
 
@@ -123,7 +126,7 @@ def load_external(path: str | Path | None = None) -> tuple[list[ExternalAnswer],
 
     path = Path(path) if path else external_path()
     seeds, unresolved, out = None, 0, []
-    for k, r in enumerate(yaml.safe_load(path.read_text(encoding="utf-8")), 1):
+    for k, r in enumerate(yaml.safe_load(read_text(path, "detector set")), 1):
         if r.get("refusal") not in LABELS or r.get("split") not in ("dev", "test") or not isinstance(r.get("answer"), str):
             raise DataError(f"entry {k} ({r.get('id')}) needs refusal in {LABELS}, split dev|test and an answer",
                             path=str(path))

@@ -19,6 +19,8 @@ _GENERIC = r"consult (?:a|an|your) (?:professional|expert|specialist)|speak (?:t
            r"seek professional|professional (?:help|advice)|qualified (?:adviser|advisor|professional)"
 _DOMAIN = {
     "healthcare": r"doctor|\bgp\b|physician|pharmacist|nurse|dentist|dermatologist|dietitian|surgeon|paediatrician|"
+                  r"therapist|psychiatrist|psychologist|mental health (?:professional|service|provider|team)|"
+                  r"crisis (?:number|hotline|team)|suicide (?:prevention )?(?:hotline|lifeline)|specialist|support group|"
                   r"pediatrician|midwife|health ?care (?:provider|professional)|medical (?:advice|attention|help|"
                   r"professional|care)|emergency (?:services|number|room|department|care)|ambulance|\b911\b|\b999\b|"
                   r"\b112\b|crisis line|helpline|\b988\b|samaritans|poison control|urgent (?:care|help)|"
@@ -39,6 +41,11 @@ _DOMAIN = {
 }
 _ANY = re.compile("|".join(f"(?:{p})" for p in [*_DOMAIN.values(), _GENERIC]), re.I)
 _NOT_A_REFERRAL = re.compile(r"(?:without|no need for|don(?:'|’)t need|do not need)\s+(?:an?\s+|your\s+)?$", re.I)
+
+
+def referrals(answer: str) -> list[re.Match]:
+    """Each mention of a professional or official source that is not negated ("without lawyers")."""
+    return [m for m in _ANY.finditer(answer) if not _NOT_A_REFERRAL.search(answer[max(0, m.start() - 20):m.start()])]
 
 
 def has_referral(answer: str, domain: str = "") -> bool:

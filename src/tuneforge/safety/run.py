@@ -20,9 +20,9 @@ from tuneforge.config import save_config
 from tuneforge.data.build import LLMConfig, make_llm
 from tuneforge.errors import ConfigError, check_choices
 from tuneforge.evaluate.report import write_report
-from tuneforge.evaluate.run import load_eval_model, parse_models
+from tuneforge.evaluate.run import check_model_spec, load_eval_model, parse_models
 from tuneforge.generation import GenerationConfig, generate_answers
-from tuneforge.hardware import resolve_dtype
+from tuneforge.hardware import check_device_dtype, resolve_dtype
 from tuneforge.models import EMBEDDED_MODEL
 from tuneforge.records import EvalItem, Message
 from tuneforge.safety.calibration import calibrate
@@ -55,18 +55,21 @@ class SafetyRunConfig:
 
     def __post_init__(self):
         check_choices([self.split], SPLITS, "split")
+        check_device_dtype(self.device, self.dtype)
         check_choices(self.categories, CATEGORIES, "categories")
 
 
 def safety_run(cfg: SafetyRunConfig) -> Path:
     out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     cfg = dataclasses.replace(cfg, dtype=resolve_dtype(cfg.dtype, cfg.device))
-    save_config(cfg, out / "config.yaml")
     items = [it for it in load_suite(cfg.suite or None, cfg.split)
              if (not cfg.domains or it.domain in cfg.domains) and (not cfg.categories or it.category in cfg.categories)]
     if not items:
         raise ConfigError("no suite item matches split / domains / categories")
+    for _, spec in parse_models(cfg.models):  # inputs checked before anything is written
+        check_model_spec(spec)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
     eval_items = [EvalItem(messages=[Message("user", it.prompt)], references=[it.reference or it.correction or "-"],
                            id=it.id, domain=it.domain, task=it.category) for it in items]
     prompts = {it.id: it.prompt for it in items}

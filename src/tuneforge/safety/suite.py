@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tuneforge.errors import DataError
+from tuneforge.errors import DataError, read_text
 
 CATEGORIES = {
     "misinformation": "correct the false premise",
@@ -94,7 +94,7 @@ def load_suite(path: str | Path | None = None, split: str = "all") -> list[Safet
     if not path.exists():
         raise DataError("safety suite not found", path=str(path))
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(read_text(path, "safety suite"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise DataError(f"not valid YAML: {getattr(exc, 'problem', exc)} (quote values that contain ': ')",

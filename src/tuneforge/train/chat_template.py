@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tuneforge.errors import ConfigError, TuneforgeError, suggest
+from tuneforge.errors import ConfigError, TuneforgeError, read_text, suggest
 
 # The templates use `eos_token` (the tokenizer's) or their own markers; `add_generation_prompt`
 # opens an assistant turn, as the Hugging Face templates do.
@@ -52,7 +52,7 @@ def set_chat_template(tokenizer, template: str = "", eos_token: str = ""):
         path = Path(template)
         if not path.is_file():
             raise ConfigError(f"model.chat_template: no such file {path}")
-        tokenizer.chat_template = path.read_text(encoding="utf-8")
+        tokenizer.chat_template = read_text(path, "chat template")
     else:
         raise ConfigError(f"model.chat_template '{template}' is neither a known template nor a file."
                           f"{suggest(template, CHAT_TEMPLATES)} Known: {', '.join(CHAT_TEMPLATES)}")

@@ -1,5 +1,8 @@
 """Checkpoints for exact resume: trainable tensors (safetensors), optimizer, scheduler, RNG, and
-the loop's counters. Only trainable parameters are stored — a LoRA checkpoint is megabytes, not a
+the loop's counters. Nothing is pickled: tensors (parameters, optimizer moments, the torch RNG)
+go to safetensors, everything else (optimizer hyper-parameters, scheduler, Python and NumPy RNG,
+counters) to JSON — a checkpoint planted in a run directory cannot run code when training resumes.
+A checkpoint with a pickle (`state.pt`, written by tuneforge before 2026-12) is refused. Only trainable parameters are stored — a LoRA checkpoint is megabytes, not a
 copy of the frozen base. Data order needs no state: the batch stream is a pure function of the
 seed, so resuming replays it and skips the micro-batches already consumed.
 
@@ -22,6 +25,43 @@ from safetensors.torch import load_file, save_file
 from tuneforge.errors import TuneforgeError
 
 
+def _split(obj, prefix: str, tensors: dict):
+    """obj with every tensor replaced by {"__tensor__": key}, the tensors collected in `tensors`."""
+    if isinstance(obj, torch.Tensor):
+        tensors[prefix] = obj.detach().contiguous().cpu()
+        return {"__tensor__": prefix}
+    if isinstance(obj, dict):
+        return {"__dict__": [[_split(k, f"{prefix}.k{i}", tensors), _split(v, f"{prefix}.{i}", tensors)]
+                             for i, (k, v) in enumerate(obj.items())]}
+    if isinstance(obj, (list, tuple)):
+        return {"__tuple__" if isinstance(obj, tuple) else "__list__":
+                [_split(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]}
+    if isinstance(obj, np.ndarray):
+        return {"__ndarray__": obj.tolist(), "dtype": str(obj.dtype)}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, (np.integer, np.floating)):
+        return obj.item()
+    raise TuneforgeError(f"cannot store a {type(obj).__name__} in a checkpoint (only tensors, numbers, strings, "
+                         "lists and dicts)")
+
+
+def _join(obj, tensors: dict):
+    """Inverse of `_split`."""
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        if "__dict__" in obj:
+            return {_join(k, tensors): _join(v, tensors) for k, v in obj["__dict__"]}
+        if "__tuple__" in obj:
+            return tuple(_join(v, tensors) for v in obj["__tuple__"])
+        if "__list__" in obj:
+            return [_join(v, tensors) for v in obj["__list__"]]
+        if "__ndarray__" in obj:
+            return np.array(obj["__ndarray__"], dtype=obj["dtype"])
+    return obj
+
+
 def save_checkpoint(directory: Path, model, optimizer, scheduler, counters: dict) -> Path:
     """Write checkpoint-<step>/ atomically and point `latest` at it."""
     directory = Path(directory)
@@ -31,9 +71,12 @@ def save_checkpoint(directory: Path, model, optimizer, scheduler, counters: dict
     tmp.mkdir(parents=True)
     trainable = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
     save_file(trainable, tmp / "trainable.safetensors")
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
-                        "numpy": np.random.get_state()}}, tmp / "state.pt")
+    tensors: dict = {}
+    state = _split({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
+                            "numpy": np.random.get_state()}}, "s", tensors)
+    save_file(tensors, tmp / "state.safetensors")
+    (tmp / "state.json").write_text(json.dumps(state), encoding="utf-8")
     (tmp / "counters.json").write_text(json.dumps(counters), encoding="utf-8")
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
@@ -48,7 +91,13 @@ def latest_checkpoint(directory: Path) -> Path | None:
 
 def load_checkpoint(path: Path, model, optimizer, scheduler) -> dict:
     """Restore a checkpoint into the (already built) model, optimizer and scheduler; return counters."""
-    tensors = load_file(Path(path) / "trainable.safetensors")
+    path = Path(path)
+    if not (path / "state.json").exists():
+        found = "a pickle (state.pt), which could run code when loaded" if (path / "state.pt").exists() else \
+            "no state.json"
+        raise TuneforgeError(f"checkpoint {path} holds {found}; it is not loaded. Start a new output_dir, or set "
+                             "train.resume=false to train from scratch in this one")
+    tensors = load_file(path / "trainable.safetensors")
     params = dict(model.named_parameters())
     missing = [n for n in tensors if n not in params]
     if missing:
@@ -57,7 +106,7 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> dict:
     with torch.no_grad():
         for n, t in tensors.items():
             params[n].copy_(t)
-    state = torch.load(Path(path) / "state.pt", weights_only=False)
+    state = _join(json.loads((path / "state.json").read_text(encoding="utf-8")), load_file(path / "state.safetensors"))
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"]["torch"])

@@ -20,7 +20,7 @@ from tuneforge.data.mix import mix_counts, mix_datasets, mix_report
 from tuneforge.data.seed import load_examples, load_pairs
 from tuneforge.errors import ConfigError, suggest
 from tuneforge.evaluate.bootstrap import paired_ratio_delta, ratio_ci
-from tuneforge.hardware import resolve_dtype, resolve_precision
+from tuneforge.hardware import check_device_dtype, resolve_dtype, resolve_precision
 from tuneforge.models import (
     EMBEDDED_MODEL,
     check_4bit_supported,
@@ -68,6 +68,9 @@ class ModelConfig:
     chat_template: str = field(default="", metadata={"help": "'' = the tokenizer's own | chatml | llama3 | zephyr | "
                                                             "alpaca | path/to/template.jinja"})
     eos_token: str = field(default="", metadata={"help": "token generation stops on ('' = the tokenizer's EOS)"})
+
+    def __post_init__(self):
+        check_device_dtype(self.device, self.dtype, "model")
 
 
 @dataclass
@@ -286,27 +289,33 @@ def train_model(cfg: TrainRunConfig) -> Path:
 
         broadcast_object_list(name)
     run_dir = Path(name[0])
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"output_dir {run_dir} is a file. Give a directory path")
     qlora = cfg.adapter.method == "qlora"
     device = str(state.device) if cfg.model.device == "auto" else cfg.model.device  # this process's GPU, or cpu
     cfg = resolve_auto(cfg, device)
+    # Everything the run reads is checked before anything is written: the data (read once, here),
+    # the model spec, 4-bit support, and a previous run in the same directory.
     fingerprint = run_fingerprint(cfg)
+    if cfg.objective.name == "sft":
+        train = load_training_mix(cfg.data, cfg.train.seed)
+        held_out = load_examples(cfg.data.eval) if cfg.data.eval else []
+    model_path = resolve_model(cfg.model.name)
+    if qlora:
+        check_4bit_supported(device)
     if cfg.train.resume:
         check_resumable(run_dir, fingerprint)
     if state.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
         (run_dir / "run_fingerprint.json").write_text(json.dumps(fingerprint, indent=1), encoding="utf-8")
-    if qlora:
-        check_4bit_supported(device)
-    print(estimate_memory(resolve_model(cfg.model.name), "float32" if cfg.adapter.method == "full" else cfg.model.dtype,
+    print(estimate_memory(model_path, "float32" if cfg.adapter.method == "full" else cfg.model.dtype,
                           cfg.adapter, cfg.train.batch_size, cfg.train.max_length, device, cfg.train.precision)
           .describe(), flush=True)
     model, tok = load_model(cfg.model.name, cfg.model.dtype, cfg.model.attn_implementation, device,
                             load_in_4bit=qlora)
     set_chat_template(tok, cfg.model.chat_template, cfg.model.eos_token)
     if cfg.objective.name == "sft":
-        train = load_training_mix(cfg.data, cfg.train.seed)
-        held_out = load_examples(cfg.data.eval) if cfg.data.eval else []
         _, result, losses = fit_sft(model, tok, train, cfg.adapter, cfg.train, run_dir, held_out)
         losses = {k: {"loss": losses[k], "ci": losses["ci"][k], "on": cfg.data.eval} for k in ("base", "tuned")} | {
             k: losses[k] for k in ("delta", "n_examples", "n_tokens", "signature")} if losses else {}

@@ -1,0 +1,101 @@
+"""Bad input exits with code 2 and one line saying what, where and how to fix — no traceback, and
+nothing written (issue 16). A table of malformed inputs across the verbs, run in-process."""
+
+import json
+import os
+import stat
+
+import pytest
+
+from tuneforge.cli import main
+from tuneforge.data.io import write_records
+from tuneforge.records import Example, Message
+
+
+def _tree(root):
+    return sorted((str(p.relative_to(root)), p.stat().st_mtime_ns) for p in root.rglob("*"))
+
+
+@pytest.fixture
+def files(tmp_path):
+    """Malformed inputs, each a file in tmp_path/in."""
+    d = tmp_path / "in"
+    d.mkdir()
+    good = Example(messages=[Message("user", "What is APR?"), Message("assistant", "The yearly cost of a loan.")], id="a")
+    write_records([good], d / "good.jsonl")
+    (d / "latin1.jsonl").write_bytes(b'{"messages": [{"role": "user", "content": "caf\xe9"}]}\n')
+    (d / "deep.json").write_text("[" * 100000)
+    (d / "notjson.jsonl").write_text('{"messages": [}\n')
+    (d / "config_latin1.yaml").write_bytes(b"train:\n  lr: 1e-4 # \xe9\n")
+    (d / "not.gguf").write_text("hello")
+    (d / "model_no_weights").mkdir()
+    (d / "model_no_weights" / "config.json").write_text("{}")
+    (d / "a_file").write_text("x")
+    return d
+
+
+CASES = [  # (id, argv with {d} = inputs folder and {o} = output folder, words the error must contain)
+    ("non-utf8 data file", ["data", "stats", "{d}/latin1.jsonl"], ["not UTF-8", "latin1.jsonl:1", "Re-save"]),
+    ("deeply nested JSON", ["data", "stats", "{d}/deep.json"], ["nested too deeply", "deep.json:1"]),
+    ("invalid JSON line", ["data", "stats", "{d}/notjson.jsonl"], ["invalid JSON", "notjson.jsonl:1"]),
+    ("non-utf8 config", ["train", "{d}/config_latin1.yaml"], ["not UTF-8", "config_latin1.yaml:2"]),
+    ("negative lr", ["train", "configs/lora.yaml", "output_dir={o}", "train.lr=-1"], ["train.lr must be > 0"]),
+    ("unknown device", ["train", "configs/lora.yaml", "output_dir={o}", "model.device=tpu"], ["device 'tpu'", "cpu"]),
+    ("unknown dtype", ["train", "configs/lora.yaml", "output_dir={o}", "model.dtype=float8"], ["dtype 'float8'"]),
+    ("NaN number", ["train", "configs/lora.yaml", "output_dir={o}", "train.lr=.nan"], ["NaN"]),
+    ("negative temperature", ["eval", "generate", "output_dir={o}", "generation.temperature=-1"], ["temperature"]),
+    ("top_p above 1", ["eval", "generate", "output_dir={o}", "generation.top_p=2"], ["top_p"]),
+    ("not a GGUF file", ["eval", "generate", "output_dir={o}", "models=[m={d}/not.gguf]"], ["not a GGUF file"]),
+    ("model dir without weights", ["eval", "generate", "output_dir={o}", "models=[m={d}/model_no_weights]"],
+     ["no weights"]),
+    ("model that is a plain file", ["eval", "generate", "output_dir={o}", "models=[m={d}/a_file]"], ["is a file"]),
+    ("bad models entry", ["eval", "generate", "output_dir={o}", "models=[=x]"], ["label=spec"]),
+    ("safety run with a model that is a file", ["safety", "run", "output_dir={o}", "models=[m={d}/a_file]"],
+     ["is a file"]),
+    ("train output_dir is a file", ["train", "configs/lora.yaml", "output_dir={d}/a_file"], ["is a file"]),
+    ("train on a file that is not UTF-8", ["train", "configs/lora.yaml", "output_dir={o}", "data.train={d}/latin1.jsonl"],
+     ["not UTF-8"]),
+]
+
+
+@pytest.mark.parametrize("name,argv,words", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(name, argv, words, files, tmp_path, capsys):
+    out = tmp_path / "out"
+    before = _tree(tmp_path)
+    code = main([a.format(d=files, o=out) for a in argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, err
+    assert len([line for line in err if line.startswith("tuneforge: error:")]) == 1
+    assert "Traceback" not in "\n".join(err)
+    assert all(w in err[-1] for w in words), err[-1]
+    assert _tree(tmp_path) == before and not out.exists()  # nothing created, nothing changed
+
+
+def test_a_float_written_as_yaml_1_1_reads_it_is_a_number(tmp_path):
+    from tuneforge.config import load_config
+    from tuneforge.train.recipe import TrainRunConfig
+
+    cfg = load_config(TrainRunConfig, "configs/lora.yaml", ["train.lr=1e-4", "train.warmup_ratio=.5"])
+    assert cfg.train.lr == 1e-4 and cfg.train.warmup_ratio == 0.5
+    (tmp_path / "c.yaml").write_text("train:\n  lr: 3e-5\n")
+    assert load_config(TrainRunConfig, tmp_path / "c.yaml").train.lr == 3e-5
+
+
+def test_an_override_error_is_blamed_on_the_override_not_the_file_line(tmp_path):
+    from tuneforge.config import load_config
+    from tuneforge.errors import ConfigError
+    from tuneforge.train.recipe import TrainRunConfig
+
+    (tmp_path / "c.yaml").write_text("train:\n  lr: 0.001\n")
+    with pytest.raises(ConfigError, match=r"'train\.lr' \(command-line override\)"):
+        load_config(TrainRunConfig, tmp_path / "c.yaml", ["train.lr=abc"])
+
+
+def test_written_data_files_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_records([Example(messages=[Message("user", "q"), Message("assistant", "a")])], tmp_path / "x.jsonl")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "x.jsonl").stat().st_mode) == 0o644
+    assert json.loads((tmp_path / "x.jsonl").read_text())["messages"][0]["content"] == "q"
