@@ -25,7 +25,7 @@ class DataError(TuneforgeError):
 
     def __init__(self, message: str, path: str | None = None, line: int | None = None,
                  field: str | None = None):
-        self.path, self.line, self.field = path, line, field
+        self.message, self.path, self.line, self.field = message, path, line, field
         where = ""
         if path is not None:
             where = f"{path}:{line}" if line is not None else str(path)

@@ -92,6 +92,32 @@ def _gguf_cache_dir(gguf_path: Path) -> Path:
     return cache_dir() / "models" / f"{gguf_path.stem}-{key}"
 
 
+def check_hub_model(name: str) -> None:
+    """For a hub id not in the local cache, find out now — in seconds, before anything is written —
+    whether it can be downloaded; offline, say so with the fix instead of a long OSError later."""
+    resolved = resolve_model(name)
+    if resolved != name or Path(name).expanduser().exists():
+        return  # embedded, a local directory or a GGUF file
+    from huggingface_hub import HfApi, try_to_load_from_cache
+    from huggingface_hub.utils import GatedRepoError, RepositoryNotFoundError
+
+    if isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return
+    hint = (f"Run once with internet access to download it, or set the model to a local directory, a .gguf file or "
+            f"the embedded '{EMBEDDED_MODEL}'")
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or \
+            os.environ.get("TRANSFORMERS_OFFLINE", "").lower() in ("1", "true", "yes"):
+        raise TuneforgeError(f"model '{name}' is not in the local Hugging Face cache and HF_HUB_OFFLINE is set. {hint}")
+    try:
+        HfApi().model_info(name, timeout=10)
+    except (RepositoryNotFoundError, GatedRepoError) as exc:
+        raise TuneforgeError(f"the Hugging Face hub has no model '{name}' you can read ({type(exc).__name__}). "
+                             "Check the id (org/name) and, for a gated model, your HF_TOKEN") from None
+    except Exception as exc:  # noqa: BLE001 — any network failure means the same thing here
+        raise TuneforgeError(f"cannot reach the Hugging Face hub to download '{name}' "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]}). {hint}") from None
+
+
 def resolve_model(name: str) -> str:
     """Turn a model name into something `from_pretrained` loads: a local directory or a hub id."""
     if name == EMBEDDED_MODEL:

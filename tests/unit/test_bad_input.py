@@ -31,6 +31,13 @@ def files(tmp_path):
     (d / "model_no_weights").mkdir()
     (d / "model_no_weights" / "config.json").write_text("{}")
     (d / "a_file").write_text("x")
+    (d / "task1_str.json").write_text(json.dumps({"Definition": ["Add."], "Instances": ["2+2"]}))
+    (d / "task2_int.json").write_text(json.dumps({"Definition": ["Add."], "Instances": [{"input": "2+2", "output": 4}]}))
+    (d / "si.jsonl").write_text(json.dumps({"id": "s1", "instruction": "Say hi.", "instances": ["x"]}) + "\n")
+    (d / "alpaca.json").write_text(json.dumps([{"instruction": "Hi", "input": "", "output": "Hello",
+                                                 "history": [["only the user"]]}]))
+    (d / "build.yaml").write_text("filters: {decontaminate: []}\n")
+    (d / "broken.jinja").write_text("{% for m in messages %}{{ m.content }}\n{% endfor")
     return d
 
 
@@ -53,6 +60,33 @@ CASES = [  # (id, argv with {d} = inputs folder and {o} = output folder, words t
     ("safety run with a model that is a file", ["safety", "run", "output_dir={o}", "models=[m={d}/a_file]"],
      ["is a file"]),
     ("train output_dir is a file", ["train", "configs/lora.yaml", "output_dir={d}/a_file"], ["is a file"]),
+    ("decontam n-gram 0", ["data", "decontam", "{d}/good.jsonl", "{o}/x.jsonl", "--against", "seed:test", "--ngram", "0"],
+     ["n-gram length", "≥ 1"]),
+    ("decontam n-gram -2", ["data", "decontam", "{d}/good.jsonl", "{o}/x.jsonl", "--against", "seed:test", "--ngram", "-2"],
+     ["n-gram length"]),
+    ("dedup n-gram 0", ["data", "dedup", "{d}/good.jsonl", "{o}/x.jsonl", "--ngram", "0"], ["n-gram length"]),
+    ("mix total -5", ["data", "mix", "{o}/x.jsonl", "{d}/good.jsonl", "--total", "-5"], ["mix total"]),
+    ("mix total a million from one row", ["data", "mix", "{o}/x.jsonl", "{d}/good.jsonl", "--total", "1000000"],
+     ["mix total", "100×"]),
+    ("mix ratio NaN", ["data", "mix", "{o}/x.jsonl", "{d}/good.jsonl", "--ratio", "nan"], ["--ratio"]),
+    ("SuperNI instance that is a string", ["data", "stats", "{d}/task1_str.json"], ["Instances[0]", "task1_str.json"]),
+    ("SuperNI output that is a number", ["data", "stats", "{d}/task2_int.json"], ["Instances[0]", "'output'"]),
+    ("Self-Instruct instance that is a string", ["data", "stats", "{d}/si.jsonl"], ["instances[0]", "si.jsonl:1"]),
+    ("broken Jinja chat template", ["train", "configs/lora.yaml", "output_dir={o}", "model.chat_template={d}/broken.jinja"],
+     ["not valid Jinja", "broken.jinja:"]),
+    ("unknown chat template name", ["train", "configs/lora.yaml", "output_dir={o}", "model.chat_template=chatmll"],
+     ["chatml"]),
+    ("hub id while offline", ["eval", "generate", "output_dir={o}", "models=[m=someorg/not-cached-model]"],
+     ["someorg/not-cached-model", "internet"]),
+    ("Alpaca history turn that is not a pair", ["data", "stats", "{d}/alpaca.json"],
+     ["history[0] must be a [user, assistant] pair", "alpaca.json:1"]),
+    ("build from a file that is not UTF-8", ["data", "build", "{d}/build.yaml", "output_dir={o}", "manual.files=[{d}/latin1.jsonl]"],
+     ["not UTF-8", "latin1.jsonl:1"]),
+    ("build decontaminating against a missing file",
+     ["data", "build", "{d}/build.yaml", "output_dir={o}", "manual.files=[{d}/good.jsonl]", "filters.decontaminate=[{d}/missing.jsonl]"],
+     ["missing.jsonl"]),
+    ("build with a NaN rating threshold", ["data", "build", "{d}/build.yaml", "output_dir={o}", "manual.files=[{d}/good.jsonl]",
+                                           "manual.rating_threshold=.nan"], ["NaN"]),
     ("train on a file that is not UTF-8", ["train", "configs/lora.yaml", "output_dir={o}", "data.train={d}/latin1.jsonl"],
      ["not UTF-8"]),
 ]

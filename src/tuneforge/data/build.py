@@ -310,6 +310,13 @@ def apply_filters(pooled: list[Example], cfg: FilterConfig, llm: CachedLLM | Non
 def build_dataset(cfg: BuildConfig) -> Path:
     """Run the declared recipe; returns the dataset directory."""
     out = Path(cfg.output_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output_dir {out} is a file. Give a directory path")
+    # every input is read once before anything is written: a bad file fails here, not after the LLM calls
+    inputs = [*cfg.manual.files, cfg.distill.prompts, *cfg.filters.decontaminate,
+              cfg.self_instruct.seeds if cfg.self_instruct.enabled else "", cfg.evol.seeds if cfg.evol.enabled else ""]
+    for spec in dict.fromkeys(i for i in inputs if i):
+        load_spec(spec)
     (out / "stages").mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
     llm = make_llm(cfg.llm, out / "cache.sqlite") if needs_llm(cfg) else None

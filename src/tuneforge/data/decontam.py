@@ -21,6 +21,7 @@ import numpy as np
 
 from tuneforge.data.dedup import Removal
 from tuneforge.data.text import instruction_parts, record_parts, record_text, words
+from tuneforge.errors import ConfigError
 
 
 def ngram_index(eval_records: list, n: int = 13, min_words: int = 8) -> tuple[dict[tuple, str], dict[tuple, str]]:
@@ -46,6 +47,8 @@ def decontaminate(records: list, eval_records: list, n: int = 13, min_words: int
                   part: str = "all") -> tuple[list, list[Removal]]:
     """(kept records, removals) after dropping records that contain an evaluation n-gram or repeat
     an evaluation prompt."""
+    if n < 1 or min_words < 1:
+        raise ConfigError(f"decontamination n-gram length and min_words must be ≥ 1, got n={n}, min_words={min_words}")
     index, exact = ngram_index(eval_records, n, min_words)
     lengths = sorted({len(k) for k in index})
     kept, removed = [], []

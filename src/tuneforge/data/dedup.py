@@ -38,6 +38,8 @@ def deduplicate(records: list, threshold: float = 0.7, ngram: int = 5, part: str
 
     if not 0 < threshold <= 1:
         raise ConfigError(f"dedup threshold must be in (0, 1], got {threshold}")
+    if ngram < 1:
+        raise ConfigError(f"dedup n-gram length must be ≥ 1, got {ngram}")
     kept, removed, seen = [], [], {}
     # The LSH only proposes candidates: tuned below the threshold and for recall (few misses), while
     # the exact Jaccard decides — so the outcome does not depend on hash collisions.

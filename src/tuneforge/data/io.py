@@ -106,7 +106,7 @@ def _records(path: Path, convert: Callable[[dict], Iterable[Record]], origin: bo
         try:
             recs = list(convert(obj))
         except DataError as exc:
-            msg = str(exc).split(" [")[0]
+            msg = exc.message
             raise DataError(msg, path=str(path), line=line, field=exc.field) from None
         if origin:  # where each record came from: the file and the line its object starts on
             for r in recs:
@@ -228,6 +228,11 @@ def _read_superni(path: Path) -> list[Record]:
         task = json.loads(read_text(path, "SuperNI task file"))
     except json.JSONDecodeError as exc:
         raise DataError(f"invalid JSON: {exc.msg}", path=str(path), line=exc.lineno) from None
+    except RecursionError:
+        raise DataError("JSON nested too deeply to read", path=str(path)) from None
+    if not isinstance(task, dict):
+        raise DataError(f"a Super-NaturalInstructions task file holds one JSON object, got {type(task).__name__}",
+                        path=str(path))
     for key in ("Definition", "Instances"):
         if key not in task:
             raise DataError(f"a Super-NaturalInstructions task file needs '{key}'",
@@ -236,12 +241,21 @@ def _read_superni(path: Path) -> list[Record]:
     name = Path(path).stem
     common = {k.lower(): task[k] for k in _SUPERNI_KEEP if k in task}
     out = []
+    if not isinstance(task["Instances"], list) or not (
+            isinstance(task["Definition"], str) or all(isinstance(x, str) for x in task["Definition"])):
+        raise DataError("'Instances' must be a list of objects and 'Definition' a string or list of strings",
+                        path=str(path), field="Instances")
     for i, inst in enumerate(task["Instances"]):
+        if not isinstance(inst, dict):
+            raise DataError(f"Instances[{i}] must be an object with 'input' and 'output', got {inst!r:.60}",
+                            path=str(path), field="Instances")
         outputs = inst.get("output")
         if isinstance(outputs, str):
             outputs = [outputs]
-        if not outputs or not isinstance(inst.get("input"), str):
-            raise DataError(f"Instances[{i}] needs a string 'input' and a non-empty 'output'",
+        if not outputs or not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs) \
+                or not isinstance(inst.get("input"), str):
+            raise DataError(f"Instances[{i}] needs a string 'input' and a non-empty 'output' (a string or a list of "
+                            "strings)",
                             path=str(path), field="Instances")
         out.append(Example(messages=[Message("system", definition), Message("user", inst["input"]),
                                      Message("assistant", outputs[0])],
@@ -275,9 +289,12 @@ def _from_self_instruct(d: dict) -> list[Record]:
                         field="instances")
     out = []
     for i, inst in enumerate(d["instances"]):
+        if not isinstance(inst, dict):
+            raise DataError(f"instances[{i}] must be an object with 'input' and 'output', got {inst!r:.60}",
+                            field="instances")
         inp, answer = inst.get("input", ""), inst.get("output")
-        if not isinstance(answer, str):
-            raise DataError(f"instances[{i}].output must be a string", field="instances")
+        if not isinstance(answer, str) or not isinstance(inp, str):
+            raise DataError(f"instances[{i}].input and .output must be strings", field="instances")
         user = f"{d['instruction']}\n\n{inp}" if inp else d["instruction"]
         rid = d.get("id", "") if len(d["instances"]) == 1 else f"{d.get('id', '')}#{i}"
         meta = {"is_classification": bool(d.get("is_classification", False))}

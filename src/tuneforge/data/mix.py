@@ -13,6 +13,8 @@ import random
 from tuneforge.errors import ConfigError
 from tuneforge.records import Example
 
+MAX_UPSAMPLE = 100  # more repeats than this is a typo, not a mix (4 rows → 1,000,000 wrote 189 MB)
+
 
 def mix_counts(sizes: list[int], weights: list[float] | None = None, total: int | None = None) -> list[int]:
     """Rows drawn from each source (largest-remainder rounding, so they sum to `total`)."""
@@ -24,6 +26,8 @@ def mix_counts(sizes: list[int], weights: list[float] | None = None, total: int 
     if any(w < 0 for w in weights) or sum(weights) <= 0:
         raise ConfigError(f"data.weights must be ≥ 0 with a positive sum, got {weights}")
     total = sum(sizes) if total is None else total
+    if total < 1 or total > MAX_UPSAMPLE * max(sum(sizes), 1):
+        raise ConfigError(f"mix total must be between 1 and {MAX_UPSAMPLE}× the {sum(sizes)} input rows, got {total}")
     exact = [total * w / sum(weights) for w in weights]
     counts = [int(x) for x in exact]
     for i in sorted(range(len(exact)), key=lambda i: counts[i] - exact[i])[: total - sum(counts)]:

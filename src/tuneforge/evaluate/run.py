@@ -105,7 +105,7 @@ def parse_models(specs: list[str]) -> list[tuple[str, str]]:
 def check_model_spec(spec: str) -> None:
     """Fail before anything is written when `spec` is no model: a run or adapter directory must hold
     an adapter_config.json; anything else must resolve as a model (see models.resolve_model)."""
-    from tuneforge.models import resolve_model
+    from tuneforge.models import check_hub_model
 
     path = Path(spec)
     if (path / "adapter" / "adapter_config.json").exists() or (path / "adapter_config.json").exists():
@@ -113,7 +113,7 @@ def check_model_spec(spec: str) -> None:
     if path.is_dir() and (path / "config.yaml").exists() and not (path / "config.json").exists():
         raise ConfigError(f"{spec} is a run directory without a trained adapter (no adapter/adapter_config.json): "
                           "the run did not finish. Train it again, or give another model")
-    resolve_model(spec)
+    check_hub_model(spec)
 
 
 def load_eval_model(spec: str, dtype: str = "auto", device: str = "auto"):

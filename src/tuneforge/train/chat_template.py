@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tuneforge.errors import ConfigError, TuneforgeError, read_text, suggest
+from tuneforge.errors import ConfigError, DataError, TuneforgeError, read_text, suggest
 
 # The templates use `eos_token` (the tokenizer's) or their own markers; `add_generation_prompt`
 # opens an assistant turn, as the Hugging Face templates do.
@@ -33,6 +33,32 @@ CHAT_TEMPLATES = {
 }
 
 
+def check_chat_template(template: str) -> str | None:
+    """The template's text when `template` names one (a known name or a .jinja file), after checking
+    that Jinja can compile it — before any model is loaded or file written. '' → None."""
+    if not template:
+        return None
+    if template in CHAT_TEMPLATES:
+        return CHAT_TEMPLATES[template]
+    if not (template.endswith(".jinja") or Path(template).is_file()):
+        raise ConfigError(f"model.chat_template '{template}' is neither a known template nor a file."
+                          f"{suggest(template, CHAT_TEMPLATES)} Known: {', '.join(CHAT_TEMPLATES)}")
+    path = Path(template)
+    if not path.is_file():
+        raise ConfigError(f"model.chat_template: no such file {path}")
+    text = read_text(path, "chat template")
+    # the environment transformers renders chat templates with
+    from jinja2 import TemplateSyntaxError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    try:
+        ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).parse(text)
+    except TemplateSyntaxError as exc:
+        raise DataError(f"chat template is not valid Jinja: {exc.message}. Fix the template (model.chat_template)",
+                        path=str(path), line=exc.lineno) from None
+    return text
+
+
 def set_chat_template(tokenizer, template: str = "", eos_token: str = ""):
     """Use `template` ('' = the tokenizer's own, a name from CHAT_TEMPLATES, or a .jinja file)
     and, if given, make `eos_token` the token generation stops on. Returns the tokenizer."""
@@ -46,16 +72,7 @@ def set_chat_template(tokenizer, template: str = "", eos_token: str = ""):
             raise ConfigError("this tokenizer has no chat template. Set model.chat_template to one of "
                               f"{', '.join(CHAT_TEMPLATES)} or to a .jinja file")
         return tokenizer
-    if template in CHAT_TEMPLATES:
-        tokenizer.chat_template = CHAT_TEMPLATES[template]
-    elif template.endswith(".jinja") or Path(template).is_file():
-        path = Path(template)
-        if not path.is_file():
-            raise ConfigError(f"model.chat_template: no such file {path}")
-        tokenizer.chat_template = read_text(path, "chat template")
-    else:
-        raise ConfigError(f"model.chat_template '{template}' is neither a known template nor a file."
-                          f"{suggest(template, CHAT_TEMPLATES)} Known: {', '.join(CHAT_TEMPLATES)}")
+    tokenizer.chat_template = check_chat_template(template)
     return tokenizer
 
 

@@ -24,12 +24,13 @@ from tuneforge.hardware import check_device_dtype, resolve_dtype, resolve_precis
 from tuneforge.models import (
     EMBEDDED_MODEL,
     check_4bit_supported,
+    check_hub_model,
     load_model,
     resolve_model,
 )
 from tuneforge.records import Example
 from tuneforge.train.adapters import AdapterConfig, apply_adapter, save_trained
-from tuneforge.train.chat_template import check_end_of_turn, set_chat_template
+from tuneforge.train.chat_template import check_chat_template, check_end_of_turn, set_chat_template
 from tuneforge.train.distill import distill_objective
 from tuneforge.train.domain_adapt import domain_adaptation_batches, domain_adaptation_objective
 from tuneforge.train.dpo import collate_pairs, dpo_metrics, dpo_objective, encode_pair, pair_batches
@@ -301,6 +302,8 @@ def train_model(cfg: TrainRunConfig) -> Path:
         train = load_training_mix(cfg.data, cfg.train.seed)
         held_out = load_examples(cfg.data.eval) if cfg.data.eval else []
     model_path = resolve_model(cfg.model.name)
+    check_hub_model(cfg.model.name)
+    check_chat_template(cfg.model.chat_template)
     if qlora:
         check_4bit_supported(device)
     if cfg.train.resume:
