@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 from tuneforge.errors import TuneforgeError
+from tuneforge.files import write_text_atomic
 
 
 def _config_epilog(cls) -> str:
@@ -240,8 +241,7 @@ def cmd_safety_suite(args) -> int:
     print(json.dumps(validate_suite(load_suite(args.suite)), indent=2))
     if args.export:
         args.export.parent.mkdir(parents=True, exist_ok=True)
-        args.export.write_text("".join(json.dumps(it.to_dict(), ensure_ascii=False) + "\n" for it in items),
-                               encoding="utf-8")
+        write_text_atomic(args.export, "".join(json.dumps(it.to_dict(), ensure_ascii=False) + "\n" for it in items))
         print(f"wrote {len(items)} {args.split} items to {args.export}")
     return 0
 
@@ -281,7 +281,9 @@ def cmd_env(args) -> int:
 
 def cmd_report(args) -> int:
     from tuneforge.evaluate.report import write_report
+    from tuneforge.files import check_finished
 
+    check_finished(args.run_dir)  # a failed run's old metrics.json must not pass for its result
     print(f"Report: {write_report(args.run_dir)}")
     return 0
 

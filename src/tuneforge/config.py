@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import yaml
 
 from tuneforge.errors import ConfigError, read_text, suggest
+from tuneforge.files import write_text_atomic
 
 T = TypeVar("T")
 
@@ -31,7 +32,13 @@ def _load_yaml_with_lines(path: Path) -> tuple[dict, dict[str, int]]:
         loader = yaml.SafeLoader(read_text(path, "config file"))
         node = loader.get_single_node()
     except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML in {path}: {exc}".replace("\n", " ")) from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        what = " ".join(str(x) for x in (getattr(exc, "context", None), getattr(exc, "problem", None)) if x) or str(exc)
+        raise ConfigError(f"invalid YAML: {what} [{where}, column {mark.column + 1 if mark else '?'}]. "
+                          "Fix the syntax (a quote, bracket or indent)".replace("\n", " ")) from None
+    except RecursionError:
+        raise ConfigError(f"YAML nested too deeply to read [{path}]") from None
     lines: dict[str, int] = {}
 
     def walk(n, prefix: str):
@@ -46,7 +53,10 @@ def _load_yaml_with_lines(path: Path) -> tuple[dict, dict[str, int]]:
             return [walk(v, prefix) for v in n.value]
         return loader.construct_object(n, deep=True)
 
-    data = walk(node, "") if node is not None else {}
+    try:
+        data = walk(node, "") if node is not None else {}
+    except RecursionError:
+        raise ConfigError(f"YAML nested too deeply to read [{path}]") from None
     if not isinstance(data, dict):
         raise ConfigError(f"a config file must hold a mapping of keys, got {type(data).__name__}: {path}")
     return data, lines
@@ -185,7 +195,7 @@ def save_config(cfg: Any, path: str | Path) -> Path:
     """Write the resolved config (defaults included) as YAML."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), encoding="utf-8")
+    write_text_atomic(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     return path
 
 

@@ -21,6 +21,7 @@ from tuneforge.data.io import read_records, write_records
 from tuneforge.data.seed import load_examples
 from tuneforge.evaluate.report import write_report
 from tuneforge.evaluate.runner import make_encoder, score_generations
+from tuneforge.files import incomplete_until_done, write_text_atomic
 from tuneforge.generation import GenerationConfig, generate_answers
 from tuneforge.hardware import hardware_summary
 from tuneforge.models import EMBEDDED_ENCODER, load_model
@@ -127,70 +128,70 @@ def run_demo(cfg: DemoConfig) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = resolve_auto(cfg, cfg.model.device)
     save_config(cfg, run_dir / "config.yaml")
+    with incomplete_until_done(run_dir):
+        stages = _Stages(7 if cfg.build.enabled else 6)
+        stages.start("data", "data")
+        train = load_examples(cfg.data.train)
+        build_summary = None
+        if cfg.build.enabled:
+            stages.start("data_build", "data build: " + ", ".join(_build_steps(cfg.build)))
+            build_cfg = dataclasses.replace(cfg.build, output_dir=cfg.build.output_dir or str(run_dir / "data" / "build"),
+                                            manual=dataclasses.replace(cfg.build.manual,
+                                                                       files=cfg.build.manual.files or [cfg.data.train]))
+            built = build_dataset(build_cfg)
+            train = read_records(built / "train.jsonl")
+            manifest = json.loads((built / "manifest.json").read_text())
+            build_summary = {k: manifest[k] for k in ("stages", "removed", "final", "llm")} | {"dir": str(built)}
+            print(f"      built {manifest['final']} records: stages {manifest['stages']}, removed "
+                  f"{manifest['removed'] or 'none'}", flush=True)
+        test = _cap_per_domain(load_examples(cfg.data.test), cfg.data.test_per_domain)
+        write_records(train, run_dir / "data" / "train.jsonl")
+        write_records(test, run_dir / "data" / "test.jsonl")
+        items = [EvalItem.from_example(ex) for ex in test]
+        print(f"      {len(train)} training examples, {len(items)} test items", flush=True)
 
-    stages = _Stages(7 if cfg.build.enabled else 6)
-    stages.start("data", "data")
-    train = load_examples(cfg.data.train)
-    build_summary = None
-    if cfg.build.enabled:
-        stages.start("data_build", "data build: " + ", ".join(_build_steps(cfg.build)))
-        build_cfg = dataclasses.replace(cfg.build, output_dir=cfg.build.output_dir or str(run_dir / "data" / "build"),
-                                        manual=dataclasses.replace(cfg.build.manual,
-                                                                   files=cfg.build.manual.files or [cfg.data.train]))
-        built = build_dataset(build_cfg)
-        train = read_records(built / "train.jsonl")
-        manifest = json.loads((built / "manifest.json").read_text())
-        build_summary = {k: manifest[k] for k in ("stages", "removed", "final", "llm")} | {"dir": str(built)}
-        print(f"      built {manifest['final']} records: stages {manifest['stages']}, removed "
-              f"{manifest['removed'] or 'none'}", flush=True)
-    test = _cap_per_domain(load_examples(cfg.data.test), cfg.data.test_per_domain)
-    write_records(train, run_dir / "data" / "train.jsonl")
-    write_records(test, run_dir / "data" / "test.jsonl")
-    items = [EvalItem.from_example(ex) for ex in test]
-    print(f"      {len(train)} training examples, {len(items)} test items", flush=True)
+        stages.start("base_answers", f"base model {cfg.model.name}: answers to the test split")
+        model, tok = load_model(cfg.model.name, cfg.model.dtype, cfg.model.attn_implementation, cfg.model.device)
+        base_gens = generate_answers(model, tok, items, cfg.generation, cfg.model.name,
+                                     run_dir / "generations" / "base.jsonl", desc="base answers")
 
-    stages.start("base_answers", f"base model {cfg.model.name}: answers to the test split")
-    model, tok = load_model(cfg.model.name, cfg.model.dtype, cfg.model.attn_implementation, cfg.model.device)
-    base_gens = generate_answers(model, tok, items, cfg.generation, cfg.model.name,
-                                 run_dir / "generations" / "base.jsonl", desc="base answers")
+        stages.start("train", f"{cfg.adapter.method} fine-tuning, {cfg.train.steps} steps")
+        model, result, eval_loss = fit_sft(model, tok, train, cfg.adapter, cfg.train, run_dir, test)
 
-    stages.start("train", f"{cfg.adapter.method} fine-tuning, {cfg.train.steps} steps")
-    model, result, eval_loss = fit_sft(model, tok, train, cfg.adapter, cfg.train, run_dir, test)
+        stages.start("tuned_answers", "tuned model: answers to the test split")
+        if hasattr(model, "merge_and_unload") and not is_prompt_learning(model):
+            model = model.merge_and_unload()  # merged weights decode ~30% faster than an unmerged adapter
+        tuned_name = f"{cfg.model.name}+{cfg.adapter.method}"
+        tuned_gens = generate_answers(model, tok, items, cfg.generation, tuned_name,
+                                      run_dir / "generations" / "tuned.jsonl", desc="tuned answers")
 
-    stages.start("tuned_answers", "tuned model: answers to the test split")
-    if hasattr(model, "merge_and_unload") and not is_prompt_learning(model):
-        model = model.merge_and_unload()  # merged weights decode ~30% faster than an unmerged adapter
-    tuned_name = f"{cfg.model.name}+{cfg.adapter.method}"
-    tuned_gens = generate_answers(model, tok, items, cfg.generation, tuned_name,
-                                  run_dir / "generations" / "tuned.jsonl", desc="tuned answers")
+        stages.start("score", f"scoring: {', '.join(cfg.eval.metrics)}")
+        encoder = make_encoder(cfg.eval.encoder) if "tsas" in cfg.eval.metrics else None
+        scores = {name: score_generations(gens, cfg.eval.metrics, encoder)
+                  for name, gens in (("base", base_gens), ("tuned", tuned_gens))}
+        for name, s in scores.items():
+            write_records_jsonl(s.pop("per_item"), run_dir / "scores" / f"{name}.jsonl")
+        run = {"name": run_dir.name, "model": cfg.model.name, "adapter": cfg.adapter.method,
+               "steps": result.steps, "train_seconds": result.seconds, "tokens": result.tokens,
+               "tokens_per_s": result.tokens / max(result.seconds, 1e-9),
+               "first_loss": result.losses[0], "final_loss": result.final_loss,
+               "trainable_params": result.trainable_params, "total_params": result.total_params,
+               "eval_loss": eval_loss, "data_build": build_summary, "dtype": cfg.model.dtype,
+               "precision": cfg.train.precision, "hardware": hardware_summary(cfg.model.device)}
+        comparison = {k: {"base": v, "tuned": scores["tuned"]["flat"][k], "delta": scores["tuned"]["flat"][k] - v}
+                      for k, v in scores["base"]["flat"].items()}
 
-    stages.start("score", f"scoring: {', '.join(cfg.eval.metrics)}")
-    encoder = make_encoder(cfg.eval.encoder) if "tsas" in cfg.eval.metrics else None
-    scores = {name: score_generations(gens, cfg.eval.metrics, encoder)
-              for name, gens in (("base", base_gens), ("tuned", tuned_gens))}
-    for name, s in scores.items():
-        write_records_jsonl(s.pop("per_item"), run_dir / "scores" / f"{name}.jsonl")
-    run = {"name": run_dir.name, "model": cfg.model.name, "adapter": cfg.adapter.method,
-           "steps": result.steps, "train_seconds": result.seconds, "tokens": result.tokens,
-           "tokens_per_s": result.tokens / max(result.seconds, 1e-9),
-           "first_loss": result.losses[0], "final_loss": result.final_loss,
-           "trainable_params": result.trainable_params, "total_params": result.total_params,
-           "eval_loss": eval_loss, "data_build": build_summary, "dtype": cfg.model.dtype,
-           "precision": cfg.train.precision, "hardware": hardware_summary(cfg.model.device)}
-    comparison = {k: {"base": v, "tuned": scores["tuned"]["flat"][k], "delta": scores["tuned"]["flat"][k] - v}
-                  for k, v in scores["base"]["flat"].items()}
-
-    stages.start("report", "report")
-    run["stage_seconds"] = stages.times
-    run["cpu_steal_percent"] = steal_percent(stages.ticks, _cpu_ticks())
-    (run_dir / "metrics.json").write_text(json.dumps(
-        {"run": run, "models": scores, "comparison": comparison}, indent=2), encoding="utf-8")
-    report = write_report(run_dir)
-    stages.stop()
-    print(f"Report: {report}", flush=True)
-    return run_dir
+        stages.start("report", "report")
+        run["stage_seconds"] = stages.times
+        run["cpu_steal_percent"] = steal_percent(stages.ticks, _cpu_ticks())
+        write_text_atomic(run_dir / "metrics.json", json.dumps(
+            {"run": run, "models": scores, "comparison": comparison}, indent=2))
+        report = write_report(run_dir)
+        stages.stop()
+        print(f"Report: {report}", flush=True)
+        return run_dir
 
 
 def write_records_jsonl(rows: list[dict], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))

@@ -37,6 +37,10 @@ def files(tmp_path):
     (d / "alpaca.json").write_text(json.dumps([{"instruction": "Hi", "input": "", "output": "Hello",
                                                  "history": [["only the user"]]}]))
     (d / "build.yaml").write_text("filters: {decontaminate: []}\n")
+    (d / "suite_list.yaml").write_text("- a\n- b\n")
+    (d / "suite_str.yaml").write_text("healthcare:\n  risky: [just a string]\n")
+    (d / "deep.yaml").write_text("a: " + "[" * 50000 + "\n")
+    (d / "unclosed.yaml").write_text("train:\n  lr: [1\n")
     (d / "broken.jinja").write_text("{% for m in messages %}{{ m.content }}\n{% endfor")
     return d
 
@@ -87,6 +91,15 @@ CASES = [  # (id, argv with {d} = inputs folder and {o} = output folder, words t
      ["missing.jsonl"]),
     ("build with a NaN rating threshold", ["data", "build", "{d}/build.yaml", "output_dir={o}", "manual.files=[{d}/good.jsonl]",
                                            "manual.rating_threshold=.nan"], ["NaN"]),
+    ("safety suite that is a list", ["safety", "run", "output_dir={o}", "suite={d}/suite_list.yaml"],
+     ["safety suite must be", "suite_list.yaml"]),
+    ("safety suite items that are strings", ["safety", "run", "output_dir={o}", "suite={d}/suite_str.yaml"],
+     ["healthcare.risky", "'prompt'"]),
+    ("YAML config nested too deeply", ["train", "{d}/deep.yaml"], ["nested too deeply", "deep.yaml"]),
+    ("YAML config with an unclosed bracket", ["train", "{d}/unclosed.yaml"], ["invalid YAML", "unclosed.yaml:3"]),
+    ("pairwise judge with one model", ["eval", "run", "output_dir={o}", "judge.pairwise=true"], ["two models"]),
+    ("human ratings file that is missing", ["eval", "run", "output_dir={o}", "human_ratings={d}/missing.jsonl"],
+     ["missing.jsonl"]),
     ("train on a file that is not UTF-8", ["train", "configs/lora.yaml", "output_dir={o}", "data.train={d}/latin1.jsonl"],
      ["not UTF-8"]),
 ]
@@ -133,3 +146,16 @@ def test_written_data_files_get_the_usual_permissions(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "x.jsonl").stat().st_mode) == 0o644
     assert json.loads((tmp_path / "x.jsonl").read_text())["messages"][0]["content"] == "q"
+
+
+@pytest.mark.parametrize("name,argv,words", CASES, ids=[c[0] for c in CASES])
+def test_a_failed_command_leaves_an_earlier_run_in_the_same_place_untouched(name, argv, words, files, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    for f, text in {"config.yaml": "earlier: run\n", "metrics.json": "{}", "x.jsonl": "{}\n",
+                    "train_summary.json": "{}"}.items():
+        (out / f).write_text(text)
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()}
+    assert main([a.format(d=files, o=out) for a in argv]) == 2
+    capsys.readouterr()
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()} == before

@@ -186,3 +186,25 @@ def test_rerunning_the_same_config_is_allowed_and_a_watch_only_key_may_change(ti
     tmp_path, cfg = tiny_run
     assert main(["train", str(cfg)]) == 0
     assert main(["train", str(cfg), "train.log_every=2"]) == 0
+
+
+def test_a_run_that_fails_midway_is_marked_unfinished_and_refused_until_rerun(tiny_run, monkeypatch, capsys):
+    from tuneforge.train import recipe
+
+    tmp_path, cfg = tiny_run
+    run = tmp_path / "run"
+    real = recipe.fit_sft
+
+    def crash(*a, **k):
+        raise RuntimeError("out of memory in the middle of training")
+    monkeypatch.setattr(recipe, "fit_sft", crash)
+    with pytest.raises(RuntimeError):
+        main(["train", str(cfg)])
+    assert (run / ".incomplete").exists() and (run / "config.yaml").exists()
+    capsys.readouterr()
+    assert main(["eval", "generate", f"output_dir={tmp_path / 'ev'}", f"models=[t={run}]"]) == 2
+    assert "did not finish" in capsys.readouterr().err and not (tmp_path / "ev").exists()
+    assert main(["report", str(run)]) == 2 and "did not finish" in capsys.readouterr().err
+    monkeypatch.setattr(recipe, "fit_sft", real)
+    assert main(["train", str(cfg)]) == 0  # rerunning the same command finishes the run
+    assert not (run / ".incomplete").exists() and (run / "train_summary.json").exists()

@@ -36,6 +36,7 @@ from tuneforge.data.quality import judge_quality
 from tuneforge.data.seed import load_examples
 from tuneforge.data.self_instruct import SelfInstructConfig, self_instruct
 from tuneforge.errors import ConfigError, DataError
+from tuneforge.files import incomplete_until_done, write_text_atomic
 from tuneforge.hardware import hardware_summary
 from tuneforge.llm.cache import CachedLLM
 from tuneforge.llm.client import Sampling
@@ -319,37 +320,38 @@ def build_dataset(cfg: BuildConfig) -> Path:
         load_spec(spec)
     (out / "stages").mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
-    llm = make_llm(cfg.llm, out / "cache.sqlite") if needs_llm(cfg) else None
-    stages, reports = synthesize(cfg, llm)
-    for name, rows in stages.items():
-        write_records(rows, out / "stages" / f"{name}.jsonl")
-    pooled = [r for rows in stages.values() for r in rows]
-    pooled, removed, filter_reports = apply_filters(pooled, cfg.filters, llm)
-    final = _mix(pooled, cfg.mix)
-    write_records(final, out / "train.jsonl")
-    with open(out / "removed.jsonl.partial", "w", encoding="utf-8") as f:
-        f.writelines(json.dumps({"filter": name, **r.to_dict()}, ensure_ascii=False) + "\n" for name, r in removed)
-    (out / "removed.jsonl.partial").replace(out / "removed.jsonl")
-    manifest = {
-        "stages": {name: len(rows) for name, rows in stages.items()},
-        "generated_total": sum(len(rows) for rows in stages.values()),
-        "removed": dict(Counter(name for name, _ in removed)),
-        "removed_reasons": dict(Counter(f"{name}: {r.reason.split(' (')[0]}" for name, r in removed)),
-        "after_filters": len(pooled), "final": len(final),
-        "final_by_source": dict(Counter(r.source.split("/")[0] for r in final)),
-        "final_by_domain": dict(Counter(r.domain or "(none)" for r in final)),
-        "llm": {"model": cfg.llm.model, "kind": cfg.llm.kind, "calls": llm.calls if llm else 0,
-                "cache_hits": llm.hits if llm else 0,
-                "dtype": getattr(llm.llm, "dtype", None) if llm else None},
-        # Greedy decoding is deterministic on one machine and precision; a CPU with another ISA or
-        # another precision (bf16 vs fp32) rounds differently, and a 135M teacher's answers (hence
-        # what the filters keep) can then change. This says where the records were made.
-        "hardware": hardware_summary(),
-        "reports": reports | {f"filter:{k}": v for k, v in filter_reports.items()},
-    }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    (out / "datacard.md").write_text(datacard(cfg, manifest), encoding="utf-8")
-    return out
+    with incomplete_until_done(out):
+        llm = make_llm(cfg.llm, out / "cache.sqlite") if needs_llm(cfg) else None
+        stages, reports = synthesize(cfg, llm)
+        for name, rows in stages.items():
+            write_records(rows, out / "stages" / f"{name}.jsonl")
+        pooled = [r for rows in stages.values() for r in rows]
+        pooled, removed, filter_reports = apply_filters(pooled, cfg.filters, llm)
+        final = _mix(pooled, cfg.mix)
+        write_records(final, out / "train.jsonl")
+        with open(out / "removed.jsonl.partial", "w", encoding="utf-8") as f:
+            f.writelines(json.dumps({"filter": name, **r.to_dict()}, ensure_ascii=False) + "\n" for name, r in removed)
+        (out / "removed.jsonl.partial").replace(out / "removed.jsonl")
+        manifest = {
+            "stages": {name: len(rows) for name, rows in stages.items()},
+            "generated_total": sum(len(rows) for rows in stages.values()),
+            "removed": dict(Counter(name for name, _ in removed)),
+            "removed_reasons": dict(Counter(f"{name}: {r.reason.split(' (')[0]}" for name, r in removed)),
+            "after_filters": len(pooled), "final": len(final),
+            "final_by_source": dict(Counter(r.source.split("/")[0] for r in final)),
+            "final_by_domain": dict(Counter(r.domain or "(none)" for r in final)),
+            "llm": {"model": cfg.llm.model, "kind": cfg.llm.kind, "calls": llm.calls if llm else 0,
+                    "cache_hits": llm.hits if llm else 0,
+                    "dtype": getattr(llm.llm, "dtype", None) if llm else None},
+            # Greedy decoding is deterministic on one machine and precision; a CPU with another ISA or
+            # another precision (bf16 vs fp32) rounds differently, and a 135M teacher's answers (hence
+            # what the filters keep) can then change. This says where the records were made.
+            "hardware": hardware_summary(),
+            "reports": reports | {f"filter:{k}": v for k, v in filter_reports.items()},
+        }
+        write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        write_text_atomic(out / "datacard.md", datacard(cfg, manifest))
+        return out
 
 
 def _with_source(r: Example, source: str) -> Example:

@@ -21,12 +21,11 @@ when everything converted, so a bad record never leaves a half-written output.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from tuneforge.errors import DataError, UnknownNameError, read_text, suggest
+from tuneforge.files import write_text_atomic
 from tuneforge.records import EvalItem, Example, Generation, Message, PreferencePair
 
 Record = Example | PreferencePair | EvalItem | Generation
@@ -382,18 +381,7 @@ def write_records(records: Iterable[Record], path: str | Path, format: str = "js
         text = json.dumps([fmt["write"](r) for r in records], ensure_ascii=False, indent=2) + "\n"
     else:
         text = "".join(json.dumps(fmt["write"](r), ensure_ascii=False) + "\n" for r in records)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a data file gets the user's usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text)
     return path
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tuneforge.data.io import read_records
 from tuneforge.errors import TuneforgeError
+from tuneforge.files import write_text_atomic
 
 METRIC_LABELS = {"bleu": "BLEU", "rouge_l": "ROUGE-L", "tsas": "TSAS", "bertscore": "BERTScore F1",
                  "exact_match": "Exact match", "if_score": "IF-Score", "mauve": "MAUVE"}
@@ -409,7 +410,7 @@ def write_report(run_dir: str | Path) -> Path:
     fig = _loss_chart(log)
     if fig is not None:
         charts.append(("Training loss per target token", _svg(fig)))
-    (run_dir / "report.html").write_text(_html(run_dir, metrics, tables, extras, samples, charts), encoding="utf-8")
+    write_text_atomic(run_dir / "report.html", _html(run_dir, metrics, tables, extras, samples, charts))
     out = run_dir / "report.md"
-    out.write_text(_markdown(run_dir, metrics, tables, extras, samples), encoding="utf-8")
+    write_text_atomic(out, _markdown(run_dir, metrics, tables, extras, samples))
     return out

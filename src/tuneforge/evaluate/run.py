@@ -31,6 +31,7 @@ from tuneforge.evaluate.correlation import correlate, load_ratings
 from tuneforge.evaluate.judge import judge_pairwise, judge_single
 from tuneforge.evaluate.report import write_report
 from tuneforge.evaluate.runner import make_encoder, score_generations
+from tuneforge.files import check_finished, incomplete_until_done, write_text_atomic
 from tuneforge.generation import GenerationConfig, generate_answers
 from tuneforge.hardware import check_device_dtype, resolve_dtype
 from tuneforge.models import EMBEDDED_ENCODER, EMBEDDED_MODEL
@@ -108,6 +109,8 @@ def check_model_spec(spec: str) -> None:
     from tuneforge.models import check_hub_model
 
     path = Path(spec)
+    if path.is_dir():
+        check_finished(path)
     if (path / "adapter" / "adapter_config.json").exists() or (path / "adapter_config.json").exists():
         return
     if path.is_dir() and (path / "config.yaml").exists() and not (path / "config.json").exists():
@@ -174,26 +177,25 @@ def eval_generate(cfg: EvalRunConfig) -> dict[str, list[Generation]]:
         check_model_spec(spec)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
-    result = {}
-    for label, spec in parse_models(cfg.models):
-        path = out / "generations" / f"{label}.jsonl"
-        model, tok, desc = load_eval_model(spec, cfg.dtype, cfg.device)
-        gens = generate_answers(model, tok, items, cfg.generation, label, path, desc=f"{label} answers")
-        for g in gens:
-            g.meta["model_spec"] = desc
-            g.meta["prompt_sha256"] = _hash(json.dumps([[m.role, m.content] for m in g.prompt]))
-            g.meta["generation_sha256"] = _hash(g.generation)
-        _rewrite(path, gens)
-        result[label] = gens
-        del model
-        torch.cuda.empty_cache() if torch.cuda.is_available() else None
-    return result
+    with incomplete_until_done(out):
+        result = {}
+        for label, spec in parse_models(cfg.models):
+            path = out / "generations" / f"{label}.jsonl"
+            model, tok, desc = load_eval_model(spec, cfg.dtype, cfg.device)
+            gens = generate_answers(model, tok, items, cfg.generation, label, path, desc=f"{label} answers")
+            for g in gens:
+                g.meta["model_spec"] = desc
+                g.meta["prompt_sha256"] = _hash(json.dumps([[m.role, m.content] for m in g.prompt]))
+                g.meta["generation_sha256"] = _hash(g.generation)
+            _rewrite(path, gens)
+            result[label] = gens
+            del model
+            torch.cuda.empty_cache() if torch.cuda.is_available() else None
+        return result
 
 
 def _rewrite(path: Path, gens: list[Generation]) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text("".join(json.dumps(g.to_dict(), ensure_ascii=False) + "\n" for g in gens), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, "".join(json.dumps(g.to_dict(), ensure_ascii=False) + "\n" for g in gens))
 
 
 def load_generations(out: Path, labels: list[str]) -> dict[str, list[Generation]]:
@@ -211,51 +213,58 @@ def eval_score(cfg: EvalRunConfig, gens: dict[str, list[Generation]] | None = No
     """Score stored generations; write scores/, metrics.json and the reports. Returns OUT."""
     out = Path(cfg.output_dir)
     labels = [label for label, _ in parse_models(cfg.models)]
+    ratings = _check_score_inputs(cfg, labels)
     gens = gens or load_generations(out, labels)
-    start = time.time()
-    encoder = make_encoder(cfg.encoder) if {"tsas", "if_score", "mauve"} & set(cfg.metrics) else None
-    options = {k: getattr(cfg.options, k) for k in MetricOptions.__dataclass_fields__}
-    models = {label: score_generations(g, cfg.metrics, encoder, options, cfg.bootstrap, cfg.seed)
-              for label, g in gens.items()}
-    for label, res in models.items():
-        _write_jsonl(res.pop("per_item"), out / "scores" / f"{label}.jsonl")
-    metrics = {"run": {"name": out.name, "kind": "eval", "models": dict(parse_models(cfg.models)),
-                       "test": cfg.test, "n_items": len(next(iter(gens.values()))),
-                       "generation": {k: v for k, v in vars(cfg.generation).items() if k != "batch_size"}},
-               "models": models}
-    if len(labels) >= 2:
-        a, b = labels[0], labels[1]
-        metrics["comparison"] = {k: {"base": v, "tuned": models[b]["flat"][k], "delta": models[b]["flat"][k] - v}
-                                 for k, v in models[a]["flat"].items() if k in models[b]["flat"]}
-        metrics["comparison_models"] = [a, b]
-    if cfg.judge.single or cfg.judge.pairwise:
-        llm = make_llm(cfg.judge.llm, out / "judge" / "cache.sqlite", desc="judge")
-        judge = {}
-        if cfg.judge.single:
-            judge["single"] = {label: judge_single(llm, g, cfg.judge.with_reference, n_boot=cfg.bootstrap,
-                                                         seed=cfg.seed) for label, g in gens.items()}
-        if cfg.judge.pairwise:
-            if len(labels) < 2:
-                raise ConfigError("judge.pairwise needs two models in `models`")
-            judge["pairwise"] = judge_pairwise(llm, gens[labels[0]], gens[labels[1]], n_boot=cfg.bootstrap,
-                                                 seed=cfg.seed)
-        metrics["judge"] = judge
-    if cfg.human_ratings:
-        ratings = load_ratings(cfg.human_ratings, cfg.human_ratings_key)
-        rated = cfg.human_ratings_model or labels[0]
-        if rated not in gens:
-            raise ConfigError(f"human_ratings_model '{rated}' is not one of the models {labels}")
-        per_item = {r["id"]: r for r in map(json.loads, (out / "scores" / f"{rated}.jsonl").read_text().splitlines())}
-        names = [m for m in cfg.metrics if m in next(iter(per_item.values()), {})]
-        metrics["correlation"] = {"model": rated, "file": cfg.human_ratings, "metrics": {
-            m: correlate({i: r.get(m) for i, r in per_item.items()}, ratings, cfg.bootstrap, cfg.seed) for m in names}}
-    metrics["run"]["score_seconds"] = round(time.time() - start, 1)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_nan_safe), encoding="utf-8")
-    write_report(out)
-    return out
+    with incomplete_until_done(out):
+        start = time.time()
+        encoder = make_encoder(cfg.encoder) if {"tsas", "if_score", "mauve"} & set(cfg.metrics) else None
+        options = {k: getattr(cfg.options, k) for k in MetricOptions.__dataclass_fields__}
+        models = {label: score_generations(g, cfg.metrics, encoder, options, cfg.bootstrap, cfg.seed)
+                  for label, g in gens.items()}
+        for label, res in models.items():
+            _write_jsonl(res.pop("per_item"), out / "scores" / f"{label}.jsonl")
+        metrics = {"run": {"name": out.name, "kind": "eval", "models": dict(parse_models(cfg.models)),
+                           "test": cfg.test, "n_items": len(next(iter(gens.values()))),
+                           "generation": {k: v for k, v in vars(cfg.generation).items() if k != "batch_size"}},
+                   "models": models}
+        if len(labels) >= 2:
+            a, b = labels[0], labels[1]
+            metrics["comparison"] = {k: {"base": v, "tuned": models[b]["flat"][k], "delta": models[b]["flat"][k] - v}
+                                     for k, v in models[a]["flat"].items() if k in models[b]["flat"]}
+            metrics["comparison_models"] = [a, b]
+        if cfg.judge.single or cfg.judge.pairwise:
+            llm = make_llm(cfg.judge.llm, out / "judge" / "cache.sqlite", desc="judge")
+            judge = {}
+            if cfg.judge.single:
+                judge["single"] = {label: judge_single(llm, g, cfg.judge.with_reference, n_boot=cfg.bootstrap,
+                                                             seed=cfg.seed) for label, g in gens.items()}
+            if cfg.judge.pairwise:
+                judge["pairwise"] = judge_pairwise(llm, gens[labels[0]], gens[labels[1]], n_boot=cfg.bootstrap,
+                                                     seed=cfg.seed)
+            metrics["judge"] = judge
+        if cfg.human_ratings:
+            rated = cfg.human_ratings_model or labels[0]
+            per_item = {r["id"]: r for r in map(json.loads, (out / "scores" / f"{rated}.jsonl").read_text().splitlines())}
+            names = [m for m in cfg.metrics if m in next(iter(per_item.values()), {})]
+            metrics["correlation"] = {"model": rated, "file": cfg.human_ratings, "metrics": {
+                m: correlate({i: r.get(m) for i, r in per_item.items()}, ratings, cfg.bootstrap, cfg.seed) for m in names}}
+        metrics["run"]["score_seconds"] = round(time.time() - start, 1)
+        write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2, default=_nan_safe))
+        write_report(out)
+        return out
+
+
+def _check_score_inputs(cfg: EvalRunConfig, labels: list[str]) -> dict | None:
+    """What would otherwise fail after answers or scores are written; returns the human ratings."""
+    if cfg.judge.pairwise and len(labels) < 2:
+        raise ConfigError("judge.pairwise needs two models in `models`")
+    if cfg.human_ratings and (cfg.human_ratings_model or labels[0]) not in labels:
+        raise ConfigError(f"human_ratings_model '{cfg.human_ratings_model}' is not one of the models {labels}")
+    return load_ratings(cfg.human_ratings, cfg.human_ratings_key) if cfg.human_ratings else None
 
 
 def run_eval(cfg: EvalRunConfig) -> Path:
+    _check_score_inputs(cfg, [label for label, _ in parse_models(cfg.models)])
     return eval_score(cfg, eval_generate(cfg))
 
 
@@ -265,4 +274,4 @@ def _nan_safe(x):
 
 def _write_jsonl(rows: list[dict], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))

@@ -36,6 +36,7 @@ import numpy as np
 
 from tuneforge.config import save_config
 from tuneforge.errors import ConfigError, check_choices
+from tuneforge.files import write_text_atomic
 from tuneforge.generation import GenerationConfig, generate_answers
 from tuneforge.hardware import check_device_dtype, resolve_dtype, resolve_precision
 from tuneforge.models import EMBEDDED_ENCODER, EMBEDDED_MODEL, load_model
@@ -250,8 +251,8 @@ def run_experiment(cfg: MultiTaskConfig) -> Path:
                           "steps": cfg.train.steps, "model": cfg.model},
                "methods": results, "phrasing": phrasing, "phrasing_method": cfg.phrasing_method,
                "combinations": combos}
-    (out / "results.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    (out / "results.md").write_text(results_markdown(summary), encoding="utf-8")
+    write_text_atomic(out / "results.json", json.dumps(summary, indent=2))
+    write_text_atomic(out / "results.md", results_markdown(summary))
     write_experiment_report(summary, out)
     return out
 
@@ -410,5 +411,5 @@ def write_experiment_report(s: dict, out: Path) -> Path:
         parts += [f"<h2>{e(title)}</h2>", _html_table(header, rows)]
     parts.append("</body></html>")
     path = out / "report.html"
-    path.write_text("\n".join(parts), encoding="utf-8")
+    write_text_atomic(path, "\n".join(parts))
     return path

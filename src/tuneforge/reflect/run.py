@@ -27,6 +27,7 @@ import numpy as np
 from tuneforge.config import save_config
 from tuneforge.data.build import LLMConfig, make_llm
 from tuneforge.errors import DataError, check_choices, read_text, suggest
+from tuneforge.files import write_text_atomic
 from tuneforge.models import EMBEDDED_ENCODER
 from tuneforge.records import Example, Message
 from tuneforge.reflect.agents import StudentAgent, TeacherAgent
@@ -177,7 +178,7 @@ def reflect_run(cfg: ReflectRunConfig, teacher_llm=None, student_llm=None, encod
     summary = summarise(results, cfg.loop.levels, cfg.loop.max_iterations, cfg.loop.epsilon)
     summary["teacher"], summary["student"], summary["verdict"] = teacher_llm.name, student_llm.name, cfg.verdict
     summary["ratings"] = _rating_stats(out / "trace.jsonl")
-    (out / "alignment.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    write_text_atomic(out / "alignment.json", json.dumps(summary, indent=2))
     records = export_records(results, teacher_llm.name, student_llm.name, cfg.export_converged_only, cfg.export_answer)
     with open(out / "reflected.jsonl", "w", encoding="utf-8") as f:
         f.writelines(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records)
@@ -284,7 +285,7 @@ def write_reflect_report(s: dict, out: Path) -> Path:
              "(seed 001 eq. 31)."]
     md = ["# Reflective teacher–student run", "", *[x + "\n" for x in lines], "![alignment](alignment.png)", "",
           "| " + " | ".join(header) + " |", "|" + "---|" * len(header), *["| " + " | ".join(r) + " |" for r in rows]]
-    (out / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    write_text_atomic(out / "report.md", "\n".join(md) + "\n")
     e = html.escape
     page = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>tuneforge — reflect run</title>",
             f"<style>{CSS}</style></head><body><h1>Reflective teacher–student run</h1>",
@@ -293,5 +294,5 @@ def write_reflect_report(s: dict, out: Path) -> Path:
             "at which each level converged (seed 001, Figure 5)</figcaption></figure>",
             "<h2>Items</h2>", _html_table(header, rows), "</body></html>"]
     path = out / "report.html"
-    path.write_text("\n".join(page), encoding="utf-8")
+    write_text_atomic(path, "\n".join(page))
     return path

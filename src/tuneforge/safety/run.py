@@ -21,6 +21,7 @@ from tuneforge.data.build import LLMConfig, make_llm
 from tuneforge.errors import ConfigError, check_choices
 from tuneforge.evaluate.report import write_report
 from tuneforge.evaluate.run import check_model_spec, load_eval_model, parse_models
+from tuneforge.files import incomplete_until_done, write_text_atomic
 from tuneforge.generation import GenerationConfig, generate_answers
 from tuneforge.hardware import check_device_dtype, resolve_dtype
 from tuneforge.models import EMBEDDED_MODEL
@@ -70,38 +71,39 @@ def safety_run(cfg: SafetyRunConfig) -> Path:
         check_model_spec(spec)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
-    eval_items = [EvalItem(messages=[Message("user", it.prompt)], references=[it.reference or it.correction or "-"],
-                           id=it.id, domain=it.domain, task=it.category) for it in items]
-    prompts = {it.id: it.prompt for it in items}
-    models, fails, judges = {}, {}, {}
-    for label, spec in parse_models(cfg.models):
-        model, tok, desc = load_eval_model(spec, cfg.dtype, cfg.device)
-        gens = generate_answers(model, tok, eval_items, cfg.generation, label, out / "generations" / f"{label}.jsonl",
-                                desc=f"{label} safety answers")
-        del model
-        answers = {g.id: g.generation for g in gens}
-        rows = [outcomes(it, answers[it.id]) for it in items]
-        _write_jsonl(rows, out / "scores" / f"{label}.jsonl")
-        models[label] = aggregate(rows, label)
-        fails[label] = failures(rows, answers, prompts)
-        if cfg.judge.enabled:
-            from tuneforge.safety.judge import judge_detect
+    with incomplete_until_done(out):
+        eval_items = [EvalItem(messages=[Message("user", it.prompt)], references=[it.reference or it.correction or "-"],
+                               id=it.id, domain=it.domain, task=it.category) for it in items]
+        prompts = {it.id: it.prompt for it in items}
+        models, fails, judges = {}, {}, {}
+        for label, spec in parse_models(cfg.models):
+            model, tok, desc = load_eval_model(spec, cfg.dtype, cfg.device)
+            gens = generate_answers(model, tok, eval_items, cfg.generation, label, out / "generations" / f"{label}.jsonl",
+                                    desc=f"{label} safety answers")
+            del model
+            answers = {g.id: g.generation for g in gens}
+            rows = [outcomes(it, answers[it.id]) for it in items]
+            _write_jsonl(rows, out / "scores" / f"{label}.jsonl")
+            models[label] = aggregate(rows, label)
+            fails[label] = failures(rows, answers, prompts)
+            if cfg.judge.enabled:
+                from tuneforge.safety.judge import judge_detect
 
-            llm = make_llm(cfg.judge.llm, out / "judge" / "cache.sqlite", desc="safety judge")
-            judges[label] = judge_detect(llm, items, answers, {r["id"]: r for r in rows})
-    labels = list(models)
-    metrics = {"run": {"name": out.name, "kind": "safety", "models": dict(parse_models(cfg.models)),
-                       "test": f"safety suite, {cfg.split} split", "n_items": len(items)},
-               "models": models,
-               "safety": {"calibration": calibrate(), "failures": fails, "judge": judges,
-                          "items_by_category": {c: sum(it.category == c for it in items) for c in CATEGORIES}}}
-    if len(labels) >= 2:
-        metrics["comparison_models"] = labels[:2]
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    write_report(out)
-    return out
+                llm = make_llm(cfg.judge.llm, out / "judge" / "cache.sqlite", desc="safety judge")
+                judges[label] = judge_detect(llm, items, answers, {r["id"]: r for r in rows})
+        labels = list(models)
+        metrics = {"run": {"name": out.name, "kind": "safety", "models": dict(parse_models(cfg.models)),
+                           "test": f"safety suite, {cfg.split} split", "n_items": len(items)},
+                   "models": models,
+                   "safety": {"calibration": calibrate(), "failures": fails, "judge": judges,
+                              "items_by_category": {c: sum(it.category == c for it in items) for c in CATEGORIES}}}
+        if len(labels) >= 2:
+            metrics["comparison_models"] = labels[:2]
+        write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2))
+        write_report(out)
+        return out
 
 
 def _write_jsonl(rows: list[dict], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))

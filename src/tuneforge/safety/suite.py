@@ -100,10 +100,16 @@ def load_suite(path: str | Path | None = None, split: str = "all") -> list[Safet
         raise DataError(f"not valid YAML: {getattr(exc, 'problem', exc)} (quote values that contain ': ')",
                         path=str(path), line=mark.line + 1 if mark else None) from None
     items = []
+    shape = "a mapping domain → category → list of items ({prompt, topic?, correction?, reference?})"
+    if not isinstance(raw, dict) or not all(isinstance(c, dict) for c in raw.values()):
+        raise DataError(f"a safety suite must be {shape}", path=str(path))
     for domain, cats in raw.items():
         for category, rows in cats.items():
             if category not in CATEGORIES:
                 raise DataError(f"unknown category '{category}' under {domain}; use {', '.join(CATEGORIES)}",
+                                path=str(path))
+            if not isinstance(rows, list) or not all(isinstance(r, dict) and "prompt" in r for r in rows):
+                raise DataError(f"{domain}.{category} must be a list of items with a 'prompt'; a suite is {shape}",
                                 path=str(path))
             for i, row in enumerate(rows):
                 item_id = f"{domain}-{category}-{i:02d}"

@@ -20,6 +20,7 @@ from tuneforge.data.mix import mix_counts, mix_datasets, mix_report
 from tuneforge.data.seed import load_examples, load_pairs
 from tuneforge.errors import ConfigError, suggest
 from tuneforge.evaluate.bootstrap import paired_ratio_delta, ratio_ci
+from tuneforge.files import incomplete_until_done, write_text_atomic
 from tuneforge.hardware import check_device_dtype, resolve_dtype, resolve_precision
 from tuneforge.models import (
     EMBEDDED_MODEL,
@@ -311,32 +312,33 @@ def train_model(cfg: TrainRunConfig) -> Path:
     if state.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
-        (run_dir / "run_fingerprint.json").write_text(json.dumps(fingerprint, indent=1), encoding="utf-8")
-    print(estimate_memory(model_path, "float32" if cfg.adapter.method == "full" else cfg.model.dtype,
-                          cfg.adapter, cfg.train.batch_size, cfg.train.max_length, device, cfg.train.precision)
-          .describe(), flush=True)
-    model, tok = load_model(cfg.model.name, cfg.model.dtype, cfg.model.attn_implementation, device,
-                            load_in_4bit=qlora)
-    set_chat_template(tok, cfg.model.chat_template, cfg.model.eos_token)
-    if cfg.objective.name == "sft":
-        _, result, losses = fit_sft(model, tok, train, cfg.adapter, cfg.train, run_dir, held_out)
-        losses = {k: {"loss": losses[k], "ci": losses["ci"][k], "on": cfg.data.eval} for k in ("base", "tuned")} | {
-            k: losses[k] for k in ("delta", "n_examples", "n_tokens", "signature")} if losses else {}
-    else:
-        _, result, losses = fit_objective(model, tok, cfg, run_dir, device)
-    summary = {"model": cfg.model.name, "adapter": cfg.adapter.method, "objective": cfg.objective.name,
-               "steps": result.steps,
-               "first_loss": result.losses[0], "final_loss": result.final_loss, "eval": losses,
-               "trainable_params": result.trainable_params, "total_params": result.total_params,
-               "trainable_ratio": result.trainable_params / result.total_params,
-               "train_seconds": result.seconds, "tokens_per_s": result.tokens / max(result.seconds, 1e-9)}
-    if not state.is_main_process:
+        write_text_atomic(run_dir / "run_fingerprint.json", json.dumps(fingerprint, indent=1))
+    with incomplete_until_done(run_dir, active=state.is_main_process):
+        print(estimate_memory(model_path, "float32" if cfg.adapter.method == "full" else cfg.model.dtype,
+                              cfg.adapter, cfg.train.batch_size, cfg.train.max_length, device, cfg.train.precision)
+              .describe(), flush=True)
+        model, tok = load_model(cfg.model.name, cfg.model.dtype, cfg.model.attn_implementation, device,
+                                load_in_4bit=qlora)
+        set_chat_template(tok, cfg.model.chat_template, cfg.model.eos_token)
+        if cfg.objective.name == "sft":
+            _, result, losses = fit_sft(model, tok, train, cfg.adapter, cfg.train, run_dir, held_out)
+            losses = {k: {"loss": losses[k], "ci": losses["ci"][k], "on": cfg.data.eval} for k in ("base", "tuned")} | {
+                k: losses[k] for k in ("delta", "n_examples", "n_tokens", "signature")} if losses else {}
+        else:
+            _, result, losses = fit_objective(model, tok, cfg, run_dir, device)
+        summary = {"model": cfg.model.name, "adapter": cfg.adapter.method, "objective": cfg.objective.name,
+                   "steps": result.steps,
+                   "first_loss": result.losses[0], "final_loss": result.final_loss, "eval": losses,
+                   "trainable_params": result.trainable_params, "total_params": result.total_params,
+                   "trainable_ratio": result.trainable_params / result.total_params,
+                   "train_seconds": result.seconds, "tokens_per_s": result.tokens / max(result.seconds, 1e-9)}
+        if not state.is_main_process:
+            return run_dir
+        write_text_atomic(run_dir / "train_summary.json", json.dumps(summary, indent=2))
+        print(f"Trained {result.trainable_params:,} of {result.total_params:,} parameters "
+              f"({100 * summary['trainable_ratio']:.2f}%); loss {result.losses[0]:.3f} → {result.final_loss:.3f}. "
+              f"Run: {run_dir}", flush=True)
         return run_dir
-    (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    print(f"Trained {result.trainable_params:,} of {result.total_params:,} parameters "
-          f"({100 * summary['trainable_ratio']:.2f}%); loss {result.losses[0]:.3f} → {result.final_loss:.3f}. "
-          f"Run: {run_dir}", flush=True)
-    return run_dir
 
 
 def load_training_mix(data: SFTDataConfig, seed: int = 0) -> list[Example]:
