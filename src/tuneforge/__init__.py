@@ -30,7 +30,7 @@ def __getattr__(name):
             "domain_adaptation_objective": "tuneforge.train.domain_adapt",
             "domain_adaptation_batches": "tuneforge.train.domain_adapt",
             "export_run": "tuneforge.train.export", "mix_datasets": "tuneforge.data.mix",
-            "set_chat_template": "tuneforge.train.chat_template", "estimate_memory": "tuneforge.train.memory",
+            "set_chat_template": "tuneforge.chat_template", "estimate_memory": "tuneforge.train.memory",
             "build_dataset": "tuneforge.data.build", "BuildConfig": "tuneforge.data.build",
             "deduplicate": "tuneforge.data.dedup", "decontaminate": "tuneforge.data.decontam",
             "self_instruct": "tuneforge.data.self_instruct", "evol_instruct": "tuneforge.data.evol_instruct",

@@ -17,10 +17,27 @@ from tuneforge.errors import TuneforgeError
 from tuneforge.files import write_text_atomic
 
 
-def _config_epilog(cls) -> str:
-    from tuneforge.config import config_help
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose epilog may be a callable, evaluated only when help is shown: building
+    the parser (on every command) then imports no config module — and so no torch."""
 
-    return "config keys (YAML or key=value overrides):\n" + "\n".join(config_help(cls))
+    def format_help(self) -> str:
+        if callable(self.epilog):
+            self.epilog = self.epilog()
+        return super().format_help()
+
+
+def _config_epilog(where: str):
+    """The config keys of the dataclass at 'module:Class', listed when help is shown."""
+    def text() -> str:
+        import importlib
+
+        from tuneforge.config import config_help
+
+        module, _, name = where.partition(":")
+        return "config keys (YAML or key=value overrides):\n" + "\n".join(
+            config_help(getattr(importlib.import_module(module), name)))
+    return text
 
 
 def cmd_demo(args) -> int:
@@ -45,8 +62,8 @@ def cmd_train(args) -> int:
                              "[key=value ...] (bundled: configs/lora.yaml, configs/full.yaml, ...)")
     cfg = load_config(TrainRunConfig, words[0], words[1:])
     if inspect:
+        from tuneforge.chat_template import set_chat_template
         from tuneforge.models import load_tokenizer
-        from tuneforge.train.chat_template import set_chat_template
         from tuneforge.train.recipe import load_training_mix
 
         tok = set_chat_template(load_tokenizer(cfg.model.name), cfg.model.chat_template, cfg.model.eos_token)
@@ -290,18 +307,16 @@ def cmd_report(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from tuneforge.data.io import FORMATS
-    from tuneforge.demo import DemoConfig
-    from tuneforge.models import EMBEDDED_MODEL
-    from tuneforge.train.recipe import TrainRunConfig
+    from tuneforge.embedded import EMBEDDED_MODEL
 
-    p = argparse.ArgumentParser(prog="tuneforge", description="Instruction tuning from data to evidence.")
+    p = _Parser(prog="tuneforge", description="Instruction tuning from data to evidence.")
     p.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     sub = p.add_subparsers(dest="verb", required=True)
 
     demo = sub.add_parser("demo", help="run the whole pipeline on the embedded model",
                           description="Build data, LoRA-tune the embedded SmolLM2-135M-Instruct, "
                           "compare base vs tuned per domain, write a report.",
-                          epilog=_config_epilog(DemoConfig), formatter_class=argparse.RawDescriptionHelpFormatter)
+                          epilog=_config_epilog("tuneforge.demo:DemoConfig"), formatter_class=argparse.RawDescriptionHelpFormatter)
     demo.add_argument("--config", type=Path, help="YAML config (default: the bundled configs/demo.yaml)")
     demo.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.steps=50")
     demo.set_defaults(fn=cmd_demo)
@@ -309,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="fine-tune: sft | dpo | distill | domain_adaptation with any adapter; "
                            "`train inspect` shows the masks",
                            description="tuneforge train CONFIG [key=value ...] | tuneforge train inspect CONFIG",
-                           epilog=_config_epilog(TrainRunConfig), formatter_class=argparse.RawDescriptionHelpFormatter)
+                           epilog=_config_epilog("tuneforge.train.recipe:TrainRunConfig"), formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("args", nargs="*", help="[inspect] CONFIG [key=value ...]")
     train.add_argument("--n", type=int, default=2, help="examples to show with inspect")
     train.set_defaults(fn=cmd_train)
@@ -331,7 +346,6 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--to", required=True, help=f"output format: {', '.join(FORMATS)}")
     conv.add_argument("--from", dest="from_format", help="input format (default: detected)")
     conv.set_defaults(fn=cmd_data_convert)
-    from tuneforge.data.build import BuildConfig
 
     for verb, fn, what, desc in (
             ("build", cmd_data_build, "build a dataset: sources → generators → augmentation → filters → mix",
@@ -340,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
             ("synth", cmd_data_synth, "run a build config's sources, generators and augmentation only",
              "Like data build, but with no filters and no mixing: every generated record lands in "
              "OUTPUT_DIR/train.jsonl.")):
-        sp = data.add_parser(verb, help=what, description=desc, epilog=_config_epilog(BuildConfig),
+        sp = data.add_parser(verb, help=what, description=desc, epilog=_config_epilog("tuneforge.data.build:BuildConfig"),
                              formatter_class=argparse.RawDescriptionHelpFormatter)
         sp.add_argument("config", type=Path)
         sp.add_argument("overrides", nargs="*", help="key=value overrides")
@@ -389,14 +403,13 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="print JSON")
     stats.set_defaults(fn=cmd_data_stats)
 
-    from tuneforge.evaluate.run import EvalRunConfig
 
     ev = sub.add_parser("eval", help="generate once, score many times; compare runs").add_subparsers(
         dest="eval_verb", required=True)
     for verb, what in (("generate", "answer the test set with every model (resumable)"),
                        ("run", "generate (resuming) and score: metrics.json, report.html, report.md"),
                        ("score", "score stored generations again (no model is loaded)")):
-        sp = ev.add_parser(verb, help=what, description=what, epilog=_config_epilog(EvalRunConfig),
+        sp = ev.add_parser(verb, help=what, description=what, epilog=_config_epilog("tuneforge.evaluate.run:EvalRunConfig"),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         sp.add_argument("config", type=Path, nargs="?", help="YAML config (e.g. configs/eval.yaml); optional")
         sp.add_argument("overrides", nargs="*", help="key=value overrides")
@@ -409,14 +422,13 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--bootstrap", type=int, default=1000)
     cmp.add_argument("--json", action="store_true")
     cmp.set_defaults(fn=cmd_eval_compare)
-    from tuneforge.safety.run import SafetyRunConfig
 
     sf = sub.add_parser("safety", help="adversarial safety suite: rates with CIs, detector accuracy").add_subparsers(
         dest="safety_verb", required=True)
     srun = sf.add_parser("run", help="answer the suite's test half and report the five safety rates",
                          description="Misinformation, unsafe omissions, proper refusals, injection resistance and "
                          "over-refusal, per domain with 95% CIs; compare models with tuneforge eval compare RUN:a RUN:b.",
-                         epilog=_config_epilog(SafetyRunConfig), formatter_class=argparse.RawDescriptionHelpFormatter)
+                         epilog=_config_epilog("tuneforge.safety.run:SafetyRunConfig"), formatter_class=argparse.RawDescriptionHelpFormatter)
     srun.add_argument("config", type=Path, nargs="?", help="YAML config (e.g. configs/safety.yaml); optional")
     srun.add_argument("overrides", nargs="*", help="key=value overrides")
     srun.set_defaults(fn=cmd_safety_run)
@@ -429,15 +441,14 @@ def build_parser() -> argparse.ArgumentParser:
     ssu.add_argument("--split", default="test", choices=["test", "train", "all"])
     ssu.add_argument("--export", type=Path, help="write the split's items (TRL messages + labels) to this JSONL")
     ssu.set_defaults(fn=cmd_safety_suite)
-    from tuneforge.multitask.experiment import MultiTaskConfig
-    from tuneforge.reflect.run import ReflectRunConfig
-
     for verb, help_, run_help, cls, fn in (
             ("multitask", "multi-task instruction tuning on SuperNI: methods × seen/unseen, gap, gradient conflict, "
-             "phrasing", "run the experiment of a config (e.g. configs/superni_multitask.yaml)", MultiTaskConfig,
+             "phrasing", "run the experiment of a config (e.g. configs/superni_multitask.yaml)",
+             "tuneforge.multitask.experiment:MultiTaskConfig",
              cmd_multitask_run),
             ("reflect", "reflective teacher–student learning over documents (seed 001, Algorithm 1)",
-             "run the loop over a config's items (e.g. configs/reflect.yaml)", ReflectRunConfig, cmd_reflect_run)):
+             "run the loop over a config's items (e.g. configs/reflect.yaml)", "tuneforge.reflect.run:ReflectRunConfig",
+             cmd_reflect_run)):
         group = sub.add_parser(verb, help=help_).add_subparsers(dest=f"{verb}_verb", required=True)
         run = group.add_parser("run", help=run_help, epilog=_config_epilog(cls),
                                formatter_class=argparse.RawDescriptionHelpFormatter)

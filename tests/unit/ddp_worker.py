@@ -8,9 +8,10 @@ import torch
 
 from tuneforge.models import tiny_model, tiny_tokenizer
 from tuneforge.records import Example, Message
+from tuneforge.tokenisation import collate, count_targets, encode_examples
 from tuneforge.train.adapters import AdapterConfig, apply_adapter
 from tuneforge.train.loop import Objective, TrainConfig, train_loop
-from tuneforge.train.sft import collate, count_targets, encode_examples, sft_loss
+from tuneforge.train.sft import sft_loss
 
 STEPS, GLOBAL_BATCH = 3, 4
 

@@ -2,9 +2,10 @@ import pytest
 import torch
 
 from tuneforge.errors import ConfigError, UnknownNameError
+from tuneforge.tokenisation import batch_stream, count_targets, encode_examples
 from tuneforge.train.adapters import ADAPTERS, AdapterConfig, apply_adapter, lora_parameter_count
 from tuneforge.train.loop import Objective, TrainConfig, train_loop
-from tuneforge.train.sft import batch_stream, count_targets, encode_examples, sft_loss
+from tuneforge.train.sft import sft_loss
 
 SFT = Objective("sft", sft_loss, count_targets)
 METHODS = {"full": {}, "lora": {"r": 4}, "dora": {"method": "lora", "r": 4, "use_dora": True},

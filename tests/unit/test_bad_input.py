@@ -41,6 +41,10 @@ def files(tmp_path):
     (d / "suite_str.yaml").write_text("healthcare:\n  risky: [just a string]\n")
     (d / "deep.yaml").write_text("a: " + "[" * 50000 + "\n")
     (d / "unclosed.yaml").write_text("train:\n  lr: [1\n")
+    (d / "sni" / "train").mkdir(parents=True)
+    (d / "sni" / "test").mkdir()
+    (d / "sni" / "train" / "task1_bad.json").write_bytes(b'{"Definition": ["caf\xe9"], "Instances": []}')
+    (d / "items_latin1.yaml").write_bytes(b"- id: a\n  question: caf\xe9\n")
     (d / "broken.jinja").write_text("{% for m in messages %}{{ m.content }}\n{% endfor")
     return d
 
@@ -100,6 +104,13 @@ CASES = [  # (id, argv with {d} = inputs folder and {o} = output folder, words t
     ("pairwise judge with one model", ["eval", "run", "output_dir={o}", "judge.pairwise=true"], ["two models"]),
     ("human ratings file that is missing", ["eval", "run", "output_dir={o}", "human_ratings={d}/missing.jsonl"],
      ["missing.jsonl"]),
+    ("multitask on a missing SuperNI folder", ["multitask", "run", "output_dir={o}", "superni_dir={d}/nowhere"],
+     ["SuperNI directory not found"]),
+    ("multitask on a task file that is not UTF-8", ["multitask", "run", "output_dir={o}", "superni_dir={d}/sni"],
+     ["not UTF-8", "task1_bad.json"]),
+    ("reflect on an items file that is not UTF-8", ["reflect", "run", "output_dir={o}", "items={d}/items_latin1.yaml"],
+     ["not UTF-8", "items_latin1.yaml"]),
+    ("report on a directory that is no run", ["report", "{d}"], ["no metrics.json"]),
     ("train on a file that is not UTF-8", ["train", "configs/lora.yaml", "output_dir={o}", "data.train={d}/latin1.jsonl"],
      ["not UTF-8"]),
 ]

@@ -1,15 +1,15 @@
 import pytest
 
-from tuneforge.errors import ConfigError
-from tuneforge.models import tiny_tokenizer
-from tuneforge.records import Example, Message
-from tuneforge.train.chat_template import (
+from tuneforge.chat_template import (
     CHAT_TEMPLATES,
     check_end_of_turn,
     end_of_turn_token,
     set_chat_template,
 )
-from tuneforge.train.sft import IGNORE, encode_example
+from tuneforge.errors import ConfigError
+from tuneforge.models import tiny_tokenizer
+from tuneforge.records import Example, Message
+from tuneforge.tokenisation import IGNORE, encode_example
 
 
 def test_the_tokenizers_own_template_ends_turns_with_its_eos():

@@ -53,3 +53,21 @@ def test_bad_config_key_exits_2_with_suggestion(tmp_path, capsys):
 def test_debug_flag_shows_the_traceback(tmp_path, capsys):
     assert main(["--debug", "data", "stats", str(tmp_path / "missing.jsonl"), "--tokenizer", "none"]) == 2
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_help_and_data_convert_start_without_torch(tmp_path):
+    """The parser is built on every command: it must not import torch (seconds) — config keys are
+    listed lazily, only when a verb's help is shown."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "a.jsonl"
+    src.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n')
+    code = (f"import sys\nfrom tuneforge.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            f"assert main(['data', 'convert', {str(src)!r}, {str(tmp_path / 'b.json')!r}, '--to', 'alpaca']) == 0\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False"
+    help_text = subprocess.run([sys.executable, "-m", "tuneforge.cli", "train", "--help"], capture_output=True,
+                               text=True, check=True).stdout
+    assert "train.lr (float, default 0.0002)" in help_text  # the lazy epilog still lists every key

@@ -27,7 +27,7 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tmp_path)
 
 
 def test_data_shards_partition_the_global_stream(tiny_tok, examples):
-    from tuneforge.train.sft import batch_stream, encode_examples
+    from tuneforge.tokenisation import batch_stream, encode_examples
 
     encs, _ = encode_examples(examples, tiny_tok)
     whole = batch_stream(encs, 2, tiny_tok.pad_token_id, seed=1)

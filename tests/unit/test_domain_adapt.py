@@ -3,6 +3,7 @@ import torch
 
 from tuneforge.models import tiny_model
 from tuneforge.records import Example, Message
+from tuneforge.tokenisation import batch_stream, count_targets, encode_examples
 from tuneforge.train.adapters import AdapterConfig, apply_adapter
 from tuneforge.train.domain_adapt import (
     domain_adaptation_batches,
@@ -10,7 +11,7 @@ from tuneforge.train.domain_adapt import (
     domain_adaptation_terms,
 )
 from tuneforge.train.loop import TrainConfig, train_loop
-from tuneforge.train.sft import batch_stream, count_targets, encode_examples, sft_loss
+from tuneforge.train.sft import sft_loss
 
 
 def _streams(tok, general, domain, seed=0):

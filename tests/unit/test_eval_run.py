@@ -93,7 +93,7 @@ def test_compare_finds_a_real_difference(tmp_path, capsys):
 def test_a_failed_adapter_merge_is_an_error_not_a_silent_unmerged_model(tmp_path, tiny_lm, tiny_tok, monkeypatch):
     from peft import LoraConfig, PeftModel, get_peft_model
 
-    from tuneforge.evaluate.run import load_eval_model
+    from tuneforge.evaluate.model_spec import load_eval_model
 
     tiny_lm.save_pretrained(tmp_path / "model")
     tiny_tok.save_pretrained(tmp_path / "model")

@@ -85,8 +85,8 @@ class _Bar:
 
 
 def test_batch_progress_counts_every_sequence_once_and_tokens_up_to_the_stop(tiny_lm, tiny_tok):
+    from tuneforge.chat_template import stop_token_ids
     from tuneforge.generation import generate_batch
-    from tuneforge.train.chat_template import stop_token_ids
 
     stop = stop_token_ids(tiny_tok, tiny_lm)[0]
     # make the stop token the likeliest next token after a few steps for some rows: bias the LM head

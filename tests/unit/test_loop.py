@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from tuneforge.errors import DataError
+from tuneforge.tokenisation import batch_stream, collate, count_targets, encode_examples
 from tuneforge.train.adapters import AdapterConfig, apply_adapter
 from tuneforge.train.loop import Objective, TrainConfig, evaluate_loss, heldout_loss, train_loop
-from tuneforge.train.sft import batch_stream, collate, count_targets, encode_examples, sft_loss
+from tuneforge.train.sft import sft_loss
 
 SFT = Objective("sft", sft_loss, count_targets)
 

@@ -5,11 +5,12 @@ import pytest
 import torch
 
 from tuneforge.records import Message, PreferencePair
+from tuneforge.tokenisation import collate, encode_examples
 from tuneforge.train.adapters import AdapterConfig, apply_adapter
 from tuneforge.train.distill import distill_objective, kl_term
 from tuneforge.train.dpo import collate_pairs, dpo_objective, dpo_term, encode_pair, sequence_logps
 from tuneforge.train.loop import TrainConfig, train_loop
-from tuneforge.train.sft import collate, encode_examples, sft_loss
+from tuneforge.train.sft import sft_loss
 
 
 def test_dpo_term_matches_the_formula_by_hand():

@@ -46,7 +46,7 @@ def test_judge_keeps_by_threshold_counts_parse_failures_and_escapes_the_record()
 
 
 def test_ifd_is_the_ratio_of_masked_losses_with_and_without_the_instruction(tiny_lm, tiny_tok):
-    from tuneforge.train.sft import encode_example
+    from tuneforge.tokenisation import encode_example
 
     rows = [_ex(0, "What is a loan?", "A loan is money you borrow."), _ex(1, "Say hi.", "Hello there, friend.")]
     scores = ifd_scores(tiny_lm, tiny_tok, rows, batch_size=2)

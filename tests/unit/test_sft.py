@@ -2,7 +2,7 @@ import pytest
 
 from tuneforge.errors import DataError, UnknownNameError
 from tuneforge.records import Example, Message
-from tuneforge.train.sft import IGNORE, collate, count_targets, encode_example, encode_examples
+from tuneforge.tokenisation import IGNORE, collate, count_targets, encode_example, encode_examples
 
 
 def _target_text(enc, tok):
@@ -47,7 +47,7 @@ def test_collate_pads_right_and_counts_targets(tiny_tok, examples):
 
 
 def test_packed_rows_respect_max_length_and_keep_every_token(tiny_tok, examples):
-    from tuneforge.train.sft import pack_examples
+    from tuneforge.tokenisation import pack_examples
 
     encs, _ = encode_examples(examples, tiny_tok)
     rows = pack_examples(encs, 128)
@@ -59,7 +59,8 @@ def test_packed_rows_respect_max_length_and_keep_every_token(tiny_tok, examples)
 def test_packed_and_unpacked_batches_give_the_same_loss(tiny_lm, tiny_tok, examples):
     import torch
 
-    from tuneforge.train.sft import pack_examples, sft_loss
+    from tuneforge.tokenisation import pack_examples
+    from tuneforge.train.sft import sft_loss
 
     encs, _ = encode_examples(examples, tiny_tok, mask="all")  # 'all' also labels each segment start
     plain = collate(encs, tiny_tok.pad_token_id)
@@ -74,7 +75,7 @@ def test_packed_and_unpacked_batches_give_the_same_loss(tiny_lm, tiny_tok, examp
 def test_segments_in_a_packed_row_do_not_attend_to_each_other(tiny_lm, tiny_tok, examples):
     import torch
 
-    from tuneforge.train.sft import model_inputs, pack_examples
+    from tuneforge.tokenisation import model_inputs, pack_examples
 
     encs, _ = encode_examples(examples[:2], tiny_tok)
     [row] = pack_examples(encs, 10_000)

@@ -3,9 +3,10 @@ import importlib.util
 import pytest
 
 from tuneforge.errors import ConfigError
+from tuneforge.tokenisation import batch_stream, count_targets, encode_examples
 from tuneforge.train.adapters import AdapterConfig, apply_adapter
 from tuneforge.train.loop import Objective, TrainConfig, train_loop
-from tuneforge.train.sft import batch_stream, count_targets, encode_examples, sft_loss
+from tuneforge.train.sft import sft_loss
 
 
 def test_unknown_or_missing_trackers_fail_at_config_time():

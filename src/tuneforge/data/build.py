@@ -40,29 +40,12 @@ from tuneforge.files import incomplete_until_done, write_text_atomic
 from tuneforge.hardware import hardware_summary
 from tuneforge.llm.cache import CachedLLM
 from tuneforge.llm.client import Sampling
+from tuneforge.llm.config import LLMConfig, make_llm
 from tuneforge.models import EMBEDDED_MODEL
 from tuneforge.records import EvalItem, Example
 from tuneforge.safety.training_data import unsafe_training_record
 
-LLM_KINDS = ("local", "openai")
 TEMPLATE_TOKENS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|start_header_id|>", "[INST]")
-
-
-@dataclass
-class LLMConfig:
-    kind: str = field(default="local", metadata={"help": "local (transformers in this process) | openai (HTTP)"})
-    model: str = field(default=EMBEDDED_MODEL, metadata={"help": "model name (local: any load_model name)"})
-    base_url: str = field(default="https://api.openai.com/v1", metadata={"help": "openai: server URL"})
-    api_key_env: str = field(default="OPENAI_API_KEY", metadata={"help": "openai: env variable holding the key"})
-    max_concurrency: int = field(default=8, metadata={"help": "openai: requests in flight"})
-    batch_size: int = field(default=16, metadata={"help": "prompts per generation batch (and cache commit)"})
-    max_new_tokens: int = field(default=200, metadata={"help": "tokens per answer"})
-    dtype: str = field(default="auto", metadata={"help": "local: model dtype, auto (bfloat16 where the hardware "
-                                                         "runs it natively, else float32) | bfloat16 | float32"})
-
-    def __post_init__(self):
-        if self.kind not in LLM_KINDS:
-            raise ConfigError(f"llm.kind '{self.kind}' unknown; use one of {', '.join(LLM_KINDS)}")
 
 
 @dataclass
@@ -143,18 +126,6 @@ class BuildConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     filters: FilterConfig = field(default_factory=FilterConfig)
     mix: MixConfig = field(default_factory=MixConfig)
-
-
-def make_llm(cfg: LLMConfig, cache_path: Path, desc: str = "generate") -> CachedLLM:
-    if cfg.kind == "local":
-        from tuneforge.llm.local import LocalLLM
-
-        llm = LocalLLM.load(cfg.model, dtype=cfg.dtype, batch_size=cfg.batch_size)
-    else:
-        from tuneforge.llm.openai_http import OpenAIChatLLM
-
-        llm = OpenAIChatLLM(cfg.model, cfg.base_url, cfg.api_key_env, cfg.max_concurrency)
-    return CachedLLM(llm, cache_path, batch_size=cfg.batch_size, desc=desc)
 
 
 def load_spec(spec, origin: bool = False) -> list:

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from tuneforge.data.dedup import Removal
 from tuneforge.errors import ConfigError
 from tuneforge.records import Example, Message
-from tuneforge.train.sft import IGNORE, collate, encode_example
+from tuneforge.tokenisation import IGNORE, collate, encode_example
 
 
 @torch.inference_mode()

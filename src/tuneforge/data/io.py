@@ -202,7 +202,7 @@ def _from_sharegpt(d: dict) -> list[Record]:
     messages = [{"role": "system", "content": d["system"]}] if d.get("system") else []
     for i, turn in enumerate(conv):
         who = turn.get("from") if isinstance(turn, dict) else None
-        if who not in _FROM_SHAREGPT:
+        if not isinstance(who, str) or who not in _FROM_SHAREGPT:
             raise DataError(f"conversations[{i}].from is {who!r}; expected one of "
                             f"{', '.join(_FROM_SHAREGPT)}", field="conversations")
         messages.append({"role": _FROM_SHAREGPT[who], "content": turn.get("value")})
@@ -236,14 +236,15 @@ def _read_superni(path: Path) -> list[Record]:
         if key not in task:
             raise DataError(f"a Super-NaturalInstructions task file needs '{key}'",
                             path=str(path), field=key)
-    definition = "\n".join(task["Definition"]) if isinstance(task["Definition"], list) else task["Definition"]
     name = Path(path).stem
     common = {k.lower(): task[k] for k in _SUPERNI_KEEP if k in task}
     out = []
+    d = task["Definition"]
     if not isinstance(task["Instances"], list) or not (
-            isinstance(task["Definition"], str) or all(isinstance(x, str) for x in task["Definition"])):
+            isinstance(d, str) or (isinstance(d, list) and all(isinstance(x, str) for x in d))):
         raise DataError("'Instances' must be a list of objects and 'Definition' a string or list of strings",
                         path=str(path), field="Instances")
+    definition = "\n".join(task["Definition"]) if isinstance(task["Definition"], list) else task["Definition"]
     for i, inst in enumerate(task["Instances"]):
         if not isinstance(inst, dict):
             raise DataError(f"Instances[{i}] must be an object with 'input' and 'output', got {inst!r:.60}",

@@ -9,20 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from tuneforge.data.io import read_records
-from tuneforge.errors import DataError, UnknownNameError, suggest
+from tuneforge.errors import DataError, UnknownNameError, lookup, suggest
+from tuneforge.paths import data_dir
 from tuneforge.records import Example, PreferencePair
 
 DOMAINS = ("healthcare", "finance", "legal", "travel", "education")
 SPLITS = ("train", "test")
-
-
-def data_dir() -> Path:
-    """The shipped data folder (installed copy first, then the source checkout)."""
-    here = Path(__file__).resolve().parent.parent
-    for candidate in (here / "_data", here.parent.parent / "data"):
-        if (candidate / "domains").is_dir():
-            return candidate
-    raise DataError("tuneforge's shipped data folder is missing. Reinstall tuneforge")
+# seed sets made by later stages from their own shipped data, resolved by name when asked for
+SEED_SOURCES = {"safety": "tuneforge.safety.training_data:safety_examples"}
 
 
 def load_seed(split: str, domains: list[str] | tuple[str, ...] = ()) -> list[Example]:
@@ -44,10 +38,8 @@ def load_examples(spec: str) -> list[Example]:
     examples, otherwise a data file in any format."""
     if spec.startswith("seed:"):
         parts = spec.split(":")
-        if parts[1] == "safety":  # the safety suite's train half as SFT examples
-            from tuneforge.safety.training_data import safety_examples
-
-            rows = safety_examples()
+        if parts[1] in SEED_SOURCES:  # built by a later stage, named here by module path (no import edge up)
+            rows = lookup({}, SEED_SOURCES[parts[1]], "seed source")()
             domains = [d for d in parts[2].split(",") if d] if len(parts) > 2 else []
             return [r for r in rows if not domains or r.domain in domains]
         if parts[1] == "preferences":

@@ -21,7 +21,7 @@ def resample_indices(n: int, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
 
-def _interval(samples: np.ndarray, level: float) -> list[float]:
+def interval(samples: np.ndarray, level: float) -> list[float]:
     samples = samples[~np.isnan(samples)]
     if samples.size == 0:
         return [float("nan"), float("nan")]
@@ -36,7 +36,7 @@ def mean_ci(values: list[float | None], n_boot: int = 1000, seed: int = 0, level
     if x.size < 2:
         return [float("nan"), float("nan")]
     idx = resample_indices(x.size, n_boot, seed)
-    return _interval(x[idx].mean(1), level)
+    return interval(x[idx].mean(1), level)
 
 
 def stat_ci(rows: np.ndarray, stat: Callable[[np.ndarray], float], n_boot: int = 1000, seed: int = 0,
@@ -45,7 +45,7 @@ def stat_ci(rows: np.ndarray, stat: Callable[[np.ndarray], float], n_boot: int =
     if len(rows) < 2:
         return [float("nan"), float("nan")]
     idx = resample_indices(len(rows), n_boot, seed)
-    return _interval(np.array([stat(rows[i].sum(0)) for i in idx]), level)
+    return interval(np.array([stat(rows[i].sum(0)) for i in idx]), level)
 
 
 def paired_test(a: list[float | None], b: list[float | None], n_boot: int = 1000, n_perm: int = 10000,
@@ -61,7 +61,7 @@ def paired_test(a: list[float | None], b: list[float | None], n_boot: int = 1000
     signs = rng.choice([-1.0, 1.0], size=(n_perm, d.size))
     observed = abs(d.mean())
     p = (1 + int((np.abs((signs * d).mean(1)) >= observed - 1e-12).sum())) / (n_perm + 1)
-    return {"n": int(d.size), "delta": float(d.mean()), "ci": _interval(d[idx].mean(1), level), "p_value": p}
+    return {"n": int(d.size), "delta": float(d.mean()), "ci": interval(d[idx].mean(1), level), "p_value": p}
 
 
 def ratio_ci(sums: list[float], units: list[float], n_boot: int = 1000, seed: int = 0,

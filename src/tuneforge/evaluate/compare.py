@@ -18,7 +18,7 @@ import numpy as np
 
 from tuneforge.data.io import read_records
 from tuneforge.errors import DataError
-from tuneforge.evaluate.bootstrap import _interval, paired_test, resample_indices
+from tuneforge.evaluate.bootstrap import interval, paired_test, resample_indices
 from tuneforge.evaluate.metrics.bleu import _ref_streams, bleu_from_stats
 
 
@@ -59,7 +59,7 @@ def _bleu_stats(run_dir: Path, label: str, ids: list[str]) -> np.ndarray | None:
 def compare_bleu(sa: np.ndarray, sb: np.ndarray, n_boot: int = 1000, n_perm: int = 1000, seed: int = 0) -> dict:
     a, b = bleu_from_stats(sa.sum(0)), bleu_from_stats(sb.sum(0))
     idx = resample_indices(len(sa), n_boot, seed)
-    ci = _interval(np.array([bleu_from_stats(sb[i].sum(0)) - bleu_from_stats(sa[i].sum(0)) for i in idx]), 0.95)
+    ci = interval(np.array([bleu_from_stats(sb[i].sum(0)) - bleu_from_stats(sa[i].sum(0)) for i in idx]), 0.95)
     rng = np.random.default_rng(seed + 1)
     hits = 0
     for _ in range(n_perm):

@@ -13,7 +13,7 @@ import numpy as np
 from scipy import stats
 
 from tuneforge.errors import DataError, read_text
-from tuneforge.evaluate.bootstrap import _interval, resample_indices
+from tuneforge.evaluate.bootstrap import interval, resample_indices
 
 METHODS = {"pearson": stats.pearsonr, "spearman": stats.spearmanr, "kendall": stats.kendalltau}
 
@@ -59,5 +59,5 @@ def correlate(scores: dict[str, float | None], ratings: dict[str, float], n_boot
         for d in draws:
             with np.errstate(all="ignore"):
                 boot.append(fn(x[d], y[d])[0] if np.ptp(x[d]) > 0 and np.ptp(y[d]) > 0 else np.nan)
-        out[name] = {"r": float(res[0]), "ci": _interval(np.array(boot, dtype=float), 0.95), "p_value": float(res[1])}
+        out[name] = {"r": float(res[0]), "ci": interval(np.array(boot, dtype=float), 0.95), "p_value": float(res[1])}
     return out

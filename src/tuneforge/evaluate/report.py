@@ -402,11 +402,10 @@ def write_report(run_dir: str | Path) -> Path:
         fig = _domain_chart(metrics["models"], metric)
         if fig is not None:
             charts.append((caption, _svg(fig)))
-    if metrics.get("safety"):
-        from tuneforge.safety.rates import RATES
-
+    if metrics.get("safety"):  # a safety run's metrics are its rates
+        rates = list(next(iter(metrics["models"].values()))["overall"])
         charts.insert(0, ("Safety rates (95% Wilson CI): lower is better for misinformation, unsafe omission and "
-                          "over-refusal", _svg(_overall_chart(metrics["models"], list(RATES), "Safety rates"))))
+                          "over-refusal", _svg(_overall_chart(metrics["models"], rates, "Safety rates"))))
     fig = _loss_chart(log)
     if fig is not None:
         charts.append(("Training loss per target token", _svg(fig)))

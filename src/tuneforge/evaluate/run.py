@@ -23,17 +23,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tuneforge.config import save_config
-from tuneforge.data.build import LLMConfig, make_llm
 from tuneforge.data.io import read_records
 from tuneforge.data.seed import load_examples
 from tuneforge.errors import ConfigError, DataError
 from tuneforge.evaluate.correlation import correlate, load_ratings
 from tuneforge.evaluate.judge import judge_pairwise, judge_single
+from tuneforge.evaluate.metrics import NEEDS_ENCODER
+from tuneforge.evaluate.model_spec import check_model_spec, load_eval_model, parse_models
 from tuneforge.evaluate.report import write_report
 from tuneforge.evaluate.runner import make_encoder, score_generations
-from tuneforge.files import check_finished, incomplete_until_done, write_text_atomic
+from tuneforge.files import incomplete_until_done, write_text_atomic
 from tuneforge.generation import GenerationConfig, generate_answers
 from tuneforge.hardware import check_device_dtype, resolve_dtype
+from tuneforge.llm.config import LLMConfig, make_llm
 from tuneforge.models import EMBEDDED_ENCODER, EMBEDDED_MODEL
 from tuneforge.records import EvalItem, Example, Generation
 
@@ -85,69 +87,6 @@ class EvalRunConfig:
         check_device_dtype(self.device, self.dtype)
         if self.bootstrap < 0 or self.test_per_domain < 0:
             raise ConfigError("bootstrap and test_per_domain must be ≥ 0")
-
-
-def parse_models(specs: list[str]) -> list[tuple[str, str]]:
-    out = []
-    for s in specs:
-        label, sep, spec = s.partition("=")
-        label, spec = (label.strip(), spec.strip()) if sep else (Path(s.rstrip("/")).name or s, s)
-        if not label or not spec:
-            raise ConfigError(f"models entry '{s}': write label=spec, e.g. tuned=runs/demo-1")
-        out.append((label, spec))
-    labels = [lab for lab, _ in out]
-    if len(set(labels)) != len(labels):
-        raise ConfigError(f"models has repeated labels {labels}; give each a distinct label=spec")
-    if not out:
-        raise ConfigError("models is empty: give at least one label=spec")
-    return out
-
-
-def check_model_spec(spec: str) -> None:
-    """Fail before anything is written when `spec` is no model: a run or adapter directory must hold
-    an adapter_config.json; anything else must resolve as a model (see models.resolve_model)."""
-    from tuneforge.models import check_hub_model
-
-    path = Path(spec)
-    if path.is_dir():
-        check_finished(path)
-    if (path / "adapter" / "adapter_config.json").exists() or (path / "adapter_config.json").exists():
-        return
-    if path.is_dir() and (path / "config.yaml").exists() and not (path / "config.json").exists():
-        raise ConfigError(f"{spec} is a run directory without a trained adapter (no adapter/adapter_config.json): "
-                          "the run did not finish. Train it again, or give another model")
-    check_hub_model(spec)
-
-
-def load_eval_model(spec: str, dtype: str = "auto", device: str = "auto"):
-    """(model, tokenizer, description) for a model name, a run directory or an adapter directory."""
-    import yaml
-
-    from tuneforge.models import load_model
-    from tuneforge.train.adapters import is_prompt_learning
-
-    path = Path(spec)
-    adapter = path / "adapter" if (path / "adapter" / "adapter_config.json").exists() else \
-        path if (path / "adapter_config.json").exists() else None
-    if adapter is None:
-        model, tok = load_model(spec, dtype, "sdpa", device)
-        return model, tok, spec
-    from peft import PeftModel
-
-    cfg_path = path / "config.yaml"
-    if cfg_path.exists() and adapter != path:
-        base = yaml.safe_load(cfg_path.read_text())["model"]["name"]
-    else:
-        base = json.loads((adapter / "adapter_config.json").read_text()).get("base_model_name_or_path") or ""
-    if not base:
-        raise ConfigError(f"cannot tell the base model of {adapter}: no run config.yaml and no "
-                          "base_model_name_or_path in adapter_config.json")
-    model, tok = load_model(base, dtype, "sdpa", device)
-    model = PeftModel.from_pretrained(model, str(adapter))
-    if not is_prompt_learning(model):  # prompt learning has nothing to merge; a failed merge is an error
-        model = model.merge_and_unload()  # merged weights decode faster
-    model.eval()
-    return model, tok, f"{base} + adapter {adapter}"
 
 
 def _items(cfg: EvalRunConfig) -> list[EvalItem]:
@@ -217,7 +156,7 @@ def eval_score(cfg: EvalRunConfig, gens: dict[str, list[Generation]] | None = No
     gens = gens or load_generations(out, labels)
     with incomplete_until_done(out):
         start = time.time()
-        encoder = make_encoder(cfg.encoder) if {"tsas", "if_score", "mauve"} & set(cfg.metrics) else None
+        encoder = make_encoder(cfg.encoder) if NEEDS_ENCODER & set(cfg.metrics) else None
         options = {k: getattr(cfg.options, k) for k in MetricOptions.__dataclass_fields__}
         models = {label: score_generations(g, cfg.metrics, encoder, options, cfg.bootstrap, cfg.seed)
                   for label, g in gens.items()}

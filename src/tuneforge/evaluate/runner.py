@@ -17,7 +17,7 @@ from collections import defaultdict
 import numpy as np
 
 from tuneforge.errors import DataError, lookup
-from tuneforge.evaluate.bootstrap import _interval, resample_indices
+from tuneforge.evaluate.bootstrap import interval, resample_indices
 from tuneforge.evaluate.metrics import CORPUS_ONLY, METRICS, NEEDS_ENCODER, Encoder, bleu_from_stats
 from tuneforge.models import EMBEDDED_ENCODER, load_encoder
 from tuneforge.records import Generation
@@ -45,14 +45,14 @@ def _ci(agg, idx: np.ndarray, n_boot: int, seed: int) -> list[float]:
     if len(idx) < 2 or n_boot <= 0:
         return [float("nan"), float("nan")]
     draws = resample_indices(len(idx), n_boot, seed)
-    return _interval(np.array([agg(idx[d]) for d in draws]), 0.95)
+    return interval(np.array([agg(idx[d]) for d in draws]), 0.95)
 
 
 def _macro_ci(agg, groups: list[np.ndarray], n_boot: int, seed: int) -> list[float]:
     if n_boot <= 0 or any(len(g) < 2 for g in groups):
         return [float("nan"), float("nan")]
     draws = [g[resample_indices(len(g), n_boot, seed + i)] for i, g in enumerate(groups)]
-    return _interval(np.array([np.mean([agg(d[b]) for d in draws]) for b in range(n_boot)]), 0.95)
+    return interval(np.array([np.mean([agg(d[b]) for d in draws]) for b in range(n_boot)]), 0.95)
 
 
 def score_generations(gens: list[Generation], metrics: list[str] = ("bleu", "rouge_l", "tsas"),

@@ -186,11 +186,9 @@ def _combinations(cfg: MultiTaskConfig, pool, unseen, similarity: dict, out: Pat
 
 def run_experiment(cfg: MultiTaskConfig) -> Path:
     out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     cfg = dataclasses.replace(cfg, dtype=resolve_dtype(cfg.dtype, cfg.device), train=dataclasses.replace(
         cfg.train, precision=resolve_precision(cfg.train.precision, cfg.device)))
-    save_config(cfg, out / "config.yaml")
-    tasks = load_tasks(cfg.superni_dir)
+    tasks = load_tasks(cfg.superni_dir)  # the task files are read before anything is written
     pool = [t for t in tasks if t.split == "seen"]
     seen = pool[: cfg.seen_tasks or None]
     unseen = [t for t in tasks if t.split == "unseen"][: cfg.unseen_tasks or None]
@@ -198,6 +196,8 @@ def run_experiment(cfg: MultiTaskConfig) -> Path:
     if short:
         raise ConfigError(f"seen tasks {short} have fewer than train_per_task + eval_per_task instances")
     by_task = {t.name: task_examples(t, cfg.k_examples, cfg.train_per_task) for t in seen}
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
     eval_items = []
     for t in seen:  # held-out instances of the seen tasks
         held = task_eval_items(t, cfg.k_examples)[cfg.train_per_task: cfg.train_per_task + cfg.eval_per_task]

@@ -14,7 +14,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from tuneforge.evaluate.bootstrap import _interval
+from tuneforge.evaluate.bootstrap import interval
 from tuneforge.evaluate.metrics import exact_match, rouge_l
 from tuneforge.records import Generation
 
@@ -54,9 +54,9 @@ def generalisation(gens: list[Generation], n_boot: int = 1000, seed: int = 0) ->
         for t in unseen:
             by_cat[category[t]].append(per_task[t])
         out["metrics"][metric] = {
-            "seen": s, "seen_ci": _interval(np.array(draws["seen"]), 0.95),
-            "unseen": u, "unseen_ci": _interval(np.array(draws["unseen"]), 0.95),
-            "gap": s - u, "gap_ci": _interval(np.array(draws["gap"]), 0.95),
+            "seen": s, "seen_ci": interval(np.array(draws["seen"]), 0.95),
+            "unseen": u, "unseen_ci": interval(np.array(draws["unseen"]), 0.95),
+            "gap": s - u, "gap_ci": interval(np.array(draws["gap"]), 0.95),
             "unseen_by_category": {c: float(np.mean(x)) for c, x in sorted(by_cat.items())},
             "n_seen_tasks": len(seen), "n_unseen_tasks": len(unseen)}
     return out

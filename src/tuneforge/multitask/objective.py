@@ -34,8 +34,9 @@ from tuneforge.multitask.gradients import conflict_stats, pcgrad
 from tuneforge.multitask.similarity import similarity_matrix, similarity_regulariser
 from tuneforge.multitask.task_adapters import SHARED
 from tuneforge.records import Example
+from tuneforge.tokenisation import batch_stream, count_targets, encode_examples
 from tuneforge.train.loop import Objective
-from tuneforge.train.sft import batch_stream, count_targets, encode_examples, sft_loss
+from tuneforge.train.sft import sft_loss
 
 METHODS = ("mixed", "per_task_lora", "pcgrad", "similarity_reg", "pcgrad_similarity")
 SEP = "::"

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from tuneforge.config import save_config
-from tuneforge.data.build import LLMConfig, make_llm
 from tuneforge.errors import DataError, check_choices, read_text, suggest
 from tuneforge.files import write_text_atomic
+from tuneforge.llm.config import LLMConfig, make_llm
 from tuneforge.models import EMBEDDED_ENCODER
 from tuneforge.records import Example, Message
 from tuneforge.reflect.agents import StudentAgent, TeacherAgent
@@ -68,7 +68,7 @@ class ReflectRunConfig:
 
 
 def shipped(name: str) -> Path:
-    from tuneforge.data.seed import data_dir
+    from tuneforge.paths import data_dir
 
     return data_dir() / "reflect" / name
 
@@ -145,8 +145,6 @@ def export_records(results: list[ItemResult], teacher: str, student: str, conver
 def reflect_run(cfg: ReflectRunConfig, teacher_llm=None, student_llm=None, encoder=None) -> Path:
     """Run the loop over the items of `cfg`; clients and encoder may be passed in (tests, notebooks)."""
     out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
     items = load_items(cfg.items or shipped("items.yaml"))[: cfg.limit or None]
     docs_dir = Path(cfg.documents_dir) if cfg.documents_dir else shipped("documents")
     cache = {}
@@ -157,8 +155,10 @@ def reflect_run(cfg: ReflectRunConfig, teacher_llm=None, student_llm=None, encod
             cache[key] = load_documents(docs_dir, item.documents, cfg.loop.passage_words)
         return cache[key]
 
-    for it in items:  # fail on a missing document before any model call
+    for it in items:  # fail on a missing document before any model call or file written
         passages(it)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
     if teacher_llm is None:
         teacher_llm = make_llm(cfg.teacher, out / "llm_cache.sqlite", "teacher")
     if student_llm is None:

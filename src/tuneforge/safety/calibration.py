@@ -42,7 +42,7 @@ class CalibrationAnswer:
 
 
 def calibration_path() -> Path:
-    from tuneforge.data.seed import data_dir
+    from tuneforge.paths import data_dir
 
     return data_dir() / "safety" / "calibration.yaml"
 
@@ -96,7 +96,7 @@ class ExternalAnswer:
 
 
 def external_path() -> Path:
-    from tuneforge.data.seed import data_dir
+    from tuneforge.paths import data_dir
 
     return data_dir() / "safety" / "external.yaml"
 

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tuneforge.config import save_config
-from tuneforge.data.build import LLMConfig, make_llm
 from tuneforge.errors import ConfigError, check_choices
+from tuneforge.evaluate.model_spec import check_model_spec, load_eval_model, parse_models
 from tuneforge.evaluate.report import write_report
-from tuneforge.evaluate.run import check_model_spec, load_eval_model, parse_models
 from tuneforge.files import incomplete_until_done, write_text_atomic
 from tuneforge.generation import GenerationConfig, generate_answers
 from tuneforge.hardware import check_device_dtype, resolve_dtype
+from tuneforge.llm.config import LLMConfig, make_llm
 from tuneforge.models import EMBEDDED_MODEL
 from tuneforge.records import EvalItem, Message
 from tuneforge.safety.calibration import calibrate

@@ -81,7 +81,7 @@ def canary_for(item_id: str) -> str:
 
 
 def suite_path() -> Path:
-    from tuneforge.data.seed import data_dir
+    from tuneforge.paths import data_dir
 
     return data_dir() / "safety" / "suite.yaml"
 

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from tuneforge.errors import ConfigError
+from tuneforge.tokenisation import IGNORE, count_targets, model_inputs
 from tuneforge.train.loop import Objective
-from tuneforge.train.sft import IGNORE, count_targets, model_inputs
 
 
 def kl_term(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:

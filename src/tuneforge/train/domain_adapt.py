@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from tuneforge.errors import ConfigError
+from tuneforge.tokenisation import IGNORE, model_inputs
 from tuneforge.train.distill import kl_term
 from tuneforge.train.loop import Objective
-from tuneforge.train.sft import IGNORE, model_inputs
 
 PARTS = ("general", "domain")
 

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 
 from tuneforge.errors import ConfigError
 from tuneforge.records import Example, PreferencePair
+from tuneforge.tokenisation import IGNORE, Encoded, collate, encode_example, model_inputs
 from tuneforge.train.loop import Objective
-from tuneforge.train.sft import IGNORE, Encoded, collate, encode_example, model_inputs
 
 
 def dpo_term(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: float = 0.1,

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tuneforge.chat_template import check_chat_template, check_end_of_turn, set_chat_template
 from tuneforge.config import config_to_dict, save_config
 from tuneforge.data.mix import mix_counts, mix_datasets, mix_report
 from tuneforge.data.seed import load_examples, load_pairs
@@ -30,8 +31,15 @@ from tuneforge.models import (
     resolve_model,
 )
 from tuneforge.records import Example
+from tuneforge.tokenisation import (
+    batch_stream,
+    collate,
+    count_targets,
+    count_targets_per_row,
+    encode_examples,
+    target_spans,
+)
 from tuneforge.train.adapters import AdapterConfig, apply_adapter, save_trained
-from tuneforge.train.chat_template import check_chat_template, check_end_of_turn, set_chat_template
 from tuneforge.train.distill import distill_objective
 from tuneforge.train.domain_adapt import domain_adaptation_batches, domain_adaptation_objective
 from tuneforge.train.dpo import collate_pairs, dpo_metrics, dpo_objective, encode_pair, pair_batches
@@ -44,15 +52,7 @@ from tuneforge.train.loop import (
     train_loop,
 )
 from tuneforge.train.memory import estimate_memory
-from tuneforge.train.sft import (
-    batch_stream,
-    collate,
-    count_targets,
-    count_targets_per_row,
-    encode_examples,
-    sft_loss,
-    target_spans,
-)
+from tuneforge.train.sft import sft_loss
 
 SFT = Objective("sft", sft_loss, count_targets,
                 item_loss=lambda m, b: (sft_loss(m, b, per_row=True), count_targets_per_row(b)))
