@@ -19,9 +19,8 @@ from tuneforge.config import save_config
 from tuneforge.data.build import BuildConfig, build_dataset
 from tuneforge.data.io import read_records, write_records
 from tuneforge.data.seed import load_examples
-from tuneforge.evaluate.metrics import NEEDS_ENCODER
 from tuneforge.evaluate.report import write_report
-from tuneforge.evaluate.runner import make_encoder, score_generations
+from tuneforge.evaluate.runner import score_models
 from tuneforge.files import incomplete_until_done, write_text_atomic
 from tuneforge.generation import GenerationConfig, generate_answers
 from tuneforge.hardware import hardware_summary
@@ -167,11 +166,7 @@ def run_demo(cfg: DemoConfig) -> Path:
                                       run_dir / "generations" / "tuned.jsonl", desc="tuned answers")
 
         stages.start("score", f"scoring: {', '.join(cfg.eval.metrics)}")
-        encoder = make_encoder(cfg.eval.encoder) if NEEDS_ENCODER & set(cfg.eval.metrics) else None
-        scores = {name: score_generations(gens, cfg.eval.metrics, encoder)
-                  for name, gens in (("base", base_gens), ("tuned", tuned_gens))}
-        for name, s in scores.items():
-            write_records_jsonl(s.pop("per_item"), run_dir / "scores" / f"{name}.jsonl")
+        scored = score_models({"base": base_gens, "tuned": tuned_gens}, cfg.eval.metrics, run_dir, cfg.eval.encoder)
         run = {"name": run_dir.name, "model": cfg.model.name, "adapter": cfg.adapter.method,
                "steps": result.steps, "train_seconds": result.seconds, "tokens": result.tokens,
                "tokens_per_s": result.tokens / max(result.seconds, 1e-9),
@@ -179,20 +174,13 @@ def run_demo(cfg: DemoConfig) -> Path:
                "trainable_params": result.trainable_params, "total_params": result.total_params,
                "eval_loss": eval_loss, "data_build": build_summary, "dtype": cfg.model.dtype,
                "precision": cfg.train.precision, "hardware": hardware_summary(cfg.model.device)}
-        comparison = {k: {"base": v, "tuned": scores["tuned"]["flat"][k], "delta": scores["tuned"]["flat"][k] - v}
-                      for k, v in scores["base"]["flat"].items()}
 
         stages.start("report", "report")
         run["stage_seconds"] = stages.times
         run["cpu_steal_percent"] = steal_percent(stages.ticks, _cpu_ticks())
         write_text_atomic(run_dir / "metrics.json", json.dumps(
-            {"run": run, "models": scores, "comparison": comparison}, indent=2))
+            {"run": run, "models": scored["models"], "comparison": scored["comparison"]}, indent=2))
         report = write_report(run_dir)
         stages.stop()
         print(f"Report: {report}", flush=True)
         return run_dir
-
-
-def write_records_jsonl(rows: list[dict], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))

@@ -59,13 +59,13 @@ def test_demo_builds_its_training_data_first_when_asked(tmp_path, tiny_lm, tiny_
 def test_the_demo_scores_with_the_configured_encoder_whichever_metric_needs_it(tmp_path, tiny_lm, tiny_tok,
                                                                                  monkeypatch):
     """if_score alone (no tsas) still uses eval.encoder, not the default one (issue 17)."""
-    import tuneforge.demo as demo
+    import tuneforge.evaluate.runner as runner
 
     tiny_lm.save_pretrained(tmp_path / "model")
     tiny_tok.save_pretrained(tmp_path / "model")
     asked = []
-    real = demo.make_encoder
-    monkeypatch.setattr(demo, "make_encoder", lambda name: asked.append(name) or real())
+    real = runner.make_encoder
+    monkeypatch.setattr(runner, "make_encoder", lambda name: asked.append(name) or real())
     cfg = load_config(DemoConfig, None, [
         f"output_dir={tmp_path / 'run'}", f"model.name={tmp_path / 'model'}", "model.device=cpu",
         "train.steps=1", "train.batch_size=2", "data.test_per_domain=1", "generation.max_new_tokens=2",

@@ -28,10 +28,9 @@ from tuneforge.data.seed import load_examples
 from tuneforge.errors import ConfigError, DataError
 from tuneforge.evaluate.correlation import correlate, load_ratings
 from tuneforge.evaluate.judge import judge_pairwise, judge_single
-from tuneforge.evaluate.metrics import NEEDS_ENCODER
 from tuneforge.evaluate.model_spec import check_model_spec, load_eval_model, parse_models
 from tuneforge.evaluate.report import write_report
-from tuneforge.evaluate.runner import make_encoder, score_generations
+from tuneforge.evaluate.runner import score_models
 from tuneforge.files import incomplete_until_done, write_text_atomic
 from tuneforge.generation import GenerationConfig, generate_answers
 from tuneforge.hardware import check_device_dtype, resolve_dtype
@@ -156,21 +155,13 @@ def eval_score(cfg: EvalRunConfig, gens: dict[str, list[Generation]] | None = No
     gens = gens or load_generations(out, labels)
     with incomplete_until_done(out):
         start = time.time()
-        encoder = make_encoder(cfg.encoder) if NEEDS_ENCODER & set(cfg.metrics) else None
         options = {k: getattr(cfg.options, k) for k in MetricOptions.__dataclass_fields__}
-        models = {label: score_generations(g, cfg.metrics, encoder, options, cfg.bootstrap, cfg.seed)
-                  for label, g in gens.items()}
-        for label, res in models.items():
-            _write_jsonl(res.pop("per_item"), out / "scores" / f"{label}.jsonl")
+        scored = score_models({label: gens[label] for label in labels}, cfg.metrics, out, cfg.encoder, options,
+                              cfg.bootstrap, cfg.seed)
         metrics = {"run": {"name": out.name, "kind": "eval", "models": dict(parse_models(cfg.models)),
                            "test": cfg.test, "n_items": len(next(iter(gens.values()))),
                            "generation": {k: v for k, v in vars(cfg.generation).items() if k != "batch_size"}},
-                   "models": models}
-        if len(labels) >= 2:
-            a, b = labels[0], labels[1]
-            metrics["comparison"] = {k: {"base": v, "tuned": models[b]["flat"][k], "delta": models[b]["flat"][k] - v}
-                                     for k, v in models[a]["flat"].items() if k in models[b]["flat"]}
-            metrics["comparison_models"] = [a, b]
+                   **scored}
         if cfg.judge.single or cfg.judge.pairwise:
             llm = make_llm(cfg.judge.llm, out / "judge" / "cache.sqlite", desc="judge")
             judge = {}
@@ -209,8 +200,3 @@ def run_eval(cfg: EvalRunConfig) -> Path:
 
 def _nan_safe(x):
     return float(x)
-
-
-def _write_jsonl(rows: list[dict], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))

@@ -13,6 +13,7 @@ from a bootstrap stratified by domain. Distribution-level metrics (MAUVE) are re
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 
@@ -107,3 +108,30 @@ def score_generations(gens: list[Generation], metrics: list[str] = ("bleu", "rou
     return {"model": gens[0].model, "n": len(gens), "overall": overall,
             "per_domain": per_domain,
             "flat": flat, "per_item": per_item}
+
+
+def score_models(gens: dict[str, list[Generation]], metrics: list[str], out_dir: Path | str,
+                 encoder: str = EMBEDDED_ENCODER, options: dict | None = None, n_boot: int = 1000,
+                 seed: int = 0) -> dict:
+    """The one scoring path of every verb that compares models on stored answers (eval score, the
+    demo): each label's answers scored (`score_generations`; the encoder is loaded once, only when a
+    metric needs it), its per-item scores written to OUT/scores/<label>.jsonl, and for two or more
+    labels the flat comparison of the first two (`base`, `tuned`, `delta` per number).
+    Returns {"models": {label: result}, "comparison": {...}, "comparison_models": [a, b]}."""
+    import json
+
+    from tuneforge.files import write_text_atomic
+
+    enc = make_encoder(encoder) if NEEDS_ENCODER & set(metrics) else None
+    models = {label: score_generations(g, metrics, enc, options, n_boot, seed) for label, g in gens.items()}
+    for label, res in models.items():
+        write_text_atomic(Path(out_dir) / "scores" / f"{label}.jsonl",
+                          "".join(json.dumps(r) + "\n" for r in res.pop("per_item")))
+    out = {"models": models}
+    labels = list(models)
+    if len(labels) >= 2:
+        a, b = labels[0], labels[1]
+        out["comparison"] = {k: {"base": v, "tuned": models[b]["flat"][k], "delta": models[b]["flat"][k] - v}
+                             for k, v in models[a]["flat"].items() if k in models[b]["flat"]}
+        out["comparison_models"] = [a, b]
+    return out
