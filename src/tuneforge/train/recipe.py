@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,58 +148,94 @@ def loss_summary(base: dict, tuned: dict, n_boot: int = 1000, seed: int = 0) -> 
             "signature": f"heldout-loss|per-target-token|bootstrap{n_boot}-over-examples|seed:{seed}"}
 
 
-def fit_objective(model, tok, cfg: TrainRunConfig, run_dir: Path, device: str) -> tuple[object, TrainResult, dict]:
-    """DPO, distillation or domain adaptation: build the objective and its batches, adapt, train,
-    save to run_dir/adapter; returns (model, result, evaluations before/after)."""
+@dataclass
+class ObjectiveSetup:
+    """What an objective needs in the one loop: its loss, its batch stream, and how to evaluate a
+    model before and after training (None before = not measured)."""
+
+    objective: Objective
+    batches: Iterator[dict]
+    evaluate: Callable[[object], dict]
+    before: dict | None
+
+
+def _dpo(model, tok, cfg: TrainRunConfig, device: str, shard: dict, frozen) -> ObjectiveSetup:
     o, t = cfg.objective, cfg.train
-    if t.packing and o.name in ("dpo", "domain_adaptation"):
-        raise ConfigError(f"train.packing is for sft and distill; set train.packing=false for objective.name={o.name}")
+    pairs = [encode_pair(p, tok, t.max_length) for p in load_pairs(_one_source(cfg.data.train))]
+    eval_source = cfg.data.eval or _one_source(cfg.data.train)
+    held = [encode_pair(p, tok, t.max_length) for p in load_pairs(eval_source)]
+    eval_batches = [collate_pairs(held[i:i + 8], tok.pad_token_id) for i in range(0, len(held), 8)]
+    return ObjectiveSetup(dpo_objective(o.beta, o.label_smoothing, frozen),
+                          pair_batches(pairs, t.batch_size, tok.pad_token_id, t.seed, **shard),
+                          lambda m: dpo_metrics(m, eval_batches, o.beta, frozen) | {"on": eval_source},
+                          None)  # the policy equals its reference before training: Δ = 0 for every pair
+
+
+def _heldout_evaluator(tok, cfg: TrainRunConfig) -> Callable[[object], dict]:
+    t = cfg.train
+    held_out = load_examples(cfg.data.eval) if cfg.data.eval else []
+    enc_eval = encode_examples(held_out, tok, t.max_length, t.mask)[0] if held_out else []
+    eval_batches = [collate(enc_eval[i:i + 16], tok.pad_token_id) for i in range(0, len(enc_eval), 16)]
+
+    def evaluate(m):
+        if not eval_batches:
+            return {}
+        held = heldout_loss(m, eval_batches, SFT, t.precision)
+        return {"loss": held["loss"], "ci": ratio_ci(held["sums"], held["units"]), "on": cfg.data.eval}
+    return evaluate
+
+
+def _distill(model, tok, cfg: TrainRunConfig, device: str, shard: dict, frozen) -> ObjectiveSetup:
+    o, t = cfg.objective, cfg.train
+    evaluate = _heldout_evaluator(tok, cfg)
+    before = evaluate(model)
+    domain, _ = encode_examples(load_training_mix(cfg.data, t.seed), tok, t.max_length, t.mask)
+    teacher, teacher_tok = load_model(o.teacher, cfg.model.dtype, cfg.model.attn_implementation, device)
+    if teacher_tok.get_vocab() != tok.get_vocab():
+        raise ConfigError(f"objective.teacher {o.teacher} has a different tokenizer from model.name "
+                          f"{cfg.model.name}; token-level distillation needs a shared vocabulary")
+    return ObjectiveSetup(distill_objective(teacher.requires_grad_(False), o.temperature, o.kl_weight),
+                          batch_stream(domain, t.batch_size, tok.pad_token_id, t.seed,
+                                       pack_length=t.max_length if t.packing else 0, **shard),
+                          evaluate, before)
+
+
+def _domain_adaptation(model, tok, cfg: TrainRunConfig, device: str, shard: dict, frozen) -> ObjectiveSetup:
+    o, t = cfg.objective, cfg.train
+    evaluate = _heldout_evaluator(tok, cfg)
+    before = evaluate(model)
+    domain, _ = encode_examples(load_training_mix(cfg.data, t.seed), tok, t.max_length, t.mask)
+    general, _ = encode_examples(load_examples(o.general), tok, t.max_length, t.mask)
+    return ObjectiveSetup(domain_adaptation_objective(o.domain_weight, o.consistency_weight, frozen),
+                          domain_adaptation_batches(
+                              batch_stream(general, t.batch_size, tok.pad_token_id, t.seed, **shard),
+                              batch_stream(domain, t.batch_size, tok.pad_token_id, t.seed + 1, **shard)),
+                          evaluate, before)
+
+
+# objective name → (builder, needs a frozen reference when the base weights themselves train, packs)
+OBJECTIVE_BUILDERS = {"dpo": (_dpo, True, False), "distill": (_distill, False, True),
+                      "domain_adaptation": (_domain_adaptation, True, False)}
+
+
+def fit_objective(model, tok, cfg: TrainRunConfig, run_dir: Path, device: str) -> tuple[object, TrainResult, dict]:
+    """DPO, distillation or domain adaptation: look the objective up, build its loss and batches,
+    adapt, train in the one loop, save to run_dir/adapter; returns (model, result, evaluations
+    before/after)."""
+    build, needs_reference, packs = OBJECTIVE_BUILDERS[cfg.objective.name]
+    if cfg.train.packing and not packs:
+        raise ConfigError(f"train.packing is for sft and distill; set train.packing=false for "
+                          f"objective.name={cfg.objective.name}")
     check_end_of_turn(tok, model)
     state = distributed_state()
     shard = {"num_shards": state.num_processes, "shard": state.process_index}
-    frozen_copy = None
-    if o.name in ("dpo", "domain_adaptation") and cfg.adapter.method in ("full", "bitfit"):
-        # the base weights themselves train: keep a frozen copy as the reference (2x the weights)
-        frozen_copy = copy.deepcopy(model).eval().requires_grad_(False)
-    if o.name == "dpo":
-        pairs = [encode_pair(p, tok, t.max_length) for p in load_pairs(_one_source(cfg.data.train))]
-        eval_source = cfg.data.eval or _one_source(cfg.data.train)
-        held = [encode_pair(p, tok, t.max_length) for p in load_pairs(eval_source)]
-        eval_batches = [collate_pairs(held[i:i + 8], tok.pad_token_id) for i in range(0, len(held), 8)]
-        objective = dpo_objective(o.beta, o.label_smoothing, frozen_copy)
-        batches = pair_batches(pairs, t.batch_size, tok.pad_token_id, t.seed, **shard)
-
-        def evaluate(m):
-            return dpo_metrics(m, eval_batches, o.beta, frozen_copy) | {"on": eval_source}
-        before = None  # the policy equals its reference before training: Δ = 0 for every pair
-    else:
-        held_out = load_examples(cfg.data.eval) if cfg.data.eval else []
-        enc_eval = encode_examples(held_out, tok, t.max_length, t.mask)[0] if held_out else []
-        eval_batches = [collate(enc_eval[i:i + 16], tok.pad_token_id) for i in range(0, len(enc_eval), 16)]
-
-        def evaluate(m):
-            if not eval_batches:
-                return {}
-            held = heldout_loss(m, eval_batches, SFT, t.precision)
-            return {"loss": held["loss"], "ci": ratio_ci(held["sums"], held["units"]), "on": cfg.data.eval}
-        before = evaluate(model)
-        domain, _ = encode_examples(load_training_mix(cfg.data, t.seed), tok, t.max_length, t.mask)
-        if o.name == "distill":
-            teacher, teacher_tok = load_model(o.teacher, cfg.model.dtype, cfg.model.attn_implementation, device)
-            if teacher_tok.get_vocab() != tok.get_vocab():
-                raise ConfigError(f"objective.teacher {o.teacher} has a different tokenizer from model.name "
-                                  f"{cfg.model.name}; token-level distillation needs a shared vocabulary")
-            objective = distill_objective(teacher.requires_grad_(False), o.temperature, o.kl_weight)
-            batches = batch_stream(domain, t.batch_size, tok.pad_token_id, t.seed,
-                                   pack_length=t.max_length if t.packing else 0, **shard)
-        else:
-            general, _ = encode_examples(load_examples(o.general), tok, t.max_length, t.mask)
-            objective = domain_adaptation_objective(o.domain_weight, o.consistency_weight, frozen_copy)
-            batches = domain_adaptation_batches(batch_stream(general, t.batch_size, tok.pad_token_id, t.seed, **shard),
-                                                batch_stream(domain, t.batch_size, tok.pad_token_id, t.seed + 1, **shard))
+    # the base weights themselves train: keep a frozen copy as the reference (2x the weights)
+    frozen = copy.deepcopy(model).eval().requires_grad_(False) \
+        if needs_reference and cfg.adapter.method in ("full", "bitfit") else None
+    setup = build(model, tok, cfg, device, shard, frozen)
     model = apply_adapter(model, cfg.adapter)
-    result = _train_and_save(model, tok, batches, objective, t, run_dir)
-    return model, result, {"base": before, "tuned": evaluate(model)}
+    result = _train_and_save(model, tok, setup.batches, setup.objective, cfg.train, run_dir)
+    return model, result, {"base": setup.before, "tuned": setup.evaluate(model)}
 
 
 def _train_and_save(model, tok, batches, objective: Objective, cfg: TrainConfig, run_dir: Path) -> TrainResult:
