@@ -30,3 +30,18 @@ def test_a_paired_comparison_that_cannot_be_computed_is_reported_not_dropped(tmp
     (tmp_path / "metrics.json").write_text(json.dumps({"run": {"models": {"base": "x", "tuned": "y"}}, "models": models}))
     report = write_report(tmp_path).read_text()
     assert "Paired comparison: tuned − base" in report and "share no item ids" in report
+
+
+def test_the_report_kit_builds_one_self_contained_escaped_page():
+    from tuneforge.evaluate import report_kit as kit
+
+    plt = kit.pyplot()
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    html_page = kit.page("run <x>", [*kit.paragraphs(["a `code` & b"]), kit.section("T", ["h<1>"], [["<b>v</b>"]]),
+                                     kit.figure(fig, "cap & tion")])
+    assert html_page.startswith("<!DOCTYPE html>") and html_page.rstrip().endswith("</html>")
+    assert "<title>run &lt;x&gt;</title>" in html_page and "<th>h&lt;1&gt;</th>" in html_page
+    assert "<td>&lt;b&gt;v&lt;/b&gt;</td>" in html_page and "<p>a code &amp; b</p>" in html_page
+    assert "<svg" in html_page and "cap &amp; tion" in html_page
+    assert "<script" not in html_page and "http://" not in html_page.split("<svg")[0]

@@ -12,14 +12,13 @@ answers side by side.
 
 from __future__ import annotations
 
-import html
-import io
 import json
 import math
 from pathlib import Path
 
 from tuneforge.data.io import read_records
 from tuneforge.errors import TuneforgeError
+from tuneforge.evaluate import report_kit as kit
 from tuneforge.files import write_text_atomic
 
 METRIC_LABELS = {"bleu": "BLEU", "rouge_l": "ROUGE-L", "tsas": "TSAS", "bertscore": "BERTScore F1",
@@ -52,22 +51,13 @@ def _load(run_dir: Path) -> tuple[dict, list[dict]]:
     return metrics, [r for r in log if "loss" in r and "step" in r]
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _domain_chart(models: dict, metric: str):
     """Per-domain bars of `metric` for every model, with 95% CI error bars (or None)."""
     names = [n for n in models if metric in models[n]["overall"] and models[n]["per_domain"]
              and metric in next(iter(models[n]["per_domain"].values()))]
     if not names:
         return None
-    plt = _plt()
+    plt = kit.pyplot()
     domains = list(models[names[0]]["per_domain"])
     fig, ax = plt.subplots(figsize=(7.5, 3.6))
     width = 0.8 / len(names)
@@ -87,7 +77,7 @@ def _domain_chart(models: dict, metric: str):
 
 def _overall_chart(models: dict, metric_names: list[str], title: str):
     """Overall value of several metrics (x) for every model (bars), with 95% CI error bars."""
-    plt = _plt()
+    plt = kit.pyplot()
     names = list(models)
     fig, ax = plt.subplots(figsize=(7.5, 3.6))
     width = 0.8 / len(names)
@@ -109,7 +99,7 @@ def _overall_chart(models: dict, metric_names: list[str], title: str):
 def _loss_chart(log: list[dict]):
     if not log:
         return None
-    plt = _plt()
+    plt = kit.pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 3.2))
     ax.plot([r["step"] for r in log], [r["loss"] for r in log], marker="o", markersize=3)
     ax.set_xlabel("step")
@@ -118,17 +108,9 @@ def _loss_chart(log: list[dict]):
     return fig
 
 
-def _svg(fig) -> str:
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg")
-    _plt().close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg"):]
-
-
 def _legacy_png(metrics: dict, log: list[dict], path: Path) -> None:
     """report.png for report.md: every per-item metric per domain, and the loss curve."""
-    plt = _plt()
+    plt = kit.pyplot()
     models = metrics["models"]
     names = list(models)
     first = models[names[0]]
@@ -349,25 +331,14 @@ def _markdown(run_dir: Path, metrics: dict, tables, extras, samples) -> str:
     return "\n".join(lines) + "\n"
 
 
-CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;
-text-align:left;vertical-align:top}th{background:#f3f3f3}figure{margin:1em 0}.answers td{white-space:pre-wrap;
-max-width:320px}code{background:#f5f5f5;padding:1px 3px}"""
-
-
 def _html(run_dir: Path, metrics: dict, tables, extras, samples, charts: list[tuple[str, str]]) -> str:
-    e = html.escape
+    e = kit.escape
     run = metrics["run"]
-    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-             f"<title>tuneforge report — {e(str(run.get('name', run_dir.name)))}</title><style>{CSS}</style></head><body>",
-             f"<h1>tuneforge report — {e(str(run.get('name', run_dir.name)))}</h1>"]
-    parts += [f"<p>{e(s.replace('`', ''))}</p>" for s in _summary_lines(metrics)]
-    title, header, rows = tables[0]
-    parts += [f"<h2>{e(title)}</h2>", _html_table(header, rows)]
-    for caption, svg in charts:
-        parts.append(f"<figure class='chart'>{svg}<figcaption>{e(caption)}</figcaption></figure>")
-    for title, header, rows in tables[1:]:
-        parts += [f"<h2>{e(title)}</h2>", _html_table(header, rows)]
+    parts = kit.paragraphs(_summary_lines(metrics))
+    parts.append(kit.section(*tables[0]))
+    for caption, chart in charts:
+        parts.append(f"<figure class='chart'>{chart}<figcaption>{e(caption)}</figcaption></figure>")
+    parts += [kit.section(*t) for t in tables[1:]]
     for title, body in extras:
         parts += [f"<h2>{e(title)}</h2>", "<ul>" + "".join(f"<li>{e(x.strip())}</li>" for x in body) + "</ul>"]
     if samples:
@@ -379,14 +350,7 @@ def _html(run_dir: Path, metrics: dict, tables, extras, samples, charts: list[tu
                          f"<td>{e(s['reference'])}</td>" + "".join(f"<td>{e(s['answers'][n])}</td>" for n in names)
                          + "</tr>")
         parts.append("</table>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
-def _html_table(header: list[str], rows: list[list[str]]) -> str:
-    e = html.escape
-    return ("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>" +
-            "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows) + "</table>")
+    return kit.page(f"tuneforge report — {run.get('name', run_dir.name)}", parts)
 
 
 def write_report(run_dir: str | Path) -> Path:
@@ -401,14 +365,14 @@ def write_report(run_dir: str | Path) -> Path:
     for metric, caption in (("tsas", "Figure 1: TSAS per domain (95% CI)"), ("rouge_l", "ROUGE-L per domain (95% CI)")):
         fig = _domain_chart(metrics["models"], metric)
         if fig is not None:
-            charts.append((caption, _svg(fig)))
+            charts.append((caption, kit.svg(fig)))
     if metrics.get("safety"):  # a safety run's metrics are its rates
         rates = list(next(iter(metrics["models"].values()))["overall"])
         charts.insert(0, ("Safety rates (95% Wilson CI): lower is better for misinformation, unsafe omission and "
-                          "over-refusal", _svg(_overall_chart(metrics["models"], rates, "Safety rates"))))
+                          "over-refusal", kit.svg(_overall_chart(metrics["models"], rates, "Safety rates"))))
     fig = _loss_chart(log)
     if fig is not None:
-        charts.append(("Training loss per target token", _svg(fig)))
+        charts.append(("Training loss per target token", kit.svg(fig)))
     write_text_atomic(run_dir / "report.html", _html(run_dir, metrics, tables, extras, samples, charts))
     out = run_dir / "report.md"
     write_text_atomic(out, _markdown(run_dir, metrics, tables, extras, samples))

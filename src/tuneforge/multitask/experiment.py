@@ -24,7 +24,6 @@ a few thousand steps.
 from __future__ import annotations
 
 import dataclasses
-import html
 import itertools
 import json
 import random
@@ -330,7 +329,7 @@ def results_markdown(s: dict) -> str:
 
 def _figures(s: dict) -> list[tuple[str, str, object]]:
     """(file stem, caption, matplotlib figure) of every chart."""
-    from tuneforge.evaluate.report import _plt
+    from tuneforge.evaluate.report_kit import pyplot as _plt
 
     plt = _plt()
     figs = []
@@ -394,22 +393,16 @@ def _figures(s: dict) -> list[tuple[str, str, object]]:
 
 def write_experiment_report(s: dict, out: Path) -> Path:
     """results charts as PNG files and one self-contained report.html (tables + inline SVG)."""
-    from tuneforge.evaluate.report import CSS, _html_table, _svg
+    from tuneforge.evaluate import report_kit as kit
 
-    e = html.escape
-    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-             f"<title>tuneforge — SuperNI multi-task ({e(s['config']['model'])})</title><style>{CSS}</style></head><body>",
-             f"<h1>SuperNI multi-task experiment — {e(s['config']['model'])}</h1>"]
-    parts += [f"<p>{e(n.replace('`', ''))}</p>" for n in _notes(s)]
+    parts = kit.paragraphs(_notes(s))
     tables = _tables(s)
-    title, header, rows = tables[0]
-    parts += [f"<h2>{e(title)}</h2>", _html_table(header, rows)]
+    parts.append(kit.section(*tables[0]))
     for stem, caption, fig in _figures(s):
         fig.savefig(out / f"{stem}.png", dpi=110)
-        parts.append(f"<figure class='chart'>{_svg(fig)}<figcaption>{e(caption)}</figcaption></figure>")
-    for title, header, rows in tables[1:]:
-        parts += [f"<h2>{e(title)}</h2>", _html_table(header, rows)]
-    parts.append("</body></html>")
+        parts.append(kit.figure(fig, caption))
+    parts += [kit.section(*t) for t in tables[1:]]
     path = out / "report.html"
-    write_text_atomic(path, "\n".join(parts))
+    write_text_atomic(path, kit.page(f"tuneforge — SuperNI multi-task ({s['config']['model']})", parts,
+                                     f"SuperNI multi-task experiment — {s['config']['model']}"))
     return path

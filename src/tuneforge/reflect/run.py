@@ -17,7 +17,6 @@ crash) replays what was done and continues.
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,7 +221,7 @@ def summarise(results: list[ItemResult], levels: list[str], T: int, eps: float) 
 
 
 def _figure(s: dict):
-    from tuneforge.evaluate.report import _plt
+    from tuneforge.evaluate.report_kit import pyplot as _plt
 
     plt = _plt()
     levels, T = s["levels"], s["max_iterations"]
@@ -271,7 +270,7 @@ def _ratings_line(r: dict) -> str:
 
 
 def write_reflect_report(s: dict, out: Path) -> Path:
-    from tuneforge.evaluate.report import CSS, _html_table, _svg
+    from tuneforge.evaluate import report_kit as kit
 
     fig = _figure(s)
     fig.savefig(out / "alignment.png", dpi=110)
@@ -286,13 +285,11 @@ def write_reflect_report(s: dict, out: Path) -> Path:
     md = ["# Reflective teacher–student run", "", *[x + "\n" for x in lines], "![alignment](alignment.png)", "",
           "| " + " | ".join(header) + " |", "|" + "---|" * len(header), *["| " + " | ".join(r) + " |" for r in rows]]
     write_text_atomic(out / "report.md", "\n".join(md) + "\n")
-    e = html.escape
-    page = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>tuneforge — reflect run</title>",
-            f"<style>{CSS}</style></head><body><h1>Reflective teacher–student run</h1>",
-            *[f"<p>{e(x)}</p>" for x in lines],
-            f"<figure class='chart'>{_svg(fig)}<figcaption>Alignment matrix (levels × iterations) and the iteration "
-            "at which each level converged (seed 001, Figure 5)</figcaption></figure>",
-            "<h2>Items</h2>", _html_table(header, rows), "</body></html>"]
+    html_page = kit.page("tuneforge — reflect run", [
+        *kit.paragraphs(lines),
+        kit.figure(fig, "Alignment matrix (levels × iterations) and the iteration at which each level converged "
+                        "(seed 001, Figure 5)"),
+        kit.section("Items", header, rows)], "Reflective teacher–student run")
     path = out / "report.html"
-    write_text_atomic(path, "\n".join(page))
+    write_text_atomic(path, html_page)
     return path
