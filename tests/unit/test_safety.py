@@ -130,12 +130,15 @@ def test_rates_from_planted_answers(suite):
 
 
 def test_safety_macro_rate_has_a_domain_stratified_interval():
-    from tuneforge.safety.rates import stratified_macro_ci
+    import numpy as np
+
+    from tuneforge.evaluate.bootstrap import stratified_macro_ci
 
     # one domain always fails, one never, one half the time: the macro is 50 whatever is resampled
     # in the first two, so only the third domain's 1/3 weight moves it
-    groups = [[100.0] * 6, [0.0] * 6, [0.0, 100.0] * 3]
-    lo, hi = stratified_macro_ci(groups, n_boot=2000)
+    values = np.array([100.0] * 6 + [0.0] * 6 + [0.0, 100.0] * 3)
+    groups = [np.arange(0, 6), np.arange(6, 12), np.arange(12, 18)]
+    lo, hi = stratified_macro_ci(lambda idx: float(values[idx].mean()), groups, n_boot=2000)
     assert 33.3 - 1e-9 <= lo < 50 < hi <= 66.7 + 1e-9
     # a plain (unstratified) bootstrap over all 18 items would let the macro range far wider
     assert hi - lo < 30

@@ -80,3 +80,13 @@ def paired_ratio_delta(a: list[float], b: list[float], units: list[float], n_boo
     delta = float((tot[1] - tot[0]) / tot[2]) if tot[2] else float("nan")
     return {"n": len(rows), "delta": delta,
             "ci": stat_ci(rows, lambda t: (t[1] - t[0]) / t[2] if t[2] else float("nan"), n_boot, seed, level)}
+
+
+def stratified_macro_ci(agg: Callable[[np.ndarray], float], groups: list[np.ndarray], n_boot: int = 1000,
+                        seed: int = 0, level: float = 0.95) -> list[float]:
+    """CI of the mean over groups (domains) of `agg(indices)`, resampling items within each group,
+    so every group keeps its size as in the estimate (the macro score's, and the safety macro rate's)."""
+    if n_boot <= 0 or not groups or any(len(g) < 2 for g in groups):
+        return [float("nan"), float("nan")]
+    draws = [g[resample_indices(len(g), n_boot, seed + i)] for i, g in enumerate(groups)]
+    return interval(np.array([np.mean([agg(d[b]) for d in draws]) for b in range(n_boot)]), level)

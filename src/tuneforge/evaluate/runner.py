@@ -12,14 +12,16 @@ from a bootstrap stratified by domain. Distribution-level metrics (MAUVE) are re
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from tuneforge.errors import DataError, lookup
-from tuneforge.evaluate.bootstrap import interval, resample_indices
+from tuneforge.evaluate.bootstrap import interval, resample_indices, stratified_macro_ci
 from tuneforge.evaluate.metrics import CORPUS_ONLY, METRICS, NEEDS_ENCODER, Encoder, bleu_from_stats
+from tuneforge.files import write_text_atomic
 from tuneforge.models import EMBEDDED_ENCODER, load_encoder
 from tuneforge.records import Generation
 
@@ -48,12 +50,6 @@ def _ci(agg, idx: np.ndarray, n_boot: int, seed: int) -> list[float]:
     draws = resample_indices(len(idx), n_boot, seed)
     return interval(np.array([agg(idx[d]) for d in draws]), 0.95)
 
-
-def _macro_ci(agg, groups: list[np.ndarray], n_boot: int, seed: int) -> list[float]:
-    if n_boot <= 0 or any(len(g) < 2 for g in groups):
-        return [float("nan"), float("nan")]
-    draws = [g[resample_indices(len(g), n_boot, seed + i)] for i, g in enumerate(groups)]
-    return interval(np.array([np.mean([agg(d[b]) for d in draws]) for b in range(n_boot)]), 0.95)
 
 
 def score_generations(gens: list[Generation], metrics: list[str] = ("bleu", "rouge_l", "tsas"),
@@ -99,7 +95,7 @@ def score_generations(gens: list[Generation], metrics: list[str] = ("bleu", "rou
             flat[f"{name}_for_{d}"] = per_domain[d][name]["score"]
         macro = float(np.mean([per_domain[d][name]["score"] for d in domains]))
         overall[name]["macro"] = flat[f"{name}_macro"] = macro
-        overall[name]["macro_ci"] = _macro_ci(agg, groups, n_boot, seed)
+        overall[name]["macro_ci"] = stratified_macro_ci(agg, groups, n_boot, seed)
     item_metrics = [m for m in metrics if overall[m].get("per_item") is not None]
     per_item = [{"id": g.id, "domain": g.domain, **{m: overall[m]["per_item"][i] for m in item_metrics}}
                 for i, g in enumerate(gens)]
@@ -118,10 +114,6 @@ def score_models(gens: dict[str, list[Generation]], metrics: list[str], out_dir:
     metric needs it), its per-item scores written to OUT/scores/<label>.jsonl, and for two or more
     labels the flat comparison of the first two (`base`, `tuned`, `delta` per number).
     Returns {"models": {label: result}, "comparison": {...}, "comparison_models": [a, b]}."""
-    import json
-
-    from tuneforge.files import write_text_atomic
-
     enc = make_encoder(encoder) if NEEDS_ENCODER & set(metrics) else None
     models = {label: score_generations(g, metrics, enc, options, n_boot, seed) for label, g in gens.items()}
     for label, res in models.items():
