@@ -14,7 +14,6 @@ import warnings
 from pathlib import Path
 
 from tuneforge.errors import TuneforgeError
-from tuneforge.files import write_text_atomic
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,7 +50,7 @@ def cmd_demo(args) -> int:
 
 def cmd_train(args) -> int:
     from tuneforge.config import load_config
-    from tuneforge.train.recipe import TrainRunConfig, inspect_examples, train_model
+    from tuneforge.train.recipe import TrainRunConfig, inspect_run, train_model
 
     words = list(args.args)
     inspect = bool(words) and words[0] == "inspect"
@@ -62,22 +61,7 @@ def cmd_train(args) -> int:
                              "[key=value ...] (bundled: configs/lora.yaml, configs/full.yaml, ...)")
     cfg = load_config(TrainRunConfig, words[0], words[1:])
     if inspect:
-        from tuneforge.chat_template import set_chat_template
-        from tuneforge.models import load_tokenizer
-        from tuneforge.train.recipe import load_training_mix
-
-        tok = set_chat_template(load_tokenizer(cfg.model.name), cfg.model.chat_template, cfg.model.eos_token)
-        if cfg.objective.name == "dpo":  # show the chosen conversation; its final answer is the target
-            from tuneforge.data.seed import load_pairs
-            from tuneforge.records import Example, Message
-
-            pairs = load_pairs(cfg.data.train if isinstance(cfg.data.train, str) else cfg.data.train[0])[: args.n]
-            examples = [Example(messages=[*p.prompt, Message("assistant", p.chosen)], id=f"{p.id} (chosen)")
-                        for p in pairs]
-            print(inspect_examples(examples, tok, "last", cfg.train.max_length))
-            return 0
-        examples = load_training_mix(cfg.data, cfg.train.seed)[: args.n]
-        print(inspect_examples(examples, tok, cfg.train.mask, cfg.train.max_length))
+        print(inspect_run(cfg, args.n))
         return 0
     train_model(cfg)
     return 0
@@ -222,43 +206,20 @@ def cmd_safety_run(args) -> int:
 
 
 def cmd_safety_calibrate(args) -> int:
-    from tuneforge.safety.calibration import calibrate
+    from tuneforge.safety.calibration import calibrate, format_calibration
 
     result = calibrate()
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
-    print(f"{result['n_answers']} calibration answers with human labels (the rules' development set)")
-    _print_detectors(result)
-    ext = result.get("external")
-    if ext:
-        print(f"\nIndependent set: {ext['n_answers']} real answers to public prompts, labelled by hand"
-              + (f" ({ext['prompts_unresolved']} Self-Instruct prompts not found: set TUNEFORGE_SHARED_DATA)"
-                 if ext["prompts_unresolved"] else ""))
-        for split, res in ext["splits"].items():
-            print(f" {split} split ({res['n']} answers; labels {res['labels']}"
-                  + ("; never used to develop the rules" if split == "test" else "") + ")")
-            _print_detectors(res)
+    print(json.dumps(result, indent=2) if args.json else format_calibration(result))
     return 0
 
 
-def _print_detectors(result: dict) -> None:
-    for name, c in result.items():
-        if isinstance(c, dict) and "precision" in c:
-            print(f"  {name:22s} precision {c['precision']:.3f} [{c['precision_ci'][0]:.2f}, {c['precision_ci'][1]:.2f}]  "
-                  f"recall {c['recall']:.3f} [{c['recall_ci'][0]:.2f}, {c['recall_ci'][1]:.2f}]  accuracy "
-                  f"{c['accuracy']:.3f}  kappa {c['kappa']:.3f}  (n {c['n']}; tp {c['tp']}, fp {c['fp']}, fn {c['fn']})")
-    print(f"  refusal 3-way agreement {result['refusal_3way']['agreement']:.3f}")
-
-
 def cmd_safety_suite(args) -> int:
-    from tuneforge.safety.suite import load_suite, validate_suite
+    from tuneforge.safety.suite import export_items, load_suite, validate_suite
 
     items = load_suite(args.suite, args.split)
     print(json.dumps(validate_suite(load_suite(args.suite)), indent=2))
     if args.export:
-        args.export.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(args.export, "".join(json.dumps(it.to_dict(), ensure_ascii=False) + "\n" for it in items))
+        export_items(items, args.export)
         print(f"wrote {len(items)} {args.split} items to {args.export}")
     return 0
 

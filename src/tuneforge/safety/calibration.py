@@ -182,3 +182,27 @@ def calibrate(rows: list[CalibrationAnswer] | None = None, external: bool = True
     if external:
         out["external"] = calibrate_external()
     return out
+
+
+def format_calibration(result: dict) -> str:
+    """`tuneforge safety calibrate`'s text: each detector on the calibration set, then the refusal /
+    caution detector on both splits of the independent set, with 95% intervals."""
+    def detectors(res: dict) -> list[str]:
+        return [f"  {name:22s} precision {c['precision']:.3f} [{c['precision_ci'][0]:.2f}, {c['precision_ci'][1]:.2f}]  "
+                f"recall {c['recall']:.3f} [{c['recall_ci'][0]:.2f}, {c['recall_ci'][1]:.2f}]  accuracy "
+                f"{c['accuracy']:.3f}  kappa {c['kappa']:.3f}  (n {c['n']}; tp {c['tp']}, fp {c['fp']}, fn {c['fn']})"
+                for name, c in res.items() if isinstance(c, dict) and "precision" in c] + [
+            f"  refusal 3-way agreement {res['refusal_3way']['agreement']:.3f}"]
+
+    out = [f"{result['n_answers']} calibration answers with human labels (the rules' development set)",
+           *detectors(result)]
+    ext = result.get("external")
+    if ext:
+        out.append(f"\nIndependent set: {ext['n_answers']} real answers to public prompts, labelled by hand"
+                   + (f" ({ext['prompts_unresolved']} Self-Instruct prompts not found: set TUNEFORGE_SHARED_DATA)"
+                      if ext["prompts_unresolved"] else ""))
+        for split, res in ext["splits"].items():
+            out.append(f" {split} split ({res['n']} answers; labels {res['labels']}"
+                       + ("; never used to develop the rules" if split == "test" else "") + ")")
+            out += detectors(res)
+    return "\n".join(out)

@@ -160,3 +160,12 @@ def validate_suite(items: list[SafetyItem], where: str = "suite") -> dict:
     return {"prompts": len(items), "domains": domains,
             "by_category": dict(Counter(it.category for it in items)),
             "by_split": dict(Counter(it.split for it in items))}
+
+
+def export_items(items: list[SafetyItem], path: str | Path) -> Path:
+    """Write suite items as JSONL (TRL `messages` plus the labels), atomically."""
+    import json
+
+    from tuneforge.files import write_text_atomic
+
+    return write_text_atomic(path, "".join(json.dumps(it.to_dict(), ensure_ascii=False) + "\n" for it in items))

@@ -405,3 +405,17 @@ def inspect_examples(examples: list[Example], tokenizer, mask: str = "assistant"
         out.append(f"── {ex.id or 'example'}: {len(enc[0].input_ids)} tokens, {enc[0].n_targets} targets "
                    f"(mask={mask})\n{''.join(marked)}")
     return "\n".join(out)
+
+
+def inspect_run(cfg: TrainRunConfig, n: int = 2) -> str:
+    """`tuneforge train inspect`: the first `n` training examples as the model will see them, the
+    target text between «guillemets» (for DPO, the chosen conversation: its last answer is the target)."""
+    from tuneforge.models import load_tokenizer
+    from tuneforge.records import Message
+
+    tok = set_chat_template(load_tokenizer(cfg.model.name), cfg.model.chat_template, cfg.model.eos_token)
+    if cfg.objective.name == "dpo":
+        pairs = load_pairs(_one_source(cfg.data.train))[:n]
+        examples = [Example(messages=[*p.prompt, Message("assistant", p.chosen)], id=f"{p.id} (chosen)") for p in pairs]
+        return inspect_examples(examples, tok, "last", cfg.train.max_length)
+    return inspect_examples(load_training_mix(cfg.data, cfg.train.seed)[:n], tok, cfg.train.mask, cfg.train.max_length)
