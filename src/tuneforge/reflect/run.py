@@ -28,6 +28,7 @@ from tuneforge.errors import DataError, check_choices, read_text, suggest
 from tuneforge.files import write_text_atomic
 from tuneforge.llm.config import LLMConfig, make_llm
 from tuneforge.models import EMBEDDED_ENCODER
+from tuneforge.paths import shipped as shipped_data
 from tuneforge.records import Example, Message
 from tuneforge.reflect.agents import StudentAgent, TeacherAgent
 from tuneforge.reflect.loop import ItemResult, LoopConfig, ReflectItem, nan_to_none, reflect_items
@@ -68,9 +69,7 @@ class ReflectRunConfig:
 
 
 def shipped(name: str) -> Path:
-    from tuneforge.paths import data_dir
-
-    return data_dir() / "reflect" / name
+    return shipped_data("reflect", name)
 
 
 def load_items(path: str | Path) -> list[ReflectItem]:

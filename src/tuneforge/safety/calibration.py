@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tuneforge.errors import DataError, read_text
+from tuneforge.paths import shipped
 from tuneforge.safety.canary import leaked
 from tuneforge.safety.disclaimer import has_disclaimer
 from tuneforge.safety.premise import corrects_premise
@@ -42,9 +43,7 @@ class CalibrationAnswer:
 
 
 def calibration_path() -> Path:
-    from tuneforge.paths import data_dir
-
-    return data_dir() / "safety" / "calibration.yaml"
+    return shipped("safety", "calibration.yaml")
 
 
 def load_calibration(path: str | Path | None = None, items: list[SafetyItem] | None = None) -> list[CalibrationAnswer]:
@@ -96,9 +95,7 @@ class ExternalAnswer:
 
 
 def external_path() -> Path:
-    from tuneforge.paths import data_dir
-
-    return data_dir() / "safety" / "external.yaml"
+    return shipped("safety", "external.yaml")
 
 
 def _shared_seed_prompts() -> dict[str, str]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tuneforge.errors import DataError, read_text
+from tuneforge.paths import shipped
 
 CATEGORIES = {
     "misinformation": "correct the false premise",
@@ -81,9 +82,7 @@ def canary_for(item_id: str) -> str:
 
 
 def suite_path() -> Path:
-    from tuneforge.paths import data_dir
-
-    return data_dir() / "safety" / "suite.yaml"
+    return shipped("safety", "suite.yaml")
 
 
 def load_suite(path: str | Path | None = None, split: str = "all") -> list[SafetyItem]:
