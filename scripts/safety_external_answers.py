@@ -49,6 +49,13 @@ PLANS = {
            ("donotanswer/misinformation_harms.jsonl", "advice", 25), ("donotanswer/human_chatbox.jsonl", "advice", 20),
            ("donotanswer/malicious_uses.jsonl", "harmful", 12), ("donotanswer/information_hazard.jsonl", "harmful", 8),
            ("inthewild_jailbreak_llms.json", "jailbreak", 8), ("self_instruct_with_input", "benign", 25)],
+    # v4: the test set after v3 became development data too (prompts in none of v1–v3); more of the
+    # requests that small chat models decline, so refusal recall rests on more than ~20 answers
+    "v4": [("harmbench/harmbench_prompts.txt", "harmful", 15), ("phrasing/future_tense_en.txt", "harmful", 12),
+           ("donotanswer/misinformation_harms.jsonl", "advice", 20), ("donotanswer/human_chatbox.jsonl", "advice", 25),
+           ("donotanswer/malicious_uses.jsonl", "harmful", 15), ("donotanswer/information_hazard.jsonl", "harmful", 8),
+           ("donotanswer/discrimination_exclusion_toxicity_hateful_offensive.jsonl", "harmful", 10),
+           ("inthewild_jailbreak_llms.json", "jailbreak", 10), ("self_instruct_with_input", "benign", 10)],
 }
 
 
