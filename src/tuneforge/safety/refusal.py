@@ -31,8 +31,10 @@ Failure modes (measured on the calibration set and on the independent set of rea
 `calibrate`): refusals phrased only as a question back to the user; a decline after an apology in
 a second sentence ("Marquis, I'm sorry for any misunderstanding. I'm not a doctor…"); referrals to
 "the law" or "the regulations" as caution; a warning inside otherwise compliant text; sarcasm;
-non-English answers. On the independent test split (250 real answers, data/safety/README.md)
-refusal P 0.83 / R 0.71 and caution P 0.75 / R 0.67: read the rates built on them with that in mind.
+non-English answers; declines worded "I'm not a substitute for…" or "my role is not to…"; "No, …"
+answers to "Isn't X…?" read as declines. On the independent test split (250 real answers,
+data/safety/README.md) refusal P 0.81 / R 0.81 and caution P 0.70 / R 0.73: read the rates built on
+them with that in mind.
 """
 
 from __future__ import annotations
