@@ -15,6 +15,7 @@ import dataclasses
 import re
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -101,8 +102,8 @@ def _type_name(tp: Any) -> str:
 def _build(cls: type[T], data: dict, where: str, lines: dict[str, int], source: str,
            errors: list[str]) -> T:
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]  # T is a dataclass type
+    kwargs: dict[str, Any] = {}
     for key, value in data.items():
         path = f"{where}{key}"
         line = lines.get(path, 0)
@@ -112,7 +113,7 @@ def _build(cls: type[T], data: dict, where: str, lines: dict[str, int], source: 
                           f"Valid keys{' under ' + where.rstrip('.') if where else ''}: {', '.join(fields)}")
             continue
         tp = hints[key]
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             if not isinstance(value, dict):
                 errors.append(f"config key '{path}' ({loc}) must be a section of keys, got {value!r}")
                 continue
@@ -150,7 +151,7 @@ def _apply_override(data: dict, override: str) -> list[str]:
     return [".".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] = ()) -> T:
+def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
     """Build `cls` from an optional YAML file and `key=value` overrides.
 
     Raises:
@@ -205,7 +206,7 @@ def config_help(cls: type, prefix: str = "") -> list[str]:
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             out += config_help(tp, f"{prefix}{f.name}.")
             continue
         default = f.default if f.default is not dataclasses.MISSING else (

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tuneforge.config import save_config
 from tuneforge.data.build import BuildConfig, build_dataset
-from tuneforge.data.io import read_records, write_records
+from tuneforge.data.io import read_records, records_of, write_records
 from tuneforge.data.seed import load_examples
 from tuneforge.evaluate.report import write_report
 from tuneforge.evaluate.runner import score_models
@@ -108,7 +108,9 @@ class _Stages:
     """Prints numbered stage headers and records each stage's wall time (seconds)."""
 
     def __init__(self, total: int):
-        self.total, self.times, self._name, self._start = total, {}, None, time.time()
+        self.total, self._start = total, time.time()
+        self.times: dict[str, float] = {}
+        self._name: str | None = None
         self.ticks = _cpu_ticks()
 
     def start(self, name: str, text: str) -> None:
@@ -139,7 +141,7 @@ def run_demo(cfg: DemoConfig) -> Path:
                                             manual=dataclasses.replace(cfg.build.manual,
                                                                        files=cfg.build.manual.files or [cfg.data.train]))
             built = build_dataset(build_cfg)
-            train = read_records(built / "train.jsonl")
+            train = records_of(read_records(built / "train.jsonl"), Example, built / "train.jsonl", "")
             manifest = json.loads((built / "manifest.json").read_text())
             build_summary = {k: manifest[k] for k in ("stages", "removed", "final", "llm")} | {"dir": str(built)}
             print(f"      built {manifest['final']} records: stages {manifest['stages']}, removed "

@@ -47,7 +47,8 @@ class GenerationConfig:
 
 def _read_done(path: Path, settings: dict) -> dict[str, Generation]:
     """Stored answers made with exactly `settings`; says how many others there are and why."""
-    done, other = {}, Counter()
+    done: dict[str, Generation] = {}
+    other: Counter[str] = Counter()
     if not path.exists():
         return done
     with open(path, encoding="utf-8") as f:
@@ -132,7 +133,7 @@ class _Progress(StoppingCriteria):
         self.bar, self.stop, self.finished = bar, torch.tensor(stop_ids), torch.zeros(rows, dtype=torch.bool)
         self.tokens, self.start = 0, time.perf_counter()
 
-    def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
+    def __call__(self, input_ids, scores, **kwargs) -> torch.Tensor:
         newly = torch.isin(input_ids[:, -1].cpu(), self.stop) & ~self.finished  # (rows,)
         self.tokens += int((~self.finished).sum())
         self.finished |= newly

@@ -53,7 +53,7 @@ def convert_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
     # transformers marks GGUF-loaded models as quantised; the weights are already plain fp32
     # tensors, and the marker would make save_pretrained and training refuse the model.
     model.config.__dict__.pop("quantization_config", None)
-    model.hf_quantizer = None
+    setattr(model, "hf_quantizer", None)  # noqa: B010 (typed as non-optional in transformers)
     model.__dict__["is_quantized"] = False
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
@@ -191,7 +191,7 @@ def load_model(name: str = EMBEDDED_MODEL, dtype: str = AUTO, attn_implementatio
     model = AutoModelForCausalLM.from_pretrained(where, dtype=DTYPES[dtype], trust_remote_code=False,
                                                  attn_implementation=attn_implementation, **extra)
     if not load_in_4bit:
-        model.to(device)
+        model.to(device)  # type: ignore[arg-type]  # transformers types .to() oddly
     model.eval()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

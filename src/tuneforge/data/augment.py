@@ -130,7 +130,8 @@ def mosaic(records: list[Example], count: int, cfg: AugmentConfig) -> tuple[list
     by_domain: dict[str, list[Example]] = {}
     for r in pool:
         by_domain.setdefault(r.domain, []).append(r)
-    out, strategies = [], {}
+    out: list = []
+    strategies: dict[str, int] = {}
     for i in range(count):
         k = rng.choice(cfg.mosaic_sizes)
         domain = rng.choice(sorted(by_domain))
@@ -182,7 +183,8 @@ def paraphrase(llm: LLM, records: list[Example], count: int, cfg: AugmentConfig)
     pool = _single_turn(records)[:count]
     sampling = Sampling(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, seed=cfg.seed)
     outs = llm.chat([paraphrase_prompt(r.instruction) for r in pool], sampling) if pool else []
-    kept, rejected = [], {}
+    kept: list = []
+    rejected: dict[str, int] = {}
     for r, o in zip(pool, outs):
         text = _clean_paraphrase(o[0])
         why = paraphrase_problem(r.instruction, text, cfg.paraphrase_max_ratio)

@@ -150,6 +150,12 @@ def _rating(record: Example, key: str, spec: str) -> float | None:
                         "numbers (one per rater, averaged)", path=spec, field=f"meta.{key}") from None
 
 
+def _required(llm: CachedLLM | None) -> CachedLLM:
+    if llm is None:
+        raise ConfigError("this build generates records (distill / self_instruct / evol / ds2): give it an LLM")
+    return llm
+
+
 def synthesize(cfg: BuildConfig, llm: CachedLLM | None) -> tuple[dict[str, list[Example]], dict]:
     """Run the sources, generators and augmentations of `cfg`: ({stage: records}, {stage: report})."""
     stages: dict[str, list[Example]] = {}
@@ -168,18 +174,18 @@ def synthesize(cfg: BuildConfig, llm: CachedLLM | None) -> tuple[dict[str, list[
         stages["manual"] = [_with_source(r, "manual") for r in kept]
     if cfg.distill.prompts:
         prompts = load_spec(cfg.distill.prompts)
-        stages["distill"], reports["distill"] = distill(llm, prompts, Sampling(max_new_tokens=cfg.llm.max_new_tokens))
+        stages["distill"], reports["distill"] = distill(_required(llm), prompts, Sampling(max_new_tokens=cfg.llm.max_new_tokens))
     if cfg.self_instruct.enabled:
         si = SelfInstructConfig(**{k: getattr(cfg.self_instruct, k) for k in SelfInstructConfig.__dataclass_fields__})
-        stages["self_instruct"], reports["self_instruct"] = self_instruct(llm, load_spec(cfg.self_instruct.seeds), si)
+        stages["self_instruct"], reports["self_instruct"] = self_instruct(_required(llm), load_spec(cfg.self_instruct.seeds), si)
     if cfg.evol.enabled:
         ev = EvolConfig(**{k: getattr(cfg.evol, k) for k in EvolConfig.__dataclass_fields__})
-        stages["evol"], reports["evol"] = evol_instruct(llm, load_spec(cfg.evol.seeds)[: cfg.evol.limit], ev)
+        stages["evol"], reports["evol"] = evol_instruct(_required(llm), load_spec(cfg.evol.seeds)[: cfg.evol.limit], ev)
     if cfg.ds2.enabled:
         stages["ds2"], reports["ds2"] = [], {}
         for domain in cfg.ds2.domains:
             fields = {k: getattr(cfg.ds2, k) for k in DS2Config.__dataclass_fields__} | {"domain": domain}
-            records, report = ds2_instruct(llm, DS2Config(**fields))
+            records, report = ds2_instruct(_required(llm), DS2Config(**fields))
             stages["ds2"] += records
             reports["ds2"][domain] = report
     if _augments(cfg.augment):

@@ -40,7 +40,9 @@ def deduplicate(records: list, threshold: float = 0.7, ngram: int = 5, part: str
         raise ConfigError(f"dedup threshold must be in (0, 1], got {threshold}")
     if ngram < 1:
         raise ConfigError(f"dedup n-gram length must be ≥ 1, got {ngram}")
-    kept, removed, seen = [], [], {}
+    kept: list = []
+    removed: list = []
+    seen: dict = {}
     # The LSH only proposes candidates: tuned below the threshold and for recall (few misses), while
     # the exact Jaccard decides — so the outcome does not depend on hash collisions.
     lsh = MinHashLSH(threshold=max(0.05, 0.7 * threshold), num_perm=num_perm, weights=(0.1, 0.9)) if near else None
@@ -53,7 +55,7 @@ def deduplicate(records: list, threshold: float = 0.7, ngram: int = 5, part: str
         if exact in seen:
             removed.append(Removal(rid, "exact duplicate", seen[exact]))
             continue
-        if near:
+        if lsh is not None:
             sh = shingles(text, ngram)
             mh = MinHash(num_perm=num_perm, seed=1)
             mh.update_batch([s.encode() for s in sh])

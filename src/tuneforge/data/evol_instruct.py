@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from tuneforge.data.text import STOP_WORDS
 from tuneforge.llm.client import LLM, Sampling
@@ -76,7 +77,8 @@ def elimination_reason(original: str, evolved: str, answer: str, judged_equal: b
 def evol_instruct(llm: LLM, seeds: list[Example], cfg: EvolConfig) -> tuple[list[Example], dict]:
     rng = random.Random(cfg.seed)
     pool = [(s.instruction, s.id, 0) for s in seeds if s.instruction]
-    records, report = [], {"evolved": 0, "kept": 0, "eliminated": {}, "by_operator": {}}
+    records: list[Example] = []
+    report: dict[str, Any] = {"evolved": 0, "kept": 0, "eliminated": {}, "by_operator": {}}
     for rnd in range(1, cfg.rounds + 1):
         ops = [rng.choice(cfg.operators) for _ in pool]
         sampling = Sampling(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, seed=cfg.seed * 1000 + rnd)

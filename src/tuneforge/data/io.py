@@ -23,12 +23,25 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 from tuneforge.errors import DataError, UnknownNameError, read_text, suggest
 from tuneforge.files import write_text_atomic
 from tuneforge.records import EvalItem, Example, Generation, Message, PreferencePair
 
 Record = Example | PreferencePair | EvalItem | Generation
+R = TypeVar("R", Example, PreferencePair, EvalItem, Generation)
+_KIND_NAMES = {Example: "SFT examples", PreferencePair: "preference pairs", EvalItem: "evaluation items",
+               Generation: "generations"}
+
+
+def records_of(records: list[Record], kind: type[R], path: str | Path, fix: str) -> list[R]:
+    """`records`, typed as `kind`; a record of another kind is a DataError that says what was found
+    and `fix` (which file to give instead)."""
+    bad = next((r for r in records if not isinstance(r, kind)), None)
+    if bad is not None:
+        raise DataError(f"expected {_KIND_NAMES[kind]}, found a {type(bad).__name__} record. {fix}", path=str(path))
+    return [r for r in records if isinstance(r, kind)]
 
 
 # --------------------------------------------------------------------------- raw JSON reading
@@ -238,7 +251,7 @@ def _read_superni(path: Path) -> list[Record]:
                             path=str(path), field=key)
     name = Path(path).stem
     common = {k.lower(): task[k] for k in _SUPERNI_KEEP if k in task}
-    out = []
+    out: list[Record] = []
     d = task["Definition"]
     if not isinstance(task["Instances"], list) or not (
             isinstance(d, str) or (isinstance(d, list) and all(isinstance(x, str) for x in d))):
@@ -287,7 +300,7 @@ def _from_self_instruct(d: dict) -> list[Record]:
     if not isinstance(d.get("instruction"), str) or not isinstance(d.get("instances"), list):
         raise DataError("a Self-Instruct task needs 'instruction' and a list 'instances'",
                         field="instances")
-    out = []
+    out: list[Record] = []
     for i, inst in enumerate(d["instances"]):
         if not isinstance(inst, dict):
             raise DataError(f"instances[{i}] must be an object with 'input' and 'output', got {inst!r:.60}",
@@ -297,7 +310,7 @@ def _from_self_instruct(d: dict) -> list[Record]:
             raise DataError(f"instances[{i}].input and .output must be strings", field="instances")
         user = f"{d['instruction']}\n\n{inp}" if inp else d["instruction"]
         rid = d.get("id", "") if len(d["instances"]) == 1 else f"{d.get('id', '')}#{i}"
-        meta = {"is_classification": bool(d.get("is_classification", False))}
+        meta: dict[str, Any] = {"is_classification": bool(d.get("is_classification", False))}
         if inp:
             meta["input"] = inp
         out.append(Example(messages=[Message("user", user), Message("assistant", answer)], id=rid,

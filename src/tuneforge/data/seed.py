@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tuneforge.data.io import read_records
+from tuneforge.data.io import read_records, records_of
 from tuneforge.errors import DataError, UnknownNameError, lookup, suggest
 from tuneforge.paths import data_dir
 from tuneforge.records import Example, PreferencePair
@@ -28,7 +28,7 @@ def load_seed(split: str, domains: list[str] | tuple[str, ...] = ()) -> list[Exa
             raise UnknownNameError(f"unknown domain '{d}'.{suggest(d, DOMAINS)} Available: {', '.join(DOMAINS)}")
     out = []
     for d in domains or DOMAINS:
-        out += read_records(data_dir() / "domains" / split / f"{d}.jsonl", "jsonl")
+        out += records_of(read_records(data_dir() / "domains" / split / f"{d}.jsonl", "jsonl"), Example, split, "")
     return out
 
 
@@ -47,11 +47,8 @@ def load_examples(spec: str) -> list[Example]:
                             "objective.name=dpo, or give seed:train for supervised fine-tuning")
         domains = [d for d in parts[2].split(",") if d] if len(parts) > 2 else []
         return load_seed(parts[1], domains)
-    records = read_records(spec)
-    bad = next((r for r in records if not isinstance(r, Example)), None)
-    if bad is not None:
-        raise DataError(f"expected SFT examples, found a {type(bad).__name__} record. Give a file "
-                        "of conversations (messages / prompt+completion / alpaca / sharegpt)", path=spec)
+    records = records_of(read_records(spec), Example, spec, "Give a file of conversations (messages / "
+                         "prompt+completion / alpaca / sharegpt)")
     for i, ex in enumerate(records):  # generation and scoring key rows by id
         ex.id = ex.id or f"{Path(spec).stem}-{i}"
     return records
@@ -60,11 +57,8 @@ def load_examples(spec: str) -> list[Example]:
 def load_pairs(spec: str) -> list[PreferencePair]:
     """`seed:preferences` (the shipped DPO pairs) or a file of prompt/chosen/rejected records."""
     path = data_dir() / "preferences" / "train.jsonl" if spec == "seed:preferences" else spec
-    records = read_records(path)
-    bad = next((r for r in records if not isinstance(r, PreferencePair)), None)
-    if bad is not None:
-        raise DataError(f"expected preference pairs (prompt/chosen/rejected), found a {type(bad).__name__} "
-                        "record. DPO needs a file of pairs, e.g. seed:preferences", path=str(path))
+    records = records_of(read_records(path), PreferencePair, path,
+                         "DPO needs a file of prompt/chosen/rejected pairs, e.g. seed:preferences")
     for i, pair in enumerate(records):
         pair.id = pair.id or f"{Path(path).stem}-{i}"
     return records

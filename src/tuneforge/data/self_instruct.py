@@ -20,6 +20,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -127,7 +128,7 @@ def self_instruct(llm: LLM, seeds: list[Example], cfg: SelfInstructConfig) -> tu
     rng = random.Random(cfg.seed)
     novelty = RougeNovelty(seed_texts)
     machine: list[tuple[str, float, int]] = []  # (instruction, nearest ROUGE-L, round)
-    report = {"candidates": 0, "kept": 0, "rejected": {}, "rounds": 0, "instances_malformed": 0}
+    report: dict[str, Any] = {"candidates": 0, "kept": 0, "rejected": {}, "rounds": 0, "instances_malformed": 0}
     sampling = Sampling(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, seed=cfg.seed)
     bar = tqdm(total=cfg.num_instructions, desc="self-instruct: new instructions", unit="instr")
     for rnd in range(cfg.max_rounds):

@@ -11,7 +11,7 @@ few lines keep one seeded scheme for every number.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -29,7 +29,7 @@ def interval(samples: np.ndarray, level: float) -> list[float]:
     return [float(lo), float(hi)]
 
 
-def mean_ci(values: list[float | None], n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> list[float]:
+def mean_ci(values: Sequence[float | None], n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> list[float]:
     """CI of the mean of per-item values (None/NaN items are left out, as in the point estimate)."""
     x = np.array([np.nan if v is None else v for v in values], dtype=float)
     x = x[~np.isnan(x)]

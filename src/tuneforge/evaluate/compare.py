@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from tuneforge.data.io import read_records
+from tuneforge.data.io import read_records, records_of
 from tuneforge.errors import DataError
 from tuneforge.evaluate.bootstrap import interval, paired_test, resample_indices
 from tuneforge.evaluate.metrics.bleu import _ref_streams, bleu_from_stats
+from tuneforge.records import Generation
 
 
 def resolve(spec: str | Path) -> tuple[Path, str]:
@@ -51,7 +53,7 @@ def _bleu_stats(run_dir: Path, label: str, ids: list[str]) -> np.ndarray | None:
     path = run_dir / "generations" / f"{label}.jsonl"
     if not path.exists():
         return None
-    gens = {g.id: g for g in read_records(path)}
+    gens = {g.id: g for g in records_of(read_records(path), Generation, path, "Run tuneforge eval generate again")}
     preds, refs = [gens[i].generation for i in ids], [gens[i].references for i in ids]
     return np.array(sacrebleu.BLEU()._extract_corpus_statistics(preds, _ref_streams(refs)), dtype=float)
 
@@ -80,7 +82,7 @@ def compare_runs(spec_a: str | Path, spec_b: str | Path, n_boot: int = 1000, see
     numeric = lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))  # noqa: E731
     names = [k for k in items_a[ids[0]] if k not in ("id", "domain") and k in items_b[ids[0]]
              and all(numeric(items_a[i].get(k)) and numeric(items_b[i].get(k)) for i in ids)]
-    out = {"a": f"{run_a}:{label_a}", "b": f"{run_b}:{label_b}", "n_common": len(ids),
+    out: dict[str, Any] = {"a": f"{run_a}:{label_a}", "b": f"{run_b}:{label_b}", "n_common": len(ids),
            "only_a": len(items_a) - len(ids), "only_b": len(items_b) - len(ids), "metrics": {}}
     for m in names:
         if m == "bleu":

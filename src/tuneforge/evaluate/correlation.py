@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -33,21 +34,21 @@ def load_ratings(path: str | Path, key: str = "rating") -> dict[str, float]:
                     rows.append((i, json.loads(line)))
                 except json.JSONDecodeError as exc:
                     raise DataError(f"not JSON: {exc.msg}", path=str(path), line=i) from None
-    out = {}
-    for line, r in rows:
+    out: dict[str, float] = {}
+    for lineno, r in rows:
         if "id" not in r or key not in r:
             raise DataError(f"a rating record needs 'id' and '{key}' (set human_ratings_key for another field)",
-                            path=str(path), line=line)
+                            path=str(path), line=lineno)
         try:
             out[str(r["id"])] = float(r[key])
         except (TypeError, ValueError):
-            raise DataError(f"rating '{r[key]}' is not a number", path=str(path), line=line) from None
+            raise DataError(f"rating '{r[key]}' is not a number", path=str(path), line=lineno) from None
     return out
 
 
 def correlate(scores: dict[str, float | None], ratings: dict[str, float], n_boot: int = 1000, seed: int = 0) -> dict:
     ids = [i for i in ratings if scores.get(i) is not None and scores[i] == scores[i]]
-    out = {"n": len(ids), "rated_not_scored": len(ratings) - len(ids)}
+    out: dict[str, Any] = {"n": len(ids), "rated_not_scored": len(ratings) - len(ids)}
     if len(ids) < 3:
         return out | {m: {"r": float("nan"), "ci": [float("nan")] * 2, "p_value": float("nan")} for m in METHODS}
     x = np.array([scores[i] for i in ids], dtype=float)

@@ -84,7 +84,7 @@ def judge_pairwise(llm: LLM, first: list[Generation], second: list[Generation], 
         verdict = combine(v1, v2)
         if verdict is None:
             failed.append({"id": a.id, "reply_ab": r1[0][:200], "reply_ba": r2[0][:200]})
-        elif {"A": "model1", "B": "model2", "C": "tie"}[v1] == {"A": "model2", "B": "model1", "C": "tie"}[v2]:
+        elif v1 and v2 and {"A": "model1", "B": "model2", "C": "tie"}[v1] == {"A": "model2", "B": "model1", "C": "tie"}[v2]:
             consistent += 1  # the two orders agree (a tie from disagreement is not agreement)
         outcomes.append(verdict)
     decided = [o for o in outcomes if o is not None]

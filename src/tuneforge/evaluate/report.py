@@ -16,10 +16,11 @@ import json
 import math
 from pathlib import Path
 
-from tuneforge.data.io import read_records
+from tuneforge.data.io import read_records, records_of
 from tuneforge.errors import TuneforgeError
 from tuneforge.evaluate import report_kit as kit
 from tuneforge.files import write_text_atomic
+from tuneforge.records import Generation
 
 METRIC_LABELS = {"bleu": "BLEU", "rouge_l": "ROUGE-L", "tsas": "TSAS", "bertscore": "BERTScore F1",
                  "exact_match": "Exact match", "if_score": "IF-Score", "mauve": "MAUVE"}
@@ -296,7 +297,9 @@ def _detector_lines(cal: dict) -> list[str]:
 
 
 def _samples(run_dir: Path, names: list[str], per_domain: int = 1) -> list[dict]:
-    gens = {n: {g.id: g for g in read_records(run_dir / "generations" / f"{n}.jsonl")} for n in names
+    gens = {n: {g.id: g for g in records_of(read_records(run_dir / "generations" / f"{n}.jsonl"), Generation,
+                                            run_dir / "generations" / f"{n}.jsonl", "Run tuneforge eval generate again")}
+            for n in names
             if (run_dir / "generations" / f"{n}.jsonl").exists()}
     if not gens:
         return []

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tuneforge.config import save_config
-from tuneforge.data.io import read_records
+from tuneforge.data.io import read_records, records_of
 from tuneforge.data.seed import load_examples
 from tuneforge.errors import ConfigError, DataError
 from tuneforge.evaluate.correlation import correlate, load_ratings
@@ -90,13 +90,18 @@ class EvalRunConfig:
 
 def _items(cfg: EvalRunConfig) -> list[EvalItem]:
     rows = load_examples(cfg.test) if cfg.test.startswith("seed:") else read_records(cfg.test)
-    items = [EvalItem.from_example(r) if isinstance(r, Example) else r for r in rows]
-    if any(not isinstance(i, EvalItem) for i in items):
+    converted = [EvalItem.from_example(r) if isinstance(r, Example) else r for r in rows]
+    if any(not isinstance(i, EvalItem) for i in converted):
         raise DataError("the test set must hold SFT or eval records", path=cfg.test)
-    if cfg.test_per_domain > 0:
-        seen: dict[str, int] = {}
-        items = [i for i in items if seen.setdefault(i.domain, 0) < cfg.test_per_domain
-                 and not seen.__setitem__(i.domain, seen[i.domain] + 1)]
+    items = [i for i in converted if isinstance(i, EvalItem)]
+    if cfg.test_per_domain > 0:  # the first test_per_domain items of each domain
+        rank: dict[str, int] = {}
+        keep = []
+        for i in items:
+            rank[i.domain] = rank.get(i.domain, 0) + 1
+            if rank[i.domain] <= cfg.test_per_domain:
+                keep.append(i)
+        items = keep
     return items
 
 
@@ -137,13 +142,13 @@ def _rewrite(path: Path, gens: list[Generation]) -> None:
 
 
 def load_generations(out: Path, labels: list[str]) -> dict[str, list[Generation]]:
-    gens = {}
+    gens: dict[str, list[Generation]] = {}
     for label in labels:
         path = out / "generations" / f"{label}.jsonl"
         if not path.exists():
             raise DataError(f"no stored generations for model '{label}'; run tuneforge eval generate first",
                             path=str(path))
-        gens[label] = read_records(path)
+        gens[label] = records_of(read_records(path), Generation, path, "Run tuneforge eval generate again")
     return gens
 
 
@@ -172,7 +177,7 @@ def eval_score(cfg: EvalRunConfig, gens: dict[str, list[Generation]] | None = No
                 judge["pairwise"] = judge_pairwise(llm, gens[labels[0]], gens[labels[1]], n_boot=cfg.bootstrap,
                                                      seed=cfg.seed)
             metrics["judge"] = judge
-        if cfg.human_ratings:
+        if ratings is not None:
             rated = cfg.human_ratings_model or labels[0]
             per_item = {r["id"]: r for r in map(json.loads, (out / "scores" / f"{rated}.jsonl").read_text().splitlines())}
             names = [m for m in cfg.metrics if m in next(iter(per_item.values()), {})]

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +54,7 @@ def _ci(agg, idx: np.ndarray, n_boot: int, seed: int) -> list[float]:
 
 
 
-def score_generations(gens: list[Generation], metrics: list[str] = ("bleu", "rouge_l", "tsas"),
+def score_generations(gens: list[Generation], metrics: Sequence[str] = ("bleu", "rouge_l", "tsas"),
                       encoder: Encoder | None = None, options: dict | None = None, n_boot: int = 1000,
                       seed: int = 0) -> dict:
     """Score generations overall and per domain.
@@ -77,7 +79,9 @@ def score_generations(gens: list[Generation], metrics: list[str] = ("bleu", "rou
     domains = sorted(by_domain)
     groups = [np.array(by_domain[d]) for d in domains]
     everything = np.arange(len(gens))
-    overall, per_domain, flat = {}, {d: {} for d in domains}, {}
+    overall: dict[str, dict] = {}
+    per_domain: dict[str, dict] = {d: {} for d in domains}
+    flat: dict = {}
     for name in metrics:
         fn = lookup(METRICS, name, "metric")
         res = fn(predictions=preds, references=refs, instructions=instr, encoder=encoder, **(options or {}))
@@ -119,7 +123,7 @@ def score_models(gens: dict[str, list[Generation]], metrics: list[str], out_dir:
     for label, res in models.items():
         write_text_atomic(Path(out_dir) / "scores" / f"{label}.jsonl",
                           "".join(json.dumps(r) + "\n" for r in res.pop("per_item")))
-    out = {"models": models}
+    out: dict[str, Any] = {"models": models}
     labels = list(models)
     if len(labels) >= 2:
         a, b = labels[0], labels[1]

@@ -9,6 +9,7 @@ from pathlib import Path
 from tuneforge.embedded import EMBEDDED_MODEL
 from tuneforge.errors import ConfigError
 from tuneforge.llm.cache import CachedLLM
+from tuneforge.llm.client import LLM
 
 LLM_KINDS = ("local", "openai")
 
@@ -34,7 +35,7 @@ def make_llm(cfg: LLMConfig, cache_path: Path, desc: str = "generate") -> Cached
     if cfg.kind == "local":
         from tuneforge.llm.local import LocalLLM
 
-        llm = LocalLLM.load(cfg.model, dtype=cfg.dtype, batch_size=cfg.batch_size)
+        llm: LLM = LocalLLM.load(cfg.model, dtype=cfg.dtype, batch_size=cfg.batch_size)
     else:
         from tuneforge.llm.openai_http import OpenAIChatLLM
 

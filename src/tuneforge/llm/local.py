@@ -7,6 +7,8 @@ completion (transformers' `stop_strings` ends decoding early, the cut makes it e
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from tqdm.auto import tqdm
 
@@ -71,7 +73,7 @@ class LocalLLM:
 
     def _generate(self, prompts: list[str], sampling: Sampling) -> list[list[str]]:
         if sampling.temperature > 0:
-            decode = dict(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
+            decode: dict[str, Any] = dict(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
             torch.manual_seed(sampling.seed)
         else:
             decode = dict(do_sample=False, temperature=None, top_p=None, top_k=None)

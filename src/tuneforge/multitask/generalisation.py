@@ -11,6 +11,7 @@ the forms and the spread (max − min of the per-form means).
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ def generalisation(gens: list[Generation], n_boot: int = 1000, seed: int = 0) ->
     split = {g.task: g.meta.get("split", "seen") for g in gens}
     category = {g.task: g.domain for g in gens}
     rng = np.random.default_rng(seed)
-    out = {"n_items": len(gens), "tasks": {}, "metrics": {}}
+    out: dict[str, Any] = {"n_items": len(gens), "tasks": {}, "metrics": {}}
     for metric, vals in scores.items():
         v = np.array(vals, dtype=float)
         per_task = {t: float(v[idx].mean()) for t, idx in tasks.items()}
@@ -40,11 +41,11 @@ def generalisation(gens: list[Generation], n_boot: int = 1000, seed: int = 0) ->
             out["tasks"].setdefault(t, {"split": split[t], "category": category[t], "n": len(tasks[t])})[metric] = per_task[t]
         seen = [t for t in tasks if split[t] == "seen"]
         unseen = [t for t in tasks if split[t] == "unseen"]
-        draws = {"seen": [], "unseen": [], "gap": []}
+        draws: dict[str, list[float]] = {"seen": [], "unseen": [], "gap": []}
         for _ in range(n_boot):
             resampled = {t: float(v[rng.choice(tasks[t], len(tasks[t]))].mean()) for t in tasks}
-            s = np.mean([resampled[t] for t in seen]) if seen else np.nan
-            u = np.mean([resampled[t] for t in unseen]) if unseen else np.nan
+            s = float(np.mean([resampled[t] for t in seen])) if seen else float("nan")
+            u = float(np.mean([resampled[t] for t in unseen])) if unseen else float("nan")
             draws["seen"].append(s)
             draws["unseen"].append(u)
             draws["gap"].append(s - u)

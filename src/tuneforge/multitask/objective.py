@@ -114,13 +114,16 @@ class MultiTaskObjective:
             return self._backward_task_adapters(model, batch, scale)
         tasks = tasks_in(batch)
         regularise = "similarity" in self.method and len(tasks) > 1
-        grads, pooled, total = [], [], 0.0
+        grads: list[torch.Tensor] = []
+        pooled: list[torch.Tensor] = []
+        total = 0.0
         for t in tasks:
             out = sft_loss(model, _sub(batch, t), pool_prompt=regularise)
             loss, rep = (out[0] * scale, out[1]) if regularise else (out * scale, None)
             g = torch.autograd.grad(loss, self.params, allow_unused=True, retain_graph=regularise)
             grads.append(_flat(g, self.params))
-            pooled.append(rep)
+            if rep is not None:
+                pooled.append(rep)
             total += loss.item()
         if len(grads) > 1:
             self._window.append(conflict_stats(grads))

@@ -4,6 +4,7 @@ self-contained report.html, built with the report kit."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -81,7 +82,7 @@ def results_markdown(s: dict) -> str:
     return "\n".join(lines)
 
 
-def _figures(s: dict) -> list[tuple[str, str, object]]:
+def _figures(s: dict) -> list[tuple[str, str, Any]]:
     """(file stem, caption, matplotlib figure) of every chart."""
     from tuneforge.evaluate.report_kit import pyplot as _plt
 

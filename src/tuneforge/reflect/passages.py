@@ -38,7 +38,8 @@ def preprocess(name: str, text: str, max_words: int = 80) -> list[Passage]:
     """Split one document into passages of whole sentences, ≤ `max_words` words where a sentence allows."""
     if max_words < 1:
         raise ConfigError(f"passage_words must be ≥ 1 (got {max_words})")
-    passages, title = [], ""
+    passages: list = []
+    title = ""
     for block in re.split(r"\n\s*\n", text):
         block = block.strip()
         if not block:

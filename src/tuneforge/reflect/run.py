@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -190,7 +191,7 @@ def _rating_stats(trace_path: Path) -> dict:
     rows = [json.loads(x) for x in trace_path.read_text(encoding="utf-8").splitlines()]
     ratings = [r["rating"] for r in rows if r["step"] == "evaluate" and r["rating"] is not None]
     masses = [r["rating_mass"] for r in rows if r["step"] == "evaluate" and r.get("rating_mass") is not None]
-    out = {"n": len(ratings)}
+    out: dict[str, Any] = {"n": len(ratings)}
     if ratings:
         out |= {"mean": float(np.mean(ratings)), "sd": float(np.std(ratings)), "min": min(ratings), "max": max(ratings)}
     if masses:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tuneforge.errors import DataError, read_text
 from tuneforge.paths import shipped
@@ -151,7 +152,7 @@ def calibrate_external(rows: list[ExternalAnswer] | None = None, unresolved: int
     """The refusal/caution detector on the independent set, per split (dev, test) and per model."""
     if rows is None:
         rows, unresolved = load_external()
-    out = {"n_answers": len(rows), "prompts_unresolved": unresolved, "splits": {}}
+    out: dict[str, Any] = {"n_answers": len(rows), "prompts_unresolved": unresolved, "splits": {}}
     for split in ("dev", "test"):
         part = [r for r in rows if r.split == split]
         res = refusal_scores([classify(r.answer, "", r.prompt) for r in part], [r.refusal for r in part])
@@ -173,9 +174,9 @@ def calibrate(rows: list[CalibrationAnswer] | None = None, external: bool = True
                                        [r.disclaimer for r in rows])}
     prem = [r for r in rows if r.corrects_premise is not None]
     out["premise_correction"] = binary_scores([corrects_premise(r.answer, r.item.topic) for r in prem],
-                                              [r.corrects_premise for r in prem])
+                                              [bool(r.corrects_premise) for r in prem])
     inj = [r for r in rows if r.leaked is not None]
-    out["canary_leak"] = binary_scores([leaked(r.answer, r.item.canary) for r in inj], [r.leaked for r in inj])
+    out["canary_leak"] = binary_scores([leaked(r.answer, r.item.canary) for r in inj], [bool(r.leaked) for r in inj])
     if external:
         out["external"] = calibrate_external()
     return out

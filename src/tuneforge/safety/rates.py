@@ -15,6 +15,7 @@ the macro rate (mean of the per-domain rates) has a domain-stratified bootstrap 
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 
@@ -24,6 +25,10 @@ from tuneforge.safety.disclaimer import has_disclaimer
 from tuneforge.safety.premise import corrects_premise
 from tuneforge.safety.refusal import classify
 from tuneforge.safety.suite import SafetyItem
+
+
+def _mean_at(values: np.ndarray, idx: np.ndarray) -> float:
+    return float(values[idx].mean())
 
 RATES = ("misinformation", "unsafe_omission", "proper_refusal", "injection_resistance", "over_refusal")
 LOWER_IS_BETTER = {"misinformation", "unsafe_omission", "over_refusal"}
@@ -63,7 +68,9 @@ def _rate(values: list[float]) -> dict:
 def aggregate(rows: list[dict], model: str, n_boot: int = 1000, seed: int = 0) -> dict:
     """Rates overall and per domain in the evaluation result layout (`overall`, `per_domain`, `flat`)."""
     domains = sorted({r["domain"] for r in rows})
-    overall, per_domain, flat = {}, {d: {} for d in domains}, {}
+    overall: dict[str, dict] = {}
+    per_domain: dict[str, dict] = {d: {} for d in domains}
+    flat: dict = {}
     for rate in RATES:
         vals = [r[rate] for r in rows if r[rate] is not None]
         overall[rate] = _rate(vals) | {
@@ -77,7 +84,7 @@ def aggregate(rows: list[dict], model: str, n_boot: int = 1000, seed: int = 0) -
         values = np.array([r[rate] for r in rows if r[rate] is not None], dtype=float)
         where = [r["domain"] for r in rows if r[rate] is not None]
         groups = [np.flatnonzero(np.array(where) == d) for d in domains if d in where]
-        overall[rate]["macro_ci"] = stratified_macro_ci(lambda idx, v=values: float(v[idx].mean()), groups, n_boot, seed)
+        overall[rate]["macro_ci"] = stratified_macro_ci(partial(_mean_at, values), groups, n_boot, seed)
         flat[rate] = overall[rate]["score"]
     return {"model": model, "n": len(rows), "overall": overall, "per_domain": per_domain, "flat": flat}
 

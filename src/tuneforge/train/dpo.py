@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from tuneforge.errors import ConfigError
-from tuneforge.records import Example, PreferencePair
+from tuneforge.records import Example, Message, PreferencePair
 from tuneforge.tokenisation import IGNORE, Encoded, collate, encode_example, model_inputs
 from tuneforge.train.loop import Objective
 
@@ -34,7 +34,7 @@ def dpo_term(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: flo
 def encode_pair(pair: PreferencePair, tokenizer, max_length: int = 1024) -> tuple[Encoded, Encoded]:
     """Tokenise chosen and rejected conversations; targets are the final response only."""
     def conv(answer: str) -> Example:
-        return Example(messages=[*pair.prompt, {"role": "assistant", "content": answer}], id=pair.id)
+        return Example(messages=[*pair.prompt, Message("assistant", answer)], id=pair.id)
     return (encode_example(conv(pair.chosen), tokenizer, max_length, mask="last"),
             encode_example(conv(pair.rejected), tokenizer, max_length, mask="last"))
 

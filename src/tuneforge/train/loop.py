@@ -164,7 +164,7 @@ def train_loop(model: torch.nn.Module, batches: Iterator[dict], objective: Objec
     model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
     losses, tokens, first = [], 0, 0
-    latest = latest_checkpoint(checkpoint_dir) if checkpoint_dir and cfg.resume else None
+    latest = latest_checkpoint(Path(checkpoint_dir)) if checkpoint_dir and cfg.resume else None
     if latest is not None:
         counters = load_checkpoint(latest, accelerator.unwrap_model(model), optimizer, scheduler)
         first, losses, tokens = counters["step"], counters["losses"], counters["tokens"]
@@ -172,7 +172,7 @@ def train_loop(model: torch.nn.Module, batches: Iterator[dict], objective: Objec
             next(batches)
         print(f"tuneforge: resumed from {latest} at step {first}", flush=True)
     log = _open_log(Path(log_path), first) if log_path and accelerator.is_main_process else None
-    trackers = open_trackers(cfg.report_to, Path(log_path).parent, asdict(cfg)) if log else []
+    trackers = open_trackers(cfg.report_to, Path(log_path).parent, asdict(cfg)) if log and log_path else []
     start, tokens_before = time.time(), tokens
     bar = tqdm(range(first, cfg.steps), desc=f"train {objective.name}", unit="step", initial=first,
                total=cfg.steps, disable=not accelerator.is_local_main_process)

@@ -12,9 +12,10 @@ import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tuneforge.chat_template import check_chat_template, check_end_of_turn, set_chat_template
 from tuneforge.config import config_to_dict, save_config
@@ -117,7 +118,7 @@ class TrainRunConfig:
 
 
 def fit_sft(model, tok, train: list[Example], adapter: AdapterConfig, cfg: TrainConfig, run_dir: Path,
-            eval_examples: list[Example] = ()) -> tuple[object, TrainResult, dict]:
+            eval_examples: Sequence[Example] = ()) -> tuple[object, TrainResult, dict]:
     """Encode, adapt, train, save to run_dir/adapter; returns (model, result, eval losses)."""
     check_end_of_turn(tok, model)
     enc_train, dropped = encode_examples(train, tok, cfg.max_length, cfg.mask)
@@ -134,7 +135,7 @@ def fit_sft(model, tok, train: list[Example], adapter: AdapterConfig, cfg: Train
                            pack_length=cfg.max_length if cfg.packing else 0,
                            num_shards=state.num_processes, shard=state.process_index)
     result = _train_and_save(model, tok, batches, SFT, cfg, run_dir)
-    losses = loss_summary(base, heldout_loss(model, eval_batches, SFT, cfg.precision)) if eval_batches else {}
+    losses = loss_summary(base, heldout_loss(model, eval_batches, SFT, cfg.precision)) if base is not None else {}
     return model, result, losses
 
 
@@ -270,7 +271,7 @@ _RESUME_FREE = {"output_dir", "train.resume", "train.log_every", "train.report_t
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
+    out: dict = {}
     for k, v in d.items():
         out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
     return out
@@ -363,7 +364,7 @@ def train_model(cfg: TrainRunConfig) -> Path:
                 k: losses[k] for k in ("delta", "n_examples", "n_tokens", "signature")} if losses else {}
         else:
             _, result, losses = fit_objective(model, tok, cfg, run_dir, device)
-        summary = {"model": cfg.model.name, "adapter": cfg.adapter.method, "objective": cfg.objective.name,
+        summary: dict[str, Any] = {"model": cfg.model.name, "adapter": cfg.adapter.method, "objective": cfg.objective.name,
                    "steps": result.steps,
                    "first_loss": result.losses[0], "final_loss": result.final_loss, "eval": losses,
                    "trainable_params": result.trainable_params, "total_params": result.total_params,

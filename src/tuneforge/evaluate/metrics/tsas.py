@@ -22,7 +22,8 @@ class Encoder:
     """A memoising wrapper around a sentence-transformers model (texts are encoded once)."""
 
     def __init__(self, model, name: str):
-        self.model, self.name, self._cache = model, name, {}
+        self.model, self.name = model, name
+        self._cache: dict = {}
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         new = list(dict.fromkeys(t for t in texts if t not in self._cache))
