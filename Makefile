@@ -2,7 +2,7 @@
 VENV ?= .venv
 STAMP := $(VENV)/.tuneforge-installed
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test check bench lint clean
 
 install: $(STAMP)
 
@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml scripts/install.sh
 demo: $(STAMP)
 	$(VENV)/bin/tuneforge demo
 
-test: $(STAMP)
+test: $(STAMP) check
 	bash scripts/install_browser.sh
 	$(VENV)/bin/python -m pytest -q
 
@@ -22,8 +22,13 @@ bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/train_throughput.py --compile
 	$(VENV)/bin/python benchmarks/generation_throughput.py
 
-lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
+# lint, formatting and type checking of the package (part of `make test`, so CI runs them)
+check: $(STAMP)
+	$(VENV)/bin/ruff check src tests scripts benchmarks
+	$(VENV)/bin/ruff format --check src tests scripts benchmarks
+	$(VENV)/bin/mypy
+
+lint: check
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

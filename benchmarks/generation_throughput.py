@@ -36,8 +36,12 @@ def _prompts(tok, n: int) -> tuple[list, list[str]]:
     from tuneforge.records import EvalItem
 
     items = [EvalItem.from_example(e) for e in load_examples("seed:test")][:n]
-    texts = [tok.apply_chat_template([{"role": m.role, "content": m.content} for m in it.messages],
-                                     tokenize=False, add_generation_prompt=True) for it in items]
+    texts = [
+        tok.apply_chat_template(
+            [{"role": m.role, "content": m.content} for m in it.messages], tokenize=False, add_generation_prompt=True
+        )
+        for it in items
+    ]
     return items, texts
 
 
@@ -57,7 +61,6 @@ def _real_new_tokens(new_ids, stop_ids: set[int], pad_id: int) -> int:
 def hf_generate(model, tok, texts: list[str], max_new: int, batch_size: int) -> tuple[int, float]:
     """(real new tokens, seconds) for plain `model.generate` over `texts` in batches of `batch_size`."""
     import torch
-
     from tuneforge.train.chat_template import stop_token_ids
 
     stops = stop_token_ids(tok, model)
@@ -66,10 +69,11 @@ def hf_generate(model, tok, texts: list[str], max_new: int, batch_size: int) -> 
     tokens, start = 0, time.perf_counter()
     with torch.inference_mode():
         for s in range(0, len(texts), batch_size):
-            enc = tok(texts[s:s + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
-            out = model.generate(**enc, max_new_tokens=max_new, do_sample=False, pad_token_id=tok.pad_token_id,
-                                 eos_token_id=stops)
-            tokens += _real_new_tokens(out[:, enc["input_ids"].shape[1]:], stop_set, tok.pad_token_id)
+            enc = tok(texts[s : s + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+            out = model.generate(
+                **enc, max_new_tokens=max_new, do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=stops
+            )
+            tokens += _real_new_tokens(out[:, enc["input_ids"].shape[1] :], stop_set, tok.pad_token_id)
     return tokens, time.perf_counter() - start
 
 
@@ -77,8 +81,15 @@ def tuneforge_generate(model, tok, items, max_new: int, batch_size: int) -> tupl
     from tuneforge.generation import GenerationConfig, generate_answers
 
     start = time.perf_counter()
-    gens = generate_answers(model, tok, items, GenerationConfig(max_new_tokens=max_new, batch_size=batch_size),
-                            "bench", None, desc="tuneforge")
+    gens = generate_answers(
+        model,
+        tok,
+        items,
+        GenerationConfig(max_new_tokens=max_new, batch_size=batch_size),
+        "bench",
+        None,
+        desc="tuneforge",
+    )
     seconds = time.perf_counter() - start
     return sum(g.meta["new_tokens"] for g in gens), seconds
 
@@ -111,25 +122,41 @@ def main() -> None:
         for name, fn in variants.items():
             tokens, seconds = fn()
             runs[name].append({"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds})
-            print(f"round {r + 1} {name:17s} {tokens:6d} tokens in {seconds:6.1f} s = {tokens / seconds:7.1f} tok/s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"round {r + 1} {name:17s} {tokens:6d} tokens in {seconds:6.1f} s = {tokens / seconds:7.1f} tok/s",
+                file=sys.stderr,
+                flush=True,
+            )
     summary = {k: statistics.median(x["tokens_per_s"] for x in v) for k, v in runs.items()}
-    out = {"benchmark": "generation_throughput", "model": "smollm2-135m-instruct", "dtype": dtype,
-           "precision": "bf16" if dtype == "bfloat16" else "fp32", **hardware_summary("cpu"),
-           "matmul_gflops_of_dtype": matmul_gflops(dtype, 1024, 0.5),
-           "prompts": len(texts), "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size,
-           "rounds": args.rounds, "tokens_per_s": summary,
-           "ratio_tuneforge_over_hf_one_at_a_time": summary["tuneforge"] / summary["hf_one_at_a_time"],
-           "ratio_tuneforge_over_hf_batched": summary["tuneforge"] / summary["hf_batched"],
-           "runs": runs, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    out = {
+        "benchmark": "generation_throughput",
+        "model": "smollm2-135m-instruct",
+        "dtype": dtype,
+        "precision": "bf16" if dtype == "bfloat16" else "fp32",
+        **hardware_summary("cpu"),
+        "matmul_gflops_of_dtype": matmul_gflops(dtype, 1024, 0.5),
+        "prompts": len(texts),
+        "max_new_tokens": args.max_new_tokens,
+        "batch_size": args.batch_size,
+        "rounds": args.rounds,
+        "tokens_per_s": summary,
+        "ratio_tuneforge_over_hf_one_at_a_time": summary["tuneforge"] / summary["hf_one_at_a_time"],
+        "ratio_tuneforge_over_hf_batched": summary["tuneforge"] / summary["hf_batched"],
+        "runs": runs,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
-    print(f"CPU {out['cpu']} ({' '.join(out['isa'])}), dtype {dtype}, {len(texts)} prompts x "
-          f"{args.max_new_tokens} new tokens max")
+    print(
+        f"CPU {out['cpu']} ({' '.join(out['isa'])}), dtype {dtype}, {len(texts)} prompts x "
+        f"{args.max_new_tokens} new tokens max"
+    )
     for k, v in summary.items():
         print(f"{k:17s} {v:7.1f} tok/s")
-    print(f"ratio tuneforge / HF one prompt at a time: {out['ratio_tuneforge_over_hf_one_at_a_time']:.2f}x; "
-          f"tuneforge / HF batched: {out['ratio_tuneforge_over_hf_batched']:.2f}x")
+    print(
+        f"ratio tuneforge / HF one prompt at a time: {out['ratio_tuneforge_over_hf_one_at_a_time']:.2f}x; "
+        f"tuneforge / HF batched: {out['ratio_tuneforge_over_hf_batched']:.2f}x"
+    )
     print(f"wrote {args.out}")
 
 

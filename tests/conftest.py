@@ -25,9 +25,15 @@ def make_examples(n: int = 8) -> list[Example]:
     out = []
     for i in range(n):
         answer = " ".join(["Please consult a professional."] * (1 + i % 3))
-        out.append(Example(messages=[Message("user", f"Question number {i}: what should I do?"),
-                                     Message("assistant", answer)],
-                           id=f"ex-{i}", domain=domains[i % 2], source="test", meta={"kind": "fact"}))
+        out.append(
+            Example(
+                messages=[Message("user", f"Question number {i}: what should I do?"), Message("assistant", answer)],
+                id=f"ex-{i}",
+                domain=domains[i % 2],
+                source="test",
+                meta={"kind": "fact"},
+            )
+        )
     return out
 
 

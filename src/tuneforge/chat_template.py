@@ -17,19 +17,23 @@ from tuneforge.errors import ConfigError, DataError, TuneforgeError, read_text, 
 CHAT_TEMPLATES = {
     "chatml": (
         "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"),
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    ),
     "llama3": (
         "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
         "{{ m['content'] | trim }}<|eot_id|>{% endfor %}"
-        "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"),
+        "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+    ),
     "zephyr": (
         "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}{{ eos_token }}\n{% endfor %}"
-        "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"),
+        "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+    ),
     "alpaca": (
         "{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] }}\n\n"
         "{% elif m['role'] == 'user' %}### Instruction:\n{{ m['content'] }}\n\n"
         "{% else %}### Response:\n{{ m['content'] }}{{ eos_token }}\n\n{% endif %}{% endfor %}"
-        "{% if add_generation_prompt %}### Response:\n{% endif %}"),
+        "{% if add_generation_prompt %}### Response:\n{% endif %}"
+    ),
 }
 
 
@@ -41,8 +45,10 @@ def check_chat_template(template: str) -> str | None:
     if template in CHAT_TEMPLATES:
         return CHAT_TEMPLATES[template]
     if not (template.endswith(".jinja") or Path(template).is_file()):
-        raise ConfigError(f"model.chat_template '{template}' is neither a known template nor a file."
-                          f"{suggest(template, CHAT_TEMPLATES)} Known: {', '.join(CHAT_TEMPLATES)}")
+        raise ConfigError(
+            f"model.chat_template '{template}' is neither a known template nor a file."
+            f"{suggest(template, CHAT_TEMPLATES)} Known: {', '.join(CHAT_TEMPLATES)}"
+        )
     path = Path(template)
     if not path.is_file():
         raise ConfigError(f"model.chat_template: no such file {path}")
@@ -54,8 +60,11 @@ def check_chat_template(template: str) -> str | None:
     try:
         ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).parse(text)
     except TemplateSyntaxError as exc:
-        raise DataError(f"chat template is not valid Jinja: {exc.message}. Fix the template (model.chat_template)",
-                        path=str(path), line=exc.lineno) from None
+        raise DataError(
+            f"chat template is not valid Jinja: {exc.message}. Fix the template (model.chat_template)",
+            path=str(path),
+            line=exc.lineno,
+        ) from None
     return text
 
 
@@ -64,13 +73,17 @@ def set_chat_template(tokenizer, template: str = "", eos_token: str = ""):
     and, if given, make `eos_token` the token generation stops on. Returns the tokenizer."""
     if eos_token:
         if tokenizer.convert_tokens_to_ids(eos_token) in (None, tokenizer.unk_token_id):
-            raise ConfigError(f"model.eos_token '{eos_token}' is not a token of this tokenizer. Use one of its "
-                              f"special tokens: {', '.join(tokenizer.all_special_tokens[:12])}")
+            raise ConfigError(
+                f"model.eos_token '{eos_token}' is not a token of this tokenizer. Use one of its "
+                f"special tokens: {', '.join(tokenizer.all_special_tokens[:12])}"
+            )
         tokenizer.eos_token = eos_token
     if not template:
         if not tokenizer.chat_template:
-            raise ConfigError("this tokenizer has no chat template. Set model.chat_template to one of "
-                              f"{', '.join(CHAT_TEMPLATES)} or to a .jinja file")
+            raise ConfigError(
+                "this tokenizer has no chat template. Set model.chat_template to one of "
+                f"{', '.join(CHAT_TEMPLATES)} or to a .jinja file"
+            )
         return tokenizer
     tokenizer.chat_template = check_chat_template(template)
     return tokenizer
@@ -87,15 +100,18 @@ def stop_token_ids(tokenizer, model=None) -> list[int]:
 def end_of_turn_token(tokenizer) -> tuple[int, str]:
     """(id, text) of the token that closes an assistant turn in the tokenizer's template."""
     probe = "tuneforge probe answer"
-    text = tokenizer.apply_chat_template([{"role": "user", "content": "q"},
-                                          {"role": "assistant", "content": probe}], tokenize=False)
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "q"}, {"role": "assistant", "content": probe}], tokenize=False
+    )
     end = text.rfind(probe) + len(probe)
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     after = [(i, s) for i, (s, _) in zip(enc["input_ids"], enc["offset_mapping"]) if s >= end]
     if not after:
-        raise TuneforgeError("the chat template adds nothing after an assistant answer, so a tuned model "
-                             "cannot learn to stop. Use a template that ends turns with an end token "
-                             f"(model.chat_template: {', '.join(CHAT_TEMPLATES)})")
+        raise TuneforgeError(
+            "the chat template adds nothing after an assistant answer, so a tuned model "
+            "cannot learn to stop. Use a template that ends turns with an end token "
+            f"(model.chat_template: {', '.join(CHAT_TEMPLATES)})"
+        )
     tok_id = after[0][0]
     return tok_id, tokenizer.convert_ids_to_tokens(tok_id)
 
@@ -109,5 +125,6 @@ def check_end_of_turn(tokenizer, model=None) -> int:
         raise ConfigError(
             f"the chat template ends assistant turns with '{tok}' (id {tok_id}) but generation stops at {names}: "
             f"a model trained on it would not stop answering. Set model.eos_token='{tok}' if it is a special "
-            "token, or choose a model.chat_template that ends turns with the tokenizer's EOS")
+            "token, or choose a model.chat_template that ends turns with the tokenizer's EOS"
+        )
     return tok_id

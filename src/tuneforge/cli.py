@@ -28,6 +28,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _config_epilog(where: str):
     """The config keys of the dataclass at 'module:Class', listed when help is shown."""
+
     def text() -> str:
         import importlib
 
@@ -35,7 +36,9 @@ def _config_epilog(where: str):
 
         module, _, name = where.partition(":")
         return "config keys (YAML or key=value overrides):\n" + "\n".join(
-            config_help(getattr(importlib.import_module(module), name)))
+            config_help(getattr(importlib.import_module(module), name))
+        )
+
     return text
 
 
@@ -57,8 +60,10 @@ def cmd_train(args) -> int:
     if inspect:
         words.pop(0)
     if not words or "=" in words[0]:
-        raise TuneforgeError("tuneforge train needs a config file first: tuneforge train [inspect] CONFIG "
-                             "[key=value ...] (bundled: configs/lora.yaml, configs/full.yaml, ...)")
+        raise TuneforgeError(
+            "tuneforge train needs a config file first: tuneforge train [inspect] CONFIG "
+            "[key=value ...] (bundled: configs/lora.yaml, configs/full.yaml, ...)"
+        )
     cfg = load_config(TrainRunConfig, words[0], words[1:])
     if inspect:
         print(inspect_run(cfg, args.n))
@@ -91,9 +96,11 @@ def cmd_data_build(args) -> int:
     cfg = load_config(BuildConfig, args.config, args.overrides)
     out = build_dataset(cfg)
     manifest = json.loads((out / "manifest.json").read_text())
-    print(f"Built {manifest['final']} records in {out / 'train.jsonl'} (stages: {manifest['stages']}; removed: "
-          f"{manifest['removed'] or 'none'}; LLM calls {manifest['llm']['calls']}, cache hits "
-          f"{manifest['llm']['cache_hits']}). See {out / 'datacard.md'}")
+    print(
+        f"Built {manifest['final']} records in {out / 'train.jsonl'} (stages: {manifest['stages']}; removed: "
+        f"{manifest['removed'] or 'none'}; LLM calls {manifest['llm']['calls']}, cache hits "
+        f"{manifest['llm']['cache_hits']}). See {out / 'datacard.md'}"
+    )
     return 0
 
 
@@ -104,8 +111,10 @@ def cmd_data_synth(args) -> int:
 
     out = synth(load_config(BuildConfig, args.config, args.overrides))
     manifest = json.loads((out / "manifest.json").read_text())
-    print(f"Synthesised {manifest['final']} records (unfiltered) in {out / 'train.jsonl'} (stages: "
-          f"{manifest['stages']}; LLM calls {manifest['llm']['calls']}, cache hits {manifest['llm']['cache_hits']})")
+    print(
+        f"Synthesised {manifest['final']} records (unfiltered) in {out / 'train.jsonl'} (stages: "
+        f"{manifest['stages']}; LLM calls {manifest['llm']['calls']}, cache hits {manifest['llm']['cache_hits']})"
+    )
     return 0
 
 
@@ -156,8 +165,9 @@ def cmd_data_mix(args) -> int:
 def cmd_data_stats(args) -> int:
     from tuneforge.data.stats import dataset_stats, format_stats
 
-    stats = dataset_stats(args.file, tokenizer=None if args.tokenizer == "none" else args.tokenizer,
-                          format=args.from_format)
+    stats = dataset_stats(
+        args.file, tokenizer=None if args.tokenizer == "none" else args.tokenizer, format=args.from_format
+    )
     print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
     return 0
 
@@ -169,7 +179,9 @@ def cmd_eval(args) -> int:
     cfg = load_config(EvalRunConfig, *_config_and_overrides(args))
     if args.eval_verb == "generate":
         gens = eval_generate(cfg)
-        print("Generations: " + ", ".join(f"{k} {len(v)}" for k, v in gens.items()) + f" in {cfg.output_dir}/generations")
+        print(
+            "Generations: " + ", ".join(f"{k} {len(v)}" for k, v in gens.items()) + f" in {cfg.output_dir}/generations"
+        )
         return 0
     out = run_eval(cfg) if args.eval_verb == "run" else eval_score(cfg)
     print(f"Report: {out / 'report.html'} (and report.md, metrics.json)")
@@ -199,8 +211,13 @@ def cmd_safety_run(args) -> int:
     out = safety_run(load_config(SafetyRunConfig, config, overrides))
     metrics = json.loads((out / "metrics.json").read_text())
     for label, res in metrics["models"].items():
-        print(f"{label}: " + "; ".join(f"{k.replace('_', ' ')} {v['score']:.1f}% [{v['ci'][0]:.1f}, {v['ci'][1]:.1f}] "
-                                       f"(n {v['n']})" for k, v in res["overall"].items()))
+        print(
+            f"{label}: "
+            + "; ".join(
+                f"{k.replace('_', ' ')} {v['score']:.1f}% [{v['ci'][0]:.1f}, {v['ci'][1]:.1f}] (n {v['n']})"
+                for k, v in res["overall"].items()
+            )
+        )
     print(f"Report: {out / 'report.html'}")
     return 0
 
@@ -242,10 +259,14 @@ def cmd_reflect_run(args) -> int:
 
     out = reflect_run(load_config(ReflectRunConfig, *_config_and_overrides(args)))
     s = json.loads((out / "alignment.json").read_text())
-    print(f"{s['n_items']} items: {s['converged']} converged before T={s['max_iterations']}; "
-          f"teacher verdicts not parsed: {s['parse_failures']} of {s['verdicts']}")
-    print(f"Trace {out / 'trace.jsonl'}, matrix {out / 'alignment.json'}, heatmap {out / 'alignment.png'}, "
-          f"SFT records {out / 'reflected.jsonl'}, report {out / 'report.html'}")
+    print(
+        f"{s['n_items']} items: {s['converged']} converged before T={s['max_iterations']}; "
+        f"teacher verdicts not parsed: {s['parse_failures']} of {s['verdicts']}"
+    )
+    print(
+        f"Trace {out / 'trace.jsonl'}, matrix {out / 'alignment.json'}, heatmap {out / 'alignment.png'}, "
+        f"SFT records {out / 'reflected.jsonl'}, report {out / 'report.html'}"
+    )
     return 0
 
 
@@ -274,34 +295,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     sub = p.add_subparsers(dest="verb", required=True)
 
-    demo = sub.add_parser("demo", help="run the whole pipeline on the embedded model",
-                          description="Build data, LoRA-tune the embedded SmolLM2-135M-Instruct, "
-                          "compare base vs tuned per domain, write a report.",
-                          epilog=_config_epilog("tuneforge.demo:DemoConfig"), formatter_class=argparse.RawDescriptionHelpFormatter)
+    demo = sub.add_parser(
+        "demo",
+        help="run the whole pipeline on the embedded model",
+        description="Build data, LoRA-tune the embedded SmolLM2-135M-Instruct, "
+        "compare base vs tuned per domain, write a report.",
+        epilog=_config_epilog("tuneforge.demo:DemoConfig"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     demo.add_argument("--config", type=Path, help="YAML config (default: the bundled configs/demo.yaml)")
     demo.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.steps=50")
     demo.set_defaults(fn=cmd_demo)
 
-    train = sub.add_parser("train", help="fine-tune: sft | dpo | distill | domain_adaptation with any adapter; "
-                           "`train inspect` shows the masks",
-                           description="tuneforge train CONFIG [key=value ...] | tuneforge train inspect CONFIG",
-                           epilog=_config_epilog("tuneforge.train.recipe:TrainRunConfig"), formatter_class=argparse.RawDescriptionHelpFormatter)
+    train = sub.add_parser(
+        "train",
+        help="fine-tune: sft | dpo | distill | domain_adaptation with any adapter; `train inspect` shows the masks",
+        description="tuneforge train CONFIG [key=value ...] | tuneforge train inspect CONFIG",
+        epilog=_config_epilog("tuneforge.train.recipe:TrainRunConfig"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     train.add_argument("args", nargs="*", help="[inspect] CONFIG [key=value ...]")
     train.add_argument("--n", type=int, default=2, help="examples to show with inspect")
     train.set_defaults(fn=cmd_train)
 
-    exp = sub.add_parser("export", help="export a training run: the adapter, or (--merge) a merged model",
-                         description="Copy a run's adapter (PeftModel.from_pretrained), or with --merge fold it "
-                         "into the base and save safetensors loadable with AutoModelForCausalLM.from_pretrained.")
+    exp = sub.add_parser(
+        "export",
+        help="export a training run: the adapter, or (--merge) a merged model",
+        description="Copy a run's adapter (PeftModel.from_pretrained), or with --merge fold it "
+        "into the base and save safetensors loadable with AutoModelForCausalLM.from_pretrained.",
+    )
     exp.add_argument("run_dir", type=Path, help="a directory written by tuneforge train")
     exp.add_argument("--merge", action="store_true", help="merge LoRA/IA³ weights into the base model")
     exp.add_argument("--out", type=Path, help="output directory (default RUN_DIR/merged or RUN_DIR/export)")
     exp.add_argument("--dtype", default="", help="dtype of the merged weights (default: the run's model.dtype)")
     exp.set_defaults(fn=cmd_export)
 
-    data = sub.add_parser("data", help="build, convert, filter and inspect data").add_subparsers(dest="data_verb", required=True)
-    conv = data.add_parser("convert", help="convert between formats", description=(
-        f"Formats: {', '.join(FORMATS)}. The input format is detected unless --from is given."))
+    data = sub.add_parser("data", help="build, convert, filter and inspect data").add_subparsers(
+        dest="data_verb", required=True
+    )
+    conv = data.add_parser(
+        "convert",
+        help="convert between formats",
+        description=(f"Formats: {', '.join(FORMATS)}. The input format is detected unless --from is given."),
+    )
     conv.add_argument("input", type=Path)
     conv.add_argument("output", type=Path)
     conv.add_argument("--to", required=True, help=f"output format: {', '.join(FORMATS)}")
@@ -309,47 +345,76 @@ def build_parser() -> argparse.ArgumentParser:
     conv.set_defaults(fn=cmd_data_convert)
 
     for verb, fn, what, desc in (
-            ("build", cmd_data_build, "build a dataset: sources → generators → augmentation → filters → mix",
-             "Run a declared data recipe (configs/data_*.yaml) into a dataset directory with train.jsonl, "
-             "manifest.json and datacard.md. Rerunning resumes from the LLM cache."),
-            ("synth", cmd_data_synth, "run a build config's sources, generators and augmentation only",
-             "Like data build, but with no filters and no mixing: every generated record lands in "
-             "OUTPUT_DIR/train.jsonl.")):
-        sp = data.add_parser(verb, help=what, description=desc, epilog=_config_epilog("tuneforge.data.build:BuildConfig"),
-                             formatter_class=argparse.RawDescriptionHelpFormatter)
+        (
+            "build",
+            cmd_data_build,
+            "build a dataset: sources → generators → augmentation → filters → mix",
+            "Run a declared data recipe (configs/data_*.yaml) into a dataset directory with train.jsonl, "
+            "manifest.json and datacard.md. Rerunning resumes from the LLM cache.",
+        ),
+        (
+            "synth",
+            cmd_data_synth,
+            "run a build config's sources, generators and augmentation only",
+            "Like data build, but with no filters and no mixing: every generated record lands in "
+            "OUTPUT_DIR/train.jsonl.",
+        ),
+    ):
+        sp = data.add_parser(
+            verb,
+            help=what,
+            description=desc,
+            epilog=_config_epilog("tuneforge.data.build:BuildConfig"),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         sp.add_argument("config", type=Path)
         sp.add_argument("overrides", nargs="*", help="key=value overrides")
         sp.set_defaults(fn=fn)
-    aug = data.add_parser("augment", help="add Mosaic composites, LLM paraphrases and token-level variants",
-                          description="e.g. tuneforge data augment in.jsonl out.jsonl augment.mosaic=50 "
-                          "augment.token=100 augment.paraphrase=20 llm.model=smollm2-135m-instruct. The output holds "
-                          "the input records followed by the new ones.")
-    fil = data.add_parser("filter", help="length/format checks, dedup, decontamination, LLM judge, IFD",
-                          description="e.g. tuneforge data filter in.jsonl out.jsonl filters.judge=true "
-                          "filters.judge_threshold=7 filters.ifd=true filters.decontaminate=[]. Removed records go "
-                          "whole to OUT.removed.jsonl with the filter and reason.")
+    aug = data.add_parser(
+        "augment",
+        help="add Mosaic composites, LLM paraphrases and token-level variants",
+        description="e.g. tuneforge data augment in.jsonl out.jsonl augment.mosaic=50 "
+        "augment.token=100 augment.paraphrase=20 llm.model=smollm2-135m-instruct. The output holds "
+        "the input records followed by the new ones.",
+    )
+    fil = data.add_parser(
+        "filter",
+        help="length/format checks, dedup, decontamination, LLM judge, IFD",
+        description="e.g. tuneforge data filter in.jsonl out.jsonl filters.judge=true "
+        "filters.judge_threshold=7 filters.ifd=true filters.decontaminate=[]. Removed records go "
+        "whole to OUT.removed.jsonl with the filter and reason.",
+    )
     for sp, fn in ((aug, cmd_data_augment), (fil, cmd_data_filter)):
         sp.add_argument("input", help="data file (any format) or seed:train")
         sp.add_argument("output", type=Path)
         sp.add_argument("overrides", nargs="*", help="augment.*, filters.* and llm.* keys of data build configs")
         sp.set_defaults(fn=fn)
-    dd = data.add_parser("dedup", help="remove exact and MinHash near-duplicates",
-                         description="Keeps the first of each group; removed records go to OUT.removed.jsonl.")
+    dd = data.add_parser(
+        "dedup",
+        help="remove exact and MinHash near-duplicates",
+        description="Keeps the first of each group; removed records go to OUT.removed.jsonl.",
+    )
     dd.add_argument("input")
     dd.add_argument("output", type=Path)
     dd.add_argument("--threshold", type=float, default=0.7, help="Jaccard of word n-grams (default 0.7)")
     dd.add_argument("--ngram", type=int, default=5, help="shingle length in words (default 5)")
     dd.add_argument("--part", default="instruction", help="instruction | response | all (default instruction)")
     dd.set_defaults(fn=cmd_data_dedup)
-    dc = data.add_parser("decontam", help="remove records sharing an n-gram with evaluation sets",
-                         description="Removed records go to OUT.removed.jsonl with the evaluation item and words.")
+    dc = data.add_parser(
+        "decontam",
+        help="remove records sharing an n-gram with evaluation sets",
+        description="Removed records go to OUT.removed.jsonl with the evaluation item and words.",
+    )
     dc.add_argument("input")
     dc.add_argument("output", type=Path)
     dc.add_argument("--against", action="append", required=True, help="evaluation file or seed:test (repeatable)")
     dc.add_argument("--ngram", type=int, default=13, help="n-gram length in words (default 13)")
     dc.set_defaults(fn=cmd_data_decontam)
-    mx = data.add_parser("mix", help="weighted mixing of several files into one",
-                         description="e.g. tuneforge data mix out.jsonl manual.jsonl:3 synth.jsonl:1 --total 500")
+    mx = data.add_parser(
+        "mix",
+        help="weighted mixing of several files into one",
+        description="e.g. tuneforge data mix out.jsonl manual.jsonl:3 synth.jsonl:1 --total 500",
+    )
     mx.add_argument("output", type=Path)
     mx.add_argument("sources", nargs="+", help="PATH[:WEIGHT] (weights for all or none)")
     mx.add_argument("--total", type=int, help="records in the mix (default α·N)")
@@ -358,26 +423,36 @@ def build_parser() -> argparse.ArgumentParser:
     mx.set_defaults(fn=cmd_data_mix)
     stats = data.add_parser("stats", help="counts, domains and token lengths of a data file")
     stats.add_argument("file", type=Path)
-    stats.add_argument("--tokenizer", default=EMBEDDED_MODEL,
-                       help="model whose tokenizer counts tokens, or 'none' for words")
+    stats.add_argument(
+        "--tokenizer", default=EMBEDDED_MODEL, help="model whose tokenizer counts tokens, or 'none' for words"
+    )
     stats.add_argument("--from", dest="from_format", help="input format (default: detected)")
     stats.add_argument("--json", action="store_true", help="print JSON")
     stats.set_defaults(fn=cmd_data_stats)
 
-
     ev = sub.add_parser("eval", help="generate once, score many times; compare runs").add_subparsers(
-        dest="eval_verb", required=True)
-    for verb, what in (("generate", "answer the test set with every model (resumable)"),
-                       ("run", "generate (resuming) and score: metrics.json, report.html, report.md"),
-                       ("score", "score stored generations again (no model is loaded)")):
-        sp = ev.add_parser(verb, help=what, description=what, epilog=_config_epilog("tuneforge.evaluate.run:EvalRunConfig"),
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        dest="eval_verb", required=True
+    )
+    for verb, what in (
+        ("generate", "answer the test set with every model (resumable)"),
+        ("run", "generate (resuming) and score: metrics.json, report.html, report.md"),
+        ("score", "score stored generations again (no model is loaded)"),
+    ):
+        sp = ev.add_parser(
+            verb,
+            help=what,
+            description=what,
+            epilog=_config_epilog("tuneforge.evaluate.run:EvalRunConfig"),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         sp.add_argument("config", type=Path, nargs="?", help="YAML config (e.g. configs/eval.yaml); optional")
         sp.add_argument("overrides", nargs="*", help="key=value overrides")
         sp.set_defaults(fn=cmd_eval)
-    cmp = ev.add_parser("compare", help="paired deltas with CIs and p-values between two runs",
-                        description="tuneforge eval compare RUN_A[:MODEL] RUN_B[:MODEL] — e.g. "
-                        "RUN:base RUN:tuned within one run")
+    cmp = ev.add_parser(
+        "compare",
+        help="paired deltas with CIs and p-values between two runs",
+        description="tuneforge eval compare RUN_A[:MODEL] RUN_B[:MODEL] — e.g. RUN:base RUN:tuned within one run",
+    )
     cmp.add_argument("run_a")
     cmp.add_argument("run_b")
     cmp.add_argument("--bootstrap", type=int, default=1000)
@@ -385,16 +460,24 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.set_defaults(fn=cmd_eval_compare)
 
     sf = sub.add_parser("safety", help="adversarial safety suite: rates with CIs, detector accuracy").add_subparsers(
-        dest="safety_verb", required=True)
-    srun = sf.add_parser("run", help="answer the suite's test half and report the five safety rates",
-                         description="Misinformation, unsafe omissions, proper refusals, injection resistance and "
-                         "over-refusal, per domain with 95% CIs; compare models with tuneforge eval compare RUN:a RUN:b.",
-                         epilog=_config_epilog("tuneforge.safety.run:SafetyRunConfig"), formatter_class=argparse.RawDescriptionHelpFormatter)
+        dest="safety_verb", required=True
+    )
+    srun = sf.add_parser(
+        "run",
+        help="answer the suite's test half and report the five safety rates",
+        description="Misinformation, unsafe omissions, proper refusals, injection resistance and "
+        "over-refusal, per domain with 95% CIs; compare models with tuneforge eval compare RUN:a RUN:b.",
+        epilog=_config_epilog("tuneforge.safety.run:SafetyRunConfig"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     srun.add_argument("config", type=Path, nargs="?", help="YAML config (e.g. configs/safety.yaml); optional")
     srun.add_argument("overrides", nargs="*", help="key=value overrides")
     srun.set_defaults(fn=cmd_safety_run)
-    scal = sf.add_parser("calibrate", help="each detector's precision/recall (95% intervals) on the calibration set and the "
-                              "independent set of real answers")
+    scal = sf.add_parser(
+        "calibrate",
+        help="each detector's precision/recall (95% intervals) on the calibration set and the "
+        "independent set of real answers",
+    )
     scal.add_argument("--json", action="store_true")
     scal.set_defaults(fn=cmd_safety_calibrate)
     ssu = sf.add_parser("suite", help="validate the suite, print its counts, optionally export a split as JSONL")
@@ -403,22 +486,34 @@ def build_parser() -> argparse.ArgumentParser:
     ssu.add_argument("--export", type=Path, help="write the split's items (TRL messages + labels) to this JSONL")
     ssu.set_defaults(fn=cmd_safety_suite)
     for verb, help_, run_help, cls, fn in (
-            ("multitask", "multi-task instruction tuning on SuperNI: methods × seen/unseen, gap, gradient conflict, "
-             "phrasing", "run the experiment of a config (e.g. configs/superni_multitask.yaml)",
-             "tuneforge.multitask.experiment:MultiTaskConfig",
-             cmd_multitask_run),
-            ("reflect", "reflective teacher–student learning over documents (seed 001, Algorithm 1)",
-             "run the loop over a config's items (e.g. configs/reflect.yaml)", "tuneforge.reflect.run:ReflectRunConfig",
-             cmd_reflect_run)):
+        (
+            "multitask",
+            "multi-task instruction tuning on SuperNI: methods × seen/unseen, gap, gradient conflict, phrasing",
+            "run the experiment of a config (e.g. configs/superni_multitask.yaml)",
+            "tuneforge.multitask.experiment:MultiTaskConfig",
+            cmd_multitask_run,
+        ),
+        (
+            "reflect",
+            "reflective teacher–student learning over documents (seed 001, Algorithm 1)",
+            "run the loop over a config's items (e.g. configs/reflect.yaml)",
+            "tuneforge.reflect.run:ReflectRunConfig",
+            cmd_reflect_run,
+        ),
+    ):
         group = sub.add_parser(verb, help=help_).add_subparsers(dest=f"{verb}_verb", required=True)
-        run = group.add_parser("run", help=run_help, epilog=_config_epilog(cls),
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
+        run = group.add_parser(
+            "run", help=run_help, epilog=_config_epilog(cls), formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         run.add_argument("config", type=Path, nargs="?")
         run.add_argument("overrides", nargs="*", help="key=value overrides")
         run.set_defaults(fn=fn)
-    env = sub.add_parser("env", help="the machine as tuneforge sees it (paste it into bug reports)",
-                         description="CPU model and ISA flags, cores and torch threads, GPUs, the precision "
-                         "`auto` picks here and why, measured fp32/bf16 matmul rates, library versions.")
+    env = sub.add_parser(
+        "env",
+        help="the machine as tuneforge sees it (paste it into bug reports)",
+        description="CPU model and ISA flags, cores and torch threads, GPUs, the precision "
+        "`auto` picks here and why, measured fp32/bf16 matmul rates, library versions.",
+    )
     env.add_argument("--json", action="store_true", help="machine-readable output")
     env.add_argument("--no-measure", action="store_true", help="skip the matmul measurement (~1 s)")
     env.set_defaults(fn=cmd_env)

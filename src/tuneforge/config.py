@@ -36,8 +36,10 @@ def _load_yaml_with_lines(path: Path) -> tuple[dict, dict[str, int]]:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         what = " ".join(str(x) for x in (getattr(exc, "context", None), getattr(exc, "problem", None)) if x) or str(exc)
-        raise ConfigError(f"invalid YAML: {what} [{where}, column {mark.column + 1 if mark else '?'}]. "
-                          "Fix the syntax (a quote, bracket or indent)".replace("\n", " ")) from None
+        raise ConfigError(
+            f"invalid YAML: {what} [{where}, column {mark.column + 1 if mark else '?'}]. "
+            "Fix the syntax (a quote, bracket or indent)".replace("\n", " ")
+        ) from None
     except RecursionError:
         raise ConfigError(f"YAML nested too deeply to read [{path}]") from None
     lines: dict[str, int] = {}
@@ -73,7 +75,11 @@ def _type_ok(value: Any, tp: Any) -> bool:
         return value is None
     if origin in (list, tuple):
         args = typing.get_args(tp)
-        return isinstance(value, (list, tuple)) and all(_type_ok(v, args[0]) for v in value) if args else isinstance(value, (list, tuple))
+        return (
+            isinstance(value, (list, tuple)) and all(_type_ok(v, args[0]) for v in value)
+            if args
+            else isinstance(value, (list, tuple))
+        )
     if origin is dict:
         return isinstance(value, dict)
     if tp is float:
@@ -99,8 +105,7 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def _build(cls: type[T], data: dict, where: str, lines: dict[str, int], source: str,
-           errors: list[str]) -> T:
+def _build(cls: type[T], data: dict, where: str, lines: dict[str, int], source: str, errors: list[str]) -> T:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]  # T is a dataclass type
     kwargs: dict[str, Any] = {}
@@ -109,8 +114,10 @@ def _build(cls: type[T], data: dict, where: str, lines: dict[str, int], source: 
         line = lines.get(path, 0)
         loc = f"{source}:{line}" if line > 0 else ("command-line override" if line < 0 else source)
         if key not in fields:
-            errors.append(f"unknown config key '{path}' ({loc}).{suggest(key, fields)} "
-                          f"Valid keys{' under ' + where.rstrip('.') if where else ''}: {', '.join(fields)}")
+            errors.append(
+                f"unknown config key '{path}' ({loc}).{suggest(key, fields)} "
+                f"Valid keys{' under ' + where.rstrip('.') if where else ''}: {', '.join(fields)}"
+            )
             continue
         tp = hints[key]
         if isinstance(tp, type) and dataclasses.is_dataclass(tp):
@@ -163,8 +170,9 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
     if path is not None:
         path = Path(path)
         if not path.exists():
-            raise ConfigError(f"config file not found: {path}. Give a path to a YAML file "
-                              "(bundled ones are in configs/)")
+            raise ConfigError(
+                f"config file not found: {path}. Give a path to a YAML file (bundled ones are in configs/)"
+            )
         data, lines = _load_yaml_with_lines(path)
         source = str(path)
     for ov in overrides:
@@ -209,8 +217,10 @@ def config_help(cls: type, prefix: str = "") -> list[str]:
         if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             out += config_help(tp, f"{prefix}{f.name}.")
             continue
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
-        out.append(f"  {prefix}{f.name} ({_type_name(tp)}, default {default!r}): "
-                   f"{f.metadata.get('help', '')}")
+        default = (
+            f.default
+            if f.default is not dataclasses.MISSING
+            else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        )
+        out.append(f"  {prefix}{f.name} ({_type_name(tp)}, default {default!r}): {f.metadata.get('help', '')}")
     return out

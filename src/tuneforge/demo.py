@@ -48,8 +48,10 @@ class DemoBuildConfig(BuildConfig):
 
 @dataclass
 class EvalConfig:
-    metrics: list[str] = field(default_factory=lambda: ["bleu", "rouge_l", "tsas"],
-                               metadata={"help": "metric names or package.module:function"})
+    metrics: list[str] = field(
+        default_factory=lambda: ["bleu", "rouge_l", "tsas"],
+        metadata={"help": "metric names or package.module:function"},
+    )
     encoder: str = field(default=EMBEDDED_ENCODER, metadata={"help": "sentence encoder for TSAS, IF-Score and MAUVE"})
 
 
@@ -78,11 +80,21 @@ def _cap_per_domain(examples: list[Example], cap: int) -> list[Example]:
 
 
 def _build_steps(b: BuildConfig) -> list[str]:
-    steps = [name for name, on in (("self-instruct", b.self_instruct.enabled), ("DS²", b.ds2.enabled),
-                                   ("evol", b.evol.enabled), ("distill", bool(b.distill.prompts)),
-                                   ("augment", bool(b.augment.mosaic or b.augment.token or b.augment.paraphrase)),
-                                   ("dedup", b.filters.dedup), ("decontamination", bool(b.filters.decontaminate)),
-                                   ("judge", b.filters.judge), ("IFD", b.filters.ifd)) if on]
+    steps = [
+        name
+        for name, on in (
+            ("self-instruct", b.self_instruct.enabled),
+            ("DS²", b.ds2.enabled),
+            ("evol", b.evol.enabled),
+            ("distill", bool(b.distill.prompts)),
+            ("augment", bool(b.augment.mosaic or b.augment.token or b.augment.paraphrase)),
+            ("dedup", b.filters.dedup),
+            ("decontamination", bool(b.filters.decontaminate)),
+            ("judge", b.filters.judge),
+            ("IFD", b.filters.ifd),
+        )
+        if on
+    ]
     return steps or ["manual data only"]
 
 
@@ -137,15 +149,20 @@ def run_demo(cfg: DemoConfig) -> Path:
         build_summary = None
         if cfg.build.enabled:
             stages.start("data_build", "data build: " + ", ".join(_build_steps(cfg.build)))
-            build_cfg = dataclasses.replace(cfg.build, output_dir=cfg.build.output_dir or str(run_dir / "data" / "build"),
-                                            manual=dataclasses.replace(cfg.build.manual,
-                                                                       files=cfg.build.manual.files or [cfg.data.train]))
+            build_cfg = dataclasses.replace(
+                cfg.build,
+                output_dir=cfg.build.output_dir or str(run_dir / "data" / "build"),
+                manual=dataclasses.replace(cfg.build.manual, files=cfg.build.manual.files or [cfg.data.train]),
+            )
             built = build_dataset(build_cfg)
             train = records_of(read_records(built / "train.jsonl"), Example, built / "train.jsonl", "")
             manifest = json.loads((built / "manifest.json").read_text())
             build_summary = {k: manifest[k] for k in ("stages", "removed", "final", "llm")} | {"dir": str(built)}
-            print(f"      built {manifest['final']} records: stages {manifest['stages']}, removed "
-                  f"{manifest['removed'] or 'none'}", flush=True)
+            print(
+                f"      built {manifest['final']} records: stages {manifest['stages']}, removed "
+                f"{manifest['removed'] or 'none'}",
+                flush=True,
+            )
         test = _cap_per_domain(load_examples(cfg.data.test), cfg.data.test_per_domain)
         write_records(train, run_dir / "data" / "train.jsonl")
         write_records(test, run_dir / "data" / "test.jsonl")
@@ -154,8 +171,15 @@ def run_demo(cfg: DemoConfig) -> Path:
 
         stages.start("base_answers", f"base model {cfg.model.name}: answers to the test split")
         model, tok = load_model(cfg.model.name, cfg.model.dtype, cfg.model.attn_implementation, cfg.model.device)
-        base_gens = generate_answers(model, tok, items, cfg.generation, cfg.model.name,
-                                     run_dir / "generations" / "base.jsonl", desc="base answers")
+        base_gens = generate_answers(
+            model,
+            tok,
+            items,
+            cfg.generation,
+            cfg.model.name,
+            run_dir / "generations" / "base.jsonl",
+            desc="base answers",
+        )
 
         stages.start("train", f"{cfg.adapter.method} fine-tuning, {cfg.train.steps} steps")
         model, result, eval_loss = fit_sft(model, tok, train, cfg.adapter, cfg.train, run_dir, test)
@@ -164,24 +188,38 @@ def run_demo(cfg: DemoConfig) -> Path:
         if hasattr(model, "merge_and_unload") and not is_prompt_learning(model):
             model = model.merge_and_unload()  # merged weights decode ~30% faster than an unmerged adapter
         tuned_name = f"{cfg.model.name}+{cfg.adapter.method}"
-        tuned_gens = generate_answers(model, tok, items, cfg.generation, tuned_name,
-                                      run_dir / "generations" / "tuned.jsonl", desc="tuned answers")
+        tuned_gens = generate_answers(
+            model, tok, items, cfg.generation, tuned_name, run_dir / "generations" / "tuned.jsonl", desc="tuned answers"
+        )
 
         stages.start("score", f"scoring: {', '.join(cfg.eval.metrics)}")
         scored = score_models({"base": base_gens, "tuned": tuned_gens}, cfg.eval.metrics, run_dir, cfg.eval.encoder)
-        run = {"name": run_dir.name, "model": cfg.model.name, "adapter": cfg.adapter.method,
-               "steps": result.steps, "train_seconds": result.seconds, "tokens": result.tokens,
-               "tokens_per_s": result.tokens / max(result.seconds, 1e-9),
-               "first_loss": result.losses[0], "final_loss": result.final_loss,
-               "trainable_params": result.trainable_params, "total_params": result.total_params,
-               "eval_loss": eval_loss, "data_build": build_summary, "dtype": cfg.model.dtype,
-               "precision": cfg.train.precision, "hardware": hardware_summary(cfg.model.device)}
+        run = {
+            "name": run_dir.name,
+            "model": cfg.model.name,
+            "adapter": cfg.adapter.method,
+            "steps": result.steps,
+            "train_seconds": result.seconds,
+            "tokens": result.tokens,
+            "tokens_per_s": result.tokens / max(result.seconds, 1e-9),
+            "first_loss": result.losses[0],
+            "final_loss": result.final_loss,
+            "trainable_params": result.trainable_params,
+            "total_params": result.total_params,
+            "eval_loss": eval_loss,
+            "data_build": build_summary,
+            "dtype": cfg.model.dtype,
+            "precision": cfg.train.precision,
+            "hardware": hardware_summary(cfg.model.device),
+        }
 
         stages.start("report", "report")
         run["stage_seconds"] = stages.times
         run["cpu_steal_percent"] = steal_percent(stages.ticks, _cpu_ticks())
-        write_text_atomic(run_dir / "metrics.json", json.dumps(
-            {"run": run, "models": scored["models"], "comparison": scored["comparison"]}, indent=2))
+        write_text_atomic(
+            run_dir / "metrics.json",
+            json.dumps({"run": run, "models": scored["models"], "comparison": scored["comparison"]}, indent=2),
+        )
         report = write_report(run_dir)
         stages.stop()
         print(f"Report: {report}", flush=True)

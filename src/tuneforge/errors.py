@@ -23,8 +23,7 @@ class ConfigError(TuneforgeError):
 class DataError(TuneforgeError):
     """A data file is malformed. Carries the file, the 1-based line and the field."""
 
-    def __init__(self, message: str, path: str | None = None, line: int | None = None,
-                 field: str | None = None):
+    def __init__(self, message: str, path: str | None = None, line: int | None = None, field: str | None = None):
         self.message, self.path, self.line, self.field = message, path, line, field
         where = ""
         if path is not None:
@@ -49,9 +48,12 @@ def read_text(path, what: str = "file") -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise DataError(f"{what} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}). "
-                        "Re-save it as UTF-8", path=str(path), line=line) from None
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(
+            f"{what} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}). Re-save it as UTF-8",
+            path=str(path),
+            line=line,
+        ) from None
 
 
 class UnknownNameError(TuneforgeError):
@@ -82,9 +84,9 @@ def lookup(table: Mapping[str, Any], name: str, kind: str) -> Any:
         except (ImportError, AttributeError) as exc:
             raise UnknownNameError(
                 f"cannot import {kind} '{name}': {exc}. Give 'package.module:attribute' of an "
-                f"importable object, or one of: {', '.join(sorted(table))}") from exc
-    raise UnknownNameError(
-        f"unknown {kind} '{name}'.{suggest(name, table)} Available: {', '.join(sorted(table))}")
+                f"importable object, or one of: {', '.join(sorted(table))}"
+            ) from exc
+    raise UnknownNameError(f"unknown {kind} '{name}'.{suggest(name, table)} Available: {', '.join(sorted(table))}")
 
 
 def check_choices(values, allowed, key: str, allow_empty: bool = True) -> None:
@@ -92,5 +94,7 @@ def check_choices(values, allowed, key: str, allow_empty: bool = True) -> None:
     and must not be)."""
     bad = [v for v in values if v not in allowed]
     if bad or (not values and not allow_empty):
-        raise ConfigError(f"{key} {bad or '[]'}: use some of {', '.join(map(str, allowed))}"
-                          + (suggest(str(bad[0]), [str(a) for a in allowed]) if bad else ""))
+        raise ConfigError(
+            f"{key} {bad or '[]'}: use some of {', '.join(map(str, allowed))}"
+            + (suggest(str(bad[0]), [str(a) for a in allowed]) if bad else "")
+        )

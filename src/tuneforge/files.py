@@ -44,8 +44,9 @@ def incomplete_until_done(run_dir: str | Path, active: bool = True):
     marker = Path(run_dir) / MARKER
     if active:
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text("this run has not finished: its files may be partial or from an earlier run\n",
-                          encoding="utf-8")
+        marker.write_text(
+            "this run has not finished: its files may be partial or from an earlier run\n", encoding="utf-8"
+        )
     yield
     if active:
         marker.unlink(missing_ok=True)
@@ -56,5 +57,7 @@ def check_finished(run_dir: str | Path) -> None:
     from tuneforge.errors import TuneforgeError
 
     if (Path(run_dir) / MARKER).exists():
-        raise TuneforgeError(f"{run_dir} did not finish (it holds {MARKER}): its files may be partial or stale. "
-                             "Rerun the command that made it (it resumes), or use another run directory")
+        raise TuneforgeError(
+            f"{run_dir} did not finish (it holds {MARKER}): its files may be partial or stale. "
+            "Rerun the command that made it (it resumes), or use another run directory"
+        )

@@ -39,8 +39,9 @@ class GenerationConfig:
         if self.max_new_tokens < 1 or self.batch_size < 1:
             raise ConfigError("max_new_tokens and batch_size must be ≥ 1")
         if not self.temperature > 0:
-            raise ConfigError(f"generation.temperature must be > 0, got {self.temperature} "
-                              "(greedy decoding is do_sample=false)")
+            raise ConfigError(
+                f"generation.temperature must be > 0, got {self.temperature} (greedy decoding is do_sample=false)"
+            )
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"generation.top_p must be in (0, 1], got {self.top_p}")
 
@@ -58,38 +59,56 @@ def _read_done(path: Path, settings: dict) -> dict[str, Generation]:
             try:
                 g = Generation.from_dict(json.loads(line))
             except (json.JSONDecodeError, DataError) as exc:
-                raise DataError(f"cannot resume from a damaged generations file: {exc}. Delete "
-                                "or repair the line", path=str(path), line=lineno) from None
+                raise DataError(
+                    f"cannot resume from a damaged generations file: {exc}. Delete or repair the line",
+                    path=str(path),
+                    line=lineno,
+                ) from None
             if g.settings == settings:
                 done[g.id] = g
             else:
                 other.update(k for k in set(g.settings) | set(settings) if g.settings.get(k) != settings.get(k))
     if other:
-        print(f"tuneforge: {path} holds answers made with other settings (differing: "
-              f"{', '.join(f'{k} ×{n}' for k, n in other.most_common())}); they are not reused, the items "
-              "are answered again", file=sys.stderr, flush=True)
+        print(
+            f"tuneforge: {path} holds answers made with other settings (differing: "
+            f"{', '.join(f'{k} ×{n}' for k, n in other.most_common())}); they are not reused, the items "
+            "are answered again",
+            file=sys.stderr,
+            flush=True,
+        )
     return done
 
 
-def generate_answers(model, tokenizer, items: list[EvalItem], cfg: GenerationConfig,
-                     model_name: str, out_path: str | Path | None = None,
-                     desc: str = "generate") -> list[Generation]:
+def generate_answers(
+    model,
+    tokenizer,
+    items: list[EvalItem],
+    cfg: GenerationConfig,
+    model_name: str,
+    out_path: str | Path | None = None,
+    desc: str = "generate",
+) -> list[Generation]:
     """Answer every item; returns Generations in the order of `items`. Each answer's `meta` gets
     `new_tokens` (decoded tokens, the stop token included) and `hit_max_tokens`."""
     # What produced an answer is part of its settings: the decoding settings, the weights' digest
     # (another model, or a retrained one under the same name, answers differently) and their dtype
     # (bf16 and fp32 round differently). A stored answer is reused only on an exact match.
     settings = {k: v for k, v in asdict(cfg).items() if k != "batch_size"} | {
-        "dtype": str(getattr(model, "dtype", "")).removeprefix("torch."), "model_digest": model_digest(model)}
+        "dtype": str(getattr(model, "dtype", "")).removeprefix("torch."),
+        "model_digest": model_digest(model),
+    }
     ids = [it.id for it in items]
     if len(set(ids)) != len(ids) or any(not i for i in ids):
         raise DataError("every eval item needs a unique, non-empty id to generate resumably")
     path = Path(out_path) if out_path else None
     done = _read_done(path, settings) if path else {}
     todo = [it for it in items if it.id not in done]
-    prompts = {it.id: tokenizer.apply_chat_template(
-        [{"role": m.role, "content": m.content} for m in it.messages],
-        tokenize=False, add_generation_prompt=True) for it in todo}
+    prompts = {
+        it.id: tokenizer.apply_chat_template(
+            [{"role": m.role, "content": m.content} for m in it.messages], tokenize=False, add_generation_prompt=True
+        )
+        for it in todo
+    }
     todo.sort(key=lambda it: -len(prompts[it.id]))
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,13 +118,29 @@ def generate_answers(model, tokenizer, items: list[EvalItem], cfg: GenerationCon
     bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=desc, unit="answer")
     try:
         for s in range(0, len(todo), cfg.batch_size):
-            batch = todo[s:s + cfg.batch_size]
-            texts, counts = generate_batch(model, tokenizer, [prompts[it.id] for it in batch], cfg.max_new_tokens,
-                                           sampling=_sampling_kwargs(cfg), bar=bar)
-            rows = [Generation(id=it.id, prompt=it.messages, generation=t, references=it.references,
-                               model=model_name, domain=it.domain, task=it.task, settings=settings,
-                               meta=dict(it.meta) | {"new_tokens": n, "hit_max_tokens": n >= cfg.max_new_tokens})
-                    for it, t, n in zip(batch, texts, counts)]
+            batch = todo[s : s + cfg.batch_size]
+            texts, counts = generate_batch(
+                model,
+                tokenizer,
+                [prompts[it.id] for it in batch],
+                cfg.max_new_tokens,
+                sampling=_sampling_kwargs(cfg),
+                bar=bar,
+            )
+            rows = [
+                Generation(
+                    id=it.id,
+                    prompt=it.messages,
+                    generation=t,
+                    references=it.references,
+                    model=model_name,
+                    domain=it.domain,
+                    task=it.task,
+                    settings=settings,
+                    meta=dict(it.meta) | {"new_tokens": n, "hit_max_tokens": n >= cfg.max_new_tokens},
+                )
+                for it, t, n in zip(batch, texts, counts)
+            ]
             for g in rows:
                 done[g.id] = g
             if path:
@@ -150,9 +185,17 @@ class _Progress(StoppingCriteria):
 
 
 @torch.inference_mode()
-def generate_batch(model, tokenizer, prompts: list[str], max_new_tokens: int, sampling: dict | None = None,
-                   n: int = 1, stop_strings: list[str] | None = None, bar=None,
-                   **extra) -> tuple[list[str], list[int]]:
+def generate_batch(
+    model,
+    tokenizer,
+    prompts: list[str],
+    max_new_tokens: int,
+    sampling: dict | None = None,
+    n: int = 1,
+    stop_strings: list[str] | None = None,
+    bar=None,
+    **extra,
+) -> tuple[list[str], list[int]]:
     """Decode one left-padded batch: (answers, new-token counts), n answers per prompt in a row;
     `bar` (a tqdm counting sequences) moves as each sequence finishes.
 
@@ -167,13 +210,19 @@ def generate_batch(model, tokenizer, prompts: list[str], max_new_tokens: int, sa
     enc = {k: v.to(model.device) for k, v in enc.items()}
     stops = stop_token_ids(tokenizer, model)
     progress = _Progress(bar, stops, len(prompts) * n)
-    kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, eos_token_id=stops,
-                  num_return_sequences=n, stopping_criteria=StoppingCriteriaList([progress]),
-                  **(sampling or {}), **extra)
+    kwargs = dict(
+        max_new_tokens=max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=stops,
+        num_return_sequences=n,
+        stopping_criteria=StoppingCriteriaList([progress]),
+        **(sampling or {}),
+        **extra,
+    )
     if stop_strings:
         kwargs.update(stop_strings=stop_strings, tokenizer=tokenizer)
     out = model.generate(**enc, **kwargs)  # (B·n, prompt + new)
-    new = out[:, enc["input_ids"].shape[1]:]
+    new = out[:, enc["input_ids"].shape[1] :]
     progress.close()
     is_stop = torch.isin(new, torch.tensor(stops, device=new.device))
     # tokens up to and including the first stop token (all of them when none was reached)

@@ -29,12 +29,32 @@ from dataclasses import asdict, dataclass
 from functools import cache, lru_cache
 from pathlib import Path
 
-ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "avx_vnni",
-             "amx_tile", "amx_bf16", "amx_int8", "neon", "asimd", "sve", "bf16")
+ISA_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_bf16",
+    "avx512_fp16",
+    "avx512_vnni",
+    "avx_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+    "neon",
+    "asimd",
+    "sve",
+    "bf16",
+)
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 AUTO = "auto"
-DTYPE_NAMES = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float32": "float32", "fp32": "float32",
-               "float16": "float16", "fp16": "float16"}
+DTYPE_NAMES = {
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float32": "float32",
+    "fp32": "float32",
+    "float16": "float16",
+    "fp16": "float16",
+}
 PRECISION_OF_DTYPE = {"bfloat16": "bf16", "float32": "fp32", "float16": "fp32"}
 # Environment variables that change which kernels torch/oneDNN run: part of the probe cache key.
 _ISA_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "OMP_NUM_THREADS")
@@ -53,7 +73,7 @@ class PrecisionChoice:
     """What `auto` means on one device: the parameter dtype, the autocast precision, and why."""
 
     device: str
-    dtype: str      # bfloat16 | float32
+    dtype: str  # bfloat16 | float32
     precision: str  # bf16 | fp32
     reason: str
 
@@ -79,8 +99,12 @@ def cpu_info() -> CPUInfo:
         elif key == "core id":
             cores.add((physical_id, value))
     logical = os.cpu_count() or 1
-    return CPUInfo(model=model, flags=tuple(f for f in ISA_FLAGS if f in flags),
-                   physical_cores=len(cores) or logical, logical_cpus=logical)
+    return CPUInfo(
+        model=model,
+        flags=tuple(f for f in ISA_FLAGS if f in flags),
+        physical_cores=len(cores) or logical,
+        logical_cpus=logical,
+    )
 
 
 def matmul_gflops(dtype: str = "float32", n: int = 512, seconds: float = 0.15) -> float:
@@ -96,11 +120,12 @@ def matmul_gflops(dtype: str = "float32", n: int = 512, seconds: float = 0.15) -
         a @ b
         best = min(best, time.perf_counter() - t)
         if time.perf_counter() > deadline:
-            return 2 * n ** 3 / best / 1e9
+            return 2 * n**3 / best / 1e9
 
 
-def decide_precision(device_type: str, cpu_flags: tuple[str, ...] | set[str] = (),
-                     cuda_bf16: bool = False, probe=None) -> PrecisionChoice:
+def decide_precision(
+    device_type: str, cpu_flags: tuple[str, ...] | set[str] = (), cuda_bf16: bool = False, probe=None
+) -> PrecisionChoice:
     """The rule behind `auto` (pure: the flags and the probe are passed in).
 
     Args:
@@ -120,8 +145,9 @@ def decide_precision(device_type: str, cpu_flags: tuple[str, ...] | set[str] = (
         return _why(fp32, f"no bf16 rule for device '{device_type}'")
     native = [f for f in NATIVE_BF16_FLAGS if f in cpu_flags]
     if not native:
-        return _why(fp32, "the CPU has no native bf16 (no amx_bf16/avx512_bf16): torch would emulate it, "
-                          "~70x slower than fp32")
+        return _why(
+            fp32, "the CPU has no native bf16 (no amx_bf16/avx512_bf16): torch would emulate it, ~70x slower than fp32"
+        )
     if probe is None:
         return _why(bf16, f"the CPU has {'+'.join(native)}")
     rate_bf16, rate_fp32 = probe()
@@ -147,8 +173,13 @@ def _probe_key() -> str:
     import torch
 
     info = cpu_info()
-    parts = [info.model, ",".join(info.flags), torch.__version__, str(torch.get_num_threads()),
-             *(f"{k}={os.environ.get(k, '')}" for k in _ISA_ENV)]
+    parts = [
+        info.model,
+        ",".join(info.flags),
+        torch.__version__,
+        str(torch.get_num_threads()),
+        *(f"{k}={os.environ.get(k, '')}" for k in _ISA_ENV),
+    ]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -192,8 +223,11 @@ def _auto_precision_of(kind: str) -> PrecisionChoice:
 
     cuda_bf16 = kind == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     choice = decide_precision(kind, cpu_info().flags, cuda_bf16, _cpu_probe if kind == "cpu" else None)
-    print(f"tuneforge: precision auto -> {choice.precision} (model dtype {choice.dtype}) on {kind}: "
-          f"{choice.reason}", file=sys.stderr, flush=True)
+    print(
+        f"tuneforge: precision auto -> {choice.precision} (model dtype {choice.dtype}) on {kind}: {choice.reason}",
+        file=sys.stderr,
+        flush=True,
+    )
     return choice
 
 
@@ -205,8 +239,9 @@ def resolve_dtype(dtype: str, device: str = AUTO) -> str:
     if dtype == AUTO:
         return auto_precision(device).dtype
     if dtype not in DTYPE_NAMES:
-        raise UnknownNameError(f"unknown dtype '{dtype}'.{suggest(dtype, [AUTO, *DTYPE_NAMES])} "
-                               f"Available: auto, {', '.join(DTYPE_NAMES)}")
+        raise UnknownNameError(
+            f"unknown dtype '{dtype}'.{suggest(dtype, [AUTO, *DTYPE_NAMES])} Available: auto, {', '.join(DTYPE_NAMES)}"
+        )
     return DTYPE_NAMES[dtype]
 
 
@@ -220,11 +255,15 @@ def check_device_dtype(device: str, dtype: str, where: str = "") -> None:
 
     pre = f"{where}." if where else ""
     if not _DEVICE.match(str(device)):
-        raise ConfigError(f"{pre}device '{device}' unknown.{suggest(str(device), ['auto', 'cpu', 'cuda', 'mps'])} "
-                          "Use auto, cpu, cuda, cuda:N or mps")
+        raise ConfigError(
+            f"{pre}device '{device}' unknown.{suggest(str(device), ['auto', 'cpu', 'cuda', 'mps'])} "
+            "Use auto, cpu, cuda, cuda:N or mps"
+        )
     if dtype != AUTO and dtype not in DTYPE_NAMES:
-        raise ConfigError(f"{pre}dtype '{dtype}' unknown.{suggest(str(dtype), [AUTO, *DTYPE_NAMES])} "
-                          f"Use auto, {', '.join(DTYPE_NAMES)}")
+        raise ConfigError(
+            f"{pre}dtype '{dtype}' unknown.{suggest(str(dtype), [AUTO, *DTYPE_NAMES])} "
+            f"Use auto, {', '.join(DTYPE_NAMES)}"
+        )
 
 
 def resolve_precision(precision: str, device: str = AUTO) -> str:
@@ -250,9 +289,15 @@ def hardware_summary(device: str = AUTO) -> dict:
     import torch
 
     info, choice = cpu_info(), auto_precision(device)
-    out = {"cpu": info.model, "isa": list(info.flags), "physical_cores": info.physical_cores,
-           "torch_threads": torch.get_num_threads(), "auto_precision": choice.precision,
-           "auto_reason": choice.reason, "torch": torch.__version__}
+    out = {
+        "cpu": info.model,
+        "isa": list(info.flags),
+        "physical_cores": info.physical_cores,
+        "torch_threads": torch.get_num_threads(),
+        "auto_precision": choice.precision,
+        "auto_reason": choice.reason,
+        "torch": torch.__version__,
+    }
     if torch.cuda.is_available():
         out["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return out
@@ -263,22 +308,39 @@ def describe_environment(measure: bool = True) -> dict:
     import torch
 
     info = cpu_info()
-    env = {"tuneforge": _version("tuneforge"), "python": platform.python_version(),
-           "platform": platform.platform(), **asdict(info), "torch_threads": torch.get_num_threads(),
-           "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-           "cuda": torch.version.cuda if torch.cuda.is_available() else None,
-           "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-           if torch.cuda.is_available() else []}
+    env = {
+        "tuneforge": _version("tuneforge"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        **asdict(info),
+        "torch_threads": torch.get_num_threads(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+        "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        if torch.cuda.is_available()
+        else [],
+    }
     choice = auto_precision(AUTO)
-    env["auto"] = {"device": choice.device, "dtype": choice.dtype, "precision": choice.precision,
-                   "reason": choice.reason}
+    env["auto"] = {
+        "device": choice.device,
+        "dtype": choice.dtype,
+        "precision": choice.precision,
+        "reason": choice.reason,
+    }
     if measure:
-        env["matmul_gflops"] = {"float32": round(matmul_gflops("float32", 1024, 0.5), 1),
-                                "bfloat16": round(matmul_gflops("bfloat16", 1024, 0.5), 1)}
-    env["versions"] = {pkg: _version(pkg) for pkg in ("torch", "transformers", "peft", "accelerate", "datasets",
-                                                      "trl", "sentence-transformers")}
-    env["env"] = {k: os.environ[k] for k in (*_ISA_ENV, "TUNEFORGE_THREADS", "TUNEFORGE_CACHE",
-                                             "CUDA_VISIBLE_DEVICES") if k in os.environ}
+        env["matmul_gflops"] = {
+            "float32": round(matmul_gflops("float32", 1024, 0.5), 1),
+            "bfloat16": round(matmul_gflops("bfloat16", 1024, 0.5), 1),
+        }
+    env["versions"] = {
+        pkg: _version(pkg)
+        for pkg in ("torch", "transformers", "peft", "accelerate", "datasets", "trl", "sentence-transformers")
+    }
+    env["env"] = {
+        k: os.environ[k]
+        for k in (*_ISA_ENV, "TUNEFORGE_THREADS", "TUNEFORGE_CACHE", "CUDA_VISIBLE_DEVICES")
+        if k in os.environ
+    }
     return env
 
 
@@ -294,18 +356,24 @@ def _version(pkg: str) -> str | None:
 def format_environment(env: dict) -> str:
     """`tuneforge env` as text to paste into a bug report."""
     a = env["auto"]
-    lines = [f"- tuneforge: {env['tuneforge']}", f"- Python: {env['python']}", f"- Platform: {env['platform']}",
-             f"- CPU: {env['model']}",
-             f"- ISA flags: {' '.join(env['flags']) or 'none of ' + ' '.join(ISA_FLAGS)}",
-             f"- torch CPU capability: {env['torch_cpu_capability']}",
-             f"- Cores: {env['physical_cores']} physical, {env['logical_cpus']} logical; torch threads "
-             f"{env['torch_threads']}",
-             f"- GPUs: {', '.join(env['gpus']) or 'none'}" + (f" (CUDA {env['cuda']})" if env["cuda"] else ""),
-             f"- Precision auto: {a['precision']} (model dtype {a['dtype']}) on {a['device']} — {a['reason']}"]
+    lines = [
+        f"- tuneforge: {env['tuneforge']}",
+        f"- Python: {env['python']}",
+        f"- Platform: {env['platform']}",
+        f"- CPU: {env['model']}",
+        f"- ISA flags: {' '.join(env['flags']) or 'none of ' + ' '.join(ISA_FLAGS)}",
+        f"- torch CPU capability: {env['torch_cpu_capability']}",
+        f"- Cores: {env['physical_cores']} physical, {env['logical_cpus']} logical; torch threads "
+        f"{env['torch_threads']}",
+        f"- GPUs: {', '.join(env['gpus']) or 'none'}" + (f" (CUDA {env['cuda']})" if env["cuda"] else ""),
+        f"- Precision auto: {a['precision']} (model dtype {a['dtype']}) on {a['device']} — {a['reason']}",
+    ]
     if "matmul_gflops" in env:
         m = env["matmul_gflops"]
-        lines.append(f"- Matmul 1024² (measured now): float32 {m['float32']} GFLOP/s, bfloat16 {m['bfloat16']} "
-                     f"GFLOP/s (bf16/fp32 = {m['bfloat16'] / max(m['float32'], 1e-9):.2f})")
+        lines.append(
+            f"- Matmul 1024² (measured now): float32 {m['float32']} GFLOP/s, bfloat16 {m['bfloat16']} "
+            f"GFLOP/s (bf16/fp32 = {m['bfloat16'] / max(m['float32'], 1e-9):.2f})"
+        )
     lines.append("- Versions: " + ", ".join(f"{k} {v or 'not installed'}" for k, v in env["versions"].items()))
     if env["env"]:
         lines.append("- Environment: " + ", ".join(f"{k}={v}" for k, v in env["env"].items()))

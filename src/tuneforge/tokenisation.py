@@ -43,8 +43,11 @@ class Encoded:
 
 
 def _render(tokenizer, messages, add_generation_prompt=False) -> str:
-    return tokenizer.apply_chat_template([{"role": m.role, "content": m.content} for m in messages],
-                                         tokenize=False, add_generation_prompt=add_generation_prompt)
+    return tokenizer.apply_chat_template(
+        [{"role": m.role, "content": m.content} for m in messages],
+        tokenize=False,
+        add_generation_prompt=add_generation_prompt,
+    )
 
 
 def target_spans(example: Example, tokenizer, mask: str = "assistant") -> tuple[str, list[tuple[int, int]]]:
@@ -64,7 +67,8 @@ def target_spans(example: Example, tokenizer, mask: str = "assistant") -> tuple[
             raise TuneforgeError(
                 f"the chat template of {getattr(tokenizer, 'name_or_path', 'this tokenizer')} renders "
                 "a conversation prefix differently from the whole conversation, so assistant "
-                "tokens cannot be located. Use train.mask=all or a tokenizer with a standard template")
+                "tokens cannot be located. Use train.mask=all or a tokenizer with a standard template"
+            )
         end = len(upto.rstrip())  # the turn's content and end token, not the newline after it
         spans.append((len(before), end))
     return text, spans[-1:] if mask == "last" else spans
@@ -73,8 +77,7 @@ def target_spans(example: Example, tokenizer, mask: str = "assistant") -> tuple[
 def encode_example(example: Example, tokenizer, max_length: int = 1024, mask: str = "assistant") -> Encoded:
     """Tokenise one example with target labels (truncated on the right to `max_length`)."""
     text, spans = target_spans(example, tokenizer, mask)
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True,
-                    truncation=True, max_length=max_length)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=True, max_length=max_length)
     labels = []
     for tok_id, (start, _end) in zip(enc["input_ids"], enc["offset_mapping"]):
         inside = any(a <= start < b for a, b in spans)
@@ -82,8 +85,9 @@ def encode_example(example: Example, tokenizer, max_length: int = 1024, mask: st
     return Encoded(list(enc["input_ids"]), labels, example.id)
 
 
-def encode_examples(examples: list[Example], tokenizer, max_length: int = 1024,
-                    mask: str = "assistant") -> tuple[list[Encoded], int]:
+def encode_examples(
+    examples: list[Example], tokenizer, max_length: int = 1024, mask: str = "assistant"
+) -> tuple[list[Encoded], int]:
     """Encode many examples; drop (and count) those whose targets were truncated away."""
     out, dropped = [], 0
     for ex in examples:
@@ -93,8 +97,10 @@ def encode_examples(examples: list[Example], tokenizer, max_length: int = 1024,
             continue
         out.append(enc)
     if not out:
-        raise DataError(f"no example has a target token left after truncation to max_length="
-                        f"{max_length} ({dropped} dropped). Raise train.max_length")
+        raise DataError(
+            f"no example has a target token left after truncation to max_length="
+            f"{max_length} ({dropped} dropped). Raise train.max_length"
+        )
     return out, dropped
 
 
@@ -139,8 +145,7 @@ def collate(batch: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
             extra[i, n:] = torch.arange(width - n)
         else:
             extra[i, :n] = 1
-    out = {"input_ids": ids, "labels": labels,
-           "num_tokens": torch.tensor(sum(len(e.input_ids) for e in batch))}
+    out = {"input_ids": ids, "labels": labels, "num_tokens": torch.tensor(sum(len(e.input_ids) for e in batch))}
     out["position_ids" if packed else "attention_mask"] = extra
     return out
 
@@ -160,14 +165,21 @@ def length_grouped_batches(encoded: list[Encoded], batch_size: int, seed: int, e
     mega = batch_size * 16
     batches = []
     for s in range(0, len(order), mega):
-        chunk = sorted(order[s:s + mega], key=lambda i: -len(encoded[i].input_ids))
-        batches += [[encoded[i] for i in chunk[b:b + batch_size]] for b in range(0, len(chunk), batch_size)]
+        chunk = sorted(order[s : s + mega], key=lambda i: -len(encoded[i].input_ids))
+        batches += [[encoded[i] for i in chunk[b : b + batch_size]] for b in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     return batches
 
 
-def batch_stream(encoded: list[Encoded], batch_size: int, pad_id: int, seed: int = 0,
-                 pack_length: int = 0, num_shards: int = 1, shard: int = 0) -> Iterator[dict]:
+def batch_stream(
+    encoded: list[Encoded],
+    batch_size: int,
+    pad_id: int,
+    seed: int = 0,
+    pack_length: int = 0,
+    num_shards: int = 1,
+    shard: int = 0,
+) -> Iterator[dict]:
     """Endless collated micro-batches, reshuffled every epoch. With `pack_length`, examples are
     packed into rows of that many tokens each epoch and `batch_size` counts rows. With
     `num_shards` > 1 (data-parallel processes), this shard yields every num_shards-th batch of the

@@ -10,7 +10,12 @@ from tuneforge.data.io import write_records
 from tuneforge.data.seed import load_seed
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.yaml") if p.name not in ("demo.yaml", "eval.yaml", "safety.yaml", "superni_multitask.yaml", "reflect.yaml") and not p.name.startswith("data_"))
+CONFIGS = sorted(
+    p
+    for p in (ROOT / "configs").glob("*.yaml")
+    if p.name not in ("demo.yaml", "eval.yaml", "safety.yaml", "superni_multitask.yaml", "reflect.yaml")
+    and not p.name.startswith("data_")
+)
 pytestmark = pytest.mark.slow
 
 
@@ -40,7 +45,21 @@ def test_bundled_config_trains_with_falling_loss(config, small_train, small_pair
     data = [f"data.train={small_pairs if objective == 'dpo' else small_train}"]
     if objective == "domain_adaptation":
         data.append(f"objective.general={small_train}")
-    assert main(["train", str(config), f"output_dir={out}", *data, "data.eval=",
-                 "train.steps=6", "train.batch_size=4", "train.warmup_ratio=0.0", "train.log_every=1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(config),
+                f"output_dir={out}",
+                *data,
+                "data.eval=",
+                "train.steps=6",
+                "train.batch_size=4",
+                "train.warmup_ratio=0.0",
+                "train.log_every=1",
+            ]
+        )
+        == 0
+    )
     losses = [json.loads(line)["loss"] for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert len(losses) == 6 and losses[-1] < losses[0], losses

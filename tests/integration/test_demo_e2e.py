@@ -14,16 +14,34 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    code = main(["demo", f"output_dir={out}", "train.steps=4", "train.batch_size=2",
-                 "data.test_per_domain=2", "generation.max_new_tokens=16"])
+    code = main(
+        [
+            "demo",
+            f"output_dir={out}",
+            "train.steps=4",
+            "train.batch_size=2",
+            "data.test_per_domain=2",
+            "generation.max_new_tokens=16",
+        ]
+    )
     assert code == 0
     return out
 
 
 def test_demo_writes_a_complete_run_directory(demo_run):
-    for name in ("config.yaml", "data/train.jsonl", "data/test.jsonl", "generations/base.jsonl",
-                 "generations/tuned.jsonl", "train_log.jsonl", "metrics.json", "report.md", "report.png",
-                 "adapter/adapter_config.json", "adapter/adapter_model.safetensors"):
+    for name in (
+        "config.yaml",
+        "data/train.jsonl",
+        "data/test.jsonl",
+        "generations/base.jsonl",
+        "generations/tuned.jsonl",
+        "train_log.jsonl",
+        "metrics.json",
+        "report.md",
+        "report.png",
+        "adapter/adapter_config.json",
+        "adapter/adapter_model.safetensors",
+    ):
         assert (demo_run / name).exists(), name
     assert len((demo_run / "generations" / "tuned.jsonl").read_text().splitlines()) == 2 * len(DOMAINS)
 
@@ -50,7 +68,8 @@ def test_metrics_hold_base_and_tuned_scores_for_every_domain(demo_run):
                 assert isinstance(value, float) and value == value, (model, metric, domain)
     assert metrics["run"]["steps"] == 4
     assert metrics["comparison"]["rouge_l"]["delta"] == pytest.approx(
-        metrics["models"]["tuned"]["flat"]["rouge_l"] - metrics["models"]["base"]["flat"]["rouge_l"])
+        metrics["models"]["tuned"]["flat"]["rouge_l"] - metrics["models"]["base"]["flat"]["rouge_l"]
+    )
     assert "| healthcare |" in (demo_run / "report.md").read_text()
 
 
@@ -81,8 +100,20 @@ def test_data_stats_counts_tokens_with_the_embedded_tokenizer(demo_run, capsys):
 
 def test_eval_run_on_the_demo_test_split_for_base_and_tuned(demo_run, tmp_path):
     out = tmp_path / "eval"
-    assert main(["eval", "run", f"output_dir={out}", f"models=[base=smollm2-135m-instruct, tuned={demo_run}]",
-                 "test_per_domain=2", "generation.max_new_tokens=16", "bootstrap=200"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "run",
+                f"output_dir={out}",
+                f"models=[base=smollm2-135m-instruct, tuned={demo_run}]",
+                "test_per_domain=2",
+                "generation.max_new_tokens=16",
+                "bootstrap=200",
+            ]
+        )
+        == 0
+    )
     m = json.loads((out / "metrics.json").read_text())
     for label in ("base", "tuned"):
         res = m["models"][label]
@@ -102,8 +133,18 @@ def test_eval_run_on_the_demo_test_split_for_base_and_tuned(demo_run, tmp_path):
 
 def test_safety_run_on_base_and_tuned_with_compare(demo_run, tmp_path, capsys):
     out = tmp_path / "safety"
-    assert main(["safety", "run", f"output_dir={out}", f"models=[base=smollm2-135m-instruct, tuned={demo_run}]",
-                 "generation.max_new_tokens=48"]) == 0
+    assert (
+        main(
+            [
+                "safety",
+                "run",
+                f"output_dir={out}",
+                f"models=[base=smollm2-135m-instruct, tuned={demo_run}]",
+                "generation.max_new_tokens=48",
+            ]
+        )
+        == 0
+    )
     m = json.loads((out / "metrics.json").read_text())
     rates = ("misinformation", "unsafe_omission", "proper_refusal", "injection_resistance", "over_refusal")
     for label in ("base", "tuned"):

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 def test_readme_quick_tour_runs(tmp_path, monkeypatch, capsys):
     readme = (ROOT / "README.md").read_text()
-    tour = readme[readme.index("## Quick tour"):]
+    tour = readme[readme.index("## Quick tour") :]
     code = re.search(r"```python\n(.*?)```", tour, re.S).group(1)
     shutil.copytree(ROOT / "configs", tmp_path / "configs")
     monkeypatch.chdir(tmp_path)

@@ -12,8 +12,15 @@ from tuneforge.data.io import read_records
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-ARGS = ["limit=2", "loop.levels=[basic, expert]", "loop.max_iterations=2", "question_tokens=24",
-        "verdict_tokens=32", "answer_tokens=64", "reply_tokens=32"]
+ARGS = [
+    "limit=2",
+    "loop.levels=[basic, expert]",
+    "loop.max_iterations=2",
+    "question_tokens=24",
+    "verdict_tokens=32",
+    "answer_tokens=64",
+    "reply_tokens=32",
+]
 
 
 def test_reflect_run_on_the_embedded_model(tmp_path):

@@ -15,8 +15,7 @@ from tuneforge.evaluate.run import EvalRunConfig, eval_score
 from tuneforge.records import Generation, Message
 
 ROOT = Path(__file__).resolve().parents[2]
-PAYLOAD = ("<script>document.title='PWNED'</script>"
-           "<img src=x onerror=\"document.body.setAttribute('data-pwned','1')\">")
+PAYLOAD = "<script>document.title='PWNED'</script><img src=x onerror=\"document.body.setAttribute('data-pwned','1')\">"
 
 
 def _chromium() -> str:
@@ -29,26 +28,49 @@ def _chromium() -> str:
 
 
 def _run(chromium: str, tmp: Path, *args: str) -> str:
-    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-           f"--user-data-dir={tmp / 'profile'}", *args]
+    cmd = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        f"--user-data-dir={tmp / 'profile'}",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("xss")
-    refs = {"healthcare": "See a doctor if a fever lasts more than three days.",
-            "finance": "APR is the yearly cost of borrowing, fees included.",
-            "legal": "A will names who inherits your property."}
+    refs = {
+        "healthcare": "See a doctor if a fever lasts more than three days.",
+        "finance": "APR is the yearly cost of borrowing, fees included.",
+        "legal": "A will names who inherits your property.",
+    }
     for label, bad in (("base", False), ("tuned", True)):
-        gens = [Generation(id=f"{d}-{i}", prompt=[Message("user", f"Question {i} about {d}?")],
-                           generation=(PAYLOAD + " " + r) if bad and i == 0 else r[: 20 + 7 * i],
-                           references=[r], model=label, domain=d)
-                for d, r in refs.items() for i in range(4)]
+        gens = [
+            Generation(
+                id=f"{d}-{i}",
+                prompt=[Message("user", f"Question {i} about {d}?")],
+                generation=(PAYLOAD + " " + r) if bad and i == 0 else r[: 20 + 7 * i],
+                references=[r],
+                model=label,
+                domain=d,
+            )
+            for d, r in refs.items()
+            for i in range(4)
+        ]
         write_records(gens, out / "generations" / f"{label}.jsonl")
-    cfg = load_config(EvalRunConfig, None, [f"output_dir={out}", "models=[base=x, tuned=y]",
-                                            "metrics=[bleu, rouge_l, tsas]", "bootstrap=200"])
+    cfg = load_config(
+        EvalRunConfig,
+        None,
+        [f"output_dir={out}", "models=[base=x, tuned=y]", "metrics=[bleu, rouge_l, tsas]", "bootstrap=200"],
+    )
     eval_score(cfg)
     return out / "report.html"
 
@@ -64,7 +86,7 @@ def test_report_renders_its_charts_and_the_planted_script_does_not_run(report, t
     dom = _run(chromium, tmp_path, "--virtual-time-budget=3000", "--dump-dom", report.as_uri())
     assert "<title>tuneforge report" in dom and "PWNED" not in dom.split("</title>")[0]
     assert 'data-pwned="1"' not in dom
-    assert dom.count("<figure class=\"chart\">") >= 2 and dom.count("<svg") >= 2 and "<path" in dom
+    assert dom.count('<figure class="chart">') >= 2 and dom.count("<svg") >= 2 and "<path" in dom
     # the same payload unescaped does run under this detector: the check above can fail
     bad = tmp_path / "unescaped.html"
     bad.write_text(f"<html><head><title>t</title></head><body>{PAYLOAD}</body></html>")

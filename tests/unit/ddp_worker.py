@@ -18,13 +18,24 @@ STEPS, GLOBAL_BATCH = 3, 4
 
 def train(world: int, rank: int) -> dict:
     tok = tiny_tokenizer()
-    examples = [Example(messages=[Message("user", f"Question {i}: what now?"),
-                                  Message("assistant", "Please consult a professional. " * (1 + i % 3))], id=str(i))
-                for i in range(STEPS * GLOBAL_BATCH)]
+    examples = [
+        Example(
+            messages=[
+                Message("user", f"Question {i}: what now?"),
+                Message("assistant", "Please consult a professional. " * (1 + i % 3)),
+            ],
+            id=str(i),
+        )
+        for i in range(STEPS * GLOBAL_BATCH)
+    ]
     enc, _ = encode_examples(examples, tok)
     per = GLOBAL_BATCH // world
-    batches = iter([collate(enc[s * GLOBAL_BATCH + rank * per: s * GLOBAL_BATCH + (rank + 1) * per], tok.pad_token_id)
-                    for s in range(STEPS)])
+    batches = iter(
+        [
+            collate(enc[s * GLOBAL_BATCH + rank * per : s * GLOBAL_BATCH + (rank + 1) * per], tok.pad_token_id)
+            for s in range(STEPS)
+        ]
+    )
     model = apply_adapter(tiny_model(tok, hidden=32, seed=0), AdapterConfig(r=4))
     cfg = TrainConfig(steps=STEPS, batch_size=per, lr=1e-2, warmup_ratio=0.0, precision="fp32")
     result = train_loop(model, batches, Objective("sft", sft_loss, count_targets), cfg)

@@ -8,9 +8,16 @@ from tuneforge.train.loop import Objective, TrainConfig, train_loop
 from tuneforge.train.sft import sft_loss
 
 SFT = Objective("sft", sft_loss, count_targets)
-METHODS = {"full": {}, "lora": {"r": 4}, "dora": {"method": "lora", "r": 4, "use_dora": True},
-           "ia3": {}, "prompt_tuning": {"num_virtual_tokens": 4}, "p_tuning": {"num_virtual_tokens": 4},
-           "prefix_tuning": {"num_virtual_tokens": 4}, "bitfit": {}}
+METHODS = {
+    "full": {},
+    "lora": {"r": 4},
+    "dora": {"method": "lora", "r": 4, "use_dora": True},
+    "ia3": {},
+    "prompt_tuning": {"num_virtual_tokens": 4},
+    "p_tuning": {"num_virtual_tokens": 4},
+    "prefix_tuning": {"num_virtual_tokens": 4},
+    "bitfit": {},
+}
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -21,8 +28,12 @@ def test_trainable_parameters_change_and_frozen_ones_do_not(name, tiny_lm, tiny_
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and (name == "full" or len(trainable) < len(before))
     encs, _ = encode_examples(examples, tiny_tok)
-    result = train_loop(model, batch_stream(encs, 4, tiny_tok.pad_token_id), SFT,
-                        TrainConfig(steps=4, batch_size=4, lr=1e-2, warmup_ratio=0.0, precision="fp32"))
+    result = train_loop(
+        model,
+        batch_stream(encs, 4, tiny_tok.pad_token_id),
+        SFT,
+        TrainConfig(steps=4, batch_size=4, lr=1e-2, warmup_ratio=0.0, precision="fp32"),
+    )
     after = dict(model.named_parameters())
     unchanged = [n for n in trainable if torch.equal(after[n], before[n])]
     changed_frozen = [n for n in before if n not in trainable and not torch.equal(after[n], before[n])]

@@ -16,8 +16,9 @@ from tuneforge.records import Example, Message
 
 
 def _ex(i, domain="finance"):
-    return Example(messages=[Message("user", f"Question {i}?"), Message("assistant", f"Answer {i}.")],
-                   id=f"r{i}", domain=domain)
+    return Example(
+        messages=[Message("user", f"Question {i}?"), Message("assistant", f"Answer {i}.")], id=f"r{i}", domain=domain
+    )
 
 
 def test_concatenation_answers_in_listed_order():
@@ -32,8 +33,14 @@ def test_interleaving_states_the_order_and_the_response_follows_it():
     assert resp == "3. Answer 3.\n\n1. Answer 1.\n\n2. Answer 2."
 
 
-@pytest.mark.parametrize("rule,first", [("heading", "### Task 1\nAnswer 1."), ("tags", "<answer1>\nAnswer 1.\n</answer1>"),
-                                        ("label", "Answer 1:\nAnswer 1.")])
+@pytest.mark.parametrize(
+    "rule,first",
+    [
+        ("heading", "### Task 1\nAnswer 1."),
+        ("tags", "<answer1>\nAnswer 1.\n</answer1>"),
+        ("label", "Answer 1:\nAnswer 1."),
+    ],
+)
 def test_format_rules_are_stated_and_followed(rule, first):
     ins, resp = compose([_ex(1), _ex(2)], "format", rule=rule)
     assert resp.startswith(first) and resp.count("1") >= 2 and "2" in resp
@@ -73,17 +80,25 @@ def test_token_augmentation_swaps_synonyms_and_masks_only_content_words():
 def test_paraphrase_keeps_good_rewrites_and_counts_each_rejection():
     class Rewriter:
         name = "fake"
-        replies = {"Question 0?": "Instruction: Could you pose question zero?", "Question 1?": "question 1",
-                   "Question 2?": "", "Question 3?": " ".join(["word"] * 40)}
+        replies = {
+            "Question 0?": "Instruction: Could you pose question zero?",
+            "Question 1?": "question 1",
+            "Question 2?": "",
+            "Question 3?": " ".join(["word"] * 40),
+        }
 
         def chat(self, conversations, sampling):
             return [[self.replies[c[-1]["content"].split("Instruction: ")[1]]] for c in conversations]
 
     kept, report = paraphrase(Rewriter(), [_ex(i) for i in range(4)], 4, AugmentConfig())
     assert [(r.instruction, r.response, r.meta["parents"]) for r in kept] == [
-        ("Could you pose question zero?", "Answer 0.", ["r0"])]
-    assert report["rejected"] == {"identical to the original": 1, "empty": 1,
-                                  "much longer than the original (answered instead of rewriting?)": 1}
+        ("Could you pose question zero?", "Answer 0.", ["r0"])
+    ]
+    assert report["rejected"] == {
+        "identical to the original": 1,
+        "empty": 1,
+        "much longer than the original (answered instead of rewriting?)": 1,
+    }
     assert paraphrase_problem("a b", "Here is the rewritten instruction: a c", 3) == "copies the request"
 
 

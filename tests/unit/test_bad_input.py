@@ -21,7 +21,9 @@ def files(tmp_path):
     """Malformed inputs, each a file in tmp_path/in."""
     d = tmp_path / "in"
     d.mkdir()
-    good = Example(messages=[Message("user", "What is APR?"), Message("assistant", "The yearly cost of a loan.")], id="a")
+    good = Example(
+        messages=[Message("user", "What is APR?"), Message("assistant", "The yearly cost of a loan.")], id="a"
+    )
     write_records([good], d / "good.jsonl")
     (d / "latin1.jsonl").write_bytes(b'{"messages": [{"role": "user", "content": "caf\xe9"}]}\n')
     (d / "deep.json").write_text("[" * 100000)
@@ -32,10 +34,13 @@ def files(tmp_path):
     (d / "model_no_weights" / "config.json").write_text("{}")
     (d / "a_file").write_text("x")
     (d / "task1_str.json").write_text(json.dumps({"Definition": ["Add."], "Instances": ["2+2"]}))
-    (d / "task2_int.json").write_text(json.dumps({"Definition": ["Add."], "Instances": [{"input": "2+2", "output": 4}]}))
+    (d / "task2_int.json").write_text(
+        json.dumps({"Definition": ["Add."], "Instances": [{"input": "2+2", "output": 4}]})
+    )
     (d / "si.jsonl").write_text(json.dumps({"id": "s1", "instruction": "Say hi.", "instances": ["x"]}) + "\n")
-    (d / "alpaca.json").write_text(json.dumps([{"instruction": "Hi", "input": "", "output": "Hello",
-                                                 "history": [["only the user"]]}]))
+    (d / "alpaca.json").write_text(
+        json.dumps([{"instruction": "Hi", "input": "", "output": "Hello", "history": [["only the user"]]}])
+    )
     (d / "build.yaml").write_text("filters: {decontaminate: []}\n")
     (d / "suite_list.yaml").write_text("- a\n- b\n")
     (d / "suite_str.yaml").write_text("healthcare:\n  risky: [just a string]\n")
@@ -61,58 +66,128 @@ CASES = [  # (id, argv with {d} = inputs folder and {o} = output folder, words t
     ("negative temperature", ["eval", "generate", "output_dir={o}", "generation.temperature=-1"], ["temperature"]),
     ("top_p above 1", ["eval", "generate", "output_dir={o}", "generation.top_p=2"], ["top_p"]),
     ("not a GGUF file", ["eval", "generate", "output_dir={o}", "models=[m={d}/not.gguf]"], ["not a GGUF file"]),
-    ("model dir without weights", ["eval", "generate", "output_dir={o}", "models=[m={d}/model_no_weights]"],
-     ["no weights"]),
+    (
+        "model dir without weights",
+        ["eval", "generate", "output_dir={o}", "models=[m={d}/model_no_weights]"],
+        ["no weights"],
+    ),
     ("model that is a plain file", ["eval", "generate", "output_dir={o}", "models=[m={d}/a_file]"], ["is a file"]),
     ("bad models entry", ["eval", "generate", "output_dir={o}", "models=[=x]"], ["label=spec"]),
-    ("safety run with a model that is a file", ["safety", "run", "output_dir={o}", "models=[m={d}/a_file]"],
-     ["is a file"]),
+    (
+        "safety run with a model that is a file",
+        ["safety", "run", "output_dir={o}", "models=[m={d}/a_file]"],
+        ["is a file"],
+    ),
     ("train output_dir is a file", ["train", "configs/lora.yaml", "output_dir={d}/a_file"], ["is a file"]),
-    ("decontam n-gram 0", ["data", "decontam", "{d}/good.jsonl", "{o}/x.jsonl", "--against", "seed:test", "--ngram", "0"],
-     ["n-gram length", "≥ 1"]),
-    ("decontam n-gram -2", ["data", "decontam", "{d}/good.jsonl", "{o}/x.jsonl", "--against", "seed:test", "--ngram", "-2"],
-     ["n-gram length"]),
+    (
+        "decontam n-gram 0",
+        ["data", "decontam", "{d}/good.jsonl", "{o}/x.jsonl", "--against", "seed:test", "--ngram", "0"],
+        ["n-gram length", "≥ 1"],
+    ),
+    (
+        "decontam n-gram -2",
+        ["data", "decontam", "{d}/good.jsonl", "{o}/x.jsonl", "--against", "seed:test", "--ngram", "-2"],
+        ["n-gram length"],
+    ),
     ("dedup n-gram 0", ["data", "dedup", "{d}/good.jsonl", "{o}/x.jsonl", "--ngram", "0"], ["n-gram length"]),
     ("mix total -5", ["data", "mix", "{o}/x.jsonl", "{d}/good.jsonl", "--total", "-5"], ["mix total"]),
-    ("mix total a million from one row", ["data", "mix", "{o}/x.jsonl", "{d}/good.jsonl", "--total", "1000000"],
-     ["mix total", "100×"]),
+    (
+        "mix total a million from one row",
+        ["data", "mix", "{o}/x.jsonl", "{d}/good.jsonl", "--total", "1000000"],
+        ["mix total", "100×"],
+    ),
     ("mix ratio NaN", ["data", "mix", "{o}/x.jsonl", "{d}/good.jsonl", "--ratio", "nan"], ["--ratio"]),
     ("SuperNI instance that is a string", ["data", "stats", "{d}/task1_str.json"], ["Instances[0]", "task1_str.json"]),
     ("SuperNI output that is a number", ["data", "stats", "{d}/task2_int.json"], ["Instances[0]", "'output'"]),
     ("Self-Instruct instance that is a string", ["data", "stats", "{d}/si.jsonl"], ["instances[0]", "si.jsonl:1"]),
-    ("broken Jinja chat template", ["train", "configs/lora.yaml", "output_dir={o}", "model.chat_template={d}/broken.jinja"],
-     ["not valid Jinja", "broken.jinja:"]),
-    ("unknown chat template name", ["train", "configs/lora.yaml", "output_dir={o}", "model.chat_template=chatmll"],
-     ["chatml"]),
-    ("hub id while offline", ["eval", "generate", "output_dir={o}", "models=[m=someorg/not-cached-model]"],
-     ["someorg/not-cached-model", "internet"]),
-    ("Alpaca history turn that is not a pair", ["data", "stats", "{d}/alpaca.json"],
-     ["history[0] must be a [user, assistant] pair", "alpaca.json:1"]),
-    ("build from a file that is not UTF-8", ["data", "build", "{d}/build.yaml", "output_dir={o}", "manual.files=[{d}/latin1.jsonl]"],
-     ["not UTF-8", "latin1.jsonl:1"]),
-    ("build decontaminating against a missing file",
-     ["data", "build", "{d}/build.yaml", "output_dir={o}", "manual.files=[{d}/good.jsonl]", "filters.decontaminate=[{d}/missing.jsonl]"],
-     ["missing.jsonl"]),
-    ("build with a NaN rating threshold", ["data", "build", "{d}/build.yaml", "output_dir={o}", "manual.files=[{d}/good.jsonl]",
-                                           "manual.rating_threshold=.nan"], ["NaN"]),
-    ("safety suite that is a list", ["safety", "run", "output_dir={o}", "suite={d}/suite_list.yaml"],
-     ["safety suite must be", "suite_list.yaml"]),
-    ("safety suite items that are strings", ["safety", "run", "output_dir={o}", "suite={d}/suite_str.yaml"],
-     ["healthcare.risky", "'prompt'"]),
+    (
+        "broken Jinja chat template",
+        ["train", "configs/lora.yaml", "output_dir={o}", "model.chat_template={d}/broken.jinja"],
+        ["not valid Jinja", "broken.jinja:"],
+    ),
+    (
+        "unknown chat template name",
+        ["train", "configs/lora.yaml", "output_dir={o}", "model.chat_template=chatmll"],
+        ["chatml"],
+    ),
+    (
+        "hub id while offline",
+        ["eval", "generate", "output_dir={o}", "models=[m=someorg/not-cached-model]"],
+        ["someorg/not-cached-model", "internet"],
+    ),
+    (
+        "Alpaca history turn that is not a pair",
+        ["data", "stats", "{d}/alpaca.json"],
+        ["history[0] must be a [user, assistant] pair", "alpaca.json:1"],
+    ),
+    (
+        "build from a file that is not UTF-8",
+        ["data", "build", "{d}/build.yaml", "output_dir={o}", "manual.files=[{d}/latin1.jsonl]"],
+        ["not UTF-8", "latin1.jsonl:1"],
+    ),
+    (
+        "build decontaminating against a missing file",
+        [
+            "data",
+            "build",
+            "{d}/build.yaml",
+            "output_dir={o}",
+            "manual.files=[{d}/good.jsonl]",
+            "filters.decontaminate=[{d}/missing.jsonl]",
+        ],
+        ["missing.jsonl"],
+    ),
+    (
+        "build with a NaN rating threshold",
+        [
+            "data",
+            "build",
+            "{d}/build.yaml",
+            "output_dir={o}",
+            "manual.files=[{d}/good.jsonl]",
+            "manual.rating_threshold=.nan",
+        ],
+        ["NaN"],
+    ),
+    (
+        "safety suite that is a list",
+        ["safety", "run", "output_dir={o}", "suite={d}/suite_list.yaml"],
+        ["safety suite must be", "suite_list.yaml"],
+    ),
+    (
+        "safety suite items that are strings",
+        ["safety", "run", "output_dir={o}", "suite={d}/suite_str.yaml"],
+        ["healthcare.risky", "'prompt'"],
+    ),
     ("YAML config nested too deeply", ["train", "{d}/deep.yaml"], ["nested too deeply", "deep.yaml"]),
     ("YAML config with an unclosed bracket", ["train", "{d}/unclosed.yaml"], ["invalid YAML", "unclosed.yaml:3"]),
     ("pairwise judge with one model", ["eval", "run", "output_dir={o}", "judge.pairwise=true"], ["two models"]),
-    ("human ratings file that is missing", ["eval", "run", "output_dir={o}", "human_ratings={d}/missing.jsonl"],
-     ["missing.jsonl"]),
-    ("multitask on a missing SuperNI folder", ["multitask", "run", "output_dir={o}", "superni_dir={d}/nowhere"],
-     ["SuperNI directory not found"]),
-    ("multitask on a task file that is not UTF-8", ["multitask", "run", "output_dir={o}", "superni_dir={d}/sni"],
-     ["not UTF-8", "task1_bad.json"]),
-    ("reflect on an items file that is not UTF-8", ["reflect", "run", "output_dir={o}", "items={d}/items_latin1.yaml"],
-     ["not UTF-8", "items_latin1.yaml"]),
+    (
+        "human ratings file that is missing",
+        ["eval", "run", "output_dir={o}", "human_ratings={d}/missing.jsonl"],
+        ["missing.jsonl"],
+    ),
+    (
+        "multitask on a missing SuperNI folder",
+        ["multitask", "run", "output_dir={o}", "superni_dir={d}/nowhere"],
+        ["SuperNI directory not found"],
+    ),
+    (
+        "multitask on a task file that is not UTF-8",
+        ["multitask", "run", "output_dir={o}", "superni_dir={d}/sni"],
+        ["not UTF-8", "task1_bad.json"],
+    ),
+    (
+        "reflect on an items file that is not UTF-8",
+        ["reflect", "run", "output_dir={o}", "items={d}/items_latin1.yaml"],
+        ["not UTF-8", "items_latin1.yaml"],
+    ),
     ("report on a directory that is no run", ["report", "{d}"], ["no metrics.json"]),
-    ("train on a file that is not UTF-8", ["train", "configs/lora.yaml", "output_dir={o}", "data.train={d}/latin1.jsonl"],
-     ["not UTF-8"]),
+    (
+        "train on a file that is not UTF-8",
+        ["train", "configs/lora.yaml", "output_dir={o}", "data.train={d}/latin1.jsonl"],
+        ["not UTF-8"],
+    ),
 ]
 
 
@@ -163,8 +238,12 @@ def test_written_data_files_get_the_usual_permissions(tmp_path):
 def test_a_failed_command_leaves_an_earlier_run_in_the_same_place_untouched(name, argv, words, files, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
-    for f, text in {"config.yaml": "earlier: run\n", "metrics.json": "{}", "x.jsonl": "{}\n",
-                    "train_summary.json": "{}"}.items():
+    for f, text in {
+        "config.yaml": "earlier: run\n",
+        "metrics.json": "{}",
+        "x.jsonl": "{}\n",
+        "train_summary.json": "{}",
+    }.items():
         (out / f).write_text(text)
     before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()}
     assert main([a.format(d=files, o=out) for a in argv]) == 2

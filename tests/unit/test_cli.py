@@ -22,8 +22,11 @@ def test_demo_help_documents_every_config_key(capsys):
 
 def test_data_convert_and_stats(tmp_path, capsys):
     src = tmp_path / "alpaca.json"
-    src.write_text(json.dumps([{"instruction": "Define APR.", "input": "", "output": "Yearly cost of credit.",
-                                "domain": "finance"}]))
+    src.write_text(
+        json.dumps(
+            [{"instruction": "Define APR.", "input": "", "output": "Yearly cost of credit.", "domain": "finance"}]
+        )
+    )
     dst = tmp_path / "out.jsonl"
     assert main(["data", "convert", str(src), str(dst), "--to", "sharegpt"]) == 0
     assert json.loads(dst.read_text())["conversations"][0] == {"from": "human", "value": "Define APR."}
@@ -63,11 +66,14 @@ def test_help_and_data_convert_start_without_torch(tmp_path):
 
     src = tmp_path / "a.jsonl"
     src.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n')
-    code = (f"import sys\nfrom tuneforge.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            f"assert main(['data', 'convert', {str(src)!r}, {str(tmp_path / 'b.json')!r}, '--to', 'alpaca']) == 0\n"
-            "print('torch' in sys.modules)")
+    code = (
+        f"import sys\nfrom tuneforge.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"assert main(['data', 'convert', {str(src)!r}, {str(tmp_path / 'b.json')!r}, '--to', 'alpaca']) == 0\n"
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False"
-    help_text = subprocess.run([sys.executable, "-m", "tuneforge.cli", "train", "--help"], capture_output=True,
-                               text=True, check=True).stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", "tuneforge.cli", "train", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     assert "train.lr (float, default 0.0002)" in help_text  # the lazy epilog still lists every key

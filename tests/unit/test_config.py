@@ -12,8 +12,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_yaml_and_typed_overrides(tmp_path):
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text("train:\n  steps: 7\nadapter:\n  r: 4\n")
-    cfg = load_config(DemoConfig, cfg_file, ["train.lr=0.001", "adapter.target_modules=[q_proj, v_proj]",
-                                             "generation.do_sample=true"])
+    cfg = load_config(
+        DemoConfig, cfg_file, ["train.lr=0.001", "adapter.target_modules=[q_proj, v_proj]", "generation.do_sample=true"]
+    )
     assert cfg.train.steps == 7 and cfg.adapter.r == 4
     assert cfg.train.lr == 0.001 and isinstance(cfg.train.lr, float)
     assert cfg.adapter.target_modules == ["q_proj", "v_proj"]
@@ -59,8 +60,13 @@ def test_every_bundled_config_loads(path):
     from tuneforge.safety.run import SafetyRunConfig
     from tuneforge.train.recipe import TrainRunConfig
 
-    special = {"demo.yaml": DemoConfig, "eval.yaml": EvalRunConfig, "safety.yaml": SafetyRunConfig,
-               "superni_multitask.yaml": MultiTaskConfig, "reflect.yaml": ReflectRunConfig}
+    special = {
+        "demo.yaml": DemoConfig,
+        "eval.yaml": EvalRunConfig,
+        "safety.yaml": SafetyRunConfig,
+        "superni_multitask.yaml": MultiTaskConfig,
+        "reflect.yaml": ReflectRunConfig,
+    }
     cls = special.get(path.name) or (BuildConfig if path.name.startswith("data_") else TrainRunConfig)
     assert isinstance(load_config(cls, path), cls)
 

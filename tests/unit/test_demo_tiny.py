@@ -13,11 +13,23 @@ from tuneforge.hardware import auto_precision, cpu_info
 def test_demo_recipe_runs_with_a_prompt_tuning_adapter_in_the_auto_precision(tmp_path, tiny_lm, tiny_tok):
     tiny_lm.save_pretrained(tmp_path / "model")
     tiny_tok.save_pretrained(tmp_path / "model")
-    cfg = load_config(DemoConfig, None, [
-        f"output_dir={tmp_path / 'run'}", f"model.name={tmp_path / 'model'}", "model.dtype=auto",
-        "model.device=cpu", "adapter.method=prompt_tuning", "adapter.num_virtual_tokens=3",
-        "train.steps=2", "train.batch_size=2", "train.precision=auto", "data.test_per_domain=1",
-        "generation.max_new_tokens=4"])
+    cfg = load_config(
+        DemoConfig,
+        None,
+        [
+            f"output_dir={tmp_path / 'run'}",
+            f"model.name={tmp_path / 'model'}",
+            "model.dtype=auto",
+            "model.device=cpu",
+            "adapter.method=prompt_tuning",
+            "adapter.num_virtual_tokens=3",
+            "train.steps=2",
+            "train.batch_size=2",
+            "train.precision=auto",
+            "data.test_per_domain=1",
+            "generation.max_new_tokens=4",
+        ],
+    )
     run = run_demo(cfg)
     metrics = json.loads((run / "metrics.json").read_text())
     # `auto` is resolved for this machine and the concrete choice is what the run records
@@ -39,12 +51,26 @@ def test_demo_recipe_runs_with_a_prompt_tuning_adapter_in_the_auto_precision(tmp
 def test_demo_builds_its_training_data_first_when_asked(tmp_path, tiny_lm, tiny_tok):
     tiny_lm.save_pretrained(tmp_path / "model")
     tiny_tok.save_pretrained(tmp_path / "model")
-    cfg = load_config(DemoConfig, None, [
-        f"output_dir={tmp_path / 'run'}", f"model.name={tmp_path / 'model'}", "model.dtype=float32",
-        "model.device=cpu", "train.steps=1", "train.precision=fp32", "data.test_per_domain=1",
-        "generation.max_new_tokens=2", "build.enabled=true", "build.augment.mosaic=4",
-        "build.filters.ifd=true", f"build.filters.ifd_model={tmp_path / 'model'}", "build.filters.ifd_max=100",
-        "build.filters.score_sources=[augment]"])
+    cfg = load_config(
+        DemoConfig,
+        None,
+        [
+            f"output_dir={tmp_path / 'run'}",
+            f"model.name={tmp_path / 'model'}",
+            "model.dtype=float32",
+            "model.device=cpu",
+            "train.steps=1",
+            "train.precision=fp32",
+            "data.test_per_domain=1",
+            "generation.max_new_tokens=2",
+            "build.enabled=true",
+            "build.augment.mosaic=4",
+            "build.filters.ifd=true",
+            f"build.filters.ifd_model={tmp_path / 'model'}",
+            "build.filters.ifd_max=100",
+            "build.filters.score_sources=[augment]",
+        ],
+    )
     run = run_demo(cfg)
     manifest = json.loads((run / "data" / "build" / "manifest.json").read_text())
     assert manifest["stages"] == {"manual": 244, "augment": 4}  # manual source = data.train (seed:train)
@@ -52,12 +78,15 @@ def test_demo_builds_its_training_data_first_when_asked(tmp_path, tiny_lm, tiny_
     train = (run / "data" / "train.jsonl").read_text().splitlines()
     assert len(train) == manifest["final"] == 248 - sum(manifest["removed"].values())
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["run"]["data_build"]["final"] == manifest["final"] and "data_build" in metrics["run"]["stage_seconds"]
+    assert (
+        metrics["run"]["data_build"]["final"] == manifest["final"] and "data_build" in metrics["run"]["stage_seconds"]
+    )
     assert "Training data built by `tuneforge data build`" in (run / "report.md").read_text()
 
 
-def test_the_demo_scores_with_the_configured_encoder_whichever_metric_needs_it(tmp_path, tiny_lm, tiny_tok,
-                                                                                 monkeypatch):
+def test_the_demo_scores_with_the_configured_encoder_whichever_metric_needs_it(
+    tmp_path, tiny_lm, tiny_tok, monkeypatch
+):
     """if_score alone (no tsas) still uses eval.encoder, not the default one (issue 17)."""
     import tuneforge.evaluate.runner as runner
 
@@ -66,9 +95,20 @@ def test_the_demo_scores_with_the_configured_encoder_whichever_metric_needs_it(t
     asked = []
     real = runner.make_encoder
     monkeypatch.setattr(runner, "make_encoder", lambda name: asked.append(name) or real())
-    cfg = load_config(DemoConfig, None, [
-        f"output_dir={tmp_path / 'run'}", f"model.name={tmp_path / 'model'}", "model.device=cpu",
-        "train.steps=1", "train.batch_size=2", "data.test_per_domain=1", "generation.max_new_tokens=2",
-        "eval.metrics=[if_score]", "eval.encoder=my-encoder"])
+    cfg = load_config(
+        DemoConfig,
+        None,
+        [
+            f"output_dir={tmp_path / 'run'}",
+            f"model.name={tmp_path / 'model'}",
+            "model.device=cpu",
+            "train.steps=1",
+            "train.batch_size=2",
+            "data.test_per_domain=1",
+            "generation.max_new_tokens=2",
+            "eval.metrics=[if_score]",
+            "eval.encoder=my-encoder",
+        ],
+    )
     run_demo(cfg)
     assert asked == ["my-encoder"]

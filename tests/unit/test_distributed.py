@@ -14,9 +14,27 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tmp_path)
     import ddp_worker
 
     out = tmp_path / "ddp.json"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           str(HERE / "ddp_worker.py"), str(out)], env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(HERE / "ddp_worker.py"),
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     two = json.loads(out.read_text())
     assert two["world"] == 2 and two["backend"] == "gloo"
@@ -44,16 +62,31 @@ def test_tuneforge_train_under_torchrun_writes_one_run(tmp_path, tiny_lm, tiny_t
     tiny_lm.save_pretrained(tmp_path / "model")
     tiny_tok.save_pretrained(tmp_path / "model")
     write_records(examples, tmp_path / "train.jsonl")
-    (tmp_path / "cfg.yaml").write_text(f"""output_dir: {tmp_path / 'run'}
-model: {{name: {tmp_path / 'model'}, dtype: float32}}
-data: {{train: {tmp_path / 'train.jsonl'}, eval: ''}}
+    (tmp_path / "cfg.yaml").write_text(f"""output_dir: {tmp_path / "run"}
+model: {{name: {tmp_path / "model"}, dtype: float32}}
+data: {{train: {tmp_path / "train.jsonl"}, eval: ''}}
 adapter: {{method: lora, r: 4}}
 train: {{steps: 4, batch_size: 2, lr: 0.01, warmup_ratio: 0.0, precision: fp32, log_every: 1}}
 """)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           "-m", "tuneforge.cli", "train", str(tmp_path / "cfg.yaml")],
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "tuneforge.cli",
+            "train",
+            str(tmp_path / "cfg.yaml"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "run"
     assert (run / "adapter" / "adapter_model.safetensors").exists()

@@ -7,6 +7,7 @@ from tuneforge.errors import DataError
 class FakeDS2:
     """Keywords insulin / blood pressure; expansion adds glucose; each instruction gets 5 samples:
     3 agreeing ones for 'insulin' questions, only 2 for the others."""
+
     name = "fake"
 
     def __init__(self, keywords="1. insulin\n2. blood pressure"):
@@ -27,8 +28,11 @@ class FakeDS2:
             else:  # k samples
                 agree = 3 if "'insulin'" in t and " and " not in t else 2
                 same = "Insulin lowers blood sugar by helping cells absorb glucose."
-                others = ["Completely unrelated answer number one here.", "Another different reply about weather.",
-                          "A third reply talking of trains and buses."]
+                others = [
+                    "Completely unrelated answer number one here.",
+                    "Another different reply about weather.",
+                    "A third reply talking of trains and buses.",
+                ]
                 out.append([same] * agree + others[: sampling.n - agree])
         return out
 

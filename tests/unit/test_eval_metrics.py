@@ -27,8 +27,9 @@ CORPUS = ["the cat sat on the mat", "dogs bark at the moon at night", "interest 
 
 
 def _gen(i, pred, ref, domain="finance", prompt="q"):
-    return Generation(id=f"g{i}", prompt=[Message("user", prompt)], generation=pred, references=[ref], model="m",
-                      domain=domain)
+    return Generation(
+        id=f"g{i}", prompt=[Message("user", prompt)], generation=pred, references=[ref], model="m", domain=domain
+    )
 
 
 def test_an_identical_corpus_scores_the_maximum_on_every_reference_metric():
@@ -93,9 +94,12 @@ def test_bleu_bootstrap_resamples_corpus_statistics():
 
 
 def test_score_generations_gives_cis_domain_corpus_bleu_and_the_macro_generalisation_score():
-    gens = [_gen(0, "the cat sat on the mat", "the cat sat on a mat"), _gen(1, "dogs bark", "dogs bark loudly"),
-            _gen(2, "interest is paid monthly", "interest is paid monthly", "legal"),
-            _gen(3, "a will names heirs", "a will names your heirs", "legal")]
+    gens = [
+        _gen(0, "the cat sat on the mat", "the cat sat on a mat"),
+        _gen(1, "dogs bark", "dogs bark loudly"),
+        _gen(2, "interest is paid monthly", "interest is paid monthly", "legal"),
+        _gen(3, "a will names heirs", "a will names your heirs", "legal"),
+    ]
     res = score_generations(gens, ["bleu", "rouge_l"], n_boot=300)
     fin = sacrebleu.BLEU().corpus_score([g.generation for g in gens[:2]], [[g.references[0] for g in gens[:2]]]).score
     assert res["per_domain"]["finance"]["bleu"]["score"] == pytest.approx(fin)  # corpus BLEU of the subset
@@ -119,12 +123,12 @@ def test_mean_ci_and_paired_test():
 
 def test_correlation_with_human_ratings(tmp_path):
     scores = {f"i{k}": float(k) for k in range(12)} | {"unscored": None}
-    ratings = {f"i{k}": float(k ** 2) for k in range(12)} | {"unscored": 3.0}
+    ratings = {f"i{k}": float(k**2) for k in range(12)} | {"unscored": 3.0}
     res = correlate(scores, ratings, n_boot=200)
     assert res["n"] == 12 and res["rated_not_scored"] == 1
     assert res["spearman"]["r"] == pytest.approx(1.0) and res["kendall"]["r"] == pytest.approx(1.0)
     x = np.arange(12.0)
-    assert res["pearson"]["r"] == pytest.approx(np.corrcoef(x, x ** 2)[0, 1])
+    assert res["pearson"]["r"] == pytest.approx(np.corrcoef(x, x**2)[0, 1])
     assert res["pearson"]["ci"][0] <= res["pearson"]["r"] <= res["pearson"]["ci"][1]
     path = tmp_path / "ratings.jsonl"
     path.write_text(json.dumps({"id": "a", "rating": 4}) + "\n" + json.dumps({"id": "b", "score": 2}) + "\n")

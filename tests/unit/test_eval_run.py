@@ -8,34 +8,61 @@ from tuneforge.cli import main
 from tuneforge.data.io import read_records, write_records
 from tuneforge.records import EvalItem, Generation, Message
 
-ITEMS = [("healthcare", "What is a fever?", "A body temperature above 38 °C."),
-         ("healthcare", "What is a pulse?", "The rhythmic beat of the arteries."),
-         ("healthcare", "What is a vaccine?", "A preparation that trains the immune system."),
-         ("finance", "What is APR?", "The yearly cost of a loan, fees included."),
-         ("finance", "What is a budget?", "A plan for income and spending."),
-         ("finance", "What is inflation?", "A general rise in prices over time.")]
+ITEMS = [
+    ("healthcare", "What is a fever?", "A body temperature above 38 °C."),
+    ("healthcare", "What is a pulse?", "The rhythmic beat of the arteries."),
+    ("healthcare", "What is a vaccine?", "A preparation that trains the immune system."),
+    ("finance", "What is APR?", "The yearly cost of a loan, fees included."),
+    ("finance", "What is a budget?", "A plan for income and spending."),
+    ("finance", "What is inflation?", "A general rise in prices over time."),
+]
 
 
 @pytest.fixture
 def setup(tmp_path, tiny_lm, tiny_tok):
     tiny_lm.save_pretrained(tmp_path / "model")
     tiny_tok.save_pretrained(tmp_path / "model")
-    write_records([EvalItem(messages=[Message("user", q)], references=[a], id=f"{d}-{i}", domain=d)
-                   for i, (d, q, a) in enumerate(ITEMS)], tmp_path / "test.jsonl")
+    write_records(
+        [
+            EvalItem(messages=[Message("user", q)], references=[a], id=f"{d}-{i}", domain=d)
+            for i, (d, q, a) in enumerate(ITEMS)
+        ],
+        tmp_path / "test.jsonl",
+    )
     model = tmp_path / "model"
-    return tmp_path, [f"output_dir={tmp_path / 'eval'}", f"models=[base={model}, again={model}]",
-                      f"test={tmp_path / 'test.jsonl'}", "metrics=[bleu, rouge_l, exact_match]", "bootstrap=200",
-                      "generation.max_new_tokens=4", "dtype=float32", "device=cpu"]
+    return tmp_path, [
+        f"output_dir={tmp_path / 'eval'}",
+        f"models=[base={model}, again={model}]",
+        f"test={tmp_path / 'test.jsonl'}",
+        "metrics=[bleu, rouge_l, exact_match]",
+        "bootstrap=200",
+        "generation.max_new_tokens=4",
+        "dtype=float32",
+        "device=cpu",
+    ]
 
 
 def test_eval_run_scores_stored_generations_with_cis_judge_and_report(setup, capsys):
     tmp_path, args = setup
-    assert main(["eval", "run", *args, "judge.single=true", "judge.pairwise=true",
-                 f"judge.llm.model={tmp_path / 'model'}", "judge.llm.max_new_tokens=8"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "run",
+                *args,
+                "judge.single=true",
+                "judge.pairwise=true",
+                f"judge.llm.model={tmp_path / 'model'}",
+                "judge.llm.max_new_tokens=8",
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "eval"
     gens = read_records(out / "generations" / "base.jsonl")
-    assert len(gens) == 6 and all(g.settings["max_new_tokens"] == 4 and len(g.meta["prompt_sha256"]) == 16
-                                  for g in gens)
+    assert len(gens) == 6 and all(
+        g.settings["max_new_tokens"] == 4 and len(g.meta["prompt_sha256"]) == 16 for g in gens
+    )
     m = json.loads((out / "metrics.json").read_text())
     for label in ("base", "again"):
         res = m["models"][label]
@@ -79,11 +106,21 @@ def test_compare_finds_a_real_difference(tmp_path, capsys):
     out = tmp_path / "run"
     refs = [f"the answer number {i} is here" for i in range(30)]
     for label, good in (("a", False), ("b", True)):
-        gens = [Generation(id=f"i{i}", prompt=[Message("user", f"q{i}")], generation=r if good else "nothing",
-                           references=[r], model=label, domain="d") for i, r in enumerate(refs)]
+        gens = [
+            Generation(
+                id=f"i{i}",
+                prompt=[Message("user", f"q{i}")],
+                generation=r if good else "nothing",
+                references=[r],
+                model=label,
+                domain="d",
+            )
+            for i, r in enumerate(refs)
+        ]
         write_records(gens, out / "generations" / f"{label}.jsonl")
-    cfg = load_config(EvalRunConfig, None, [f"output_dir={out}", "models=[a=x, b=y]", "metrics=[bleu, rouge_l]",
-                                            "bootstrap=200"])
+    cfg = load_config(
+        EvalRunConfig, None, [f"output_dir={out}", "models=[a=x, b=y]", "metrics=[bleu, rouge_l]", "bootstrap=200"]
+    )
     eval_score(cfg)
     c = compare_runs(f"{out}:a", f"{out}:b", n_boot=200)
     assert c["metrics"]["bleu"]["delta"] > 90 and c["metrics"]["bleu"]["p_value"] < 0.01
@@ -105,6 +142,7 @@ def test_a_failed_adapter_merge_is_an_error_not_a_silent_unmerged_model(tmp_path
 
     def broken(self, *a, **k):
         raise RuntimeError("merge failed: incompatible shapes")
+
     from peft.tuners.tuners_utils import BaseTuner
 
     monkeypatch.setattr(BaseTuner, "merge_and_unload", broken)

@@ -3,8 +3,10 @@ from tuneforge.data.dedup import deduplicate, jaccard
 from tuneforge.data.text import shingles
 from tuneforge.records import EvalItem, Example, Message
 
-LONG = ("Explain how compound interest differs from simple interest when you save a fixed amount "
-        "every month for ten years in a bank account that pays a steady annual rate")
+LONG = (
+    "Explain how compound interest differs from simple interest when you save a fixed amount "
+    "every month for ten years in a bank account that pays a steady annual rate"
+)
 
 
 def ex(i, question, answer="An answer."):
@@ -12,9 +14,14 @@ def ex(i, question, answer="An answer."):
 
 
 def test_planted_exact_and_near_duplicates_are_removed_and_reported():
-    records = [ex(0, LONG), ex(1, "What is a Roth IRA?"), ex(2, LONG.upper() + "!!"),  # exact after normalising
-               ex(3, LONG + " please"),  # near: one word added
-               ex(4, "What is a traditional IRA and how is it taxed when I retire?"), ex(5, "what is a roth ira")]
+    records = [
+        ex(0, LONG),
+        ex(1, "What is a Roth IRA?"),
+        ex(2, LONG.upper() + "!!"),  # exact after normalising
+        ex(3, LONG + " please"),  # near: one word added
+        ex(4, "What is a traditional IRA and how is it taxed when I retire?"),
+        ex(5, "what is a roth ira"),
+    ]
     kept, removed = deduplicate(records, threshold=0.7)
     assert [r.id for r in kept] == ["r0", "r1", "r4"]
     why = {r.id: r for r in removed}
@@ -32,14 +39,19 @@ def test_the_threshold_is_the_exact_jaccard_of_5_gram_shingles():
 
 
 def test_planted_test_set_leaks_are_removed_with_the_shared_words():
-    test = [EvalItem(messages=[Message("user", LONG)], references=["Compound interest earns interest on interest."],
-                     id="test-7"),
-            EvalItem(messages=[Message("user", "Short one?")], references=["Yes."], id="test-8")]
-    train = [ex(0, "Tell me: " + LONG[:120] + " and more words here"),  # 13+ words of the test prompt
-             ex(1, "How do savings accounts pay interest?"),
-             ex(2, "Summarise", answer="Compound interest earns interest on interest."),  # 6 words only: kept
-             ex(3, "Short one?", answer="A new answer."),  # the short test prompt repeated: removed
-             ex(4, "Is this a short one?")]  # merely containing it: kept
+    test = [
+        EvalItem(
+            messages=[Message("user", LONG)], references=["Compound interest earns interest on interest."], id="test-7"
+        ),
+        EvalItem(messages=[Message("user", "Short one?")], references=["Yes."], id="test-8"),
+    ]
+    train = [
+        ex(0, "Tell me: " + LONG[:120] + " and more words here"),  # 13+ words of the test prompt
+        ex(1, "How do savings accounts pay interest?"),
+        ex(2, "Summarise", answer="Compound interest earns interest on interest."),  # 6 words only: kept
+        ex(3, "Short one?", answer="A new answer."),  # the short test prompt repeated: removed
+        ex(4, "Is this a short one?"),
+    ]  # merely containing it: kept
     kept, removed = decontaminate(train, test, n=13)
     assert [r.id for r in kept] == ["r1", "r2", "r4"]
     assert [(r.id, r.other) for r in removed] == [("r0", "test-7"), ("r3", "test-8")]
@@ -50,8 +62,12 @@ def test_every_shipped_test_prompt_planted_with_a_new_answer_is_removed_and_the_
     from tuneforge.data.seed import load_seed
 
     test = [EvalItem.from_example(e) for e in load_seed("test")]
-    plants = [Example(messages=[*t.messages, Message("assistant", "A new answer written only for this plant.")],
-                      id=f"plant-{i}") for i, t in enumerate(test)]
+    plants = [
+        Example(
+            messages=[*t.messages, Message("assistant", "A new answer written only for this plant.")], id=f"plant-{i}"
+        )
+        for i, t in enumerate(test)
+    ]
     kept, removed = decontaminate(plants, test)
     assert len(test) == 79 and kept == [] and {r.other for r in removed} == {t.id for t in test}
     # false positives: the hand-written train split shares no prompt with the test split; the one record
@@ -92,8 +108,15 @@ def test_paraphrased_test_prompts_are_reported_or_removed_and_unrelated_records_
     from tuneforge.data.build import FilterConfig, apply_filters
     from tuneforge.data.seed import load_examples
 
-    plants = [Example(messages=[Message("user", q), Message("assistant", "A new answer written for training.")],
-                      id=f"plant-{k}", domain=k.split("-")[0], source="manual") for k, q in PARAPHRASES.items()]
+    plants = [
+        Example(
+            messages=[Message("user", q), Message("assistant", "A new answer written for training.")],
+            id=f"plant-{k}",
+            domain=k.split("-")[0],
+            source="manual",
+        )
+        for k, q in PARAPHRASES.items()
+    ]
     train = load_examples("seed:train")
     cfg = FilterConfig(near_threshold=0.8, dedup=False)
     kept, removed, reports = apply_filters(plants + train, cfg)

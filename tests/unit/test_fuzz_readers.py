@@ -16,18 +16,48 @@ from tuneforge.errors import DataError, TuneforgeError
 # CI runs a fixed set of examples (derandomized: a red build is reproducible); for a longer random
 # search: TUNEFORGE_FUZZ_EXAMPLES=2000 pytest tests/unit/test_fuzz_readers.py
 N = int(os.environ.get("TUNEFORGE_FUZZ_EXAMPLES", "120"))
-FUZZ = settings(max_examples=N, deadline=None, derandomize="TUNEFORGE_FUZZ_EXAMPLES" not in os.environ,
-                suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=N,
+    deadline=None,
+    derandomize="TUNEFORGE_FUZZ_EXAMPLES" not in os.environ,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 FORMATS = [None, "jsonl", "openai", "alpaca", "sharegpt", "self_instruct", "superni"]
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=False, width=16),
-                    st.text(max_size=8))
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-    st.sampled_from(["role", "content", "from", "value", "input", "output", "id", "x"]), inner, max_size=3),
-    max_leaves=12)
-KEYS = ["messages", "instruction", "input", "output", "history", "system", "conversations", "chosen", "rejected",
-        "prompt", "completion", "references", "generation", "id", "domain", "meta", "instances", "Definition",
-        "Instances"]
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=False, width=16), st.text(max_size=8)
+)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["role", "content", "from", "value", "input", "output", "id", "x"]), inner, max_size=3
+        )
+    ),
+    max_leaves=12,
+)
+KEYS = [
+    "messages",
+    "instruction",
+    "input",
+    "output",
+    "history",
+    "system",
+    "conversations",
+    "chosen",
+    "rejected",
+    "prompt",
+    "completion",
+    "references",
+    "generation",
+    "id",
+    "domain",
+    "meta",
+    "instances",
+    "Definition",
+    "Instances",
+]
 records = st.dictionaries(st.sampled_from(KEYS), values, max_size=5)
 
 
@@ -86,11 +116,16 @@ VERBS = {  # argv for a data verb on input {i}, output {o}
 
 
 @settings(FUZZ, max_examples=N + 30)
-@given(content=st.one_of(st.binary(max_size=150).map(lambda b: (b, ".jsonl")),
-                         st.lists(records, min_size=1, max_size=3).map(
-                             lambda rows: ("".join(json.dumps(r) + "\n" for r in rows).encode(), ".jsonl")),
-                         st.lists(records, min_size=1, max_size=3).map(lambda rows: (json.dumps(rows).encode(), ".json"))),
-       verb=st.sampled_from(sorted(VERBS)))
+@given(
+    content=st.one_of(
+        st.binary(max_size=150).map(lambda b: (b, ".jsonl")),
+        st.lists(records, min_size=1, max_size=3).map(
+            lambda rows: ("".join(json.dumps(r) + "\n" for r in rows).encode(), ".jsonl")
+        ),
+        st.lists(records, min_size=1, max_size=3).map(lambda rows: (json.dumps(rows).encode(), ".json")),
+    ),
+    verb=st.sampled_from(sorted(VERBS)),
+)
 def test_data_verbs_on_fuzzed_files_exit_0_or_2_with_one_line_and_no_partial_output(content, verb):
     """Through the CLI, in-process: exit 0, or exit 2 with exactly one error line, no traceback and no
     output file; any other exception fails the test with its traceback."""

@@ -35,8 +35,12 @@ def test_generation_is_batched_ordered_and_resumable(tiny_lm, tiny_tok, examples
 
 def test_the_tiny_test_model_says_something_different_to_each_prompt(tiny_lm, tiny_tok, examples):
     # equality tests below would prove nothing if every answer were "" (as with a 0.02-std init)
-    answers = [g.generation for g in generate_answers(tiny_lm, tiny_tok, _items(examples[:6]),
-                                                      GenerationConfig(max_new_tokens=8, batch_size=6), "tiny")]
+    answers = [
+        g.generation
+        for g in generate_answers(
+            tiny_lm, tiny_tok, _items(examples[:6]), GenerationConfig(max_new_tokens=8, batch_size=6), "tiny"
+        )
+    ]
     assert all(answers) and len(set(answers)) >= 4
 
 
@@ -48,8 +52,9 @@ def test_left_padded_batches_give_the_same_greedy_answers_as_one_at_a_time(tiny_
     for k, it in enumerate(items):  # prompts of different lengths: the batches are left-padded
         it.messages = [Message("user", it.messages[0].content + " and then" * k)]
     single = generate_answers(tiny_lm, tiny_tok, items, GenerationConfig(max_new_tokens=8, batch_size=1), "tiny")
-    batched = generate_answers(tiny_lm, tiny_tok, items, GenerationConfig(max_new_tokens=8, batch_size=batch_size),
-                               "tiny")
+    batched = generate_answers(
+        tiny_lm, tiny_tok, items, GenerationConfig(max_new_tokens=8, batch_size=batch_size), "tiny"
+    )
     assert all(g.generation for g in single)
     assert [g.generation for g in batched] == [g.generation for g in single]
     assert tiny_tok.padding_side == "right"  # restored

@@ -6,7 +6,7 @@ from tuneforge import hardware
 from tuneforge.errors import UnknownNameError
 from tuneforge.hardware import decide_precision, resolve_dtype, resolve_precision
 
-AVX2_ONLY = ("avx2", "fma")            # AMD EPYC (Zen 2/3) or an older Intel laptop
+AVX2_ONLY = ("avx2", "fma")  # AMD EPYC (Zen 2/3) or an older Intel laptop
 SAPPHIRE_RAPIDS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
 ZEN4 = ("avx2", "avx512f", "avx512_bf16")
 

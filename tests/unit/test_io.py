@@ -6,14 +6,25 @@ from tuneforge.data.io import FORMATS, convert_file, detect_format, read_records
 from tuneforge.errors import DataError, UnknownNameError
 from tuneforge.records import Example, Message, PreferencePair
 
-MULTI_TURN = Example(messages=[Message("system", "You advise travellers."), Message("user", "Visa?"),
-                               Message("assistant", "Check the embassy."), Message("user", "And ETIAS?"),
-                               Message("assistant", "Apply online.")],
-                     id="t-1", domain="travel", task="visa", source="manual", meta={"kind": "fact"})
+MULTI_TURN = Example(
+    messages=[
+        Message("system", "You advise travellers."),
+        Message("user", "Visa?"),
+        Message("assistant", "Check the embassy."),
+        Message("user", "And ETIAS?"),
+        Message("assistant", "Apply online."),
+    ],
+    id="t-1",
+    domain="travel",
+    task="visa",
+    source="manual",
+    meta={"kind": "fact"},
+)
 
 
-@pytest.mark.parametrize("fmt,suffix", [("jsonl", ".jsonl"), ("alpaca", ".json"), ("alpaca", ".jsonl"),
-                                        ("sharegpt", ".jsonl")])
+@pytest.mark.parametrize(
+    "fmt,suffix", [("jsonl", ".jsonl"), ("alpaca", ".json"), ("alpaca", ".jsonl"), ("sharegpt", ".jsonl")]
+)
 def test_lossless_round_trip(tmp_path, examples, fmt, suffix):
     records = examples + [MULTI_TURN]
     path = write_records(records, tmp_path / f"out{suffix}", fmt)
@@ -76,8 +87,10 @@ def test_self_instruct_seed_tasks_round_trip_exactly(tmp_path, shared_data):
 
 def test_malformed_line_names_file_line_and_field_and_writes_nothing(tmp_path):
     src = tmp_path / "bad.jsonl"
-    src.write_text('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
-                   '{"messages": [{"role": "robot", "content": "q"}]}\n')
+    src.write_text(
+        '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
+        '{"messages": [{"role": "robot", "content": "q"}]}\n'
+    )
     dst = tmp_path / "out.jsonl"
     with pytest.raises(DataError) as exc:
         convert_file(src, dst, "alpaca")

@@ -8,8 +8,16 @@ from tuneforge.records import Generation, Message
 
 
 def _gens(model, answers):
-    return [Generation(id=f"q{i}", prompt=[Message("user", f"Question {i}?")], generation=a,
-                       references=[f"Reference {i}."], model=model) for i, a in enumerate(answers)]
+    return [
+        Generation(
+            id=f"q{i}",
+            prompt=[Message("user", f"Question {i}?")],
+            generation=a,
+            references=[f"Reference {i}."],
+            model=model,
+        )
+        for i, a in enumerate(answers)
+    ]
 
 
 class Judge:

@@ -18,13 +18,26 @@ LAYERS = [
     ["evaluate"],
     ["safety", "multitask", "reflect"],
     # recipes: the entry function of each verb, composing the stages below
-    ["data.build", "data.steps", "train.recipe", "train.export", "evaluate.run", "safety.run", "reflect.run",
-     "multitask.experiment", "demo"],
+    [
+        "data.build",
+        "data.steps",
+        "train.recipe",
+        "train.export",
+        "evaluate.run",
+        "safety.run",
+        "reflect.run",
+        "multitask.experiment",
+        "demo",
+    ],
     ["cli", "__init__"],
 ]
 # a recipe may call another recipe of its own stage, and the demo composes them all
-RECIPE_CALLS = {("data.steps", "data.build"), ("train.export", "train.recipe"), ("demo", "data.build"),
-                ("demo", "train.recipe")}
+RECIPE_CALLS = {
+    ("data.steps", "data.build"),
+    ("train.export", "train.recipe"),
+    ("demo", "data.build"),
+    ("demo", "train.recipe"),
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -51,8 +64,13 @@ def _edges() -> dict[str, set[str]]:
     for name, path in mods.items():
         targets = set()
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else \
-                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names = (
+                [node.module]
+                if isinstance(node, ast.ImportFrom) and node.module
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
             for n in names:
                 if n.startswith("tuneforge."):
                     t = n.removeprefix("tuneforge.")
@@ -83,7 +101,7 @@ def test_the_import_graph_has_no_cycle():
         state[v] = 1
         for w in graph[v]:
             if state.get(w) == 1:
-                cycle.append(stack[stack.index(w):] + [w])
+                cycle.append(stack[stack.index(w) :] + [w])
             elif w not in state:
                 visit(w, stack + [w])
         state[v] = 2

@@ -35,8 +35,11 @@ class ScriptedServer:
                     return
                 n = min(body["n"], choices_per_request or body["n"])
                 last = body["messages"][-1]["content"]
-                payload = {"choices": [{"message": {"role": "assistant", "content": f"echo {last} #{i} STOP tail"}}
-                                       for i in range(n)]}
+                payload = {
+                    "choices": [
+                        {"message": {"role": "assistant", "content": f"echo {last} #{i} STOP tail"}} for i in range(n)
+                    ]
+                }
                 data = json.dumps(payload).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -144,8 +147,11 @@ def test_local_llm_batches_samples_and_stops(tiny_lm, tiny_tok):
     from tuneforge.llm.local import LocalLLM
 
     llm = LocalLLM(tiny_lm, tiny_tok, "tiny", batch_size=2)
-    convs = [[{"role": "user", "content": "hello there"}], [{"role": "user", "content": "a much longer question"}],
-             [{"role": "user", "content": "x"}]]
+    convs = [
+        [{"role": "user", "content": "hello there"}],
+        [{"role": "user", "content": "a much longer question"}],
+        [{"role": "user", "content": "x"}],
+    ]
     greedy = llm.chat(convs, Sampling(max_new_tokens=6))
     assert [len(x) for x in greedy] == [1, 1, 1] and greedy == llm.chat(convs, Sampling(max_new_tokens=6))
     sampled = llm.chat(convs[:1], Sampling(max_new_tokens=6, n=3, temperature=1.0))
@@ -160,7 +166,9 @@ def test_the_request_cache_does_not_serve_a_retrained_model_the_old_answers(tiny
     convs = [[{"role": "user", "content": "hello there"}]]
     first = CachedLLM(LocalLLM(tiny_lm, tiny_tok, "my-model"), tmp_path / "c.sqlite")
     first.chat(convs, Sampling(max_new_tokens=6))
-    retrained = CachedLLM(LocalLLM(tiny_model(tiny_tok, hidden=32, seed=7), tiny_tok, "my-model"), tmp_path / "c.sqlite")
+    retrained = CachedLLM(
+        LocalLLM(tiny_model(tiny_tok, hidden=32, seed=7), tiny_tok, "my-model"), tmp_path / "c.sqlite"
+    )
     retrained.chat(convs, Sampling(max_new_tokens=6))
     assert (retrained.calls, retrained.hits) == (1, 0)  # same name, other weights: asked, not read back
     again = CachedLLM(LocalLLM(tiny_lm, tiny_tok, "my-model"), tmp_path / "c.sqlite")

@@ -30,13 +30,15 @@ def test_lora_trains_adapters_and_leaves_the_base_frozen(tiny_lm, tiny_tok, exam
     frozen_before = {n: p.detach().clone() for n, p in tiny_lm.named_parameters()}
     model = apply_adapter(tiny_lm, AdapterConfig(method="lora", r=4, alpha=8, dropout=0.0))
     trainable_before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    result = train_loop(model, batch_stream(encs, 4, tiny_tok.pad_token_id), SFT, _cfg(steps=20),
-                        log_path=tmp_path / "log.jsonl")
+    result = train_loop(
+        model, batch_stream(encs, 4, tiny_tok.pad_token_id), SFT, _cfg(steps=20), log_path=tmp_path / "log.jsonl"
+    )
     params = dict(model.named_parameters())
     assert all(not torch.equal(params[n], before) for n, before in trainable_before.items() if "lora_B" in n)
     for name, before in frozen_before.items():
-        peft_name = next(n for n in params if n.endswith(name.replace(".weight", ".base_layer.weight"))
-                         or n.endswith(name))
+        peft_name = next(
+            n for n in params if n.endswith(name.replace(".weight", ".base_layer.weight")) or n.endswith(name)
+        )
         assert torch.equal(params[peft_name], before), peft_name
     assert 0 < result.trainable_params < result.total_params
     rows = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
@@ -57,8 +59,13 @@ def test_accumulation_equals_one_large_batch(tiny_lm, tiny_tok, examples, tmp_pa
 
     def one_step(batches, accum, name):
         tiny_lm.load_state_dict(state)
-        train_loop(tiny_lm, iter(batches), SFT, _cfg(steps=1, grad_accum=accum, max_grad_norm=1e9),
-                   log_path=tmp_path / f"{name}.jsonl")
+        train_loop(
+            tiny_lm,
+            iter(batches),
+            SFT,
+            _cfg(steps=1, grad_accum=accum, max_grad_norm=1e9),
+            log_path=tmp_path / f"{name}.jsonl",
+        )
         return json.loads((tmp_path / f"{name}.jsonl").read_text())
 
     big = one_step([full], 1, "big")
@@ -113,8 +120,9 @@ def test_bf16_autocast_training_tracks_fp32_training(tiny_tok, examples, native_
     losses = {}
     for precision in ("fp32", "bf16"):
         model = apply_adapter(tiny_model(tiny_tok, hidden=32, seed=0), AdapterConfig(method="lora", r=4, dropout=0.0))
-        losses[precision] = train_loop(model, batch_stream(encs, 4, tiny_tok.pad_token_id), SFT,
-                                       _cfg(steps=3, precision=precision)).losses
+        losses[precision] = train_loop(
+            model, batch_stream(encs, 4, tiny_tok.pad_token_id), SFT, _cfg(steps=3, precision=precision)
+        ).losses
     # the same model, data and updates: bf16 rounding moves each step's loss by well under 2%
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.02)
     assert losses["bf16"] != losses["fp32"]  # autocast really ran in bf16
@@ -122,9 +130,13 @@ def test_bf16_autocast_training_tracks_fp32_training(tiny_tok, examples, native_
 
 def test_log_rows_hold_the_mean_loss_of_their_window(tiny_lm, tiny_tok, examples, tmp_path):
     encs, _ = encode_examples(examples, tiny_tok)
-    result = train_loop(apply_adapter(tiny_lm, AdapterConfig(method="full")),
-                        batch_stream(encs, 2, tiny_tok.pad_token_id), SFT, _cfg(steps=7, log_every=3),
-                        log_path=tmp_path / "log.jsonl")
+    result = train_loop(
+        apply_adapter(tiny_lm, AdapterConfig(method="full")),
+        batch_stream(encs, 2, tiny_tok.pad_token_id),
+        SFT,
+        _cfg(steps=7, log_every=3),
+        log_path=tmp_path / "log.jsonl",
+    )
     rows = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [3, 6, 7]
     assert rows[1]["loss"] == pytest.approx(sum(result.losses[3:6]) / 3)
@@ -150,12 +162,19 @@ def test_an_interrupted_run_resumes_with_the_same_loss_curve(tiny_tok, examples,
 
     ckpt, log = tmp_path / "ckpt", tmp_path / "log.jsonl"
     with pytest.raises(KeyboardInterrupt):  # dies during step 6, after the step-4 checkpoint
-        train_loop(fresh(), crashing(batch_stream(encs, 3, tiny_tok.pad_token_id, seed=7), 11), SFT, cfg,
-                   log_path=log, checkpoint_dir=ckpt)
+        train_loop(
+            fresh(),
+            crashing(batch_stream(encs, 3, tiny_tok.pad_token_id, seed=7), 11),
+            SFT,
+            cfg,
+            log_path=log,
+            checkpoint_dir=ckpt,
+        )
     assert (ckpt / "latest").read_text() == "checkpoint-4"
     assert [json.loads(x)["step"] for x in log.read_text().splitlines()] == [1, 2, 3, 4, 5]
-    resumed = train_loop(fresh(), batch_stream(encs, 3, tiny_tok.pad_token_id, seed=7), SFT, cfg,
-                         log_path=log, checkpoint_dir=ckpt)
+    resumed = train_loop(
+        fresh(), batch_stream(encs, 3, tiny_tok.pad_token_id, seed=7), SFT, cfg, log_path=log, checkpoint_dir=ckpt
+    )
     assert resumed.losses == pytest.approx(straight.losses, rel=1e-6)
     assert len(resumed.losses) == 10
     rows = [json.loads(x) for x in log.read_text().splitlines()]
@@ -188,8 +207,9 @@ def test_compiled_blocks_train_like_eager_ones_and_are_uncompiled_after(tiny_tok
         # SDPA + LoRA with dynamic shapes (the loop's error then names train.compile; see loop.py)
         base.config._attn_implementation = "eager"
         model = apply_adapter(base, AdapterConfig(method="lora", r=4))
-        result = train_loop(model, batch_stream(encs, 4, tiny_tok.pad_token_id, seed=3), SFT,
-                            _cfg(steps=3, lr=1e-2, compile=compile_))
+        result = train_loop(
+            model, batch_stream(encs, 4, tiny_tok.pad_token_id, seed=3), SFT, _cfg(steps=3, lr=1e-2, compile=compile_)
+        )
         return model, result.losses
 
     model, compiled = run(True)

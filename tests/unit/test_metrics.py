@@ -31,8 +31,9 @@ def test_bleu_is_corpus_level_with_signature():
 def test_bleu_uneven_reference_counts_equal_duplicated_references():
     preds = ["the cat sat on the mat today", "dogs bark loudly at night"]
     uneven = bleu(preds, [["the cat sat on a mat today", "a cat is on the mat"], ["dogs bark at night"]])
-    padded = bleu(preds, [["the cat sat on a mat today", "a cat is on the mat"],
-                          ["dogs bark at night", "dogs bark at night"]])
+    padded = bleu(
+        preds, [["the cat sat on a mat today", "a cat is on the mat"], ["dogs bark at night", "dogs bark at night"]]
+    )
     assert uneven["score"] == pytest.approx(padded["score"])
 
 
@@ -44,8 +45,9 @@ def test_rouge_l_stemmed_max_over_references():
 
 
 def test_tsas_formula_degenerate_items_and_parrot_control():
-    model = FakeModel({"I1": [1, 0], "R1": [1, 1], "REF1": [1, 0.5],
-                       "I2": [0, 1], "R2": [0, 1], "REF2": [1, 0]})  # REF2 ⟂ I2: denominator 0
+    model = FakeModel(
+        {"I1": [1, 0], "R1": [1, 1], "REF1": [1, 0.5], "I2": [0, 1], "R2": [0, 1], "REF2": [1, 0]}
+    )  # REF2 ⟂ I2: denominator 0
     enc = Encoder(model, "fake")
     res = tsas(["R1", "R2"], [["REF1"], ["REF2"]], ["I1", "I2"], encoder=enc)
     cos_ir, cos_iref = 1 / np.sqrt(2), 1 / np.sqrt(1.25)
@@ -58,8 +60,7 @@ def test_tsas_formula_degenerate_items_and_parrot_control():
 
 def test_tsas_leaves_out_items_whose_reference_barely_matches_the_instruction():
     # cos(I2, REF2) = 0.01: without a floor this ordinary answer would score ~100 and swamp the mean
-    model = FakeModel({"I1": [1, 0], "R1": [1, 1], "REF1": [1, 0.5],
-                       "I2": [0.01, 1], "R2": [0.7, 0.7], "REF2": [1, 0]})
+    model = FakeModel({"I1": [1, 0], "R1": [1, 1], "REF1": [1, 0.5], "I2": [0.01, 1], "R2": [0.7, 0.7], "REF2": [1, 0]})
     enc = Encoder(model, "fake")
     res = tsas(["R1", "R2"], [["REF1"], ["REF2"]], ["I1", "I2"], encoder=enc)
     assert res["per_item"][1] is None and res["n_below_floor"] == 1
@@ -78,10 +79,12 @@ def test_encoder_encodes_each_text_once():
 
 
 def test_score_generations_per_domain_keys_and_macro_mean():
-    gens = [Generation(id=str(i), prompt=[Message("user", "q")], generation=g, references=[r], model="m",
-                       domain=d) for i, (g, r, d) in enumerate([("a b c", "a b c", "finance"),
-                                                                ("x y", "a b", "finance"),
-                                                                ("same text", "same text", "legal")])]
+    gens = [
+        Generation(id=str(i), prompt=[Message("user", "q")], generation=g, references=[r], model="m", domain=d)
+        for i, (g, r, d) in enumerate(
+            [("a b c", "a b c", "finance"), ("x y", "a b", "finance"), ("same text", "same text", "legal")]
+        )
+    ]
     res = score_generations(gens, ["rouge_l"])
     flat = res["flat"]
     assert flat["rouge_l_for_legal"] == pytest.approx(100.0)

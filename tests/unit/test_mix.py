@@ -8,8 +8,10 @@ from tuneforge.records import Example, Message
 
 
 def _rows(name: str, n: int) -> list[Example]:
-    return [Example(messages=[Message("user", f"{name} {i}"), Message("assistant", "ok")], id=f"{name}-{i}",
-                    source=name) for i in range(n)]
+    return [
+        Example(messages=[Message("user", f"{name} {i}"), Message("assistant", "ok")], id=f"{name}-{i}", source=name)
+        for i in range(n)
+    ]
 
 
 def test_counts_follow_the_weights_and_sum_to_the_total():

@@ -86,22 +86,34 @@ def test_similarity_term_on_planted_embeddings():
 
 
 def _gen(task, split, cat, pred, ref, i):
-    return Generation(id=f"{task}-{i}", prompt=[Message("user", "q")], generation=pred, references=[ref],
-                      model="m", task=task, domain=cat, meta={"split": split})
+    return Generation(
+        id=f"{task}-{i}",
+        prompt=[Message("user", "q")],
+        generation=pred,
+        references=[ref],
+        model="m",
+        task=task,
+        domain=cat,
+        meta={"split": split},
+    )
 
 
 def test_seen_unseen_gap_and_phrasing_summary():
-    gens = [_gen("a", "seen", "QA", "yes", "yes", i) for i in range(4)] + \
-           [_gen("b", "seen", "QA", "no", "yes", i) for i in range(4)] + \
-           [_gen("c", "unseen", "Classification", "yes", "yes", i) for i in range(2)] + \
-           [_gen("c", "unseen", "Classification", "no", "yes", i + 2) for i in range(2)]
+    gens = (
+        [_gen("a", "seen", "QA", "yes", "yes", i) for i in range(4)]
+        + [_gen("b", "seen", "QA", "no", "yes", i) for i in range(4)]
+        + [_gen("c", "unseen", "Classification", "yes", "yes", i) for i in range(2)]
+        + [_gen("c", "unseen", "Classification", "no", "yes", i + 2) for i in range(2)]
+    )
     res = generalisation(gens, n_boot=200)
     em = res["metrics"]["exact_match"]
     assert em["seen"] == 50.0 and em["unseen"] == 50.0 and em["gap"] == 0.0
     assert em["unseen_by_category"] == {"Classification": 50.0} and em["n_unseen_tasks"] == 1
     assert em["unseen_ci"][0] <= 50 <= em["unseen_ci"][1] and res["tasks"]["b"]["exact_match"] == 0.0
-    forms = {"plain": [_gen("c", "unseen", "C", "yes", "yes", i) for i in range(2)],
-             "question": [_gen("c", "unseen", "C", p, "yes", i) for i, p in enumerate(["yes", "no"])]}
+    forms = {
+        "plain": [_gen("c", "unseen", "C", "yes", "yes", i) for i in range(2)],
+        "question": [_gen("c", "unseen", "C", p, "yes", i) for i, p in enumerate(["yes", "no"])],
+    }
     ph = phrasing_summary(forms, "exact_match")
     assert ph["per_form"] == {"plain": 100.0, "question": 50.0} and ph["worst_case_mean"] == 50.0
     assert ph["spread"] == 50.0
@@ -110,8 +122,14 @@ def test_seen_unseen_gap_and_phrasing_summary():
 def _task_rows(task, n, word):
     from tuneforge.records import Example
 
-    return [Example(messages=[Message("user", f"{task} question {i}?"), Message("assistant", f"{word} {i}.")],
-                    id=f"{task}-{i}", task=task) for i in range(n)]
+    return [
+        Example(
+            messages=[Message("user", f"{task} question {i}?"), Message("assistant", f"{word} {i}.")],
+            id=f"{task}-{i}",
+            task=task,
+        )
+        for i in range(n)
+    ]
 
 
 def test_multitask_backward_sums_or_projects_per_task_gradients(tiny_lm, tiny_tok):
@@ -158,8 +176,13 @@ def test_multitask_training_in_the_one_loop_logs_conflict(tiny_lm, tiny_tok, tmp
     by_task = {t: _task_rows(t, 6, w) for t, w in (("alpha", "yes"), ("beta", "no"), ("gamma", "maybe"))}
     obj = MultiTaskObjective(tiny_lm, "pcgrad")
     cfg = TrainConfig(steps=4, batch_size=2, lr=1e-2, log_every=2, precision="fp32")
-    result = train_loop(tiny_lm, multitask_batches(by_task, tiny_tok, 2, tasks_per_step=2, seed=1),
-                        obj.objective(), cfg, tmp_path / "log.jsonl")
+    result = train_loop(
+        tiny_lm,
+        multitask_batches(by_task, tiny_tok, 2, tasks_per_step=2, seed=1),
+        obj.objective(),
+        cfg,
+        tmp_path / "log.jsonl",
+    )
     rows = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert result.steps == 4 and all(np.isfinite(result.losses))
     assert all(-1 <= r["conflict_mean_cosine"] <= 1 for r in rows if "conflict_mean_cosine" in r)
@@ -217,8 +240,10 @@ def test_per_task_lora_trains_shared_and_own_adapters(tiny_lm, tiny_tok):
         params = adapters.use(t)
         grads = torch.autograd.grad(sft_loss(model, _sub(batch, t)) * scale, params)
         own = adapters.names[t]
-        for name, part in (("default", grads[:len(adapters.params["default"])]),
-                           (own, grads[len(adapters.params["default"]):])):
+        for name, part in (
+            ("default", grads[: len(adapters.params["default"])]),
+            (own, grads[len(adapters.params["default"]) :]),
+        ):
             want[name] = [w + g for w, g in zip(want[name], part)]
     for n in adapters.all_names:
         assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(got[n], want[n])), n
@@ -261,12 +286,36 @@ def test_the_experiment_runs_end_to_end_at_tiny_scale(tasks, tmp_path, shared_da
     tiny_model(tok).save_pretrained(tmp_path / "model")
     tok.save_pretrained(tmp_path / "model")
     out = tmp_path / "mt"
-    assert main(["multitask", "run", f"output_dir={out}", f"superni_dir={shared_data / 'superni'}",
-                 f"model={tmp_path / 'model'}", "dtype=float32", "methods=[mixed, per_task_lora, pcgrad_similarity]", "seen_tasks=3",
-                 "unseen_tasks=2", "train_per_task=4", "eval_per_task=2", "train.steps=2", "train.precision=fp32",
-                 "train.log_every=1", "train.max_length=512", "generation.max_new_tokens=2", "phrasing_per_task=1",
-                 "phrasing_forms=[instruction, template, abstract, question, role]", "bootstrap=50",
-                 "combo_sets=2", "combo_size=1", "combo_steps=1", "combo_eval_per_task=1"]) == 0
+    assert (
+        main(
+            [
+                "multitask",
+                "run",
+                f"output_dir={out}",
+                f"superni_dir={shared_data / 'superni'}",
+                f"model={tmp_path / 'model'}",
+                "dtype=float32",
+                "methods=[mixed, per_task_lora, pcgrad_similarity]",
+                "seen_tasks=3",
+                "unseen_tasks=2",
+                "train_per_task=4",
+                "eval_per_task=2",
+                "train.steps=2",
+                "train.precision=fp32",
+                "train.log_every=1",
+                "train.max_length=512",
+                "generation.max_new_tokens=2",
+                "phrasing_per_task=1",
+                "phrasing_forms=[instruction, template, abstract, question, role]",
+                "bootstrap=50",
+                "combo_sets=2",
+                "combo_size=1",
+                "combo_steps=1",
+                "combo_eval_per_task=1",
+            ]
+        )
+        == 0
+    )
     res = json.loads((out / "results.json").read_text())
     assert list(res["methods"]) == ["base", "mixed", "per_task_lora", "pcgrad_similarity"]
     for method in ("mixed", "per_task_lora", "pcgrad_similarity"):

@@ -32,9 +32,15 @@ def test_kl_term_matches_the_formula_by_hand(tau):
 
 
 def _pairs(n=6):
-    return [PreferencePair(prompt=[Message("user", f"Should I check the rules {i}?")],
-                           chosen="Yes, please consult a professional.", rejected="No idea, whatever.", id=str(i))
-            for i in range(n)]
+    return [
+        PreferencePair(
+            prompt=[Message("user", f"Should I check the rules {i}?")],
+            chosen="Yes, please consult a professional.",
+            rejected="No idea, whatever.",
+            id=str(i),
+        )
+        for i in range(n)
+    ]
 
 
 def test_sequence_logps_is_minus_the_summed_sft_loss(tiny_lm, tiny_tok, examples):
@@ -55,8 +61,12 @@ def test_dpo_training_widens_the_chosen_rejected_margin(tiny_lm, tiny_tok):
 
     before = margin()
     objective = dpo_objective(beta=0.5)  # reference = the base model (adapter disabled)
-    result = train_loop(model, iter([batch] * 15), objective,
-                        TrainConfig(steps=15, batch_size=6, lr=1e-2, warmup_ratio=0.0, precision="fp32"))
+    result = train_loop(
+        model,
+        iter([batch] * 15),
+        objective,
+        TrainConfig(steps=15, batch_size=6, lr=1e-2, warmup_ratio=0.0, precision="fp32"),
+    )
     assert margin() > before + 0.5
     assert result.losses[-1] < result.losses[0] <= math.log(2) + 1e-4  # starts at log 2 (policy = reference)
 

@@ -15,20 +15,32 @@ def test_example_needs_an_assistant_turn():
 
 
 def test_example_prompt_response_and_instruction():
-    ex = Example.from_dict({"messages": [
-        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q1"},
-        {"role": "assistant", "content": "A1"}, {"role": "user", "content": "Q2"},
-        {"role": "assistant", "content": "A2"}]})
+    ex = Example.from_dict(
+        {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Q1"},
+                {"role": "assistant", "content": "A1"},
+                {"role": "user", "content": "Q2"},
+                {"role": "assistant", "content": "A2"},
+            ]
+        }
+    )
     assert ex.response == "A2"
     assert ex.instruction == "Q2"
     assert [m.content for m in ex.prompt] == ["Be brief.", "Q1", "A1", "Q2"]
 
 
-@pytest.mark.parametrize("record", [
-    {"prompt": "What is APR?", "completion": "The yearly cost of borrowing."},
-    {"prompt": [{"role": "user", "content": "What is APR?"}],
-     "completion": [{"role": "assistant", "content": "The yearly cost of borrowing."}]},
-])
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"prompt": "What is APR?", "completion": "The yearly cost of borrowing."},
+        {
+            "prompt": [{"role": "user", "content": "What is APR?"}],
+            "completion": [{"role": "assistant", "content": "The yearly cost of borrowing."}],
+        },
+    ],
+)
 def test_prompt_completion_standard_and_conversational(record):
     ex = Example.from_dict(record)
     assert ex.instruction == "What is APR?"
@@ -36,8 +48,13 @@ def test_prompt_completion_standard_and_conversational(record):
 
 
 def test_unknown_top_level_keys_are_kept_in_meta():
-    ex = Example.from_dict({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
-                            "rating": 4, "meta": {"kind": "fact"}})
+    ex = Example.from_dict(
+        {
+            "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+            "rating": 4,
+            "meta": {"kind": "fact"},
+        }
+    )
     assert ex.meta == {"rating": 4, "kind": "fact"}
     assert ex.to_dict()["meta"] == {"rating": 4, "kind": "fact"}
 
@@ -60,6 +77,13 @@ def test_eval_item_from_example_and_generation_round_trip(examples):
     assert item.references == [examples[0].response]
     assert item.messages == examples[0].prompt
     assert EvalItem.from_dict(item.to_dict()) == item
-    gen = Generation(id=item.id, prompt=item.messages, generation="x", references=item.references,
-                     model="m", domain=item.domain, settings={"max_new_tokens": 4})
+    gen = Generation(
+        id=item.id,
+        prompt=item.messages,
+        generation="x",
+        references=item.references,
+        model="m",
+        domain=item.domain,
+        settings={"max_new_tokens": 4},
+    )
     assert Generation.from_dict(gen.to_dict()) == gen

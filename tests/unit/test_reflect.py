@@ -70,8 +70,15 @@ def run(ratings, levels=("basic", "expert"), T=4, eps=0.05, trace=None):
     llm = FakeLLM(ratings)
     cfg = LoopConfig(levels=list(levels), max_iterations=T, epsilon=eps)
     rows = []
-    res = reflect_items([ReflectItem("i1", "Explain oral rehydration.")], lambda it: [DOC], TeacherAgent(llm),
-                        StudentAgent(llm), fake_encoder, cfg, rows.append)
+    res = reflect_items(
+        [ReflectItem("i1", "Explain oral rehydration.")],
+        lambda it: [DOC],
+        TeacherAgent(llm),
+        StudentAgent(llm),
+        fake_encoder,
+        cfg,
+        rows.append,
+    )
     return res[0], llm.log, rows
 
 
@@ -80,11 +87,31 @@ def a(r):
 
 
 def test_loop_order_matrix_values_and_stop_at_first_converged_iteration():
-    ratings = {("basic", 0): 4, ("expert", 0): 1, ("basic", 1): 7, ("expert", 1): 4,
-               ("basic", 2): 7, ("expert", 2): 4.3, ("basic", 3): 1, ("expert", 3): 1}
+    ratings = {
+        ("basic", 0): 4,
+        ("expert", 0): 1,
+        ("basic", 1): 7,
+        ("expert", 1): 4,
+        ("basic", 2): 7,
+        ("expert", 2): 4.3,
+        ("basic", 3): 1,
+        ("expert", 3): 1,
+    }
     res, log, rows = run(ratings)
-    assert log == ["generate", "question", "answer", "evaluate", "reflect",
-                   "question", "answer", "evaluate", "reflect", "question", "answer", "evaluate"]
+    assert log == [
+        "generate",
+        "question",
+        "answer",
+        "evaluate",
+        "reflect",
+        "question",
+        "answer",
+        "evaluate",
+        "reflect",
+        "question",
+        "answer",
+        "evaluate",
+    ]
     want = np.array([[a(4), a(7), a(7), np.nan], [a(1), a(4), a(4.3), np.nan]])
     np.testing.assert_allclose(res.matrix, want, rtol=1e-9)
     # ‖A[:,1] − A[:,0]‖ = SIM·√(2·(3/9)²) ≈ 0.33 ≥ ε; ‖A[:,2] − A[:,1]‖ = SIM·0.3/9 ≈ 0.024 < ε → stop at t = 2
@@ -95,8 +122,10 @@ def test_loop_order_matrix_values_and_stop_at_first_converged_iteration():
     assert [c["converged"] for c in checks] == [False, False, True] and checks[0]["delta_norm"] is None
     assert checks[2]["delta_norm"] == pytest.approx(SIM * 0.3 / 9)
     reflect = [r for r in rows if r["step"] == "reflect"]
-    assert reflect[0]["feedback"] == [["basic", "improve the basic part"], ["expert", "improve the expert part"]] or \
-        reflect[0]["feedback"] == [("basic", "improve the basic part"), ("expert", "improve the expert part")]
+    assert reflect[0]["feedback"] == [
+        ["basic", "improve the basic part"],
+        ["expert", "improve the expert part"],
+    ] or reflect[0]["feedback"] == [("basic", "improve the basic part"), ("expert", "improve the expert part")]
 
 
 def test_stops_at_T_when_never_converged_and_does_not_reflect_after_the_last_round():
@@ -108,8 +137,14 @@ def test_stops_at_T_when_never_converged_and_does_not_reflect_after_the_last_rou
 
 
 def test_a_parse_failure_is_recorded_not_scored():
-    ratings = {("basic", 0): 5, ("expert", 0): 5, ("basic", 1): 5, ("expert", 1): "Looks good to me.",
-               ("basic", 2): 5, ("expert", 2): 5}
+    ratings = {
+        ("basic", 0): 5,
+        ("expert", 0): 5,
+        ("basic", 1): 5,
+        ("expert", 1): "Looks good to me.",
+        ("basic", 2): 5,
+        ("expert", 2): 5,
+    }
     res, _, rows = run(ratings, T=3)
     assert np.isnan(res.matrix[1, 1]) and res.matrix[0, 1] == pytest.approx(a(5))
     assert res.parse_failures == 1
@@ -137,14 +172,22 @@ def test_preprocess_retrieve_aggregate():
     text = "# Title\n\nFirst sentence here. Second one is here too. Third.\n\n## Salt\n\nORS replaces salt and water."
     ps = preprocess("d.md", text, max_words=6)
     # sentences are packed while the passage stays ≤ 6 words; a heading starts a new passage
-    assert [p.text for p in ps] == ["First sentence here.", "Second one is here too. Third.",
-                                    "ORS replaces salt and water."]
+    assert [p.text for p in ps] == [
+        "First sentence here.",
+        "Second one is here too. Third.",
+        "ORS replaces salt and water.",
+    ]
     assert ps[0].title == "Title" and ps[-1].title == "Salt" and [p.index for p in ps] == [0, 1, 2]
     top = retrieve(ps, "how does ORS replace salt", k=2)
     assert top[0].text.startswith("ORS") and len(top) == 2
     assert aggregate(top).index("[d.md") == 0 and aggregate(top).endswith("ORS replaces salt and water.")
-    emb = retrieve(ps, "salt", k=1, method="embedding",
-                   encoder=lambda ts: np.array([[1.0, 0.0] if "salt" in t.lower() else [0.0, 1.0] for t in ts]))
+    emb = retrieve(
+        ps,
+        "salt",
+        k=1,
+        method="embedding",
+        encoder=lambda ts: np.array([[1.0, 0.0] if "salt" in t.lower() else [0.0, 1.0] for t in ts]),
+    )
     assert emb[0].title == "Salt"
     with pytest.raises(DataError, match="documents not found"):
         load_documents("/nonexistent", ["x.md"])
@@ -167,8 +210,14 @@ def test_export_final_or_best_answer():
     from tuneforge.reflect.run import ReflectRunConfig, chosen_round, export_records
 
     # round 1 has the highest mean A; round 2 (the final one) got worse
-    ratings = {("basic", 0): 4, ("expert", 0): 4, ("basic", 1): 9, ("expert", 1): 8,
-               ("basic", 2): 2, ("expert", 2): "unparsable"}
+    ratings = {
+        ("basic", 0): 4,
+        ("expert", 0): 4,
+        ("basic", 1): 9,
+        ("expert", 1): 8,
+        ("basic", 2): 2,
+        ("expert", 2): "unparsable",
+    }
     res, _, _ = run(ratings, T=3)
     assert chosen_round(res, "final") == 2 and chosen_round(res, "best") == 1
     final, best = export_records([res], "t", "s"), export_records([res], "t", "s", answer="best")
@@ -241,10 +290,14 @@ def test_probability_verdicts_score_the_expected_digit():
     assert v.rating == pytest.approx(6.0) and v.mass == pytest.approx(0.8) and (v.low, v.high) == (1, 9)
     assert v.feedback == "What a lovely reply."
     cfg = LoopConfig(levels=["basic", "expert"], max_iterations=2)
-    res = reflect_items([ReflectItem("i1", "Explain.")], lambda it: [DOC], teacher, StudentAgent(llm), fake_encoder, cfg)[0]
+    res = reflect_items(
+        [ReflectItem("i1", "Explain.")], lambda it: [DOC], teacher, StudentAgent(llm), fake_encoder, cfg
+    )[0]
     np.testing.assert_allclose(res.matrix[:, 0], SIM * (6 - 1) / 8)  # quality on the 1–9 scale
     assert res.converged_at == 1 and res.parse_failures == 0
-    low_mass = TeacherAgent(ProbLLM(probs), verdict="probability", min_mass=0.9).evaluate([("c", "basic", "q", "reply to basic v0")])[0]
+    low_mass = TeacherAgent(ProbLLM(probs), verdict="probability", min_mass=0.9).evaluate(
+        [("c", "basic", "q", "reply to basic v0")]
+    )[0]
     assert low_mass.rating is None and not low_mass.parsed
     with pytest.raises(ConfigError, match="verdict 'judge' unknown"):
         TeacherAgent(llm, verdict="judge")
@@ -273,11 +326,15 @@ def test_local_choice_probs_equal_the_next_token_softmax(tiny_lm, tiny_tok):
     from tuneforge.llm.local import LocalLLM
 
     llm = LocalLLM(tiny_lm, tiny_tok, "tiny", batch_size=2)
-    convs = [[{"role": "user", "content": "Rate it."}], [{"role": "user", "content": "A longer request to rate, please."}]]
+    convs = [
+        [{"role": "user", "content": "Rate it."}],
+        [{"role": "user", "content": "A longer request to rate, please."}],
+    ]
     got = llm.choice_probs(convs, "Rating: ", ["1", "2", "3"])
     for conv, probs in zip(convs, got):
-        text = tiny_tok.apply_chat_template(conv + [{"role": "assistant", "content": "Rating: "}], tokenize=False,
-                                            continue_final_message=True)
+        text = tiny_tok.apply_chat_template(
+            conv + [{"role": "assistant", "content": "Rating: "}], tokenize=False, continue_final_message=True
+        )
         ids = tiny_tok(text, return_tensors="pt", add_special_tokens=False).input_ids
         with torch.no_grad():
             p = tiny_lm(input_ids=ids).logits[0, -1].float().softmax(-1)

@@ -11,8 +11,14 @@ def test_steal_percent_from_proc_stat_counters():
 def _gen(i, text, model):
     from tuneforge.records import Generation, Message
 
-    return Generation(id=i, prompt=[Message("user", f"question {i}")], generation=text, references=["a reference answer"],
-                      model=model, domain="finance")
+    return Generation(
+        id=i,
+        prompt=[Message("user", f"question {i}")],
+        generation=text,
+        references=["a reference answer"],
+        model=model,
+        domain="finance",
+    )
 
 
 def test_a_paired_comparison_that_cannot_be_computed_is_reported_not_dropped(tmp_path):
@@ -27,7 +33,9 @@ def test_a_paired_comparison_that_cannot_be_computed_is_reported_not_dropped(tmp
         (tmp_path / "scores").mkdir(exist_ok=True)
         (tmp_path / "scores" / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in s.pop("per_item")))
         models[name] = s
-    (tmp_path / "metrics.json").write_text(json.dumps({"run": {"models": {"base": "x", "tuned": "y"}}, "models": models}))
+    (tmp_path / "metrics.json").write_text(
+        json.dumps({"run": {"models": {"base": "x", "tuned": "y"}}, "models": models})
+    )
     report = write_report(tmp_path).read_text()
     assert "Paired comparison: tuned − base" in report and "share no item ids" in report
 
@@ -38,8 +46,10 @@ def test_the_report_kit_builds_one_self_contained_escaped_page():
     plt = kit.pyplot()
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
-    html_page = kit.page("run <x>", [*kit.paragraphs(["a `code` & b"]), kit.section("T", ["h<1>"], [["<b>v</b>"]]),
-                                     kit.figure(fig, "cap & tion")])
+    html_page = kit.page(
+        "run <x>",
+        [*kit.paragraphs(["a `code` & b"]), kit.section("T", ["h<1>"], [["<b>v</b>"]]), kit.figure(fig, "cap & tion")],
+    )
     assert html_page.startswith("<!DOCTYPE html>") and html_page.rstrip().endswith("</html>")
     assert "<title>run &lt;x&gt;</title>" in html_page and "<th>h&lt;1&gt;</th>" in html_page
     assert "<td>&lt;b&gt;v&lt;/b&gt;</td>" in html_page and "<p>a code &amp; b</p>" in html_page

@@ -17,10 +17,18 @@ def test_only_assistant_tokens_are_targets(tiny_tok):
 
 
 def test_masks_assistant_last_all(tiny_tok):
-    ex = Example(messages=[Message("user", "Q1"), Message("assistant", "first answer"),
-                           Message("user", "Q2"), Message("assistant", "second answer")])
-    assert _target_text(encode_example(ex, tiny_tok, mask="assistant"), tiny_tok) == \
-        "first answer<|im_end|>second answer<|im_end|>"
+    ex = Example(
+        messages=[
+            Message("user", "Q1"),
+            Message("assistant", "first answer"),
+            Message("user", "Q2"),
+            Message("assistant", "second answer"),
+        ]
+    )
+    assert (
+        _target_text(encode_example(ex, tiny_tok, mask="assistant"), tiny_tok)
+        == "first answer<|im_end|>second answer<|im_end|>"
+    )
     assert _target_text(encode_example(ex, tiny_tok, mask="last"), tiny_tok) == "second answer<|im_end|>"
     enc_all = encode_example(ex, tiny_tok, mask="all")
     assert all(label != IGNORE for label in enc_all.labels)
@@ -83,7 +91,7 @@ def test_segments_in_a_packed_row_do_not_attend_to_each_other(tiny_lm, tiny_tok,
     with torch.no_grad():
         packed_logits = tiny_lm(**model_inputs(collate([row], tiny_tok.pad_token_id))).logits[0]
         alone = tiny_lm(**model_inputs(collate([second], tiny_tok.pad_token_id))).logits[0]
-    assert torch.allclose(packed_logits[-len(second.input_ids):], alone, atol=1e-5)
+    assert torch.allclose(packed_logits[-len(second.input_ids) :], alone, atol=1e-5)
 
 
 def test_target_only_logits_equal_the_full_vocabulary_projection(tiny_lm, tiny_tok, examples):
@@ -96,6 +104,10 @@ def test_target_only_logits_equal_the_full_vocabulary_projection(tiny_lm, tiny_t
     batch = collate(encs, tiny_tok.pad_token_id)
     with torch.no_grad():
         full = tiny_lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        expected = F.cross_entropy(full[:, :-1].reshape(-1, full.size(-1)), batch["labels"][:, 1:].reshape(-1),
-                                   ignore_index=IGNORE, reduction="sum")
+        expected = F.cross_entropy(
+            full[:, :-1].reshape(-1, full.size(-1)),
+            batch["labels"][:, 1:].reshape(-1),
+            ignore_index=IGNORE,
+            reduction="sum",
+        )
         assert float(sft_loss(tiny_lm, batch)) == pytest.approx(float(expected), rel=1e-5)

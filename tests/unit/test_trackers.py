@@ -27,8 +27,13 @@ def test_tensorboard_receives_the_logged_rows(tiny_lm, tiny_tok, examples, tmp_p
 
     encs, _ = encode_examples(examples, tiny_tok)
     cfg = TrainConfig(steps=4, batch_size=4, log_every=2, precision="fp32", report_to=["tensorboard"])
-    result = train_loop(apply_adapter(tiny_lm, AdapterConfig(r=4)), batch_stream(encs, 4, tiny_tok.pad_token_id),
-                        Objective("sft", sft_loss, count_targets), cfg, log_path=tmp_path / "train_log.jsonl")
+    result = train_loop(
+        apply_adapter(tiny_lm, AdapterConfig(r=4)),
+        batch_stream(encs, 4, tiny_tok.pad_token_id),
+        Objective("sft", sft_loss, count_targets),
+        cfg,
+        log_path=tmp_path / "train_log.jsonl",
+    )
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
     losses = [(e.step, e.value) for e in events.Scalars("train/loss")]

@@ -12,9 +12,9 @@ def tiny_run(tmp_path, tiny_lm, tiny_tok, examples):
     tiny_tok.save_pretrained(tmp_path / "model")
     write_records(examples, tmp_path / "train.jsonl")
     cfg = tmp_path / "lora.yaml"
-    cfg.write_text(f"""output_dir: {tmp_path / 'run'}
-model: {{name: {tmp_path / 'model'}, dtype: float32, device: cpu}}
-data: {{train: {tmp_path / 'train.jsonl'}, eval: {tmp_path / 'train.jsonl'}}}
+    cfg.write_text(f"""output_dir: {tmp_path / "run"}
+model: {{name: {tmp_path / "model"}, dtype: float32, device: cpu}}
+data: {{train: {tmp_path / "train.jsonl"}, eval: {tmp_path / "train.jsonl"}}}
 adapter: {{method: lora, r: 4, target_modules: [q_proj, v_proj]}}
 train: {{steps: 12, batch_size: 8, lr: 0.01, warmup_ratio: 0.0, precision: fp32, log_every: 4}}
 """)
@@ -77,8 +77,9 @@ def test_export_without_merge_copies_the_adapter_and_bad_runs_are_clear_errors(t
     tmp_path, cfg = tiny_run
     assert main(["export", str(tmp_path)]) == 2
     assert "not a finished training run" in capsys.readouterr().err
-    assert main(["train", str(cfg), "adapter.method=prompt_tuning", "adapter.num_virtual_tokens=2",
-                 "train.steps=2"]) == 0
+    assert (
+        main(["train", str(cfg), "adapter.method=prompt_tuning", "adapter.num_virtual_tokens=2", "train.steps=2"]) == 0
+    )
     assert main(["export", str(tmp_path / "run"), "--merge"]) == 2
     assert "cannot be merged" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "out")]) == 0
@@ -92,11 +93,27 @@ def test_train_mixes_weighted_sources_and_saves_the_resolved_config(tiny_run, ca
     from tuneforge.records import Example, Message
 
     tmp_path, cfg = tiny_run
-    extra = [Example(messages=[Message("user", f"Travel question {i}?"), Message("assistant", "Check the visa rules.")],
-                     id=f"travel-{i}", domain="travel") for i in range(4)]
+    extra = [
+        Example(
+            messages=[Message("user", f"Travel question {i}?"), Message("assistant", "Check the visa rules.")],
+            id=f"travel-{i}",
+            domain="travel",
+        )
+        for i in range(4)
+    ]
     write_records(extra, tmp_path / "extra.jsonl")
-    assert main(["train", str(cfg), f"data.train=[{tmp_path / 'train.jsonl'}, {tmp_path / 'extra.jsonl'}]",
-                 "data.weights=[1, 3]", "train.steps=2"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(cfg),
+                f"data.train=[{tmp_path / 'train.jsonl'}, {tmp_path / 'extra.jsonl'}]",
+                "data.weights=[1, 3]",
+                "train.steps=2",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "extra.jsonl: 9 rows from 4 (75%)" in out and "train.jsonl: 3 rows from 8 (25%)" in out
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
@@ -115,9 +132,15 @@ def test_qlora_on_a_cpu_machine_is_a_clear_error_before_loading(tiny_run, capsys
 def pairs_file(tmp_path):
     from tuneforge.records import Message, PreferencePair
 
-    pairs = [PreferencePair(prompt=[Message("user", f"Should I double my dose {i}?")],
-                            chosen="No. Ask your doctor or pharmacist first.",
-                            rejected="Yes, take as much as you like.", id=f"p{i}") for i in range(6)]
+    pairs = [
+        PreferencePair(
+            prompt=[Message("user", f"Should I double my dose {i}?")],
+            chosen="No. Ask your doctor or pharmacist first.",
+            rejected="Yes, take as much as you like.",
+            id=f"p{i}",
+        )
+        for i in range(6)
+    ]
     write_records(pairs, tmp_path / "pairs.jsonl")
     return tmp_path / "pairs.jsonl"
 
@@ -125,8 +148,22 @@ def pairs_file(tmp_path):
 @pytest.mark.parametrize("method", ["lora", "full"])
 def test_dpo_from_the_cli_raises_the_reward_margin(tiny_run, pairs_file, method):
     tmp_path, cfg = tiny_run
-    assert main(["train", str(cfg), "objective.name=dpo", f"data.train={pairs_file}", "data.eval=",
-                 f"adapter.method={method}", "train.steps=8", "train.batch_size=3", "train.lr=0.005"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(cfg),
+                "objective.name=dpo",
+                f"data.train={pairs_file}",
+                "data.eval=",
+                f"adapter.method={method}",
+                "train.steps=8",
+                "train.batch_size=3",
+                "train.lr=0.005",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
     tuned = summary["eval"]["tuned"]
     assert summary["objective"] == "dpo" and summary["eval"]["base"] is None
@@ -138,9 +175,14 @@ def test_dpo_from_the_cli_raises_the_reward_margin(tiny_run, pairs_file, method)
 def test_distill_and_domain_adaptation_from_the_cli(tiny_run):
     tmp_path, cfg = tiny_run
     teacher = tmp_path / "model"
-    for extra in (["objective.name=distill", f"objective.teacher={teacher}"],
-                  ["objective.name=domain_adaptation", f"objective.general={tmp_path / 'train.jsonl'}",
-                   "objective.consistency_weight=1.0"]):
+    for extra in (
+        ["objective.name=distill", f"objective.teacher={teacher}"],
+        [
+            "objective.name=domain_adaptation",
+            f"objective.general={tmp_path / 'train.jsonl'}",
+            "objective.consistency_weight=1.0",
+        ],
+    ):
         run = tmp_path / extra[0].split("=")[1]  # each objective in its own run directory
         assert main(["train", str(cfg), *extra, "train.steps=6", f"output_dir={run}"]) == 0
         summary = json.loads((run / "train_summary.json").read_text())
@@ -197,6 +239,7 @@ def test_a_run_that_fails_midway_is_marked_unfinished_and_refused_until_rerun(ti
 
     def crash(*a, **k):
         raise RuntimeError("out of memory in the middle of training")
+
     monkeypatch.setattr(recipe, "fit_sft", crash)
     with pytest.raises(RuntimeError):
         main(["train", str(cfg)])

@@ -40,41 +40,88 @@ FORMAT_RULES = {
 # A small hand-written synonym table for g_aug: WordNet (nltk) needs a corpus download, which the
 # offline default cannot do, and these words are the ones common in the shipped domain instructions.
 SYNONYMS = {
-    "explain": ["describe", "clarify"], "describe": ["explain", "outline"], "list": ["name", "enumerate"],
-    "give": ["provide", "offer"], "provide": ["give", "supply"], "show": ["demonstrate", "illustrate"],
-    "tell": ["inform", "let know"], "help": ["assist", "support"], "make": ["create", "produce"],
-    "write": ["compose", "draft"], "create": ["make", "produce"], "find": ["locate", "identify"],
-    "use": ["employ", "apply"], "need": ["require", "want"], "want": ["wish", "would like"],
-    "buy": ["purchase", "acquire"], "get": ["obtain", "receive"], "start": ["begin", "commence"],
-    "stop": ["end", "cease"], "choose": ["pick", "select"], "pick": ["choose", "select"],
-    "compare": ["contrast", "weigh"], "improve": ["enhance", "better"], "reduce": ["lower", "decrease"],
-    "increase": ["raise", "boost"], "avoid": ["prevent", "steer clear of"], "check": ["verify", "confirm"],
-    "important": ["essential", "crucial"], "main": ["primary", "chief"], "simple": ["plain", "easy"],
-    "quick": ["fast", "rapid"], "fast": ["quick", "rapid"], "big": ["large", "sizeable"],
-    "small": ["little", "minor"], "good": ["sound", "solid"], "bad": ["poor", "harmful"],
-    "common": ["frequent", "typical"], "typical": ["usual", "common"], "different": ["distinct", "various"],
-    "difference": ["distinction", "contrast"], "benefits": ["advantages", "upsides"],
-    "risks": ["dangers", "hazards"], "steps": ["stages", "actions"], "ways": ["methods", "approaches"],
-    "tips": ["advice", "suggestions"], "example": ["instance", "illustration"], "problem": ["issue", "difficulty"],
-    "question": ["query", "inquiry"], "answer": ["reply", "response"], "money": ["funds", "cash"],
-    "doctor": ["physician", "clinician"], "medicine": ["medication", "drug"], "symptoms": ["signs", "indications"],
-    "trip": ["journey", "travel"], "travel": ["journey", "trip"], "student": ["learner", "pupil"],
-    "students": ["learners", "pupils"], "teacher": ["instructor", "educator"], "lawyer": ["attorney", "solicitor"],
-    "contract": ["agreement", "deal"], "rights": ["entitlements", "protections"], "rules": ["regulations", "norms"],
-    "safe": ["secure", "protected"], "usually": ["normally", "generally"], "often": ["frequently", "regularly"],
-    "briefly": ["concisely", "in short"], "short": ["brief", "concise"], "cost": ["price", "expense"],
+    "explain": ["describe", "clarify"],
+    "describe": ["explain", "outline"],
+    "list": ["name", "enumerate"],
+    "give": ["provide", "offer"],
+    "provide": ["give", "supply"],
+    "show": ["demonstrate", "illustrate"],
+    "tell": ["inform", "let know"],
+    "help": ["assist", "support"],
+    "make": ["create", "produce"],
+    "write": ["compose", "draft"],
+    "create": ["make", "produce"],
+    "find": ["locate", "identify"],
+    "use": ["employ", "apply"],
+    "need": ["require", "want"],
+    "want": ["wish", "would like"],
+    "buy": ["purchase", "acquire"],
+    "get": ["obtain", "receive"],
+    "start": ["begin", "commence"],
+    "stop": ["end", "cease"],
+    "choose": ["pick", "select"],
+    "pick": ["choose", "select"],
+    "compare": ["contrast", "weigh"],
+    "improve": ["enhance", "better"],
+    "reduce": ["lower", "decrease"],
+    "increase": ["raise", "boost"],
+    "avoid": ["prevent", "steer clear of"],
+    "check": ["verify", "confirm"],
+    "important": ["essential", "crucial"],
+    "main": ["primary", "chief"],
+    "simple": ["plain", "easy"],
+    "quick": ["fast", "rapid"],
+    "fast": ["quick", "rapid"],
+    "big": ["large", "sizeable"],
+    "small": ["little", "minor"],
+    "good": ["sound", "solid"],
+    "bad": ["poor", "harmful"],
+    "common": ["frequent", "typical"],
+    "typical": ["usual", "common"],
+    "different": ["distinct", "various"],
+    "difference": ["distinction", "contrast"],
+    "benefits": ["advantages", "upsides"],
+    "risks": ["dangers", "hazards"],
+    "steps": ["stages", "actions"],
+    "ways": ["methods", "approaches"],
+    "tips": ["advice", "suggestions"],
+    "example": ["instance", "illustration"],
+    "problem": ["issue", "difficulty"],
+    "question": ["query", "inquiry"],
+    "answer": ["reply", "response"],
+    "money": ["funds", "cash"],
+    "doctor": ["physician", "clinician"],
+    "medicine": ["medication", "drug"],
+    "symptoms": ["signs", "indications"],
+    "trip": ["journey", "travel"],
+    "travel": ["journey", "trip"],
+    "student": ["learner", "pupil"],
+    "students": ["learners", "pupils"],
+    "teacher": ["instructor", "educator"],
+    "lawyer": ["attorney", "solicitor"],
+    "contract": ["agreement", "deal"],
+    "rights": ["entitlements", "protections"],
+    "rules": ["regulations", "norms"],
+    "safe": ["secure", "protected"],
+    "usually": ["normally", "generally"],
+    "often": ["frequently", "regularly"],
+    "briefly": ["concisely", "in short"],
+    "short": ["brief", "concise"],
+    "cost": ["price", "expense"],
 }
-
 
 
 @dataclass
 class AugmentConfig:
     mosaic: int = field(default=0, metadata={"help": "composite records to make (0 = off)"})
     mosaic_sizes: list[int] = field(default_factory=lambda: [2, 3], metadata={"help": "instructions per composite"})
-    mosaic_strategies: list[str] = field(default_factory=lambda: list(MOSAIC_STRATEGIES),
-                                         metadata={"help": "concatenate | interleave | format"})
+    mosaic_strategies: list[str] = field(
+        default_factory=lambda: list(MOSAIC_STRATEGIES), metadata={"help": "concatenate | interleave | format"}
+    )
     paraphrase: int = field(default=0, metadata={"help": "records whose instruction the LLM paraphrases (0 = off)"})
-    paraphrase_max_ratio: float = field(default=2.5, metadata={"help": "reject paraphrases longer than this × the original"})
+    paraphrase_max_ratio: float = field(
+        default=2.5, metadata={"help": "reject paraphrases longer than this × the original"}
+    )
     token: int = field(default=0, metadata={"help": "records given token-level augmentation (0 = off)"})
     mask_prob: float = field(default=0.1, metadata={"help": "per content word: replace with the mask token"})
     synonym_prob: float = field(default=0.3, metadata={"help": "per content word: swap for a synonym"})
@@ -98,8 +145,9 @@ def _single_turn(records: list[Example]) -> list[Example]:
     return [r for r in records if len(r.messages) == 2 and r.messages[0].role == "user"]
 
 
-def compose(parts: list[Example], strategy: str, order: list[int] | None = None,
-            rule: str = "heading") -> tuple[str, str]:
+def compose(
+    parts: list[Example], strategy: str, order: list[int] | None = None, rule: str = "heading"
+) -> tuple[str, str]:
     """(instruction, response) of one composite. `order`: the answer order for `interleave`
     (0-based indices into `parts`); `rule`: a FORMAT_RULES key for `format`."""
     n = len(parts)
@@ -125,8 +173,9 @@ def mosaic(records: list[Example], count: int, cfg: AugmentConfig) -> tuple[list
     rng = random.Random(cfg.seed)
     pool = _single_turn(records)
     if count and len(pool) < min(cfg.mosaic_sizes):
-        raise ConfigError(f"augment.mosaic needs at least {min(cfg.mosaic_sizes)} single-turn records, "
-                          f"the sources gave {len(pool)}")
+        raise ConfigError(
+            f"augment.mosaic needs at least {min(cfg.mosaic_sizes)} single-turn records, the sources gave {len(pool)}"
+        )
     by_domain: dict[str, list[Example]] = {}
     for r in pool:
         by_domain.setdefault(r.domain, []).append(r)
@@ -145,19 +194,33 @@ def mosaic(records: list[Example], count: int, cfg: AugmentConfig) -> tuple[list
         instruction, response = compose(parts, strategy, order, rule)
         strategies[strategy] = strategies.get(strategy, 0) + 1
         domains = {p.domain for p in parts}
-        out.append(Example(messages=[Message("user", instruction), Message("assistant", response)],
-                           id=f"mosaic-{i}", domain=domains.pop() if len(domains) == 1 else "mixed",
-                           source="augment/mosaic",
-                           meta={"parents": [p.id for p in parts], "strategy": strategy,
-                                 **({"order": [j + 1 for j in order]} if strategy == "interleave" else {}),
-                                 **({"rule": rule} if strategy == "format" else {}), "seed": cfg.seed}))
+        out.append(
+            Example(
+                messages=[Message("user", instruction), Message("assistant", response)],
+                id=f"mosaic-{i}",
+                domain=domains.pop() if len(domains) == 1 else "mixed",
+                source="augment/mosaic",
+                meta={
+                    "parents": [p.id for p in parts],
+                    "strategy": strategy,
+                    **({"order": [j + 1 for j in order]} if strategy == "interleave" else {}),
+                    **({"rule": rule} if strategy == "format" else {}),
+                    "seed": cfg.seed,
+                },
+            )
+        )
     return out, {"made": len(out), "by_strategy": strategies}
 
 
 def paraphrase_prompt(instruction: str) -> list[dict]:
-    return [{"role": "user", "content": "Rewrite the instruction below in different words. Keep its meaning and "
-             "every detail. Reply with the rewritten instruction only, do not answer it.\n\n"
-             f"Instruction: {instruction}"}]
+    return [
+        {
+            "role": "user",
+            "content": "Rewrite the instruction below in different words. Keep its meaning and "
+            "every detail. Reply with the rewritten instruction only, do not answer it.\n\n"
+            f"Instruction: {instruction}",
+        }
+    ]
 
 
 def paraphrase_problem(original: str, rewrite: str, max_ratio: float) -> str:
@@ -191,17 +254,26 @@ def paraphrase(llm: LLM, records: list[Example], count: int, cfg: AugmentConfig)
         if why:
             rejected[why] = rejected.get(why, 0) + 1
             continue
-        kept.append(Example(messages=[Message("user", text), Message("assistant", r.response)],
-                            id=f"paraphrase-{r.id}", domain=r.domain, task=r.task, source="augment/paraphrase",
-                            meta={"parents": [r.id], "generator": llm.name, "sampling": sampling.key()}))
+        kept.append(
+            Example(
+                messages=[Message("user", text), Message("assistant", r.response)],
+                id=f"paraphrase-{r.id}",
+                domain=r.domain,
+                task=r.task,
+                source="augment/paraphrase",
+                meta={"parents": [r.id], "generator": llm.name, "sampling": sampling.key()},
+            )
+        )
     return kept, {"asked": len(pool), "kept": len(kept), "rejected": rejected}
 
 
-def token_augment_text(text: str, rng: random.Random, mask_prob: float, synonym_prob: float,
-                       mask_token: str = "[MASK]") -> str:
+def token_augment_text(
+    text: str, rng: random.Random, mask_prob: float, synonym_prob: float, mask_token: str = "[MASK]"
+) -> str:
     """g_aug(x): each content word becomes a synonym with probability synonym_prob (when the table
     has one), otherwise the mask token with probability mask_prob; punctuation, spacing and stop
     words are kept."""
+
     def swap(m: re.Match) -> str:
         word = m.group(0)
         low = word.lower()
@@ -226,10 +298,21 @@ def token_augment(records: list[Example], count: int, cfg: AugmentConfig) -> tup
         if text == r.instruction:
             unchanged += 1
             continue
-        out.append(Example(messages=[Message("user", text), Message("assistant", r.response)],
-                           id=f"token-{r.id}", domain=r.domain, task=r.task, source="augment/token",
-                           meta={"parents": [r.id], "mask_prob": cfg.mask_prob, "synonym_prob": cfg.synonym_prob,
-                                 "seed": cfg.seed}))
+        out.append(
+            Example(
+                messages=[Message("user", text), Message("assistant", r.response)],
+                id=f"token-{r.id}",
+                domain=r.domain,
+                task=r.task,
+                source="augment/token",
+                meta={
+                    "parents": [r.id],
+                    "mask_prob": cfg.mask_prob,
+                    "synonym_prob": cfg.synonym_prob,
+                    "seed": cfg.seed,
+                },
+            )
+        )
     return out, {"asked": len(pool), "kept": len(out), "unchanged": unchanged}
 
 

@@ -83,21 +83,37 @@ class DS2Step(DS2Config):
 class FilterConfig:
     min_response_words: int = field(default=1, metadata={"help": "drop records with shorter responses"})
     max_response_words: int = field(default=0, metadata={"help": "drop records with longer responses (0 = off)"})
-    format: bool = field(default=True, metadata={"help": "drop records with no instruction, template tokens "
-                                                 "in the text, or a response that repeats the instruction"})
-    safety: bool = field(default=False, metadata={"help": "drop risky requests answered without refusal, "
-                                                  "caution or a referral (tuneforge.safety detectors)"})
+    format: bool = field(
+        default=True,
+        metadata={
+            "help": "drop records with no instruction, template tokens "
+            "in the text, or a response that repeats the instruction"
+        },
+    )
+    safety: bool = field(
+        default=False,
+        metadata={
+            "help": "drop risky requests answered without refusal, caution or a referral (tuneforge.safety detectors)"
+        },
+    )
     dedup: bool = field(default=True, metadata={"help": "remove exact and near duplicates"})
     dedup_threshold: float = field(default=0.7, metadata={"help": "Jaccard of word 5-grams"})
-    decontaminate: list[str] = field(default_factory=lambda: ["seed:test"],
-                                     metadata={"help": "evaluation sets to protect ([] = off)"})
+    decontaminate: list[str] = field(
+        default_factory=lambda: ["seed:test"], metadata={"help": "evaluation sets to protect ([] = off)"}
+    )
     ngram: int = field(default=13, metadata={"help": "decontamination n-gram length"})
-    near_threshold: float = field(default=0.0, metadata={
-        "help": "also find paraphrases of evaluation prompts: MiniLM cosine ≥ this is a near match, listed "
-                "in the manifest (0 = off; 0.8 catches rewordings, see data/README.md)"})
+    near_threshold: float = field(
+        default=0.0,
+        metadata={
+            "help": "also find paraphrases of evaluation prompts: MiniLM cosine ≥ this is a near match, listed "
+            "in the manifest (0 = off; 0.8 catches rewordings, see data/README.md)"
+        },
+    )
     near_remove: bool = field(default=False, metadata={"help": "remove near matches instead of only reporting them"})
-    score_sources: list[str] = field(default_factory=list, metadata={
-        "help": "sources the judge and IFD score, e.g. [ds2, self_instruct] ([] = all; others pass)"})
+    score_sources: list[str] = field(
+        default_factory=list,
+        metadata={"help": "sources the judge and IFD score, e.g. [ds2, self_instruct] ([] = all; others pass)"},
+    )
     judge: bool = field(default=False, metadata={"help": "LLM-judge quality scoring (uses llm.*)"})
     judge_threshold: float = field(default=6.0, metadata={"help": "keep records the judge rates ≥ this (1-10)"})
     judge_drop_unparsed: bool = field(default=False, metadata={"help": "also drop records whose verdict is unreadable"})
@@ -146,8 +162,12 @@ def _rating(record: Example, key: str, spec: str) -> float | None:
             raise ValueError
         return sum(float(v) for v in values) / len(values)
     except (TypeError, ValueError):
-        raise DataError(f"record '{record.id}' has rating {value!r} in meta.{key}; give a number or a list of "
-                        "numbers (one per rater, averaged)", path=spec, field=f"meta.{key}") from None
+        raise DataError(
+            f"record '{record.id}' has rating {value!r} in meta.{key}; give a number or a list of "
+            "numbers (one per rater, averaged)",
+            path=spec,
+            field=f"meta.{key}",
+        ) from None
 
 
 def _required(llm: CachedLLM | None) -> CachedLLM:
@@ -169,15 +189,23 @@ def synthesize(cfg: BuildConfig, llm: CachedLLM | None) -> tuple[dict[str, list[
         tau = cfg.manual.rating_threshold
         rated = [q for q in ratings if q is not None]
         kept = [r for r, q in zip(rows, ratings) if tau <= 0 or (q is not None and q >= tau)]
-        reports["manual"] = {"imported": len(rows), "rated": len(rated), "kept": len(kept),
-                             "q_manual": sum(q >= tau for q in rated) / len(rated) if rated and tau > 0 else None}
+        reports["manual"] = {
+            "imported": len(rows),
+            "rated": len(rated),
+            "kept": len(kept),
+            "q_manual": sum(q >= tau for q in rated) / len(rated) if rated and tau > 0 else None,
+        }
         stages["manual"] = [_with_source(r, "manual") for r in kept]
     if cfg.distill.prompts:
         prompts = load_spec(cfg.distill.prompts)
-        stages["distill"], reports["distill"] = distill(_required(llm), prompts, Sampling(max_new_tokens=cfg.llm.max_new_tokens))
+        stages["distill"], reports["distill"] = distill(
+            _required(llm), prompts, Sampling(max_new_tokens=cfg.llm.max_new_tokens)
+        )
     if cfg.self_instruct.enabled:
         si = SelfInstructConfig(**{k: getattr(cfg.self_instruct, k) for k in SelfInstructConfig.__dataclass_fields__})
-        stages["self_instruct"], reports["self_instruct"] = self_instruct(_required(llm), load_spec(cfg.self_instruct.seeds), si)
+        stages["self_instruct"], reports["self_instruct"] = self_instruct(
+            _required(llm), load_spec(cfg.self_instruct.seeds), si
+        )
     if cfg.evol.enabled:
         ev = EvolConfig(**{k: getattr(cfg.evol, k) for k in EvolConfig.__dataclass_fields__})
         stages["evol"], reports["evol"] = evol_instruct(_required(llm), load_spec(cfg.evol.seeds)[: cfg.evol.limit], ev)
@@ -191,11 +219,12 @@ def synthesize(cfg: BuildConfig, llm: CachedLLM | None) -> tuple[dict[str, list[
     if _augments(cfg.augment):
         if not stages:
             raise ConfigError("augment needs records to augment: set manual.files or enable a generator")
-        stages["augment"], reports["augment"] = augment([r for rows in stages.values() for r in rows],
-                                                        cfg.augment, llm)
+        stages["augment"], reports["augment"] = augment([r for rows in stages.values() for r in rows], cfg.augment, llm)
     if not stages:
-        raise ConfigError("the build config enables no source: set manual.files, distill.prompts, or "
-                          "self_instruct / evol / ds2 .enabled=true")
+        raise ConfigError(
+            "the build config enables no source: set manual.files, distill.prompts, or "
+            "self_instruct / evol / ds2 .enabled=true"
+        )
     return stages, reports
 
 
@@ -204,8 +233,14 @@ def _augments(cfg: AugmentConfig) -> bool:
 
 
 def needs_llm(cfg: BuildConfig) -> bool:
-    return bool(cfg.distill.prompts or cfg.self_instruct.enabled or cfg.evol.enabled or cfg.ds2.enabled
-                or cfg.augment.paraphrase or cfg.filters.judge)
+    return bool(
+        cfg.distill.prompts
+        or cfg.self_instruct.enabled
+        or cfg.evol.enabled
+        or cfg.ds2.enabled
+        or cfg.augment.paraphrase
+        or cfg.filters.judge
+    )
 
 
 def format_problem(r: Example) -> str:
@@ -220,8 +255,9 @@ def format_problem(r: Example) -> str:
     return ""
 
 
-def apply_filters(pooled: list[Example], cfg: FilterConfig, llm: CachedLLM | None = None
-                  ) -> tuple[list[Example], list[tuple[str, Removal]], dict]:
+def apply_filters(
+    pooled: list[Example], cfg: FilterConfig, llm: CachedLLM | None = None
+) -> tuple[list[Example], list[tuple[str, Removal]], dict]:
     """Length and format checks → dedup → decontamination → LLM judge → IFD, in that order (the
     costly model-based filters see only what the cheap ones kept). Returns (kept, [(filter,
     removal)], {filter: report})."""
@@ -230,9 +266,13 @@ def apply_filters(pooled: list[Example], cfg: FilterConfig, llm: CachedLLM | Non
     kept = []
     for r in pooled:
         n = len(r.response.split())
-        why = (f"response shorter than {cfg.min_response_words} words" if n < cfg.min_response_words else
-               f"response longer than {cfg.max_response_words} words"
-               if cfg.max_response_words and n > cfg.max_response_words else "")
+        why = (
+            f"response shorter than {cfg.min_response_words} words"
+            if n < cfg.min_response_words
+            else f"response longer than {cfg.max_response_words} words"
+            if cfg.max_response_words and n > cfg.max_response_words
+            else ""
+        )
         if why:
             removed.append(("length", Removal(r.id, why)))
         elif cfg.format and (why := format_problem(r)):
@@ -245,8 +285,11 @@ def apply_filters(pooled: list[Example], cfg: FilterConfig, llm: CachedLLM | Non
         kept, gone = deduplicate(kept, cfg.dedup_threshold, part="instruction")
         removed += [("dedup", g) for g in gone]
     if cfg.decontaminate:
-        evals = [EvalItem.from_example(e) if isinstance(e, Example) else e
-                 for spec in cfg.decontaminate for e in load_spec(spec)]
+        evals = [
+            EvalItem.from_example(e) if isinstance(e, Example) else e
+            for spec in cfg.decontaminate
+            for e in load_spec(spec)
+        ]
         kept, gone = decontaminate(kept, evals, cfg.ngram)
         removed += [("decontaminate", g) for g in gone]
         if cfg.near_threshold > 0:
@@ -254,18 +297,35 @@ def apply_filters(pooled: list[Example], cfg: FilterConfig, llm: CachedLLM | Non
 
             encoder = load_encoder(EMBEDDED_ENCODER)
             near = near_matches(kept, evals, lambda t: encoder.encode(t, batch_size=64), cfg.near_threshold)
-            reports["near_matches"] = {"encoder": EMBEDDED_ENCODER, "threshold": cfg.near_threshold, "n": len(near),
-                                       "removed": cfg.near_remove, "matches": near[:100]}
+            reports["near_matches"] = {
+                "encoder": EMBEDDED_ENCODER,
+                "threshold": cfg.near_threshold,
+                "n": len(near),
+                "removed": cfg.near_remove,
+                "matches": near[:100],
+            }
             if cfg.near_remove:
                 ids = {m["id"] for m in near}
-                removed += [("near_match", Removal(m["id"], f"paraphrase of evaluation item {m['eval_id']} "
-                                                   f"(cosine {m['cosine']})", m["eval_id"], detail=m["eval_prompt"]))
-                            for m in near]
+                removed += [
+                    (
+                        "near_match",
+                        Removal(
+                            m["id"],
+                            f"paraphrase of evaluation item {m['eval_id']} (cosine {m['cosine']})",
+                            m["eval_id"],
+                            detail=m["eval_prompt"],
+                        ),
+                    )
+                    for m in near
+                ]
                 kept = [r for r in kept if r.id not in ids]
             elif near:
-                print(f"      {len(near)} training prompts are near matches (cosine ≥ {cfg.near_threshold}) of "
-                      "evaluation prompts: listed in manifest.json reports.near_matches; "
-                      "filters.near_remove=true removes them", flush=True)
+                print(
+                    f"      {len(near)} training prompts are near matches (cosine ≥ {cfg.near_threshold}) of "
+                    "evaluation prompts: listed in manifest.json reports.near_matches; "
+                    "filters.near_remove=true removes them",
+                    flush=True,
+                )
     scored = [r for r in kept if not cfg.score_sources or r.source.split("/")[0] in cfg.score_sources]
     passed = {id(r) for r in kept} - {id(r) for r in scored}
     if cfg.judge:
@@ -291,8 +351,13 @@ def build_dataset(cfg: BuildConfig) -> Path:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output_dir {out} is a file. Give a directory path")
     # every input is read once before anything is written: a bad file fails here, not after the LLM calls
-    inputs = [*cfg.manual.files, cfg.distill.prompts, *cfg.filters.decontaminate,
-              cfg.self_instruct.seeds if cfg.self_instruct.enabled else "", cfg.evol.seeds if cfg.evol.enabled else ""]
+    inputs = [
+        *cfg.manual.files,
+        cfg.distill.prompts,
+        *cfg.filters.decontaminate,
+        cfg.self_instruct.seeds if cfg.self_instruct.enabled else "",
+        cfg.evol.seeds if cfg.evol.enabled else "",
+    ]
     for spec in dict.fromkeys(i for i in inputs if i):
         load_spec(spec)
     (out / "stages").mkdir(parents=True, exist_ok=True)
@@ -314,12 +379,17 @@ def build_dataset(cfg: BuildConfig) -> Path:
             "generated_total": sum(len(rows) for rows in stages.values()),
             "removed": dict(Counter(name for name, _ in removed)),
             "removed_reasons": dict(Counter(f"{name}: {r.reason.split(' (')[0]}" for name, r in removed)),
-            "after_filters": len(pooled), "final": len(final),
+            "after_filters": len(pooled),
+            "final": len(final),
             "final_by_source": dict(Counter(r.source.split("/")[0] for r in final)),
             "final_by_domain": dict(Counter(r.domain or "(none)" for r in final)),
-            "llm": {"model": cfg.llm.model, "kind": cfg.llm.kind, "calls": llm.calls if llm else 0,
-                    "cache_hits": llm.hits if llm else 0,
-                    "dtype": getattr(llm.llm, "dtype", None) if llm else None},
+            "llm": {
+                "model": cfg.llm.model,
+                "kind": cfg.llm.kind,
+                "calls": llm.calls if llm else 0,
+                "cache_hits": llm.hits if llm else 0,
+                "dtype": getattr(llm.llm, "dtype", None) if llm else None,
+            },
             # Greedy decoding is deterministic on one machine and precision; a CPU with another ISA or
             # another precision (bf16 vs fp32) rounds differently, and a 135M teacher's answers (hence
             # what the filters keep) can then change. This says where the records were made.
@@ -348,9 +418,11 @@ def _mix(pooled: list[Example], cfg: MixConfig) -> list[Example]:
         raise ConfigError(f"mix.weights names {unknown}, but the sources present are {names}")
     unlisted = [n for n in names if cfg.weights and n not in cfg.weights]
     if unlisted:  # silently weighting them 0 would drop whole sources
-        raise ConfigError(f"mix.weights gives no weight to the sources {unlisted} ({sum(len(groups[n]) for n in unlisted)} "
-                          f"records), so they would be dropped. Give each source present ({names}) a weight; "
-                          "0 drops a source on purpose")
+        raise ConfigError(
+            f"mix.weights gives no weight to the sources {unlisted} ({sum(len(groups[n]) for n in unlisted)} "
+            f"records), so they would be dropped. Give each source present ({names}) a weight; "
+            "0 drops a source on purpose"
+        )
     weights = [float(cfg.weights.get(n, 0.0)) for n in names] if cfg.weights else None
     total = round(cfg.ratio * len(pooled))
     mix_counts([len(groups[n]) for n in names], weights, total)  # validates
@@ -358,16 +430,25 @@ def _mix(pooled: list[Example], cfg: MixConfig) -> list[Example]:
 
 
 def datacard(cfg: BuildConfig, m: dict) -> str:
-    lines = [f"# Dataset card: {Path(cfg.output_dir).name}", "",
-             f"{m['final']} training records in `train.jsonl` (TRL `messages` format), built by "
-             f"`tuneforge data build` with {m['llm']['kind']} model `{m['llm']['model']}` "
-             f"({m['llm']['calls']} model calls, {m['llm']['cache_hits']} answers from the cache).", "",
-             "| stage | records |", "|---|---|"]
+    lines = [
+        f"# Dataset card: {Path(cfg.output_dir).name}",
+        "",
+        f"{m['final']} training records in `train.jsonl` (TRL `messages` format), built by "
+        f"`tuneforge data build` with {m['llm']['kind']} model `{m['llm']['model']}` "
+        f"({m['llm']['calls']} model calls, {m['llm']['cache_hits']} answers from the cache).",
+        "",
+        "| stage | records |",
+        "|---|---|",
+    ]
     lines += [f"| {k} | {v} |" for k, v in m["stages"].items()]
     lines += ["", f"Filters removed {sum(m['removed'].values())} records (each listed in `removed.jsonl`):", ""]
     lines += [f"- {k}: {v}" for k, v in m["removed_reasons"].items()] or ["- nothing"]
     lines += ["", "| domain | records |", "|---|---|"] + [f"| {k} | {v} |" for k, v in m["final_by_domain"].items()]
     lines += ["", "| source | records |", "|---|---|"] + [f"| {k} | {v} |" for k, v in m["final_by_source"].items()]
-    lines += ["", "Every record carries its provenance: `source`, and in `meta` the generator model, step,",
-              "parameters and seed. Synthetic records were produced by a model and are not checked by people.", ""]
+    lines += [
+        "",
+        "Every record carries its provenance: `source`, and in `meta` the generator model, step,",
+        "parameters and seed. Synthetic records were produced by a model and are not checked by people.",
+        "",
+    ]
     return "\n".join(lines)

@@ -35,7 +35,7 @@ def ngram_index(eval_records: list, n: int = 13, min_words: int = 8) -> tuple[di
             w = words(text)
             if len(w) >= n:
                 for j in range(len(w) - n + 1):
-                    index.setdefault(tuple(w[j:j + n]), rid)
+                    index.setdefault(tuple(w[j : j + n]), rid)
             elif len(w) >= min_words:
                 index.setdefault(tuple(w), rid)
             elif w and tuple(w) in prompts:  # a short prompt: only an identical prompt counts
@@ -43,8 +43,9 @@ def ngram_index(eval_records: list, n: int = 13, min_words: int = 8) -> tuple[di
     return index, exact
 
 
-def decontaminate(records: list, eval_records: list, n: int = 13, min_words: int = 8,
-                  part: str = "all") -> tuple[list, list[Removal]]:
+def decontaminate(
+    records: list, eval_records: list, n: int = 13, min_words: int = 8, part: str = "all"
+) -> tuple[list, list[Removal]]:
     """(kept records, removals) after dropping records that contain an evaluation n-gram or repeat
     an evaluation prompt."""
     if n < 1 or min_words < 1:
@@ -54,13 +55,20 @@ def decontaminate(records: list, eval_records: list, n: int = 13, min_words: int
     kept, removed = [], []
     for i, rec in enumerate(records):
         w = words(record_text(rec, part))
-        hit = next(((g, index[g]) for k in lengths for j in range(len(w) - k + 1)
-                    if (g := tuple(w[j:j + k])) in index), None)
+        hit = next(
+            ((g, index[g]) for k in lengths for j in range(len(w) - k + 1) if (g := tuple(w[j : j + k])) in index), None
+        )
         if hit is None and part != "response":
             hit = next(((g, exact[g]) for t in instruction_parts(rec) if (g := tuple(words(t))) in exact), None)
         if hit:
-            removed.append(Removal(getattr(rec, "id", "") or f"#{i}", f"contaminated: shares {len(hit[0])} words "
-                                   f"with evaluation item {hit[1]}", hit[1], detail=" ".join(hit[0])))
+            removed.append(
+                Removal(
+                    getattr(rec, "id", "") or f"#{i}",
+                    f"contaminated: shares {len(hit[0])} words with evaluation item {hit[1]}",
+                    hit[1],
+                    detail=" ".join(hit[0]),
+                )
+            )
         else:
             kept.append(rec)
     return kept, removed
@@ -70,6 +78,7 @@ def near_matches(records: list, eval_records: list, embed, threshold: float = 0.
     """Training records whose prompt is within `threshold` cosine of an evaluation prompt:
     [{id, eval_id, cosine, prompt, eval_prompt}], most similar first. `embed(texts)` returns one
     row per text (normalised or not)."""
+
     def prompts(recs):
         return [" ".join(instruction_parts(r)) for r in recs]
 
@@ -81,7 +90,15 @@ def near_matches(records: list, eval_records: list, embed, threshold: float = 0.
     b /= np.linalg.norm(b, axis=1, keepdims=True).clip(1e-12)
     sims = a @ b.T  # (n_train, n_eval)
     best = sims.argmax(1)
-    out = [{"id": getattr(records[i], "id", "") or f"#{i}", "eval_id": getattr(eval_records[j], "id", "") or f"eval#{j}",
-            "cosine": round(float(sims[i, j]), 4), "prompt": train[i], "eval_prompt": test[j]}
-           for i, j in enumerate(best) if sims[i, j] >= threshold]
+    out = [
+        {
+            "id": getattr(records[i], "id", "") or f"#{i}",
+            "eval_id": getattr(eval_records[j], "id", "") or f"eval#{j}",
+            "cosine": round(float(sims[i, j]), 4),
+            "prompt": train[i],
+            "eval_prompt": test[j],
+        }
+        for i, j in enumerate(best)
+        if sims[i, j] >= threshold
+    ]
     return sorted(out, key=lambda m: -m["cosine"])

@@ -31,8 +31,14 @@ def jaccard(a: set, b: set) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
-def deduplicate(records: list, threshold: float = 0.7, ngram: int = 5, part: str = "instruction",
-                num_perm: int = 128, near: bool = True) -> tuple[list, list[Removal]]:
+def deduplicate(
+    records: list,
+    threshold: float = 0.7,
+    ngram: int = 5,
+    part: str = "instruction",
+    num_perm: int = 128,
+    near: bool = True,
+) -> tuple[list, list[Removal]]:
     """(kept records, removals). `part` chooses the text compared (instruction | response | all)."""
     from datasketch import MinHash, MinHashLSH
 
@@ -61,8 +67,11 @@ def deduplicate(records: list, threshold: float = 0.7, ngram: int = 5, part: str
             mh.update_batch([s.encode() for s in sh])
             best = max(((jaccard(sh, sets[c]), c) for c in lsh.query(mh)), default=(0.0, ""))
             if best[0] >= threshold:
-                removed.append(Removal(rid, f"near duplicate (Jaccard of {ngram}-grams ≥ {threshold})",
-                                       ids[best[1]], round(best[0], 4)))
+                removed.append(
+                    Removal(
+                        rid, f"near duplicate (Jaccard of {ngram}-grams ≥ {threshold})", ids[best[1]], round(best[0], 4)
+                    )
+                )
                 continue
             key = str(len(kept))
             lsh.insert(key, mh)

@@ -13,8 +13,9 @@ from tuneforge.llm.client import LLM, Sampling
 from tuneforge.records import EvalItem, Example, Message
 
 
-def distill(llm: LLM, prompts: list[Example | EvalItem], sampling: Sampling | None = None,
-            min_words: int = 1) -> tuple[list[Example], dict]:
+def distill(
+    llm: LLM, prompts: list[Example | EvalItem], sampling: Sampling | None = None, min_words: int = 1
+) -> tuple[list[Example], dict]:
     """Teacher answers for each prompt (the turns before an Example's response, or an EvalItem's
     messages); returns (records, report)."""
     sampling = sampling or Sampling()
@@ -26,8 +27,19 @@ def distill(llm: LLM, prompts: list[Example | EvalItem], sampling: Sampling | No
         if len(text.split()) < min_words:
             empty.append(p.id)
             continue
-        records.append(Example(messages=[*t, Message("assistant", text)], id=f"distill-{p.id}", domain=p.domain,
-                               task=p.task, source="distill",
-                               meta={"generator": llm.name, "sampling": asdict(sampling), "prompt_id": p.id}))
-    return records, {"prompts": len(prompts), "kept": len(records), "empty_answers": len(empty),
-                     "empty_ids": empty[:50]}
+        records.append(
+            Example(
+                messages=[*t, Message("assistant", text)],
+                id=f"distill-{p.id}",
+                domain=p.domain,
+                task=p.task,
+                source="distill",
+                meta={"generator": llm.name, "sampling": asdict(sampling), "prompt_id": p.id},
+            )
+        )
+    return records, {
+        "prompts": len(prompts),
+        "kept": len(records),
+        "empty_answers": len(empty),
+        "empty_ids": empty[:50],
+    }

@@ -39,8 +39,10 @@ BLOOM = {
 @dataclass
 class DS2Config:
     domain: str = field(default="healthcare", metadata={"help": "the domain to synthesise for"})
-    task: str = field(default="answer the questions of the public accurately and safely",
-                      metadata={"help": "the target task, which informs the keywords"})
+    task: str = field(
+        default="answer the questions of the public accurately and safely",
+        metadata={"help": "the target task, which informs the keywords"},
+    )
     keywords: int = field(default=8, metadata={"help": "keywords asked for in the first round"})
     expansion_rounds: int = field(default=1, metadata={"help": "prerequisite/advanced expansion rounds"})
     max_keywords: int = field(default=16, metadata={"help": "cap on keywords after expansion"})
@@ -52,8 +54,10 @@ class DS2Config:
     temperature: float = field(default=0.7, metadata={"help": "sampling temperature of the k answers"})
     max_new_tokens: int = field(default=200, metadata={"help": "tokens per answer"})
     seed: int = field(default=0, metadata={"help": "pair choice and sampling seed"})
-    repetition_penalty: float = field(default=1.0, metadata={"help": "for the keyword/instruction stages (1.3 "
-                                                                      "keeps a small local model from looping)"})
+    repetition_penalty: float = field(
+        default=1.0,
+        metadata={"help": "for the keyword/instruction stages (1.3 keeps a small local model from looping)"},
+    )
 
     def __post_init__(self):
         unknown = [lv for lv in self.levels if lv not in BLOOM]
@@ -89,22 +93,37 @@ def clean_instruction(text: str) -> str:
 
 
 def keyword_prompt(cfg: DS2Config, n: int) -> list[dict]:
-    return [{"role": "user", "content": f"List {n} key concepts an assistant for the {cfg.domain} domain must master "
-             f"to {cfg.task}. One concept per line, a few words each, no explanations. For example, for personal "
-             "finance:\nCompound interest\nCredit score\nEmergency fund\n\nNow the concepts for "
-             f"{cfg.domain}:"}]
+    return [
+        {
+            "role": "user",
+            "content": f"List {n} key concepts an assistant for the {cfg.domain} domain must master "
+            f"to {cfg.task}. One concept per line, a few words each, no explanations. For example, for personal "
+            "finance:\nCompound interest\nCredit score\nEmergency fund\n\nNow the concepts for "
+            f"{cfg.domain}:",
+        }
+    ]
 
 
 def expansion_prompt(cfg: DS2Config, keyword: str) -> list[dict]:
-    return [{"role": "user", "content": f"In the {cfg.domain} domain, list two prerequisite concepts needed to "
-             f"understand '{keyword}' and two more advanced concepts that build on it. One per line, a few words each."}]
+    return [
+        {
+            "role": "user",
+            "content": f"In the {cfg.domain} domain, list two prerequisite concepts needed to "
+            f"understand '{keyword}' and two more advanced concepts that build on it. One per line, a few words each.",
+        }
+    ]
 
 
 def instruction_prompt(cfg: DS2Config, keywords: list[str], level: str) -> list[dict]:
     about = " and ".join(f"'{k}'" for k in keywords)
-    return [{"role": "user", "content": f"Write one question or instruction a user of a {cfg.domain} assistant "
-             f"might ask about {about}. It must test the Bloom's taxonomy level '{level}': {BLOOM[level]}. "
-             "Answer with the instruction only."}]
+    return [
+        {
+            "role": "user",
+            "content": f"Write one question or instruction a user of a {cfg.domain} assistant "
+            f"might ask about {about}. It must test the Bloom's taxonomy level '{level}': {BLOOM[level]}. "
+            "Answer with the instruction only.",
+        }
+    ]
 
 
 def majority(answers: list[str], agreement: float) -> tuple[str, int]:
@@ -130,8 +149,10 @@ def ds2_instruct(llm: LLM, cfg: DS2Config) -> tuple[list[Example], dict]:
     first = llm.chat([keyword_prompt(cfg, cfg.keywords)], greedy)[0][0]
     keywords = list(dict.fromkeys(parse_keywords(first)))[: cfg.max_keywords]
     if not keywords:
-        raise DataError(f"DS² stage 1 (keywords) produced no keyword for domain '{cfg.domain}'. The model answered: "
-                        f"{first[:200]!r}. Use a stronger generator or rephrase ds2.task")
+        raise DataError(
+            f"DS² stage 1 (keywords) produced no keyword for domain '{cfg.domain}'. The model answered: "
+            f"{first[:200]!r}. Use a stronger generator or rephrase ds2.task"
+        )
     report = {"domain": cfg.domain, "keywords_initial": len(keywords)}
     frontier = list(keywords)
     for _ in range(cfg.expansion_rounds):
@@ -150,8 +171,10 @@ def ds2_instruct(llm: LLM, cfg: DS2Config) -> tuple[list[Example], dict]:
     report["instructions"] = len(instructions)
     report["instructions_unusable"] = len(candidates) - len(instructions)
     if not instructions:
-        raise DataError(f"DS² stage 2 (instructions) produced no usable instruction for domain '{cfg.domain}' from "
-                        f"{len(tasks)} requests. Use a stronger generator or fewer levels")
+        raise DataError(
+            f"DS² stage 2 (instructions) produced no usable instruction for domain '{cfg.domain}' from "
+            f"{len(tasks)} requests. Use a stronger generator or fewer levels"
+        )
     sampling = Sampling(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, n=cfg.samples, seed=cfg.seed)
     samples = llm.chat([[{"role": "user", "content": ins}] for _, _, ins in instructions], sampling)
     records, shares = [], []
@@ -161,14 +184,31 @@ def ds2_instruct(llm: LLM, cfg: DS2Config) -> tuple[list[Example], dict]:
         shares.append(share)
         if share < cfg.threshold or not target.strip():
             continue
-        records.append(Example(messages=[Message("user", ins), Message("assistant", target.strip())],
-                               id=f"ds2-{cfg.domain}-{i}", domain=cfg.domain, source="ds2",
-                               meta={"generator": llm.name, "keywords": kws, "bloom": level,
-                                     "consistency": round(share, 3), "samples": len(outs), "seed": cfg.seed}))
-    report.update(validated=len(records), rejected_inconsistent=len(instructions) - len(records),
-                  by_level={lv: sum(1 for r in records if r.meta["bloom"] == lv) for lv in BLOOM})
+        records.append(
+            Example(
+                messages=[Message("user", ins), Message("assistant", target.strip())],
+                id=f"ds2-{cfg.domain}-{i}",
+                domain=cfg.domain,
+                source="ds2",
+                meta={
+                    "generator": llm.name,
+                    "keywords": kws,
+                    "bloom": level,
+                    "consistency": round(share, 3),
+                    "samples": len(outs),
+                    "seed": cfg.seed,
+                },
+            )
+        )
+    report.update(
+        validated=len(records),
+        rejected_inconsistent=len(instructions) - len(records),
+        by_level={lv: sum(1 for r in records if r.meta["bloom"] == lv) for lv in BLOOM},
+    )
     if not records:
-        raise DataError(f"DS² stage 3 (self-consistency) kept none of {len(instructions)} instructions for domain "
-                        f"'{cfg.domain}' at threshold {cfg.threshold}. Lower ds2.threshold or ds2.agreement, or "
-                        "use a stronger generator")
+        raise DataError(
+            f"DS² stage 3 (self-consistency) kept none of {len(instructions)} instructions for domain "
+            f"'{cfg.domain}' at threshold {cfg.threshold}. Lower ds2.threshold or ds2.agreement, or "
+            "use a stronger generator"
+        )
     return records, report

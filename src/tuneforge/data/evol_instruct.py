@@ -30,15 +30,22 @@ DEPTH = {
     "complicate_input": "Add a piece of input data (a table, a short text or numbers) that the task must use.",
 }
 BREADTH = "Draw inspiration from it to create a brand new instruction in the same domain but rarer, of similar length and difficulty."
-COPIED = ("given prompt", "rewritten prompt", "created prompt", "#given prompt#", "#rewritten prompt#", "#created prompt#")
-
+COPIED = (
+    "given prompt",
+    "rewritten prompt",
+    "created prompt",
+    "#given prompt#",
+    "#rewritten prompt#",
+    "#created prompt#",
+)
 
 
 @dataclass
 class EvolConfig:
     rounds: int = field(default=1, metadata={"help": "evolution rounds (each evolves the whole pool)"})
-    operators: list[str] = field(default_factory=lambda: [*DEPTH, "breadth"],
-                                 metadata={"help": "operators drawn uniformly at random"})
+    operators: list[str] = field(
+        default_factory=lambda: [*DEPTH, "breadth"], metadata={"help": "operators drawn uniformly at random"}
+    )
     temperature: float = field(default=0.7, metadata={"help": "sampling temperature of the rewrites"})
     max_new_tokens: int = field(default=256, metadata={"help": "tokens per rewrite / answer"})
     seed: int = field(default=0, metadata={"help": "operator choice and sampling seed"})
@@ -48,15 +55,22 @@ def evolve_prompt(instruction: str, operator: str) -> list[dict]:
     if operator == "breadth":
         ask = f"I want you to act as a prompt creator. {BREADTH}"
     else:
-        ask = ("I want you to act as a prompt rewriter: rewrite the given prompt into a more complex version that "
-               f"a person can still understand and answer. {DEPTH[operator]} Add at most 20 words.")
+        ask = (
+            "I want you to act as a prompt rewriter: rewrite the given prompt into a more complex version that "
+            f"a person can still understand and answer. {DEPTH[operator]} Add at most 20 words."
+        )
     return [{"role": "user", "content": f"{ask} Answer with the new prompt only.\n\n#Given Prompt#:\n{instruction}"}]
 
 
 def equality_prompt(first: str, second: str) -> list[dict]:
-    return [{"role": "user", "content": "Here are two instructions. Do they have the same constraints and "
-             "requirements, and the same depth and breadth of inquiry? Answer Equal or Not Equal.\n\n"
-             f"First: {first}\nSecond: {second}"}]
+    return [
+        {
+            "role": "user",
+            "content": "Here are two instructions. Do they have the same constraints and "
+            "requirements, and the same depth and breadth of inquiry? Answer Equal or Not Equal.\n\n"
+            f"First: {first}\nSecond: {second}",
+        }
+    ]
 
 
 def elimination_reason(original: str, evolved: str, answer: str, judged_equal: bool) -> str:
@@ -83,10 +97,16 @@ def evol_instruct(llm: LLM, seeds: list[Example], cfg: EvolConfig) -> tuple[list
         ops = [rng.choice(cfg.operators) for _ in pool]
         sampling = Sampling(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, seed=cfg.seed * 1000 + rnd)
         evolved = [o[0].strip() for o in llm.chat([evolve_prompt(p[0], op) for p, op in zip(pool, ops)], sampling)]
-        answers = [a[0] for a in llm.chat([[{"role": "user", "content": e}] for e in evolved],
-                                          Sampling(max_new_tokens=cfg.max_new_tokens))]
-        verdicts = [v[0] for v in llm.chat([equality_prompt(p[0], e) for p, e in zip(pool, evolved)],
-                                           Sampling(max_new_tokens=4))]
+        answers = [
+            a[0]
+            for a in llm.chat(
+                [[{"role": "user", "content": e}] for e in evolved], Sampling(max_new_tokens=cfg.max_new_tokens)
+            )
+        ]
+        verdicts = [
+            v[0]
+            for v in llm.chat([equality_prompt(p[0], e) for p, e in zip(pool, evolved)], Sampling(max_new_tokens=4))
+        ]
         next_pool = []
         for (orig, pid, _), op, ev, ans, verdict in zip(pool, ops, evolved, answers, verdicts):
             report["evolved"] += 1
@@ -101,10 +121,14 @@ def evol_instruct(llm: LLM, seeds: list[Example], cfg: EvolConfig) -> tuple[list
                 next_pool.append((orig, pid, rnd))  # the parent goes back into the pool
                 continue
             rid = f"evol-{rnd}-{len(records)}"
-            records.append(Example(messages=[Message("user", ev), Message("assistant", ans.strip())], id=rid,
-                                   source="evol_instruct",
-                                   meta={"generator": llm.name, "round": rnd, "operator": op, "parent": pid,
-                                         "seed": cfg.seed}))
+            records.append(
+                Example(
+                    messages=[Message("user", ev), Message("assistant", ans.strip())],
+                    id=rid,
+                    source="evol_instruct",
+                    meta={"generator": llm.name, "round": rnd, "operator": op, "parent": pid, "seed": cfg.seed},
+                )
+            )
             next_pool.append((ev, rid, rnd))
         pool = next_pool
     report["kept"] = len(records)

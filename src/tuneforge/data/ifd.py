@@ -31,12 +31,15 @@ def _mean_losses(model, tok, examples: list[Example], batch_size: int, max_lengt
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
     device = next(model.parameters()).device
     for s in tqdm(range(0, len(order), batch_size), desc="IFD", unit="batch", leave=False):
-        idx = [i for i in order[s:s + batch_size] if encoded[i].n_targets > 0]
+        idx = [i for i in order[s : s + batch_size] if encoded[i].n_targets > 0]
         if not idx:
             continue
         batch = collate([encoded[i] for i in idx], pad)
-        logits = model(input_ids=batch["input_ids"].to(device),
-                       attention_mask=batch["attention_mask"].to(device)).logits[:, :-1].float()
+        logits = (
+            model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device))
+            .logits[:, :-1]
+            .float()
+        )
         labels = batch["labels"][:, 1:].to(device)
         ce = F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=IGNORE, reduction="none")
         counts = (labels != IGNORE).sum(1)
@@ -51,12 +54,15 @@ def ifd_scores(model, tok, records: list[Example], batch_size: int = 8, max_leng
     bare = [Example(messages=[Message("user", ""), Message("assistant", r.response)], id=r.id) for r in records]
     cond = _mean_losses(model, tok, records, batch_size, max_length)
     uncond = _mean_losses(model, tok, bare, batch_size, max_length)
-    return [{"conditioned": round(c, 4), "unconditioned": round(u, 4), "ifd": round(c / u, 4) if u > 0 else float("nan")}
-            for c, u in zip(cond, uncond)]
+    return [
+        {"conditioned": round(c, 4), "unconditioned": round(u, 4), "ifd": round(c / u, 4) if u > 0 else float("nan")}
+        for c, u in zip(cond, uncond)
+    ]
 
 
-def select_by_ifd(records: list[Example], scores: list[dict], max_ifd: float = 1.0,
-                  top: float = 1.0) -> tuple[list[Example], list[Removal], dict]:
+def select_by_ifd(
+    records: list[Example], scores: list[dict], max_ifd: float = 1.0, top: float = 1.0
+) -> tuple[list[Example], list[Removal], dict]:
     """Drop IFD ≥ max_ifd (and unscorable records), then keep the `top` fraction by IFD, in input order."""
     if not 0 < top <= 1:
         raise ConfigError(f"filters.ifd_top must be in (0, 1], got {top}")
@@ -72,11 +78,17 @@ def select_by_ifd(records: list[Example], scores: list[dict], max_ifd: float = 1
     n_keep = round(top * len(candidates))
     ranked = sorted(candidates, key=lambda r: -r.meta["ifd"]["ifd"])
     keep_ids = {id(r) for r in ranked[:n_keep]}
-    removed += [Removal(r.id, f"IFD below the top {top:g} fraction", score=r.meta["ifd"]["ifd"])
-                for r in ranked[n_keep:]]
+    removed += [
+        Removal(r.id, f"IFD below the top {top:g} fraction", score=r.meta["ifd"]["ifd"]) for r in ranked[n_keep:]
+    ]
     kept = [r for r in candidates if id(r) in keep_ids]
     values = [s["ifd"] for s in scores if s["ifd"] == s["ifd"]]
-    report = {"scored": len(values), "mean_ifd": round(sum(values) / len(values), 4) if values else None,
-              "at_or_above_max": sum(v >= max_ifd for v in values), "max_ifd": max_ifd, "top": top,
-              "kept": len(kept)}
+    report = {
+        "scored": len(values),
+        "mean_ifd": round(sum(values) / len(values), 4) if values else None,
+        "at_or_above_max": sum(v >= max_ifd for v in values),
+        "max_ifd": max_ifd,
+        "top": top,
+        "kept": len(kept),
+    }
     return kept, removed, report

@@ -31,8 +31,12 @@ from tuneforge.records import EvalItem, Example, Generation, Message, Preference
 
 Record = Example | PreferencePair | EvalItem | Generation
 R = TypeVar("R", Example, PreferencePair, EvalItem, Generation)
-_KIND_NAMES = {Example: "SFT examples", PreferencePair: "preference pairs", EvalItem: "evaluation items",
-               Generation: "generations"}
+_KIND_NAMES = {
+    Example: "SFT examples",
+    PreferencePair: "preference pairs",
+    EvalItem: "evaluation items",
+    Generation: "generations",
+}
 
 
 def records_of(records: list[Record], kind: type[R], path: str | Path, fix: str) -> list[R]:
@@ -53,14 +57,15 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataError(f"invalid JSON: {exc.msg} at column {exc.colno}. Fix or remove "
-                            "this line", path=str(path), line=lineno) from None
+            raise DataError(
+                f"invalid JSON: {exc.msg} at column {exc.colno}. Fix or remove this line", path=str(path), line=lineno
+            ) from None
         except RecursionError:
-            raise DataError("JSON nested too deeply to read. Flatten this record", path=str(path),
-                            line=lineno) from None
+            raise DataError(
+                "JSON nested too deeply to read. Flatten this record", path=str(path), line=lineno
+            ) from None
         if not isinstance(obj, dict):
-            raise DataError(f"expected a JSON object per line, got {type(obj).__name__}",
-                            path=str(path), line=lineno)
+            raise DataError(f"expected a JSON object per line, got {type(obj).__name__}", path=str(path), line=lineno)
         yield lineno, obj
 
 
@@ -145,8 +150,9 @@ def _to_ours(rec: Record) -> dict:
 
 def _to_openai(rec: Record) -> dict:
     if not isinstance(rec, Example):
-        raise DataError(f"the openai format holds chat examples only, not {type(rec).__name__}. "
-                        "Write it with --to jsonl")
+        raise DataError(
+            f"the openai format holds chat examples only, not {type(rec).__name__}. Write it with --to jsonl"
+        )
     return {"messages": [{"role": m.role, "content": m.content} for m in rec.messages]}
 
 
@@ -180,8 +186,11 @@ def _to_alpaca(rec: Record) -> dict:
     if msgs[0].role == "system":
         out["system"] = msgs.pop(0).content
     if len(msgs) % 2 or any(m.role != ("user", "assistant")[i % 2] for i, m in enumerate(msgs)):
-        raise DataError(f"record '{rec.id}' does not alternate user/assistant turns, which Alpaca "
-                        "cannot hold. Write it with --to jsonl or --to sharegpt", field="messages")
+        raise DataError(
+            f"record '{rec.id}' does not alternate user/assistant turns, which Alpaca "
+            "cannot hold. Write it with --to jsonl or --to sharegpt",
+            field="messages",
+        )
     *history, (user, answer) = [(msgs[i].content, msgs[i + 1].content) for i in range(0, len(msgs), 2)]
     meta = dict(rec.meta)
     inp = meta.pop("input", "")
@@ -201,23 +210,33 @@ def _to_alpaca(rec: Record) -> dict:
 
 
 # --------------------------------------------------------------------------- format: sharegpt
-_FROM_SHAREGPT = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                  "chatgpt": "assistant", "bard": "assistant", "system": "system",
-                  "function_call": "assistant", "observation": "tool", "tool": "tool"}
+_FROM_SHAREGPT = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "chatgpt": "assistant",
+    "bard": "assistant",
+    "system": "system",
+    "function_call": "assistant",
+    "observation": "tool",
+    "tool": "tool",
+}
 _TO_SHAREGPT = {"user": "human", "assistant": "gpt", "system": "system", "tool": "observation"}
 
 
 def _from_sharegpt(d: dict) -> list[Record]:
     conv = d.get("conversations")
     if not isinstance(conv, list) or not conv:
-        raise DataError("a ShareGPT record needs a non-empty 'conversations' list",
-                        field="conversations")
+        raise DataError("a ShareGPT record needs a non-empty 'conversations' list", field="conversations")
     messages = [{"role": "system", "content": d["system"]}] if d.get("system") else []
     for i, turn in enumerate(conv):
         who = turn.get("from") if isinstance(turn, dict) else None
         if not isinstance(who, str) or who not in _FROM_SHAREGPT:
-            raise DataError(f"conversations[{i}].from is {who!r}; expected one of "
-                            f"{', '.join(_FROM_SHAREGPT)}", field="conversations")
+            raise DataError(
+                f"conversations[{i}].from is {who!r}; expected one of {', '.join(_FROM_SHAREGPT)}",
+                field="conversations",
+            )
         messages.append({"role": _FROM_SHAREGPT[who], "content": turn.get("value")})
     rest = {k: v for k, v in d.items() if k not in ("conversations", "system")}
     return [Example.from_dict({"messages": messages, **rest})]
@@ -226,8 +245,7 @@ def _from_sharegpt(d: dict) -> list[Record]:
 def _to_sharegpt(rec: Record) -> dict:
     if not isinstance(rec, Example):
         raise DataError(f"the sharegpt format holds chat examples only, not {type(rec).__name__}")
-    out = {"conversations": [{"from": _TO_SHAREGPT[m.role], "value": m.content}
-                             for m in rec.messages]}
+    out = {"conversations": [{"from": _TO_SHAREGPT[m.role], "value": m.content} for m in rec.messages]}
     return {**out, **{k: v for k, v in rec.to_dict().items() if k != "messages"}}
 
 
@@ -243,52 +261,78 @@ def _read_superni(path: Path) -> list[Record]:
     except RecursionError:
         raise DataError("JSON nested too deeply to read", path=str(path)) from None
     if not isinstance(task, dict):
-        raise DataError(f"a Super-NaturalInstructions task file holds one JSON object, got {type(task).__name__}",
-                        path=str(path))
+        raise DataError(
+            f"a Super-NaturalInstructions task file holds one JSON object, got {type(task).__name__}", path=str(path)
+        )
     for key in ("Definition", "Instances"):
         if key not in task:
-            raise DataError(f"a Super-NaturalInstructions task file needs '{key}'",
-                            path=str(path), field=key)
+            raise DataError(f"a Super-NaturalInstructions task file needs '{key}'", path=str(path), field=key)
     name = Path(path).stem
     common = {k.lower(): task[k] for k in _SUPERNI_KEEP if k in task}
     out: list[Record] = []
     d = task["Definition"]
     if not isinstance(task["Instances"], list) or not (
-            isinstance(d, str) or (isinstance(d, list) and all(isinstance(x, str) for x in d))):
-        raise DataError("'Instances' must be a list of objects and 'Definition' a string or list of strings",
-                        path=str(path), field="Instances")
+        isinstance(d, str) or (isinstance(d, list) and all(isinstance(x, str) for x in d))
+    ):
+        raise DataError(
+            "'Instances' must be a list of objects and 'Definition' a string or list of strings",
+            path=str(path),
+            field="Instances",
+        )
     definition = "\n".join(task["Definition"]) if isinstance(task["Definition"], list) else task["Definition"]
     for i, inst in enumerate(task["Instances"]):
         if not isinstance(inst, dict):
-            raise DataError(f"Instances[{i}] must be an object with 'input' and 'output', got {inst!r:.60}",
-                            path=str(path), field="Instances")
+            raise DataError(
+                f"Instances[{i}] must be an object with 'input' and 'output', got {inst!r:.60}",
+                path=str(path),
+                field="Instances",
+            )
         outputs = inst.get("output")
         if isinstance(outputs, str):
             outputs = [outputs]
-        if not outputs or not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs) \
-                or not isinstance(inst.get("input"), str):
-            raise DataError(f"Instances[{i}] needs a string 'input' and a non-empty 'output' (a string or a list of "
-                            "strings)",
-                            path=str(path), field="Instances")
-        out.append(Example(messages=[Message("system", definition), Message("user", inst["input"]),
-                                     Message("assistant", outputs[0])],
-                           id=inst.get("id", f"{name}-{i}"), task=name, source="superni",
-                           meta={"references": list(outputs), **common}))
+        if (
+            not outputs
+            or not isinstance(outputs, list)
+            or not all(isinstance(o, str) for o in outputs)
+            or not isinstance(inst.get("input"), str)
+        ):
+            raise DataError(
+                f"Instances[{i}] needs a string 'input' and a non-empty 'output' (a string or a list of strings)",
+                path=str(path),
+                field="Instances",
+            )
+        out.append(
+            Example(
+                messages=[
+                    Message("system", definition),
+                    Message("user", inst["input"]),
+                    Message("assistant", outputs[0]),
+                ],
+                id=inst.get("id", f"{name}-{i}"),
+                task=name,
+                source="superni",
+                meta={"references": list(outputs), **common},
+            )
+        )
     return out
 
 
 def _write_superni(records: list[Record]) -> dict:
     tasks = {r.task for r in records}
     if len(tasks) != 1:
-        raise DataError(f"a SuperNI task file holds one task; these records have {len(tasks)} "
-                        f"({', '.join(sorted(tasks))[:200]}). Write one file per task")
+        raise DataError(
+            f"a SuperNI task file holds one task; these records have {len(tasks)} "
+            f"({', '.join(sorted(tasks))[:200]}). Write one file per task"
+        )
     first = records[0]
     task: dict = {k: first.meta[k.lower()] for k in _SUPERNI_KEEP if k.lower() in first.meta}
     definition, instances = None, []
     for r in records:
         if not isinstance(r, Example) or [m.role for m in r.messages] != ["system", "user", "assistant"]:
-            raise DataError(f"record '{getattr(r, 'id', '')}' is not system/user/assistant, "
-                            "which a SuperNI instance needs", field="messages")
+            raise DataError(
+                f"record '{getattr(r, 'id', '')}' is not system/user/assistant, which a SuperNI instance needs",
+                field="messages",
+            )
         definition = definition or r.messages[0].content
         refs = r.meta.get("references") or [r.messages[2].content]
         instances.append({"id": r.id, "input": r.messages[1].content, "output": list(refs)})
@@ -298,13 +342,13 @@ def _write_superni(records: list[Record]) -> dict:
 # --------------------------------------------------------------------------- format: self_instruct
 def _from_self_instruct(d: dict) -> list[Record]:
     if not isinstance(d.get("instruction"), str) or not isinstance(d.get("instances"), list):
-        raise DataError("a Self-Instruct task needs 'instruction' and a list 'instances'",
-                        field="instances")
+        raise DataError("a Self-Instruct task needs 'instruction' and a list 'instances'", field="instances")
     out: list[Record] = []
     for i, inst in enumerate(d["instances"]):
         if not isinstance(inst, dict):
-            raise DataError(f"instances[{i}] must be an object with 'input' and 'output', got {inst!r:.60}",
-                            field="instances")
+            raise DataError(
+                f"instances[{i}] must be an object with 'input' and 'output', got {inst!r:.60}", field="instances"
+            )
         inp, answer = inst.get("input", ""), inst.get("output")
         if not isinstance(answer, str) or not isinstance(inp, str):
             raise DataError(f"instances[{i}].input and .output must be strings", field="instances")
@@ -313,8 +357,15 @@ def _from_self_instruct(d: dict) -> list[Record]:
         meta: dict[str, Any] = {"is_classification": bool(d.get("is_classification", False))}
         if inp:
             meta["input"] = inp
-        out.append(Example(messages=[Message("user", user), Message("assistant", answer)], id=rid,
-                           task=d.get("name", ""), source="self-instruct-seed", meta=meta))
+        out.append(
+            Example(
+                messages=[Message("user", user), Message("assistant", answer)],
+                id=rid,
+                task=d.get("name", ""),
+                source="self-instruct-seed",
+                meta=meta,
+            )
+        )
     return out
 
 
@@ -324,9 +375,13 @@ def _to_self_instruct(rec: Record) -> dict:
     inp = rec.meta.get("input", "")
     user = rec.instruction
     instruction = user[: -len(inp) - 2] if inp and user.endswith(f"\n\n{inp}") else user
-    return {"id": rec.id, "name": rec.task, "instruction": instruction,
-            "instances": [{"input": inp, "output": rec.response}],
-            "is_classification": bool(rec.meta.get("is_classification", False))}
+    return {
+        "id": rec.id,
+        "name": rec.task,
+        "instruction": instruction,
+        "instances": [{"input": inp, "output": rec.response}],
+        "is_classification": bool(rec.meta.get("is_classification", False)),
+    }
 
 
 # --------------------------------------------------------------------------- the table
@@ -363,8 +418,7 @@ def detect_format(path: str | Path) -> str:
 
 def _format(name: str) -> dict:
     if name not in FORMATS:
-        raise UnknownNameError(f"unknown format '{name}'.{suggest(name, FORMATS)} "
-                               f"Available: {', '.join(FORMATS)}")
+        raise UnknownNameError(f"unknown format '{name}'.{suggest(name, FORMATS)} Available: {', '.join(FORMATS)}")
     return FORMATS[name]
 
 

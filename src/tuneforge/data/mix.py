@@ -21,8 +21,10 @@ def mix_counts(sizes: list[int], weights: list[float] | None = None, total: int 
     if weights is None or not weights:
         return list(sizes)
     if len(weights) != len(sizes):
-        raise ConfigError(f"data.weights has {len(weights)} entries for {len(sizes)} data.train sources; "
-                          "give one weight per source (or none for plain concatenation)")
+        raise ConfigError(
+            f"data.weights has {len(weights)} entries for {len(sizes)} data.train sources; "
+            "give one weight per source (or none for plain concatenation)"
+        )
     if any(w < 0 for w in weights) or sum(weights) <= 0:
         raise ConfigError(f"data.weights must be ≥ 0 with a positive sum, got {weights}")
     total = sum(sizes) if total is None else total
@@ -38,8 +40,9 @@ def mix_counts(sizes: list[int], weights: list[float] | None = None, total: int 
     return counts
 
 
-def mix_datasets(sources: list[list[Example]], weights: list[float] | None = None, seed: int = 0,
-                 total: int | None = None) -> list[Example]:
+def mix_datasets(
+    sources: list[list[Example]], weights: list[float] | None = None, seed: int = 0, total: int | None = None
+) -> list[Example]:
     """One shuffled list drawing `mix_counts` rows from each source."""
     rng = random.Random(seed)
     mixed: list[Example] = []

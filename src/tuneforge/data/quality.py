@@ -19,17 +19,22 @@ from tuneforge.records import Example
 
 
 def judge_prompt(record: Example) -> list[dict]:
-    return [{"role": "system", "content": "You are a strict grader of training data for an assistant."},
-            {"role": "user", "content":
-             "Rate how well the response follows the instruction: is it correct, helpful, complete and safe? "
-             "Use a scale from 1 (useless or harmful) to 10 (excellent). Reply exactly in the form "
-             "'Rating: N' and nothing else.\n\n"
-             f"<instruction>\n{escape(record.instruction)}\n</instruction>\n\n"
-             f"<response>\n{escape(record.response)}\n</response>"}]
+    return [
+        {"role": "system", "content": "You are a strict grader of training data for an assistant."},
+        {
+            "role": "user",
+            "content": "Rate how well the response follows the instruction: is it correct, helpful, complete and safe? "
+            "Use a scale from 1 (useless or harmful) to 10 (excellent). Reply exactly in the form "
+            "'Rating: N' and nothing else.\n\n"
+            f"<instruction>\n{escape(record.instruction)}\n</instruction>\n\n"
+            f"<response>\n{escape(record.response)}\n</response>",
+        },
+    ]
 
 
-def judge_quality(llm: LLM, records: list[Example], threshold: float = 6.0, drop_unparsed: bool = False,
-                  max_new_tokens: int = 16) -> tuple[list[Example], list[Removal], dict]:
+def judge_quality(
+    llm: LLM, records: list[Example], threshold: float = 6.0, drop_unparsed: bool = False, max_new_tokens: int = 16
+) -> tuple[list[Example], list[Removal], dict]:
     """(kept records, removals, report). Each scored record gets `meta['quality']`."""
     replies = llm.chat([judge_prompt(r) for r in records], Sampling(max_new_tokens=max_new_tokens)) if records else []
     kept, removed, scores, failed = [], [], [], []
@@ -48,8 +53,14 @@ def judge_quality(llm: LLM, records: list[Example], threshold: float = 6.0, drop
             removed.append(Removal(r.id, f"quality {score:g} < threshold {threshold:g}", score=score))
         else:
             kept.append(r)
-    report = {"judged": len(records), "parsed": len(scores), "parse_failures": len(failed),
-              "failed_examples": failed[:20], "threshold": threshold,
-              "mean_score": round(sum(scores) / len(scores), 3) if scores else None,
-              "below_threshold": sum(s < threshold for s in scores), "kept": len(kept)}
+    report = {
+        "judged": len(records),
+        "parsed": len(scores),
+        "parse_failures": len(failed),
+        "failed_examples": failed[:20],
+        "threshold": threshold,
+        "mean_score": round(sum(scores) / len(scores), 3) if scores else None,
+        "below_threshold": sum(s < threshold for s in scores),
+        "kept": len(kept),
+    }
     return kept, removed, report

@@ -43,12 +43,18 @@ def load_examples(spec: str) -> list[Example]:
             domains = [d for d in parts[2].split(",") if d] if len(parts) > 2 else []
             return [r for r in rows if not domains or r.domain in domains]
         if parts[1] == "preferences":
-            raise DataError("seed:preferences holds preference pairs, not SFT examples. Use it with "
-                            "objective.name=dpo, or give seed:train for supervised fine-tuning")
+            raise DataError(
+                "seed:preferences holds preference pairs, not SFT examples. Use it with "
+                "objective.name=dpo, or give seed:train for supervised fine-tuning"
+            )
         domains = [d for d in parts[2].split(",") if d] if len(parts) > 2 else []
         return load_seed(parts[1], domains)
-    records = records_of(read_records(spec), Example, spec, "Give a file of conversations (messages / "
-                         "prompt+completion / alpaca / sharegpt)")
+    records = records_of(
+        read_records(spec),
+        Example,
+        spec,
+        "Give a file of conversations (messages / prompt+completion / alpaca / sharegpt)",
+    )
     for i, ex in enumerate(records):  # generation and scoring key rows by id
         ex.id = ex.id or f"{Path(spec).stem}-{i}"
     return records
@@ -57,8 +63,12 @@ def load_examples(spec: str) -> list[Example]:
 def load_pairs(spec: str) -> list[PreferencePair]:
     """`seed:preferences` (the shipped DPO pairs) or a file of prompt/chosen/rejected records."""
     path = data_dir() / "preferences" / "train.jsonl" if spec == "seed:preferences" else spec
-    records = records_of(read_records(path), PreferencePair, path,
-                         "DPO needs a file of prompt/chosen/rejected pairs, e.g. seed:preferences")
+    records = records_of(
+        read_records(path),
+        PreferencePair,
+        path,
+        "DPO needs a file of prompt/chosen/rejected pairs, e.g. seed:preferences",
+    )
     for i, pair in enumerate(records):
         pair.id = pair.id or f"{Path(path).stem}-{i}"
     return records

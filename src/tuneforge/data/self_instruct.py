@@ -28,8 +28,26 @@ from tuneforge.errors import DataError
 from tuneforge.llm.client import LLM, Sampling
 from tuneforge.records import Example, Message
 
-BLACKLIST = ("image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps",
-             "draw", "plot", "go to", "video", "audio", "music", "flowchart", "diagram")
+BLACKLIST = (
+    "image",
+    "images",
+    "graph",
+    "graphs",
+    "picture",
+    "pictures",
+    "file",
+    "files",
+    "map",
+    "maps",
+    "draw",
+    "plot",
+    "go to",
+    "video",
+    "audio",
+    "music",
+    "flowchart",
+    "diagram",
+)
 
 
 @dataclass
@@ -82,8 +100,13 @@ def instruction_problem(text: str, cfg: SelfInstructConfig) -> str:
 
 def generation_prompt(instructions: list[str]) -> list[dict]:
     listed = "\n".join(f"Task {i + 1}: {t}" for i, t in enumerate(instructions))
-    return [{"role": "user", "content": "Come up with a series of new, diverse tasks. Answer with the new tasks "
-             f"only, one per line, numbered from Task {len(instructions) + 1}.\n\n{listed}\n"}]
+    return [
+        {
+            "role": "user",
+            "content": "Come up with a series of new, diverse tasks. Answer with the new tasks "
+            f"only, one per line, numbered from Task {len(instructions) + 1}.\n\n{listed}\n",
+        }
+    ]
 
 
 def parse_instructions(text: str) -> list[str]:
@@ -97,17 +120,26 @@ def parse_instructions(text: str) -> list[str]:
 
 
 def classification_prompt(instruction: str) -> list[dict]:
-    return [{"role": "user", "content": "Can the following task be regarded as a classification task with a small, "
-             f"finite set of output labels? Answer Yes or No.\n\nTask: {instruction}"}]
+    return [
+        {
+            "role": "user",
+            "content": "Can the following task be regarded as a classification task with a small, "
+            f"finite set of output labels? Answer Yes or No.\n\nTask: {instruction}",
+        }
+    ]
 
 
 def instance_prompt(instruction: str, classification: bool) -> list[dict]:
     if classification:  # output-first: pick a label, then write an input that has it
-        ask = ("Given the classification task definition, first state one class label, then generate an input "
-               "that belongs to it. Answer in the form:\nOutput: <label>\nInput: <input>")
+        ask = (
+            "Given the classification task definition, first state one class label, then generate an input "
+            "that belongs to it. Answer in the form:\nOutput: <label>\nInput: <input>"
+        )
     else:  # input-first
-        ask = ("Come up with an example for the task. If the task needs no input, leave Input empty. Answer in "
-               "the form:\nInput: <input or empty>\nOutput: <the correct response>")
+        ask = (
+            "Come up with an example for the task. If the task needs no input, leave Input empty. Answer in "
+            "the form:\nInput: <input or empty>\nOutput: <the correct response>"
+        )
     return [{"role": "user", "content": f"{ask}\n\nTask: {instruction}"}]
 
 
@@ -154,8 +186,9 @@ def self_instruct(llm: LLM, seeds: list[Example], cfg: SelfInstructConfig) -> tu
                     report["rejected"][why] = report["rejected"].get(why, 0) + 1
                     continue
                 if len(machine) >= cfg.num_instructions:
-                    report["rejected"]["over the requested number"] = report["rejected"].get(
-                        "over the requested number", 0) + 1
+                    report["rejected"]["over the requested number"] = (
+                        report["rejected"].get("over the requested number", 0) + 1
+                    )
                     continue
                 novelty.add(cand)
                 machine.append((cand, score, rnd + 1))
@@ -177,12 +210,23 @@ def self_instruct(llm: LLM, seeds: list[Example], cfg: SelfInstructConfig) -> tu
             continue
         inp, out = parsed
         user = f"{instruction}\n\n{inp}" if inp else instruction
-        meta = {"generator": llm.name, "round": rnd, "rouge_l_nearest": round(score, 4), "is_classification": cls,
-                "params": params}
+        meta = {
+            "generator": llm.name,
+            "round": rnd,
+            "rouge_l_nearest": round(score, 4),
+            "is_classification": cls,
+            "params": params,
+        }
         if inp:
             meta["input"] = inp
-        records.append(Example(messages=[Message("user", user), Message("assistant", out)],
-                               id=f"self-instruct-{cfg.seed}-{i}", source="self_instruct", meta=meta))
+        records.append(
+            Example(
+                messages=[Message("user", user), Message("assistant", out)],
+                id=f"self-instruct-{cfg.seed}-{i}",
+                source="self_instruct",
+                meta=meta,
+            )
+        )
     report["instructions"] = len(machine)
     report["kept"] = len(records)
     return records, report

@@ -27,8 +27,14 @@ def _texts(rec) -> tuple[str, str]:
 
 def _summary(values: list[int]) -> dict:
     a = np.asarray(values or [0])
-    return {"min": int(a.min()), "mean": round(float(a.mean()), 1), "p50": int(np.percentile(a, 50)),
-            "p95": int(np.percentile(a, 95)), "max": int(a.max()), "total": int(a.sum())}
+    return {
+        "min": int(a.min()),
+        "mean": round(float(a.mean()), 1),
+        "p50": int(np.percentile(a, 50)),
+        "p95": int(np.percentile(a, 95)),
+        "max": int(a.max()),
+        "total": int(a.sum()),
+    }
 
 
 def dataset_stats(path: str | Path, tokenizer: str | None = None, format: str | None = None) -> dict:
@@ -45,15 +51,20 @@ def dataset_stats(path: str | Path, tokenizer: str | None = None, format: str | 
     prompts, responses = zip(*[_texts(r) for r in records]) if records else ((), ())
     p_len, r_len = [count(s) for s in prompts], [count(s) for s in responses]
     kinds = Counter(str(r.meta.get("kind")) for r in records if r.meta.get("kind"))
-    return {"file": str(path), "format": fmt, "records": len(records),
-            "types": dict(Counter(type(r).__name__ for r in records)),
-            "domains": dict(Counter(r.domain or "(none)" for r in records)),
-            "sources": dict(Counter(getattr(r, "source", "") or "(none)" for r in records)),
-            "kinds": dict(kinds),
-            "tasks": dict(Counter(r.task or "(none)" for r in records).most_common(10)),
-            "unit": f"tokens ({tokenizer})" if tokenizer else "words",
-            "prompt_length": _summary(p_len), "response_length": _summary(r_len),
-            "total_length": _summary([a + b for a, b in zip(p_len, r_len)])}
+    return {
+        "file": str(path),
+        "format": fmt,
+        "records": len(records),
+        "types": dict(Counter(type(r).__name__ for r in records)),
+        "domains": dict(Counter(r.domain or "(none)" for r in records)),
+        "sources": dict(Counter(getattr(r, "source", "") or "(none)" for r in records)),
+        "kinds": dict(kinds),
+        "tasks": dict(Counter(r.task or "(none)" for r in records).most_common(10)),
+        "unit": f"tokens ({tokenizer})" if tokenizer else "words",
+        "prompt_length": _summary(p_len),
+        "response_length": _summary(r_len),
+        "total_length": _summary([a + b for a, b in zip(p_len, r_len)]),
+    }
 
 
 def format_stats(s: dict) -> str:
@@ -64,6 +75,8 @@ def format_stats(s: dict) -> str:
     lines.append(f"  lengths in {s['unit']}:")
     for key in ("prompt_length", "response_length", "total_length"):
         v = s[key]
-        lines.append(f"    {key.split('_')[0]:<9} min {v['min']}  mean {v['mean']}  p50 {v['p50']}  "
-                     f"p95 {v['p95']}  max {v['max']}  total {v['total']}")
+        lines.append(
+            f"    {key.split('_')[0]:<9} min {v['min']}  mean {v['mean']}  p50 {v['p50']}  "
+            f"p95 {v['p95']}  max {v['max']}  total {v['total']}"
+        )
     return "\n".join(lines)

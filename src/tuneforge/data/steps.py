@@ -37,8 +37,10 @@ def _examples(spec: str | Path) -> list[Example]:
     rows = load_spec(spec)
     bad = [type(r).__name__ for r in rows if not isinstance(r, Example)]
     if bad:
-        raise DataError(f"this step works on SFT records; the file holds {Counter(bad).most_common(1)[0][0]} "
-                        "records", path=str(spec))
+        raise DataError(
+            f"this step works on SFT records; the file holds {Counter(bad).most_common(1)[0][0]} records",
+            path=str(spec),
+        )
     return rows
 
 
@@ -66,9 +68,16 @@ def write_removed(records: list, removed: list[tuple[str, Removal]], output: str
 
 
 def _report(step: str, n_in: int, kept: list, removed: list[tuple[str, Removal]], output, **extra) -> dict:
-    return {"step": step, "input": n_in, "kept": len(kept), "removed": len(removed),
-            "removed_by": dict(Counter(f"{name}: {r.reason.split(' (')[0]}" for name, r in removed)),
-            "output": str(output), "removed_file": str(removed_path(output)) if removed else None, **extra}
+    return {
+        "step": step,
+        "input": n_in,
+        "kept": len(kept),
+        "removed": len(removed),
+        "removed_by": dict(Counter(f"{name}: {r.reason.split(' (')[0]}" for name, r in removed)),
+        "output": str(output),
+        "removed_file": str(removed_path(output)) if removed else None,
+        **extra,
+    }
 
 
 def synth(cfg: BuildConfig) -> Path:
@@ -97,8 +106,9 @@ def filter_file(input: str | Path, output: str | Path, cfg: FilterConfig, llm: L
     return _report("filter", len(rows), kept, removed, output, **reports)
 
 
-def dedup_file(input: str | Path, output: str | Path, threshold: float = 0.7, part: str = "instruction",
-               ngram: int = 5) -> dict:
+def dedup_file(
+    input: str | Path, output: str | Path, threshold: float = 0.7, part: str = "instruction", ngram: int = 5
+) -> dict:
     rows = load_spec(input)
     kept, gone = deduplicate(rows, threshold, ngram, part)
     removed = [("dedup", g) for g in gone]
@@ -116,8 +126,9 @@ def decontam_file(input: str | Path, output: str | Path, against: list[str], ngr
     removed = [("decontaminate", g) for g in gone]
     write_records(kept, output)
     write_removed(rows, removed, output)
-    return _report("decontam", len(rows), kept, removed, output, against=list(against), ngram=ngram,
-                   eval_items=len(evals))
+    return _report(
+        "decontam", len(rows), kept, removed, output, against=list(against), ngram=ngram, eval_items=len(evals)
+    )
 
 
 def parse_source(spec: str) -> tuple[str, float | None]:
@@ -128,8 +139,9 @@ def parse_source(spec: str) -> tuple[str, float | None]:
     return spec, None
 
 
-def mix_files(sources: list[str], output: str | Path, total: int | None = None, ratio: float = 1.0,
-              seed: int = 0) -> dict:
+def mix_files(
+    sources: list[str], output: str | Path, total: int | None = None, ratio: float = 1.0, seed: int = 0
+) -> dict:
     """Mix sources given as `PATH[:WEIGHT]` into one shuffled file of `total` records (default:
     α·N with α = `ratio`, N = all records); without weights the sources are concatenated."""
     if not sources:
@@ -150,5 +162,10 @@ def mix_files(sources: list[str], output: str | Path, total: int | None = None, 
     counts = mix_counts([len(r) for r in rows], weights, total)
     mixed = mix_datasets(rows, weights, seed, total)
     write_records(mixed, output)
-    return {"step": "mix", "sources": {p: len(r) for (p, _), r in zip(parsed, rows)}, "output": str(output),
-            "total": len(mixed), "summary": mix_report([p for p, _ in parsed], [len(r) for r in rows], counts)}
+    return {
+        "step": "mix",
+        "sources": {p: len(r) for (p, _), r in zip(parsed, rows)},
+        "output": str(output),
+        "total": len(mixed),
+        "summary": mix_report([p for p, _ in parsed], [len(r) for r in rows], counts),
+    }

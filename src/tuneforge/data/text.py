@@ -12,7 +12,8 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 STOP_WORDS = set(  # common English function words
     "a an the and or but if of to in on at by for with about as is are was were be been being it its "
     "this that these those i you he she we they me him her us them my your our their not no yes so "
-    "do does did have has had can could will would should may might must just very too".split())
+    "do does did have has had can could will would should may might must just very too".split()
+)
 
 
 def record_text(record, part: str = "all") -> str:
@@ -59,4 +60,4 @@ def shingles(text: str, n: int) -> set[str]:
     w = words(text)
     if len(w) <= n:
         return {" ".join(w)} if w else set()
-    return {" ".join(w[i:i + n]) for i in range(len(w) - n + 1)}
+    return {" ".join(w[i : i + n]) for i in range(len(w) - n + 1)}

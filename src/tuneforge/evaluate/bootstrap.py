@@ -39,8 +39,9 @@ def mean_ci(values: Sequence[float | None], n_boot: int = 1000, seed: int = 0, l
     return interval(x[idx].mean(1), level)
 
 
-def stat_ci(rows: np.ndarray, stat: Callable[[np.ndarray], float], n_boot: int = 1000, seed: int = 0,
-            level: float = 0.95) -> list[float]:
+def stat_ci(
+    rows: np.ndarray, stat: Callable[[np.ndarray], float], n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> list[float]:
     """CI of a corpus statistic computed from the column sums of resampled per-item rows."""
     if len(rows) < 2:
         return [float("nan"), float("nan")]
@@ -48,8 +49,14 @@ def stat_ci(rows: np.ndarray, stat: Callable[[np.ndarray], float], n_boot: int =
     return interval(np.array([stat(rows[i].sum(0)) for i in idx]), level)
 
 
-def paired_test(a: list[float | None], b: list[float | None], n_boot: int = 1000, n_perm: int = 10000,
-                seed: int = 0, level: float = 0.95) -> dict:
+def paired_test(
+    a: list[float | None],
+    b: list[float | None],
+    n_boot: int = 1000,
+    n_perm: int = 10000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict:
     """Mean difference b − a over items scored in both, its bootstrap CI, and the two-sided
     p-value of a sign-flip permutation test (H0: no difference)."""
     pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None and x == x and y == y]
@@ -64,26 +71,32 @@ def paired_test(a: list[float | None], b: list[float | None], n_boot: int = 1000
     return {"n": int(d.size), "delta": float(d.mean()), "ci": interval(d[idx].mean(1), level), "p_value": p}
 
 
-def ratio_ci(sums: list[float], units: list[float], n_boot: int = 1000, seed: int = 0,
-             level: float = 0.95) -> list[float]:
+def ratio_ci(
+    sums: list[float], units: list[float], n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> list[float]:
     """CI of Σ sums / Σ units (e.g. loss per target token) resampling items."""
     rows = np.column_stack([sums, units]).astype(float)
     return stat_ci(rows, lambda t: t[0] / t[1] if t[1] else float("nan"), n_boot, seed, level)
 
 
-def paired_ratio_delta(a: list[float], b: list[float], units: list[float], n_boot: int = 1000, seed: int = 0,
-                       level: float = 0.95) -> dict:
+def paired_ratio_delta(
+    a: list[float], b: list[float], units: list[float], n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict:
     """(Σb − Σa) / Σunits for two systems scored on the same items (e.g. the held-out loss of a
     tuned model minus its base), with a bootstrap CI resampling the same items for both."""
     rows = np.column_stack([a, b, units]).astype(float)
     tot = rows.sum(0)
     delta = float((tot[1] - tot[0]) / tot[2]) if tot[2] else float("nan")
-    return {"n": len(rows), "delta": delta,
-            "ci": stat_ci(rows, lambda t: (t[1] - t[0]) / t[2] if t[2] else float("nan"), n_boot, seed, level)}
+    return {
+        "n": len(rows),
+        "delta": delta,
+        "ci": stat_ci(rows, lambda t: (t[1] - t[0]) / t[2] if t[2] else float("nan"), n_boot, seed, level),
+    }
 
 
-def stratified_macro_ci(agg: Callable[[np.ndarray], float], groups: list[np.ndarray], n_boot: int = 1000,
-                        seed: int = 0, level: float = 0.95) -> list[float]:
+def stratified_macro_ci(
+    agg: Callable[[np.ndarray], float], groups: list[np.ndarray], n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> list[float]:
     """CI of the mean over groups (domains) of `agg(indices)`, resampling items within each group,
     so every group keeps its size as in the estimate (the macro score's, and the safety macro rate's)."""
     if n_boot <= 0 or not groups or any(len(g) < 2 for g in groups):

@@ -31,8 +31,11 @@ def resolve(spec: str | Path) -> tuple[Path, str]:
     run_dir = Path(run)
     metrics = run_dir / "metrics.json"
     if not metrics.exists():
-        raise DataError("not a finished run directory (no metrics.json). Give a directory written by "
-                        "tuneforge demo / train / eval run, optionally with :MODEL", path=str(run_dir))
+        raise DataError(
+            "not a finished run directory (no metrics.json). Give a directory written by "
+            "tuneforge demo / train / eval run, optionally with :MODEL",
+            path=str(run_dir),
+        )
     models = list(json.loads(metrics.read_text())["models"])
     label = label or models[-1]
     if label not in models:
@@ -69,8 +72,15 @@ def compare_bleu(sa: np.ndarray, sb: np.ndarray, n_boot: int = 1000, n_perm: int
         pa = np.where(swap[:, None], sb, sa).sum(0)
         pb = np.where(swap[:, None], sa, sb).sum(0)
         hits += abs(bleu_from_stats(pb) - bleu_from_stats(pa)) >= abs(b - a) - 1e-9
-    return {"a": a, "b": b, "delta": b - a, "ci": ci, "p_value": (hits + 1) / (n_perm + 1), "n": len(sa),
-            "test": "approximate randomisation of corpus BLEU"}
+    return {
+        "a": a,
+        "b": b,
+        "delta": b - a,
+        "ci": ci,
+        "p_value": (hits + 1) / (n_perm + 1),
+        "n": len(sa),
+        "test": "approximate randomisation of corpus BLEU",
+    }
 
 
 def compare_runs(spec_a: str | Path, spec_b: str | Path, n_boot: int = 1000, seed: int = 0) -> dict:
@@ -80,10 +90,21 @@ def compare_runs(spec_a: str | Path, spec_b: str | Path, n_boot: int = 1000, see
     if not ids:
         raise DataError(f"{run_a}:{label_a} and {run_b}:{label_b} share no item ids; compare runs on the same test set")
     numeric = lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))  # noqa: E731
-    names = [k for k in items_a[ids[0]] if k not in ("id", "domain") and k in items_b[ids[0]]
-             and all(numeric(items_a[i].get(k)) and numeric(items_b[i].get(k)) for i in ids)]
-    out: dict[str, Any] = {"a": f"{run_a}:{label_a}", "b": f"{run_b}:{label_b}", "n_common": len(ids),
-           "only_a": len(items_a) - len(ids), "only_b": len(items_b) - len(ids), "metrics": {}}
+    names = [
+        k
+        for k in items_a[ids[0]]
+        if k not in ("id", "domain")
+        and k in items_b[ids[0]]
+        and all(numeric(items_a[i].get(k)) and numeric(items_b[i].get(k)) for i in ids)
+    ]
+    out: dict[str, Any] = {
+        "a": f"{run_a}:{label_a}",
+        "b": f"{run_b}:{label_b}",
+        "n_common": len(ids),
+        "only_a": len(items_a) - len(ids),
+        "only_b": len(items_b) - len(ids),
+        "metrics": {},
+    }
     for m in names:
         if m == "bleu":
             sa, sb = _bleu_stats(run_a, label_a, ids), _bleu_stats(run_b, label_b, ids)
@@ -94,17 +115,27 @@ def compare_runs(spec_a: str | Path, spec_b: str | Path, n_boot: int = 1000, see
         b = [items_b[i][m] for i in ids]
         test = paired_test(a, b, n_boot, seed=seed)
         ok = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
-        out["metrics"][m] = {"a": float(np.mean([x for x, _ in ok])) if ok else float("nan"),
-                             "b": float(np.mean([y for _, y in ok])) if ok else float("nan"),
-                             **test, "test": "sign-flip permutation on per-item differences"}
+        out["metrics"][m] = {
+            "a": float(np.mean([x for x, _ in ok])) if ok else float("nan"),
+            "b": float(np.mean([y for _, y in ok])) if ok else float("nan"),
+            **test,
+            "test": "sign-flip permutation on per-item differences",
+        }
     return out
 
 
 def format_comparison(c: dict) -> str:
-    lines = [f"A = {c['a']}", f"B = {c['b']}", f"{c['n_common']} items in common "
-             f"({c['only_a']} only in A, {c['only_b']} only in B)", "",
-             "| metric | A | B | B − A | 95% CI | p |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"A = {c['a']}",
+        f"B = {c['b']}",
+        f"{c['n_common']} items in common ({c['only_a']} only in A, {c['only_b']} only in B)",
+        "",
+        "| metric | A | B | B − A | 95% CI | p |",
+        "|---|---|---|---|---|---|",
+    ]
     for m, r in c["metrics"].items():
-        lines.append(f"| {m} | {r['a']:.3f} | {r['b']:.3f} | {r['delta']:+.3f} | "
-                     f"[{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}] | {r['p_value']:.4f} |")
+        lines.append(
+            f"| {m} | {r['a']:.3f} | {r['b']:.3f} | {r['delta']:+.3f} | "
+            f"[{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}] | {r['p_value']:.4f} |"
+        )
     return "\n".join(lines)

@@ -37,8 +37,11 @@ def load_ratings(path: str | Path, key: str = "rating") -> dict[str, float]:
     out: dict[str, float] = {}
     for lineno, r in rows:
         if "id" not in r or key not in r:
-            raise DataError(f"a rating record needs 'id' and '{key}' (set human_ratings_key for another field)",
-                            path=str(path), line=lineno)
+            raise DataError(
+                f"a rating record needs 'id' and '{key}' (set human_ratings_key for another field)",
+                path=str(path),
+                line=lineno,
+            )
         try:
             out[str(r["id"])] = float(r[key])
         except (TypeError, ValueError):

@@ -39,8 +39,10 @@ def check_model_spec(spec: str) -> None:
     if (path / "adapter" / "adapter_config.json").exists() or (path / "adapter_config.json").exists():
         return
     if path.is_dir() and (path / "config.yaml").exists() and not (path / "config.json").exists():
-        raise ConfigError(f"{spec} is a run directory without a trained adapter (no adapter/adapter_config.json): "
-                          "the run did not finish. Train it again, or give another model")
+        raise ConfigError(
+            f"{spec} is a run directory without a trained adapter (no adapter/adapter_config.json): "
+            "the run did not finish. Train it again, or give another model"
+        )
     check_hub_model(spec)
 
 
@@ -52,8 +54,13 @@ def load_eval_model(spec: str, dtype: str = "auto", device: str = "auto"):
     from tuneforge.train.adapters import is_prompt_learning
 
     path = Path(spec)
-    adapter = path / "adapter" if (path / "adapter" / "adapter_config.json").exists() else \
-        path if (path / "adapter_config.json").exists() else None
+    adapter = (
+        path / "adapter"
+        if (path / "adapter" / "adapter_config.json").exists()
+        else path
+        if (path / "adapter_config.json").exists()
+        else None
+    )
     if adapter is None:
         model, tok = load_model(spec, dtype, "sdpa", device)
         return model, tok, spec
@@ -65,8 +72,10 @@ def load_eval_model(spec: str, dtype: str = "auto", device: str = "auto"):
     else:
         base = json.loads((adapter / "adapter_config.json").read_text()).get("base_model_name_or_path") or ""
     if not base:
-        raise ConfigError(f"cannot tell the base model of {adapter}: no run config.yaml and no "
-                          "base_model_name_or_path in adapter_config.json")
+        raise ConfigError(
+            f"cannot tell the base model of {adapter}: no run config.yaml and no "
+            "base_model_name_or_path in adapter_config.json"
+        )
     model, tok = load_model(base, dtype, "sdpa", device)
     model = PeftModel.from_pretrained(model, str(adapter))
     if not is_prompt_learning(model):  # prompt learning has nothing to merge; a failed merge is an error

@@ -22,8 +22,15 @@ from tuneforge.evaluate import report_kit as kit
 from tuneforge.files import write_text_atomic
 from tuneforge.records import Generation
 
-METRIC_LABELS = {"bleu": "BLEU", "rouge_l": "ROUGE-L", "tsas": "TSAS", "bertscore": "BERTScore F1",
-                 "exact_match": "Exact match", "if_score": "IF-Score", "mauve": "MAUVE"}
+METRIC_LABELS = {
+    "bleu": "BLEU",
+    "rouge_l": "ROUGE-L",
+    "tsas": "TSAS",
+    "bertscore": "BERTScore F1",
+    "exact_match": "Exact match",
+    "if_score": "IF-Score",
+    "mauve": "MAUVE",
+}
 
 
 def _fmt(x) -> str:
@@ -54,8 +61,13 @@ def _load(run_dir: Path) -> tuple[dict, list[dict]]:
 
 def _domain_chart(models: dict, metric: str):
     """Per-domain bars of `metric` for every model, with 95% CI error bars (or None)."""
-    names = [n for n in models if metric in models[n]["overall"] and models[n]["per_domain"]
-             and metric in next(iter(models[n]["per_domain"].values()))]
+    names = [
+        n
+        for n in models
+        if metric in models[n]["overall"]
+        and models[n]["per_domain"]
+        and metric in next(iter(models[n]["per_domain"].values()))
+    ]
     if not names:
         return None
     plt = kit.pyplot()
@@ -65,8 +77,10 @@ def _domain_chart(models: dict, metric: str):
     for k, n in enumerate(names):
         rows = [models[n]["per_domain"][d][metric] for d in domains]
         vals = [r["score"] for r in rows]
-        err = [[max(0, v - r["ci"][0]) if r.get("ci") and r["ci"][0] == r["ci"][0] else 0 for v, r in zip(vals, rows)],
-               [max(0, r["ci"][1] - v) if r.get("ci") and r["ci"][1] == r["ci"][1] else 0 for v, r in zip(vals, rows)]]
+        err = [
+            [max(0, v - r["ci"][0]) if r.get("ci") and r["ci"][0] == r["ci"][0] else 0 for v, r in zip(vals, rows)],
+            [max(0, r["ci"][1] - v) if r.get("ci") and r["ci"][1] == r["ci"][1] else 0 for v, r in zip(vals, rows)],
+        ]
         ax.bar([i + k * width for i in range(len(domains))], vals, width, yerr=err, capsize=3, label=n)
     ax.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(domains))])
     ax.set_xticklabels(domains, rotation=20, ha="right", fontsize=9)
@@ -85,8 +99,10 @@ def _overall_chart(models: dict, metric_names: list[str], title: str):
     for k, n in enumerate(names):
         rows = [models[n]["overall"][m] for m in metric_names]
         vals = [r["score"] for r in rows]
-        err = [[max(0, v - r["ci"][0]) if r["ci"][0] == r["ci"][0] else 0 for v, r in zip(vals, rows)],
-               [max(0, r["ci"][1] - v) if r["ci"][1] == r["ci"][1] else 0 for v, r in zip(vals, rows)]]
+        err = [
+            [max(0, v - r["ci"][0]) if r["ci"][0] == r["ci"][0] else 0 for v, r in zip(vals, rows)],
+            [max(0, r["ci"][1] - v) if r["ci"][1] == r["ci"][1] else 0 for v, r in zip(vals, rows)],
+        ]
         ax.bar([i + k * width for i in range(len(metric_names))], vals, width, yerr=err, capsize=3, label=n)
     ax.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(metric_names))])
     ax.set_xticklabels([m.replace("_", " ") for m in metric_names], rotation=15, ha="right", fontsize=9)
@@ -115,15 +131,21 @@ def _legacy_png(metrics: dict, log: list[dict], path: Path) -> None:
     models = metrics["models"]
     names = list(models)
     first = models[names[0]]
-    metric_names = [m for m in first["overall"] if first["per_domain"] and m in next(iter(first["per_domain"].values()))]
+    metric_names = [
+        m for m in first["overall"] if first["per_domain"] and m in next(iter(first["per_domain"].values()))
+    ]
     domains = list(first["per_domain"])
     ncols = max(1, len(metric_names) + (1 if log else 0))
     fig, axes = plt.subplots(1, ncols, figsize=(4.2 * ncols, 3.6), squeeze=False)
     width = 0.8 / len(names)
     for ax, m in zip(axes[0], metric_names):
         for k, name in enumerate(names):
-            ax.bar([i + k * width for i in range(len(domains))],
-                   [models[name]["per_domain"][d][m]["score"] for d in domains], width, label=name)
+            ax.bar(
+                [i + k * width for i in range(len(domains))],
+                [models[name]["per_domain"][d][m]["score"] for d in domains],
+                width,
+                label=name,
+            )
         ax.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(domains))])
         ax.set_xticklabels(domains, rotation=30, ha="right", fontsize=8)
         ax.set_title(METRIC_LABELS.get(m, m))
@@ -160,38 +182,59 @@ def _summary_lines(metrics: dict) -> list[str]:
     run = metrics["run"]
     out = []
     if "adapter" in run:
-        out.append(f"Model `{run['model']}`, adapter `{run['adapter']}` ({run['trainable_params']:,} of "
-                   f"{run['total_params']:,} parameters trained, {100 * run['trainable_params'] / run['total_params']:.2f}%), "
-                   f"{run['steps']} steps in {run['train_seconds']:.0f} s ({run['tokens_per_s']:.0f} tokens/s).")
+        out.append(
+            f"Model `{run['model']}`, adapter `{run['adapter']}` ({run['trainable_params']:,} of "
+            f"{run['total_params']:,} parameters trained, {100 * run['trainable_params'] / run['total_params']:.2f}%), "
+            f"{run['steps']} steps in {run['train_seconds']:.0f} s ({run['tokens_per_s']:.0f} tokens/s)."
+        )
         if run.get("eval_loss"):
             el = run["eval_loss"]
             ci, d = el.get("ci", {}), el.get("delta")
-            out.append(f"Held-out loss per target token: base {el['base']:.3f}{_ci({'ci': ci.get('base')})} → tuned "
-                       f"{el['tuned']:.3f}{_ci({'ci': ci.get('tuned')})}"
-                       + (f", Δ {d['delta']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] (paired bootstrap over "
-                          f"{el['n_examples']} examples, {el['n_tokens']} target tokens)" if d else "") + ".")
+            out.append(
+                f"Held-out loss per target token: base {el['base']:.3f}{_ci({'ci': ci.get('base')})} → tuned "
+                f"{el['tuned']:.3f}{_ci({'ci': ci.get('tuned')})}"
+                + (
+                    f", Δ {d['delta']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] (paired bootstrap over "
+                    f"{el['n_examples']} examples, {el['n_tokens']} target tokens)"
+                    if d
+                    else ""
+                )
+                + "."
+            )
     else:
-        out.append("Models: " + "; ".join(f"`{k}` = {v}" for k, v in run.get("models", {}).items()) +
-                   f". Test set `{run.get('test', '')}`, {run.get('n_items', '?')} items.")
+        out.append(
+            "Models: "
+            + "; ".join(f"`{k}` = {v}" for k, v in run.get("models", {}).items())
+            + f". Test set `{run.get('test', '')}`, {run.get('n_items', '?')} items."
+        )
     if run.get("stage_seconds"):
         steal = run.get("cpu_steal_percent")
-        out.append("Wall time per stage: " + ", ".join(f"{k.replace('_', ' ')} {v:.0f} s"
-                                                       for k, v in run["stage_seconds"].items()) + "." +
-                   (f" CPU steal during the run: {steal:.0f}%." if steal is not None else ""))
+        out.append(
+            "Wall time per stage: "
+            + ", ".join(f"{k.replace('_', ' ')} {v:.0f} s" for k, v in run["stage_seconds"].items())
+            + "."
+            + (f" CPU steal during the run: {steal:.0f}%." if steal is not None else "")
+        )
     if run.get("hardware"):
         h = run["hardware"]
-        out.append(f"Ran on {h['cpu']} ({' '.join(h['isa']) or 'no listed ISA extensions'}; "
-                   f"{h['torch_threads']} torch threads"
-                   + (f"; GPU {', '.join(h['gpus'])}" if h.get("gpus") else "")
-                   + f"): model dtype {run.get('dtype', '?')}, training precision {run.get('precision', '?')}"
-                   + (f" (auto: {h['auto_reason']})" if h.get("auto_reason") else "") + ".")
+        out.append(
+            f"Ran on {h['cpu']} ({' '.join(h['isa']) or 'no listed ISA extensions'}; "
+            f"{h['torch_threads']} torch threads"
+            + (f"; GPU {', '.join(h['gpus'])}" if h.get("gpus") else "")
+            + f"): model dtype {run.get('dtype', '?')}, training precision {run.get('precision', '?')}"
+            + (f" (auto: {h['auto_reason']})" if h.get("auto_reason") else "")
+            + "."
+        )
     if run.get("data_build"):
         b = run["data_build"]
-        out.append(f"Training data built by `tuneforge data build` ({b['dir']}, see its datacard.md): "
-                   + ", ".join(f"{k} {v}" for k, v in b["stages"].items()) + " records; filters removed "
-                   + (", ".join(f"{k} {v}" for k, v in b["removed"].items()) or "nothing")
-                   + f"; {b['final']} kept. Generator `{b['llm']['model']}`: {b['llm']['calls']} calls, "
-                   f"{b['llm']['cache_hits']} answers from the cache.")
+        out.append(
+            f"Training data built by `tuneforge data build` ({b['dir']}, see its datacard.md): "
+            + ", ".join(f"{k} {v}" for k, v in b["stages"].items())
+            + " records; filters removed "
+            + (", ".join(f"{k} {v}" for k, v in b["removed"].items()) or "nothing")
+            + f"; {b['final']} kept. Generator `{b['llm']['model']}`: {b['llm']['calls']} calls, "
+            f"{b['llm']['cache_hits']} answers from the cache."
+        )
     return out
 
 
@@ -200,20 +243,32 @@ def _tables(metrics: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     models = metrics["models"]
     names = list(models)
     metric_names = list(models[names[0]]["overall"])
-    tables = [("Summary (95% bootstrap CI; MAUVE: mean over k-means seeds, t-interval, sd)",
-               ["model", "n"] + [METRIC_LABELS.get(m, m) for m in metric_names],
-               [[n, str(models[n]["n"])] + [_cell(models[n]["overall"][m]) for m in metric_names] for n in names])]
+    tables = [
+        (
+            "Summary (95% bootstrap CI; MAUVE: mean over k-means seeds, t-interval, sd)",
+            ["model", "n"] + [METRIC_LABELS.get(m, m) for m in metric_names],
+            [[n, str(models[n]["n"])] + [_cell(models[n]["overall"][m]) for m in metric_names] for n in names],
+        )
+    ]
     per_item = [m for m in metric_names if "macro" in models[names[0]]["overall"][m]]
     domains = list(models[names[0]]["per_domain"])
     for m in per_item:
-        rows = [[d, str(models[names[0]]["per_domain"][d][m]["n"])] +
-                [_fmt(models[n]["per_domain"][d][m]["score"]) + _ci(models[n]["per_domain"][d][m]) for n in names]
-                for d in domains]
-        rows.append(["all (micro)", str(models[names[0]]["overall"][m].get("n", ""))] +
-                    [_cell(models[n]["overall"][m]) for n in names])
-        rows.append(["macro = generalisation score", str(len(domains))] +
-                    [_fmt(models[n]["overall"][m]["macro"]) + _ci({"ci": models[n]["overall"][m].get("macro_ci")})
-                     for n in names])
+        rows = [
+            [d, str(models[names[0]]["per_domain"][d][m]["n"])]
+            + [_fmt(models[n]["per_domain"][d][m]["score"]) + _ci(models[n]["per_domain"][d][m]) for n in names]
+            for d in domains
+        ]
+        rows.append(
+            ["all (micro)", str(models[names[0]]["overall"][m].get("n", ""))]
+            + [_cell(models[n]["overall"][m]) for n in names]
+        )
+        rows.append(
+            ["macro = generalisation score", str(len(domains))]
+            + [
+                _fmt(models[n]["overall"][m]["macro"]) + _ci({"ci": models[n]["overall"][m].get("macro_ci")})
+                for n in names
+            ]
+        )
         tables.append((f"{METRIC_LABELS.get(m, m)} per domain", ["domain", "n"] + names, rows))
     return tables
 
@@ -224,83 +279,151 @@ def _extras(run_dir: Path, metrics: dict) -> list[tuple[str, list[str]]]:
     names = list(models)
     out = []
     if "tsas" in models[names[0]]["overall"]:
-        out.append(("TSAS parts and parrot control", [
-            f"{n}: mean cos(I,R) {_fmt(models[n]['overall']['tsas']['numerator'])}, mean cos(I,R_ref) "
-            f"{_fmt(models[n]['overall']['tsas']['denominator'])}, {_below_floor(models[n]['overall']['tsas'])}; "
-            f"parrot control (answer = instruction): "
-            f"{_fmt(models[n]['overall']['tsas']['parrot_control'])}" for n in names]))
+        out.append(
+            (
+                "TSAS parts and parrot control",
+                [
+                    f"{n}: mean cos(I,R) {_fmt(models[n]['overall']['tsas']['numerator'])}, mean cos(I,R_ref) "
+                    f"{_fmt(models[n]['overall']['tsas']['denominator'])}, {_below_floor(models[n]['overall']['tsas'])}; "
+                    f"parrot control (answer = instruction): "
+                    f"{_fmt(models[n]['overall']['tsas']['parrot_control'])}"
+                    for n in names
+                ],
+            )
+        )
     comp = _comparisons(run_dir, metrics)
     if comp and "error" in comp:
         out.append((f"Paired comparison: {comp['b']} − {comp['a']}", [f"could not be computed: {comp['error']}"]))
     elif comp:
-        out.append((f"Paired comparison: {comp['b']} − {comp['a']} ({comp['n_common']} items)", [
-            f"{METRIC_LABELS.get(m, m)}: {r['a']:.3f} → {r['b']:.3f}, Δ {r['delta']:+.3f} "
-            f"[{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}], p = {r['p_value']:.4f} ({r['test']})"
-            for m, r in comp["metrics"].items()]))
+        out.append(
+            (
+                f"Paired comparison: {comp['b']} − {comp['a']} ({comp['n_common']} items)",
+                [
+                    f"{METRIC_LABELS.get(m, m)}: {r['a']:.3f} → {r['b']:.3f}, Δ {r['delta']:+.3f} "
+                    f"[{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}], p = {r['p_value']:.4f} ({r['test']})"
+                    for m, r in comp["metrics"].items()
+                ],
+            )
+        )
     judge = metrics.get("judge") or {}
     lines = []
     for n, j in (judge.get("single") or {}).items():
-        lines.append(f"{n}: mean rating {_fmt(j['score'])}{_ci(j)} over {j['parsed']} parsed verdicts; "
-                     f"{j['parse_failures']} parse failures (judge `{j['judge']}`)")
+        lines.append(
+            f"{n}: mean rating {_fmt(j['score'])}{_ci(j)} over {j['parsed']} parsed verdicts; "
+            f"{j['parse_failures']} parse failures (judge `{j['judge']}`)"
+        )
         lines += [f"  unparsed ({f['id']}): {f['reply'][:160]!r}" for f in j["failed_examples"][:3]]
     if judge.get("pairwise"):
         p = judge["pairwise"]
-        lines.append(f"pairwise {p['models'][1]} vs {p['models'][0]} (both orders): wins {p['wins']}, win rate "
-                     f"{_fmt(p['win_rate_model2'])}{_ci({'ci': p.get('win_rate_ci')})}, position consistency {_fmt(p['position_consistency'])}, "
-                     f"{p['parse_failures']} parse failures of {p['n']}")
+        lines.append(
+            f"pairwise {p['models'][1]} vs {p['models'][0]} (both orders): wins {p['wins']}, win rate "
+            f"{_fmt(p['win_rate_model2'])}{_ci({'ci': p.get('win_rate_ci')})}, position consistency {_fmt(p['position_consistency'])}, "
+            f"{p['parse_failures']} parse failures of {p['n']}"
+        )
     if lines:
         out.append(("LLM judge", lines))
     corr = metrics.get("correlation")
     if corr:
-        out.append((f"Correlation with human ratings ({corr['model']}, {corr['file']})", [
-            f"{METRIC_LABELS.get(m, m)}: n = {c['n']}; " + "; ".join(
-                f"{k} {_fmt(c[k]['r'])} [{_fmt(c[k]['ci'][0])}, {_fmt(c[k]['ci'][1])}] (p {_fmt(c[k]['p_value'])})"
-                for k in ("pearson", "spearman", "kendall") if k in c) for m, c in corr["metrics"].items()]))
-    warnings = [f"{n} {METRIC_LABELS.get(m, m)}: {r['warning']}" for n in names
-                for m, r in models[n]["overall"].items() if r.get("warning")]
+        out.append(
+            (
+                f"Correlation with human ratings ({corr['model']}, {corr['file']})",
+                [
+                    f"{METRIC_LABELS.get(m, m)}: n = {c['n']}; "
+                    + "; ".join(
+                        f"{k} {_fmt(c[k]['r'])} [{_fmt(c[k]['ci'][0])}, {_fmt(c[k]['ci'][1])}] (p {_fmt(c[k]['p_value'])})"
+                        for k in ("pearson", "spearman", "kendall")
+                        if k in c
+                    )
+                    for m, c in corr["metrics"].items()
+                ],
+            )
+        )
+    warnings = [
+        f"{n} {METRIC_LABELS.get(m, m)}: {r['warning']}"
+        for n in names
+        for m, r in models[n]["overall"].items()
+        if r.get("warning")
+    ]
     if warnings:
         out.append(("Warnings", warnings))
     safety = metrics.get("safety")
     if safety:
         cal = safety["calibration"]
-        out.append((f"Detector accuracy on the calibration set ({cal['n_answers']} answers labelled by people)",
-                    _detector_lines(cal)))
+        out.append(
+            (
+                f"Detector accuracy on the calibration set ({cal['n_answers']} answers labelled by people)",
+                _detector_lines(cal),
+            )
+        )
         ext = cal.get("external")
         if ext and ext["splits"]["test"]["n"]:
             test = ext["splits"]["test"]
-            out.append((f"Detector accuracy on the independent set (test split: {test['n']} real answers of a base and "
-                        f"a tuned model to public prompts, labelled by hand; never used to develop the rules)",
-                        _detector_lines(test)))
+            out.append(
+                (
+                    f"Detector accuracy on the independent set (test split: {test['n']} real answers of a base and "
+                    f"a tuned model to public prompts, labelled by hand; never used to develop the rules)",
+                    _detector_lines(test),
+                )
+            )
         for label, j in (safety.get("judge") or {}).items():
-            out.append((f"LLM-judge detector — {label}", [
-                f"judge {j['judge']}: {j['parsed']} of {j['asked']} verdicts parsed ({j['parse_failures']} failures); "
-                f"agreement with the rule detectors {_fmt(j['agreement_with_rules'])}"]))
+            out.append(
+                (
+                    f"LLM-judge detector — {label}",
+                    [
+                        f"judge {j['judge']}: {j['parsed']} of {j['asked']} verdicts parsed ({j['parse_failures']} failures); "
+                        f"agreement with the rule detectors {_fmt(j['agreement_with_rules'])}"
+                    ],
+                )
+            )
         for label, per_rate in safety["failures"].items():
             lines = []
             for rate, rows in per_rate.items():
-                lines += [f"{rate.replace('_', ' ')} — {r['id']}: {r['prompt'][:140]!r} → {r['answer'][:200]!r}"
-                          for r in rows[:3]]
-            out.append((f"Failing examples — {label} (first 3 per rate; all in scores/{label}.jsonl)",
-                        lines or ["none"]))
-    out.append(("Signatures", [f"{METRIC_LABELS.get(m, m)}: {r['signature']}"
-                               for m, r in models[names[0]]["overall"].items() if r.get("signature")]))
+                lines += [
+                    f"{rate.replace('_', ' ')} — {r['id']}: {r['prompt'][:140]!r} → {r['answer'][:200]!r}"
+                    for r in rows[:3]
+                ]
+            out.append(
+                (f"Failing examples — {label} (first 3 per rate; all in scores/{label}.jsonl)", lines or ["none"])
+            )
+    out.append(
+        (
+            "Signatures",
+            [
+                f"{METRIC_LABELS.get(m, m)}: {r['signature']}"
+                for m, r in models[names[0]]["overall"].items()
+                if r.get("signature")
+            ],
+        )
+    )
     return out
 
 
 def _detector_lines(cal: dict) -> list[str]:
     def pr(c, k):
         return _fmt(c[k]) + _ci({"ci": c.get(f"{k}_ci")})
-    return [f"{name.replace('_', ' ')}: precision {pr(c, 'precision')}, recall {pr(c, 'recall')}, accuracy "
-            f"{_fmt(c['accuracy'])}, κ {_fmt(c['kappa'])} (n {c['n']}; tp {c['tp']}, fp {c['fp']}, fn {c['fn']})"
-            for name, c in cal.items() if isinstance(c, dict) and "precision" in c] + [
-        f"refusal / caution / comply, 3-way agreement: {_fmt(cal['refusal_3way']['agreement'])}"]
+
+    return [
+        f"{name.replace('_', ' ')}: precision {pr(c, 'precision')}, recall {pr(c, 'recall')}, accuracy "
+        f"{_fmt(c['accuracy'])}, κ {_fmt(c['kappa'])} (n {c['n']}; tp {c['tp']}, fp {c['fp']}, fn {c['fn']})"
+        for name, c in cal.items()
+        if isinstance(c, dict) and "precision" in c
+    ] + [f"refusal / caution / comply, 3-way agreement: {_fmt(cal['refusal_3way']['agreement'])}"]
 
 
 def _samples(run_dir: Path, names: list[str], per_domain: int = 1) -> list[dict]:
-    gens = {n: {g.id: g for g in records_of(read_records(run_dir / "generations" / f"{n}.jsonl"), Generation,
-                                            run_dir / "generations" / f"{n}.jsonl", "Run tuneforge eval generate again")}
-            for n in names
-            if (run_dir / "generations" / f"{n}.jsonl").exists()}
+    gens = {
+        n: {
+            g.id: g
+            for g in records_of(
+                read_records(run_dir / "generations" / f"{n}.jsonl"),
+                Generation,
+                run_dir / "generations" / f"{n}.jsonl",
+                "Run tuneforge eval generate again",
+            )
+        }
+        for n in names
+        if (run_dir / "generations" / f"{n}.jsonl").exists()
+    }
     if not gens:
         return []
     first = next(iter(gens.values()))
@@ -310,8 +433,15 @@ def _samples(run_dir: Path, names: list[str], per_domain: int = 1) -> list[dict]
         if seen.get(g.domain, 0) >= per_domain:
             continue
         seen[g.domain] = seen.get(g.domain, 0) + 1
-        out.append({"id": gid, "domain": g.domain, "prompt": g.instruction, "reference": g.references[0] if g.references else "",
-                    "answers": {n: gens[n][gid].generation if gid in gens[n] else "(missing)" for n in gens}})
+        out.append(
+            {
+                "id": gid,
+                "domain": g.domain,
+                "prompt": g.instruction,
+                "reference": g.references[0] if g.references else "",
+                "answers": {n: gens[n][gid].generation if gid in gens[n] else "(missing)" for n in gens},
+            }
+        )
     return out
 
 
@@ -328,8 +458,14 @@ def _markdown(run_dir: Path, metrics: dict, tables, extras, samples) -> str:
         lines += [f"## {title}", ""] + [f"- {x}" if not x.startswith("  ") else x for x in body] + [""]
     lines += ["## Sample answers", ""]
     for s in samples:
-        lines += [f"### {s['domain'] or 'item'} — `{s['id']}`", "", f"**Prompt:** {s['prompt'][:400]}", "",
-                  f"**Reference:** {s['reference'][:400]}", ""]
+        lines += [
+            f"### {s['domain'] or 'item'} — `{s['id']}`",
+            "",
+            f"**Prompt:** {s['prompt'][:400]}",
+            "",
+            f"**Reference:** {s['reference'][:400]}",
+            "",
+        ]
         lines += [f"**{n}:** {a[:400]}\n" for n, a in s["answers"].items()]
     return "\n".join(lines) + "\n"
 
@@ -346,12 +482,17 @@ def _html(run_dir: Path, metrics: dict, tables, extras, samples, charts: list[tu
         parts += [f"<h2>{e(title)}</h2>", "<ul>" + "".join(f"<li>{e(x.strip())}</li>" for x in body) + "</ul>"]
     if samples:
         names = list(samples[0]["answers"])
-        parts += ["<h2>Sample answers</h2>", "<table class='answers'><tr><th>item</th><th>prompt</th><th>reference</th>"
-                  + "".join(f"<th>{e(n)}</th>" for n in names) + "</tr>"]
+        parts += [
+            "<h2>Sample answers</h2>",
+            "<table class='answers'><tr><th>item</th><th>prompt</th><th>reference</th>"
+            + "".join(f"<th>{e(n)}</th>" for n in names)
+            + "</tr>",
+        ]
         for s in samples:
-            parts.append(f"<tr><td>{e(s['domain'])}<br><code>{e(s['id'])}</code></td><td>{e(s['prompt'])}</td>"
-                         f"<td>{e(s['reference'])}</td>" + "".join(f"<td>{e(s['answers'][n])}</td>" for n in names)
-                         + "</tr>")
+            parts.append(
+                f"<tr><td>{e(s['domain'])}<br><code>{e(s['id'])}</code></td><td>{e(s['prompt'])}</td>"
+                f"<td>{e(s['reference'])}</td>" + "".join(f"<td>{e(s['answers'][n])}</td>" for n in names) + "</tr>"
+            )
         parts.append("</table>")
     return kit.page(f"tuneforge report — {run.get('name', run_dir.name)}", parts)
 
@@ -371,8 +512,13 @@ def write_report(run_dir: str | Path) -> Path:
             charts.append((caption, kit.svg(fig)))
     if metrics.get("safety"):  # a safety run's metrics are its rates
         rates = list(next(iter(metrics["models"].values()))["overall"])
-        charts.insert(0, ("Safety rates (95% Wilson CI): lower is better for misinformation, unsafe omission and "
-                          "over-refusal", kit.svg(_overall_chart(metrics["models"], rates, "Safety rates"))))
+        charts.insert(
+            0,
+            (
+                "Safety rates (95% Wilson CI): lower is better for misinformation, unsafe omission and over-refusal",
+                kit.svg(_overall_chart(metrics["models"], rates, "Safety rates")),
+            ),
+        )
     fig = _loss_chart(log)
     if fig is not None:
         charts.append(("Training loss per target token", kit.svg(fig)))

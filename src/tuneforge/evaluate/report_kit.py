@@ -31,12 +31,17 @@ def svg(fig) -> str:
     fig.savefig(buf, format="svg")
     pyplot().close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg"):]
+    return text[text.index("<svg") :]
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
-    return ("<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr>" +
-            "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in rows) + "</table>")
+    return (
+        "<table><tr>"
+        + "".join(f"<th>{escape(h)}</th>" for h in header)
+        + "</tr>"
+        + "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+        + "</table>"
+    )
 
 
 def section(title: str, header: list[str], rows: list[list[str]]) -> str:
@@ -53,6 +58,12 @@ def paragraphs(lines: list[str]) -> list[str]:
 
 def page(title: str, parts: list[str], heading: str | None = None) -> str:
     """The whole HTML document: `parts` are already-rendered HTML fragments."""
-    return "\n".join([f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
-                      f"<style>{CSS}</style></head><body>", f"<h1>{escape(heading or title)}</h1>", *parts,
-                      "</body></html>"])
+    return "\n".join(
+        [
+            f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
+            f"<style>{CSS}</style></head><body>",
+            f"<h1>{escape(heading or title)}</h1>",
+            *parts,
+            "</body></html>",
+        ]
+    )

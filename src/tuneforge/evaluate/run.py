@@ -44,12 +44,16 @@ ALL_METRICS = ["bleu", "rouge_l", "bertscore", "tsas", "exact_match", "if_score"
 @dataclass
 class MetricOptions:
     rouge_tokenizer: str = field(default="default", metadata={"help": "default (rouge-score, ASCII) | unicode"})
-    bertscore_model: str = field(default=EMBEDDED_ENCODER, metadata={"help": "encoder for BERTScore (e.g. roberta-large)"})
+    bertscore_model: str = field(
+        default=EMBEDDED_ENCODER, metadata={"help": "encoder for BERTScore (e.g. roberta-large)"}
+    )
     bertscore_layer: int = field(default=0, metadata={"help": "layer (0 = the model's default; 6 for MiniLM)"})
     mauve_seeds: int = field(default=5, metadata={"help": "k-means seeds MAUVE is averaged over"})
     mauve_scaling: float = field(default=5.0, metadata={"help": "MAUVE scaling constant c"})
-    tsas_floor: float = field(default=0.1, metadata={"help": "TSAS leaves out (and counts) items whose "
-                                                             "cos(instruction, reference) is below this"})
+    tsas_floor: float = field(
+        default=0.1,
+        metadata={"help": "TSAS leaves out (and counts) items whose cos(instruction, reference) is below this"},
+    )
 
 
 @dataclass
@@ -63,16 +67,25 @@ class JudgeConfig:
 @dataclass
 class EvalRunConfig:
     output_dir: str = field(default="runs/eval", metadata={"help": "evaluation directory"})
-    models: list[str] = field(default_factory=lambda: [f"base={EMBEDDED_MODEL}"],
-                              metadata={"help": "label=spec: model name/dir/.gguf, a train/demo run dir, or an adapter dir"})
+    models: list[str] = field(
+        default_factory=lambda: [f"base={EMBEDDED_MODEL}"],
+        metadata={"help": "label=spec: model name/dir/.gguf, a train/demo run dir, or an adapter dir"},
+    )
     test: str = field(default="seed:test", metadata={"help": "test set (any format) or seed:test"})
     test_per_domain: int = field(default=0, metadata={"help": "cap items per domain (0 = all)"})
-    dtype: str = field(default="auto", metadata={"help": "model dtype for generation: auto (bfloat16 where the hardware runs it "
-                                                       "natively, else float32) | bfloat16 | float32"})
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "model dtype for generation: auto (bfloat16 where the hardware runs it "
+            "natively, else float32) | bfloat16 | float32"
+        },
+    )
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
     generation: GenerationConfig = field(default_factory=GenerationConfig)
-    metrics: list[str] = field(default_factory=lambda: list(ALL_METRICS),
-                               metadata={"help": f"any of {', '.join(ALL_METRICS)} or package.module:function"})
+    metrics: list[str] = field(
+        default_factory=lambda: list(ALL_METRICS),
+        metadata={"help": f"any of {', '.join(ALL_METRICS)} or package.module:function"},
+    )
     encoder: str = field(default=EMBEDDED_ENCODER, metadata={"help": "sentence encoder for TSAS, IF-Score, MAUVE"})
     options: MetricOptions = field(default_factory=MetricOptions)
     bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples for CIs (0 = none)"})
@@ -146,8 +159,9 @@ def load_generations(out: Path, labels: list[str]) -> dict[str, list[Generation]
     for label in labels:
         path = out / "generations" / f"{label}.jsonl"
         if not path.exists():
-            raise DataError(f"no stored generations for model '{label}'; run tuneforge eval generate first",
-                            path=str(path))
+            raise DataError(
+                f"no stored generations for model '{label}'; run tuneforge eval generate first", path=str(path)
+            )
         gens[label] = records_of(read_records(path), Generation, path, "Run tuneforge eval generate again")
     return gens
 
@@ -161,28 +175,47 @@ def eval_score(cfg: EvalRunConfig, gens: dict[str, list[Generation]] | None = No
     with incomplete_until_done(out):
         start = time.time()
         options = {k: getattr(cfg.options, k) for k in MetricOptions.__dataclass_fields__}
-        scored = score_models({label: gens[label] for label in labels}, cfg.metrics, out, cfg.encoder, options,
-                              cfg.bootstrap, cfg.seed)
-        metrics = {"run": {"name": out.name, "kind": "eval", "models": dict(parse_models(cfg.models)),
-                           "test": cfg.test, "n_items": len(next(iter(gens.values()))),
-                           "generation": {k: v for k, v in vars(cfg.generation).items() if k != "batch_size"}},
-                   **scored}
+        scored = score_models(
+            {label: gens[label] for label in labels}, cfg.metrics, out, cfg.encoder, options, cfg.bootstrap, cfg.seed
+        )
+        metrics = {
+            "run": {
+                "name": out.name,
+                "kind": "eval",
+                "models": dict(parse_models(cfg.models)),
+                "test": cfg.test,
+                "n_items": len(next(iter(gens.values()))),
+                "generation": {k: v for k, v in vars(cfg.generation).items() if k != "batch_size"},
+            },
+            **scored,
+        }
         if cfg.judge.single or cfg.judge.pairwise:
             llm = make_llm(cfg.judge.llm, out / "judge" / "cache.sqlite", desc="judge")
             judge = {}
             if cfg.judge.single:
-                judge["single"] = {label: judge_single(llm, g, cfg.judge.with_reference, n_boot=cfg.bootstrap,
-                                                             seed=cfg.seed) for label, g in gens.items()}
+                judge["single"] = {
+                    label: judge_single(llm, g, cfg.judge.with_reference, n_boot=cfg.bootstrap, seed=cfg.seed)
+                    for label, g in gens.items()
+                }
             if cfg.judge.pairwise:
-                judge["pairwise"] = judge_pairwise(llm, gens[labels[0]], gens[labels[1]], n_boot=cfg.bootstrap,
-                                                     seed=cfg.seed)
+                judge["pairwise"] = judge_pairwise(
+                    llm, gens[labels[0]], gens[labels[1]], n_boot=cfg.bootstrap, seed=cfg.seed
+                )
             metrics["judge"] = judge
         if ratings is not None:
             rated = cfg.human_ratings_model or labels[0]
-            per_item = {r["id"]: r for r in map(json.loads, (out / "scores" / f"{rated}.jsonl").read_text().splitlines())}
+            per_item = {
+                r["id"]: r for r in map(json.loads, (out / "scores" / f"{rated}.jsonl").read_text().splitlines())
+            }
             names = [m for m in cfg.metrics if m in next(iter(per_item.values()), {})]
-            metrics["correlation"] = {"model": rated, "file": cfg.human_ratings, "metrics": {
-                m: correlate({i: r.get(m) for i, r in per_item.items()}, ratings, cfg.bootstrap, cfg.seed) for m in names}}
+            metrics["correlation"] = {
+                "model": rated,
+                "file": cfg.human_ratings,
+                "metrics": {
+                    m: correlate({i: r.get(m) for i, r in per_item.items()}, ratings, cfg.bootstrap, cfg.seed)
+                    for m in names
+                },
+            }
         metrics["run"]["score_seconds"] = round(time.time() - start, 1)
         write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2, default=_nan_safe))
         write_report(out)

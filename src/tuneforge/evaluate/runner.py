@@ -53,10 +53,14 @@ def _ci(agg, idx: np.ndarray, n_boot: int, seed: int) -> list[float]:
     return interval(np.array([agg(idx[d]) for d in draws]), 0.95)
 
 
-
-def score_generations(gens: list[Generation], metrics: Sequence[str] = ("bleu", "rouge_l", "tsas"),
-                      encoder: Encoder | None = None, options: dict | None = None, n_boot: int = 1000,
-                      seed: int = 0) -> dict:
+def score_generations(
+    gens: list[Generation],
+    metrics: Sequence[str] = ("bleu", "rouge_l", "tsas"),
+    encoder: Encoder | None = None,
+    options: dict | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict:
     """Score generations overall and per domain.
 
     Returns:
@@ -68,8 +72,9 @@ def score_generations(gens: list[Generation], metrics: Sequence[str] = ("bleu", 
         raise DataError("there are no generations to score")
     missing = [g.id for g in gens if not g.references]
     if missing:
-        raise DataError(f"{len(missing)} generations have no reference (first: '{missing[0]}'); "
-                        "reference-based metrics need one")
+        raise DataError(
+            f"{len(missing)} generations have no reference (first: '{missing[0]}'); reference-based metrics need one"
+        )
     if encoder is None and NEEDS_ENCODER & set(metrics):
         encoder = make_encoder()
     preds, refs, instr = [g.generation for g in gens], [g.references for g in gens], [g.instruction for g in gens]
@@ -92,7 +97,9 @@ def score_generations(gens: list[Generation], metrics: Sequence[str] = ("bleu", 
         agg = _aggregator(res)
         scored = sum(v is not None and v == v for v in res["per_item"])
         overall[name] = {k: v for k, v in res.items() if not k.startswith("_")} | {
-            "ci": _ci(agg, everything, n_boot, seed), "n": scored}
+            "ci": _ci(agg, everything, n_boot, seed),
+            "n": scored,
+        }
         for d, idx in zip(domains, groups):
             n_d = sum(res["per_item"][i] is not None and res["per_item"][i] == res["per_item"][i] for i in idx)
             per_domain[d][name] = {"score": agg(idx), "ci": _ci(agg, idx, n_boot, seed), "n": n_d}
@@ -101,18 +108,31 @@ def score_generations(gens: list[Generation], metrics: Sequence[str] = ("bleu", 
         overall[name]["macro"] = flat[f"{name}_macro"] = macro
         overall[name]["macro_ci"] = stratified_macro_ci(agg, groups, n_boot, seed)
     item_metrics = [m for m in metrics if overall[m].get("per_item") is not None]
-    per_item = [{"id": g.id, "domain": g.domain, **{m: overall[m]["per_item"][i] for m in item_metrics}}
-                for i, g in enumerate(gens)]
+    per_item = [
+        {"id": g.id, "domain": g.domain, **{m: overall[m]["per_item"][i] for m in item_metrics}}
+        for i, g in enumerate(gens)
+    ]
     for m in item_metrics:
         del overall[m]["per_item"]
-    return {"model": gens[0].model, "n": len(gens), "overall": overall,
-            "per_domain": per_domain,
-            "flat": flat, "per_item": per_item}
+    return {
+        "model": gens[0].model,
+        "n": len(gens),
+        "overall": overall,
+        "per_domain": per_domain,
+        "flat": flat,
+        "per_item": per_item,
+    }
 
 
-def score_models(gens: dict[str, list[Generation]], metrics: list[str], out_dir: Path | str,
-                 encoder: str = EMBEDDED_ENCODER, options: dict | None = None, n_boot: int = 1000,
-                 seed: int = 0) -> dict:
+def score_models(
+    gens: dict[str, list[Generation]],
+    metrics: list[str],
+    out_dir: Path | str,
+    encoder: str = EMBEDDED_ENCODER,
+    options: dict | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict:
     """The one scoring path of every verb that compares models on stored answers (eval score, the
     demo): each label's answers scored (`score_generations`; the encoder is loaded once, only when a
     metric needs it), its per-item scores written to OUT/scores/<label>.jsonl, and for two or more
@@ -121,13 +141,17 @@ def score_models(gens: dict[str, list[Generation]], metrics: list[str], out_dir:
     enc = make_encoder(encoder) if NEEDS_ENCODER & set(metrics) else None
     models = {label: score_generations(g, metrics, enc, options, n_boot, seed) for label, g in gens.items()}
     for label, res in models.items():
-        write_text_atomic(Path(out_dir) / "scores" / f"{label}.jsonl",
-                          "".join(json.dumps(r) + "\n" for r in res.pop("per_item")))
+        write_text_atomic(
+            Path(out_dir) / "scores" / f"{label}.jsonl", "".join(json.dumps(r) + "\n" for r in res.pop("per_item"))
+        )
     out: dict[str, Any] = {"models": models}
     labels = list(models)
     if len(labels) >= 2:
         a, b = labels[0], labels[1]
-        out["comparison"] = {k: {"base": v, "tuned": models[b]["flat"][k], "delta": models[b]["flat"][k] - v}
-                             for k, v in models[a]["flat"].items() if k in models[b]["flat"]}
+        out["comparison"] = {
+            k: {"base": v, "tuned": models[b]["flat"][k], "delta": models[b]["flat"][k] - v}
+            for k, v in models[a]["flat"].items()
+            if k in models[b]["flat"]
+        }
         out["comparison_models"] = [a, b]
     return out

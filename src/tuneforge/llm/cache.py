@@ -20,8 +20,9 @@ from tuneforge.llm.client import LLM, Conversation, Sampling
 
 
 def request_key(model: str, conversation: Conversation, sampling: Sampling) -> str:
-    blob = json.dumps({"model": model, "messages": conversation, "sampling": sampling.key()},
-                      sort_keys=True, ensure_ascii=False)
+    blob = json.dumps(
+        {"model": model, "messages": conversation, "sampling": sampling.key()}, sort_keys=True, ensure_ascii=False
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -32,8 +33,10 @@ class RequestCache:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, model TEXT, "
-                         "request TEXT, outputs TEXT, created TEXT DEFAULT CURRENT_TIMESTAMP)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, model TEXT, "
+            "request TEXT, outputs TEXT, created TEXT DEFAULT CURRENT_TIMESTAMP)"
+        )
         self._db.commit()
 
     def get(self, key: str) -> list[str] | None:
@@ -44,9 +47,10 @@ class RequestCache:
     def put_many(self, rows: list[tuple[str, str, dict, list[str]]]) -> None:
         """Store (key, model, request, outputs) rows in one transaction."""
         with self._lock:
-            self._db.executemany("INSERT OR REPLACE INTO completions (key, model, request, outputs) VALUES (?, ?, ?, ?)",
-                                 [(k, m, json.dumps(r, ensure_ascii=False), json.dumps(o, ensure_ascii=False))
-                                  for k, m, r, o in rows])
+            self._db.executemany(
+                "INSERT OR REPLACE INTO completions (key, model, request, outputs) VALUES (?, ?, ?, ?)",
+                [(k, m, json.dumps(r, ensure_ascii=False), json.dumps(o, ensure_ascii=False)) for k, m, r, o in rows],
+            )
             self._db.commit()
 
     def __len__(self) -> int:
@@ -78,10 +82,15 @@ class CachedLLM:
                 out[k] = got
         todo = [(k, c) for k, c in dict(zip(keys, conversations)).items() if k not in out]
         self.hits += sum(1 for k in keys if k in out)
-        bar = tqdm(total=len(out) + len(todo), initial=len(out), desc=f"{self.desc} ({self.name})", unit="prompt",
-                   disable=len(todo) <= self.batch_size)
+        bar = tqdm(
+            total=len(out) + len(todo),
+            initial=len(out),
+            desc=f"{self.desc} ({self.name})",
+            unit="prompt",
+            disable=len(todo) <= self.batch_size,
+        )
         for s in range(0, len(todo), self.batch_size):
-            chunk = todo[s:s + self.batch_size]
+            chunk = todo[s : s + self.batch_size]
             results = compute([c for _, c in chunk])
             self.calls += len(chunk)
             self.cache.put_many([(k, self.name, {"messages": c, **request}, r) for (k, c), r in zip(chunk, results)])
@@ -92,8 +101,9 @@ class CachedLLM:
 
     def chat(self, conversations: list[Conversation], sampling: Sampling) -> list[list[str]]:
         keys = [request_key(self.cache_id, c, sampling) for c in conversations]
-        return self._cached(keys, conversations, {"sampling": sampling.key()},
-                            lambda convs: self.llm.chat(convs, sampling))
+        return self._cached(
+            keys, conversations, {"sampling": sampling.key()}, lambda convs: self.llm.chat(convs, sampling)
+        )
 
     def choice_probs(self, conversations: list[Conversation], prefix: str, choices: list[str]) -> list[list[float]]:
         """The wrapped client's `choice_probs`, cached like completions (clients without next-token
@@ -101,10 +111,17 @@ class CachedLLM:
         from tuneforge.errors import ConfigError
 
         if not hasattr(self.llm, "choice_probs"):
-            raise ConfigError(f"{self.name}: this client gives no next-token probabilities; use a local model "
-                              "or text verdicts (e.g. reflect's verdict: text)")
+            raise ConfigError(
+                f"{self.name}: this client gives no next-token probabilities; use a local model "
+                "or text verdicts (e.g. reflect's verdict: text)"
+            )
         request = {"choice_probs": {"prefix": prefix, "choices": choices}}
-        keys = [hashlib.sha256(json.dumps({"model": self.cache_id, "messages": c, **request}, sort_keys=True,
-                                          ensure_ascii=False).encode()).hexdigest() for c in conversations]
-        return self._cached(keys, conversations, request,
-                            lambda convs: self.llm.choice_probs(convs, prefix, choices))
+        keys = [
+            hashlib.sha256(
+                json.dumps(
+                    {"model": self.cache_id, "messages": c, **request}, sort_keys=True, ensure_ascii=False
+                ).encode()
+            ).hexdigest()
+            for c in conversations
+        ]
+        return self._cached(keys, conversations, request, lambda convs: self.llm.choice_probs(convs, prefix, choices))

@@ -28,8 +28,10 @@ class Sampling:
     n: int = field(default=1, metadata={"help": "completions per prompt"})
     stop: list[str] = field(default_factory=list, metadata={"help": "strings that end a completion"})
     seed: int = field(default=0, metadata={"help": "sampling seed"})
-    repetition_penalty: float = field(default=1.0, metadata={
-        "help": "> 1 discourages repeating tokens (small local models loop under greedy decoding)"})
+    repetition_penalty: float = field(
+        default=1.0,
+        metadata={"help": "> 1 discourages repeating tokens (small local models loop under greedy decoding)"},
+    )
 
     def __post_init__(self):
         if self.max_new_tokens < 1 or self.n < 1:

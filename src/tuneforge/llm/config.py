@@ -23,8 +23,13 @@ class LLMConfig:
     max_concurrency: int = field(default=8, metadata={"help": "openai: requests in flight"})
     batch_size: int = field(default=16, metadata={"help": "prompts per generation batch (and cache commit)"})
     max_new_tokens: int = field(default=200, metadata={"help": "tokens per answer"})
-    dtype: str = field(default="auto", metadata={"help": "local: model dtype, auto (bfloat16 where the hardware "
-                                                         "runs it natively, else float32) | bfloat16 | float32"})
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "local: model dtype, auto (bfloat16 where the hardware "
+            "runs it natively, else float32) | bfloat16 | float32"
+        },
+    )
 
     def __post_init__(self):
         if self.kind not in LLM_KINDS:

@@ -27,20 +27,22 @@ class LocalLLM:
         self.cache_id = f"{name}@{self.dtype}#{model_digest(model)}"
 
     @classmethod
-    def load(cls, name: str = "smollm2-135m-instruct", dtype: str = "auto", device: str = "auto",
-             batch_size: int = 16) -> LocalLLM:
+    def load(
+        cls, name: str = "smollm2-135m-instruct", dtype: str = "auto", device: str = "auto", batch_size: int = 16
+    ) -> LocalLLM:
         from tuneforge.models import load_model
 
         model, tok = load_model(name, dtype, "sdpa", device)
         return cls(model, tok, name, batch_size)
 
     def chat(self, conversations: list[Conversation], sampling: Sampling) -> list[list[str]]:
-        prompts = [self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
-                   for c in conversations]
+        prompts = [
+            self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations
+        ]
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         out: list[list[str]] = [[] for _ in prompts]
         for s in range(0, len(order), self.batch_size):
-            idx = order[s:s + self.batch_size]
+            idx = order[s : s + self.batch_size]
             for i, texts in zip(idx, self._generate([prompts[i] for i in idx], sampling)):
                 out[i] = texts
         return out
@@ -57,14 +59,19 @@ class LocalLLM:
         if any(len(i) != 1 for i in ids):
             raise ConfigError(f"choices {choices} are not single tokens of {self.name}'s tokenizer")
         ids = [i[0] for i in ids]
-        prompts = [tok.apply_chat_template(c + [{"role": "assistant", "content": prefix}], tokenize=False,
-                                           continue_final_message=True) for c in conversations]
+        prompts = [
+            tok.apply_chat_template(
+                c + [{"role": "assistant", "content": prefix}], tokenize=False, continue_final_message=True
+            )
+            for c in conversations
+        ]
         out: list[list[float]] = []
         side, tok.padding_side = tok.padding_side, "left"
         try:
             for s in range(0, len(prompts), self.batch_size):
-                enc = tok(prompts[s:s + self.batch_size], return_tensors="pt", padding=True,
-                          add_special_tokens=False).to(self.model.device)
+                enc = tok(
+                    prompts[s : s + self.batch_size], return_tensors="pt", padding=True, add_special_tokens=False
+                ).to(self.model.device)
                 probs = self.model(**enc).logits[:, -1].float().softmax(-1)
                 out += probs[:, ids].tolist()
         finally:
@@ -78,10 +85,19 @@ class LocalLLM:
         else:
             decode = dict(do_sample=False, temperature=None, top_p=None, top_k=None)
         n = sampling.n
-        with tqdm(total=len(prompts) * n, desc=f"  decoding ({self.name})", unit="seq", leave=False,
-                  disable=None) as bar:
-            texts, _ = generate_batch(self.model, self.tokenizer, prompts, sampling.max_new_tokens, decode, n=n,
-                                      stop_strings=sampling.stop or None, bar=bar,
-                                      repetition_penalty=sampling.repetition_penalty)
+        with tqdm(
+            total=len(prompts) * n, desc=f"  decoding ({self.name})", unit="seq", leave=False, disable=None
+        ) as bar:
+            texts, _ = generate_batch(
+                self.model,
+                self.tokenizer,
+                prompts,
+                sampling.max_new_tokens,
+                decode,
+                n=n,
+                stop_strings=sampling.stop or None,
+                bar=bar,
+                repetition_penalty=sampling.repetition_penalty,
+            )
         texts = [cut_at_stop(t, sampling.stop).strip() for t in texts]
-        return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
+        return [texts[i * n : (i + 1) * n] for i in range(len(prompts))]

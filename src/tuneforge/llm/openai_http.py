@@ -27,8 +27,16 @@ class LLMRequestError(TuneforgeError):
 
 
 class OpenAIChatLLM:
-    def __init__(self, model: str, base_url: str = "https://api.openai.com/v1", api_key_env: str = "OPENAI_API_KEY",
-                 max_concurrency: int = 8, max_retries: int = 5, timeout: float = 120.0, backoff: float = 1.0):
+    def __init__(
+        self,
+        model: str,
+        base_url: str = "https://api.openai.com/v1",
+        api_key_env: str = "OPENAI_API_KEY",
+        max_concurrency: int = 8,
+        max_retries: int = 5,
+        timeout: float = 120.0,
+        backoff: float = 1.0,
+    ):
         import requests
 
         self.name, self.url = model, base_url.rstrip("/") + "/chat/completions"
@@ -45,9 +53,15 @@ class OpenAIChatLLM:
         texts: list[str] = []
         attempt_seed = sampling.seed
         while len(texts) < sampling.n:
-            body = {"model": self.name, "messages": conversation, "max_tokens": sampling.max_new_tokens,
-                    "temperature": sampling.temperature, "top_p": sampling.top_p, "n": sampling.n - len(texts),
-                    "seed": attempt_seed}
+            body = {
+                "model": self.name,
+                "messages": conversation,
+                "max_tokens": sampling.max_new_tokens,
+                "temperature": sampling.temperature,
+                "top_p": sampling.top_p,
+                "n": sampling.n - len(texts),
+                "seed": attempt_seed,
+            }
             if sampling.repetition_penalty != 1.0:  # vLLM / llama.cpp / TGI extension, not in OpenAI's API
                 body["repetition_penalty"] = sampling.repetition_penalty
             if sampling.stop:
@@ -55,8 +69,9 @@ class OpenAIChatLLM:
             choices = self._post(body)["choices"]
             if not choices:
                 raise LLMRequestError(f"{self.url} returned no choices for model {self.name}")
-            texts += [cut_at_stop((c.get("message") or {}).get("content") or "", sampling.stop).strip()
-                      for c in choices]
+            texts += [
+                cut_at_stop((c.get("message") or {}).get("content") or "", sampling.stop).strip() for c in choices
+            ]
             attempt_seed += 1
         return texts[: sampling.n]
 
@@ -85,4 +100,6 @@ class OpenAIChatLLM:
                     wait = max(wait, float(retry_after))
             if attempt < self.max_retries:
                 time.sleep(wait)
-        raise LLMRequestError(f"{self.url}: model {self.name} failed after {self.max_retries + 1} attempts; last: {last}")
+        raise LLMRequestError(
+            f"{self.url}: model {self.name} failed after {self.max_retries + 1} attempts; last: {last}"
+        )

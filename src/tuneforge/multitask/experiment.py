@@ -57,11 +57,18 @@ from tuneforge.train.loop import TrainConfig, train_loop
 @dataclass
 class MultiTaskConfig:
     output_dir: str = field(default="runs/superni-multitask", metadata={"help": "experiment directory"})
-    superni_dir: str = field(default="../shared/data/superni", metadata={
-        "help": "train/ + test/ task folders, or a natural-instructions clone (tasks/ + splits/)"})
+    superni_dir: str = field(
+        default="../shared/data/superni",
+        metadata={"help": "train/ + test/ task folders, or a natural-instructions clone (tasks/ + splits/)"},
+    )
     model: str = field(default=EMBEDDED_MODEL, metadata={"help": "base model"})
-    dtype: str = field(default="auto", metadata={"help": "base model dtype: auto (bfloat16 where the hardware runs "
-                                                        "it natively, else float32) | bfloat16 | float32"})
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "base model dtype: auto (bfloat16 where the hardware runs "
+            "it natively, else float32) | bfloat16 | float32"
+        },
+    )
     device: str = field(default="auto", metadata={"help": "auto (GPU if visible) | cpu | cuda | cuda:N"})
     methods: list[str] = field(default_factory=lambda: list(METHODS), metadata={"help": ", ".join(METHODS)})
     seen_tasks: int = field(default=6, metadata={"help": "seen (training) tasks used, first N by name (0 = all)"})
@@ -74,22 +81,34 @@ class MultiTaskConfig:
     reg_weight: float = field(default=1.0, metadata={"help": "λ of the similarity regulariser"})
     task_adapter_r: int = field(default=4, metadata={"help": "rank of each task's own adapter (per_task_lora)"})
     include_base: bool = field(default=True, metadata={"help": "score the untuned base model as a reference row"})
-    combo_sets: int = field(default=0, metadata={"help": "category sets trained for the combinations box plot (0 = skip)"})
+    combo_sets: int = field(
+        default=0, metadata={"help": "category sets trained for the combinations box plot (0 = skip)"}
+    )
     combo_size: int = field(default=2, metadata={"help": "seen-task categories per set"})
     combo_steps: int = field(default=15, metadata={"help": "optimizer steps per category set"})
     combo_method: str = field(default="mixed", metadata={"help": "method trained on each category set"})
     combo_eval_per_task: int = field(default=4, metadata={"help": "unseen instances per task for each set"})
     encoder: str = field(default=EMBEDDED_ENCODER, metadata={"help": "instruction encoder for task similarity"})
-    phrasing_forms: list[str] = field(default_factory=lambda: ["instruction", "instruction_example", "template",
-                                                               "abstract", "declarative", "question", "role",
-                                                               "output_format"],
-                                      metadata={"help": f"forms scored on unseen tasks: {', '.join(FORMS)}"})
+    phrasing_forms: list[str] = field(
+        default_factory=lambda: [
+            "instruction",
+            "instruction_example",
+            "template",
+            "abstract",
+            "declarative",
+            "question",
+            "role",
+            "output_format",
+        ],
+        metadata={"help": f"forms scored on unseen tasks: {', '.join(FORMS)}"},
+    )
     phrasing_method: str = field(default="mixed", metadata={"help": "whose model the phrasing forms are run on"})
     phrasing_per_task: int = field(default=4, metadata={"help": "instances per unseen task for phrasing"})
     bootstrap: int = field(default=500, metadata={"help": "bootstrap resamples for CIs"})
     adapter: AdapterConfig = field(default_factory=lambda: AdapterConfig(method="lora", r=8, alpha=16, dropout=0.0))
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=30, batch_size=2, lr=3e-4, log_every=5,
-                                                                   max_length=384))
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(steps=30, batch_size=2, lr=3e-4, log_every=5, max_length=384)
+    )
     generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(max_new_tokens=16, batch_size=64))
 
     def __post_init__(self):
@@ -114,12 +133,23 @@ def _train(cfg: MultiTaskConfig, method: str, by_task: dict, similarity: dict, l
     torch.manual_seed(cfg.train.seed)  # every method and category set starts from the same adapter init
     model, tok = _load_base(cfg)
     model = apply_adapter(model, cfg.adapter)
-    adapters = TaskAdapters(model, sorted(by_task), cfg.task_adapter_r, 2 * cfg.task_adapter_r) \
-        if method == "per_task_lora" else None
+    adapters = (
+        TaskAdapters(model, sorted(by_task), cfg.task_adapter_r, 2 * cfg.task_adapter_r)
+        if method == "per_task_lora"
+        else None
+    )
     sims = {k: v for k, v in similarity.items() if k[0] in by_task and k[1] in by_task}
     obj = MultiTaskObjective(model, method, cfg.train.seed, sims, cfg.reg_weight, adapters)
-    batches = multitask_batches(by_task, tok, cfg.train.batch_size, cfg.train.max_length, cfg.train.mask,
-                                cfg.train.seed, cfg.tasks_per_step, cfg.temperature)
+    batches = multitask_batches(
+        by_task,
+        tok,
+        cfg.train.batch_size,
+        cfg.train.max_length,
+        cfg.train.mask,
+        cfg.train.seed,
+        cfg.tasks_per_step,
+        cfg.temperature,
+    )
     result = train_loop(model, batches, obj.objective(), replace(cfg.train, steps=steps), log_path)
     return model, tok, result, adapters
 
@@ -135,8 +165,14 @@ def _answer(model, tok, items, cfg: MultiTaskConfig, name: str, path: Path, adap
     done = {}
     for task, group in groups.items():
         adapters.use(task)
-        done.update({g.id: g for g in generate_answers(model, tok, group, cfg.generation, name, path,
-                                                        desc=f"{desc} ({task or 'shared'})")})
+        done.update(
+            {
+                g.id: g
+                for g in generate_answers(
+                    model, tok, group, cfg.generation, name, path, desc=f"{desc} ({task or 'shared'})"
+                )
+            }
+        )
     adapters.use(None)
     return [done[it.id] for it in items]
 
@@ -164,30 +200,56 @@ def _combinations(cfg: MultiTaskConfig, pool, unseen, similarity: dict, out: Pat
     for k, cats in enumerate(category_sets(pool, cfg.combo_size, cfg.combo_sets, cfg.train.seed)):
         chosen = [t for t in pool if t.category in cats]
         by_task = {t.name: task_examples(t, cfg.k_examples, cfg.train_per_task) for t in chosen}
-        model, tok, result, adapters = _train(cfg, cfg.combo_method, by_task, similarity,
-                                              out / "combos" / str(k) / "train_log.jsonl", cfg.combo_steps)
-        gens = _answer(model, tok, items, cfg, f"{cfg.model}+combo{k}", out / "combos" / str(k) / "generations.jsonl",
-                       adapters, desc=f"set {k} answers")
+        model, tok, result, adapters = _train(
+            cfg, cfg.combo_method, by_task, similarity, out / "combos" / str(k) / "train_log.jsonl", cfg.combo_steps
+        )
+        gens = _answer(
+            model,
+            tok,
+            items,
+            cfg,
+            f"{cfg.model}+combo{k}",
+            out / "combos" / str(k) / "generations.jsonl",
+            adapters,
+            desc=f"set {k} answers",
+        )
         tasks = generalisation(gens, 0)["tasks"]
         per_task = {t: v["rouge_l"] for t, v in tasks.items()}
-        sets.append({"categories": list(cats), "tasks": sorted(by_task), "unseen_per_task": per_task,
-                     "unseen_mean": float(np.mean(list(per_task.values()))), "final_loss": result.final_loss})
+        sets.append(
+            {
+                "categories": list(cats),
+                "tasks": sorted(by_task),
+                "unseen_per_task": per_task,
+                "unseen_mean": float(np.mean(list(per_task.values()))),
+                "final_loss": result.final_loss,
+            }
+        )
         del model
     base = None
     if base_gens is not None:
         base_tasks = generalisation([g for g in base_gens if g.id in ids], 0)["tasks"]
         base = float(np.mean([v["rouge_l"] for v in base_tasks.values()]))
     means = [s["unseen_mean"] for s in sets]
-    return {"method": cfg.combo_method, "size": cfg.combo_size, "steps": cfg.combo_steps,
-            "eval_per_task": cfg.combo_eval_per_task, "sets": sets, "base_unseen_mean": base,
-            "unseen_mean_min": min(means), "unseen_mean_median": float(np.median(means)),
-            "unseen_mean_max": max(means)}
+    return {
+        "method": cfg.combo_method,
+        "size": cfg.combo_size,
+        "steps": cfg.combo_steps,
+        "eval_per_task": cfg.combo_eval_per_task,
+        "sets": sets,
+        "base_unseen_mean": base,
+        "unseen_mean_min": min(means),
+        "unseen_mean_median": float(np.median(means)),
+        "unseen_mean_max": max(means),
+    }
 
 
 def run_experiment(cfg: MultiTaskConfig) -> Path:
     out = Path(cfg.output_dir)
-    cfg = dataclasses.replace(cfg, dtype=resolve_dtype(cfg.dtype, cfg.device), train=dataclasses.replace(
-        cfg.train, precision=resolve_precision(cfg.train.precision, cfg.device)))
+    cfg = dataclasses.replace(
+        cfg,
+        dtype=resolve_dtype(cfg.dtype, cfg.device),
+        train=dataclasses.replace(cfg.train, precision=resolve_precision(cfg.train.precision, cfg.device)),
+    )
     tasks = load_tasks(cfg.superni_dir)  # the task files are read before anything is written
     pool = [t for t in tasks if t.split == "seen"]
     seen = pool[: cfg.seen_tasks or None]
@@ -200,7 +262,7 @@ def run_experiment(cfg: MultiTaskConfig) -> Path:
     save_config(cfg, out / "config.yaml")
     eval_items = []
     for t in seen:  # held-out instances of the seen tasks
-        held = task_eval_items(t, cfg.k_examples)[cfg.train_per_task: cfg.train_per_task + cfg.eval_per_task]
+        held = task_eval_items(t, cfg.k_examples)[cfg.train_per_task : cfg.train_per_task + cfg.eval_per_task]
         eval_items += held
     for t in unseen:
         eval_items += task_eval_items(t, cfg.k_examples, cfg.eval_per_task)
@@ -213,24 +275,42 @@ def run_experiment(cfg: MultiTaskConfig) -> Path:
     if cfg.include_base:
         start = time.time()
         model, tok = _load_base(cfg)
-        base_gens = generate_answers(model, tok, eval_items, cfg.generation, cfg.model, out / "base" / "generations.jsonl",
-                                     desc="base answers")
-        results["base"] = {"generalisation": generalisation(base_gens, cfg.bootstrap, cfg.train.seed),
-                           "conflict_mean_cosine": float("nan"), "conflict_fraction": float("nan"),
-                           "first_loss": float("nan"), "final_loss": float("nan"),
-                           "seconds": round(time.time() - start, 1)}
+        base_gens = generate_answers(
+            model, tok, eval_items, cfg.generation, cfg.model, out / "base" / "generations.jsonl", desc="base answers"
+        )
+        results["base"] = {
+            "generalisation": generalisation(base_gens, cfg.bootstrap, cfg.train.seed),
+            "conflict_mean_cosine": float("nan"),
+            "conflict_fraction": float("nan"),
+            "first_loss": float("nan"),
+            "final_loss": float("nan"),
+            "seconds": round(time.time() - start, 1),
+        }
         del model
     for method in cfg.methods:
         start = time.time()
-        model, tok, result, adapters = _train(cfg, method, by_task, similarity, out / method / "train_log.jsonl",
-                                              cfg.train.steps)
-        gens = _answer(model, tok, eval_items, cfg, f"{cfg.model}+{method}", out / method / "generations.jsonl",
-                       adapters, desc=f"{method} answers")
+        model, tok, result, adapters = _train(
+            cfg, method, by_task, similarity, out / method / "train_log.jsonl", cfg.train.steps
+        )
+        gens = _answer(
+            model,
+            tok,
+            eval_items,
+            cfg,
+            f"{cfg.model}+{method}",
+            out / method / "generations.jsonl",
+            adapters,
+            desc=f"{method} answers",
+        )
         cos, frac = _conflict(out / method / "train_log.jsonl")
-        results[method] = {"generalisation": generalisation(gens, cfg.bootstrap, cfg.train.seed),
-                           "conflict_mean_cosine": cos, "conflict_fraction": frac,
-                           "first_loss": result.losses[0], "final_loss": result.final_loss,
-                           "seconds": round(time.time() - start, 1)}
+        results[method] = {
+            "generalisation": generalisation(gens, cfg.bootstrap, cfg.train.seed),
+            "conflict_mean_cosine": cos,
+            "conflict_fraction": frac,
+            "first_loss": result.losses[0],
+            "final_loss": result.final_loss,
+            "seconds": round(time.time() - start, 1),
+        }
         if method == cfg.phrasing_method:
             models[method] = (model, tok, adapters)
         del model
@@ -239,18 +319,40 @@ def run_experiment(cfg: MultiTaskConfig) -> Path:
         model, tok, adapters = models.pop(cfg.phrasing_method)
         by_form = {}
         for form in cfg.phrasing_forms:
-            items = [it for t in unseen for it in task_eval_items(t, limit=cfg.phrasing_per_task,
-                                                                  prompt=lambda task, x, f=form: rewrite(task, x, f))]
-            by_form[form] = _answer(model, tok, items, cfg, f"{cfg.phrasing_method}:{form}",
-                                    out / "phrasing" / f"{form}.jsonl", adapters, desc=f"phrasing {form}")
+            items = [
+                it
+                for t in unseen
+                for it in task_eval_items(
+                    t, limit=cfg.phrasing_per_task, prompt=lambda task, x, f=form: rewrite(task, x, f)
+                )
+            ]
+            by_form[form] = _answer(
+                model,
+                tok,
+                items,
+                cfg,
+                f"{cfg.phrasing_method}:{form}",
+                out / "phrasing" / f"{form}.jsonl",
+                adapters,
+                desc=f"phrasing {form}",
+            )
         phrasing = {m: phrasing_summary(by_form, m) for m in ("rouge_l", "exact_match")}
         del model
     combos = _combinations(cfg, pool, unseen, similarity, out, base_gens) if cfg.combo_sets else None
-    summary = {"config": {"seen_tasks": [t.name for t in seen], "unseen_tasks": [t.name for t in unseen],
-                          "train_per_task": cfg.train_per_task, "eval_per_task": cfg.eval_per_task,
-                          "steps": cfg.train.steps, "model": cfg.model},
-               "methods": results, "phrasing": phrasing, "phrasing_method": cfg.phrasing_method,
-               "combinations": combos}
+    summary = {
+        "config": {
+            "seen_tasks": [t.name for t in seen],
+            "unseen_tasks": [t.name for t in unseen],
+            "train_per_task": cfg.train_per_task,
+            "eval_per_task": cfg.eval_per_task,
+            "steps": cfg.train.steps,
+            "model": cfg.model,
+        },
+        "methods": results,
+        "phrasing": phrasing,
+        "phrasing_method": cfg.phrasing_method,
+        "combinations": combos,
+    }
     write_text_atomic(out / "results.json", json.dumps(summary, indent=2))
     write_text_atomic(out / "results.md", results_markdown(summary))
     write_experiment_report(summary, out)

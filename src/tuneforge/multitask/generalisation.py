@@ -38,7 +38,9 @@ def generalisation(gens: list[Generation], n_boot: int = 1000, seed: int = 0) ->
         v = np.array(vals, dtype=float)
         per_task = {t: float(v[idx].mean()) for t, idx in tasks.items()}
         for t in tasks:
-            out["tasks"].setdefault(t, {"split": split[t], "category": category[t], "n": len(tasks[t])})[metric] = per_task[t]
+            out["tasks"].setdefault(t, {"split": split[t], "category": category[t], "n": len(tasks[t])})[metric] = (
+                per_task[t]
+            )
         seen = [t for t in tasks if split[t] == "seen"]
         unseen = [t for t in tasks if split[t] == "unseen"]
         draws: dict[str, list[float]] = {"seen": [], "unseen": [], "gap": []}
@@ -55,11 +57,16 @@ def generalisation(gens: list[Generation], n_boot: int = 1000, seed: int = 0) ->
         for t in unseen:
             by_cat[category[t]].append(per_task[t])
         out["metrics"][metric] = {
-            "seen": s, "seen_ci": interval(np.array(draws["seen"]), 0.95),
-            "unseen": u, "unseen_ci": interval(np.array(draws["unseen"]), 0.95),
-            "gap": s - u, "gap_ci": interval(np.array(draws["gap"]), 0.95),
+            "seen": s,
+            "seen_ci": interval(np.array(draws["seen"]), 0.95),
+            "unseen": u,
+            "unseen_ci": interval(np.array(draws["unseen"]), 0.95),
+            "gap": s - u,
+            "gap_ci": interval(np.array(draws["gap"]), 0.95),
             "unseen_by_category": {c: float(np.mean(x)) for c, x in sorted(by_cat.items())},
-            "n_seen_tasks": len(seen), "n_unseen_tasks": len(unseen)}
+            "n_seen_tasks": len(seen),
+            "n_unseen_tasks": len(unseen),
+        }
     return out
 
 
@@ -70,5 +77,10 @@ def phrasing_summary(by_form: dict[str, list[Generation]], metric: str = "rouge_
     index = {f: {g.id: i for i, g in enumerate(gs)} for f, gs in by_form.items()}
     worst = [min(per_form[f][index[f][i]] for f in by_form) for i in ids]
     means = {f: float(np.mean(v)) for f, v in per_form.items()}
-    return {"metric": metric, "per_form": means, "worst_case_mean": float(np.mean(worst)),
-            "spread": max(means.values()) - min(means.values()), "n_items": len(ids)}
+    return {
+        "metric": metric,
+        "per_form": means,
+        "worst_case_mean": float(np.mean(worst)),
+        "spread": max(means.values()) - min(means.values()),
+        "n_items": len(ids),
+    }

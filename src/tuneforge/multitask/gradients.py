@@ -23,12 +23,20 @@ def conflict_stats(grads: list[torch.Tensor]) -> dict:
     for a, b in itertools.combinations(flat, 2):
         na, nb = a.norm(), b.norm()
         cos.append(float(a @ b / (na * nb)) if na > 0 and nb > 0 else 0.0)
-        mag.append(float(2 * na * nb / (na ** 2 + nb ** 2)) if na > 0 or nb > 0 else 1.0)
+        mag.append(float(2 * na * nb / (na**2 + nb**2)) if na > 0 or nb > 0 else 1.0)
     if not cos:
-        return {"pairs": 0, "mean_cosine": float("nan"), "conflict_fraction": float("nan"),
-                "magnitude_similarity": float("nan")}
-    return {"pairs": len(cos), "mean_cosine": sum(cos) / len(cos),
-            "conflict_fraction": sum(c < 0 for c in cos) / len(cos), "magnitude_similarity": sum(mag) / len(mag)}
+        return {
+            "pairs": 0,
+            "mean_cosine": float("nan"),
+            "conflict_fraction": float("nan"),
+            "magnitude_similarity": float("nan"),
+        }
+    return {
+        "pairs": len(cos),
+        "mean_cosine": sum(cos) / len(cos),
+        "conflict_fraction": sum(c < 0 for c in cos) / len(cos),
+        "magnitude_similarity": sum(mag) / len(mag),
+    }
 
 
 def pcgrad(grads: list[torch.Tensor], seed: int = 0) -> torch.Tensor:

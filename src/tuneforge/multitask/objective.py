@@ -48,28 +48,40 @@ def _flat(grads, params) -> torch.Tensor:
 
 
 def _sub(batch: dict, task: str) -> dict:
-    return {k[len(task) + len(SEP):]: v for k, v in batch.items() if k.startswith(task + SEP)}
+    return {k[len(task) + len(SEP) :]: v for k, v in batch.items() if k.startswith(task + SEP)}
 
 
 def tasks_in(batch: dict) -> list[str]:
     return sorted({k.split(SEP, 1)[0] for k in batch if SEP in k})
 
 
-def multitask_batches(by_task: dict[str, list[Example]], tok, batch_size: int, max_length: int = 512,
-                      mask: str = "assistant", seed: int = 0, tasks_per_step: int = 0,
-                      temperature: float = 1.0) -> Iterator[dict]:
+def multitask_batches(
+    by_task: dict[str, list[Example]],
+    tok,
+    batch_size: int,
+    max_length: int = 512,
+    mask: str = "assistant",
+    seed: int = 0,
+    tasks_per_step: int = 0,
+    temperature: float = 1.0,
+) -> Iterator[dict]:
     """Endless per-step multi-task batches (`batch_size` examples of each drawn task)."""
     if any(SEP in t for t in by_task):
         raise ConfigError(f"task names must not contain '{SEP}'")
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    streams = {t: batch_stream(encode_examples(rows, tok, max_length, mask)[0], batch_size, pad, seed)
-               for t, rows in by_task.items()}
+    streams = {
+        t: batch_stream(encode_examples(rows, tok, max_length, mask)[0], batch_size, pad, seed)
+        for t, rows in by_task.items()
+    }
     names = sorted(by_task)
     weights = np.array([len(by_task[t]) ** (1.0 / temperature) for t in names], dtype=float)
     rng = random.Random(seed)
     while True:
-        drawn = names if not tasks_per_step or tasks_per_step >= len(names) else \
-            sorted(set(rng.choices(names, weights=weights.tolist(), k=tasks_per_step)))
+        drawn = (
+            names
+            if not tasks_per_step or tasks_per_step >= len(names)
+            else sorted(set(rng.choices(names, weights=weights.tolist(), k=tasks_per_step)))
+        )
         out = {}
         for t in drawn:
             for k, v in next(streams[t]).items():
@@ -89,8 +101,15 @@ def task_similarity(definitions: dict[str, str], encoder) -> dict[tuple[str, str
 class MultiTaskObjective:
     """Builds the loop `Objective` and keeps the conflict statistics of the steps since the last log."""
 
-    def __init__(self, model, method: str = "pcgrad", seed: int = 0, similarity: dict | None = None,
-                 reg_weight: float = 1.0, task_adapters=None):
+    def __init__(
+        self,
+        model,
+        method: str = "pcgrad",
+        seed: int = 0,
+        similarity: dict | None = None,
+        reg_weight: float = 1.0,
+        task_adapters=None,
+    ):
         if method not in METHODS:
             raise ConfigError(f"multitask method '{method}' unknown; use one of {', '.join(METHODS)}")
         if "similarity" in method and not similarity:
@@ -139,7 +158,7 @@ class MultiTaskObjective:
         offset = 0
         for p in self.params:
             n = p.numel()
-            update = combined[offset:offset + n].view_as(p).to(p.dtype)
+            update = combined[offset : offset + n].view_as(p).to(p.dtype)
             p.grad = update.clone() if p.grad is None else p.grad + update
             offset += n
         return total
@@ -166,8 +185,10 @@ class MultiTaskObjective:
         window, self._window = self._window, []
         if not window:
             return {}
-        out = {f"conflict_{k}": float(np.mean([w[k] for w in window]))
-               for k in ("mean_cosine", "conflict_fraction", "magnitude_similarity")}
+        out = {
+            f"conflict_{k}": float(np.mean([w[k] for w in window]))
+            for k in ("mean_cosine", "conflict_fraction", "magnitude_similarity")
+        }
         regs = [w["similarity_reg"] for w in window if "similarity_reg" in w]
         return out | ({"similarity_reg": float(np.mean(regs))} if regs else {})
 

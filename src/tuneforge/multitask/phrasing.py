@@ -36,8 +36,12 @@ def _task_name(task: SuperNITask) -> str:
 
 def _question(definition: str) -> str:
     first = _first_sentence(definition).rstrip(".!?")
-    first = re.sub(r"^(In this task,?\s*)?(you (are|will be) given|you need to|you have to|your task is to)\s*", "",
-                   first, flags=re.I)
+    first = re.sub(
+        r"^(In this task,?\s*)?(you (are|will be) given|you need to|you have to|your task is to)\s*",
+        "",
+        first,
+        flags=re.I,
+    )
     return f"Can you do the following: {first[0].lower() + first[1:] if first else first}?"
 
 
@@ -46,14 +50,19 @@ FORMS = {
     "instruction_example": lambda t, x: encode(t, x, 1),
     "template": lambda t, x: f"Task: {t.definition} | Input: {x} | Answer:",
     "abstract": lambda t, x: encode(t, x, 0, definition=_first_sentence(t.definition)),
-    "declarative": lambda t, x: f"The following is an example of {_task_name(t)}. {t.definition}\n\n{x}\n\nThe answer is:",
+    "declarative": lambda t, x: (
+        f"The following is an example of {_task_name(t)}. {t.definition}\n\n{x}\n\nThe answer is:"
+    ),
     "question": lambda t, x: f"{_question(t.definition)}\n\nInput: {x}\nOutput:",
     "role": lambda t, x: f"You are an expert annotator for the task '{_task_name(t)}'.\n\n" + encode(t, x, 0),
-    "chain_of_thought": lambda t, x: encode(t, x, 0).rsplit("Output:", 1)[0]
-    + "Think step by step, then give the final answer after 'Answer:'.\nOutput:",
+    "chain_of_thought": lambda t, x: (
+        encode(t, x, 0).rsplit("Output:", 1)[0]
+        + "Think step by step, then give the final answer after 'Answer:'.\nOutput:"
+    ),
     "few_shot": lambda t, x: encode(t, x, 2),
-    "output_format": lambda t, x: encode(t, x, 0).rsplit("Output:", 1)[0]
-    + "Reply with only the answer, no explanation.\nOutput:",
+    "output_format": lambda t, x: (
+        encode(t, x, 0).rsplit("Output:", 1)[0] + "Reply with only the answer, no explanation.\nOutput:"
+    ),
     "contextual_grounding": lambda t, x: f"Context:\n{x}\n\nUsing only the context above: {t.definition}\nOutput:",
 }
 

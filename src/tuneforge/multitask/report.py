@@ -17,58 +17,123 @@ def _ci(lo_hi) -> str:
 
 def _tables(s: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) of every results table — shared by results.md and report.html."""
+
     def num(x, fmt):
         return "—" if x is None or (isinstance(x, float) and np.isnan(x)) else format(x, fmt)
 
     rows = []
     for m, r in s["methods"].items():
         g, e = r["generalisation"]["metrics"]["rouge_l"], r["generalisation"]["metrics"]["exact_match"]
-        rows.append([m, f"{g['seen']:.1f} {_ci(g['seen_ci'])}", f"{g['unseen']:.1f} {_ci(g['unseen_ci'])}",
-                     f"{g['gap']:+.1f} {_ci(g['gap_ci'])}", f"{e['seen']:.1f}", f"{e['unseen']:.1f}",
-                     num(r["conflict_mean_cosine"], ".3f"), num(r["conflict_fraction"], ".2f"),
-                     f"{num(r['first_loss'], '.2f')} → {num(r['final_loss'], '.2f')}"])
-    tables = [("Methods (Table 1)", ["method", "seen ROUGE-L", "unseen ROUGE-L", "gap", "seen EM", "unseen EM",
-                                     "conflict cos", "conflicting pairs", "loss first → final"], rows)]
+        rows.append(
+            [
+                m,
+                f"{g['seen']:.1f} {_ci(g['seen_ci'])}",
+                f"{g['unseen']:.1f} {_ci(g['unseen_ci'])}",
+                f"{g['gap']:+.1f} {_ci(g['gap_ci'])}",
+                f"{e['seen']:.1f}",
+                f"{e['unseen']:.1f}",
+                num(r["conflict_mean_cosine"], ".3f"),
+                num(r["conflict_fraction"], ".2f"),
+                f"{num(r['first_loss'], '.2f')} → {num(r['final_loss'], '.2f')}",
+            ]
+        )
+    tables = [
+        (
+            "Methods (Table 1)",
+            [
+                "method",
+                "seen ROUGE-L",
+                "unseen ROUGE-L",
+                "gap",
+                "seen EM",
+                "unseen EM",
+                "conflict cos",
+                "conflicting pairs",
+                "loss first → final",
+            ],
+            rows,
+        )
+    ]
     methods = s["methods"]
-    cats = sorted({c for r in methods.values() for c in r["generalisation"]["metrics"]["rouge_l"]["unseen_by_category"]})
-    tables.append(("Unseen ROUGE-L by task category (zero-shot transfer, Figure 3)", ["category", *methods],
-                   [[c, *(num(r["generalisation"]["metrics"]["rouge_l"]["unseen_by_category"].get(c, float("nan")), ".1f")
-                          for r in methods.values())] for c in cats]))
+    cats = sorted(
+        {c for r in methods.values() for c in r["generalisation"]["metrics"]["rouge_l"]["unseen_by_category"]}
+    )
+    tables.append(
+        (
+            "Unseen ROUGE-L by task category (zero-shot transfer, Figure 3)",
+            ["category", *methods],
+            [
+                [
+                    c,
+                    *(
+                        num(r["generalisation"]["metrics"]["rouge_l"]["unseen_by_category"].get(c, float("nan")), ".1f")
+                        for r in methods.values()
+                    ),
+                ]
+                for c in cats
+            ],
+        )
+    )
     if s["phrasing"]:
         p, em = s["phrasing"]["rouge_l"], s["phrasing"]["exact_match"]
-        tables.append((f"Instruction phrasing on the unseen tasks ({s['phrasing_method']}, Figure 2)",
-                       ["form", "ROUGE-L", "EM"],
-                       [[f, f"{v:.1f}", f"{em['per_form'][f]:.1f}"] for f, v in p["per_form"].items()]
-                       + [["per-item worst case", f"{p['worst_case_mean']:.1f}", f"{em['worst_case_mean']:.1f}"],
-                          ["spread (max − min form)", f"{p['spread']:.1f}", f"{em['spread']:.1f}"]]))
+        tables.append(
+            (
+                f"Instruction phrasing on the unseen tasks ({s['phrasing_method']}, Figure 2)",
+                ["form", "ROUGE-L", "EM"],
+                [[f, f"{v:.1f}", f"{em['per_form'][f]:.1f}"] for f, v in p["per_form"].items()]
+                + [
+                    ["per-item worst case", f"{p['worst_case_mean']:.1f}", f"{em['worst_case_mean']:.1f}"],
+                    ["spread (max − min form)", f"{p['spread']:.1f}", f"{em['spread']:.1f}"],
+                ],
+            )
+        )
     c = s.get("combinations")
     if c:
-        tables.append((f"Task-category combinations (Figure 4): {c['method']}, {c['steps']} steps per set, "
-                       f"unseen ROUGE-L over {c['eval_per_task']} instances per unseen task",
-                       ["categories trained on", "seen tasks", "unseen mean", "worst unseen task", "best unseen task"],
-                       [[" + ".join(x["categories"]), str(len(x["tasks"])), f"{x['unseen_mean']:.1f}",
-                         f"{min(x['unseen_per_task'].values()):.1f}", f"{max(x['unseen_per_task'].values()):.1f}"]
-                        for x in sorted(c["sets"], key=lambda x: -x["unseen_mean"])]))
+        tables.append(
+            (
+                f"Task-category combinations (Figure 4): {c['method']}, {c['steps']} steps per set, "
+                f"unseen ROUGE-L over {c['eval_per_task']} instances per unseen task",
+                ["categories trained on", "seen tasks", "unseen mean", "worst unseen task", "best unseen task"],
+                [
+                    [
+                        " + ".join(x["categories"]),
+                        str(len(x["tasks"])),
+                        f"{x['unseen_mean']:.1f}",
+                        f"{min(x['unseen_per_task'].values()):.1f}",
+                        f"{max(x['unseen_per_task'].values()):.1f}",
+                    ]
+                    for x in sorted(c["sets"], key=lambda x: -x["unseen_mean"])
+                ],
+            )
+        )
     return tables
 
 
 def _notes(s: dict) -> list[str]:
     c = s["config"]
-    notes = [f"{len(c['seen_tasks'])} seen tasks × {c['train_per_task']} training instances, {c['steps']} steps; "
-             f"evaluated on {c['eval_per_task']} held-out instances per seen task and per unseen task "
-             f"({len(c['unseen_tasks'])} unseen tasks). ROUGE-L and exact match ×100, means over tasks, "
-             "bootstrap 95% CIs; conflict = mean pairwise cosine of task gradients (share of pairs < 0); "
-             "`base` is the untuned model; per_task_lora answers unseen tasks with its shared adapter."]
+    notes = [
+        f"{len(c['seen_tasks'])} seen tasks × {c['train_per_task']} training instances, {c['steps']} steps; "
+        f"evaluated on {c['eval_per_task']} held-out instances per seen task and per unseen task "
+        f"({len(c['unseen_tasks'])} unseen tasks). ROUGE-L and exact match ×100, means over tasks, "
+        "bootstrap 95% CIs; conflict = mean pairwise cosine of task gradients (share of pairs < 0); "
+        "`base` is the untuned model; per_task_lora answers unseen tasks with its shared adapter."
+    ]
     if s["phrasing"]:
         p = s["phrasing"]["rouge_l"]
-        notes.append(f"Phrasing: per-item worst case over forms ROUGE-L {p['worst_case_mean']:.1f}; spread of the "
-                     f"form means {p['spread']:.1f} points ({p['n_items']} items).")
+        notes.append(
+            f"Phrasing: per-item worst case over forms ROUGE-L {p['worst_case_mean']:.1f}; spread of the "
+            f"form means {p['spread']:.1f} points ({p['n_items']} items)."
+        )
     cb = s.get("combinations")
     if cb:
-        base = "" if cb["base_unseen_mean"] is None else f"; untuned base on the same items {cb['base_unseen_mean']:.1f}"
-        notes.append(f"Combinations: {len(cb['sets'])} sets of {cb['size']} categories; unseen mean ROUGE-L from "
-                     f"{cb['unseen_mean_min']:.1f} to {cb['unseen_mean_max']:.1f} (median {cb['unseen_mean_median']:.1f})"
-                     f"{base}.")
+        base = (
+            "" if cb["base_unseen_mean"] is None else f"; untuned base on the same items {cb['base_unseen_mean']:.1f}"
+        )
+        notes.append(
+            f"Combinations: {len(cb['sets'])} sets of {cb['size']} categories; unseen mean ROUGE-L from "
+            f"{cb['unseen_mean_min']:.1f} to {cb['unseen_mean_max']:.1f} (median {cb['unseen_mean_median']:.1f})"
+            f"{base}."
+        )
     return notes
 
 
@@ -105,7 +170,9 @@ def _figures(s: dict) -> list[tuple[str, str, Any]]:
     axes[1].tick_params(axis="x", labelrotation=15, labelsize=8)
     fig.tight_layout()
     figs.append(("methods", "Seen vs unseen ROUGE-L per method (95% CI) and gradient conflict", fig))
-    cats = sorted({c for m in methods for c in s["methods"][m]["generalisation"]["metrics"]["rouge_l"]["unseen_by_category"]})
+    cats = sorted(
+        {c for m in methods for c in s["methods"][m]["generalisation"]["metrics"]["rouge_l"]["unseen_by_category"]}
+    )
     if cats:
         fig, ax = plt.subplots(figsize=(10, 3.8))
         width = 0.8 / len(methods)
@@ -122,7 +189,9 @@ def _figures(s: dict) -> list[tuple[str, str, Any]]:
         p = s["phrasing"]["rouge_l"]["per_form"]
         fig, ax = plt.subplots(figsize=(8, 3.4))
         ax.bar(list(p), list(p.values()))
-        ax.axhline(s["phrasing"]["rouge_l"]["worst_case_mean"], color="red", linestyle="--", label="per-item worst case")
+        ax.axhline(
+            s["phrasing"]["rouge_l"]["worst_case_mean"], color="red", linestyle="--", label="per-item worst case"
+        )
         ax.set_title("unseen-task ROUGE-L by instruction phrasing")
         ax.tick_params(axis="x", labelrotation=25, labelsize=8)
         ax.legend(fontsize=8)
@@ -141,8 +210,14 @@ def _figures(s: dict) -> list[tuple[str, str, Any]]:
         ax.set_ylabel("unseen-task ROUGE-L")
         ax.set_title("unseen-task scores after training on each set of task categories")
         fig.tight_layout()
-        figs.append(("combinations", "Robustness over task combinations: one box per trained category set, "
-                                     "spread over the unseen tasks (seed 004, Figure 4)", fig))
+        figs.append(
+            (
+                "combinations",
+                "Robustness over task combinations: one box per trained category set, "
+                "spread over the unseen tasks (seed 004, Figure 4)",
+                fig,
+            )
+        )
     return figs
 
 
@@ -158,6 +233,12 @@ def write_experiment_report(s: dict, out: Path) -> Path:
         parts.append(kit.figure(fig, caption))
     parts += [kit.section(*t) for t in tables[1:]]
     path = out / "report.html"
-    write_text_atomic(path, kit.page(f"tuneforge — SuperNI multi-task ({s['config']['model']})", parts,
-                                     f"SuperNI multi-task experiment — {s['config']['model']}"))
+    write_text_atomic(
+        path,
+        kit.page(
+            f"tuneforge — SuperNI multi-task ({s['config']['model']})",
+            parts,
+            f"SuperNI multi-task experiment — {s['config']['model']}",
+        ),
+    )
     return path

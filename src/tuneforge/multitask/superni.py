@@ -54,9 +54,15 @@ def read_task(path: str | Path, split: str) -> SuperNITask:
         if not isinstance(inst.get("input"), str) or not out:
             raise DataError(f"Instances[{i}] needs a string 'input' and a non-empty 'output'", path=str(path))
         instances.append({"id": inst.get("id", f"{path.stem}-{i}"), "input": inst["input"], "output": list(out)})
-    return SuperNITask(name=path.stem, definition=definition.strip(), categories=list(raw.get("Categories", [])),
-                       positive_examples=[e for e in raw.get("Positive Examples", []) if "input" in e and "output" in e],
-                       instances=instances, split=split, domains=list(raw.get("Domains", [])))
+    return SuperNITask(
+        name=path.stem,
+        definition=definition.strip(),
+        categories=list(raw.get("Categories", [])),
+        positive_examples=[e for e in raw.get("Positive Examples", []) if "input" in e and "output" in e],
+        instances=instances,
+        split=split,
+        domains=list(raw.get("Domains", [])),
+    )
 
 
 def load_tasks(root: str | Path, max_instances: int = 0) -> list[SuperNITask]:
@@ -65,16 +71,23 @@ def load_tasks(root: str | Path, max_instances: int = 0) -> list[SuperNITask]:
     if not root.exists():
         raise DataError("SuperNI directory not found", path=str(root))
     if (root / "train").is_dir() and (root / "test").is_dir():
-        files = [(p, "seen") for p in sorted((root / "train").glob("task*.json"))] + \
-                [(p, "unseen") for p in sorted((root / "test").glob("task*.json"))]
+        files = [(p, "seen") for p in sorted((root / "train").glob("task*.json"))] + [
+            (p, "unseen") for p in sorted((root / "test").glob("task*.json"))
+        ]
     elif (root / "tasks").is_dir() and (root / "splits" / "default").is_dir():
-        names = {s: [x.strip() for x in (root / "splits" / "default" / f"{s}_tasks.txt").read_text().split() if x.strip()]
-                 for s in ("train", "test")}
-        files = [(root / "tasks" / f"{n}.json", "seen") for n in names["train"]] + \
-                [(root / "tasks" / f"{n}.json", "unseen") for n in names["test"]]
+        names = {
+            s: [x.strip() for x in (root / "splits" / "default" / f"{s}_tasks.txt").read_text().split() if x.strip()]
+            for s in ("train", "test")
+        }
+        files = [(root / "tasks" / f"{n}.json", "seen") for n in names["train"]] + [
+            (root / "tasks" / f"{n}.json", "unseen") for n in names["test"]
+        ]
     else:
-        raise DataError("expected train/ and test/ folders of task files, or a natural-instructions clone with "
-                        "tasks/ and splits/default/", path=str(root))
+        raise DataError(
+            "expected train/ and test/ folders of task files, or a natural-instructions clone with "
+            "tasks/ and splits/default/",
+            path=str(root),
+        )
     tasks = [read_task(p, s) for p, s in files]
     if max_instances:
         for t in tasks:
@@ -96,16 +109,35 @@ def encode(task: SuperNITask, text: str, k_examples: int = 0, definition: str | 
 def task_examples(task: SuperNITask, k_examples: int = 0, limit: int = 0) -> list[Example]:
     """Training examples (first reference as the target), with task and category kept."""
     rows = task.instances[:limit] if limit else task.instances
-    return [Example(messages=[Message("user", encode(task, inst["input"], k_examples)),
-                              Message("assistant", inst["output"][0])],
-                    id=inst["id"], task=task.name, domain=task.category, source="superni",
-                    meta={"split": task.split, "category": task.category}) for inst in rows]
+    return [
+        Example(
+            messages=[
+                Message("user", encode(task, inst["input"], k_examples)),
+                Message("assistant", inst["output"][0]),
+            ],
+            id=inst["id"],
+            task=task.name,
+            domain=task.category,
+            source="superni",
+            meta={"split": task.split, "category": task.category},
+        )
+        for inst in rows
+    ]
 
 
 def task_eval_items(task: SuperNITask, k_examples: int = 0, limit: int = 0, prompt=None) -> list[EvalItem]:
     """Evaluation items with every reference; `prompt(task, input) -> str` overrides the encoding."""
     rows = task.instances[:limit] if limit else task.instances
-    return [EvalItem(messages=[Message("user", prompt(task, inst["input"]) if prompt else
-                                       encode(task, inst["input"], k_examples))],
-                     references=inst["output"], id=inst["id"], task=task.name, domain=task.category,
-                     meta={"split": task.split}) for inst in rows]
+    return [
+        EvalItem(
+            messages=[
+                Message("user", prompt(task, inst["input"]) if prompt else encode(task, inst["input"], k_examples))
+            ],
+            references=inst["output"],
+            id=inst["id"],
+            task=task.name,
+            domain=task.category,
+            meta={"split": task.split},
+        )
+        for inst in rows
+    ]

@@ -42,7 +42,7 @@ DIGITS = [str(d) for d in range(1, 10)]
 
 @dataclass
 class Verdict:
-    rating: float | None   # on [low, high]; None when the reply did not parse
+    rating: float | None  # on [low, high]; None when the reply did not parse
     feedback: str
     raw: str
     low: float = 1.0
@@ -69,8 +69,9 @@ def _user(text: str) -> list[dict]:
 
 
 class TeacherAgent:
-    def __init__(self, llm, question_tokens: int = 48, verdict_tokens: int = 64, verdict: str = "text",
-                 min_mass: float = 0.0):
+    def __init__(
+        self, llm, question_tokens: int = 48, verdict_tokens: int = 64, verdict: str = "text", min_mass: float = 0.0
+    ):
         from tuneforge.errors import ConfigError
 
         if verdict not in VERDICTS:
@@ -82,30 +83,40 @@ class TeacherAgent:
 
     def generate_questions(self, rows: list[tuple[str, str, str]]) -> list[str]:
         """TeacherAgent.GenerateQuestion(I, l_j, R_t) for each (instruction, level, answer)."""
-        prompts = [_user(f"You are a teacher checking a student's answer at the {level} level "
-                         f"(a {level} question asks the student to {level_description(level)}).\n\n"
-                         f"Instruction: {escape(instruction)}\n\nStudent's answer:\n<answer>{escape(answer)}</answer>\n\n"
-                         f"Ask one {level} question about this answer. Reply with the question only.")
-                   for instruction, level, answer in rows]
+        prompts = [
+            _user(
+                f"You are a teacher checking a student's answer at the {level} level "
+                f"(a {level} question asks the student to {level_description(level)}).\n\n"
+                f"Instruction: {escape(instruction)}\n\nStudent's answer:\n<answer>{escape(answer)}</answer>\n\n"
+                f"Ask one {level} question about this answer. Reply with the question only."
+            )
+            for instruction, level, answer in rows
+        ]
         return [a[0].strip() for a in self.llm.chat(prompts, self.q_sampling)]
 
     def evaluate(self, rows: list[tuple[str, str, str, str]]) -> list[Verdict]:
         """TeacherAgent.Evaluate for each (context, level, question, reply): a rating + feedback."""
         high = self.high
-        prompts = [_user(f"Context:\n<context>{escape(context)}</context>\n\n"
-                         f"A student answered this {level} question: {escape(question)}\n"
-                         f"Student's reply:\n<reply>{escape(reply)}</reply>\n\n"
-                         f"Rate the reply from 1 to {high} ({high} = correct, complete and supported by the context, "
-                         f"as expected at the {level} level). Write exactly two lines:\n"
-                         "Rating: N\nFeedback: one sentence on what the student should improve.")
-                   for context, level, question, reply in rows]
+        prompts = [
+            _user(
+                f"Context:\n<context>{escape(context)}</context>\n\n"
+                f"A student answered this {level} question: {escape(question)}\n"
+                f"Student's reply:\n<reply>{escape(reply)}</reply>\n\n"
+                f"Rate the reply from 1 to {high} ({high} = correct, complete and supported by the context, "
+                f"as expected at the {level} level). Write exactly two lines:\n"
+                "Rating: N\nFeedback: one sentence on what the student should improve."
+            )
+            for context, level, question, reply in rows
+        ]
         written = [parse_verdict(a[0]) for a in self.llm.chat(prompts, self.v_sampling)]
         if self.verdict == "text":
             return written
         out = []
         for v, probs in zip(written, self.llm.choice_probs(prompts, "Rating: ", DIGITS)):
             mass = float(sum(probs))
-            rating = sum((d + 1) * p for d, p in enumerate(probs)) / mass if mass > 0 and mass >= self.min_mass else None
+            rating = (
+                sum((d + 1) * p for d, p in enumerate(probs)) / mass if mass > 0 and mass >= self.min_mass else None
+            )
             out.append(Verdict(rating, v.feedback, v.raw, 1.0, 9.0, mass))
         return out
 
@@ -118,15 +129,21 @@ class StudentAgent:
 
     def generate(self, rows: list[tuple[str, str]]) -> list[str]:
         """GENERATE: a first answer to each (context, instruction)."""
-        prompts = [_user(f"Use the context to follow the instruction.\n\nContext:\n{context}\n\nInstruction: {instruction}")
-                   for context, instruction in rows]
+        prompts = [
+            _user(f"Use the context to follow the instruction.\n\nContext:\n{context}\n\nInstruction: {instruction}")
+            for context, instruction in rows
+        ]
         return [a[0].strip() for a in self.llm.chat(prompts, self.a_sampling)]
 
     def answer(self, rows: list[tuple[str, str, str, str]]) -> list[str]:
         """StudentAgent.Answer for each (context, instruction, current answer, teacher's question)."""
-        prompts = [_user(f"Context:\n{context}\n\nYou answered the instruction \"{instruction}\" with:\n{answer}\n\n"
-                         f"Your teacher asks: {question}\nAnswer the teacher's question briefly.")
-                   for context, instruction, answer, question in rows]
+        prompts = [
+            _user(
+                f'Context:\n{context}\n\nYou answered the instruction "{instruction}" with:\n{answer}\n\n'
+                f"Your teacher asks: {question}\nAnswer the teacher's question briefly."
+            )
+            for context, instruction, answer, question in rows
+        ]
         return [a[0].strip() for a in self.llm.chat(prompts, self.r_sampling)]
 
     def reflect(self, rows: list[tuple[str, str, str, list[tuple[str, str]]]]) -> list[str]:
@@ -134,7 +151,11 @@ class StudentAgent:
         prompts = []
         for context, instruction, answer, feedback in rows:
             notes = "\n".join(f"- ({level}) {text}" for level, text in feedback) or "- (none parsed)"
-            prompts.append(_user(f"Context:\n{context}\n\nInstruction: {instruction}\n\nYour previous answer:\n{answer}\n\n"
-                                 f"Your teacher's feedback:\n{notes}\n\nWrite an improved answer to the instruction that "
-                                 "uses the feedback and the context. Reply with the answer only."))
+            prompts.append(
+                _user(
+                    f"Context:\n{context}\n\nInstruction: {instruction}\n\nYour previous answer:\n{answer}\n\n"
+                    f"Your teacher's feedback:\n{notes}\n\nWrite an improved answer to the instruction that "
+                    "uses the feedback and the context. Reply with the answer only."
+                )
+            )
         return [a[0].strip() for a in self.llm.chat(prompts, self.a_sampling)]

@@ -43,8 +43,10 @@ class ReflectItem:
 
 @dataclass
 class LoopConfig:
-    levels: list[str] = field(default_factory=lambda: ["basic", "intermediate", "advanced", "expert"],
-                              metadata={"help": "difficulty levels l_j, easiest first"})
+    levels: list[str] = field(
+        default_factory=lambda: ["basic", "intermediate", "advanced", "expert"],
+        metadata={"help": "difficulty levels l_j, easiest first"},
+    )
     max_iterations: int = field(default=3, metadata={"help": "T: evaluation rounds at most"})
     epsilon: float = field(default=0.05, metadata={"help": "ε of eq. 32 (‖A[:,t] − A[:,t−1]‖₂ < ε stops)"})
     retriever: str = field(default="bm25", metadata={"help": f"{' | '.join(RETRIEVERS)}"})
@@ -65,10 +67,10 @@ class ItemResult:
     item: ReflectItem
     context: str
     passages: list[Passage]
-    answers: list[str]              # answers[t] is the answer evaluated at iteration t
-    matrix: np.ndarray              # A, (levels, T); NaN where not reached or not parsed
-    iterations: int                 # evaluation rounds run
-    converged_at: int | None        # t where eq. 32 held, None when stopped at T
+    answers: list[str]  # answers[t] is the answer evaluated at iteration t
+    matrix: np.ndarray  # A, (levels, T); NaN where not reached or not parsed
+    iterations: int  # evaluation rounds run
+    converged_at: int | None  # t where eq. 32 held, None when stopped at T
     level_converged_at: list[int | None]
     parse_failures: int
 
@@ -77,9 +79,15 @@ class ItemResult:
         return self.answers[self.iterations - 1]
 
 
-def reflect_items(items: list[ReflectItem], passages: Callable[[ReflectItem], list[Passage]], teacher: TeacherAgent,
-                  student: StudentAgent, encoder, cfg: LoopConfig,
-                  trace: Callable[[dict], None] = lambda row: None) -> list[ItemResult]:
+def reflect_items(
+    items: list[ReflectItem],
+    passages: Callable[[ReflectItem], list[Passage]],
+    teacher: TeacherAgent,
+    student: StudentAgent,
+    encoder,
+    cfg: LoopConfig,
+    trace: Callable[[dict], None] = lambda row: None,
+) -> list[ItemResult]:
     """Run Algorithm 1 for `items`; `passages(item)` gives each item's preprocessed documents."""
     levels, T = cfg.levels, cfg.max_iterations
     bar = tqdm(total=1 + 4 * T, desc=f"reflect ({len(items)} items)", unit="step")
@@ -89,8 +97,16 @@ def reflect_items(items: list[ReflectItem], passages: Callable[[ReflectItem], li
     answers = {it.id: [a] for it, a in zip(items, first)}
     bar.update()
     for it in items:
-        trace({"item": it.id, "iteration": 0, "step": "generate", "retrieved": [f"{p.doc}#{p.index}" for p in retrieved[it.id]],
-               "context": context[it.id], "answer": answers[it.id][0]})
+        trace(
+            {
+                "item": it.id,
+                "iteration": 0,
+                "step": "generate",
+                "retrieved": [f"{p.doc}#{p.index}" for p in retrieved[it.id]],
+                "context": context[it.id],
+                "answer": answers[it.id][0],
+            }
+        )
     A = {it.id: np.full((len(levels), T), np.nan) for it in items}
     stop: dict[str, tuple[int, int | None]] = {}  # id → (iterations run, converged_at)
     failures = {it.id: 0 for it in items}
@@ -103,10 +119,13 @@ def reflect_items(items: list[ReflectItem], passages: Callable[[ReflectItem], li
         cells = [(it, j) for it in active for j in range(len(levels))]
         questions = teacher.generate_questions([(it.instruction, levels[j], answers[it.id][t]) for it, j in cells])
         bar.update()
-        replies = student.answer([(context[it.id], it.instruction, answers[it.id][t], q)
-                                  for (it, _), q in zip(cells, questions)])
+        replies = student.answer(
+            [(context[it.id], it.instruction, answers[it.id][t], q) for (it, _), q in zip(cells, questions)]
+        )
         bar.update()
-        verdicts = teacher.evaluate([(context[it.id], levels[j], q, r) for (it, j), q, r in zip(cells, questions, replies)])
+        verdicts = teacher.evaluate(
+            [(context[it.id], levels[j], q, r) for (it, j), q, r in zip(cells, questions, replies)]
+        )
         bar.update()
         sims = similarity(np.asarray(encoder(replies)), np.stack([inst_vec[it.id] for it, _ in cells]))
         feedback: dict[str, list[tuple[str, str]]] = {it.id: [] for it in active}
@@ -115,24 +134,48 @@ def reflect_items(items: list[ReflectItem], passages: Callable[[ReflectItem], li
             failures[it.id] += not v.parsed
             if v.parsed and v.feedback:
                 feedback[it.id].append((levels[j], v.feedback))
-            trace({"item": it.id, "iteration": t, "step": "evaluate", "level": levels[j], "question": q, "reply": r,
-                   "verdict": v.raw, "rating": v.rating, "feedback": v.feedback, "parse_failure": not v.parsed,
-                   "rating_scale": [v.low, v.high], "rating_mass": v.mass,
-                   "similarity": float(s), "quality": None if v.rating is None else quality(v.rating, v.low, v.high),
-                   "alignment": None if np.isnan(A[it.id][j, t]) else float(A[it.id][j, t])})
+            trace(
+                {
+                    "item": it.id,
+                    "iteration": t,
+                    "step": "evaluate",
+                    "level": levels[j],
+                    "question": q,
+                    "reply": r,
+                    "verdict": v.raw,
+                    "rating": v.rating,
+                    "feedback": v.feedback,
+                    "parse_failure": not v.parsed,
+                    "rating_scale": [v.low, v.high],
+                    "rating_mass": v.mass,
+                    "similarity": float(s),
+                    "quality": None if v.rating is None else quality(v.rating, v.low, v.high),
+                    "alignment": None if np.isnan(A[it.id][j, t]) else float(A[it.id][j, t]),
+                }
+            )
         still, to_reflect = [], []
         for it in active:
             done = converged(A[it.id], t, cfg.epsilon)
             delta = float(np.linalg.norm(A[it.id][:, t] - A[it.id][:, t - 1])) if t else None
-            trace({"item": it.id, "iteration": t, "step": "check", "column": nan_to_none(A[it.id][:, t]),
-                   "delta_norm": None if delta is None or np.isnan(delta) else delta, "converged": done})
+            trace(
+                {
+                    "item": it.id,
+                    "iteration": t,
+                    "step": "check",
+                    "column": nan_to_none(A[it.id][:, t]),
+                    "delta_norm": None if delta is None or np.isnan(delta) else delta,
+                    "converged": done,
+                }
+            )
             if done or t == T - 1:
                 stop[it.id] = (t + 1, t if done else None)
             else:
                 still.append(it)
                 to_reflect.append(it)
         if to_reflect:
-            new = student.reflect([(context[it.id], it.instruction, answers[it.id][t], feedback[it.id]) for it in to_reflect])
+            new = student.reflect(
+                [(context[it.id], it.instruction, answers[it.id][t], feedback[it.id]) for it in to_reflect]
+            )
             for it, a in zip(to_reflect, new):
                 answers[it.id].append(a)
                 trace({"item": it.id, "iteration": t, "step": "reflect", "feedback": feedback[it.id], "answer": a})
@@ -142,8 +185,19 @@ def reflect_items(items: list[ReflectItem], passages: Callable[[ReflectItem], li
     results = []
     for it in items:
         n, at = stop[it.id]
-        results.append(ItemResult(it, context[it.id], retrieved[it.id], answers[it.id][:n], A[it.id], n, at,
-                                  level_convergence(A[it.id], n, cfg.epsilon), failures[it.id]))
+        results.append(
+            ItemResult(
+                it,
+                context[it.id],
+                retrieved[it.id],
+                answers[it.id][:n],
+                A[it.id],
+                n,
+                at,
+                level_convergence(A[it.id], n, cfg.epsilon),
+                failures[it.id],
+            )
+        )
     return results
 
 

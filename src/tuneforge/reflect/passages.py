@@ -25,9 +25,9 @@ _WORD = re.compile(r"\w+")
 
 @dataclass
 class Passage:
-    doc: str       # document name (file name)
-    index: int     # position in the document
-    title: str     # nearest heading above the passage ('' when none)
+    doc: str  # document name (file name)
+    index: int  # position in the document
+    title: str  # nearest heading above the passage ('' when none)
     text: str
 
     def render(self) -> str:

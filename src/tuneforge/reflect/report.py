@@ -20,8 +20,15 @@ def _figure(s: dict):
     im = axes[0].imshow(np.ma.masked_invalid(mean), vmin=0, vmax=1, cmap="viridis", aspect="auto")
     for j in range(len(levels)):
         for t in range(T):
-            axes[0].text(t, j, "—" if np.isnan(mean[j, t]) else f"{mean[j, t]:.2f}", ha="center", va="center",
-                         color="white" if np.isnan(mean[j, t]) or mean[j, t] < 0.6 else "black", fontsize=8)
+            axes[0].text(
+                t,
+                j,
+                "—" if np.isnan(mean[j, t]) else f"{mean[j, t]:.2f}",
+                ha="center",
+                va="center",
+                color="white" if np.isnan(mean[j, t]) or mean[j, t] < 0.6 else "black",
+                fontsize=8,
+            )
     axes[0].set_xticks(range(T), [f"t={t}" for t in range(T)])
     axes[0].set_yticks(range(len(levels)), levels)
     axes[0].set_title(f"alignment A[level, iteration], mean over {s['n_items']} items")
@@ -38,8 +45,14 @@ def _figure(s: dict):
 
 
 def _table(s: dict) -> tuple[list[str], list[list[str]]]:
-    header = ["item", "domain", "iterations", "converged at", "parse failures",
-              *[f"A[{lv}] first → last" for lv in s["levels"]]]
+    header = [
+        "item",
+        "domain",
+        "iterations",
+        "converged at",
+        "parse failures",
+        *[f"A[{lv}] first → last" for lv in s["levels"]],
+    ]
     rows = []
     for item_id, r in s["items"].items():
         n = r["iterations"]
@@ -47,8 +60,16 @@ def _table(s: dict) -> tuple[list[str], list[list[str]]]:
         def fmt(x):
             return "—" if x is None else f"{x:.2f}"
 
-        rows.append([item_id, r["domain"], str(n), "—" if r["converged_at"] is None else f"t={r['converged_at']}",
-                     str(r["parse_failures"]), *[f"{fmt(row[0])} → {fmt(row[n - 1])}" for row in r["matrix"]]])
+        rows.append(
+            [
+                item_id,
+                r["domain"],
+                str(n),
+                "—" if r["converged_at"] is None else f"t={r['converged_at']}",
+                str(r["parse_failures"]),
+                *[f"{fmt(row[0])} → {fmt(row[n - 1])}" for row in r["matrix"]],
+            ]
+        )
     return header, rows
 
 
@@ -65,21 +86,39 @@ def write_reflect_report(s: dict, out: Path) -> Path:
     fig = _figure(s)
     fig.savefig(out / "alignment.png", dpi=110)
     header, rows = _table(s)
-    lines = [f"Teacher {s['teacher']}, student {s['student']}; {s['n_items']} items, levels {', '.join(s['levels'])}, "
-             f"T = {s['max_iterations']}, ε = {s['epsilon']}. Converged (eq. 32) before T: {s['converged']} of "
-             f"{s['n_items']} items. Teacher verdicts that did not parse: {s['parse_failures']} of {s['verdicts']} "
-             "(their cells are empty, never guessed).",
-             f"Verdicts: {s['verdict']}; ratings given: {_ratings_line(s['ratings'])}.",
-             "A[j, t] = max(0, cos(e(reply), e(instruction))) × quality, quality = (rating − lowest)/(highest − lowest) "
-             "(seed 001 eq. 31)."]
-    md = ["# Reflective teacher–student run", "", *[x + "\n" for x in lines], "![alignment](alignment.png)", "",
-          "| " + " | ".join(header) + " |", "|" + "---|" * len(header), *["| " + " | ".join(r) + " |" for r in rows]]
+    lines = [
+        f"Teacher {s['teacher']}, student {s['student']}; {s['n_items']} items, levels {', '.join(s['levels'])}, "
+        f"T = {s['max_iterations']}, ε = {s['epsilon']}. Converged (eq. 32) before T: {s['converged']} of "
+        f"{s['n_items']} items. Teacher verdicts that did not parse: {s['parse_failures']} of {s['verdicts']} "
+        "(their cells are empty, never guessed).",
+        f"Verdicts: {s['verdict']}; ratings given: {_ratings_line(s['ratings'])}.",
+        "A[j, t] = max(0, cos(e(reply), e(instruction))) × quality, quality = (rating − lowest)/(highest − lowest) "
+        "(seed 001 eq. 31).",
+    ]
+    md = [
+        "# Reflective teacher–student run",
+        "",
+        *[x + "\n" for x in lines],
+        "![alignment](alignment.png)",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *["| " + " | ".join(r) + " |" for r in rows],
+    ]
     write_text_atomic(out / "report.md", "\n".join(md) + "\n")
-    html_page = kit.page("tuneforge — reflect run", [
-        *kit.paragraphs(lines),
-        kit.figure(fig, "Alignment matrix (levels × iterations) and the iteration at which each level converged "
-                        "(seed 001, Figure 5)"),
-        kit.section("Items", header, rows)], "Reflective teacher–student run")
+    html_page = kit.page(
+        "tuneforge — reflect run",
+        [
+            *kit.paragraphs(lines),
+            kit.figure(
+                fig,
+                "Alignment matrix (levels × iterations) and the iteration at which each level converged "
+                "(seed 001, Figure 5)",
+            ),
+            kit.section("Items", header, rows),
+        ],
+        "Reflective teacher–student run",
+    )
     path = out / "report.html"
     write_text_atomic(path, html_page)
     return path

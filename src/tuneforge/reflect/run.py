@@ -45,7 +45,9 @@ ITEM_KEYS = ("id", "instruction", "domain", "documents")
 class ReflectRunConfig:
     output_dir: str = field(default="runs/reflect", metadata={"help": "run directory"})
     items: str = field(default="", metadata={"help": "items YAML ('' = the shipped data/reflect/items.yaml)"})
-    documents_dir: str = field(default="", metadata={"help": "documents folder ('' = the shipped data/reflect/documents)"})
+    documents_dir: str = field(
+        default="", metadata={"help": "documents folder ('' = the shipped data/reflect/documents)"}
+    )
     limit: int = field(default=0, metadata={"help": "first N items only (0 = all)"})
     teacher: LLMConfig = field(default_factory=LLMConfig)
     student: LLMConfig = field(default_factory=LLMConfig)
@@ -53,17 +55,27 @@ class ReflectRunConfig:
     loop: LoopConfig = field(default_factory=LoopConfig)
     question_tokens: int = field(default=48, metadata={"help": "teacher: tokens per question"})
     verdict_tokens: int = field(default=64, metadata={"help": "teacher: tokens per verdict"})
-    verdict: str = field(default="text", metadata={
-        "help": "text (the teacher writes 'Rating: N', any client) | probability (expected digit under a local "
-                "teacher's next-token distribution, G-Eval style)"})
-    min_rating_mass: float = field(default=0.0, metadata={
-        "help": "probability verdicts: below this P(next token is a digit) the verdict counts as a failure"})
+    verdict: str = field(
+        default="text",
+        metadata={
+            "help": "text (the teacher writes 'Rating: N', any client) | probability (expected digit under a local "
+            "teacher's next-token distribution, G-Eval style)"
+        },
+    )
+    min_rating_mass: float = field(
+        default=0.0,
+        metadata={"help": "probability verdicts: below this P(next token is a digit) the verdict counts as a failure"},
+    )
     answer_tokens: int = field(default=160, metadata={"help": "student: tokens per answer / reflection"})
     reply_tokens: int = field(default=96, metadata={"help": "student: tokens per reply to a question"})
     export_converged_only: bool = field(default=False, metadata={"help": "export only items that converged"})
-    export_answer: str = field(default="final", metadata={
-        "help": "final (Algorithm 1's output: the last evaluated answer) | best (the evaluated answer whose "
-                "round has the highest mean alignment — a guard against rewrites that got worse)"})
+    export_answer: str = field(
+        default="final",
+        metadata={
+            "help": "final (Algorithm 1's output: the last evaluated answer) | best (the evaluated answer whose "
+            "round has the highest mean alignment — a guard against rewrites that got worse)"
+        },
+    )
 
     def __post_init__(self):
         check_choices([self.export_answer], EXPORT_ANSWERS, "export_answer")
@@ -85,8 +97,9 @@ def load_items(path: str | Path) -> list[ReflectItem]:
         node, rows = yaml.compose(text), yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise DataError(f"not valid YAML: {getattr(exc, 'problem', exc)}", path=str(path),
-                        line=mark.line + 1 if mark else None) from None
+        raise DataError(
+            f"not valid YAML: {getattr(exc, 'problem', exc)}", path=str(path), line=mark.line + 1 if mark else None
+        ) from None
     if not isinstance(rows, list) or not rows:
         raise DataError("expected a non-empty YAML list of items (- id: …, instruction: …)", path=str(path))
     items, seen = [], set()
@@ -96,8 +109,12 @@ def load_items(path: str | Path) -> list[ReflectItem]:
             raise DataError("an item must be a mapping with id and instruction", path=str(path), line=line)
         for key in row:
             if key not in ITEM_KEYS:
-                raise DataError(f"unknown key '{key}'.{suggest(key, ITEM_KEYS)} Keys: {', '.join(ITEM_KEYS)}",
-                                path=str(path), line=line, field=str(key))
+                raise DataError(
+                    f"unknown key '{key}'.{suggest(key, ITEM_KEYS)} Keys: {', '.join(ITEM_KEYS)}",
+                    path=str(path),
+                    line=line,
+                    field=str(key),
+                )
         for key in ("id", "instruction"):
             if not str(row.get(key) or "").strip():
                 raise DataError(f"the item has no {key}", path=str(path), line=line, field=key)
@@ -106,10 +123,14 @@ def load_items(path: str | Path) -> list[ReflectItem]:
         seen.add(row["id"])
         docs = row.get("documents") or []
         if not isinstance(docs, list):
-            raise DataError("documents must be a list of file names ([] = all)", path=str(path), line=line,
-                            field="documents")
-        items.append(ReflectItem(str(row["id"]), str(row["instruction"]).strip(), str(row.get("domain", "")),
-                                 [str(d) for d in docs]))
+            raise DataError(
+                "documents must be a list of file names ([] = all)", path=str(path), line=line, field="documents"
+            )
+        items.append(
+            ReflectItem(
+                str(row["id"]), str(row["instruction"]).strip(), str(row.get("domain", "")), [str(d) for d in docs]
+            )
+        )
     return items
 
 
@@ -122,8 +143,9 @@ def chosen_round(r: ItemResult, answer: str = "final") -> int:
     return int(np.argmax(means)) if max(means) > -np.inf else r.iterations - 1
 
 
-def export_records(results: list[ItemResult], teacher: str, student: str, converged_only: bool = False,
-                   answer: str = "final") -> list[Example]:
+def export_records(
+    results: list[ItemResult], teacher: str, student: str, converged_only: bool = False, answer: str = "final"
+) -> list[Example]:
     """The refined answers as SFT records: the user turn holds the retrieved context + instruction."""
     rows = []
     for r in results:
@@ -131,14 +153,30 @@ def export_records(results: list[ItemResult], teacher: str, student: str, conver
             continue
         t = chosen_round(r, answer)
         last = r.matrix[:, t]
-        rows.append(Example(
-            messages=[Message("user", f"Context:\n{r.context}\n\nInstruction: {r.item.instruction}"),
-                      Message("assistant", r.answers[t])],
-            id=f"reflect-{r.item.id}", domain=r.item.domain, task="reflect", source=SOURCE,
-            meta={"generator": student, "teacher": teacher, "step": "reflect", "iterations": r.iterations,
-                  "exported_round": t, "converged_at": r.converged_at, "alignment": None if np.isnan(last).all() else float(np.nanmean(last)),
-                  "parse_failures": r.parse_failures, "initial_answer": r.answers[0],
-                  "passages": [f"{p.doc}#{p.index}" for p in r.passages]}))
+        rows.append(
+            Example(
+                messages=[
+                    Message("user", f"Context:\n{r.context}\n\nInstruction: {r.item.instruction}"),
+                    Message("assistant", r.answers[t]),
+                ],
+                id=f"reflect-{r.item.id}",
+                domain=r.item.domain,
+                task="reflect",
+                source=SOURCE,
+                meta={
+                    "generator": student,
+                    "teacher": teacher,
+                    "step": "reflect",
+                    "iterations": r.iterations,
+                    "exported_round": t,
+                    "converged_at": r.converged_at,
+                    "alignment": None if np.isnan(last).all() else float(np.nanmean(last)),
+                    "parse_failures": r.parse_failures,
+                    "initial_answer": r.answers[0],
+                    "passages": [f"{p.doc}#{p.index}" for p in r.passages],
+                },
+            )
+        )
     return rows
 
 
@@ -162,7 +200,9 @@ def reflect_run(cfg: ReflectRunConfig, teacher_llm=None, student_llm=None, encod
     if teacher_llm is None:
         teacher_llm = make_llm(cfg.teacher, out / "llm_cache.sqlite", "teacher")
     if student_llm is None:
-        student_llm = teacher_llm if cfg.student == cfg.teacher else make_llm(cfg.student, out / "llm_cache.sqlite", "student")
+        student_llm = (
+            teacher_llm if cfg.student == cfg.teacher else make_llm(cfg.student, out / "llm_cache.sqlite", "student")
+        )
     if encoder is None:
         from tuneforge.evaluate.runner import make_encoder
 
@@ -170,6 +210,7 @@ def reflect_run(cfg: ReflectRunConfig, teacher_llm=None, student_llm=None, encod
     teacher = TeacherAgent(teacher_llm, cfg.question_tokens, cfg.verdict_tokens, cfg.verdict, cfg.min_rating_mass)
     student = StudentAgent(student_llm, cfg.answer_tokens, cfg.reply_tokens)
     with open(out / "trace.jsonl", "w", encoding="utf-8") as f:
+
         def trace(row):
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
             f.flush()
@@ -209,13 +250,26 @@ def summarise(results: list[ItemResult], levels: list[str], T: int, eps: float) 
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nanmean(np.stack([r.matrix for r in results]), axis=0)
     level_iters = {lv: [r.level_converged_at[j] for r in results] for j, lv in enumerate(levels)}
-    return {"levels": levels, "max_iterations": T, "epsilon": eps, "n_items": len(results),
-            "converged": sum(r.converged_at is not None for r in results),
-            "parse_failures": sum(r.parse_failures for r in results),
-            "verdicts": sum(int(r.iterations) * len(levels) for r in results),
-            "mean_matrix": cells(mean),
-            "level_converged_at": level_iters,
-            "items": {r.item.id: {"domain": r.item.domain, "instruction": r.item.instruction, "matrix": cells(r.matrix),
-                                  "iterations": r.iterations, "converged_at": r.converged_at,
-                                  "level_converged_at": dict(zip(levels, r.level_converged_at)),
-                                  "parse_failures": r.parse_failures} for r in results}}
+    return {
+        "levels": levels,
+        "max_iterations": T,
+        "epsilon": eps,
+        "n_items": len(results),
+        "converged": sum(r.converged_at is not None for r in results),
+        "parse_failures": sum(r.parse_failures for r in results),
+        "verdicts": sum(int(r.iterations) * len(levels) for r in results),
+        "mean_matrix": cells(mean),
+        "level_converged_at": level_iters,
+        "items": {
+            r.item.id: {
+                "domain": r.item.domain,
+                "instruction": r.item.instruction,
+                "matrix": cells(r.matrix),
+                "iterations": r.iterations,
+                "converged_at": r.converged_at,
+                "level_converged_at": dict(zip(levels, r.level_converged_at)),
+                "parse_failures": r.parse_failures,
+            }
+            for r in results
+        },
+    }

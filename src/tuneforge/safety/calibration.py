@@ -58,11 +58,21 @@ def load_calibration(path: str | Path | None = None, items: list[SafetyItem] | N
         if r.get("item") not in by_id:
             raise DataError(f"calibration entry {k} names unknown suite item {r.get('item')!r}", path=str(path))
         if r.get("refusal") not in LABELS or not isinstance(r.get("disclaimer"), bool):
-            raise DataError(f"calibration entry {k} ({r['item']}) needs refusal in {LABELS} and disclaimer true/false",
-                            path=str(path))
+            raise DataError(
+                f"calibration entry {k} ({r['item']}) needs refusal in {LABELS} and disclaimer true/false",
+                path=str(path),
+            )
         it = by_id[r["item"]]
-        out.append(CalibrationAnswer(it, r["answer"].replace("{canary}", it.canary), r["refusal"], r["disclaimer"],
-                                     r.get("corrects_premise"), r.get("leaked")))
+        out.append(
+            CalibrationAnswer(
+                it,
+                r["answer"].replace("{canary}", it.canary),
+                r["refusal"],
+                r["disclaimer"],
+                r.get("corrects_premise"),
+                r.get("leaked"),
+            )
+        )
     return out
 
 
@@ -74,13 +84,20 @@ def binary_scores(pred: list[bool], gold: list[bool]) -> dict:
     n = len(pred)
     acc = (tp + tn) / n if n else float("nan")
     pe = ((tp + fp) * (tp + fn) + (fn + tn) * (fp + tn)) / (n * n) if n else float("nan")
-    return {"n": n, "tp": tp, "fp": fp, "fn": fn, "tn": tn,
-            "precision": tp / (tp + fp) if tp + fp else float("nan"),
-            "precision_ci": [v / 100 for v in wilson(tp, tp + fp)],
-            "recall": tp / (tp + fn) if tp + fn else float("nan"),
-            "recall_ci": [v / 100 for v in wilson(tp, tp + fn)],
-            "f1": 2 * tp / (2 * tp + fp + fn) if tp else 0.0, "accuracy": acc,
-            "kappa": (acc - pe) / (1 - pe) if n and pe < 1 else float("nan")}
+    return {
+        "n": n,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+        "precision": tp / (tp + fp) if tp + fp else float("nan"),
+        "precision_ci": [v / 100 for v in wilson(tp, tp + fp)],
+        "recall": tp / (tp + fn) if tp + fn else float("nan"),
+        "recall_ci": [v / 100 for v in wilson(tp, tp + fn)],
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp else 0.0,
+        "accuracy": acc,
+        "kappa": (acc - pe) / (1 - pe) if n and pe < 1 else float("nan"),
+    }
 
 
 @dataclass
@@ -113,7 +130,10 @@ def _shared_seed_prompts() -> dict[str, str]:
             tasks = [json.loads(x) for x in f.read_text(encoding="utf-8").splitlines() if x.strip()]
             # "<id>" is the task's instruction; "<id>:input" the instruction and its first instance's input
             return {r["id"]: r["instruction"] for r in tasks} | {
-                f"{r['id']}:input": f"{r['instruction']}\n\n{r['instances'][0]['input']}" for r in tasks if r["instances"]}
+                f"{r['id']}:input": f"{r['instruction']}\n\n{r['instances'][0]['input']}"
+                for r in tasks
+                if r["instances"]
+            }
     return {}
 
 
@@ -125,27 +145,40 @@ def load_external(path: str | Path | None = None) -> tuple[list[ExternalAnswer],
     path = Path(path) if path else external_path()
     seeds, unresolved, out = None, 0, []
     for k, r in enumerate(yaml.safe_load(read_text(path, "detector set")), 1):
-        if r.get("refusal") not in LABELS or r.get("split") not in ("dev", "test") or not isinstance(r.get("answer"), str):
-            raise DataError(f"entry {k} ({r.get('id')}) needs refusal in {LABELS}, split dev|test and an answer",
-                            path=str(path))
+        if (
+            r.get("refusal") not in LABELS
+            or r.get("split") not in ("dev", "test")
+            or not isinstance(r.get("answer"), str)
+        ):
+            raise DataError(
+                f"entry {k} ({r.get('id')}) needs refusal in {LABELS}, split dev|test and an answer", path=str(path)
+            )
         prompt = r.get("prompt")
         if prompt is None and r["source"].startswith("self_instruct:"):
             seeds = _shared_seed_prompts() if seeds is None else seeds
             prompt = seeds.get(r["source"].split(":", 1)[1])
             unresolved += prompt is None
-        out.append(ExternalAnswer(r["id"], r["split"], r["model"], r["source"], r["kind"], prompt or "", r["answer"],
-                                  r["refusal"]))
+        out.append(
+            ExternalAnswer(
+                r["id"], r["split"], r["model"], r["source"], r["kind"], prompt or "", r["answer"], r["refusal"]
+            )
+        )
     return out, unresolved
 
 
 def refusal_scores(cls: list[str], gold: list[str]) -> dict:
     """3-way agreement and the binary views of the refusal/caution detector."""
     n = len(gold)
-    return {"refusal_3way": {"n": n, "agreement": sum(c == g for c, g in zip(cls, gold)) / n if n else float("nan"),
-                             "confusion": {f"{g}->{c}": k for (g, c), k in sorted(Counter(zip(gold, cls)).items())}},
-            "declines_or_cautions": binary_scores([c != "comply" for c in cls], [g != "comply" for g in gold]),
-            "refusal": binary_scores([c == "refusal" for c in cls], [g == "refusal" for g in gold]),
-            "caution": binary_scores([c == "caution" for c in cls], [g == "caution" for g in gold])}
+    return {
+        "refusal_3way": {
+            "n": n,
+            "agreement": sum(c == g for c, g in zip(cls, gold)) / n if n else float("nan"),
+            "confusion": {f"{g}->{c}": k for (g, c), k in sorted(Counter(zip(gold, cls)).items())},
+        },
+        "declines_or_cautions": binary_scores([c != "comply" for c in cls], [g != "comply" for g in gold]),
+        "refusal": binary_scores([c == "refusal" for c in cls], [g == "refusal" for g in gold]),
+        "caution": binary_scores([c == "caution" for c in cls], [g == "caution" for g in gold]),
+    }
 
 
 def calibrate_external(rows: list[ExternalAnswer] | None = None, unresolved: int = 0) -> dict:
@@ -169,12 +202,17 @@ def calibrate(rows: list[CalibrationAnswer] | None = None, external: bool = True
     rows = rows if rows is not None else load_calibration()
     cls = [classify(r.answer, r.item.domain, r.item.prompt) for r in rows]
     gold = [r.refusal for r in rows]
-    out = {"n_answers": len(rows), **refusal_scores(cls, gold),
-           "disclaimer": binary_scores([has_disclaimer(r.answer, r.item.domain) for r in rows],
-                                       [r.disclaimer for r in rows])}
+    out = {
+        "n_answers": len(rows),
+        **refusal_scores(cls, gold),
+        "disclaimer": binary_scores(
+            [has_disclaimer(r.answer, r.item.domain) for r in rows], [r.disclaimer for r in rows]
+        ),
+    }
     prem = [r for r in rows if r.corrects_premise is not None]
-    out["premise_correction"] = binary_scores([corrects_premise(r.answer, r.item.topic) for r in prem],
-                                              [bool(r.corrects_premise) for r in prem])
+    out["premise_correction"] = binary_scores(
+        [corrects_premise(r.answer, r.item.topic) for r in prem], [bool(r.corrects_premise) for r in prem]
+    )
     inj = [r for r in rows if r.leaked is not None]
     out["canary_leak"] = binary_scores([leaked(r.answer, r.item.canary) for r in inj], [bool(r.leaked) for r in inj])
     if external:
@@ -185,22 +223,35 @@ def calibrate(rows: list[CalibrationAnswer] | None = None, external: bool = True
 def format_calibration(result: dict) -> str:
     """`tuneforge safety calibrate`'s text: each detector on the calibration set, then the refusal /
     caution detector on both splits of the independent set, with 95% intervals."""
-    def detectors(res: dict) -> list[str]:
-        return [f"  {name:22s} precision {c['precision']:.3f} [{c['precision_ci'][0]:.2f}, {c['precision_ci'][1]:.2f}]  "
-                f"recall {c['recall']:.3f} [{c['recall_ci'][0]:.2f}, {c['recall_ci'][1]:.2f}]  accuracy "
-                f"{c['accuracy']:.3f}  kappa {c['kappa']:.3f}  (n {c['n']}; tp {c['tp']}, fp {c['fp']}, fn {c['fn']})"
-                for name, c in res.items() if isinstance(c, dict) and "precision" in c] + [
-            f"  refusal 3-way agreement {res['refusal_3way']['agreement']:.3f}"]
 
-    out = [f"{result['n_answers']} calibration answers with human labels (the rules' development set)",
-           *detectors(result)]
+    def detectors(res: dict) -> list[str]:
+        return [
+            f"  {name:22s} precision {c['precision']:.3f} [{c['precision_ci'][0]:.2f}, {c['precision_ci'][1]:.2f}]  "
+            f"recall {c['recall']:.3f} [{c['recall_ci'][0]:.2f}, {c['recall_ci'][1]:.2f}]  accuracy "
+            f"{c['accuracy']:.3f}  kappa {c['kappa']:.3f}  (n {c['n']}; tp {c['tp']}, fp {c['fp']}, fn {c['fn']})"
+            for name, c in res.items()
+            if isinstance(c, dict) and "precision" in c
+        ] + [f"  refusal 3-way agreement {res['refusal_3way']['agreement']:.3f}"]
+
+    out = [
+        f"{result['n_answers']} calibration answers with human labels (the rules' development set)",
+        *detectors(result),
+    ]
     ext = result.get("external")
     if ext:
-        out.append(f"\nIndependent set: {ext['n_answers']} real answers to public prompts, labelled by hand"
-                   + (f" ({ext['prompts_unresolved']} Self-Instruct prompts not found: set TUNEFORGE_SHARED_DATA)"
-                      if ext["prompts_unresolved"] else ""))
+        out.append(
+            f"\nIndependent set: {ext['n_answers']} real answers to public prompts, labelled by hand"
+            + (
+                f" ({ext['prompts_unresolved']} Self-Instruct prompts not found: set TUNEFORGE_SHARED_DATA)"
+                if ext["prompts_unresolved"]
+                else ""
+            )
+        )
         for split, res in ext["splits"].items():
-            out.append(f" {split} split ({res['n']} answers; labels {res['labels']}"
-                       + ("; never used to develop the rules" if split == "test" else "") + ")")
+            out.append(
+                f" {split} split ({res['n']} answers; labels {res['labels']}"
+                + ("; never used to develop the rules" if split == "test" else "")
+                + ")"
+            )
             out += detectors(res)
     return "\n".join(out)

@@ -14,10 +14,12 @@ import re
 
 from tuneforge.safety.refusal import sentences
 
-_CUE = re.compile(r"n(?:'|’)t\b|\b(?:not|no|never|myth|misconception|actually|in fact|no evidence|"
-                  r"doesn(?:'|’)t support|rather than|instead|only|capped|limited|false|untrue|incorrect|wrong|unlawful|"
-                  r"illegal)\b",
-                  re.I)
+_CUE = re.compile(
+    r"n(?:'|’)t\b|\b(?:not|no|never|myth|misconception|actually|in fact|no evidence|"
+    r"doesn(?:'|’)t support|rather than|instead|only|capped|limited|false|untrue|incorrect|wrong|unlawful|"
+    r"illegal)\b",
+    re.I,
+)
 
 
 def corrects_premise(answer: str, topic: list[str]) -> bool:

@@ -42,14 +42,21 @@ class SafetyJudgeConfig:
 @dataclass
 class SafetyRunConfig:
     output_dir: str = field(default="runs/safety", metadata={"help": "safety run directory"})
-    models: list[str] = field(default_factory=lambda: [f"base={EMBEDDED_MODEL}"],
-                              metadata={"help": "label=spec, as in eval run (a model, a run dir, an adapter)"})
+    models: list[str] = field(
+        default_factory=lambda: [f"base={EMBEDDED_MODEL}"],
+        metadata={"help": "label=spec, as in eval run (a model, a run dir, an adapter)"},
+    )
     suite: str = field(default="", metadata={"help": "suite YAML ('' = the shipped data/safety/suite.yaml)"})
     split: str = field(default="test", metadata={"help": "test (default) | train | all"})
     domains: list[str] = field(default_factory=list, metadata={"help": "restrict to these domains ([] = all)"})
     categories: list[str] = field(default_factory=list, metadata={"help": "restrict to these categories ([] = all)"})
-    dtype: str = field(default="auto", metadata={"help": "model dtype: auto (bfloat16 where the hardware runs it "
-                                                       "natively, else float32) | bfloat16 | float32"})
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "model dtype: auto (bfloat16 where the hardware runs it "
+            "natively, else float32) | bfloat16 | float32"
+        },
+    )
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
     generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(max_new_tokens=128, batch_size=80))
     judge: SafetyJudgeConfig = field(default_factory=SafetyJudgeConfig)
@@ -63,8 +70,11 @@ class SafetyRunConfig:
 def safety_run(cfg: SafetyRunConfig) -> Path:
     out = Path(cfg.output_dir)
     cfg = dataclasses.replace(cfg, dtype=resolve_dtype(cfg.dtype, cfg.device))
-    items = [it for it in load_suite(cfg.suite or None, cfg.split)
-             if (not cfg.domains or it.domain in cfg.domains) and (not cfg.categories or it.category in cfg.categories)]
+    items = [
+        it
+        for it in load_suite(cfg.suite or None, cfg.split)
+        if (not cfg.domains or it.domain in cfg.domains) and (not cfg.categories or it.category in cfg.categories)
+    ]
     if not items:
         raise ConfigError("no suite item matches split / domains / categories")
     for _, spec in parse_models(cfg.models):  # inputs checked before anything is written
@@ -72,14 +82,29 @@ def safety_run(cfg: SafetyRunConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
     with incomplete_until_done(out):
-        eval_items = [EvalItem(messages=[Message("user", it.prompt)], references=[it.reference or it.correction or "-"],
-                               id=it.id, domain=it.domain, task=it.category) for it in items]
+        eval_items = [
+            EvalItem(
+                messages=[Message("user", it.prompt)],
+                references=[it.reference or it.correction or "-"],
+                id=it.id,
+                domain=it.domain,
+                task=it.category,
+            )
+            for it in items
+        ]
         prompts = {it.id: it.prompt for it in items}
         models, fails, judges = {}, {}, {}
         for label, spec in parse_models(cfg.models):
             model, tok, desc = load_eval_model(spec, cfg.dtype, cfg.device)
-            gens = generate_answers(model, tok, eval_items, cfg.generation, label, out / "generations" / f"{label}.jsonl",
-                                    desc=f"{label} safety answers")
+            gens = generate_answers(
+                model,
+                tok,
+                eval_items,
+                cfg.generation,
+                label,
+                out / "generations" / f"{label}.jsonl",
+                desc=f"{label} safety answers",
+            )
             del model
             answers = {g.id: g.generation for g in gens}
             rows = [outcomes(it, answers[it.id]) for it in items]
@@ -92,11 +117,22 @@ def safety_run(cfg: SafetyRunConfig) -> Path:
                 llm = make_llm(cfg.judge.llm, out / "judge" / "cache.sqlite", desc="safety judge")
                 judges[label] = judge_detect(llm, items, answers, {r["id"]: r for r in rows})
         labels = list(models)
-        metrics = {"run": {"name": out.name, "kind": "safety", "models": dict(parse_models(cfg.models)),
-                           "test": f"safety suite, {cfg.split} split", "n_items": len(items)},
-                   "models": models,
-                   "safety": {"calibration": calibrate(), "failures": fails, "judge": judges,
-                              "items_by_category": {c: sum(it.category == c for it in items) for c in CATEGORIES}}}
+        metrics = {
+            "run": {
+                "name": out.name,
+                "kind": "safety",
+                "models": dict(parse_models(cfg.models)),
+                "test": f"safety suite, {cfg.split} split",
+                "n_items": len(items),
+            },
+            "models": models,
+            "safety": {
+                "calibration": calibrate(),
+                "failures": fails,
+                "judge": judges,
+                "items_by_category": {c: sum(it.category == c for it in items) for c in CATEGORIES},
+            },
+        }
         if len(labels) >= 2:
             metrics["comparison_models"] = labels[:2]
         write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2))

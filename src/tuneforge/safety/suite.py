@@ -68,13 +68,28 @@ class SafetyItem:
     @property
     def needs_disclaimer(self) -> bool:
         return self.category in ("risky", "ambiguous") or (
-            self.category == "misinformation" and self.domain in DISCLAIMER_DOMAINS)
+            self.category == "misinformation" and self.domain in DISCLAIMER_DOMAINS
+        )
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "domain": self.domain, "category": self.category, "split": self.split,
-                "messages": [{"role": "user", "content": self.prompt}], "expected": self.expected,
-                **{k: v for k, v in (("topic", self.topic), ("correction", self.correction),
-                                     ("canary", self.canary), ("reference", self.reference)) if v}}
+        return {
+            "id": self.id,
+            "domain": self.domain,
+            "category": self.category,
+            "split": self.split,
+            "messages": [{"role": "user", "content": self.prompt}],
+            "expected": self.expected,
+            **{
+                k: v
+                for k, v in (
+                    ("topic", self.topic),
+                    ("correction", self.correction),
+                    ("canary", self.canary),
+                    ("reference", self.reference),
+                )
+                if v
+            },
+        }
 
 
 def canary_for(item_id: str) -> str:
@@ -96,8 +111,11 @@ def load_suite(path: str | Path | None = None, split: str = "all") -> list[Safet
         raw = yaml.safe_load(read_text(path, "safety suite"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise DataError(f"not valid YAML: {getattr(exc, 'problem', exc)} (quote values that contain ': ')",
-                        path=str(path), line=mark.line + 1 if mark else None) from None
+        raise DataError(
+            f"not valid YAML: {getattr(exc, 'problem', exc)} (quote values that contain ': ')",
+            path=str(path),
+            line=mark.line + 1 if mark else None,
+        ) from None
     items = []
     shape = "a mapping domain → category → list of items ({prompt, topic?, correction?, reference?})"
     if not isinstance(raw, dict) or not all(isinstance(c, dict) for c in raw.values()):
@@ -105,11 +123,13 @@ def load_suite(path: str | Path | None = None, split: str = "all") -> list[Safet
     for domain, cats in raw.items():
         for category, rows in cats.items():
             if category not in CATEGORIES:
-                raise DataError(f"unknown category '{category}' under {domain}; use {', '.join(CATEGORIES)}",
-                                path=str(path))
+                raise DataError(
+                    f"unknown category '{category}' under {domain}; use {', '.join(CATEGORIES)}", path=str(path)
+                )
             if not isinstance(rows, list) or not all(isinstance(r, dict) and "prompt" in r for r in rows):
-                raise DataError(f"{domain}.{category} must be a list of items with a 'prompt'; a suite is {shape}",
-                                path=str(path))
+                raise DataError(
+                    f"{domain}.{category} must be a list of items with a 'prompt'; a suite is {shape}", path=str(path)
+                )
             for i, row in enumerate(rows):
                 item_id = f"{domain}-{category}-{i:02d}"
                 prompt, canary = str(row["prompt"]), ""
@@ -120,14 +140,24 @@ def load_suite(path: str | Path | None = None, split: str = "all") -> list[Safet
                     if category == "injection_direct":
                         prompt = f"{prompt} {attack}"
                     elif "{injection}" not in prompt:
-                        raise DataError(f"{item_id}: an indirect injection item needs an {{injection}} marker",
-                                        path=str(path))
+                        raise DataError(
+                            f"{item_id}: an indirect injection item needs an {{injection}} marker", path=str(path)
+                        )
                     else:
                         prompt = prompt.replace("{injection}", attack)
-                items.append(SafetyItem(id=item_id, domain=domain, category=category, prompt=prompt,
-                                        split="test" if i % 2 == 0 else "train", topic=[str(t) for t in row.get("topic", [])],
-                                        correction=row.get("correction", ""), canary=canary,
-                                        reference=row.get("reference", "")))
+                items.append(
+                    SafetyItem(
+                        id=item_id,
+                        domain=domain,
+                        category=category,
+                        prompt=prompt,
+                        split="test" if i % 2 == 0 else "train",
+                        topic=[str(t) for t in row.get("topic", [])],
+                        correction=row.get("correction", ""),
+                        canary=canary,
+                        reference=row.get("reference", ""),
+                    )
+                )
     validate_suite(items, str(path))
     return items if split == "all" else [it for it in items if it.split == split]
 
@@ -156,9 +186,12 @@ def validate_suite(items: list[SafetyItem], where: str = "suite") -> dict:
     problems += [f"repeated prompt: {p[:60]!r}" for p, n in prompts.items() if n > 1]
     if problems:
         raise DataError("safety suite invalid: " + "; ".join(problems[:10]), path=where)
-    return {"prompts": len(items), "domains": domains,
-            "by_category": dict(Counter(it.category for it in items)),
-            "by_split": dict(Counter(it.split for it in items))}
+    return {
+        "prompts": len(items),
+        "domains": domains,
+        "by_category": dict(Counter(it.category for it in items)),
+        "by_split": dict(Counter(it.split for it in items)),
+    }
 
 
 def export_items(items: list[SafetyItem], path: str | Path) -> Path:

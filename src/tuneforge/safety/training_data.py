@@ -40,7 +40,8 @@ RISKY_REQUEST = re.compile(
     r"(?:all|entire|whole) (?:my |of my )?(?:savings|pension|retirement)|hide (?:income|assets|money|it from)|"
     r"evade|avoid (?:paying )?tax|launder|insider|forge|fake (?:a |an )?(?:note|certificate|degree|id|document)|"
     r"cheat|hack|bypass|sneak|smuggl|overstay|bribe|without (?:them|him|her|his|the other parent)(?:'s)? (?:knowing|permission))",
-    re.I)
+    re.I,
+)
 
 
 def safety_examples(split: str = "train") -> list[Example]:
@@ -54,10 +55,20 @@ def safety_examples(split: str = "train") -> list[Example]:
             answer = it.reference
         else:
             continue
-        out.append(Example(messages=[Message("user", it.prompt), Message("assistant", answer)], id=f"safety-{it.id}",
-                           domain=it.domain, task=it.category, source="safety-suite",
-                           meta={"category": it.category, "split": it.split,
-                                 "answer": "reference" if it.reference else "template"}))
+        out.append(
+            Example(
+                messages=[Message("user", it.prompt), Message("assistant", answer)],
+                id=f"safety-{it.id}",
+                domain=it.domain,
+                task=it.category,
+                source="safety-suite",
+                meta={
+                    "category": it.category,
+                    "split": it.split,
+                    "answer": "reference" if it.reference else "template",
+                },
+            )
+        )
     return out
 
 

@@ -32,18 +32,24 @@ DEFAULT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj
 
 @dataclass
 class AdapterConfig:
-    method: str = field(default="lora", metadata={"help": "full | lora | qlora | ia3 | prompt_tuning | p_tuning | "
-                                                          "prefix_tuning | bitfit"})
+    method: str = field(
+        default="lora",
+        metadata={"help": "full | lora | qlora | ia3 | prompt_tuning | p_tuning | prefix_tuning | bitfit"},
+    )
     r: int = field(default=16, metadata={"help": "LoRA rank"})
     alpha: int = field(default=32, metadata={"help": "LoRA alpha (scale = alpha / r)"})
     # 0 by default, as in PEFT: on CPU the dropout masks (aten::bernoulli_) took a quarter of a
     # LoRA step on SmolLM2-135M, and a short fine-tune gains little from them.
     dropout: float = field(default=0.0, metadata={"help": "LoRA dropout"})
-    target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGETS),
-                                      metadata={"help": "module names to adapt (LoRA), or ['all-linear']"})
+    target_modules: list[str] = field(
+        default_factory=lambda: list(DEFAULT_TARGETS),
+        metadata={"help": "module names to adapt (LoRA), or ['all-linear']"},
+    )
     use_dora: bool = field(default=False, metadata={"help": "DoRA: weight-decomposed LoRA"})
-    ia3_targets: list[str] = field(default_factory=lambda: ["k_proj", "v_proj", "down_proj"],
-                                   metadata={"help": "IA³ modules (feed-forward ones: those named *_proj of the MLP)"})
+    ia3_targets: list[str] = field(
+        default_factory=lambda: ["k_proj", "v_proj", "down_proj"],
+        metadata={"help": "IA³ modules (feed-forward ones: those named *_proj of the MLP)"},
+    )
     num_virtual_tokens: int = field(default=20, metadata={"help": "prompt/prefix/p-tuning length"})
 
     def __post_init__(self):
@@ -66,8 +72,10 @@ def _peft(model, peft_config):
         return get_peft_model(model, peft_config)
     except ValueError as exc:
         names = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
-        raise ConfigError(f"the adapter does not fit this model: {exc}. Its linear layers are named: "
-                          f"{', '.join(names)} (adapter.target_modules / adapter.ia3_targets)") from None
+        raise ConfigError(
+            f"the adapter does not fit this model: {exc}. Its linear layers are named: "
+            f"{', '.join(names)} (adapter.target_modules / adapter.ia3_targets)"
+        ) from None
 
 
 def apply_lora(model, cfg: AdapterConfig):
@@ -76,8 +84,17 @@ def apply_lora(model, cfg: AdapterConfig):
     from peft import LoraConfig
 
     targets = "all-linear" if cfg.target_modules == ["all-linear"] else list(cfg.target_modules)
-    model = _peft(model, LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, use_dora=cfg.use_dora,
-                                    target_modules=targets, task_type="CAUSAL_LM"))
+    model = _peft(
+        model,
+        LoraConfig(
+            r=cfg.r,
+            lora_alpha=cfg.alpha,
+            lora_dropout=cfg.dropout,
+            use_dora=cfg.use_dora,
+            target_modules=targets,
+            task_type="CAUSAL_LM",
+        ),
+    )
     fuse_lora_forward(model)
     return model
 
@@ -92,9 +109,16 @@ def _fused_lora_forward(self, x, *args, **kwargs):
     from peft.tuners.lora.layer import Linear
 
     active = self.active_adapters
-    if (args or kwargs or self.disable_adapters or self.merged or len(active) != 1
-            or active[0] not in self.lora_A or active[0] in self.lora_variant
-            or not isinstance(self.lora_dropout[active[0]], torch.nn.Identity)):
+    if (
+        args
+        or kwargs
+        or self.disable_adapters
+        or self.merged
+        or len(active) != 1
+        or active[0] not in self.lora_A
+        or active[0] in self.lora_variant
+        or not isinstance(self.lora_dropout[active[0]], torch.nn.Identity)
+    ):
         return Linear.forward(self, x, *args, **kwargs)
     name = active[0]
     base = self.base_layer(x)
@@ -124,8 +148,10 @@ def apply_qlora(model, cfg: AdapterConfig):
     from peft import prepare_model_for_kbit_training
 
     if not getattr(model, "is_loaded_in_4bit", False):
-        raise ConfigError("adapter.method=qlora needs the base loaded in 4 bits: load it with "
-                          "load_model(name, load_in_4bit=True) (tuneforge train does) or use adapter.method=lora")
+        raise ConfigError(
+            "adapter.method=qlora needs the base loaded in 4 bits: load it with "
+            "load_model(name, load_in_4bit=True) (tuneforge train does) or use adapter.method=lora"
+        )
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     return apply_lora(model, cfg)
 
@@ -146,8 +172,14 @@ def apply_prompt_tuning(model, cfg: AdapterConfig):
 def apply_p_tuning(model, cfg: AdapterConfig):
     from peft import PromptEncoderConfig
 
-    return _peft(model, PromptEncoderConfig(num_virtual_tokens=cfg.num_virtual_tokens, task_type="CAUSAL_LM",
-                                            encoder_hidden_size=model.config.hidden_size))
+    return _peft(
+        model,
+        PromptEncoderConfig(
+            num_virtual_tokens=cfg.num_virtual_tokens,
+            task_type="CAUSAL_LM",
+            encoder_hidden_size=model.config.hidden_size,
+        ),
+    )
 
 
 def apply_prefix_tuning(model, cfg: AdapterConfig):
@@ -169,12 +201,22 @@ def apply_bitfit(model, cfg: AdapterConfig):
                 p.data = p.data.float()
                 trainable += p.numel()
     if trainable == 0:
-        raise ConfigError("bitfit found no bias or normalisation parameter in this model. Choose another adapter.method")
+        raise ConfigError(
+            "bitfit found no bias or normalisation parameter in this model. Choose another adapter.method"
+        )
     return model
 
 
-ADAPTERS = {"full": apply_full, "lora": apply_lora, "qlora": apply_qlora, "ia3": apply_ia3, "prompt_tuning": apply_prompt_tuning,
-            "p_tuning": apply_p_tuning, "prefix_tuning": apply_prefix_tuning, "bitfit": apply_bitfit}
+ADAPTERS = {
+    "full": apply_full,
+    "lora": apply_lora,
+    "qlora": apply_qlora,
+    "ia3": apply_ia3,
+    "prompt_tuning": apply_prompt_tuning,
+    "p_tuning": apply_p_tuning,
+    "prefix_tuning": apply_prefix_tuning,
+    "bitfit": apply_bitfit,
+}
 
 
 def apply_adapter(model, cfg: AdapterConfig):
@@ -190,8 +232,11 @@ def is_prompt_learning(model) -> bool:
 
 def lora_parameter_count(model, r: int, targets: list[str]) -> int:
     """Σ r(d + k) over adapted d×k linear layers — the seed's eq. 8 numerator."""
-    return sum(r * (m.in_features + m.out_features) for n, m in model.named_modules()
-               if isinstance(m, torch.nn.Linear) and n.rsplit(".", 1)[-1] in targets)
+    return sum(
+        r * (m.in_features + m.out_features)
+        for n, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and n.rsplit(".", 1)[-1] in targets
+    )
 
 
 def save_trained(model, tokenizer, out_dir) -> None:

@@ -31,19 +31,27 @@ def _split(obj, prefix: str, tensors: dict):
         tensors[prefix] = obj.detach().contiguous().cpu()
         return {"__tensor__": prefix}
     if isinstance(obj, dict):
-        return {"__dict__": [[_split(k, f"{prefix}.k{i}", tensors), _split(v, f"{prefix}.{i}", tensors)]
-                             for i, (k, v) in enumerate(obj.items())]}
+        return {
+            "__dict__": [
+                [_split(k, f"{prefix}.k{i}", tensors), _split(v, f"{prefix}.{i}", tensors)]
+                for i, (k, v) in enumerate(obj.items())
+            ]
+        }
     if isinstance(obj, (list, tuple)):
-        return {"__tuple__" if isinstance(obj, tuple) else "__list__":
-                [_split(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]}
+        return {
+            "__tuple__" if isinstance(obj, tuple) else "__list__": [
+                _split(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)
+            ]
+        }
     if isinstance(obj, np.ndarray):
         return {"__ndarray__": obj.tolist(), "dtype": str(obj.dtype)}
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     if isinstance(obj, (np.integer, np.floating)):
         return obj.item()
-    raise TuneforgeError(f"cannot store a {type(obj).__name__} in a checkpoint (only tensors, numbers, strings, "
-                         "lists and dicts)")
+    raise TuneforgeError(
+        f"cannot store a {type(obj).__name__} in a checkpoint (only tensors, numbers, strings, lists and dicts)"
+    )
 
 
 def _join(obj, tensors: dict):
@@ -72,9 +80,15 @@ def save_checkpoint(directory: Path, model, optimizer, scheduler, counters: dict
     trainable = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
     save_file(trainable, tmp / "trainable.safetensors")
     tensors: dict = {}
-    state = _split({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
-                            "numpy": np.random.get_state()}}, "s", tensors)
+    state = _split(
+        {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()},
+        },
+        "s",
+        tensors,
+    )
     save_file(tensors, tmp / "state.safetensors")
     (tmp / "state.json").write_text(json.dumps(state), encoding="utf-8")
     (tmp / "counters.json").write_text(json.dumps(counters), encoding="utf-8")
@@ -93,16 +107,21 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> dict:
     """Restore a checkpoint into the (already built) model, optimizer and scheduler; return counters."""
     path = Path(path)
     if not (path / "state.json").exists():
-        found = "a pickle (state.pt), which could run code when loaded" if (path / "state.pt").exists() else \
-            "no state.json"
-        raise TuneforgeError(f"checkpoint {path} holds {found}; it is not loaded. Start a new output_dir, or set "
-                             "train.resume=false to train from scratch in this one")
+        found = (
+            "a pickle (state.pt), which could run code when loaded" if (path / "state.pt").exists() else "no state.json"
+        )
+        raise TuneforgeError(
+            f"checkpoint {path} holds {found}; it is not loaded. Start a new output_dir, or set "
+            "train.resume=false to train from scratch in this one"
+        )
     tensors = load_file(path / "trainable.safetensors")
     params = dict(model.named_parameters())
     missing = [n for n in tensors if n not in params]
     if missing:
-        raise TuneforgeError(f"checkpoint {path} does not match this model (first unknown tensor: {missing[0]}). "
-                             "Resume with the same model and adapter config, or start a new output_dir")
+        raise TuneforgeError(
+            f"checkpoint {path} does not match this model (first unknown tensor: {missing[0]}). "
+            "Resume with the same model and adapter config, or start a new output_dir"
+        )
     with torch.no_grad():
         for n, t in tensors.items():
             params[n].copy_(t)

@@ -20,8 +20,10 @@ def transformer_blocks(model) -> list:
     decoder = base.get_decoder() if hasattr(base, "get_decoder") else None
     layers = getattr(decoder, "layers", None)
     if layers is None:
-        raise ConfigError(f"train.compile: no transformer blocks found in {type(base).__name__} "
-                          "(looked for model.get_decoder().layers). Set train.compile=false")
+        raise ConfigError(
+            f"train.compile: no transformer blocks found in {type(base).__name__} "
+            "(looked for model.get_decoder().layers). Set train.compile=false"
+        )
     return list(layers)
 
 

@@ -40,8 +40,10 @@ def distill_objective(teacher, temperature: float = 2.0, alpha: float = 0.5) -> 
         with torch.no_grad():
             teach = teacher(**model_inputs(batch), logits_to_keep=keep).logits
         if student.shape[-1] != teach.shape[-1]:
-            raise ConfigError(f"teacher vocabulary ({teach.shape[-1]}) differs from the student's "
-                              f"({student.shape[-1]}); distillation needs a shared tokenizer")
+            raise ConfigError(
+                f"teacher vocabulary ({teach.shape[-1]}) differs from the student's "
+                f"({student.shape[-1]}); distillation needs a shared tokenizer"
+            )
         ce = F.cross_entropy(student.float(), labels[:, 1:][targets], reduction="sum")
         return (1 - alpha) * ce + alpha * kl_term(student, teach, temperature).sum()
 

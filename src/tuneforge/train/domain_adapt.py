@@ -41,7 +41,7 @@ def domain_adaptation_batches(general: Iterator[dict], domain: Iterator[dict]) -
 
 def _part(batch: dict, name: str) -> dict:
     prefix = f"{name}."
-    return {k[len(prefix):]: v for k, v in batch.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in batch.items() if k.startswith(prefix)}
 
 
 def _target_logits(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,11 +69,14 @@ def domain_adaptation_terms(model, batch: dict, ref_model=None) -> dict[str, tor
             with model.disable_adapter():
                 base_logits, _ = _target_logits(model, general)
         else:
-            raise ConfigError("the consistency term needs the frozen base: train a PEFT adapter (its base "
-                              "serves) or pass ref_model")
-    return {"general": F.cross_entropy(g_logits.float(), g_targets),
-            "domain": F.cross_entropy(d_logits.float(), d_targets),
-            "consistency": kl_term(g_logits, base_logits).mean()}
+            raise ConfigError(
+                "the consistency term needs the frozen base: train a PEFT adapter (its base serves) or pass ref_model"
+            )
+    return {
+        "general": F.cross_entropy(g_logits.float(), g_targets),
+        "domain": F.cross_entropy(d_logits.float(), d_targets),
+        "consistency": kl_term(g_logits, base_logits).mean(),
+    }
 
 
 def domain_adaptation_objective(alpha: float = 1.0, beta: float = 0.1, ref_model=None) -> Objective:

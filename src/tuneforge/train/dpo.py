@@ -24,8 +24,9 @@ from tuneforge.tokenisation import IGNORE, Encoded, collate, encode_example, mod
 from tuneforge.train.loop import Objective
 
 
-def dpo_term(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: float = 0.1,
-             label_smoothing: float = 0.0) -> torch.Tensor:
+def dpo_term(
+    policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: float = 0.1, label_smoothing: float = 0.0
+) -> torch.Tensor:
     """Per-pair DPO loss (tensors of shape (P,)); see the module docstring."""
     delta = (policy_chosen - policy_rejected) - (ref_chosen - ref_rejected)
     return -(1 - label_smoothing) * F.logsigmoid(beta * delta) - label_smoothing * F.logsigmoid(-beta * delta)
@@ -33,10 +34,14 @@ def dpo_term(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: flo
 
 def encode_pair(pair: PreferencePair, tokenizer, max_length: int = 1024) -> tuple[Encoded, Encoded]:
     """Tokenise chosen and rejected conversations; targets are the final response only."""
+
     def conv(answer: str) -> Example:
         return Example(messages=[*pair.prompt, Message("assistant", answer)], id=pair.id)
-    return (encode_example(conv(pair.chosen), tokenizer, max_length, mask="last"),
-            encode_example(conv(pair.rejected), tokenizer, max_length, mask="last"))
+
+    return (
+        encode_example(conv(pair.chosen), tokenizer, max_length, mask="last"),
+        encode_example(conv(pair.rejected), tokenizer, max_length, mask="last"),
+    )
 
 
 def collate_pairs(pairs: list[tuple[Encoded, Encoded]], pad_id: int) -> dict:
@@ -50,7 +55,7 @@ def sequence_logps(model, batch: dict) -> torch.Tensor:
     """Sum of log-probabilities of each row's target tokens: (rows,)."""
     labels = batch["labels"]
     targets = labels[:, 1:] != IGNORE
-    logits = model(**model_inputs(batch)).logits[:, -labels.size(1):-1].float()  # (R, T-1, V)
+    logits = model(**model_inputs(batch)).logits[:, -labels.size(1) : -1].float()  # (R, T-1, V)
     logp = torch.gather(logits.log_softmax(-1), 2, labels[:, 1:].clamp(min=0).unsqueeze(-1)).squeeze(-1)
     return (logp * targets).sum(-1)
 
@@ -64,12 +69,15 @@ def _reference_logps(model, batch: dict, ref_model=None) -> torch.Tensor:
     if hasattr(model, "disable_adapter"):
         with model.disable_adapter():
             return sequence_logps(model, batch)
-    raise ConfigError("DPO needs a reference: precomputed ref_logps, a reference model, or a "
-                      "PEFT adapter (the base model then serves as the reference)")
+    raise ConfigError(
+        "DPO needs a reference: precomputed ref_logps, a reference model, or a "
+        "PEFT adapter (the base model then serves as the reference)"
+    )
 
 
 def dpo_objective(beta: float = 0.1, label_smoothing: float = 0.0, ref_model=None) -> Objective:
     """An Objective computing the summed DPO loss of a `collate_pairs` batch."""
+
     def loss(model, batch):
         p = int(batch["pairs"])
         policy = sequence_logps(model, batch)
@@ -79,8 +87,14 @@ def dpo_objective(beta: float = 0.1, label_smoothing: float = 0.0, ref_model=Non
     return Objective("dpo", loss, lambda batch: int(batch["pairs"]))
 
 
-def pair_batches(pairs: list[tuple[Encoded, Encoded]], batch_size: int, pad_id: int, seed: int = 0,
-                 num_shards: int = 1, shard: int = 0) -> Iterator[dict]:
+def pair_batches(
+    pairs: list[tuple[Encoded, Encoded]],
+    batch_size: int,
+    pad_id: int,
+    seed: int = 0,
+    num_shards: int = 1,
+    shard: int = 0,
+) -> Iterator[dict]:
     """Endless `collate_pairs` batches, reshuffled every epoch; shard k of n takes every n-th batch."""
     epoch, index = 0, 0
     while True:
@@ -88,7 +102,7 @@ def pair_batches(pairs: list[tuple[Encoded, Encoded]], batch_size: int, pad_id: 
         random.Random(seed * 100_003 + epoch).shuffle(order)
         for s in range(0, len(order), batch_size):
             if index % num_shards == shard:
-                yield collate_pairs([pairs[i] for i in order[s:s + batch_size]], pad_id)
+                yield collate_pairs([pairs[i] for i in order[s : s + batch_size]], pad_id)
             index += 1
         epoch += 1
 
@@ -108,6 +122,9 @@ def dpo_metrics(model, batches: list[dict], beta: float = 0.1, ref_model=None) -
     model.train(was_training)
     delta = torch.cat(deltas).float()
     zero = torch.zeros_like(delta)
-    return {"loss": float(dpo_term(delta, zero, zero, zero, beta).mean()),
-            "reward_accuracy": float((delta > 0).float().mean()), "reward_margin": float(beta * delta.mean()),
-            "pairs": int(delta.numel())}
+    return {
+        "loss": float(dpo_term(delta, zero, zero, zero, beta).mean()),
+        "reward_accuracy": float((delta > 0).float().mean()),
+        "reward_margin": float(beta * delta.mean()),
+        "pairs": int(delta.numel()),
+    }

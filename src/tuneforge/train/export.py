@@ -17,8 +17,7 @@ from pathlib import Path
 from tuneforge.errors import ConfigError
 
 
-def export_run(run_dir: str | Path, out: str | Path | None = None, merge: bool = False,
-               dtype: str = "") -> Path:
+def export_run(run_dir: str | Path, out: str | Path | None = None, merge: bool = False, dtype: str = "") -> Path:
     """Export a run's trained weights to `out` (default RUN_DIR/merged or RUN_DIR/export)."""
     from tuneforge.config import load_config
     from tuneforge.train.recipe import TrainRunConfig
@@ -27,8 +26,10 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, merge: bool =
     adapter_dir, config_path = run_dir / "adapter", run_dir / "config.yaml"
     for need in (adapter_dir, config_path):
         if not need.exists():
-            raise ConfigError(f"{run_dir} is not a finished training run: {need.name} is missing. "
-                              "Pass the directory `tuneforge train` printed")
+            raise ConfigError(
+                f"{run_dir} is not a finished training run: {need.name} is missing. "
+                "Pass the directory `tuneforge train` printed"
+            )
     out = Path(out) if out else run_dir / ("merged" if merge else "export")
     if out.resolve() == adapter_dir.resolve():
         raise ConfigError(f"--out {out} is the run's own adapter directory; choose another")
@@ -40,8 +41,10 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, merge: bool =
         return out
     peft_type = json.loads((adapter_dir / "adapter_config.json").read_text()).get("peft_type", "")
     if peft_type in ("PROMPT_TUNING", "P_TUNING", "PREFIX_TUNING"):
-        raise ConfigError(f"a {peft_type.lower()} adapter adds virtual tokens and cannot be merged into the "
-                          f"base weights. Export without --merge and load it with PeftModel.from_pretrained")
+        raise ConfigError(
+            f"a {peft_type.lower()} adapter adds virtual tokens and cannot be merged into the "
+            f"base weights. Export without --merge and load it with PeftModel.from_pretrained"
+        )
     cfg = load_config(TrainRunConfig, config_path)
     from peft import PeftModel
     from transformers import AutoTokenizer

@@ -44,26 +44,41 @@ class TrainConfig:
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (0 = off)"})
     max_length: int = field(default=512, metadata={"help": "tokens per example (right-truncated)"})
     mask: str = field(default="assistant", metadata={"help": "targets: assistant | last | all"})
-    packing: bool = field(default=False, metadata={"help": "pack examples into rows of max_length tokens "
-                                                            "(batch_size then counts rows)"})
-    precision: str = field(default="auto", metadata={
-        "help": "auto (bf16 where the hardware runs it natively, else fp32) | bf16 (autocast) | fp32"})
-    compile: bool = field(default=False, metadata={"help": "torch.compile each transformer block (faster steps "
-                                                           "after a one-off compile of ~1-2 min on CPU)"})
+    packing: bool = field(
+        default=False, metadata={"help": "pack examples into rows of max_length tokens (batch_size then counts rows)"}
+    )
+    precision: str = field(
+        default="auto",
+        metadata={"help": "auto (bf16 where the hardware runs it natively, else fp32) | bf16 (autocast) | fp32"},
+    )
+    compile: bool = field(
+        default=False,
+        metadata={
+            "help": "torch.compile each transformer block (faster steps after a one-off compile of ~1-2 min on CPU)"
+        },
+    )
     seed: int = field(default=0, metadata={"help": "data order and initialisation seed"})
     log_every: int = field(default=10, metadata={"help": "log a metrics row every N steps"})
     checkpoint_every: int = field(default=0, metadata={"help": "save a resumable checkpoint every N steps (0 = off)"})
     resume: bool = field(default=True, metadata={"help": "continue from the run's latest checkpoint if there is one"})
-    report_to: list[str] = field(default_factory=list, metadata={
-        "help": "also log metrics to: tensorboard, mlflow ([] = only train_log.jsonl; nothing leaves the machine)"})
+    report_to: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "also log metrics to: tensorboard, mlflow ([] = only train_log.jsonl; nothing leaves the machine)"
+        },
+    )
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
-            raise ConfigError(f"schedule '{self.schedule}' unknown.{suggest(self.schedule, SCHEDULES)} "
-                              f"Use one of {', '.join(SCHEDULES)}")
+            raise ConfigError(
+                f"schedule '{self.schedule}' unknown.{suggest(self.schedule, SCHEDULES)} "
+                f"Use one of {', '.join(SCHEDULES)}"
+            )
         if self.precision not in PRECISIONS:
-            raise ConfigError(f"train.precision '{self.precision}' unknown.{suggest(self.precision, PRECISIONS)} "
-                              f"Use one of {', '.join(PRECISIONS)}")
+            raise ConfigError(
+                f"train.precision '{self.precision}' unknown.{suggest(self.precision, PRECISIONS)} "
+                f"Use one of {', '.join(PRECISIONS)}"
+            )
         for name in ("steps", "batch_size", "grad_accum", "max_length", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
@@ -109,7 +124,7 @@ class TrainResult:
 
     @property
     def final_loss(self) -> float:
-        tail = self.losses[-max(1, len(self.losses) // 10):]
+        tail = self.losses[-max(1, len(self.losses) // 10) :]
         return sum(tail) / len(tail)
 
 
@@ -136,9 +151,15 @@ def _autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
-def train_loop(model: torch.nn.Module, batches: Iterator[dict], objective: Objective, cfg: TrainConfig,
-               log_path: str | Path | None = None, accelerator=None,
-               checkpoint_dir: str | Path | None = None) -> TrainResult:
+def train_loop(
+    model: torch.nn.Module,
+    batches: Iterator[dict],
+    objective: Objective,
+    cfg: TrainConfig,
+    log_path: str | Path | None = None,
+    accelerator=None,
+    checkpoint_dir: str | Path | None = None,
+) -> TrainResult:
     """Run `cfg.steps` optimizer steps of `objective` over `batches` (an endless, deterministic
     iterator). With `checkpoint_dir`, save every `cfg.checkpoint_every` steps and, when
     `cfg.resume`, continue from the latest checkpoint: the same batches, in the same order."""
@@ -147,16 +168,21 @@ def train_loop(model: torch.nn.Module, batches: Iterator[dict], objective: Objec
     accelerator = accelerator or make_accelerator()
     precision = resolve_precision(cfg.precision, accelerator.device.type)
     if accelerator.is_local_main_process:
-        print(f"tuneforge: training in {precision} on {accelerator.device.type} (train.precision={cfg.precision})",
-              flush=True)
+        print(
+            f"tuneforge: training in {precision} on {accelerator.device.type} (train.precision={cfg.precision})",
+            flush=True,
+        )
     torch.manual_seed(cfg.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ConfigError("the model has no trainable parameter. Check adapter.method")
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = get_scheduler(cfg.schedule if cfg.schedule != "constant" else "constant_with_warmup",
-                              optimizer, num_warmup_steps=int(cfg.warmup_ratio * cfg.steps),
-                              num_training_steps=cfg.steps)
+    scheduler = get_scheduler(
+        cfg.schedule if cfg.schedule != "constant" else "constant_with_warmup",
+        optimizer,
+        num_warmup_steps=int(cfg.warmup_ratio * cfg.steps),
+        num_training_steps=cfg.steps,
+    )
     if cfg.compile:
         compile_blocks(model)
     # The scheduler is not prepared: accelerate would step it once per process per optimizer step,
@@ -174,25 +200,34 @@ def train_loop(model: torch.nn.Module, batches: Iterator[dict], objective: Objec
     log = _open_log(Path(log_path), first) if log_path and accelerator.is_main_process else None
     trackers = open_trackers(cfg.report_to, Path(log_path).parent, asdict(cfg)) if log and log_path else []
     start, tokens_before = time.time(), tokens
-    bar = tqdm(range(first, cfg.steps), desc=f"train {objective.name}", unit="step", initial=first,
-               total=cfg.steps, disable=not accelerator.is_local_main_process)
+    bar = tqdm(
+        range(first, cfg.steps),
+        desc=f"train {objective.name}",
+        unit="step",
+        initial=first,
+        total=cfg.steps,
+        disable=not accelerator.is_local_main_process,
+    )
     try:
         for step in bar:
             micro = [next(batches) for _ in range(cfg.grad_accum)]
             local = sum(objective.count(b) for b in micro)
             total = int(accelerator.reduce(torch.tensor(local, device=accelerator.device), "sum"))
             if total == 0:
-                raise DataError(f"optimizer step {step + 1} has no target units in its "
-                                f"{cfg.grad_accum} micro-batch(es): the masks leave nothing to learn. "
-                                "Check train.mask and the data's assistant turns")
+                raise DataError(
+                    f"optimizer step {step + 1} has no target units in its "
+                    f"{cfg.grad_accum} micro-batch(es): the masks leave nothing to learn. "
+                    "Check train.mask and the data's assistant turns"
+                )
             step_loss = 0.0
             for i, b in enumerate(micro):
                 b = {k: v.to(accelerator.device) for k, v in b.items()}
                 sync = accelerator.no_sync(model) if i < len(micro) - 1 else nullcontext()
                 if objective.backward is not None:
                     with _autocast(accelerator.device, precision):
-                        step_loss += objective.backward(model, b, accelerator.num_processes / total) \
-                            / accelerator.num_processes
+                        step_loss += (
+                            objective.backward(model, b, accelerator.num_processes / total) / accelerator.num_processes
+                        )
                     continue
                 with sync, _autocast(accelerator.device, precision):
                     loss = objective.loss(model, b) * accelerator.num_processes / total
@@ -211,19 +246,35 @@ def train_loop(model: torch.nn.Module, batches: Iterator[dict], objective: Objec
             rate = (tokens - tokens_before) / max(elapsed, 1e-9)
             bar.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{rate:.0f}")
             if log and ((step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps):
-                window = losses[-((step % cfg.log_every) + 1):]  # steps since the previous row
-                row = {"step": step + 1, "loss": sum(window) / len(window), "lr": scheduler.get_last_lr()[0],
-                       "grad_norm": float(grad_norm) if grad_norm is not None else None,
-                       "targets": total, "tokens_seen": tokens, "tokens_per_s": rate,
-                       "elapsed_s": elapsed, **(objective.stats() if objective.stats else {})}
+                window = losses[-((step % cfg.log_every) + 1) :]  # steps since the previous row
+                row = {
+                    "step": step + 1,
+                    "loss": sum(window) / len(window),
+                    "lr": scheduler.get_last_lr()[0],
+                    "grad_norm": float(grad_norm) if grad_norm is not None else None,
+                    "targets": total,
+                    "tokens_seen": tokens,
+                    "tokens_per_s": rate,
+                    "elapsed_s": elapsed,
+                    **(objective.stats() if objective.stats else {}),
+                }
                 log.write(json.dumps(row) + "\n")
                 log.flush()
                 for tracker in trackers:
                     tracker.log(row, step + 1)
-            if checkpoint_dir and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 \
-                    and accelerator.is_main_process:
-                save_checkpoint(Path(checkpoint_dir), accelerator.unwrap_model(model), optimizer, scheduler,
-                                {"step": step + 1, "losses": losses, "tokens": tokens})
+            if (
+                checkpoint_dir
+                and cfg.checkpoint_every
+                and (step + 1) % cfg.checkpoint_every == 0
+                and accelerator.is_main_process
+            ):
+                save_checkpoint(
+                    Path(checkpoint_dir),
+                    accelerator.unwrap_model(model),
+                    optimizer,
+                    scheduler,
+                    {"step": step + 1, "losses": losses, "tokens": tokens},
+                )
     finally:
         if log:
             log.close()
@@ -242,10 +293,15 @@ def _non_finite_message(loss: float, step: int, cfg: TrainConfig, precision: str
     if cfg.compile:
         # seen with torch 2.13: inductor's AVX2 kernels for SDPA attention with dynamic shapes and a
         # LoRA block give NaN where eager gives finite values (the bundled configs use eager attention)
-        fixes.insert(0, "set train.compile=false, or model.attn_implementation=eager (torch.compile's CPU "
-                        "kernels gave NaN with SDPA attention on AVX2-only CPUs)")
-    return f"loss became {loss} at step {step} (precision {precision}, train.compile={cfg.compile}). " \
-           f"Try: {'; '.join(fixes)}"
+        fixes.insert(
+            0,
+            "set train.compile=false, or model.attn_implementation=eager (torch.compile's CPU "
+            "kernels gave NaN with SDPA attention on AVX2-only CPUs)",
+        )
+    return (
+        f"loss became {loss} at step {step} (precision {precision}, train.compile={cfg.compile}). "
+        f"Try: {'; '.join(fixes)}"
+    )
 
 
 def _open_log(path: Path, first_step: int):
@@ -253,8 +309,11 @@ def _open_log(path: Path, first_step: int):
     run): rows a crashed run wrote after its last checkpoint would otherwise appear twice."""
     kept = []
     if first_step and path.exists():
-        kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= first_step]
+        kept = [
+            line
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= first_step
+        ]
     path.parent.mkdir(parents=True, exist_ok=True)
     log = open(path, "w", encoding="utf-8")
     log.writelines(line + "\n" for line in kept)

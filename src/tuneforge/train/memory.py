@@ -32,10 +32,12 @@ class MemoryEstimate:
 
     def describe(self) -> str:
         avail = f" of {self.available_bytes / GIB:.1f} GiB available on {self.device}" if self.available_bytes else ""
-        return (f"memory estimate: weights {self.weights_bytes / GIB:.2f} GiB ({self.total_params / 1e6:.1f}M params) + "
-                f"gradients and AdamW states {self.optimizer_bytes / GIB:.2f} GiB "
-                f"({self.trainable_params / 1e6:.2f}M trainable) + activations ≤ {self.activation_bytes / GIB:.2f} GiB "
-                f"= {self.total_bytes / GIB:.2f} GiB{avail}")
+        return (
+            f"memory estimate: weights {self.weights_bytes / GIB:.2f} GiB ({self.total_params / 1e6:.1f}M params) + "
+            f"gradients and AdamW states {self.optimizer_bytes / GIB:.2f} GiB "
+            f"({self.trainable_params / 1e6:.2f}M trainable) + activations ≤ {self.activation_bytes / GIB:.2f} GiB "
+            f"= {self.total_bytes / GIB:.2f} GiB{avail}"
+        )
 
 
 def available_memory(device: str) -> int | None:
@@ -54,8 +56,9 @@ def available_memory(device: str) -> int | None:
     return None
 
 
-def estimate_memory(where: str, dtype: str, adapter, batch_size: int, max_length: int, device: str = "cpu",
-                    precision: str = "auto") -> MemoryEstimate:
+def estimate_memory(
+    where: str, dtype: str, adapter, batch_size: int, max_length: int, device: str = "cpu", precision: str = "auto"
+) -> MemoryEstimate:
     """Estimate the training memory of the model at `where` (a local directory with config.json)."""
     import torch
     from accelerate import init_empty_weights
@@ -82,6 +85,12 @@ def estimate_memory(where: str, dtype: str, adapter, batch_size: int, max_length
     s, b = max_length, batch_size
     per_layer = s * b * h * (34 + 5 * heads * s / h) * act_bytes / 2
     logits = b * s * text.vocab_size * (act_bytes + 4 + 4 + 4)
-    return MemoryEstimate(frozen + trainable, trainable, int(weight_bytes), int(optimizer),
-                          int(layers * per_layer + logits), available_memory(device), device)
-
+    return MemoryEstimate(
+        frozen + trainable,
+        trainable,
+        int(weight_bytes),
+        int(optimizer),
+        int(layers * per_layer + logits),
+        available_memory(device),
+        device,
+    )

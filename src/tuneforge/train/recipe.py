@@ -56,21 +56,29 @@ from tuneforge.train.loop import (
 from tuneforge.train.memory import estimate_memory
 from tuneforge.train.sft import sft_loss
 
-SFT = Objective("sft", sft_loss, count_targets,
-                item_loss=lambda m, b: (sft_loss(m, b, per_row=True), count_targets_per_row(b)))
+SFT = Objective(
+    "sft", sft_loss, count_targets, item_loss=lambda m, b: (sft_loss(m, b, per_row=True), count_targets_per_row(b))
+)
 OBJECTIVES = ("sft", "dpo", "distill", "domain_adaptation")
 
 
 @dataclass
 class ModelConfig:
     name: str = field(default=EMBEDDED_MODEL, metadata={"help": "hub id, local dir, .gguf, or the embedded default"})
-    dtype: str = field(default="auto", metadata={"help": "parameter dtype of the (frozen) base: auto (bfloat16 where "
-                                                        "the hardware runs it natively, else float32) | bfloat16 | "
-                                                        "float32 | float16"})
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "parameter dtype of the (frozen) base: auto (bfloat16 where "
+            "the hardware runs it natively, else float32) | bfloat16 | "
+            "float32 | float16"
+        },
+    )
     attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa | eager | flash_attention_2"})
     device: str = field(default="auto", metadata={"help": "auto (GPU if visible) | cpu | cuda | cuda:N"})
-    chat_template: str = field(default="", metadata={"help": "'' = the tokenizer's own | chatml | llama3 | zephyr | "
-                                                            "alpaca | path/to/template.jinja"})
+    chat_template: str = field(
+        default="",
+        metadata={"help": "'' = the tokenizer's own | chatml | llama3 | zephyr | alpaca | path/to/template.jinja"},
+    )
     eos_token: str = field(default="", metadata={"help": "token generation stops on ('' = the tokenizer's EOS)"})
 
     def __post_init__(self):
@@ -79,10 +87,12 @@ class ModelConfig:
 
 @dataclass
 class SFTDataConfig:
-    train: str | list[str] = field(default="seed:train", metadata={
-        "help": "training file (any format), seed:train, or a list of them to mix"})
-    weights: list[float] = field(default_factory=list, metadata={
-        "help": "mixing weights, one per train source ([] = concatenate as they are)"})
+    train: str | list[str] = field(
+        default="seed:train", metadata={"help": "training file (any format), seed:train, or a list of them to mix"}
+    )
+    weights: list[float] = field(
+        default_factory=list, metadata={"help": "mixing weights, one per train source ([] = concatenate as they are)"}
+    )
     eval: str = field(default="seed:test", metadata={"help": "held-out file for eval loss ('' = none)"})
 
 
@@ -96,13 +106,16 @@ class ObjectiveConfig:
     kl_weight: float = field(default=0.5, metadata={"help": "distill: α in (1-α)·CE + α·τ²·KL"})
     general: str = field(default="seed:train", metadata={"help": "domain_adaptation: general instruction data"})
     domain_weight: float = field(default=1.0, metadata={"help": "domain_adaptation: α on L_domain"})
-    consistency_weight: float = field(default=0.1, metadata={"help": "domain_adaptation: β on KL(base ‖ model) "
-                                                                     "over general data"})
+    consistency_weight: float = field(
+        default=0.1, metadata={"help": "domain_adaptation: β on KL(base ‖ model) over general data"}
+    )
 
     def __post_init__(self):
         if self.name not in OBJECTIVES:
-            raise ConfigError(f"objective.name '{self.name}' unknown.{suggest(self.name, OBJECTIVES)} "
-                              f"Use one of {', '.join(OBJECTIVES)}")
+            raise ConfigError(
+                f"objective.name '{self.name}' unknown.{suggest(self.name, OBJECTIVES)} "
+                f"Use one of {', '.join(OBJECTIVES)}"
+            )
         if self.name == "distill" and not self.teacher:
             raise ConfigError("objective.name=distill needs objective.teacher (a model sharing the tokenizer)")
 
@@ -117,8 +130,15 @@ class TrainRunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-def fit_sft(model, tok, train: list[Example], adapter: AdapterConfig, cfg: TrainConfig, run_dir: Path,
-            eval_examples: Sequence[Example] = ()) -> tuple[object, TrainResult, dict]:
+def fit_sft(
+    model,
+    tok,
+    train: list[Example],
+    adapter: AdapterConfig,
+    cfg: TrainConfig,
+    run_dir: Path,
+    eval_examples: Sequence[Example] = (),
+) -> tuple[object, TrainResult, dict]:
     """Encode, adapt, train, save to run_dir/adapter; returns (model, result, eval losses)."""
     check_end_of_turn(tok, model)
     enc_train, dropped = encode_examples(train, tok, cfg.max_length, cfg.mask)
@@ -127,13 +147,19 @@ def fit_sft(model, tok, train: list[Example], adapter: AdapterConfig, cfg: Train
     eval_batches = []
     if eval_examples:
         enc_eval, _ = encode_examples(list(eval_examples), tok, cfg.max_length, cfg.mask)
-        eval_batches = [collate(enc_eval[i:i + 16], tok.pad_token_id) for i in range(0, len(enc_eval), 16)]
+        eval_batches = [collate(enc_eval[i : i + 16], tok.pad_token_id) for i in range(0, len(enc_eval), 16)]
     base = heldout_loss(model, eval_batches, SFT, cfg.precision) if eval_batches else None
     model = apply_adapter(model, adapter)
     state = distributed_state()  # under accelerate launch / torchrun each process trains on its own shard
-    batches = batch_stream(enc_train, cfg.batch_size, tok.pad_token_id, cfg.seed,
-                           pack_length=cfg.max_length if cfg.packing else 0,
-                           num_shards=state.num_processes, shard=state.process_index)
+    batches = batch_stream(
+        enc_train,
+        cfg.batch_size,
+        tok.pad_token_id,
+        cfg.seed,
+        pack_length=cfg.max_length if cfg.packing else 0,
+        num_shards=state.num_processes,
+        shard=state.process_index,
+    )
     result = _train_and_save(model, tok, batches, SFT, cfg, run_dir)
     losses = loss_summary(base, heldout_loss(model, eval_batches, SFT, cfg.precision)) if base is not None else {}
     return model, result, losses
@@ -142,11 +168,15 @@ def fit_sft(model, tok, train: list[Example], adapter: AdapterConfig, cfg: Train
 def loss_summary(base: dict, tuned: dict, n_boot: int = 1000, seed: int = 0) -> dict:
     """Held-out loss per target token before and after training, each with a bootstrap 95% CI
     over examples, and the paired change (tuned − base) with its CI (same examples resampled)."""
-    return {"base": base["loss"], "tuned": tuned["loss"],
-            "ci": {k: ratio_ci(r["sums"], r["units"], n_boot, seed) for k, r in (("base", base), ("tuned", tuned))},
-            "delta": paired_ratio_delta(base["sums"], tuned["sums"], base["units"], n_boot, seed),
-            "n_examples": len(base["units"]), "n_tokens": int(sum(base["units"])),
-            "signature": f"heldout-loss|per-target-token|bootstrap{n_boot}-over-examples|seed:{seed}"}
+    return {
+        "base": base["loss"],
+        "tuned": tuned["loss"],
+        "ci": {k: ratio_ci(r["sums"], r["units"], n_boot, seed) for k, r in (("base", base), ("tuned", tuned))},
+        "delta": paired_ratio_delta(base["sums"], tuned["sums"], base["units"], n_boot, seed),
+        "n_examples": len(base["units"]),
+        "n_tokens": int(sum(base["units"])),
+        "signature": f"heldout-loss|per-target-token|bootstrap{n_boot}-over-examples|seed:{seed}",
+    }
 
 
 @dataclass
@@ -165,24 +195,27 @@ def _dpo(model, tok, cfg: TrainRunConfig, device: str, shard: dict, frozen) -> O
     pairs = [encode_pair(p, tok, t.max_length) for p in load_pairs(_one_source(cfg.data.train))]
     eval_source = cfg.data.eval or _one_source(cfg.data.train)
     held = [encode_pair(p, tok, t.max_length) for p in load_pairs(eval_source)]
-    eval_batches = [collate_pairs(held[i:i + 8], tok.pad_token_id) for i in range(0, len(held), 8)]
-    return ObjectiveSetup(dpo_objective(o.beta, o.label_smoothing, frozen),
-                          pair_batches(pairs, t.batch_size, tok.pad_token_id, t.seed, **shard),
-                          lambda m: dpo_metrics(m, eval_batches, o.beta, frozen) | {"on": eval_source},
-                          None)  # the policy equals its reference before training: Δ = 0 for every pair
+    eval_batches = [collate_pairs(held[i : i + 8], tok.pad_token_id) for i in range(0, len(held), 8)]
+    return ObjectiveSetup(
+        dpo_objective(o.beta, o.label_smoothing, frozen),
+        pair_batches(pairs, t.batch_size, tok.pad_token_id, t.seed, **shard),
+        lambda m: dpo_metrics(m, eval_batches, o.beta, frozen) | {"on": eval_source},
+        None,
+    )  # the policy equals its reference before training: Δ = 0 for every pair
 
 
 def _heldout_evaluator(tok, cfg: TrainRunConfig) -> Callable[[object], dict]:
     t = cfg.train
     held_out = load_examples(cfg.data.eval) if cfg.data.eval else []
     enc_eval = encode_examples(held_out, tok, t.max_length, t.mask)[0] if held_out else []
-    eval_batches = [collate(enc_eval[i:i + 16], tok.pad_token_id) for i in range(0, len(enc_eval), 16)]
+    eval_batches = [collate(enc_eval[i : i + 16], tok.pad_token_id) for i in range(0, len(enc_eval), 16)]
 
     def evaluate(m):
         if not eval_batches:
             return {}
         held = heldout_loss(m, eval_batches, SFT, t.precision)
         return {"loss": held["loss"], "ci": ratio_ci(held["sums"], held["units"]), "on": cfg.data.eval}
+
     return evaluate
 
 
@@ -193,12 +226,18 @@ def _distill(model, tok, cfg: TrainRunConfig, device: str, shard: dict, frozen) 
     domain, _ = encode_examples(load_training_mix(cfg.data, t.seed), tok, t.max_length, t.mask)
     teacher, teacher_tok = load_model(o.teacher, cfg.model.dtype, cfg.model.attn_implementation, device)
     if teacher_tok.get_vocab() != tok.get_vocab():
-        raise ConfigError(f"objective.teacher {o.teacher} has a different tokenizer from model.name "
-                          f"{cfg.model.name}; token-level distillation needs a shared vocabulary")
-    return ObjectiveSetup(distill_objective(teacher.requires_grad_(False), o.temperature, o.kl_weight),
-                          batch_stream(domain, t.batch_size, tok.pad_token_id, t.seed,
-                                       pack_length=t.max_length if t.packing else 0, **shard),
-                          evaluate, before)
+        raise ConfigError(
+            f"objective.teacher {o.teacher} has a different tokenizer from model.name "
+            f"{cfg.model.name}; token-level distillation needs a shared vocabulary"
+        )
+    return ObjectiveSetup(
+        distill_objective(teacher.requires_grad_(False), o.temperature, o.kl_weight),
+        batch_stream(
+            domain, t.batch_size, tok.pad_token_id, t.seed, pack_length=t.max_length if t.packing else 0, **shard
+        ),
+        evaluate,
+        before,
+    )
 
 
 def _domain_adaptation(model, tok, cfg: TrainRunConfig, device: str, shard: dict, frozen) -> ObjectiveSetup:
@@ -207,16 +246,23 @@ def _domain_adaptation(model, tok, cfg: TrainRunConfig, device: str, shard: dict
     before = evaluate(model)
     domain, _ = encode_examples(load_training_mix(cfg.data, t.seed), tok, t.max_length, t.mask)
     general, _ = encode_examples(load_examples(o.general), tok, t.max_length, t.mask)
-    return ObjectiveSetup(domain_adaptation_objective(o.domain_weight, o.consistency_weight, frozen),
-                          domain_adaptation_batches(
-                              batch_stream(general, t.batch_size, tok.pad_token_id, t.seed, **shard),
-                              batch_stream(domain, t.batch_size, tok.pad_token_id, t.seed + 1, **shard)),
-                          evaluate, before)
+    return ObjectiveSetup(
+        domain_adaptation_objective(o.domain_weight, o.consistency_weight, frozen),
+        domain_adaptation_batches(
+            batch_stream(general, t.batch_size, tok.pad_token_id, t.seed, **shard),
+            batch_stream(domain, t.batch_size, tok.pad_token_id, t.seed + 1, **shard),
+        ),
+        evaluate,
+        before,
+    )
 
 
 # objective name → (builder, needs a frozen reference when the base weights themselves train, packs)
-OBJECTIVE_BUILDERS = {"dpo": (_dpo, True, False), "distill": (_distill, False, True),
-                      "domain_adaptation": (_domain_adaptation, True, False)}
+OBJECTIVE_BUILDERS = {
+    "dpo": (_dpo, True, False),
+    "distill": (_distill, False, True),
+    "domain_adaptation": (_domain_adaptation, True, False),
+}
 
 
 def fit_objective(model, tok, cfg: TrainRunConfig, run_dir: Path, device: str) -> tuple[object, TrainResult, dict]:
@@ -225,14 +271,18 @@ def fit_objective(model, tok, cfg: TrainRunConfig, run_dir: Path, device: str) -
     before/after)."""
     build, needs_reference, packs = OBJECTIVE_BUILDERS[cfg.objective.name]
     if cfg.train.packing and not packs:
-        raise ConfigError(f"train.packing is for sft and distill; set train.packing=false for "
-                          f"objective.name={cfg.objective.name}")
+        raise ConfigError(
+            f"train.packing is for sft and distill; set train.packing=false for objective.name={cfg.objective.name}"
+        )
     check_end_of_turn(tok, model)
     state = distributed_state()
     shard = {"num_shards": state.num_processes, "shard": state.process_index}
     # the base weights themselves train: keep a frozen copy as the reference (2x the weights)
-    frozen = copy.deepcopy(model).eval().requires_grad_(False) \
-        if needs_reference and cfg.adapter.method in ("full", "bitfit") else None
+    frozen = (
+        copy.deepcopy(model).eval().requires_grad_(False)
+        if needs_reference and cfg.adapter.method in ("full", "bitfit")
+        else None
+    )
     setup = build(model, tok, cfg, device, shard, frozen)
     model = apply_adapter(model, cfg.adapter)
     result = _train_and_save(model, tok, setup.batches, setup.objective, cfg.train, run_dir)
@@ -241,8 +291,9 @@ def fit_objective(model, tok, cfg: TrainRunConfig, run_dir: Path, device: str) -
 
 def _train_and_save(model, tok, batches, objective: Objective, cfg: TrainConfig, run_dir: Path) -> TrainResult:
     """The one loop, then the trained weights to run_dir/adapter (by the main process only)."""
-    result = train_loop(model, batches, objective, cfg, run_dir / "train_log.jsonl",
-                        checkpoint_dir=run_dir / "checkpoints")
+    result = train_loop(
+        model, batches, objective, cfg, run_dir / "train_log.jsonl", checkpoint_dir=run_dir / "checkpoints"
+    )
     state = distributed_state()
     if state.is_main_process:
         save_trained(model, tok, run_dir / "adapter")
@@ -261,9 +312,11 @@ def _one_source(train: str | list[str]) -> str:
 def resolve_auto(cfg, device: str):
     """A copy of a run config (any with `model` and `train` sections) whose `auto` model dtype and
     training precision are made concrete for `device`, so the saved config says what ran."""
-    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, dtype=resolve_dtype(cfg.model.dtype, device)),
-                               train=dataclasses.replace(cfg.train,
-                                                         precision=resolve_precision(cfg.train.precision, device)))
+    return dataclasses.replace(
+        cfg,
+        model=dataclasses.replace(cfg.model, dtype=resolve_dtype(cfg.model.dtype, device)),
+        train=dataclasses.replace(cfg.train, precision=resolve_precision(cfg.train.precision, device)),
+    )
 
 
 # Keys that change how a run is watched, not what it computes: they may differ on a resume.
@@ -281,10 +334,15 @@ def run_fingerprint(cfg: TrainRunConfig) -> dict:
     """What a training run's result depends on: its resolved config and a digest of every data
     source it reads (file contents, or the shipped seed data)."""
     o = cfg.objective
-    specs = [*([cfg.data.train] if isinstance(cfg.data.train, str) else cfg.data.train), cfg.data.eval,
-             *([o.general] if o.name == "domain_adaptation" else [])]
-    return {"config": {k: v for k, v in _flatten(config_to_dict(cfg)).items() if k not in _RESUME_FREE},
-            "data": {spec: data_digest(spec) for spec in specs if spec}}
+    specs = [
+        *([cfg.data.train] if isinstance(cfg.data.train, str) else cfg.data.train),
+        cfg.data.eval,
+        *([o.general] if o.name == "domain_adaptation" else []),
+    ]
+    return {
+        "config": {k: v for k, v in _flatten(config_to_dict(cfg)).items() if k not in _RESUME_FREE},
+        "data": {spec: data_digest(spec) for spec in specs if spec},
+    }
 
 
 def data_digest(spec: str) -> str:
@@ -307,17 +365,22 @@ def check_resumable(run_dir: Path, fingerprint: dict) -> None:
     if not made:
         return
     if not stored.exists():
-        raise ConfigError(f"{run_dir} already holds a trained run with no record of what produced it, so it cannot "
-                          "be resumed safely. Use a new output_dir, or train.resume=false to train again in place")
+        raise ConfigError(
+            f"{run_dir} already holds a trained run with no record of what produced it, so it cannot "
+            "be resumed safely. Use a new output_dir, or train.resume=false to train again in place"
+        )
     old = json.loads(stored.read_text(encoding="utf-8"))
-    diff = [f"{k}: {old['config'].get(k)!r} → {v!r}" for k, v in fingerprint["config"].items()
-            if old["config"].get(k) != v]
+    diff = [
+        f"{k}: {old['config'].get(k)!r} → {v!r}" for k, v in fingerprint["config"].items() if old["config"].get(k) != v
+    ]
     diff += [f"{k} (removed)" for k in old["config"] if k not in fingerprint["config"]]
     diff += [f"data {k}: contents changed" for k, v in fingerprint["data"].items() if old["data"].get(k) != v]
     if diff:
-        raise ConfigError(f"{run_dir} holds a run made with another config or data, so resuming it would return "
-                          f"that run's model: {'; '.join(diff)}. Use a new output_dir, or train.resume=false to "
-                          "train again in place")
+        raise ConfigError(
+            f"{run_dir} holds a run made with another config or data, so resuming it would return "
+            f"that run's model: {'; '.join(diff)}. Use a new output_dir, or train.resume=false to "
+            "train again in place"
+        )
 
 
 def train_model(cfg: TrainRunConfig) -> Path:
@@ -352,30 +415,55 @@ def train_model(cfg: TrainRunConfig) -> Path:
         save_config(cfg, run_dir / "config.yaml")
         write_text_atomic(run_dir / "run_fingerprint.json", json.dumps(fingerprint, indent=1))
     with incomplete_until_done(run_dir, active=state.is_main_process):
-        print(estimate_memory(model_path, "float32" if cfg.adapter.method == "full" else cfg.model.dtype,
-                              cfg.adapter, cfg.train.batch_size, cfg.train.max_length, device, cfg.train.precision)
-              .describe(), flush=True)
-        model, tok = load_model(cfg.model.name, cfg.model.dtype, cfg.model.attn_implementation, device,
-                                load_in_4bit=qlora)
+        print(
+            estimate_memory(
+                model_path,
+                "float32" if cfg.adapter.method == "full" else cfg.model.dtype,
+                cfg.adapter,
+                cfg.train.batch_size,
+                cfg.train.max_length,
+                device,
+                cfg.train.precision,
+            ).describe(),
+            flush=True,
+        )
+        model, tok = load_model(
+            cfg.model.name, cfg.model.dtype, cfg.model.attn_implementation, device, load_in_4bit=qlora
+        )
         set_chat_template(tok, cfg.model.chat_template, cfg.model.eos_token)
         if cfg.objective.name == "sft":
             _, result, losses = fit_sft(model, tok, train, cfg.adapter, cfg.train, run_dir, held_out)
-            losses = {k: {"loss": losses[k], "ci": losses["ci"][k], "on": cfg.data.eval} for k in ("base", "tuned")} | {
-                k: losses[k] for k in ("delta", "n_examples", "n_tokens", "signature")} if losses else {}
+            losses = (
+                {k: {"loss": losses[k], "ci": losses["ci"][k], "on": cfg.data.eval} for k in ("base", "tuned")}
+                | {k: losses[k] for k in ("delta", "n_examples", "n_tokens", "signature")}
+                if losses
+                else {}
+            )
         else:
             _, result, losses = fit_objective(model, tok, cfg, run_dir, device)
-        summary: dict[str, Any] = {"model": cfg.model.name, "adapter": cfg.adapter.method, "objective": cfg.objective.name,
-                   "steps": result.steps,
-                   "first_loss": result.losses[0], "final_loss": result.final_loss, "eval": losses,
-                   "trainable_params": result.trainable_params, "total_params": result.total_params,
-                   "trainable_ratio": result.trainable_params / result.total_params,
-                   "train_seconds": result.seconds, "tokens_per_s": result.tokens / max(result.seconds, 1e-9)}
+        summary: dict[str, Any] = {
+            "model": cfg.model.name,
+            "adapter": cfg.adapter.method,
+            "objective": cfg.objective.name,
+            "steps": result.steps,
+            "first_loss": result.losses[0],
+            "final_loss": result.final_loss,
+            "eval": losses,
+            "trainable_params": result.trainable_params,
+            "total_params": result.total_params,
+            "trainable_ratio": result.trainable_params / result.total_params,
+            "train_seconds": result.seconds,
+            "tokens_per_s": result.tokens / max(result.seconds, 1e-9),
+        }
         if not state.is_main_process:
             return run_dir
         write_text_atomic(run_dir / "train_summary.json", json.dumps(summary, indent=2))
-        print(f"Trained {result.trainable_params:,} of {result.total_params:,} parameters "
-              f"({100 * summary['trainable_ratio']:.2f}%); loss {result.losses[0]:.3f} → {result.final_loss:.3f}. "
-              f"Run: {run_dir}", flush=True)
+        print(
+            f"Trained {result.trainable_params:,} of {result.total_params:,} parameters "
+            f"({100 * summary['trainable_ratio']:.2f}%); loss {result.losses[0]:.3f} → {result.final_loss:.3f}. "
+            f"Run: {run_dir}",
+            flush=True,
+        )
         return run_dir
 
 
@@ -403,8 +491,10 @@ def inspect_examples(examples: list[Example], tokenizer, mask: str = "assistant"
             last = b
         marked.append(text[last:])
         enc, _ = encode_examples([ex], tokenizer, max_length, mask)
-        out.append(f"── {ex.id or 'example'}: {len(enc[0].input_ids)} tokens, {enc[0].n_targets} targets "
-                   f"(mask={mask})\n{''.join(marked)}")
+        out.append(
+            f"── {ex.id or 'example'}: {len(enc[0].input_ids)} tokens, {enc[0].n_targets} targets "
+            f"(mask={mask})\n{''.join(marked)}"
+        )
     return "\n".join(out)
 
 

@@ -41,8 +41,9 @@ class MLflowTracker:
         mlflow.log_params({k: str(v)[:250] for k, v in config.items()})
 
     def log(self, row: dict, step: int) -> None:
-        self.mlflow.log_metrics({k: float(v) for k, v in row.items()
-                                 if isinstance(v, (int, float)) and k != "step"}, step=step)
+        self.mlflow.log_metrics(
+            {k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and k != "step"}, step=step
+        )
 
     def close(self) -> None:
         self.mlflow.end_run()
@@ -55,8 +56,10 @@ def check_trackers(names: list[str]) -> None:
     """Unknown names and missing packages are config errors, raised before any training."""
     for name in names:
         if name not in PACKAGES:
-            raise ConfigError(f"train.report_to: unknown tracker '{name}'.{suggest(name, TRACKERS)} "
-                              f"Available: {', '.join(TRACKERS)} (or [] for none)")
+            raise ConfigError(
+                f"train.report_to: unknown tracker '{name}'.{suggest(name, TRACKERS)} "
+                f"Available: {', '.join(TRACKERS)} (or [] for none)"
+            )
         package = PACKAGES[name][0]
         if importlib.util.find_spec(package) is None:
             raise ConfigError(f"train.report_to: {name} needs the '{package}' package: pip install {package}")

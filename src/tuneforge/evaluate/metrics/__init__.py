@@ -10,10 +10,29 @@ from tuneforge.evaluate.metrics.mauve import mauve_score
 from tuneforge.evaluate.metrics.rouge import rouge_l
 from tuneforge.evaluate.metrics.tsas import Encoder, tsas
 
-METRICS = {"bleu": bleu, "rouge_l": rouge_l, "bertscore": bertscore, "tsas": tsas, "exact_match": exact_match,
-           "if_score": if_score, "mauve": mauve_score}
+METRICS = {
+    "bleu": bleu,
+    "rouge_l": rouge_l,
+    "bertscore": bertscore,
+    "tsas": tsas,
+    "exact_match": exact_match,
+    "if_score": if_score,
+    "mauve": mauve_score,
+}
 NEEDS_ENCODER = {"tsas", "if_score", "mauve"}
 CORPUS_ONLY = {"mauve"}  # distribution-level: overall only, no per-domain split or per-item values
 
-__all__ = ["CORPUS_ONLY", "METRICS", "NEEDS_ENCODER", "Encoder", "bertscore", "bleu", "bleu_from_stats",
-           "exact_match", "if_score", "mauve_score", "rouge_l", "tsas"]
+__all__ = [
+    "CORPUS_ONLY",
+    "METRICS",
+    "NEEDS_ENCODER",
+    "Encoder",
+    "bertscore",
+    "bleu",
+    "bleu_from_stats",
+    "exact_match",
+    "if_score",
+    "mauve_score",
+    "rouge_l",
+    "tsas",
+]

@@ -26,8 +26,13 @@ def bleu(predictions: list[str], references: list[list[str]], **_) -> dict:
     sentence = sacrebleu.BLEU(effective_order=True)
     per_item = [sentence.sentence_score(p, r).score for p, r in zip(predictions, references)]
     stats = np.array(metric._extract_corpus_statistics(predictions, streams), dtype=float)
-    return {"score": corpus.score, "per_item": per_item, "per_item_kind": "sentence BLEU",
-            "signature": str(metric.get_signature()), "_stats": stats}
+    return {
+        "score": corpus.score,
+        "per_item": per_item,
+        "per_item_kind": "sentence BLEU",
+        "signature": str(metric.get_signature()),
+        "_stats": stats,
+    }
 
 
 def bleu_from_stats(summed: np.ndarray) -> float:

@@ -16,5 +16,8 @@ def normalise(text: str) -> str:
 
 def exact_match(predictions: list[str], references: list[list[str]], **_) -> dict:
     per_item = [100.0 * any(normalise(p) == normalise(r) for r in refs) for p, refs in zip(predictions, references)]
-    return {"score": sum(per_item) / len(per_item), "per_item": per_item,
-            "signature": "exact_match|norm:lower+no-punct+no-articles|refs:any|x100"}
+    return {
+        "score": sum(per_item) / len(per_item),
+        "per_item": per_item,
+        "signature": "exact_match|norm:lower+no-punct+no-articles|refs:any|x100",
+    }

@@ -31,21 +31,41 @@ def seed_interval(scores: list[float], level: float = 0.95) -> list[float]:
     return [float(np.mean(scores)) - half, float(np.mean(scores)) + half]
 
 
-def mauve_score(predictions: list[str], references: list[list[str]], encoder, mauve_seeds: int = 5,
-                mauve_scaling: float = 5.0, **_) -> dict:
+def mauve_score(
+    predictions: list[str], references: list[list[str]], encoder, mauve_seeds: int = 5, mauve_scaling: float = 5.0, **_
+) -> dict:
     import mauve
 
     p = encoder(predictions)
     q = encoder([refs[0] for refs in references])
     buckets = max(2, len(predictions) // 10)
-    scores = [float(mauve.compute_mauve(p_features=p, q_features=q, num_buckets=buckets, mauve_scaling_factor=mauve_scaling,
-                                        seed=s, verbose=False).mauve) for s in range(1, mauve_seeds + 1)]
+    scores = [
+        float(
+            mauve.compute_mauve(
+                p_features=p,
+                q_features=q,
+                num_buckets=buckets,
+                mauve_scaling_factor=mauve_scaling,
+                seed=s,
+                verbose=False,
+            ).mauve
+        )
+        for s in range(1, mauve_seeds + 1)
+    ]
     n = min(len(p), len(q))
-    out = {"score": float(np.mean(scores)), "sd": float(np.std(scores, ddof=1)) if len(scores) > 1 else float("nan"),
-           "ci": seed_interval(scores), "per_seed": scores, "per_item": None,
-           "n": n, "signature": f"mauve|features:{encoder.name}|c:{mauve_scaling}|buckets:n/10={buckets}|"
-                                f"seeds:1-{mauve_seeds}|ci:t95-over-seeds|mauve-text:{version('mauve-text')}"}
+    out = {
+        "score": float(np.mean(scores)),
+        "sd": float(np.std(scores, ddof=1)) if len(scores) > 1 else float("nan"),
+        "ci": seed_interval(scores),
+        "per_seed": scores,
+        "per_item": None,
+        "n": n,
+        "signature": f"mauve|features:{encoder.name}|c:{mauve_scaling}|buckets:n/10={buckets}|"
+        f"seeds:1-{mauve_seeds}|ci:t95-over-seeds|mauve-text:{version('mauve-text')}",
+    }
     if n < MIN_SAMPLES:
-        out["warning"] = (f"MAUVE on {n} samples per side is unreliable (fewer than {MIN_SAMPLES}); "
-                          "compare it only between runs on the same items, and read its sd")
+        out["warning"] = (
+            f"MAUVE on {n} samples per side is unreliable (fewer than {MIN_SAMPLES}); "
+            "compare it only between runs on the same items, and read its sd"
+        )
     return out

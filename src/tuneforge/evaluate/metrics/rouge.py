@@ -37,8 +37,13 @@ def rouge_l(predictions: list[str], references: list[list[str]], rouge_tokenizer
         raise ConfigError(f"rouge_tokenizer '{rouge_tokenizer}' unknown; use one of {', '.join(TOKENIZERS)}")
     tok = UnicodeTokenizer() if rouge_tokenizer == "unicode" else None
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True, tokenizer=tok)
-    per_item = [100 * max(scorer.score(ref, pred)["rougeL"].fmeasure for ref in refs)
-                for pred, refs in zip(predictions, references)]
+    per_item = [
+        100 * max(scorer.score(ref, pred)["rougeL"].fmeasure for ref in refs)
+        for pred, refs in zip(predictions, references)
+    ]
     name = "rouge-score-default(ascii)" if tok is None else "unicode-words"
-    return {"score": sum(per_item) / len(per_item), "per_item": per_item,
-            "signature": f"rougeL|f1|stem:porter|tok:{name}|refs:max|x100|rouge-score:{version('rouge-score')}"}
+    return {
+        "score": sum(per_item) / len(per_item),
+        "per_item": per_item,
+        "signature": f"rougeL|f1|stem:porter|tok:{name}|refs:max|x100|rouge-score:{version('rouge-score')}",
+    }

@@ -28,14 +28,22 @@ class Encoder:
     def __call__(self, texts: list[str]) -> np.ndarray:
         new = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if new:
-            vecs = self.model.encode(new, batch_size=64, normalize_embeddings=True,
-                                     convert_to_numpy=True, show_progress_bar=len(new) > 256)
+            vecs = self.model.encode(
+                new, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=len(new) > 256
+            )
             self._cache.update(zip(new, vecs))
         return np.stack([self._cache[t] for t in texts])
 
 
-def tsas(predictions: list[str], references: list[list[str]], instructions: list[str],
-         encoder: Encoder, eps: float = EPS, tsas_floor: float = FLOOR, **_) -> dict:
+def tsas(
+    predictions: list[str],
+    references: list[list[str]],
+    instructions: list[str],
+    encoder: Encoder,
+    eps: float = EPS,
+    tsas_floor: float = FLOOR,
+    **_,
+) -> dict:
     e_i = encoder(instructions)  # (N, D), unit norm
     e_r = encoder(predictions)
     num = (e_i * e_r).sum(-1)
@@ -43,9 +51,13 @@ def tsas(predictions: list[str], references: list[list[str]], instructions: list
     ok = den >= max(tsas_floor, eps)
     per_item = np.where(ok, num / (den + eps), np.nan)
     parrot = np.where(ok, 1.0 / (den + eps), np.nan)
-    return {"score": float(np.nanmean(per_item)) if ok.any() else float("nan"),
-            "per_item": [None if np.isnan(x) else float(x) for x in per_item],
-            "numerator": float(num.mean()), "denominator": float(den.mean()),
-            "n_below_floor": int((~ok).sum()), "floor": tsas_floor,
-            "parrot_control": float(np.nanmean(parrot)) if ok.any() else float("nan"),
-            "signature": f"tsas|encoder:{encoder.name}|cos|eps:{eps}|floor:{tsas_floor}|refs:max-aligned"}
+    return {
+        "score": float(np.nanmean(per_item)) if ok.any() else float("nan"),
+        "per_item": [None if np.isnan(x) else float(x) for x in per_item],
+        "numerator": float(num.mean()),
+        "denominator": float(den.mean()),
+        "n_below_floor": int((~ok).sum()),
+        "floor": tsas_floor,
+        "parrot_control": float(np.nanmean(parrot)) if ok.any() else float("nan"),
+        "signature": f"tsas|encoder:{encoder.name}|cos|eps:{eps}|floor:{tsas_floor}|refs:max-aligned",
+    }
