@@ -53,7 +53,7 @@ def cmd_demo(args) -> int:
 
 def cmd_train(args) -> int:
     from tuneforge.config import load_config
-    from tuneforge.train.recipe import TrainRunConfig, inspect_run, train_model
+    from tuneforge.train.run import TrainRunConfig, inspect_run, train_model
 
     words = list(args.args)
     inspect = bool(words) and words[0] == "inspect"
@@ -91,7 +91,7 @@ def cmd_data_convert(args) -> int:
 
 def cmd_data_build(args) -> int:
     from tuneforge.config import load_config
-    from tuneforge.data.build import BuildConfig, build_dataset
+    from tuneforge.data.run import BuildConfig, build_dataset
 
     cfg = load_config(BuildConfig, args.config, args.overrides)
     out = build_dataset(cfg)
@@ -106,8 +106,8 @@ def cmd_data_build(args) -> int:
 
 def cmd_data_synth(args) -> int:
     from tuneforge.config import load_config
-    from tuneforge.data.build import BuildConfig
-    from tuneforge.data.steps import synth
+    from tuneforge.data.file_steps import synth
+    from tuneforge.data.run import BuildConfig
 
     out = synth(load_config(BuildConfig, args.config, args.overrides))
     manifest = json.loads((out / "manifest.json").read_text())
@@ -120,7 +120,7 @@ def cmd_data_synth(args) -> int:
 
 def _step_config(overrides: list[str]):
     from tuneforge.config import load_config
-    from tuneforge.data.build import BuildConfig
+    from tuneforge.data.run import BuildConfig
 
     return load_config(BuildConfig, None, overrides)
 
@@ -131,33 +131,33 @@ def _print_step(report: dict) -> int:
 
 
 def cmd_data_augment(args) -> int:
-    from tuneforge.data.steps import augment_file
+    from tuneforge.data.file_steps import augment_file
 
     cfg = _step_config(args.overrides)
     return _print_step(augment_file(args.input, args.output, cfg.augment, cfg.llm))
 
 
 def cmd_data_filter(args) -> int:
-    from tuneforge.data.steps import filter_file
+    from tuneforge.data.file_steps import filter_file
 
     cfg = _step_config(args.overrides)
     return _print_step(filter_file(args.input, args.output, cfg.filters, cfg.llm))
 
 
 def cmd_data_dedup(args) -> int:
-    from tuneforge.data.steps import dedup_file
+    from tuneforge.data.file_steps import dedup_file
 
     return _print_step(dedup_file(args.input, args.output, args.threshold, args.part, args.ngram))
 
 
 def cmd_data_decontam(args) -> int:
-    from tuneforge.data.steps import decontam_file
+    from tuneforge.data.file_steps import decontam_file
 
     return _print_step(decontam_file(args.input, args.output, args.against, args.ngram))
 
 
 def cmd_data_mix(args) -> int:
-    from tuneforge.data.steps import mix_files
+    from tuneforge.data.file_steps import mix_files
 
     return _print_step(mix_files(args.sources, args.output, args.total, args.ratio, args.seed))
 
@@ -243,7 +243,7 @@ def cmd_safety_suite(args) -> int:
 
 def cmd_multitask_run(args) -> int:
     from tuneforge.config import load_config
-    from tuneforge.multitask.experiment import MultiTaskConfig, run_experiment
+    from tuneforge.multitask.run import MultiTaskConfig, run_experiment
 
     out = run_experiment(load_config(MultiTaskConfig, *_config_and_overrides(args)))
     print((out / "results.md").read_text())
@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="fine-tune: sft | dpo | distill | domain_adaptation with any adapter; `train inspect` shows the masks",
         description="tuneforge train CONFIG [key=value ...] | tuneforge train inspect CONFIG",
-        epilog=_config_epilog("tuneforge.train.recipe:TrainRunConfig"),
+        epilog=_config_epilog("tuneforge.train.run:TrainRunConfig"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument("args", nargs="*", help="[inspect] CONFIG [key=value ...]")
@@ -364,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
             verb,
             help=what,
             description=desc,
-            epilog=_config_epilog("tuneforge.data.build:BuildConfig"),
+            epilog=_config_epilog("tuneforge.data.run:BuildConfig"),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         sp.add_argument("config", type=Path)
@@ -490,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
             "multitask",
             "multi-task instruction tuning on SuperNI: methods × seen/unseen, gap, gradient conflict, phrasing",
             "run the experiment of a config (e.g. configs/superni_multitask.yaml)",
-            "tuneforge.multitask.experiment:MultiTaskConfig",
+            "tuneforge.multitask.run:MultiTaskConfig",
             cmd_multitask_run,
         ),
         (

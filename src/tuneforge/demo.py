@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tuneforge.config import save_config
-from tuneforge.data.build import BuildConfig, build_dataset
 from tuneforge.data.io import read_records, records_of, write_records
+from tuneforge.data.run import BuildConfig, build_dataset
 from tuneforge.data.seed import load_examples
 from tuneforge.evaluate.report import write_report
-from tuneforge.evaluate.runner import score_models
+from tuneforge.evaluate.scoring import score_models
 from tuneforge.files import incomplete_until_done, write_text_atomic
 from tuneforge.generation import GenerationConfig, generate_answers
 from tuneforge.hardware import hardware_summary
@@ -28,7 +28,7 @@ from tuneforge.models import EMBEDDED_ENCODER, load_model
 from tuneforge.records import EvalItem, Example
 from tuneforge.train.adapters import AdapterConfig, is_prompt_learning
 from tuneforge.train.loop import TrainConfig
-from tuneforge.train.recipe import ModelConfig, fit_sft, resolve_auto
+from tuneforge.train.run import ModelConfig, fit_sft, resolve_auto
 
 
 @dataclass

@@ -53,12 +53,12 @@ def test_resolved_config_saves_and_reloads(tmp_path):
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_bundled_config_loads(path):
-    from tuneforge.data.build import BuildConfig
+    from tuneforge.data.run import BuildConfig
     from tuneforge.evaluate.run import EvalRunConfig
-    from tuneforge.multitask.experiment import MultiTaskConfig
+    from tuneforge.multitask.run import MultiTaskConfig
     from tuneforge.reflect.run import ReflectRunConfig
     from tuneforge.safety.run import SafetyRunConfig
-    from tuneforge.train.recipe import TrainRunConfig
+    from tuneforge.train.run import TrainRunConfig
 
     special = {
         "demo.yaml": DemoConfig,

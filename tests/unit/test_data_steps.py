@@ -3,8 +3,8 @@
 import json
 
 from tuneforge.cli import main
+from tuneforge.data.file_steps import parse_source
 from tuneforge.data.io import read_records, write_records
-from tuneforge.data.steps import parse_source
 from tuneforge.records import EvalItem, Example, Message
 
 LEAK = "Explain how compound interest differs from simple interest over ten years of monthly saving in a bank"

@@ -88,7 +88,7 @@ def test_the_demo_scores_with_the_configured_encoder_whichever_metric_needs_it(
     tmp_path, tiny_lm, tiny_tok, monkeypatch
 ):
     """if_score alone (no tsas) still uses eval.encoder, not the default one (issue 17)."""
-    import tuneforge.evaluate.runner as runner
+    import tuneforge.evaluate.scoring as runner
 
     tiny_lm.save_pretrained(tmp_path / "model")
     tiny_tok.save_pretrained(tmp_path / "model")

@@ -20,7 +20,7 @@ from tuneforge.evaluate.metrics import (
     rouge_l,
 )
 from tuneforge.evaluate.metrics.mauve import mauve_score
-from tuneforge.evaluate.runner import score_generations
+from tuneforge.evaluate.scoring import score_generations
 from tuneforge.records import Generation, Message
 
 CORPUS = ["the cat sat on the mat", "dogs bark at the moon at night", "interest is paid monthly"]

@@ -1,5 +1,5 @@
-from tuneforge.data.distill import distill
 from tuneforge.data.evol_instruct import EvolConfig, elimination_reason, evol_instruct
+from tuneforge.data.teacher import distill
 from tuneforge.records import EvalItem, Example, Message
 
 LONG_ANSWER = "Here is a careful answer that explains each of the steps involved in detail."

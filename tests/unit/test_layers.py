@@ -17,26 +17,26 @@ LAYERS = [
     ["train"],
     ["evaluate"],
     ["safety", "multitask", "reflect"],
-    # recipes: the entry function of each verb, composing the stages below
+    # recipes: the entry function of each verb (`<stage>/run.py`), composing the stages below
     [
-        "data.build",
-        "data.steps",
-        "train.recipe",
+        "data.run",
+        "data.file_steps",
+        "train.run",
         "train.export",
         "evaluate.run",
         "safety.run",
         "reflect.run",
-        "multitask.experiment",
+        "multitask.run",
         "demo",
     ],
     ["cli", "__init__"],
 ]
 # a recipe may call another recipe of its own stage, and the demo composes them all
 RECIPE_CALLS = {
-    ("data.steps", "data.build"),
-    ("train.export", "train.recipe"),
-    ("demo", "data.build"),
-    ("demo", "train.recipe"),
+    ("data.file_steps", "data.run"),
+    ("train.export", "train.run"),
+    ("demo", "data.run"),
+    ("demo", "train.run"),
 }
 
 

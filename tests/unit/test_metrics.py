@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from tuneforge.evaluate.metrics import Encoder, bleu, rouge_l, tsas
-from tuneforge.evaluate.runner import score_generations
+from tuneforge.evaluate.scoring import score_generations
 from tuneforge.records import Generation, Message
 
 

@@ -263,7 +263,7 @@ def test_per_task_lora_trains_shared_and_own_adapters(tiny_lm, tiny_tok):
 
 def test_category_sets_are_distinct_and_seeded(tasks):
     from tuneforge.errors import ConfigError
-    from tuneforge.multitask.experiment import category_sets
+    from tuneforge.multitask.run import category_sets
 
     seen = [t for t in tasks if t.split == "seen"]
     sets = category_sets(seen, 2, 6, seed=3)
@@ -338,7 +338,7 @@ def test_the_experiment_runs_end_to_end_at_tiny_scale(tasks, tmp_path, shared_da
 
 
 def test_the_base_model_loads_on_the_configured_device_whatever_the_dtype(monkeypatch):
-    from tuneforge.multitask import experiment
+    from tuneforge.multitask import run as experiment
 
     seen = []
     monkeypatch.setattr(experiment, "load_model", lambda name, dtype, attn, device: seen.append((dtype, device)))

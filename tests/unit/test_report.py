@@ -25,7 +25,7 @@ def test_a_paired_comparison_that_cannot_be_computed_is_reported_not_dropped(tmp
     import json
 
     from tuneforge.evaluate.report import write_report
-    from tuneforge.evaluate.runner import score_generations
+    from tuneforge.evaluate.scoring import score_generations
 
     models = {}
     for name, ids in (("base", ["a1", "a2"]), ("tuned", ["b1", "b2"])):  # no item in common

@@ -231,7 +231,7 @@ def test_rerunning_the_same_config_is_allowed_and_a_watch_only_key_may_change(ti
 
 
 def test_a_run_that_fails_midway_is_marked_unfinished_and_refused_until_rerun(tiny_run, monkeypatch, capsys):
-    from tuneforge.train import recipe
+    from tuneforge.train import run as recipe
 
     tmp_path, cfg = tiny_run
     run = tmp_path / "run"

@@ -26,7 +26,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
-from tuneforge.data.text import STOP_WORDS, words
+from tuneforge.data.record_text import STOP_WORDS, words
 from tuneforge.errors import ConfigError
 from tuneforge.llm.client import LLM, Sampling
 from tuneforge.records import Example, Message

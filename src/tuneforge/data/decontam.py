@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from tuneforge.data.dedup import Removal
-from tuneforge.data.text import instruction_parts, record_parts, record_text, words
+from tuneforge.data.record_text import instruction_parts, record_parts, record_text, words
 from tuneforge.errors import ConfigError
 
 

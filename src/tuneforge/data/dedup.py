@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tuneforge.data.text import record_text, shingles, words
+from tuneforge.data.record_text import record_text, shingles, words
 from tuneforge.errors import ConfigError
 
 

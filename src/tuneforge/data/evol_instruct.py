@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuneforge.data.text import STOP_WORDS
+from tuneforge.data.record_text import STOP_WORDS
 from tuneforge.llm.client import LLM, Sampling
 from tuneforge.records import Example, Message
 

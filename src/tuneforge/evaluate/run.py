@@ -30,7 +30,7 @@ from tuneforge.evaluate.correlation import correlate, load_ratings
 from tuneforge.evaluate.judge import judge_pairwise, judge_single
 from tuneforge.evaluate.model_spec import check_model_spec, load_eval_model, parse_models
 from tuneforge.evaluate.report import write_report
-from tuneforge.evaluate.runner import score_models
+from tuneforge.evaluate.scoring import score_models
 from tuneforge.files import incomplete_until_done, write_text_atomic
 from tuneforge.generation import GenerationConfig, generate_answers
 from tuneforge.hardware import check_device_dtype, resolve_dtype

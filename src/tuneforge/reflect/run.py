@@ -32,8 +32,8 @@ from tuneforge.models import EMBEDDED_ENCODER
 from tuneforge.paths import shipped as shipped_data
 from tuneforge.records import Example, Message
 from tuneforge.reflect.agents import StudentAgent, TeacherAgent
-from tuneforge.reflect.loop import ItemResult, LoopConfig, ReflectItem, nan_to_none, reflect_items
 from tuneforge.reflect.passages import load_documents
+from tuneforge.reflect.reflection import ItemResult, LoopConfig, ReflectItem, nan_to_none, reflect_items
 from tuneforge.reflect.report import write_reflect_report
 
 SOURCE = "self-improve/reflect"
@@ -204,7 +204,7 @@ def reflect_run(cfg: ReflectRunConfig, teacher_llm=None, student_llm=None, encod
             teacher_llm if cfg.student == cfg.teacher else make_llm(cfg.student, out / "llm_cache.sqlite", "student")
         )
     if encoder is None:
-        from tuneforge.evaluate.runner import make_encoder
+        from tuneforge.evaluate.scoring import make_encoder
 
         encoder = make_encoder(cfg.encoder)
     teacher = TeacherAgent(teacher_llm, cfg.question_tokens, cfg.verdict_tokens, cfg.verdict, cfg.min_rating_mass)

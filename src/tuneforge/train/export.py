@@ -20,7 +20,7 @@ from tuneforge.errors import ConfigError
 def export_run(run_dir: str | Path, out: str | Path | None = None, merge: bool = False, dtype: str = "") -> Path:
     """Export a run's trained weights to `out` (default RUN_DIR/merged or RUN_DIR/export)."""
     from tuneforge.config import load_config
-    from tuneforge.train.recipe import TrainRunConfig
+    from tuneforge.train.run import TrainRunConfig
 
     run_dir = Path(run_dir)
     adapter_dir, config_path = run_dir / "adapter", run_dir / "config.yaml"

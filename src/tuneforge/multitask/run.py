@@ -268,7 +268,7 @@ def run_experiment(cfg: MultiTaskConfig) -> Path:
         eval_items += task_eval_items(t, cfg.k_examples, cfg.eval_per_task)
     similarity = {}
     if any("similarity" in m for m in [*cfg.methods, cfg.combo_method if cfg.combo_sets else ""]):
-        from tuneforge.evaluate.runner import make_encoder
+        from tuneforge.evaluate.scoring import make_encoder
 
         similarity = task_similarity({t.name: t.definition for t in pool}, make_encoder(cfg.encoder))
     results, models, base_gens = {}, {}, None

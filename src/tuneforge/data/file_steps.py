@@ -15,7 +15,11 @@ from collections import Counter
 from pathlib import Path
 
 from tuneforge.data.augment import AugmentConfig, augment
-from tuneforge.data.build import (
+from tuneforge.data.decontam import decontaminate
+from tuneforge.data.dedup import Removal, deduplicate
+from tuneforge.data.io import write_records
+from tuneforge.data.mix import mix_counts, mix_datasets, mix_report
+from tuneforge.data.run import (
     BuildConfig,
     FilterConfig,
     LLMConfig,
@@ -25,10 +29,6 @@ from tuneforge.data.build import (
     load_spec,
     make_llm,
 )
-from tuneforge.data.decontam import decontaminate
-from tuneforge.data.dedup import Removal, deduplicate
-from tuneforge.data.io import write_records
-from tuneforge.data.mix import mix_counts, mix_datasets, mix_report
 from tuneforge.errors import ConfigError, DataError
 from tuneforge.records import EvalItem, Example
 

@@ -26,7 +26,6 @@ from tuneforge.config import save_config
 from tuneforge.data.augment import AugmentConfig, augment
 from tuneforge.data.decontam import decontaminate, near_matches
 from tuneforge.data.dedup import Removal, deduplicate
-from tuneforge.data.distill import distill
 from tuneforge.data.ds2 import DS2Config, ds2_instruct
 from tuneforge.data.evol_instruct import EvolConfig, evol_instruct
 from tuneforge.data.ifd import ifd_scores, select_by_ifd
@@ -35,6 +34,7 @@ from tuneforge.data.mix import mix_counts, mix_datasets
 from tuneforge.data.quality import judge_quality
 from tuneforge.data.seed import load_examples
 from tuneforge.data.self_instruct import SelfInstructConfig, self_instruct
+from tuneforge.data.teacher import distill
 from tuneforge.errors import ConfigError, DataError
 from tuneforge.files import incomplete_until_done, write_text_atomic
 from tuneforge.hardware import hardware_summary
