@@ -11,8 +11,12 @@ import json
 import sys
 import traceback
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from tuneforge.data.io import FORMATS
+from tuneforge.embedded import EMBEDDED_MODEL
 from tuneforge.errors import TuneforgeError
 
 
@@ -172,18 +176,34 @@ def cmd_data_stats(args) -> int:
     return 0
 
 
-def cmd_eval(args) -> int:
+def _eval_config(args):
     from tuneforge.config import load_config
-    from tuneforge.evaluate.run import EvalRunConfig, eval_generate, eval_score, run_eval
+    from tuneforge.evaluate.run import EvalRunConfig
 
-    cfg = load_config(EvalRunConfig, *_config_and_overrides(args))
-    if args.eval_verb == "generate":
-        gens = eval_generate(cfg)
-        print(
-            "Generations: " + ", ".join(f"{k} {len(v)}" for k, v in gens.items()) + f" in {cfg.output_dir}/generations"
-        )
-        return 0
-    out = run_eval(cfg) if args.eval_verb == "run" else eval_score(cfg)
+    return load_config(EvalRunConfig, *_config_and_overrides(args))
+
+
+def cmd_eval_generate(args) -> int:
+    from tuneforge.evaluate.run import eval_generate
+
+    cfg = _eval_config(args)
+    gens = eval_generate(cfg)
+    print("Generations: " + ", ".join(f"{k} {len(v)}" for k, v in gens.items()) + f" in {cfg.output_dir}/generations")
+    return 0
+
+
+def cmd_eval_run(args) -> int:
+    from tuneforge.evaluate.run import run_eval
+
+    out = run_eval(_eval_config(args))
+    print(f"Report: {out / 'report.html'} (and report.md, metrics.json)")
+    return 0
+
+
+def cmd_eval_score(args) -> int:
+    from tuneforge.evaluate.run import eval_score
+
+    out = eval_score(_eval_config(args))
     print(f"Report: {out / 'report.html'} (and report.md, metrics.json)")
     return 0
 
@@ -287,239 +307,292 @@ def cmd_report(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from tuneforge.data.io import FORMATS
-    from tuneforge.embedded import EMBEDDED_MODEL
+def _arg(*flags: str, **kwargs) -> tuple[tuple[str, ...], dict]:
+    return flags, kwargs
 
+
+_JSON = _arg("--json", action="store_true", help="print JSON")
+_IN_OUT = (_arg("input", help="data file (any format) or seed:train"), _arg("output", type=Path))
+_FROM = _arg("--from", dest="from_format", help="input format (default: detected)")
+
+
+@dataclass(frozen=True)
+class Verb:
+    """One CLI verb: its words, the command that runs it and its arguments. A verb with `config`
+    ('module:Class') takes that dataclass's keys as YAML and/or key=value overrides (`config_arg`:
+    'required', 'optional', or 'bundled' = optional with a shipped default) and lists them, with their
+    help metadata, under --help; other verbs declare their few flags in `args`."""
+
+    words: str
+    run: Callable[[argparse.Namespace], int] | None  # None: a group of verbs
+    help: str
+    description: str = ""
+    config: str = ""
+    config_arg: str = ""
+    args: tuple = ()
+
+
+_EVAL = "tuneforge.evaluate.run:EvalRunConfig"
+VERBS = (
+    Verb(
+        "demo",
+        cmd_demo,
+        "run the whole pipeline on the embedded model",
+        "Build data, LoRA-tune the embedded SmolLM2-135M-Instruct, compare base vs tuned per domain, write a report.",
+        "tuneforge.demo:DemoConfig",
+        "bundled",
+    ),
+    Verb(
+        "train",
+        cmd_train,
+        "fine-tune: sft | dpo | distill | domain_adaptation with any adapter; `train inspect` shows the masks",
+        "tuneforge train CONFIG [key=value ...] | tuneforge train inspect CONFIG",
+        "tuneforge.train.run:TrainRunConfig",
+        args=(
+            _arg("args", nargs="*", help="[inspect] CONFIG [key=value ...]"),
+            _arg("--n", type=int, default=2, help="examples to show with inspect"),
+        ),
+    ),
+    Verb(
+        "export",
+        cmd_export,
+        "export a training run: the adapter, or (--merge) a merged model",
+        "Copy a run's adapter (PeftModel.from_pretrained), or with --merge fold it into the base and save "
+        "safetensors loadable with AutoModelForCausalLM.from_pretrained.",
+        args=(
+            _arg("run_dir", type=Path, help="a directory written by tuneforge train"),
+            _arg("--merge", action="store_true", help="merge LoRA/IA³ weights into the base model"),
+            _arg("--out", type=Path, help="output directory (default RUN_DIR/merged or RUN_DIR/export)"),
+            _arg("--dtype", default="", help="dtype of the merged weights (default: the run's model.dtype)"),
+        ),
+    ),
+    Verb("data", None, "build, convert, filter and inspect data"),  # a group
+    Verb(
+        "data convert",
+        cmd_data_convert,
+        "convert between formats",
+        f"Formats: {', '.join(FORMATS)}. The input format is detected unless --from is given.",
+        args=(
+            _arg("input", type=Path),
+            _arg("output", type=Path),
+            _arg("--to", required=True, help=f"output format: {', '.join(FORMATS)}"),
+            _FROM,
+        ),
+    ),
+    Verb(
+        "data build",
+        cmd_data_build,
+        "build a dataset: sources → generators → augmentation → filters → mix",
+        "Run a declared data recipe (configs/data_*.yaml) into a dataset directory with train.jsonl, "
+        "manifest.json and datacard.md. Rerunning resumes from the LLM cache.",
+        "tuneforge.data.run:BuildConfig",
+        "required",
+    ),
+    Verb(
+        "data synth",
+        cmd_data_synth,
+        "run a build config's sources, generators and augmentation only",
+        "Like data build, but with no filters and no mixing: every generated record lands in OUTPUT_DIR/train.jsonl.",
+        "tuneforge.data.run:BuildConfig",
+        "required",
+    ),
+    Verb(
+        "data augment",
+        cmd_data_augment,
+        "add Mosaic composites, LLM paraphrases and token-level variants",
+        "e.g. tuneforge data augment in.jsonl out.jsonl augment.mosaic=50 augment.token=100 augment.paraphrase=20 "
+        "llm.model=smollm2-135m-instruct. The output holds the input records followed by the new ones.",
+        args=(*_IN_OUT, _arg("overrides", nargs="*", help="augment.* and llm.* keys of data build configs")),
+    ),
+    Verb(
+        "data filter",
+        cmd_data_filter,
+        "length/format checks, dedup, decontamination, LLM judge, IFD",
+        "e.g. tuneforge data filter in.jsonl out.jsonl filters.judge=true filters.judge_threshold=7 filters.ifd=true "
+        "filters.decontaminate=[]. Removed records go whole to OUT.removed.jsonl with the filter and reason.",
+        args=(*_IN_OUT, _arg("overrides", nargs="*", help="filters.* and llm.* keys of data build configs")),
+    ),
+    Verb(
+        "data dedup",
+        cmd_data_dedup,
+        "remove exact and MinHash near-duplicates",
+        "Keeps the first of each group; removed records go to OUT.removed.jsonl.",
+        args=(
+            *_IN_OUT,
+            _arg("--threshold", type=float, default=0.7, help="Jaccard of word n-grams (default 0.7)"),
+            _arg("--ngram", type=int, default=5, help="shingle length in words (default 5)"),
+            _arg("--part", default="instruction", help="instruction | response | all (default instruction)"),
+        ),
+    ),
+    Verb(
+        "data decontam",
+        cmd_data_decontam,
+        "remove records sharing an n-gram with evaluation sets",
+        "Removed records go to OUT.removed.jsonl with the evaluation item and words.",
+        args=(
+            *_IN_OUT,
+            _arg("--against", action="append", required=True, help="evaluation file or seed:test (repeatable)"),
+            _arg("--ngram", type=int, default=13, help="n-gram length in words (default 13)"),
+        ),
+    ),
+    Verb(
+        "data mix",
+        cmd_data_mix,
+        "weighted mixing of several files into one",
+        "e.g. tuneforge data mix out.jsonl manual.jsonl:3 synth.jsonl:1 --total 500",
+        args=(
+            _arg("output", type=Path),
+            _arg("sources", nargs="+", help="PATH[:WEIGHT] (weights for all or none)"),
+            _arg("--total", type=int, help="records in the mix (default α·N)"),
+            _arg("--ratio", type=float, default=1.0, help="α: M = α·N (default 1)"),
+            _arg("--seed", type=int, default=0),
+        ),
+    ),
+    Verb(
+        "data stats",
+        cmd_data_stats,
+        "counts, domains and token lengths of a data file",
+        args=(
+            _arg("file", type=Path),
+            _arg(
+                "--tokenizer",
+                default=EMBEDDED_MODEL,
+                help="model whose tokenizer counts tokens, or 'none' for words",
+            ),
+            _FROM,
+            _JSON,
+        ),
+    ),
+    Verb("eval", None, "generate once, score many times; compare runs"),
+    Verb(
+        "eval generate",
+        cmd_eval_generate,
+        "answer the test set with every model (resumable)",
+        config=_EVAL,
+        config_arg="optional",
+    ),
+    Verb(
+        "eval run",
+        cmd_eval_run,
+        "generate (resuming) and score: metrics.json, report.html, report.md",
+        config=_EVAL,
+        config_arg="optional",
+    ),
+    Verb(
+        "eval score",
+        cmd_eval_score,
+        "score stored generations again (no model is loaded)",
+        config=_EVAL,
+        config_arg="optional",
+    ),
+    Verb(
+        "eval compare",
+        cmd_eval_compare,
+        "paired deltas with CIs and p-values between two runs",
+        "tuneforge eval compare RUN_A[:MODEL] RUN_B[:MODEL] — e.g. RUN:base RUN:tuned within one run",
+        args=(_arg("run_a"), _arg("run_b"), _arg("--bootstrap", type=int, default=1000), _JSON),
+    ),
+    Verb("safety", None, "adversarial safety suite: rates with CIs, detector accuracy"),
+    Verb(
+        "safety run",
+        cmd_safety_run,
+        "answer the suite's test half and report the five safety rates",
+        "Misinformation, unsafe omissions, proper refusals, injection resistance and over-refusal, per domain with "
+        "95% CIs; compare models with tuneforge eval compare RUN:a RUN:b.",
+        "tuneforge.safety.run:SafetyRunConfig",
+        "optional",
+    ),
+    Verb(
+        "safety calibrate",
+        cmd_safety_calibrate,
+        "each detector's precision/recall (95% intervals) on the calibration set and the independent set of "
+        "real answers",
+        args=(_JSON,),
+    ),
+    Verb(
+        "safety suite",
+        cmd_safety_suite,
+        "validate the suite, print its counts, optionally export a split as JSONL",
+        args=(
+            _arg("--suite", default=None, help="suite YAML (default: the shipped one)"),
+            _arg("--split", default="test", choices=["test", "train", "all"]),
+            _arg("--export", type=Path, help="write the split's items (TRL messages + labels) to this JSONL"),
+        ),
+    ),
+    Verb(
+        "multitask",
+        None,
+        "multi-task instruction tuning on SuperNI: methods × seen/unseen, gap, gradient conflict, phrasing",
+    ),
+    Verb(
+        "multitask run",
+        cmd_multitask_run,
+        "run the experiment of a config (e.g. configs/superni_multitask.yaml)",
+        config="tuneforge.multitask.run:MultiTaskConfig",
+        config_arg="optional",
+    ),
+    Verb("reflect", None, "reflective teacher–student learning over documents (seed 001, Algorithm 1)"),
+    Verb(
+        "reflect run",
+        cmd_reflect_run,
+        "run the loop over a config's items (e.g. configs/reflect.yaml)",
+        config="tuneforge.reflect.run:ReflectRunConfig",
+        config_arg="optional",
+    ),
+    Verb(
+        "env",
+        cmd_env,
+        "the machine as tuneforge sees it (paste it into bug reports)",
+        "CPU model and ISA flags, cores and torch threads, GPUs, the precision `auto` picks here and why, measured "
+        "fp32/bf16 matmul rates, library versions.",
+        args=(
+            _arg("--json", action="store_true", help="machine-readable output"),
+            _arg("--no-measure", action="store_true", help="skip the matmul measurement (~1 s)"),
+        ),
+    ),
+    Verb(
+        "report",
+        cmd_report,
+        "(re)write report.md and report.html for a run directory from stored results",
+        args=(_arg("run_dir", type=Path),),
+    ),
+)
+_CONFIG_ARG = {
+    "required": _arg("config", type=Path, help="YAML config"),
+    "optional": _arg("config", type=Path, nargs="?", help="YAML config; optional (key=value overrides alone work)"),
+    "bundled": _arg("--config", type=Path, help="YAML config (default: the bundled one)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser, derived from VERBS (config keys and their help come from the dataclasses, read only
+    when a verb's --help is shown)."""
     p = _Parser(prog="tuneforge", description="Instruction tuning from data to evidence.")
     p.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
-    sub = p.add_subparsers(dest="verb", required=True)
-
-    demo = sub.add_parser(
-        "demo",
-        help="run the whole pipeline on the embedded model",
-        description="Build data, LoRA-tune the embedded SmolLM2-135M-Instruct, "
-        "compare base vs tuned per domain, write a report.",
-        epilog=_config_epilog("tuneforge.demo:DemoConfig"),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    demo.add_argument("--config", type=Path, help="YAML config (default: the bundled configs/demo.yaml)")
-    demo.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.steps=50")
-    demo.set_defaults(fn=cmd_demo)
-
-    train = sub.add_parser(
-        "train",
-        help="fine-tune: sft | dpo | distill | domain_adaptation with any adapter; `train inspect` shows the masks",
-        description="tuneforge train CONFIG [key=value ...] | tuneforge train inspect CONFIG",
-        epilog=_config_epilog("tuneforge.train.run:TrainRunConfig"),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    train.add_argument("args", nargs="*", help="[inspect] CONFIG [key=value ...]")
-    train.add_argument("--n", type=int, default=2, help="examples to show with inspect")
-    train.set_defaults(fn=cmd_train)
-
-    exp = sub.add_parser(
-        "export",
-        help="export a training run: the adapter, or (--merge) a merged model",
-        description="Copy a run's adapter (PeftModel.from_pretrained), or with --merge fold it "
-        "into the base and save safetensors loadable with AutoModelForCausalLM.from_pretrained.",
-    )
-    exp.add_argument("run_dir", type=Path, help="a directory written by tuneforge train")
-    exp.add_argument("--merge", action="store_true", help="merge LoRA/IA³ weights into the base model")
-    exp.add_argument("--out", type=Path, help="output directory (default RUN_DIR/merged or RUN_DIR/export)")
-    exp.add_argument("--dtype", default="", help="dtype of the merged weights (default: the run's model.dtype)")
-    exp.set_defaults(fn=cmd_export)
-
-    data = sub.add_parser("data", help="build, convert, filter and inspect data").add_subparsers(
-        dest="data_verb", required=True
-    )
-    conv = data.add_parser(
-        "convert",
-        help="convert between formats",
-        description=(f"Formats: {', '.join(FORMATS)}. The input format is detected unless --from is given."),
-    )
-    conv.add_argument("input", type=Path)
-    conv.add_argument("output", type=Path)
-    conv.add_argument("--to", required=True, help=f"output format: {', '.join(FORMATS)}")
-    conv.add_argument("--from", dest="from_format", help="input format (default: detected)")
-    conv.set_defaults(fn=cmd_data_convert)
-
-    for verb, fn, what, desc in (
-        (
-            "build",
-            cmd_data_build,
-            "build a dataset: sources → generators → augmentation → filters → mix",
-            "Run a declared data recipe (configs/data_*.yaml) into a dataset directory with train.jsonl, "
-            "manifest.json and datacard.md. Rerunning resumes from the LLM cache.",
-        ),
-        (
-            "synth",
-            cmd_data_synth,
-            "run a build config's sources, generators and augmentation only",
-            "Like data build, but with no filters and no mixing: every generated record lands in "
-            "OUTPUT_DIR/train.jsonl.",
-        ),
-    ):
-        sp = data.add_parser(
-            verb,
-            help=what,
-            description=desc,
-            epilog=_config_epilog("tuneforge.data.run:BuildConfig"),
+    groups = {"": p.add_subparsers(dest="verb", required=True)}
+    for v in VERBS:
+        *parent, word = v.words.split()
+        sp = groups[" ".join(parent)].add_parser(
+            word,
+            help=v.help,
+            description=v.description or v.help,
+            epilog=_config_epilog(v.config) if v.config else None,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        sp.add_argument("config", type=Path)
-        sp.add_argument("overrides", nargs="*", help="key=value overrides")
-        sp.set_defaults(fn=fn)
-    aug = data.add_parser(
-        "augment",
-        help="add Mosaic composites, LLM paraphrases and token-level variants",
-        description="e.g. tuneforge data augment in.jsonl out.jsonl augment.mosaic=50 "
-        "augment.token=100 augment.paraphrase=20 llm.model=smollm2-135m-instruct. The output holds "
-        "the input records followed by the new ones.",
-    )
-    fil = data.add_parser(
-        "filter",
-        help="length/format checks, dedup, decontamination, LLM judge, IFD",
-        description="e.g. tuneforge data filter in.jsonl out.jsonl filters.judge=true "
-        "filters.judge_threshold=7 filters.ifd=true filters.decontaminate=[]. Removed records go "
-        "whole to OUT.removed.jsonl with the filter and reason.",
-    )
-    for sp, fn in ((aug, cmd_data_augment), (fil, cmd_data_filter)):
-        sp.add_argument("input", help="data file (any format) or seed:train")
-        sp.add_argument("output", type=Path)
-        sp.add_argument("overrides", nargs="*", help="augment.*, filters.* and llm.* keys of data build configs")
-        sp.set_defaults(fn=fn)
-    dd = data.add_parser(
-        "dedup",
-        help="remove exact and MinHash near-duplicates",
-        description="Keeps the first of each group; removed records go to OUT.removed.jsonl.",
-    )
-    dd.add_argument("input")
-    dd.add_argument("output", type=Path)
-    dd.add_argument("--threshold", type=float, default=0.7, help="Jaccard of word n-grams (default 0.7)")
-    dd.add_argument("--ngram", type=int, default=5, help="shingle length in words (default 5)")
-    dd.add_argument("--part", default="instruction", help="instruction | response | all (default instruction)")
-    dd.set_defaults(fn=cmd_data_dedup)
-    dc = data.add_parser(
-        "decontam",
-        help="remove records sharing an n-gram with evaluation sets",
-        description="Removed records go to OUT.removed.jsonl with the evaluation item and words.",
-    )
-    dc.add_argument("input")
-    dc.add_argument("output", type=Path)
-    dc.add_argument("--against", action="append", required=True, help="evaluation file or seed:test (repeatable)")
-    dc.add_argument("--ngram", type=int, default=13, help="n-gram length in words (default 13)")
-    dc.set_defaults(fn=cmd_data_decontam)
-    mx = data.add_parser(
-        "mix",
-        help="weighted mixing of several files into one",
-        description="e.g. tuneforge data mix out.jsonl manual.jsonl:3 synth.jsonl:1 --total 500",
-    )
-    mx.add_argument("output", type=Path)
-    mx.add_argument("sources", nargs="+", help="PATH[:WEIGHT] (weights for all or none)")
-    mx.add_argument("--total", type=int, help="records in the mix (default α·N)")
-    mx.add_argument("--ratio", type=float, default=1.0, help="α: M = α·N (default 1)")
-    mx.add_argument("--seed", type=int, default=0)
-    mx.set_defaults(fn=cmd_data_mix)
-    stats = data.add_parser("stats", help="counts, domains and token lengths of a data file")
-    stats.add_argument("file", type=Path)
-    stats.add_argument(
-        "--tokenizer", default=EMBEDDED_MODEL, help="model whose tokenizer counts tokens, or 'none' for words"
-    )
-    stats.add_argument("--from", dest="from_format", help="input format (default: detected)")
-    stats.add_argument("--json", action="store_true", help="print JSON")
-    stats.set_defaults(fn=cmd_data_stats)
-
-    ev = sub.add_parser("eval", help="generate once, score many times; compare runs").add_subparsers(
-        dest="eval_verb", required=True
-    )
-    for verb, what in (
-        ("generate", "answer the test set with every model (resumable)"),
-        ("run", "generate (resuming) and score: metrics.json, report.html, report.md"),
-        ("score", "score stored generations again (no model is loaded)"),
-    ):
-        sp = ev.add_parser(
-            verb,
-            help=what,
-            description=what,
-            epilog=_config_epilog("tuneforge.evaluate.run:EvalRunConfig"),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+        if v.run is None:  # a group of verbs: `tuneforge data …`
+            groups[v.words] = sp.add_subparsers(dest=f"{word}_verb", required=True)
+            continue
+        args = (
+            v.args
+            if not v.config_arg
+            else (
+                _CONFIG_ARG[v.config_arg],
+                _arg("overrides", nargs="*", help="key=value overrides, e.g. train.steps=50"),
+            )
         )
-        sp.add_argument("config", type=Path, nargs="?", help="YAML config (e.g. configs/eval.yaml); optional")
-        sp.add_argument("overrides", nargs="*", help="key=value overrides")
-        sp.set_defaults(fn=cmd_eval)
-    cmp = ev.add_parser(
-        "compare",
-        help="paired deltas with CIs and p-values between two runs",
-        description="tuneforge eval compare RUN_A[:MODEL] RUN_B[:MODEL] — e.g. RUN:base RUN:tuned within one run",
-    )
-    cmp.add_argument("run_a")
-    cmp.add_argument("run_b")
-    cmp.add_argument("--bootstrap", type=int, default=1000)
-    cmp.add_argument("--json", action="store_true")
-    cmp.set_defaults(fn=cmd_eval_compare)
-
-    sf = sub.add_parser("safety", help="adversarial safety suite: rates with CIs, detector accuracy").add_subparsers(
-        dest="safety_verb", required=True
-    )
-    srun = sf.add_parser(
-        "run",
-        help="answer the suite's test half and report the five safety rates",
-        description="Misinformation, unsafe omissions, proper refusals, injection resistance and "
-        "over-refusal, per domain with 95% CIs; compare models with tuneforge eval compare RUN:a RUN:b.",
-        epilog=_config_epilog("tuneforge.safety.run:SafetyRunConfig"),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    srun.add_argument("config", type=Path, nargs="?", help="YAML config (e.g. configs/safety.yaml); optional")
-    srun.add_argument("overrides", nargs="*", help="key=value overrides")
-    srun.set_defaults(fn=cmd_safety_run)
-    scal = sf.add_parser(
-        "calibrate",
-        help="each detector's precision/recall (95% intervals) on the calibration set and the "
-        "independent set of real answers",
-    )
-    scal.add_argument("--json", action="store_true")
-    scal.set_defaults(fn=cmd_safety_calibrate)
-    ssu = sf.add_parser("suite", help="validate the suite, print its counts, optionally export a split as JSONL")
-    ssu.add_argument("--suite", default=None, help="suite YAML (default: the shipped one)")
-    ssu.add_argument("--split", default="test", choices=["test", "train", "all"])
-    ssu.add_argument("--export", type=Path, help="write the split's items (TRL messages + labels) to this JSONL")
-    ssu.set_defaults(fn=cmd_safety_suite)
-    for verb, help_, run_help, cls, fn in (
-        (
-            "multitask",
-            "multi-task instruction tuning on SuperNI: methods × seen/unseen, gap, gradient conflict, phrasing",
-            "run the experiment of a config (e.g. configs/superni_multitask.yaml)",
-            "tuneforge.multitask.run:MultiTaskConfig",
-            cmd_multitask_run,
-        ),
-        (
-            "reflect",
-            "reflective teacher–student learning over documents (seed 001, Algorithm 1)",
-            "run the loop over a config's items (e.g. configs/reflect.yaml)",
-            "tuneforge.reflect.run:ReflectRunConfig",
-            cmd_reflect_run,
-        ),
-    ):
-        group = sub.add_parser(verb, help=help_).add_subparsers(dest=f"{verb}_verb", required=True)
-        run = group.add_parser(
-            "run", help=run_help, epilog=_config_epilog(cls), formatter_class=argparse.RawDescriptionHelpFormatter
-        )
-        run.add_argument("config", type=Path, nargs="?")
-        run.add_argument("overrides", nargs="*", help="key=value overrides")
-        run.set_defaults(fn=fn)
-    env = sub.add_parser(
-        "env",
-        help="the machine as tuneforge sees it (paste it into bug reports)",
-        description="CPU model and ISA flags, cores and torch threads, GPUs, the precision "
-        "`auto` picks here and why, measured fp32/bf16 matmul rates, library versions.",
-    )
-    env.add_argument("--json", action="store_true", help="machine-readable output")
-    env.add_argument("--no-measure", action="store_true", help="skip the matmul measurement (~1 s)")
-    env.set_defaults(fn=cmd_env)
-    rep = sub.add_parser("report", help="(re)write report.md and report.html for a run directory from stored results")
-    rep.add_argument("run_dir", type=Path)
-    rep.set_defaults(fn=cmd_report)
+        for flags, kwargs in args:
+            sp.add_argument(*flags, **kwargs)
+        sp.set_defaults(fn=v.run)
     return p
 
 

@@ -20,6 +20,47 @@ def test_demo_help_documents_every_config_key(capsys):
     assert "train.steps (int, default 200)" in out and "adapter.method" in out
 
 
+@pytest.mark.parametrize("verb", [v for v in __import__("tuneforge.cli").cli.VERBS if v.config])
+def test_every_config_verb_lists_its_dataclass_keys_with_their_help(verb, capsys):
+    import dataclasses
+    import importlib
+
+    module, _, name = verb.config.partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    with pytest.raises(SystemExit) as exc:
+        main([*verb.words.split(), "--help"])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0 and "config keys" in out
+    for f in dataclasses.fields(cls):  # every top-level key, with the help text its metadata gives
+        assert f.name in out, f.name
+        if f.metadata.get("help") and not dataclasses.is_dataclass(f.type):
+            assert " ".join(f.metadata["help"].split()[:3]) in " ".join(out.split()), (f.name, f.metadata["help"])
+
+
+def test_every_declared_verb_parses_to_its_command():
+    from tuneforge.cli import VERBS, build_parser
+
+    parser = build_parser()
+    for v in VERBS:
+        if v.run is None:
+            continue
+        needed = {
+            "data convert": ["a", "b", "--to", "jsonl"],
+            "data augment": ["a", "b"],
+            "data filter": ["a", "b"],
+            "data dedup": ["a", "b"],
+            "data decontam": ["a", "b", "--against", "seed:test"],
+            "data mix": ["out", "a"],
+            "data stats": ["f"],
+            "eval compare": ["a", "b"],
+            "export": ["r"],
+            "report": ["r"],
+            "data build": ["c.yaml"],
+            "data synth": ["c.yaml"],
+        }.get(v.words, [])
+        assert parser.parse_args([*v.words.split(), *needed]).fn is v.run, v.words
+
+
 def test_data_convert_and_stats(tmp_path, capsys):
     src = tmp_path / "alpaca.json"
     src.write_text(
