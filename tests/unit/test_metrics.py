@@ -101,3 +101,11 @@ def test_unknown_metric_suggests():
     gens = [Generation(id="0", prompt=[Message("user", "q")], generation="a", references=["a"], model="m")]
     with pytest.raises(UnknownNameError, match="Did you mean: rouge_l"):
         score_generations(gens, ["rouge"])
+
+
+def test_every_metric_says_what_it_needs_in_the_one_table():
+    from tuneforge.evaluate.metrics import CORPUS_ONLY, METRICS, NEEDS, NEEDS_ENCODER
+
+    assert set(NEEDS) == set(METRICS)
+    assert NEEDS_ENCODER == {"tsas", "if_score", "mauve"} and CORPUS_ONLY == {"mauve"}
+    assert all(needs <= {"references", "instructions", "encoder", "corpus"} for needs in NEEDS.values())

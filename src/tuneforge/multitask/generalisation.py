@@ -16,13 +16,16 @@ from typing import Any
 import numpy as np
 
 from tuneforge.evaluate.bootstrap import interval
-from tuneforge.evaluate.metrics import exact_match, rouge_l
+from tuneforge.evaluate.scoring import score_generations
 from tuneforge.records import Generation
+
+SUPERNI_METRICS = ("rouge_l", "exact_match")  # as SuperNI reports them (×100)
 
 
 def per_item_scores(gens: list[Generation]) -> dict[str, list[float]]:
-    preds, refs = [g.generation for g in gens], [g.references for g in gens]
-    return {"rouge_l": rouge_l(preds, refs)["per_item"], "exact_match": exact_match(preds, refs)["per_item"]}
+    """Per-item ROUGE-L and exact match through the one scoring path (evaluate.scoring)."""
+    rows = score_generations(gens, SUPERNI_METRICS, n_boot=0)["per_item"]
+    return {m: [r[m] for r in rows] for m in SUPERNI_METRICS}
 
 
 def generalisation(gens: list[Generation], n_boot: int = 1000, seed: int = 0) -> dict:

@@ -19,12 +19,25 @@ METRICS = {
     "if_score": if_score,
     "mauve": mauve_score,
 }
-NEEDS_ENCODER = {"tsas", "if_score", "mauve"}
-CORPUS_ONLY = {"mauve"}  # distribution-level: overall only, no per-domain split or per-item values
+# What each metric needs besides the answers: one table, read by the scorer (the encoder is loaded
+# once, only when a metric asks for it), the CLI's checks and the docs. "corpus": distribution-level,
+# so overall only, no per-domain split or per-item values.
+NEEDS = {
+    "bleu": {"references"},
+    "rouge_l": {"references"},
+    "bertscore": {"references"},
+    "tsas": {"references", "instructions", "encoder"},
+    "exact_match": {"references"},
+    "if_score": {"instructions", "encoder"},
+    "mauve": {"references", "encoder", "corpus"},
+}
+NEEDS_ENCODER = {m for m, needs in NEEDS.items() if "encoder" in needs}
+CORPUS_ONLY = {m for m, needs in NEEDS.items() if "corpus" in needs}
 
 __all__ = [
     "CORPUS_ONLY",
     "METRICS",
+    "NEEDS",
     "NEEDS_ENCODER",
     "Encoder",
     "bertscore",
