@@ -11,12 +11,14 @@ et al., 2015). Teacher and student must share the tokenizer (same vocabulary).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
 from tuneforge.errors import ConfigError
-from tuneforge.tokenisation import IGNORE, count_targets, model_inputs
-from tuneforge.train.loop import Objective
+from tuneforge.tokenisation import IGNORE, Encoded, batch_stream, count_targets, model_inputs
+from tuneforge.train.loop import Objective, ObjectiveSetup
 
 
 def kl_term(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -48,3 +50,27 @@ def distill_objective(teacher, temperature: float = 2.0, alpha: float = 0.5) -> 
         return (1 - alpha) * ce + alpha * kl_term(student, teach, temperature).sum()
 
     return Objective("distill", loss, count_targets)
+
+
+def distill_setup(
+    examples: list[Encoded],
+    teacher,
+    pad_id: int,
+    evaluate: Callable[[object], dict],
+    *,
+    temperature: float = 2.0,
+    alpha: float = 0.5,
+    batch_size: int = 8,
+    seed: int = 0,
+    pack_length: int = 0,
+    num_shards: int = 1,
+    shard: int = 0,
+) -> ObjectiveSetup:
+    """Distillation in the one loop: the loss against the frozen `teacher` (same vocabulary as the
+    student), the batch stream of this process's shard, and `evaluate` (held-out loss) before and after."""
+    return ObjectiveSetup(
+        distill_objective(teacher.requires_grad_(False), temperature, alpha),
+        batch_stream(examples, batch_size, pad_id, seed, pack_length=pack_length, num_shards=num_shards, shard=shard),
+        evaluate,
+        None,
+    )

@@ -18,15 +18,15 @@ unit per micro-batch, so the loop averages L over micro-batches and processes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 
 from tuneforge.errors import ConfigError
-from tuneforge.tokenisation import IGNORE, model_inputs
+from tuneforge.tokenisation import IGNORE, Encoded, batch_stream, model_inputs
 from tuneforge.train.distill import kl_term
-from tuneforge.train.loop import Objective
+from tuneforge.train.loop import Objective, ObjectiveSetup
 
 PARTS = ("general", "domain")
 
@@ -89,3 +89,30 @@ def domain_adaptation_objective(alpha: float = 1.0, beta: float = 0.1, ref_model
         return t["general"] + alpha * t["domain"] + beta * t["consistency"]
 
     return Objective("domain_adaptation", loss, lambda batch: 1)
+
+
+def domain_adaptation_setup(
+    domain: list[Encoded],
+    general: list[Encoded],
+    pad_id: int,
+    evaluate: Callable[[object], dict],
+    ref_model=None,
+    *,
+    alpha: float = 1.0,
+    beta: float = 0.1,
+    batch_size: int = 8,
+    seed: int = 0,
+    num_shards: int = 1,
+    shard: int = 0,
+) -> ObjectiveSetup:
+    """Domain adaptation in the one loop: L_general + α·L_domain + β·KL to the base, over paired
+    general/domain batches of this process's shard, with `evaluate` (held-out loss) before and after."""
+    return ObjectiveSetup(
+        domain_adaptation_objective(alpha, beta, ref_model),
+        domain_adaptation_batches(
+            batch_stream(general, batch_size, pad_id, seed, num_shards=num_shards, shard=shard),
+            batch_stream(domain, batch_size, pad_id, seed + 1, num_shards=num_shards, shard=shard),
+        ),
+        evaluate,
+        None,
+    )

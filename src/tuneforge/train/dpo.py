@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from tuneforge.errors import ConfigError
 from tuneforge.records import Example, Message, PreferencePair
 from tuneforge.tokenisation import IGNORE, Encoded, collate, encode_example, model_inputs
-from tuneforge.train.loop import Objective
+from tuneforge.train.loop import Objective, ObjectiveSetup
 
 
 def dpo_term(
@@ -128,3 +128,31 @@ def dpo_metrics(model, batches: list[dict], beta: float = 0.1, ref_model=None) -
         "reward_margin": float(beta * delta.mean()),
         "pairs": int(delta.numel()),
     }
+
+
+def dpo_setup(
+    pairs: list[PreferencePair],
+    held_out: list[PreferencePair],
+    tokenizer,
+    ref_model=None,
+    *,
+    beta: float = 0.1,
+    label_smoothing: float = 0.0,
+    max_length: int = 1024,
+    batch_size: int = 8,
+    seed: int = 0,
+    num_shards: int = 1,
+    shard: int = 0,
+) -> ObjectiveSetup:
+    """DPO in the one loop: the loss, the shuffled pair batches of this process's shard, and the
+    preference metrics on `held_out` after training (before training the policy equals its
+    reference, so Δ = 0 for every pair: not measured)."""
+    encoded = [encode_pair(p, tokenizer, max_length) for p in pairs]
+    held = [encode_pair(p, tokenizer, max_length) for p in held_out]
+    eval_batches = [collate_pairs(held[i : i + 8], tokenizer.pad_token_id) for i in range(0, len(held), 8)]
+    return ObjectiveSetup(
+        dpo_objective(beta, label_smoothing, ref_model),
+        pair_batches(encoded, batch_size, tokenizer.pad_token_id, seed, num_shards=num_shards, shard=shard),
+        lambda m: dpo_metrics(m, eval_batches, beta, ref_model),
+        None,
+    )

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -109,6 +110,19 @@ class Objective:
     # Optional: `item_loss(model, batch) -> (sums (B,), units (B,))` per example, for held-out losses
     # with a bootstrap CI over examples (`heldout_loss`).
     item_loss: Callable[[torch.nn.Module, dict], tuple[torch.Tensor, torch.Tensor]] | None = None
+
+
+@dataclass
+class ObjectiveSetup:
+    """What an objective brings to the one loop: its loss, its batch stream, and how to evaluate a
+    model before and after training (`before` None = not measured). Each objective module exports a
+    builder with flat arguments that returns one (`dpo_setup`, `distill_setup`,
+    `domain_adaptation_setup`); `train.run` looks the builder up by `objective.name`."""
+
+    objective: Objective
+    batches: Iterator[dict]
+    evaluate: Callable[[Any], dict]
+    before: dict | None
 
 
 @dataclass

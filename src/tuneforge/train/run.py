@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,11 +42,12 @@ from tuneforge.tokenisation import (
     target_spans,
 )
 from tuneforge.train.adapters import AdapterConfig, apply_adapter, save_trained
-from tuneforge.train.distill import distill_objective
-from tuneforge.train.domain_adapt import domain_adaptation_batches, domain_adaptation_objective
-from tuneforge.train.dpo import collate_pairs, dpo_metrics, dpo_objective, encode_pair, pair_batches
+from tuneforge.train.distill import distill_setup
+from tuneforge.train.domain_adapt import domain_adaptation_setup
+from tuneforge.train.dpo import dpo_setup
 from tuneforge.train.loop import (
     Objective,
+    ObjectiveSetup,
     TrainConfig,
     TrainResult,
     distributed_state,
@@ -179,29 +180,22 @@ def loss_summary(base: dict, tuned: dict, n_boot: int = 1000, seed: int = 0) -> 
     }
 
 
-@dataclass
-class ObjectiveSetup:
-    """What an objective needs in the one loop: its loss, its batch stream, and how to evaluate a
-    model before and after training (None before = not measured)."""
-
-    objective: Objective
-    batches: Iterator[dict]
-    evaluate: Callable[[object], dict]
-    before: dict | None
-
-
 def _dpo(model, tok, cfg: TrainRunConfig, device: str, shard: dict, frozen) -> ObjectiveSetup:
     o, t = cfg.objective, cfg.train
-    pairs = [encode_pair(p, tok, t.max_length) for p in load_pairs(_one_source(cfg.data.train))]
     eval_source = cfg.data.eval or _one_source(cfg.data.train)
-    held = [encode_pair(p, tok, t.max_length) for p in load_pairs(eval_source)]
-    eval_batches = [collate_pairs(held[i : i + 8], tok.pad_token_id) for i in range(0, len(held), 8)]
-    return ObjectiveSetup(
-        dpo_objective(o.beta, o.label_smoothing, frozen),
-        pair_batches(pairs, t.batch_size, tok.pad_token_id, t.seed, **shard),
-        lambda m: dpo_metrics(m, eval_batches, o.beta, frozen) | {"on": eval_source},
-        None,
-    )  # the policy equals its reference before training: Δ = 0 for every pair
+    setup = dpo_setup(
+        load_pairs(_one_source(cfg.data.train)),
+        load_pairs(eval_source),
+        tok,
+        frozen,
+        beta=o.beta,
+        label_smoothing=o.label_smoothing,
+        max_length=t.max_length,
+        batch_size=t.batch_size,
+        seed=t.seed,
+        **shard,
+    )
+    return dataclasses.replace(setup, evaluate=lambda m: setup.evaluate(m) | {"on": eval_source})
 
 
 def _heldout_evaluator(tok, cfg: TrainRunConfig) -> Callable[[object], dict]:
@@ -230,14 +224,19 @@ def _distill(model, tok, cfg: TrainRunConfig, device: str, shard: dict, frozen) 
             f"objective.teacher {o.teacher} has a different tokenizer from model.name "
             f"{cfg.model.name}; token-level distillation needs a shared vocabulary"
         )
-    return ObjectiveSetup(
-        distill_objective(teacher.requires_grad_(False), o.temperature, o.kl_weight),
-        batch_stream(
-            domain, t.batch_size, tok.pad_token_id, t.seed, pack_length=t.max_length if t.packing else 0, **shard
-        ),
+    setup = distill_setup(
+        domain,
+        teacher,
+        tok.pad_token_id,
         evaluate,
-        before,
+        temperature=o.temperature,
+        alpha=o.kl_weight,
+        batch_size=t.batch_size,
+        seed=t.seed,
+        pack_length=t.max_length if t.packing else 0,
+        **shard,
     )
+    return dataclasses.replace(setup, before=before)
 
 
 def _domain_adaptation(model, tok, cfg: TrainRunConfig, device: str, shard: dict, frozen) -> ObjectiveSetup:
@@ -246,18 +245,24 @@ def _domain_adaptation(model, tok, cfg: TrainRunConfig, device: str, shard: dict
     before = evaluate(model)
     domain, _ = encode_examples(load_training_mix(cfg.data, t.seed), tok, t.max_length, t.mask)
     general, _ = encode_examples(load_examples(o.general), tok, t.max_length, t.mask)
-    return ObjectiveSetup(
-        domain_adaptation_objective(o.domain_weight, o.consistency_weight, frozen),
-        domain_adaptation_batches(
-            batch_stream(general, t.batch_size, tok.pad_token_id, t.seed, **shard),
-            batch_stream(domain, t.batch_size, tok.pad_token_id, t.seed + 1, **shard),
-        ),
+    setup = domain_adaptation_setup(
+        domain,
+        general,
+        tok.pad_token_id,
         evaluate,
-        before,
+        frozen,
+        alpha=o.domain_weight,
+        beta=o.consistency_weight,
+        batch_size=t.batch_size,
+        seed=t.seed,
+        **shard,
     )
+    return dataclasses.replace(setup, before=before)
 
 
-# objective name → (builder, needs a frozen reference when the base weights themselves train, packs)
+# objective name → (the entry's translation of the run config into the objective module's flat
+# builder — dpo_setup, distill_setup, domain_adaptation_setup —, needs a frozen reference when the
+# base weights themselves train, packs)
 OBJECTIVE_BUILDERS = {
     "dpo": (_dpo, True, False),
     "distill": (_distill, False, True),
