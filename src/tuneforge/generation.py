@@ -97,9 +97,7 @@ def generate_answers(
         "dtype": str(getattr(model, "dtype", "")).removeprefix("torch."),
         "model_digest": model_digest(model),
     }
-    ids = [it.id for it in items]
-    if len(set(ids)) != len(ids) or any(not i for i in ids):
-        raise DataError("every eval item needs a unique, non-empty id to generate resumably")
+    ids = _check_ids(items)
     path = Path(out_path) if out_path else None
     done = _read_done(path, settings) if path else {}
     todo = [it for it in items if it.id not in done]
@@ -141,15 +139,86 @@ def generate_answers(
                 )
                 for it, t, n in zip(batch, texts, counts)
             ]
-            for g in rows:
-                done[g.id] = g
-            if path:
-                with open(path, "a", encoding="utf-8") as f:
-                    f.writelines(json.dumps(g.to_dict(), ensure_ascii=False) + "\n" for g in rows)
-                    f.flush()
-                    os.fsync(f.fileno())
+            _keep(rows, done, path)
     finally:
         tokenizer.padding_side = side
+        bar.close()
+    return [done[i] for i in ids]
+
+
+def _check_ids(items: list[EvalItem]) -> list[str]:
+    ids = [it.id for it in items]
+    if len(set(ids)) != len(ids) or any(not i for i in ids):
+        raise DataError("every eval item needs a unique, non-empty id to generate resumably")
+    return ids
+
+
+def _keep(rows: list[Generation], done: dict[str, Generation], path: Path | None) -> None:
+    """Record finished answers, appended to the answer file (fsync'd: a killed run loses at most
+    the batch in flight)."""
+    for g in rows:
+        done[g.id] = g
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.writelines(json.dumps(g.to_dict(), ensure_ascii=False) + "\n" for g in rows)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def answer_with_llm(
+    llm,
+    items: list[EvalItem],
+    cfg: GenerationConfig,
+    model_name: str,
+    out_path: str | Path | None = None,
+    desc: str = "generate",
+    identity: str = "",
+) -> list[Generation]:
+    """`generate_answers` for a model behind an LLM client — a served model on an OpenAI-compatible
+    endpoint (vLLM, SGLang, llama.cpp's server, Ollama): the same resumable answer file, keyed by the
+    decoding settings and `identity` (what names the served weights: the client has no digest of
+    them, so a server restarted on other weights under the same name must be given another
+    identity). The client brings bounded concurrency and retries; wrap it in `CachedLLM` for a
+    request cache. Answers are requested `cfg.batch_size` at a time, so a kill loses at most one batch."""
+    from tuneforge.llm.client import Sampling
+
+    settings = {k: v for k, v in asdict(cfg).items() if k != "batch_size"} | {"served": identity or llm.name}
+    ids = _check_ids(items)
+    path = Path(out_path) if out_path else None
+    done = _read_done(path, settings) if path else {}
+    todo = [it for it in items if it.id not in done]
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    sampling = Sampling(
+        max_new_tokens=cfg.max_new_tokens,
+        temperature=cfg.temperature if cfg.do_sample else 0.0,
+        top_p=cfg.top_p if cfg.do_sample else 1.0,
+        seed=cfg.seed,
+    )
+    bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=desc, unit="answer")
+    try:
+        for s in range(0, len(todo), cfg.batch_size):
+            batch = todo[s : s + cfg.batch_size]
+            replies = llm.chat(
+                [[{"role": m.role, "content": m.content} for m in it.messages] for it in batch], sampling
+            )
+            rows = [
+                Generation(
+                    id=it.id,
+                    prompt=it.messages,
+                    generation=reply[0].strip(),
+                    references=it.references,
+                    model=model_name,
+                    domain=it.domain,
+                    task=it.task,
+                    settings=settings,
+                    meta=dict(it.meta),
+                )
+                for it, reply in zip(batch, replies)
+            ]
+            _keep(rows, done, path)
+            bar.update(len(batch))
+    finally:
         bar.close()
     return [done[i] for i in ids]
 

@@ -199,7 +199,8 @@ def load_model(
         attn_implementation: "sdpa" (the default), "eager" (trains fastest on CPU at short rows),
             "flash_attention_2" (GPU), ...
         device: "auto" (GPU if visible), "cpu", "cuda", "cuda:1", ...
-        load_in_4bit: quantise the weights to 4-bit NF4 with bitsandbytes (QLoRA; CUDA only).
+        load_in_4bit: quantise the weights to 4-bit NF4 with bitsandbytes (QLoRA; CUDA, or CPU with
+            bitsandbytes ≥ 0.45).
 
     Returns:
         (model, tokenizer), the model in eval mode.
@@ -242,16 +243,26 @@ def load_model(
 
 
 def check_4bit_supported(device: str) -> None:
-    """QLoRA's 4-bit base needs a CUDA device and the bitsandbytes package: say so before loading."""
-
-    if not device.startswith("cuda") or not torch.cuda.is_available():
+    """QLoRA's 4-bit base needs the bitsandbytes package (≥ 0.45, whose NF4 kernels also run on CPU:
+    slowly, but it lets a small machine hold a bigger base) and, on a GPU, a CUDA device torch sees."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(
-            f"adapter.method=qlora loads the base in 4-bit NF4 with bitsandbytes, which needs a CUDA "
-            f"GPU; this run's device is '{device}' and torch sees no GPU. Use adapter.method=lora "
-            "(the same adapter over a bf16 base) on this machine"
+            f"adapter.method=qlora on device '{device}', but torch sees no CUDA GPU. Set model.device=cpu "
+            "(4-bit on CPU is slow) or adapter.method=lora"
         )
     if importlib.util.find_spec("bitsandbytes") is None:
-        raise ConfigError("adapter.method=qlora needs the bitsandbytes package: pip install bitsandbytes")
+        raise ConfigError(
+            "adapter.method=qlora loads the base in 4-bit NF4 with bitsandbytes, which is not installed: "
+            "pip install 'bitsandbytes>=0.45' (or use adapter.method=lora)"
+        )
+    from importlib.metadata import version
+
+    major, minor = (int(x) for x in version("bitsandbytes").split(".")[:2])
+    if (major, minor) < (0, 45) and not device.startswith("cuda"):
+        raise ConfigError(
+            f"bitsandbytes {version('bitsandbytes')} has no CPU 4-bit kernels: pip install 'bitsandbytes>=0.45', "
+            "or use adapter.method=lora on this machine"
+        )
 
 
 def tiny_tokenizer(texts: list[str] | None = None, vocab_size: int = 400):

@@ -121,11 +121,35 @@ def test_train_mixes_weighted_sources_and_saves_the_resolved_config(tiny_run, ca
     assert "memory estimate: weights" in out
 
 
-def test_qlora_on_a_cpu_machine_is_a_clear_error_before_loading(tiny_run, capsys):
-    _, cfg = tiny_run
+def test_qlora_trains_through_tuneforge_train_on_cpu_with_a_4bit_base(tiny_run, tiny_tok, capsys):
+    pytest.importorskip("bitsandbytes")  # a dev dependency: CI has it
+    from tuneforge.models import tiny_model
+
+    tmp_path, cfg = tiny_run
+    wide = tmp_path / "model64"  # NF4 quantises in blocks of 64 weights: rows need ≥ 64 inputs
+    tiny_model(tiny_tok, hidden=64, layers=2, seed=0).save_pretrained(wide)
+    tiny_tok.save_pretrained(wide)
+    args = ["train", str(cfg), "adapter.method=qlora", f"model.name={wide}", "train.steps=4", "train.log_every=1"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "memory estimate: weights" in out  # the estimate no longer applies qlora to a meta model
+    summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+    assert summary["adapter"] == "qlora" and summary["final_loss"] < summary["first_loss"]
+    saved = (tmp_path / "run" / "adapter" / "adapter_config.json").read_text()
+    assert '"peft_type": "LORA"' in saved
+
+
+def test_qlora_without_bitsandbytes_is_a_clear_error_before_loading(tiny_run, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a)
+    )
+    tmp_path, cfg = tiny_run
     assert main(["train", str(cfg), "adapter.method=qlora"]) == 2
     err = capsys.readouterr().err
-    assert "needs a CUDA GPU" in err and "adapter.method=lora" in err
+    assert "bitsandbytes" in err and "adapter.method=lora" in err and not (tmp_path / "run").exists()
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """Model specs — `label=spec`, where spec is a model name / directory / .gguf, a `tuneforge train`
-or `demo` run directory (its adapter on its base model, merged), or a PEFT adapter directory —
-parsed, checked before anything is written, and loaded, in one place for every verb that answers
-with models (eval, safety)."""
+or `demo` run directory (its adapter on its base model, merged), a PEFT adapter directory, or a
+served model `openai:MODEL@http://HOST:PORT/v1` (vLLM, SGLang, llama.cpp's server, Ollama — any
+OpenAI-compatible endpoint) — parsed, checked before anything is written, and answered with, in one
+place for every verb that answers with models (eval, safety)."""
 
 from __future__ import annotations
 
@@ -28,10 +29,41 @@ def parse_models(specs: list[str]) -> list[tuple[str, str]]:
     return out
 
 
+SERVED = "openai:"
+
+
+def served_model(spec: str) -> tuple[str, str] | None:
+    """(model name, base URL) of a served-model spec `openai:MODEL@URL`; None for any other spec."""
+    if not spec.startswith(SERVED):
+        return None
+    name, sep, url = spec[len(SERVED) :].rpartition("@")
+    if not sep or not name or not url.startswith(("http://", "https://")):
+        raise ConfigError(f"served model '{spec}': write openai:MODEL@http://HOST:PORT/v1 (the server's base URL)")
+    return name, url.rstrip("/")
+
+
+def _check_server(url: str) -> None:
+    import requests
+
+    try:
+        requests.get(url + "/models", timeout=10).raise_for_status()
+    except requests.RequestException as exc:
+        raise ConfigError(
+            f"the served model's endpoint {url} did not answer GET /models ({type(exc).__name__}). Start the "
+            "server first (e.g. python -m llama_cpp.server --model M.gguf, vllm serve M, ollama serve)"
+        ) from None
+
+
 def check_model_spec(spec: str) -> None:
     """Fail before anything is written when `spec` is no model: a run or adapter directory must hold
-    an adapter_config.json; anything else must resolve as a model (see models.resolve_model)."""
+    an adapter_config.json; a served model's endpoint must answer; anything else must resolve as a
+    model (see models.resolve_model)."""
     from tuneforge.models import check_hub_model
+
+    served = served_model(spec)
+    if served:
+        _check_server(served[1])
+        return
 
     path = Path(spec)
     if path.is_dir():
@@ -82,3 +114,29 @@ def load_eval_model(spec: str, dtype: str = "auto", device: str = "auto"):
         model = model.merge_and_unload()  # merged weights decode faster
     model.eval()
     return model, tok, f"{base} + adapter {adapter}"
+
+
+def answer_with_model(
+    spec: str, label: str, items, cfg, path, dtype: str = "auto", device: str = "auto", desc: str = ""
+):
+    """Answer `items` with the model `spec` into the resumable answer file `path`: in process
+    (`generate_answers`), or through a served model's OpenAI-compatible endpoint (`answer_with_llm`,
+    with the synthesis client's bounded concurrency, retries and a request cache beside the answer
+    file). Returns (generations, a description of the model)."""
+    from tuneforge.generation import answer_with_llm, generate_answers
+
+    served = served_model(spec)
+    if served:
+        from tuneforge.llm.cache import CachedLLM
+        from tuneforge.llm.openai_http import OpenAIChatLLM
+
+        name, url = served
+        llm = CachedLLM(
+            OpenAIChatLLM(name, url), path.with_suffix(".cache.sqlite"), batch_size=cfg.batch_size, desc=desc
+        )
+        return answer_with_llm(llm, items, cfg, label, path, desc=desc or label, identity=f"{name}@{url}"), spec
+    model, tok, described = load_eval_model(spec, dtype, device)
+    try:
+        return generate_answers(model, tok, items, cfg, label, path, desc=desc or label), described
+    finally:
+        del model

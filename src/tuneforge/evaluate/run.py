@@ -28,11 +28,11 @@ from tuneforge.data.seed import load_examples
 from tuneforge.errors import ConfigError, DataError
 from tuneforge.evaluate.correlation import correlate, load_ratings
 from tuneforge.evaluate.judge import judge_pairwise, judge_single
-from tuneforge.evaluate.model_spec import check_model_spec, load_eval_model, parse_models
+from tuneforge.evaluate.model_spec import answer_with_model, check_model_spec, parse_models
 from tuneforge.evaluate.report import write_report
 from tuneforge.evaluate.scoring import score_models
 from tuneforge.files import incomplete_until_done, write_text_atomic
-from tuneforge.generation import GenerationConfig, generate_answers
+from tuneforge.generation import GenerationConfig
 from tuneforge.hardware import check_device_dtype, resolve_dtype
 from tuneforge.llm.config import LLMConfig, make_llm
 from tuneforge.models import EMBEDDED_ENCODER, EMBEDDED_MODEL
@@ -137,15 +137,15 @@ def eval_generate(cfg: EvalRunConfig) -> dict[str, list[Generation]]:
         result = {}
         for label, spec in parse_models(cfg.models):
             path = out / "generations" / f"{label}.jsonl"
-            model, tok, desc = load_eval_model(spec, cfg.dtype, cfg.device)
-            gens = generate_answers(model, tok, items, cfg.generation, label, path, desc=f"{label} answers")
+            gens, desc = answer_with_model(
+                spec, label, items, cfg.generation, path, cfg.dtype, cfg.device, desc=f"{label} answers"
+            )
             for g in gens:
                 g.meta["model_spec"] = desc
                 g.meta["prompt_sha256"] = _hash(json.dumps([[m.role, m.content] for m in g.prompt]))
                 g.meta["generation_sha256"] = _hash(g.generation)
             _rewrite(path, gens)
             result[label] = gens
-            del model
             torch.cuda.empty_cache() if torch.cuda.is_available() else None
         return result
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from tuneforge.config import save_config
 from tuneforge.errors import ConfigError, check_choices
-from tuneforge.evaluate.model_spec import check_model_spec, load_eval_model, parse_models
+from tuneforge.evaluate.model_spec import answer_with_model, check_model_spec, parse_models
 from tuneforge.evaluate.report import write_report
 from tuneforge.files import incomplete_until_done, write_text_atomic
-from tuneforge.generation import GenerationConfig, generate_answers
+from tuneforge.generation import GenerationConfig
 from tuneforge.hardware import check_device_dtype, resolve_dtype
 from tuneforge.llm.config import LLMConfig, make_llm
 from tuneforge.models import EMBEDDED_MODEL
@@ -95,17 +95,16 @@ def safety_run(cfg: SafetyRunConfig) -> Path:
         prompts = {it.id: it.prompt for it in items}
         models, fails, judges = {}, {}, {}
         for label, spec in parse_models(cfg.models):
-            model, tok, desc = load_eval_model(spec, cfg.dtype, cfg.device)
-            gens = generate_answers(
-                model,
-                tok,
+            gens, _ = answer_with_model(
+                spec,
+                label,
                 eval_items,
                 cfg.generation,
-                label,
                 out / "generations" / f"{label}.jsonl",
+                cfg.dtype,
+                cfg.device,
                 desc=f"{label} safety answers",
             )
-            del model
             answers = {g.id: g.generation for g in gens}
             rows = [outcomes(it, answers[it.id]) for it in items]
             _write_jsonl(rows, out / "scores" / f"{label}.jsonl")

@@ -7,7 +7,7 @@ parameters are exactly the ones the method trains:
 |---------------|----------------------------------------------------------|---------|
 | full          | every parameter (fp32 master weights, run's autocast)    | torch   |
 | lora          | low-rank A, B on `target_modules` (`use_dora` for DoRA)  | PEFT    |
-| qlora         | LoRA over a 4-bit NF4 base (CUDA + bitsandbytes only)    | PEFT    |
+| qlora         | LoRA over a 4-bit NF4 base (bitsandbytes; CUDA or CPU)   | PEFT    |
 | ia3           | learned scaling vectors on keys, values and the MLP      | PEFT    |
 | prompt_tuning | `num_virtual_tokens` soft-prompt embeddings              | PEFT    |
 | p_tuning      | soft prompts produced by a small MLP prompt encoder      | PEFT    |
@@ -22,6 +22,7 @@ offered: PEFT has no implementation of them, and LoRA/IA³ cover the same budget
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -152,8 +153,31 @@ def apply_qlora(model, cfg: AdapterConfig):
             "adapter.method=qlora needs the base loaded in 4 bits: load it with "
             "load_model(name, load_in_4bit=True) (tuneforge train does) or use adapter.method=lora"
         )
+    _unpack_cpu_4bit(model)
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     return apply_lora(model, cfg)
+
+
+def _unpack_cpu_4bit(model) -> int:
+    """Undo bitsandbytes' CPU inference packing before training. On CPUs with AVX512-BF16,
+    bitsandbytes (0.50) repacks a 4-bit layer's weights on its first eval-mode forward without
+    gradients (a held-out loss before training, a generation) and from then on computes it with a
+    kernel that has no autograd: the loss still falls through the LM head, but no gradient reaches
+    the LoRA weights of earlier layers (found here: grad_norm 0.0 on every step). Returns how many
+    layers were unpacked."""
+    try:
+        from bitsandbytes.nn import Linear4bit
+        from bitsandbytes.nn.modules import _convert_weight_packed_for_cpu_inverse
+    except ImportError:  # another bitsandbytes: nothing of this kind to undo
+        return 0
+    n = 0
+    for m in model.modules():
+        weight: Any = getattr(m, "weight", None)  # a bitsandbytes Params4bit, with its quant_state
+        state = getattr(weight, "quant_state", None)
+        if isinstance(m, Linear4bit) and state is not None and getattr(state, "packing_format_for_cpu", False):
+            weight.data, weight.quant_state = _convert_weight_packed_for_cpu_inverse(weight.data, state)
+            n += 1
+    return n
 
 
 def apply_ia3(model, cfg: AdapterConfig):

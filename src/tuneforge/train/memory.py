@@ -10,6 +10,7 @@ gradients). It is an estimate for one micro-batch of full-length rows; the repor
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 GIB = 1024**3
@@ -57,9 +58,19 @@ def available_memory(device: str) -> int | None:
 
 
 def estimate_memory(
-    where: str, dtype: str, adapter, batch_size: int, max_length: int, device: str = "cpu", precision: str = "auto"
+    where: str,
+    dtype: str,
+    adapter,
+    batch_size: int,
+    max_length: int,
+    device: str = "cpu",
+    precision: str = "auto",
+    gradient_checkpointing: bool = False,
 ) -> MemoryEstimate:
-    """Estimate the training memory of the model at `where` (a local directory with config.json)."""
+    """Estimate the training memory of the model at `where` (a local directory with config.json).
+    QLoRA counts the frozen linear weights of the blocks at 4 bits (NF4, plus ~3% for the
+    double-quantised scales); gradient checkpointing keeps one block's activations plus each
+    block's input."""
     import torch
     from accelerate import init_empty_weights
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -73,10 +84,18 @@ def estimate_memory(
         model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
     if getattr(config, "tie_word_embeddings", False):  # a tied LM head shares the embeddings: count it once
         model.get_output_embeddings().weight = model.get_input_embeddings().weight
+    qlora = adapter.method == "qlora"
+    if qlora:  # the 4-bit load cannot happen on meta: count LoRA's parameters, weigh the base at 4 bits
+        quantised = sum(
+            m.weight.numel() for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and "lm_head" not in n
+        )
+        adapter = dataclasses.replace(adapter, method="lora")
     model = apply_adapter(model, adapter)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
     weight_bytes = BYTES.get(dtype, 4) * frozen + 4 * trainable  # trained tensors are kept in fp32
+    if qlora:
+        weight_bytes -= (BYTES.get(dtype, 4) - 0.5 * 1.03) * quantised
     optimizer = trainable * (4 + 8)  # fp32 gradient + AdamW's two moments
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     h = text.hidden_size
@@ -84,13 +103,17 @@ def estimate_memory(
     act_bytes = 2 if precision == "bf16" else 4
     s, b = max_length, batch_size
     per_layer = s * b * h * (34 + 5 * heads * s / h) * act_bytes / 2
+    if gradient_checkpointing:  # each block's input is kept; one block's activations are recomputed at a time
+        per_layer, extra = s * b * h * act_bytes, per_layer
+    else:
+        extra = 0
     logits = b * s * text.vocab_size * (act_bytes + 4 + 4 + 4)
     return MemoryEstimate(
         frozen + trainable,
         trainable,
         int(weight_bytes),
         int(optimizer),
-        int(layers * per_layer + logits),
+        int(layers * per_layer + extra + logits),
         available_memory(device),
         device,
     )

@@ -429,6 +429,7 @@ def train_model(cfg: TrainRunConfig) -> Path:
                 cfg.train.max_length,
                 device,
                 cfg.train.precision,
+                cfg.train.gradient_checkpointing,
             ).describe(),
             flush=True,
         )
