@@ -97,10 +97,15 @@ def generate_answers(
         "dtype": str(getattr(model, "dtype", "")).removeprefix("torch."),
         "model_digest": model_digest(model),
     }
-    ids = _check_ids(items)
-    path = Path(out_path) if out_path else None
-    done = _read_done(path, settings) if path else {}
-    todo = [it for it in items if it.id not in done]
+    ids, path, done, todo = _resume(items, settings, out_path)
+    world = _world()  # under `accelerate launch` / torchrun: each process answers every N-th item
+    if world.num_processes > 1:
+        todo = todo[world.process_index :: world.num_processes]
+        shard = path.with_name(f"{path.name}.rank{world.process_index}") if path else None
+        if shard is not None and shard.exists():  # a killed run's answers of this process
+            todo = [it for it in todo if it.id not in _read_done(shard, settings)]
+    else:
+        shard = path
     prompts = {
         it.id: tokenizer.apply_chat_template(
             [{"role": m.role, "content": m.content} for m in it.messages], tokenize=False, add_generation_prompt=True
@@ -108,8 +113,6 @@ def generate_answers(
         for it in todo
     }
     todo.sort(key=lambda it: -len(prompts[it.id]))
-    if path:
-        path.parent.mkdir(parents=True, exist_ok=True)
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
     model.eval()
     torch.manual_seed(cfg.seed)
@@ -126,31 +129,73 @@ def generate_answers(
                 bar=bar,
             )
             rows = [
-                Generation(
-                    id=it.id,
-                    prompt=it.messages,
-                    generation=t,
-                    references=it.references,
-                    model=model_name,
-                    domain=it.domain,
-                    task=it.task,
-                    settings=settings,
-                    meta=dict(it.meta) | {"new_tokens": n, "hit_max_tokens": n >= cfg.max_new_tokens},
-                )
+                _answer(it, t, model_name, settings, {"new_tokens": n, "hit_max_tokens": n >= cfg.max_new_tokens})
                 for it, t, n in zip(batch, texts, counts)
             ]
-            _keep(rows, done, path)
+            _keep(rows, done, shard)
     finally:
         tokenizer.padding_side = side
         bar.close()
+    if world.num_processes > 1:
+        done = _gather(world, path, settings, done, ids)
     return [done[i] for i in ids]
 
 
-def _check_ids(items: list[EvalItem]) -> list[str]:
+def _world():
+    """The process group this generation runs in (one process unless launched distributed)."""
+    from accelerate import PartialState
+
+    return PartialState()
+
+
+def _gather(world, path: Path | None, settings: dict, done: dict[str, Generation], ids: list[str]):
+    """Data-parallel generation's merge: the main process appends every process's answers to the one
+    answer file in item order and removes the shard files; then every process reads the whole file."""
+    if path is None:
+        raise ConfigError("data-parallel generation needs an answer file (out_path) to gather the answers in")
+    world.wait_for_everyone()
+    if world.is_main_process:
+        existing = _read_done(path, settings)
+        shards = sorted(path.parent.glob(f"{path.name}.rank*"))
+        answered = {k: v for f in shards for k, v in _read_done(f, settings).items()}
+        new = [answered[i] for i in ids if i in answered and i not in existing]
+        _keep(new, {}, path)
+        for f in shards:
+            f.unlink()
+    world.wait_for_everyone()
+    done = _read_done(path, settings)
+    missing = [i for i in ids if i not in done]
+    if missing:
+        raise DataError(f"{len(missing)} items have no answer after gathering the processes' answers", path=str(path))
+    return done
+
+
+def _resume(
+    items: list[EvalItem], settings: dict, out_path: str | Path | None
+) -> tuple[list[str], Path | None, dict[str, Generation], list[EvalItem]]:
+    """(item ids, answer file, answers already there made with exactly `settings`, items to answer)."""
     ids = [it.id for it in items]
     if len(set(ids)) != len(ids) or any(not i for i in ids):
         raise DataError("every eval item needs a unique, non-empty id to generate resumably")
-    return ids
+    path = Path(out_path) if out_path else None
+    done = _read_done(path, settings) if path else {}
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return ids, path, done, [it for it in items if it.id not in done]
+
+
+def _answer(item: EvalItem, text: str, model_name: str, settings: dict, meta: dict | None = None) -> Generation:
+    return Generation(
+        id=item.id,
+        prompt=item.messages,
+        generation=text,
+        references=item.references,
+        model=model_name,
+        domain=item.domain,
+        task=item.task,
+        settings=settings,
+        meta=dict(item.meta) | (meta or {}),
+    )
 
 
 def _keep(rows: list[Generation], done: dict[str, Generation], path: Path | None) -> None:
@@ -183,12 +228,7 @@ def answer_with_llm(
     from tuneforge.llm.client import Sampling
 
     settings = {k: v for k, v in asdict(cfg).items() if k != "batch_size"} | {"served": identity or llm.name}
-    ids = _check_ids(items)
-    path = Path(out_path) if out_path else None
-    done = _read_done(path, settings) if path else {}
-    todo = [it for it in items if it.id not in done]
-    if path:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    ids, path, done, todo = _resume(items, settings, out_path)
     sampling = Sampling(
         max_new_tokens=cfg.max_new_tokens,
         temperature=cfg.temperature if cfg.do_sample else 0.0,
@@ -202,20 +242,7 @@ def answer_with_llm(
             replies = llm.chat(
                 [[{"role": m.role, "content": m.content} for m in it.messages] for it in batch], sampling
             )
-            rows = [
-                Generation(
-                    id=it.id,
-                    prompt=it.messages,
-                    generation=reply[0].strip(),
-                    references=it.references,
-                    model=model_name,
-                    domain=it.domain,
-                    task=it.task,
-                    settings=settings,
-                    meta=dict(it.meta),
-                )
-                for it, reply in zip(batch, replies)
-            ]
+            rows = [_answer(it, reply[0].strip(), model_name, settings) for it, reply in zip(batch, replies)]
             _keep(rows, done, path)
             bar.update(len(batch))
     finally:

@@ -94,3 +94,30 @@ train: {{steps: 4, batch_size: 2, lr: 0.01, warmup_ratio: 0.0, precision: fp32, 
     assert summary["steps"] == 4 and summary["final_loss"] < summary["first_loss"]
     assert [json.loads(x)["step"] for x in (run / "train_log.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
     assert proc.stdout.count("Trained ") == 1  # the summary is printed by the main process only
+
+
+@pytest.mark.slow  # two torchrun processes answering: ~40 s
+def test_two_processes_split_generation_and_write_the_same_answer_file_as_one(tmp_path, tiny_lm, tiny_tok):
+    tiny_lm.save_pretrained(tmp_path / "model")
+    tiny_tok.save_pretrained(tmp_path / "model")
+    common = [f"models=[tiny={tmp_path / 'model'}]", "test_per_domain=3", "generation.max_new_tokens=12",
+              "generation.batch_size=2", "dtype=float32", "device=cpu"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def run(out, procs):
+        launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(procs)]
+        cmd = [*(launch if procs > 1 else [sys.executable]), "-m", "tuneforge.cli", "eval", "generate"]
+        proc = subprocess.run(
+            [*cmd, f"output_dir={out}", *common], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return [json.loads(x) for x in (out / "generations" / "tiny.jsonl").read_text().splitlines()]
+
+    one, two = run(tmp_path / "one", 1), run(tmp_path / "two", 2)
+    assert len(one) == 15 and [g["id"] for g in two] == [g["id"] for g in one]  # one file, in item order
+    assert [g["generation"] for g in two] == [g["generation"] for g in one]
+    assert len({g["generation"] for g in one}) > 1 and not list((tmp_path / "two" / "generations").glob("*.rank*"))
+    # killed after 5 answers: two processes answer the other 10, in the same file
+    path = tmp_path / "two" / "generations" / "tiny.jsonl"
+    path.write_text("".join(json.dumps(g) + "\n" for g in two[:5]))
+    assert [g["generation"] for g in run(tmp_path / "two", 2)] == [g["generation"] for g in one]

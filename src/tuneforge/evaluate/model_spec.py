@@ -43,15 +43,23 @@ def served_model(spec: str) -> tuple[str, str] | None:
 
 
 def _check_server(url: str) -> None:
+    """The endpoint answers GET /models (with $OPENAI_API_KEY as bearer token when it is set)."""
+    import os
+
     import requests
 
+    key = os.environ.get("OPENAI_API_KEY")
     try:
-        requests.get(url + "/models", timeout=10).raise_for_status()
+        r = requests.get(url + "/models", timeout=10, headers={"Authorization": f"Bearer {key}"} if key else {})
     except requests.RequestException as exc:
         raise ConfigError(
             f"the served model's endpoint {url} did not answer GET /models ({type(exc).__name__}). Start the "
             "server first (e.g. python -m llama_cpp.server --model M.gguf, vllm serve M, ollama serve)"
         ) from None
+    if r.status_code in (401, 403):
+        raise ConfigError(f"the endpoint {url} refused GET /models ({r.status_code}): set OPENAI_API_KEY to its key")
+    if not r.ok:
+        raise ConfigError(f"the endpoint {url} answered GET /models with {r.status_code}: is it OpenAI-compatible?")
 
 
 def check_model_spec(spec: str) -> None:

@@ -131,9 +131,13 @@ def eval_generate(cfg: EvalRunConfig) -> dict[str, list[Generation]]:
     items = _items(cfg)  # inputs checked before anything is written
     for _, spec in parse_models(cfg.models):
         check_model_spec(spec)
+    from accelerate import PartialState
+
+    main = PartialState().is_main_process  # under `accelerate launch`, processes split the items; one writes
     out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
-    with incomplete_until_done(out):
+    if main:
+        save_config(cfg, out / "config.yaml")
+    with incomplete_until_done(out, active=main):
         result = {}
         for label, spec in parse_models(cfg.models):
             path = out / "generations" / f"{label}.jsonl"
@@ -144,7 +148,8 @@ def eval_generate(cfg: EvalRunConfig) -> dict[str, list[Generation]]:
                 g.meta["model_spec"] = desc
                 g.meta["prompt_sha256"] = _hash(json.dumps([[m.role, m.content] for m in g.prompt]))
                 g.meta["generation_sha256"] = _hash(g.generation)
-            _rewrite(path, gens)
+            if main:
+                _rewrite(path, gens)
             result[label] = gens
             torch.cuda.empty_cache() if torch.cuda.is_available() else None
         return result
