@@ -101,6 +101,8 @@ def generate_answers(
     world = _world()  # under `accelerate launch` / torchrun: each process answers every N-th item
     if world.num_processes > 1:
         todo = todo[world.process_index :: world.num_processes]
+        print(f"tuneforge: process {world.process_index + 1} of {world.num_processes} answers {len(todo)} items",
+              file=sys.stderr, flush=True)  # fmt: skip
         shard = path.with_name(f"{path.name}.rank{world.process_index}") if path else None
         if shard is not None and shard.exists():  # a killed run's answers of this process
             todo = [it for it in todo if it.id not in _read_done(shard, settings)]
@@ -143,9 +145,9 @@ def generate_answers(
 
 def _world():
     """The process group this generation runs in (one process unless launched distributed)."""
-    from accelerate import PartialState
+    from tuneforge.hardware import distributed_state
 
-    return PartialState()
+    return distributed_state()
 
 
 def _gather(world, path: Path | None, settings: dict, done: dict[str, Generation], ids: list[str]):

@@ -378,3 +378,13 @@ def format_environment(env: dict) -> str:
     if env["env"]:
         lines.append("- Environment: " + ", ".join(f"{k}={v}" for k, v in env["env"].items()))
     return "\n".join(lines)
+
+
+def distributed_state():
+    """accelerate's per-process state (which process this is, of how many). Without a GPU it is
+    asked for CPU explicitly: otherwise a `torchrun` / `accelerate launch` of several CPU processes
+    would not join a gloo group, and each would believe it is alone."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())

@@ -111,6 +111,7 @@ def test_two_processes_split_generation_and_write_the_same_answer_file_as_one(tm
             [*cmd, f"output_dir={out}", *common], env=env, capture_output=True, text=True, timeout=300
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
+        assert (f"process 2 of {procs} answers" in proc.stderr) == (procs > 1)  # the items were really split
         return [json.loads(x) for x in (out / "generations" / "tiny.jsonl").read_text().splitlines()]
 
     one, two = run(tmp_path / "one", 1), run(tmp_path / "two", 2)

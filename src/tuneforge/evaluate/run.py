@@ -33,7 +33,7 @@ from tuneforge.evaluate.report import write_report
 from tuneforge.evaluate.scoring import score_models
 from tuneforge.files import incomplete_until_done, write_text_atomic
 from tuneforge.generation import GenerationConfig
-from tuneforge.hardware import check_device_dtype, resolve_dtype
+from tuneforge.hardware import check_device_dtype, distributed_state, resolve_dtype
 from tuneforge.llm.config import LLMConfig, make_llm
 from tuneforge.models import EMBEDDED_ENCODER, EMBEDDED_MODEL
 from tuneforge.records import EvalItem, Example, Generation
@@ -131,9 +131,7 @@ def eval_generate(cfg: EvalRunConfig) -> dict[str, list[Generation]]:
     items = _items(cfg)  # inputs checked before anything is written
     for _, spec in parse_models(cfg.models):
         check_model_spec(spec)
-    from accelerate import PartialState
-
-    main = PartialState().is_main_process  # under `accelerate launch`, processes split the items; one writes
+    main = distributed_state().is_main_process  # under `accelerate launch`, processes split the items; one writes
     out.mkdir(parents=True, exist_ok=True)
     if main:
         save_config(cfg, out / "config.yaml")

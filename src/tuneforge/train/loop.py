@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from tuneforge.errors import ConfigError, DataError, suggest
-from tuneforge.hardware import resolve_precision
+from tuneforge.hardware import distributed_state, resolve_precision  # noqa: F401 (re-exported)
 from tuneforge.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from tuneforge.train.compile import compile_blocks, uncompile_blocks
 from tuneforge.train.trackers import check_trackers, open_trackers
@@ -156,14 +156,6 @@ def make_accelerator():
     from accelerate import Accelerator
 
     return Accelerator(cpu=not torch.cuda.is_available())
-
-
-def distributed_state():
-    """accelerate's per-process state. Without a GPU it is asked for CPU explicitly: otherwise a
-    `torchrun` / `accelerate launch` of several CPU processes would not join a gloo group."""
-    from accelerate import PartialState
-
-    return PartialState(cpu=not torch.cuda.is_available())
 
 
 def _autocast(device: torch.device, precision: str):
