@@ -1,5 +1,9 @@
 """`tuneforge <verb>`: a thin layer over library functions. Each verb calls one function.
 
+The verbs are declared once, in `VERBS` (words, command, help, and either the config dataclass whose
+keys the verb takes or its few flags); `build_parser` derives the whole parser from that table.
+Building it imports no torch: config keys are read from the dataclasses only when --help is shown.
+
 Errors a user can fix (TuneforgeError) print one line and exit with code 2; `--debug` shows the
 traceback.
 """
