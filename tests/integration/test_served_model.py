@@ -120,3 +120,48 @@ filters: {{decontaminate: []}}
     again = json.loads((tmp_path / "data" / "manifest.json").read_text())
     assert again["llm"]["calls"] == 0 and again["llm"]["cache_hits"] >= calls
     assert again["final"] == manifest["final"]
+
+
+def test_the_multitask_base_row_is_answered_by_the_served_model(server, tmp_path, shared_data):
+    from tuneforge.models import tiny_model, tiny_tokenizer
+    from tuneforge.multitask.superni import load_tasks
+
+    tasks = load_tasks(shared_data / "superni")
+    corpus = [t.definition for t in tasks] + [i["input"] for t in tasks for i in t.instances[:20]]
+    tok = tiny_tokenizer(corpus, vocab_size=3000)  # the tuned rows: a tiny local model, trained in process
+    tiny_model(tok).save_pretrained(tmp_path / "model")
+    tok.save_pretrained(tmp_path / "model")
+    out = tmp_path / "mt"
+    args = ["multitask", "run", f"output_dir={out}", f"superni_dir={shared_data / 'superni'}",
+            f"model={tmp_path / 'model'}", f"base_served=openai:smollm2@{server}", "dtype=float32",
+            "methods=[mixed]", "seen_tasks=2", "unseen_tasks=2", "train_per_task=4", "eval_per_task=2",
+            "train.steps=1", "train.precision=fp32", "train.max_length=512", "generation.max_new_tokens=8",
+            "phrasing_forms=[]", "bootstrap=20"]  # fmt: skip
+    assert main(args) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["methods"]["base"]["answered_by"] == f"openai:smollm2@{server}"
+    base = _answers(out / "base" / "generations.jsonl")
+    assert len(base) == 8 and all(g["settings"]["served"] == f"smollm2@{server}" for g in base)
+    assert len({g["generation"] for g in base}) > 1
+    assert (out / "base" / "generations.cache.sqlite").exists()
+    bad = [*args[:5], "base_served=runs/some-model"]  # a local model there is a config error, not a silent switch
+    assert main(bad) == 2
+
+
+def test_reflect_run_with_a_served_teacher_and_student(server, tmp_path):
+    out = tmp_path / "reflect"
+    served = ["kind=openai", "model=smollm2", f"base_url={server}"]
+    args = ["reflect", "run", str(Path(__file__).resolve().parents[2] / "configs" / "reflect.yaml"), f"output_dir={out}", "limit=1",
+            "loop.levels=[basic]", "loop.max_iterations=1", "verdict=text", "question_tokens=24",
+            "verdict_tokens=32", "answer_tokens=48", "reply_tokens=24",
+            *[f"{role}.{kv}" for role in ("teacher", "student") for kv in served]]  # fmt: skip
+    assert main(args) == 0
+    summary = json.loads((out / "alignment.json").read_text())
+    assert summary["teacher"] == summary["student"] == "smollm2"
+    trace = _answers(out / "trace.jsonl")
+    answers = [r["answer"] for r in trace if r["step"] == "generate"]
+    assert answers and all(a.strip() for a in answers)  # the served student wrote the answer
+    assert (out / "llm_cache.sqlite").exists()
+    before = (out / "trace.jsonl").read_text()
+    assert main(args) == 0  # replayed from the request cache
+    assert (out / "trace.jsonl").read_text() == before

@@ -1,10 +1,11 @@
-"""Run by test_distributed.py under torchrun (2 processes, gloo on CPU) and in-process (1 process):
-the same 3 optimizer steps over the same global batches of 4 examples, split across processes."""
+"""Run by test_distributed.py under torchrun / `accelerate launch` (2 processes, gloo on CPU; DDP, or
+FSDP with configs/accelerate/fsdp.yaml) and in-process (1 process): the same optimizer steps over
+the same global batches of 4 examples, split across processes. `python ddp_worker.py OUT [CKPT]`:
+with CKPT, the run is also repeated with a crash after the step-2 checkpoint, and OUT.resumed holds
+the run resumed from it (launch again with `--resume`); `--full` trains every weight instead of LoRA."""
 
 import json
 import sys
-
-import torch
 
 from tuneforge.models import tiny_model, tiny_tokenizer
 from tuneforge.records import Example, Message
@@ -12,11 +13,12 @@ from tuneforge.tokenisation import collate, count_targets, encode_examples
 from tuneforge.train.adapters import AdapterConfig, apply_adapter
 from tuneforge.train.loop import Objective, TrainConfig, train_loop
 from tuneforge.train.sft import sft_loss
+from tuneforge.train.sharding import trainable_state
 
-STEPS, GLOBAL_BATCH = 3, 4
+STEPS, GLOBAL_BATCH = 4, 4
 
 
-def train(world: int, rank: int) -> dict:
+def train(world: int, rank: int, checkpoint_dir=None, crash_after_step: int = 0, method: str = "lora") -> dict:
     tok = tiny_tokenizer()
     examples = [
         Example(
@@ -30,17 +32,25 @@ def train(world: int, rank: int) -> dict:
     ]
     enc, _ = encode_examples(examples, tok)
     per = GLOBAL_BATCH // world
-    batches = iter(
-        [
-            collate(enc[s * GLOBAL_BATCH + rank * per : s * GLOBAL_BATCH + (rank + 1) * per], tok.pad_token_id)
-            for s in range(STEPS)
-        ]
+
+    def batches():
+        for s in range(STEPS):
+            if crash_after_step and s == crash_after_step:
+                raise KeyboardInterrupt("simulated crash")
+            yield collate(enc[s * GLOBAL_BATCH + rank * per : s * GLOBAL_BATCH + (rank + 1) * per], tok.pad_token_id)
+
+    model = apply_adapter(tiny_model(tok, hidden=32, seed=0), AdapterConfig(method=method, r=4))
+    cfg = TrainConfig(
+        steps=STEPS,
+        batch_size=per,
+        lr=1e-2,
+        warmup_ratio=0.0,
+        precision="fp32",
+        checkpoint_every=2 * bool(checkpoint_dir),
     )
-    model = apply_adapter(tiny_model(tok, hidden=32, seed=0), AdapterConfig(r=4))
-    cfg = TrainConfig(steps=STEPS, batch_size=per, lr=1e-2, warmup_ratio=0.0, precision="fp32")
-    result = train_loop(model, batches, Objective("sft", sft_loss, count_targets), cfg)
-    params = torch.cat([p.detach().flatten() for p in model.parameters() if p.requires_grad])
-    return {"losses": result.losses, "params": params.tolist()}
+    result = train_loop(model, batches(), Objective("sft", sft_loss, count_targets), cfg, checkpoint_dir=checkpoint_dir)
+    params, _ = trainable_state(model)  # gathered on the main process when the model is sharded
+    return {"losses": result.losses, "params": {n: t.flatten().tolist() for n, t in params.items()}}
 
 
 if __name__ == "__main__":
@@ -49,8 +59,21 @@ if __name__ == "__main__":
     from tuneforge.train.loop import distributed_state
 
     state = distributed_state()
-    out = train(state.num_processes, state.process_index)
-    out["world"], out["backend"] = state.num_processes, dist.get_backend() if dist.is_initialized() else None
+    flags = [a for a in sys.argv[1:] if a.startswith("--")]
+    out, *rest = [a for a in sys.argv[1:] if not a.startswith("--")]
+    ckpt, method = rest[0] if rest else None, "full" if "--full" in flags else "lora"
+    world, rank = state.num_processes, state.process_index
+    if "--resume" in flags:
+        results = {"resumed": train(world, rank, ckpt, method=method)}
+    else:
+        results = {"straight": train(world, rank, method=method)}
+        if ckpt:
+            try:
+                train(world, rank, ckpt, crash_after_step=3, method=method)
+            except KeyboardInterrupt:
+                results["crashed"] = {"latest": open(f"{ckpt}/latest").read()}
+    for r in results.values():
+        r["world"], r["backend"] = state.num_processes, dist.get_backend() if dist.is_initialized() else None
     if state.is_main_process:
-        with open(sys.argv[1], "w") as f:
-            json.dump(out, f)
+        with open(out, "w") as f:
+            json.dump(results, f)

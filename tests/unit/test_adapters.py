@@ -121,3 +121,15 @@ def test_fused_lora_falls_back_to_peft_with_dropout_or_dora(tiny_lm):
         plain = layer.base_layer(x) + layer.lora_B["default"](layer.lora_A["default"](x)) * layer.scaling["default"]
         assert torch.equal(layer(x), Linear.forward(layer, x))
         assert not torch.allclose(layer(x), plain, atol=1e-4)
+
+
+def test_a_seeded_adapter_starts_from_the_same_weights_whatever_the_process_drew_before(tiny_tok):
+    from tuneforge.models import tiny_model
+
+    def init(draws: int):
+        torch.randn(draws)  # what loading data or another model may have consumed
+        model = apply_adapter(tiny_model(tiny_tok, hidden=32, seed=0), AdapterConfig(method="lora", r=4), seed=3)
+        return torch.cat([p.detach().flatten() for p in model.parameters() if p.requires_grad])
+
+    first, second = init(1), init(1000)
+    assert torch.equal(first, second) and first.abs().sum() > 0

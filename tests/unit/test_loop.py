@@ -259,6 +259,23 @@ def test_a_planted_pickle_checkpoint_is_refused_and_never_run(tiny_lm, tmp_path)
     assert not marker.exists()
 
 
+def test_a_checkpoint_with_optimizer_state_by_position_is_refused_with_a_fix(tiny_lm, tmp_path):
+    import json
+
+    from tuneforge.errors import TuneforgeError
+    from tuneforge.train.checkpoint import load_checkpoint, save_checkpoint
+
+    opt = torch.optim.AdamW(tiny_lm.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    path = save_checkpoint(tmp_path, tiny_lm, opt, sched, {"step": 1})
+    state = json.loads((path / "state.json").read_text())
+    assert load_checkpoint(path, tiny_lm, opt, sched)["step"] == 1
+    del state["__dict__"][0]  # the format entry: what tuneforge wrote before optimizer state was keyed by name
+    (path / "state.json").write_text(json.dumps(state))
+    with pytest.raises(TuneforgeError, match="older tuneforge.*train.resume=false"):
+        load_checkpoint(path, tiny_lm, opt, sched)
+
+
 @pytest.mark.parametrize("method", ["lora", "full"])
 def test_gradient_checkpointing_gives_the_same_losses_and_gradients(tiny_tok, examples, method):
     import copy

@@ -35,6 +35,7 @@ import numpy as np
 
 from tuneforge.config import save_config
 from tuneforge.errors import ConfigError, check_choices
+from tuneforge.evaluate.model_spec import answer_with_model, check_model_spec, served_model
 from tuneforge.files import write_text_atomic
 from tuneforge.generation import GenerationConfig, generate_answers
 from tuneforge.hardware import check_device_dtype, resolve_dtype, resolve_precision
@@ -81,6 +82,13 @@ class MultiTaskConfig:
     reg_weight: float = field(default=1.0, metadata={"help": "λ of the similarity regulariser"})
     task_adapter_r: int = field(default=4, metadata={"help": "rank of each task's own adapter (per_task_lora)"})
     include_base: bool = field(default=True, metadata={"help": "score the untuned base model as a reference row"})
+    base_served: str = field(
+        default="",
+        metadata={
+            "help": "'' = the base row answers in process | openai:MODEL@URL: a served copy of `model` "
+            "(vLLM, SGLang, llama.cpp server) answers it, through the eval client (resumable, cached)"
+        },
+    )
     combo_sets: int = field(
         default=0, metadata={"help": "category sets trained for the combinations box plot (0 = skip)"}
     )
@@ -116,6 +124,11 @@ class MultiTaskConfig:
         check_choices(self.phrasing_forms, FORMS, "phrasing_forms")
         check_choices([self.combo_method], METHODS, "combo_method")
         check_device_dtype(self.device, self.dtype)
+        if self.base_served and not served_model(self.base_served):
+            raise ConfigError(
+                f"base_served '{self.base_served}' is not a served model: write openai:MODEL@http://HOST:PORT/v1, "
+                "or '' to answer with `model` in process"
+            )
         if self.combo_sets and self.combo_size < 1:
             raise ConfigError(f"combo_size must be ≥ 1 (got {self.combo_size})")
 
@@ -250,7 +263,9 @@ def run_experiment(cfg: MultiTaskConfig) -> Path:
         dtype=resolve_dtype(cfg.dtype, cfg.device),
         train=dataclasses.replace(cfg.train, precision=resolve_precision(cfg.train.precision, cfg.device)),
     )
-    tasks = load_tasks(cfg.superni_dir)  # the task files are read before anything is written
+    tasks = load_tasks(cfg.superni_dir)  # the task files and the served base are checked before anything is written
+    if cfg.base_served and cfg.include_base:
+        check_model_spec(cfg.base_served)
     pool = [t for t in tasks if t.split == "seen"]
     seen = pool[: cfg.seen_tasks or None]
     unseen = [t for t in tasks if t.split == "unseen"][: cfg.unseen_tasks or None]
@@ -274,10 +289,13 @@ def run_experiment(cfg: MultiTaskConfig) -> Path:
     results, models, base_gens = {}, {}, None
     if cfg.include_base:
         start = time.time()
-        model, tok = _load_base(cfg)
-        base_gens = generate_answers(
-            model, tok, eval_items, cfg.generation, cfg.model, out / "base" / "generations.jsonl", desc="base answers"
-        )
+        path = out / "base" / "generations.jsonl"
+        if cfg.base_served:
+            base_gens, _ = answer_with_model(cfg.base_served, cfg.model, eval_items, cfg.generation, path, desc="base")
+        else:
+            model, tok = _load_base(cfg)
+            base_gens = generate_answers(model, tok, eval_items, cfg.generation, cfg.model, path, desc="base answers")
+            del model
         results["base"] = {
             "generalisation": generalisation(base_gens, cfg.bootstrap, cfg.train.seed),
             "conflict_mean_cosine": float("nan"),
@@ -285,8 +303,8 @@ def run_experiment(cfg: MultiTaskConfig) -> Path:
             "first_loss": float("nan"),
             "final_loss": float("nan"),
             "seconds": round(time.time() - start, 1),
+            "answered_by": cfg.base_served or cfg.model,
         }
-        del model
     for method in cfg.methods:
         start = time.time()
         model, tok, result, adapters = _train(

@@ -243,8 +243,12 @@ ADAPTERS = {
 }
 
 
-def apply_adapter(model, cfg: AdapterConfig):
-    """Apply the configured parameterisation and return the model to train."""
+def apply_adapter(model, cfg: AdapterConfig, seed: int | None = None):
+    """Apply the configured parameterisation and return the model to train. With `seed` (train.seed)
+    the new weights' random initialisation is drawn from it, so a run's starting point does not
+    depend on what the process drew before (and every process of a sharded run draws the same)."""
+    if seed is not None:
+        torch.manual_seed(seed)
     return lookup(ADAPTERS, cfg.method, "adapter method")(model, cfg)
 
 
@@ -263,7 +267,11 @@ def lora_parameter_count(model, r: int, targets: list[str]) -> int:
     )
 
 
-def save_trained(model, tokenizer, out_dir) -> None:
-    """Save what was trained: the adapter (PEFT) or the whole model (full, bitfit), with the tokenizer."""
-    model.save_pretrained(out_dir)
+def save_trained(model, tokenizer, out_dir, state_dict: dict | None = None) -> None:
+    """Save what was trained: the adapter (PEFT) or the whole model (full, bitfit), with the
+    tokenizer. `state_dict`: the full weights when the model's own are shards (FSDP)."""
+    if state_dict is not None:
+        model.save_pretrained(out_dir, state_dict=state_dict)
+    else:
+        model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)

@@ -2,8 +2,11 @@
 the loop's counters. Nothing is pickled: tensors (parameters, optimizer moments, the torch RNG)
 go to safetensors, everything else (optimizer hyper-parameters, scheduler, Python and NumPy RNG,
 counters) to JSON — a checkpoint planted in a run directory cannot run code when training resumes.
-A checkpoint with a pickle (`state.pt`, written by tuneforge before 2026-12) is refused. Only trainable parameters are stored — a LoRA checkpoint is megabytes, not a
-copy of the frozen base. Data order needs no state: the batch stream is a pure function of the
+A checkpoint with a pickle (`state.pt`, written by tuneforge before 2026-12) is refused. Only trainable
+parameters are stored — a LoRA checkpoint is megabytes, not a copy of the frozen base. Parameters and
+optimizer state are taken by parameter name through torch's `distributed.checkpoint.state_dict`
+API (`sharding.trainable_state`), so the same files serve one process, DDP and FSDP: a sharded run
+gathers them on the main process, and each process takes its shard back on resume. Data order needs no state: the batch stream is a pure function of the
 seed, so resuming replays it and skips the micro-batches already consumed.
 
 Written by hand rather than with `accelerator.save_state`, which stores the whole state dict
@@ -23,6 +26,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tuneforge.errors import TuneforgeError
+from tuneforge.train.sharding import load_trainable_state, trainable_state
+
+FORMAT = 2  # 2: parameters and optimizer state keyed by parameter name (1: optimizer state by position)
 
 
 def _split(obj, prefix: str, tensors: dict):
@@ -70,19 +76,23 @@ def _join(obj, tensors: dict):
     return obj
 
 
-def save_checkpoint(directory: Path, model, optimizer, scheduler, counters: dict) -> Path:
-    """Write checkpoint-<step>/ atomically and point `latest` at it."""
+def save_checkpoint(directory: Path, model, optimizer, scheduler, counters: dict, write: bool = True) -> Path:
+    """Write checkpoint-<step>/ atomically and point `latest` at it. Every process calls it (the
+    state is gathered across processes under FSDP); only the one with `write` writes."""
     directory = Path(directory)
     final = directory / f"checkpoint-{counters['step']}"
+    trainable, optim_state = trainable_state(model, optimizer)
+    if not write:
+        return final
     tmp = directory / f".tmp-checkpoint-{counters['step']}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    trainable = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
-    save_file(trainable, tmp / "trainable.safetensors")
+    save_file({n: t.contiguous() for n, t in trainable.items()}, tmp / "trainable.safetensors")
     tensors: dict = {}
     state = _split(
         {
-            "optimizer": optimizer.state_dict(),
+            "format": FORMAT,
+            "optimizer": optim_state,
             "scheduler": scheduler.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()},
         },
@@ -122,11 +132,13 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> dict:
             f"checkpoint {path} does not match this model (first unknown tensor: {missing[0]}). "
             "Resume with the same model and adapter config, or start a new output_dir"
         )
-    with torch.no_grad():
-        for n, t in tensors.items():
-            params[n].copy_(t)
     state = _join(json.loads((path / "state.json").read_text(encoding="utf-8")), load_file(path / "state.safetensors"))
-    optimizer.load_state_dict(state["optimizer"])
+    if state.get("format") != FORMAT:
+        raise TuneforgeError(
+            f"checkpoint {path} was written by an older tuneforge (optimizer state by position, not by "
+            "parameter name). Start a new output_dir, or set train.resume=false to train from scratch in this one"
+        )
+    load_trainable_state(model, tensors, optimizer, state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"]["torch"])
     random.setstate(state["rng"]["python"])

@@ -6,7 +6,10 @@ Gradient accumulation is normalised over the whole window: the loop first draws 
 micro-batches of an optimizer step, counts their target units N (summed over processes), and
 back-propagates loss_sum_i · world_size / N for each, so k micro-batches give exactly the gradient
 of one batch k times as large (DDP averages over processes, hence the world_size factor).
-Runs on `accelerate.Accelerator`, so `accelerate launch` / torchrun add DDP/FSDP/DeepSpeed.
+Runs on `accelerate.Accelerator`, so `accelerate launch` / torchrun add DDP, and an FSDP accelerate
+config shards the model (`sharding.py`: accelerate shards it on GPUs, tuneforge with the same torch
+`fully_shard` on CPU). Gradients are clipped on the prepared (possibly sharded) parameters, and every
+process takes part in a checkpoint, which gathers the sharded state.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from tuneforge.errors import ConfigError, DataError, suggest
 from tuneforge.hardware import distributed_state, resolve_precision  # noqa: F401 (re-exported)
 from tuneforge.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from tuneforge.train.compile import compile_blocks, uncompile_blocks
+from tuneforge.train.sharding import fsdp_requested, shard_model
 from tuneforge.train.trackers import check_trackers, open_trackers
 
 SCHEDULES = ("cosine", "linear", "constant")
@@ -200,6 +204,22 @@ def train_loop(
             flush=True,
         )
     torch.manual_seed(cfg.seed)
+    if cfg.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
+    if cfg.compile:
+        compile_blocks(model)
+    from accelerate.utils import DistributedType
+
+    # accelerate shards under FSDP on accelerators; on CPU it falls back to DDP, so shard here
+    self_shard = fsdp_requested() and accelerator.distributed_type != DistributedType.FSDP
+    if self_shard:
+        groups = shard_model(model)
+        if accelerator.is_local_main_process:
+            print(
+                f"tuneforge: FSDP (torch fully_shard, {groups} shard groups) over {accelerator.num_processes} "
+                f"{accelerator.device.type} processes",
+                flush=True,
+            )
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ConfigError("the model has no trainable parameter. Check adapter.method")
@@ -210,13 +230,14 @@ def train_loop(
         num_warmup_steps=int(cfg.warmup_ratio * cfg.steps),
         num_training_steps=cfg.steps,
     )
-    if cfg.gradient_checkpointing:
-        enable_gradient_checkpointing(model)
-    if cfg.compile:
-        compile_blocks(model)
     # The scheduler is not prepared: accelerate would step it once per process per optimizer step,
     # running the schedule N times too fast on N processes. `cfg.steps` are global optimizer steps.
-    model, optimizer = accelerator.prepare(model, optimizer)
+    if self_shard:
+        optimizer = accelerator.prepare(optimizer)
+    else:
+        model, optimizer = accelerator.prepare(model, optimizer)
+    # what the optimizer now holds: under accelerate's FSDP the parameters were replaced by shards
+    params = [p for p in model.parameters() if p.requires_grad]
     model.train()
     losses, tokens, first = [], 0, 0
     latest = latest_checkpoint(Path(checkpoint_dir)) if checkpoint_dir and cfg.resume else None
@@ -266,6 +287,8 @@ def train_loop(
             if not math.isfinite(step_loss):  # checked before the update, so no weight is spoiled
                 raise FloatingPointError(_non_finite_message(step_loss, step + 1, cfg, precision))
             grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm) if cfg.max_grad_norm > 0 else None
+            if grad_norm is not None and hasattr(grad_norm, "full_tensor"):  # a DTensor under FSDP
+                grad_norm = grad_norm.full_tensor()
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -291,18 +314,14 @@ def train_loop(
                 log.flush()
                 for tracker in trackers:
                     tracker.log(row, step + 1)
-            if (
-                checkpoint_dir
-                and cfg.checkpoint_every
-                and (step + 1) % cfg.checkpoint_every == 0
-                and accelerator.is_main_process
-            ):
+            if checkpoint_dir and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0:
                 save_checkpoint(
                     Path(checkpoint_dir),
                     accelerator.unwrap_model(model),
                     optimizer,
                     scheduler,
                     {"step": step + 1, "losses": losses, "tokens": tokens},
+                    write=accelerator.is_main_process,
                 )
     finally:
         if log:

@@ -56,6 +56,7 @@ from tuneforge.train.loop import (
 )
 from tuneforge.train.memory import estimate_memory
 from tuneforge.train.sft import sft_loss
+from tuneforge.train.sharding import full_state_dict
 
 SFT = Objective(
     "sft", sft_loss, count_targets, item_loss=lambda m, b: (sft_loss(m, b, per_row=True), count_targets_per_row(b))
@@ -150,7 +151,7 @@ def fit_sft(
         enc_eval, _ = encode_examples(list(eval_examples), tok, cfg.max_length, cfg.mask)
         eval_batches = [collate(enc_eval[i : i + 16], tok.pad_token_id) for i in range(0, len(enc_eval), 16)]
     base = heldout_loss(model, eval_batches, SFT, cfg.precision) if eval_batches else None
-    model = apply_adapter(model, adapter)
+    model = apply_adapter(model, adapter, cfg.seed)
     state = distributed_state()  # under accelerate launch / torchrun each process trains on its own shard
     batches = batch_stream(
         enc_train,
@@ -289,7 +290,7 @@ def fit_objective(model, tok, cfg: TrainRunConfig, run_dir: Path, device: str) -
         else None
     )
     setup = build(model, tok, cfg, device, shard, frozen)
-    model = apply_adapter(model, cfg.adapter)
+    model = apply_adapter(model, cfg.adapter, cfg.train.seed)
     result = _train_and_save(model, tok, setup.batches, setup.objective, cfg.train, run_dir)
     return model, result, {"base": setup.before, "tuned": setup.evaluate(model)}
 
@@ -300,8 +301,9 @@ def _train_and_save(model, tok, batches, objective: Objective, cfg: TrainConfig,
         model, batches, objective, cfg, run_dir / "train_log.jsonl", checkpoint_dir=run_dir / "checkpoints"
     )
     state = distributed_state()
+    gathered = full_state_dict(model)  # a sharded (FSDP) model's weights, gathered on the main process
     if state.is_main_process:
-        save_trained(model, tok, run_dir / "adapter")
+        save_trained(model, tok, run_dir / "adapter", gathered)
     state.wait_for_everyone()
     return result
 
