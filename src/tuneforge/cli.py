@@ -81,6 +81,15 @@ def cmd_train(args) -> int:
 
 
 def cmd_export(args) -> int:
+    if args.gguf:
+        from tuneforge.train.gguf_export import export_gguf
+
+        path = export_gguf(args.run_dir, args.out, args.quant)
+        print(
+            f"Exported {path} and {path.parent / 'Modelfile'} (llama.cpp: llama-cli -m {path}; "
+            f"Ollama: cd {path.parent} && ollama create NAME -f Modelfile)"
+        )
+        return 0
     from tuneforge.train.export import export_run
 
     out = export_run(args.run_dir, args.out, merge=args.merge, dtype=args.dtype)
@@ -360,13 +369,17 @@ VERBS = (
     Verb(
         "export",
         cmd_export,
-        "export a training run: the adapter, or (--merge) a merged model",
+        "export a training run: the adapter, (--merge) a merged model, or (--gguf) a GGUF + Ollama Modelfile",
         "Copy a run's adapter (PeftModel.from_pretrained), or with --merge fold it into the base and save "
-        "safetensors loadable with AutoModelForCausalLM.from_pretrained.",
+        "safetensors loadable with AutoModelForCausalLM.from_pretrained, or with --gguf write the merged "
+        "model as one GGUF file (llama.cpp, Ollama) with its chat template, EOS and end-of-turn tokens, and "
+        "an Ollama Modelfile beside it.",
         args=(
             _arg("run_dir", type=Path, help="a directory written by tuneforge train"),
             _arg("--merge", action="store_true", help="merge LoRA/IA³ weights into the base model"),
-            _arg("--out", type=Path, help="output directory (default RUN_DIR/merged or RUN_DIR/export)"),
+            _arg("--gguf", action="store_true", help="merge, then write OUT/model-QUANT.gguf and OUT/Modelfile"),
+            _arg("--quant", default="f16", help="GGUF weight type: f16 (default), q8_0 or f32"),
+            _arg("--out", type=Path, help="output directory (default RUN_DIR/merged, RUN_DIR/export or RUN_DIR/gguf)"),
             _arg("--dtype", default="", help="dtype of the merged weights (default: the run's model.dtype)"),
         ),
     ),

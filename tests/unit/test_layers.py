@@ -23,6 +23,7 @@ LAYERS = [
         "data.file_steps",
         "train.run",
         "train.export",
+        "train.gguf_export",
         "evaluate.run",
         "safety.run",
         "reflect.run",
@@ -35,6 +36,8 @@ LAYERS = [
 RECIPE_CALLS = {
     ("data.file_steps", "data.run"),
     ("train.export", "train.run"),
+    ("train.gguf_export", "train.export"),
+    ("train.gguf_export", "train.run"),
     ("demo", "data.run"),
     ("demo", "train.run"),
 }

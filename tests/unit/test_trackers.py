@@ -21,21 +21,45 @@ def test_off_by_default():
     assert TrainConfig().report_to == []
 
 
+def _train_four_steps_logging_every_two(tiny_lm, tiny_tok, examples, tmp_path, tracker: str):
+    encs, _ = encode_examples(examples, tiny_tok)
+    cfg = TrainConfig(steps=4, batch_size=4, log_every=2, precision="fp32", report_to=[tracker])
+    model = apply_adapter(tiny_lm, AdapterConfig(r=4))
+    stream = batch_stream(encs, 4, tiny_tok.pad_token_id)
+    return train_loop(model, stream, Objective("sft", sft_loss, count_targets), cfg, tmp_path / "train_log.jsonl")
+
+
 @pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None, reason="tensorboard not installed")
 def test_tensorboard_receives_the_logged_rows(tiny_lm, tiny_tok, examples, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    encs, _ = encode_examples(examples, tiny_tok)
-    cfg = TrainConfig(steps=4, batch_size=4, log_every=2, precision="fp32", report_to=["tensorboard"])
-    result = train_loop(
-        apply_adapter(tiny_lm, AdapterConfig(r=4)),
-        batch_stream(encs, 4, tiny_tok.pad_token_id),
-        Objective("sft", sft_loss, count_targets),
-        cfg,
-        log_path=tmp_path / "train_log.jsonl",
-    )
+    result = _train_four_steps_logging_every_two(tiny_lm, tiny_tok, examples, tmp_path, "tensorboard")
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
     losses = [(e.step, e.value) for e in events.Scalars("train/loss")]
     assert [s for s, _ in losses] == [2, 4]
     assert losses[1][1] == pytest.approx(sum(result.losses[2:]) / 2, rel=1e-5)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("wandb") is None, reason="wandb not installed")
+def test_wandb_offline_writes_its_run_directory_with_the_logged_rows(
+    tiny_lm, tiny_tok, examples, tmp_path, monkeypatch
+):
+    from tuneforge.train.trackers import WandbTracker
+
+    monkeypatch.setenv("WANDB_MODE", "offline")  # nothing leaves the machine
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    sent: list = []
+    log = WandbTracker.log
+
+    def log_and_keep(self, row, step):  # what tuneforge hands wandb; wandb's own file is checked below
+        sent.append((step, row["loss"]))
+        log(self, row, step)
+
+    monkeypatch.setattr(WandbTracker, "log", log_and_keep)
+    result = _train_four_steps_logging_every_two(tiny_lm, tiny_tok, examples, tmp_path, "wandb")
+    assert [s for s, _ in sent] == [2, 4] and sent[1][1] == pytest.approx(sum(result.losses[2:]) / 2, rel=1e-5)
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    records = b"".join(p.read_bytes() for p in runs[0].glob("run-*.wandb"))  # what `wandb sync` uploads later
+    assert b"train/loss" in records and b"report_to" in records and b"tokens_per_s" in records

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tuneforge.data.hub import HUB_PREFIX, load_hub_rows
 from tuneforge.errors import DataError, UnknownNameError, read_text, suggest
 from tuneforge.files import write_text_atomic
 from tuneforge.records import EvalItem, Example, Generation, Message, PreferencePair
@@ -405,15 +406,24 @@ def detect_format(path: str | Path) -> str:
         if head.lstrip().startswith("{") and ('"Instances"' in head or '"Definition"' in head):
             return "superni"
     for _, obj in _iter_objects(path):
-        keys = set(obj)
-        if "conversations" in keys:
-            return "sharegpt"
-        if "instances" in keys and "instruction" in keys:
-            return "self_instruct"
-        if "instruction" in keys and "output" in keys:
-            return "alpaca"
-        return "jsonl"
+        return format_of_keys(set(obj))
     raise DataError("the file holds no records", path=str(path))
+
+
+KNOWN_COLUMNS = (
+    "messages, prompt+completion, prompt+chosen+rejected (TRL), instruction+output (Alpaca), conversations (ShareGPT)"
+)
+
+
+def format_of_keys(keys: set[str]) -> str:
+    """The record format a record with these keys is in (TRL keys → jsonl)."""
+    if "conversations" in keys:
+        return "sharegpt"
+    if "instances" in keys and "instruction" in keys:
+        return "self_instruct"
+    if "instruction" in keys and "output" in keys:
+        return "alpaca"
+    return "jsonl"
 
 
 def _format(name: str) -> dict:
@@ -425,7 +435,10 @@ def _format(name: str) -> dict:
 def read_records(path: str | Path, format: str | None = None, origin: bool = False) -> list[Record]:
     """Read every record of a data file (format detected when not given). With `origin`, each
     record's meta gets `source_file` and `line` (for whole-file formats such as SuperNI, `index`:
-    the record's position in the file)."""
+    the record's position in the file). `hf:NAME[:CONFIG][:SPLIT]` reads a Hugging Face dataset
+    (`data.hub`)."""
+    if str(path).startswith(HUB_PREFIX):
+        return _read_hub(str(path), format, origin)
     path = Path(path)
     if not path.exists():
         raise DataError("file not found. Check the path", path=str(path))
@@ -438,6 +451,32 @@ def read_records(path: str | Path, format: str | None = None, origin: bool = Fal
                 r.meta.setdefault("index", k)
         return recs
     return _records(path, fmt["read"], origin)
+
+
+def _read_hub(spec: str, format: str | None = None, origin: bool = False) -> list[Record]:
+    """The rows of an `hf:` dataset (`data.hub`), converted by the reader their columns call for."""
+    rows = load_hub_rows(spec)
+    if not rows:
+        raise DataError(f"'{spec}' holds no rows")
+    columns = set(rows[0])
+    fmt = format or format_of_keys(columns)
+    if fmt == "jsonl" and not columns & {"messages", "prompt", "chosen", "rejected", "generation", "references"}:
+        raise DataError(f"'{spec}' has columns {sorted(columns)}; none that tuneforge reads. Expected {KNOWN_COLUMNS}")
+    convert = FORMATS[fmt].get("read")
+    if convert is None:
+        raise DataError(f"'{spec}': format {fmt} is a whole-file format, not a table of rows")
+    out: list[Record] = []
+    for i, row in enumerate(rows):
+        try:
+            recs = list(convert(row))
+        except DataError as exc:
+            raise DataError(exc.message, path=spec, line=i + 1, field=exc.field) from None
+        if origin:
+            for r in recs:
+                r.meta.setdefault("source_file", spec)
+                r.meta.setdefault("index", i)
+        out.extend(recs)
+    return out
 
 
 def write_records(records: Iterable[Record], path: str | Path, format: str = "jsonl") -> Path:

@@ -76,7 +76,7 @@ class TrainConfig:
     report_to: list[str] = field(
         default_factory=list,
         metadata={
-            "help": "also log metrics to: tensorboard, mlflow ([] = only train_log.jsonl; nothing leaves the machine)"
+            "help": "also log metrics to: tensorboard, mlflow, wandb ([] = only train_log.jsonl; nothing leaves the machine)"
         },
     )
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from tuneforge.chat_template import check_chat_template, check_end_of_turn, set_chat_template
 from tuneforge.config import config_to_dict, save_config
+from tuneforge.data.hub import HUB_PREFIX, hub_digest
 from tuneforge.data.mix import mix_counts, mix_datasets, mix_report
 from tuneforge.data.seed import load_examples, load_pairs
 from tuneforge.errors import ConfigError, suggest
@@ -353,11 +354,14 @@ def run_fingerprint(cfg: TrainRunConfig) -> dict:
 
 
 def data_digest(spec: str) -> str:
-    """SHA-256 of a data file's bytes, or of the shipped seed data a `seed:` spec names."""
+    """SHA-256 of a data file's bytes, of the shipped seed data a `seed:` spec names, or of the rows
+    of an `hf:` dataset."""
     if spec.startswith("seed:"):
         rows = load_pairs(spec) if spec == "seed:preferences" else load_examples(spec)
         blob = json.dumps([r.to_dict() for r in rows], sort_keys=True, ensure_ascii=False).encode()
         return hashlib.sha256(blob).hexdigest()
+    if spec.startswith(HUB_PREFIX):
+        return hub_digest(spec)
     path = Path(spec)
     if not path.exists():
         raise ConfigError(f"data file not found: {spec}. Check data.train / data.eval / objective.general")

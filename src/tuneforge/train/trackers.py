@@ -1,9 +1,12 @@
-"""Optional experiment trackers for the training loop: TensorBoard and MLflow, off by default.
+"""Optional experiment trackers for the training loop: TensorBoard, MLflow and Weights & Biases,
+off by default.
 
-`train.report_to: [tensorboard, mlflow]` mirrors every metrics row of train_log.jsonl (which is
-always written) to the chosen trackers. Nothing is sent anywhere unless asked: TensorBoard writes
+`train.report_to: [tensorboard, mlflow, wandb]` mirrors every metrics row of train_log.jsonl (which
+is always written) to the chosen trackers. Nothing is sent anywhere unless asked: TensorBoard writes
 event files under RUN_DIR/tensorboard; MLflow logs to its configured tracking URI (a local
-./mlruns folder unless MLFLOW_TRACKING_URI says otherwise).
+./mlruns folder unless MLFLOW_TRACKING_URI says otherwise); W&B writes RUN_DIR/wandb/ and uploads to
+the account `wandb login` set up — with WANDB_MODE=offline it only writes (sync later with
+`wandb sync RUN_DIR/wandb/offline-run-…`). WANDB_PROJECT names the project (default tuneforge).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 
 from tuneforge.errors import ConfigError, suggest
 
-TRACKERS = ("tensorboard", "mlflow")
+TRACKERS = ("tensorboard", "mlflow", "wandb")
 
 
 class TensorBoardTracker:
@@ -49,7 +52,34 @@ class MLflowTracker:
         self.mlflow.end_run()
 
 
-PACKAGES = {"tensorboard": ("tensorboard", TensorBoardTracker), "mlflow": ("mlflow", MLflowTracker)}
+class WandbTracker:
+    def __init__(self, run_dir: Path, config: dict):
+        import os
+
+        import wandb
+
+        self.run = wandb.init(
+            project=os.environ.get("WANDB_PROJECT", "tuneforge"),
+            name=run_dir.name,
+            dir=str(run_dir),
+            config=config,
+            reinit="finish_previous",
+        )
+
+    def log(self, row: dict, step: int) -> None:
+        self.run.log(
+            {f"train/{k}": v for k, v in row.items() if isinstance(v, (int, float)) and k != "step"}, step=step
+        )
+
+    def close(self) -> None:
+        self.run.finish()
+
+
+PACKAGES = {
+    "tensorboard": ("tensorboard", TensorBoardTracker),
+    "mlflow": ("mlflow", MLflowTracker),
+    "wandb": ("wandb", WandbTracker),
+}
 
 
 def check_trackers(names: list[str]) -> None:

@@ -1,0 +1,269 @@
+"""`tuneforge export RUN --gguf [--quant f16|q8_0|f32]`: the run's merged model as one GGUF file that
+llama.cpp, llama-cpp-python and Ollama load, plus an Ollama `Modelfile` beside it.
+
+Written with the `gguf` package (llama.cpp's own Python writer, its tensor-name map and its Q8_0
+quantiser) rather than by calling llama.cpp's `convert_hf_to_gguf.py`: that script is not on PyPI
+(it lives in the llama.cpp source tree), and a tuned model changes only the weights and the chat
+template, so the rest — the tokenizer's tokens, merges, token types and pre-tokenizer name — is
+copied unchanged from the base model's own GGUF, where llama.cpp already decided it. What tuneforge
+writes itself is small: the llama architecture's hyper-parameters from the model config, the
+rotary permutation of the q/k projections that llama.cpp expects (the inverse of what transformers
+undoes on load), and the run's chat template, BOS, EOS and end-of-turn ids.
+
+Scope: llama-architecture models (SmolLM, Llama, Mistral-style) whose base was loaded from a GGUF
+(the embedded default, or `model.name=….gguf`). Any other base is refused with the fix: export
+`--merge` and run llama.cpp's converter on the merged directory.
+
+The Modelfile's TEMPLATE is derived from the same Jinja chat template (`ollama_template`): the
+template is rendered once with marker contents, the per-message prefix/suffix is read off, and the
+result is refused unless it renders every probe conversation exactly as the Jinja template does.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tuneforge.errors import ConfigError
+
+QUANTS = ("f16", "q8_0", "f32")
+# tokenizer fields taken from the base GGUF as they are (the run's tokenizer has the same vocabulary)
+_COPIED = (
+    "tokenizer.ggml.model",
+    "tokenizer.ggml.pre",
+    "tokenizer.ggml.tokens",
+    "tokenizer.ggml.token_type",
+    "tokenizer.ggml.merges",
+    "tokenizer.ggml.add_space_prefix",
+    "tokenizer.ggml.add_bos_token",
+    "tokenizer.ggml.unknown_token_id",
+)
+
+
+def source_gguf(model_name: str) -> Path:
+    """The GGUF file a run's base model was loaded from; a ConfigError with the fix otherwise."""
+    from tuneforge.models import EMBEDDED_MODEL, embedded_gguf_path
+
+    if model_name == EMBEDDED_MODEL:
+        return Path(embedded_gguf_path())
+    if model_name.endswith(".gguf") and Path(model_name).exists():
+        return Path(model_name)
+    raise ConfigError(
+        f"GGUF export copies the tokenizer from the base model's GGUF, and this run's base {model_name} "
+        "is not one. Export with --merge and convert the merged directory with llama.cpp: "
+        "python convert_hf_to_gguf.py RUN/merged --outtype f16"
+    )
+
+
+def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
+    """HF → llama.cpp order of the rotary halves in a q/k projection (rows grouped per head)."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+@dataclass
+class ChatPieces:
+    """A chat template that renders every message as `prefix + role + infix + content + suffix`."""
+
+    lead: str  # text before the first message (e.g. a BOS written by the template)
+    prefix: str
+    infix: str
+    suffix: str
+    default_system: str  # the system message the template adds when a conversation has none ('' = none)
+
+
+_MARK = "\x01{}\x02"
+
+
+def _render(tok, messages, add_generation_prompt=True) -> str:
+    return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
+def chat_pieces(tok) -> ChatPieces:
+    """Read the per-message structure off the tokenizer's chat template, or raise ConfigError."""
+    roles = ["system", "user", "assistant", "user"]
+    conv = [{"role": r, "content": _MARK.format(i)} for i, r in enumerate(roles)]
+    text = _render(tok, conv)
+    parts = re.split("\x01\\d\x02", text)
+    if len(parts) != len(roles) + 1:
+        raise ConfigError("the chat template does not render each message's content once; no Ollama TEMPLATE")
+    head, gaps = parts[0], parts[1:]
+    if "system" not in head:
+        raise ConfigError("the chat template does not write the role names; no Ollama TEMPLATE can be derived")
+    before, infix = head.rsplit("system", 1)
+    nexts = [*roles[1:], "assistant"]  # the generation prompt opens an assistant message
+    for k in range(len(before), -1, -1):  # the longest role prefix every gap ends with
+        prefix = before[len(before) - k :]
+        tails = [prefix + r + infix for r in nexts]
+        if all(g.endswith(t) for g, t in zip(gaps, tails, strict=True)):
+            suffixes = {g[: len(g) - len(t)] for g, t in zip(gaps, tails, strict=True)}
+            if len(suffixes) == 1:
+                pieces = ChatPieces(before[: len(before) - k], prefix, infix, suffixes.pop(), "")
+                break
+    else:
+        raise ConfigError("the chat template renders roles differently from one another; no Ollama TEMPLATE")
+    alone = _render(tok, [{"role": "user", "content": _MARK.format(0)}])
+    opened = pieces.lead + pieces.prefix + "system" + pieces.infix
+    if alone.startswith(opened):
+        pieces.default_system = alone[len(opened) :].split(pieces.suffix, 1)[0]
+    return pieces
+
+
+def render_pieces(p: ChatPieces, messages: list[dict]) -> str:
+    """What the derived Ollama template produces for `messages` (Ollama adds SYSTEM when none)."""
+    if p.default_system and (not messages or messages[0]["role"] != "system"):
+        messages = [{"role": "system", "content": p.default_system}, *messages]
+    body = "".join(p.prefix + m["role"] + p.infix + m["content"] + p.suffix for m in messages)
+    return p.lead + body + p.prefix + "assistant" + p.infix
+
+
+def ollama_template(p: ChatPieces) -> str:
+    """The Go template for Ollama's TEMPLATE (over .Messages; SYSTEM supplies the default)."""
+    for piece in (p.lead, p.prefix, p.infix, p.suffix):
+        if "{{" in piece or '"""' in piece:
+            raise ConfigError("the chat template's markup contains '{{' or '\"\"\"'; write the Modelfile by hand")
+    return (
+        f"{p.lead}{{{{- range .Messages }}}}{p.prefix}{{{{ .Role }}}}{p.infix}{{{{ .Content }}}}{p.suffix}"
+        f"{{{{ end }}}}{p.prefix}assistant{p.infix}"
+    )
+
+
+PROBES = [  # conversations the derived template must render exactly as the Jinja template does
+    [{"role": "user", "content": "What is an index fund?"}],
+    [
+        {"role": "system", "content": "You answer in one sentence."},
+        {"role": "user", "content": "Name a safe way to store passwords."},
+    ],
+    [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello! How can I help?"},
+        {"role": "user", "content": "Plan a day in Lisbon.\nKeep it short."},
+    ],
+]
+
+
+def modelfile(gguf_name: str, tok) -> str:
+    """An Ollama Modelfile for `gguf_name`: TEMPLATE, SYSTEM and stop tokens from the tokenizer."""
+    pieces = chat_pieces(tok)
+    for conv in PROBES:
+        if render_pieces(pieces, conv) != _render(tok, conv):
+            raise ConfigError("the derived Ollama template does not reproduce the chat template; write it by hand")
+    stops = [s for s in dict.fromkeys([tok.eos_token, pieces.suffix.strip()]) if s]
+    lines = [f"FROM ./{gguf_name}", f'TEMPLATE """{ollama_template(pieces)}"""']
+    if pieces.default_system:
+        lines.append(f'SYSTEM """{pieces.default_system}"""')
+    lines += [f'PARAMETER stop "{s}"' for s in stops]
+    return "\n".join(lines) + "\n"
+
+
+def write_gguf(model, tok, base_gguf: Path, out: Path, quant: str = "f16", name: str = "") -> Path:
+    """Write `model` (a merged llama-architecture causal LM) as a GGUF file at `out`."""
+    import gguf
+    import torch
+
+    if quant not in QUANTS:
+        raise ConfigError(f"--quant {quant} unknown. Use one of {', '.join(QUANTS)}")
+    cfg = model.config
+    if cfg.model_type not in ("llama", "mistral"):
+        raise ConfigError(
+            f"GGUF export writes llama-architecture models; this one is '{cfg.model_type}'. "
+            "Export with --merge and convert the merged directory with llama.cpp's convert_hf_to_gguf.py"
+        )
+    reader = gguf.GGUFReader(str(base_gguf))
+    fields = {k: f.contents() for k, f in reader.fields.items() if k in _COPIED}
+    tokens = fields["tokenizer.ggml.tokens"]
+    vocab = tok.get_vocab()
+    if len(tokens) != cfg.vocab_size or any(vocab.get(t) != i for i, t in enumerate(tokens)):
+        raise ConfigError(f"the run's tokenizer does not match the vocabulary of {base_gguf}; cannot copy it")
+
+    n_head, n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // n_head
+    tmp = out.with_name(out.name + ".partial")
+    w = gguf.GGUFWriter(str(tmp), "llama")
+    w.add_name(name or out.stem)
+    w.add_block_count(cfg.num_hidden_layers)
+    w.add_context_length(cfg.max_position_embeddings)
+    w.add_embedding_length(cfg.hidden_size)
+    w.add_feed_forward_length(cfg.intermediate_size)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_kv)
+    w.add_rope_freq_base(float(getattr(cfg, "rope_theta", None) or cfg.rope_parameters["rope_theta"]))
+    w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    w.add_rope_dimension_count(head_dim)
+    w.add_vocab_size(cfg.vocab_size)
+    w.add_file_type({"f32": 0, "f16": 1, "q8_0": 7}[quant])
+    w.add_tokenizer_model(fields["tokenizer.ggml.model"])
+    w.add_tokenizer_pre(fields["tokenizer.ggml.pre"])
+    w.add_token_list(tokens)
+    w.add_token_types(fields["tokenizer.ggml.token_type"])
+    w.add_token_merges(fields["tokenizer.ggml.merges"])
+    for key, add in (
+        ("tokenizer.ggml.add_space_prefix", w.add_add_space_prefix),
+        ("tokenizer.ggml.add_bos_token", w.add_add_bos_token),
+        ("tokenizer.ggml.unknown_token_id", w.add_unk_token_id),
+    ):
+        if key in fields:
+            add(fields[key])
+    # the run's own special tokens and template: tuneforge's EOS is the end-of-turn token
+    if tok.bos_token_id is not None:
+        w.add_bos_token_id(tok.bos_token_id)
+    w.add_eos_token_id(tok.eos_token_id)
+    w.add_eot_token_id(tok.eos_token_id)
+    w.add_pad_token_id(tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+    if tok.chat_template:
+        w.add_chat_template(tok.chat_template)
+
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, cfg.num_hidden_layers)
+    tied = getattr(cfg, "tie_word_embeddings", False)
+    for hf_name, tensor in model.state_dict().items():
+        if tied and hf_name == "lm_head.weight":
+            continue  # llama.cpp reads the output projection from token_embd when it is absent
+        gg_name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+        if gg_name is None:
+            raise ConfigError(f"no GGUF name for tensor {hf_name}; the architecture is not plain llama")
+        data = tensor.detach().to(torch.float32).numpy()
+        if hf_name.endswith("q_proj.weight"):
+            data = _permute(data, n_head)
+        elif hf_name.endswith("k_proj.weight"):
+            data = _permute(data, n_kv)
+        if data.ndim == 1 or quant == "f32":
+            w.add_tensor(gg_name, data.astype(np.float32))
+        elif quant == "f16":
+            w.add_tensor(gg_name, data.astype(np.float16))
+        else:
+            q = gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0)
+            w.add_tensor(gg_name, q, raw_shape=q.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+    w.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file(progress=True)
+    w.close()
+    tmp.replace(out)
+    return out
+
+
+def export_gguf(run_dir: str | Path, out: str | Path | None = None, quant: str = "f16") -> Path:
+    """Merge the run, write OUT/model-<quant>.gguf and OUT/Modelfile (OUT defaults to RUN/gguf)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tuneforge.config import load_config
+    from tuneforge.train.export import export_run
+    from tuneforge.train.run import TrainRunConfig
+
+    if quant not in QUANTS:
+        raise ConfigError(f"--quant {quant} unknown. Use one of {', '.join(QUANTS)}")
+    run_dir = Path(run_dir)
+    merged = export_run(run_dir, merge=True, dtype="float32")
+    cfg = load_config(TrainRunConfig, run_dir / "config.yaml")
+    base_gguf = source_gguf(cfg.model.name)
+    out = Path(out) if out else run_dir / "gguf"
+    out.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    model = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(merged)
+    path = write_gguf(model, tok, base_gguf, out / f"model-{quant}.gguf", quant, name=f"{run_dir.name} (tuneforge)")
+    (out / "Modelfile").write_text(modelfile(path.name, tok), encoding="utf-8")
+    return path
