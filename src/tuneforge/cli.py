@@ -315,8 +315,19 @@ def cmd_report(args) -> int:
     from tuneforge.evaluate.report import write_report
     from tuneforge.files import check_finished
 
-    check_finished(args.run_dir)  # a failed run's old metrics.json must not pass for its result
-    print(f"Report: {write_report(args.run_dir)}")
+    if args.runs[0] == "compare":
+        from tuneforge.evaluate.run_comparison import compare_page
+
+        print(f"Report: {compare_page(args.runs[1:], args.out or Path('runs/compare'), args.bootstrap)}")
+        return 0
+    if len(args.runs) != 1:
+        from tuneforge.errors import ConfigError
+
+        raise ConfigError(
+            "give one run directory (tuneforge report RUN), or compare runs: tuneforge report compare A B"
+        )
+    check_finished(Path(args.runs[0]))  # a failed run's old metrics.json must not pass for its result
+    print(f"Report: {write_report(args.runs[0])}")
     return 0
 
 
@@ -570,8 +581,15 @@ VERBS = (
     Verb(
         "report",
         cmd_report,
-        "(re)write report.md and report.html for a run directory from stored results",
-        args=(_arg("run_dir", type=Path),),
+        "(re)write a run's report, or (report compare A B …) one page putting runs side by side",
+        "tuneforge report RUN rewrites RUN/report.md and report.html from stored results. tuneforge report "
+        "compare RUN_A[:MODEL] RUN_B[:MODEL] … writes compare.html/.md: every metric with its CI and the paired "
+        "change against the first run, loss curves, per-domain charts, data-build counts, answers side by side.",
+        args=(
+            _arg("runs", nargs="+", help="RUN, or: compare RUN_A[:MODEL] RUN_B[:MODEL] [...]"),
+            _arg("--out", type=Path, help="report compare: output directory (default runs/compare)"),
+            _arg("--bootstrap", type=int, default=1000, help="report compare: bootstrap resamples for paired CIs"),
+        ),
     ),
 )
 _CONFIG_ARG = {

@@ -1,0 +1,207 @@
+"""`tuneforge report compare RUN_A[:MODEL] RUN_B[:MODEL] …`: one self-contained HTML page (and a
+markdown twin) that puts runs side by side, the first one being the reference.
+
+- every metric of every run with its 95% CI, and for each later run the paired change against the
+  first (`compare.compare_runs`: paired bootstrap CI and p-value over the items both answered; a pair
+  with no item in common says so in its cells instead of vanishing);
+- training loss curves overlaid (each run's train_log.jsonl, where there is one);
+- a per-domain chart for each metric; data-build counts and safety rates when the runs have them
+  (a `safety run` directory is a run like any other: its rates are its metrics);
+- the answers side by side, item by item, with a filter by domain made of radio buttons and CSS
+  (the page runs no script; model text is escaped).
+A run is any directory `tuneforge demo`, `train` or `eval run` / `safety run` wrote; MODEL picks one
+of its models (default: the last, i.e. the tuned one).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from tuneforge.data.io import read_records, records_of
+from tuneforge.errors import ConfigError, TuneforgeError
+from tuneforge.evaluate.compare import compare_runs, resolve
+from tuneforge.evaluate.report_kit import escape, figure, page, pyplot, section
+from tuneforge.files import check_finished, write_text_atomic
+from tuneforge.records import Generation
+
+_FILTER_CSS = ".answers tr.item{display:none}#dom-all:checked~table tr.item{display:table-row}"
+
+
+def _entry(spec: str) -> dict:
+    run_dir, label = resolve(spec)
+    check_finished(run_dir)  # a failed run's old metrics.json must not pass for its result
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    log_path = run_dir / "train_log.jsonl"
+    return {
+        "name": f"{run_dir.name}:{label}",
+        "dir": run_dir,
+        "label": label,
+        "model": metrics["models"][label],
+        "run": metrics.get("run", {}),
+        "log": [json.loads(x) for x in log_path.read_text().splitlines() if x.strip()] if log_path.exists() else [],
+    }
+
+
+def _slug(domain: str) -> str:
+    """A domain name as a CSS id/class (the filter's selectors)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", domain) or "other"
+
+
+def _fmt(x) -> str:
+    return "—" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+def _metric_rows(entries: list[dict], deltas: list[dict | None]) -> tuple[list[str], list[list[str]]]:
+    names = list(dict.fromkeys(m for e in entries for m in e["model"].get("overall", {})))
+    header = ["metric", *[e["name"] for e in entries]]
+    header += [f"{e['name']} − {entries[0]['name']} [95% CI], p" for e in entries[1:]]
+    rows = []
+    for m in names:
+        row = [m]
+        for e in entries:
+            r = e["model"].get("overall", {}).get(m)
+            row.append(f"{_fmt(r['score'])} [{_fmt(r['ci'][0])}, {_fmt(r['ci'][1])}]" if r and "ci" in r else "—")
+        for d in deltas:
+            if d is None or "error" in d:
+                row.append(f"not comparable: {d['error']}" if d else "—")
+            elif m in d["metrics"]:
+                c = d["metrics"][m]
+                row.append(f"{c['delta']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}], p={c['p_value']:.2g}")
+            else:
+                row.append("— (not scored per item in both)")
+        rows.append(row)
+    return header, rows
+
+
+def _loss_figure(entries: list[dict]):
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3))
+    drawn = set()
+    for e in entries:
+        if e["log"] and e["dir"] not in drawn:  # base and tuned of one run share its curve
+            drawn.add(e["dir"])
+            ax.plot([r["step"] for r in e["log"]], [r["loss"] for r in e["log"]], label=e["dir"].name)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _domain_figure(entries: list[dict], metric: str):
+    import numpy as np
+
+    plt = pyplot()
+    domains = sorted({d for e in entries for d in e["model"].get("per_domain", {})})
+    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(domains)), 3))
+    width = 0.8 / len(entries)
+    for k, e in enumerate(entries):
+        per = e["model"].get("per_domain", {})
+        scores = [per.get(d, {}).get(metric, {}).get("score", np.nan) for d in domains]
+        lows = [per.get(d, {}).get(metric, {}).get("ci", [np.nan, np.nan])[0] for d in domains]
+        highs = [per.get(d, {}).get(metric, {}).get("ci", [np.nan, np.nan])[1] for d in domains]
+        x = np.arange(len(domains)) + k * width
+        err = np.abs(np.array([np.subtract(scores, lows), np.subtract(highs, scores)]))
+        ax.bar(x, scores, width, yerr=err, capsize=2, label=e["name"])
+    ax.set_xticks(np.arange(len(domains)) + 0.4 - width / 2, domains)
+    ax.set_ylabel(metric)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _answers(entries: list[dict]) -> tuple[list[str], str]:
+    """(domains, the answers table HTML): items every run answered, in the first run's order."""
+    gens = []
+    for e in entries:
+        path = e["dir"] / "generations" / f"{e['label']}.jsonl"
+        if not path.exists():
+            return [], f"<p>{escape(e['name'])} has no stored answers ({escape(str(path))}).</p>"
+        gens.append({g.id: g for g in records_of(read_records(path), Generation, path, "Rerun the evaluation")})
+    ids = [i for i in gens[0] if all(i in g for g in gens[1:])]
+    domains = sorted({gens[0][i].domain or "other" for i in ids})
+    head = "".join(f"<th>{escape(e['name'])}</th>" for e in entries)
+    rows = []
+    for i in ids:
+        first = gens[0][i]
+        prompt = first.prompt[-1].content if first.prompt else ""
+        cells = "".join(f"<td>{escape(g[i].generation)}</td>" for g in gens)
+        rows.append(
+            f"<tr class='item d-{_slug(first.domain or 'other')}'><td>{escape(i)}<br>{escape(prompt)}</td>"
+            f"<td>{escape(first.references[0] if first.references else '')}</td>{cells}</tr>"
+        )
+    return domains, (
+        f"<table class='answers'><tr><th>item, prompt</th><th>reference</th>{head}</tr>{''.join(rows)}</table>"
+        f"<p>{len(ids)} items answered by every run.</p>"
+    )
+
+
+def compare_page(specs: list[str], out: str | Path, n_boot: int = 1000) -> Path:
+    """Write OUT/compare.html and OUT/compare.md for the runs `specs` (the first is the reference)."""
+    if len(specs) < 2:
+        raise ConfigError("report compare needs two runs or more: tuneforge report compare RUN_A RUN_B [RUN_C …]")
+    entries = [_entry(s) for s in specs]
+    if len({e["name"] for e in entries}) != len(entries):
+        raise ConfigError(f"the same run:model appears twice in {specs}; give each once")
+    deltas: list[dict | None] = []
+    for s in specs[1:]:
+        try:
+            deltas.append(compare_runs(specs[0], s, n_boot))
+        except TuneforgeError as exc:  # shown in the table's cells, not dropped
+            deltas.append({"error": str(exc)})
+    header, rows = _metric_rows(entries, deltas)
+    parts = [
+        section(
+            "Runs",
+            ["run:model", "model", "steps", "final loss", "precision", "CPU/GPU"],
+            [
+                [
+                    e["name"],
+                    str(e["run"].get("model", e["model"].get("model", ""))),
+                    _fmt(e["run"].get("steps")),
+                    _fmt(e["run"].get("final_loss")),
+                    str(e["run"].get("precision", "")),
+                    str(
+                        e["run"].get("hardware", {}).get("cpu", "")
+                        if isinstance(e["run"].get("hardware"), dict)
+                        else ""
+                    ),
+                ]
+                for e in entries
+            ],
+        ),  # fmt: skip
+        section(f"Metrics, and the paired change against {entries[0]['name']}", header, rows),
+    ]
+    if any(e["log"] for e in entries):
+        parts.append(figure(_loss_figure(entries), "Training loss per optimizer step, every run with a train_log"))
+    metrics = list(dict.fromkeys(m for e in entries for m in e["model"].get("per_domain", {}).get(
+        next(iter(e["model"].get("per_domain", {})), ""), {})))  # fmt: skip
+    for m in metrics:
+        parts.append(figure(_domain_figure(entries, m), f"{m} per domain with 95% CIs"))
+    builds = [(e["name"], e["run"]["data_build"]) for e in entries if isinstance(e["run"].get("data_build"), dict)]
+    if builds:
+        stages = list(dict.fromkeys(k for _, b in builds for k in b.get("stages", {})))
+        parts.append(section("Data build", ["run:model", *stages, "removed", "final"], [
+            [name, *[_fmt(b.get("stages", {}).get(k)) for k in stages],
+             ", ".join(f"{k} {v}" for k, v in b.get("removed", {}).items()) or "—", _fmt(b.get("final"))]
+            for name, b in builds]))  # fmt: skip
+    domains, answers = _answers(entries)
+    radios = "".join(
+        f"<input type='radio' name='dom' id='dom-{_slug(d)}'><label for='dom-{_slug(d)}'>{escape(d)}</label> "
+        for d in domains
+    )
+    css = _FILTER_CSS + "".join(f"#dom-{_slug(d)}:checked~table tr.d-{_slug(d)}{{display:table-row}}" for d in domains)
+    parts.append(
+        f"<h2>Answers side by side</h2><style>{css}</style>"
+        f"<input type='radio' name='dom' id='dom-all' checked><label for='dom-all'>all</label> {radios}{answers}"
+    )
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = ", ".join(e["name"] for e in entries)
+    write_text_atomic(out / "compare.html", page(f"tuneforge compare: {names}", parts))
+    md = [f"# tuneforge compare: {names}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    md += ["| " + " | ".join(r) + " |" for r in rows]
+    write_text_atomic(out / "compare.md", "\n".join(md) + "\n")
+    return out / "compare.html"
