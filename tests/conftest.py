@@ -64,3 +64,22 @@ def native_bf16():
     choice = auto_precision("cpu")
     if choice.precision != "bf16":
         pytest.skip(f"this CPU has no native bf16, so bf16 is not tested here: {choice.reason}")
+
+
+@pytest.fixture
+def tiny_demo(tmp_path, tiny_lm, tiny_tok):
+    """`tiny_demo(*overrides)`: a demo run of the tiny model in seconds (fp32 on CPU, one step, one
+    test item per domain, two new tokens); returns the run directory."""
+    from tuneforge.config import load_config
+    from tuneforge.demo import DemoConfig, run_demo
+
+    tiny_lm.save_pretrained(tmp_path / "model")
+    tiny_tok.save_pretrained(tmp_path / "model")
+
+    def run(*overrides: str):
+        base = [f"output_dir={tmp_path / 'run'}", f"model.name={tmp_path / 'model'}", "model.dtype=float32",
+                "model.device=cpu", "train.steps=1", "train.precision=fp32", "data.test_per_domain=1",
+                "generation.max_new_tokens=2"]  # fmt: skip
+        return run_demo(load_config(DemoConfig, None, [*base, *overrides]))
+
+    return run

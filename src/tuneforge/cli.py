@@ -229,6 +229,31 @@ def cmd_eval_compare(args) -> int:
     return 0
 
 
+def cmd_eval_bench(args) -> int:
+    from tuneforge.evaluate.bench import run_bench
+
+    path = run_bench(
+        args.model,
+        [t for t in args.tasks.split(",") if t],
+        args.out,
+        args.label,
+        args.limit,
+        args.include,
+        args.batch_size,
+        args.bootstrap,
+        not args.no_chat_template,
+        args.dtype,
+        args.device,
+    )
+    for label, bench in json.loads(path.read_text())["bench"].items():
+        for task, metrics in bench["tasks"].items():
+            for name, r in metrics.items():
+                ci = f" [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]" if r["ci"] else ""
+                print(f"{label}  {task}  {name}: {r['score']:.3f}{ci} (n={r['n']})")
+    print(f"Results: {path} (per-sample records in {path.parent / 'bench'})")
+    return 0
+
+
 def _config_and_overrides(args):
     config, overrides = args.config, list(args.overrides)
     if config is not None and "=" in str(config) and not config.exists():  # only overrides were given
@@ -519,6 +544,27 @@ VERBS = (
         "paired deltas with CIs and p-values between two runs",
         "tuneforge eval compare RUN_A[:MODEL] RUN_B[:MODEL] — e.g. RUN:base RUN:tuned within one run",
         args=(_arg("run_a"), _arg("run_b"), _arg("--bootstrap", type=int, default=1000), _JSON),
+    ),
+    Verb(
+        "eval bench",
+        cmd_eval_bench,
+        "standard benchmarks through lm-evaluation-harness, with 95% CIs",
+        "tuneforge eval bench MODEL --tasks T1,T2 — MODEL: a name, .gguf, run or adapter directory. Any lm-eval "
+        "task; tuneforge_domains_gen and tuneforge_domains_mc ship with tuneforge and run offline. Results go to "
+        "OUT/metrics.json under 'bench' (a run directory's own by default) and OUT/bench/<task>.jsonl.",
+        args=(
+            _arg("model", help="model name / .gguf / run directory / adapter directory"),
+            _arg("--tasks", default="tuneforge_domains_gen,tuneforge_domains_mc", help="comma-separated task names"),
+            _arg("--out", type=Path, help="output directory (default: the run directory, else runs/bench-MODEL)"),
+            _arg("--label", default="", help="name of the results (default: tuned for a run, else MODEL)"),
+            _arg("--limit", type=int, help="first N examples of each task (default: all)"),
+            _arg("--include", action="append", help="a folder of your own lm-eval task YAML files (repeatable)"),
+            _arg("--batch-size", type=int, default=8),
+            _arg("--bootstrap", type=int, default=1000, help="lm-eval's bootstrap iterations for corpus metrics"),
+            _arg("--no-chat-template", action="store_true", help="prompt without the chat template (base models)"),
+            _arg("--dtype", default="auto"),
+            _arg("--device", default="auto"),
+        ),
     ),
     Verb("safety", None, "adversarial safety suite: rates with CIs, detector accuracy"),
     Verb(

@@ -31,7 +31,7 @@ def small_pairs(tmp_path_factory):
     from tuneforge.data.seed import load_pairs
 
     path = tmp_path_factory.mktemp("pairs") / "pairs.jsonl"
-    write_records(load_pairs("seed:preferences")[:4], path)
+    write_records(load_pairs("seed:preferences")[:2], path)
     return path
 
 
@@ -41,8 +41,9 @@ def test_bundled_config_trains_with_falling_loss(config, small_train, small_pair
 
     out = tmp_path / "run"
     objective = yaml.safe_load(config.read_text()).get("objective", {}).get("name", "sft")
-    # one fixed batch of 4 (examples or pairs), so that the loss of successive steps is comparable
-    data = [f"data.train={small_pairs if objective == 'dpo' else small_train}"]
+    # one fixed batch (4 examples, or 2 pairs), so that the loss of successive steps is comparable
+    pairs = objective in ("dpo", "ipo", "simpo", "orpo", "kto")
+    data = [f"data.train={small_pairs if pairs else small_train}"]
     if objective == "domain_adaptation":
         data.append(f"objective.general={small_train}")
     assert (
@@ -54,7 +55,7 @@ def test_bundled_config_trains_with_falling_loss(config, small_train, small_pair
                 *data,
                 "data.eval=",
                 "train.steps=6",
-                "train.batch_size=4",
+                f"train.batch_size={4 if objective == 'kto' else 2 if pairs else 4}",  # kto: the 2 pairs' 4 answers
                 "train.warmup_ratio=0.0",
                 "train.log_every=1",
             ]

@@ -53,6 +53,7 @@ def test_every_declared_verb_parses_to_its_command():
             "data mix": ["out", "a"],
             "data stats": ["f"],
             "eval compare": ["a", "b"],
+            "eval bench": ["m"],
             "export": ["r"],
             "report": ["r"],
             "data build": ["c.yaml"],

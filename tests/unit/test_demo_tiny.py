@@ -48,30 +48,15 @@ def test_demo_recipe_runs_with_a_prompt_tuning_adapter_in_the_auto_precision(tmp
     assert len((run / "generations" / "tuned.jsonl").read_text().splitlines()) == 5
 
 
-def test_demo_builds_its_training_data_first_when_asked(tmp_path, tiny_lm, tiny_tok):
-    tiny_lm.save_pretrained(tmp_path / "model")
-    tiny_tok.save_pretrained(tmp_path / "model")
-    cfg = load_config(
-        DemoConfig,
-        None,
-        [
-            f"output_dir={tmp_path / 'run'}",
-            f"model.name={tmp_path / 'model'}",
-            "model.dtype=float32",
-            "model.device=cpu",
-            "train.steps=1",
-            "train.precision=fp32",
-            "data.test_per_domain=1",
-            "generation.max_new_tokens=2",
-            "build.enabled=true",
-            "build.augment.mosaic=4",
-            "build.filters.ifd=true",
-            f"build.filters.ifd_model={tmp_path / 'model'}",
-            "build.filters.ifd_max=100",
-            "build.filters.score_sources=[augment]",
-        ],
+def test_demo_builds_its_training_data_first_when_asked(tiny_demo, tmp_path):
+    run = tiny_demo(
+        "build.enabled=true",
+        "build.augment.mosaic=4",
+        "build.filters.ifd=true",
+        f"build.filters.ifd_model={tmp_path / 'model'}",
+        "build.filters.ifd_max=100",
+        "build.filters.score_sources=[augment]",
     )
-    run = run_demo(cfg)
     manifest = json.loads((run / "data" / "build" / "manifest.json").read_text())
     assert manifest["stages"] == {"manual": 244, "augment": 4}  # manual source = data.train (seed:train)
     assert manifest["reports"]["filter:ifd"]["scored"] == 4  # only the composites were scored

@@ -270,6 +270,20 @@ def _tables(metrics: dict) -> list[tuple[str, list[str], list[list[str]]]]:
             ]
         )
         tables.append((f"{METRIC_LABELS.get(m, m)} per domain", ["domain", "n"] + names, rows))
+    if metrics.get("bench"):  # `tuneforge eval bench`: lm-eval results, CI = score ± 1.96 stderr
+        rows = [
+            [label, task, metric, _fmt(r["score"]) + _ci(r), str(r.get("n") or "")]
+            for label, b in metrics["bench"].items()
+            for task, task_metrics in b["tasks"].items()
+            for metric, r in task_metrics.items()
+        ]
+        tables.append(
+            (
+                "Standard benchmarks (lm-evaluation-harness; 95% CI from its stderr)",
+                ["model", "task", "metric", "score", "n"],
+                rows,
+            )  # fmt: skip
+        )
     return tables
 
 

@@ -1,4 +1,5 @@
-"""Direct Preference Optimisation as an objective for the one loop.
+"""Preference optimisation on pairs as objectives for the one loop: DPO, and (`preference_objective`)
+IPO, SimPO and ORPO from `preference_losses` — the same pair encoding, batches and metrics.
 
 For a pair with policy log-probs (π_c, π_r) and reference log-probs (ρ_c, ρ_r) of the chosen and
 rejected responses (summed over response tokens), with Δ = (π_c − π_r) − (ρ_c − ρ_r):
@@ -22,6 +23,10 @@ from tuneforge.errors import ConfigError
 from tuneforge.records import Example, Message, PreferencePair
 from tuneforge.tokenisation import IGNORE, Encoded, collate, encode_example, model_inputs
 from tuneforge.train.loop import Objective, ObjectiveSetup
+from tuneforge.train.preference_losses import ipo_term, orpo_term, simpo_term
+
+PAIR_LOSSES = ("dpo", "ipo", "simpo", "orpo")
+REFERENCE_FREE = ("simpo", "orpo")  # the policy's own length-normalised log-probs are the reward
 
 
 def dpo_term(
@@ -51,24 +56,25 @@ def collate_pairs(pairs: list[tuple[Encoded, Encoded]], pad_id: int) -> dict:
     return batch
 
 
-def sequence_logps(model, batch: dict) -> torch.Tensor:
-    """Sum of log-probabilities of each row's target tokens: (rows,)."""
+def sequence_logps(model, batch: dict, average: bool = False) -> torch.Tensor:
+    """Sum (or, with `average`, mean) of log-probabilities of each row's target tokens: (rows,)."""
     labels = batch["labels"]
     targets = labels[:, 1:] != IGNORE
     logits = model(**model_inputs(batch)).logits[:, -labels.size(1) : -1].float()  # (R, T-1, V)
     logp = torch.gather(logits.log_softmax(-1), 2, labels[:, 1:].clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return (logp * targets).sum(-1)
+    total = (logp * targets).sum(-1)
+    return total / targets.sum(-1).clamp(min=1) if average else total
 
 
 @torch.no_grad()
-def _reference_logps(model, batch: dict, ref_model=None) -> torch.Tensor:
-    if "ref_logps" in batch:
+def reference_logps(model, batch: dict, ref_model=None, average: bool = False) -> torch.Tensor:
+    if "ref_logps" in batch and not average:
         return batch["ref_logps"]
     if ref_model is not None:
-        return sequence_logps(ref_model, batch)
+        return sequence_logps(ref_model, batch, average)
     if hasattr(model, "disable_adapter"):
         with model.disable_adapter():
-            return sequence_logps(model, batch)
+            return sequence_logps(model, batch, average)
     raise ConfigError(
         "DPO needs a reference: precomputed ref_logps, a reference model, or a "
         "PEFT adapter (the base model then serves as the reference)"
@@ -77,14 +83,45 @@ def _reference_logps(model, batch: dict, ref_model=None) -> torch.Tensor:
 
 def dpo_objective(beta: float = 0.1, label_smoothing: float = 0.0, ref_model=None) -> Objective:
     """An Objective computing the summed DPO loss of a `collate_pairs` batch."""
+    return preference_objective("dpo", beta, label_smoothing=label_smoothing, ref_model=ref_model)
+
+
+def pair_losses(name: str, model, batch: dict, beta: float, gamma: float = 0.5, label_smoothing: float = 0.0,
+                ref_model=None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """(per-pair losses (P,), implicit reward margins (P,)) of a `collate_pairs` batch under `name`.
+    DPO works on summed log-probs; IPO, SimPO and ORPO on length-averaged ones (as TRL does)."""
+    p, average = int(batch["pairs"]), name != "dpo"
+    policy = sequence_logps(model, batch, average)
+    if name in REFERENCE_FREE:
+        margin = policy[:p] - policy[p:]
+        losses = simpo_term(policy[:p], policy[p:], beta, gamma) if name == "simpo" else orpo_term(
+            policy[:p], policy[p:], beta)  # fmt: skip
+        return losses, margin
+    ref = reference_logps(model, batch, ref_model, average)
+    margin = (policy[:p] - policy[p:]) - (ref[:p] - ref[p:])
+    if name == "ipo":
+        return ipo_term(policy[:p], policy[p:], ref[:p], ref[p:], beta), margin
+    return dpo_term(policy[:p], policy[p:], ref[:p], ref[p:], beta, label_smoothing), margin
+
+
+def preference_objective(
+    name: str, beta: float = 0.1, gamma: float = 0.5, label_smoothing: float = 0.0, ref_model=None
+) -> Objective:
+    """An Objective summing the `name` loss (dpo | ipo | simpo | orpo) over a `collate_pairs` batch;
+    the loop normalises by the number of pairs."""
+    if name not in PAIR_LOSSES:
+        raise ConfigError(f"preference loss '{name}' unknown. Use one of {', '.join(PAIR_LOSSES)}")
 
     def loss(model, batch):
-        p = int(batch["pairs"])
-        policy = sequence_logps(model, batch)
-        ref = _reference_logps(model, batch, ref_model)
-        return dpo_term(policy[:p], policy[p:], ref[:p], ref[p:], beta, label_smoothing).sum()
+        return pair_losses(name, model, batch, beta, gamma, label_smoothing, ref_model)[0].sum()
 
-    return Objective("dpo", loss, lambda batch: int(batch["pairs"]))
+    return Objective(name, loss, lambda batch: int(batch["pairs"]))
+
+
+def pair_eval_batches(pairs: list[PreferencePair], tokenizer, max_length: int = 1024) -> list[dict]:
+    """Fixed `collate_pairs` batches of 8 pairs, for metrics."""
+    held = [encode_pair(p, tokenizer, max_length) for p in pairs]
+    return [collate_pairs(held[i : i + 8], tokenizer.pad_token_id) for i in range(0, len(held), 8)]
 
 
 def pair_batches(
@@ -108,25 +145,26 @@ def pair_batches(
 
 
 @torch.no_grad()
-def dpo_metrics(model, batches: list[dict], beta: float = 0.1, ref_model=None) -> dict:
-    """Mean DPO loss, reward accuracy (share of pairs with Δ > 0) and mean reward margin β·Δ."""
+def dpo_metrics(
+    model, batches: list[dict], beta: float = 0.1, ref_model=None, name: str = "dpo", gamma: float = 0.5
+) -> dict:
+    """Mean loss, reward accuracy (share of pairs whose implicit reward margin is > 0) and the mean
+    margin (β·Δ for DPO; the log-prob margin for the others)."""
     was_training = model.training
     model.eval()
-    deltas = []
+    losses, margins = [], []
     for b in batches:
         b = {k: v.to(next(model.parameters()).device) for k, v in b.items()}
-        p = int(b["pairs"])
-        policy = sequence_logps(model, b)
-        ref = _reference_logps(model, b, ref_model)
-        deltas.append((policy[:p] - policy[p:]) - (ref[:p] - ref[p:]))
+        loss, margin = pair_losses(name, model, b, beta, gamma, ref_model=ref_model)
+        losses.append(loss)
+        margins.append(margin)
     model.train(was_training)
-    delta = torch.cat(deltas).float()
-    zero = torch.zeros_like(delta)
+    margin = torch.cat(margins).float()
     return {
-        "loss": float(dpo_term(delta, zero, zero, zero, beta).mean()),
-        "reward_accuracy": float((delta > 0).float().mean()),
-        "reward_margin": float(beta * delta.mean()),
-        "pairs": int(delta.numel()),
+        "loss": float(torch.cat(losses).float().mean()),
+        "reward_accuracy": float((margin > 0).float().mean()),
+        "reward_margin": float((beta if name == "dpo" else 1.0) * margin.mean()),
+        "pairs": int(margin.numel()),
     }
 
 
@@ -136,7 +174,9 @@ def dpo_setup(
     tokenizer,
     ref_model=None,
     *,
+    name: str = "dpo",
     beta: float = 0.1,
+    gamma: float = 0.5,
     label_smoothing: float = 0.0,
     max_length: int = 1024,
     batch_size: int = 8,
@@ -144,15 +184,16 @@ def dpo_setup(
     num_shards: int = 1,
     shard: int = 0,
 ) -> ObjectiveSetup:
-    """DPO in the one loop: the loss, the shuffled pair batches of this process's shard, and the
-    preference metrics on `held_out` after training (before training the policy equals its
-    reference, so Δ = 0 for every pair: not measured)."""
+    """A pair loss (`name`: dpo, ipo, simpo, orpo) in the one loop: the loss, the shuffled pair batches
+    of this process's shard, and the preference metrics on `held_out` after training (for DPO and
+    IPO the untrained policy equals its reference, Δ = 0: not measured; the reference-free losses
+    are measured before too)."""
     encoded = [encode_pair(p, tokenizer, max_length) for p in pairs]
-    held = [encode_pair(p, tokenizer, max_length) for p in held_out]
-    eval_batches = [collate_pairs(held[i : i + 8], tokenizer.pad_token_id) for i in range(0, len(held), 8)]
+    eval_batches = pair_eval_batches(held_out, tokenizer, max_length)
+    evaluate = lambda m: dpo_metrics(m, eval_batches, beta, ref_model, name, gamma)  # noqa: E731
     return ObjectiveSetup(
-        dpo_objective(beta, label_smoothing, ref_model),
+        preference_objective(name, beta, gamma, label_smoothing, ref_model),
         pair_batches(encoded, batch_size, tokenizer.pad_token_id, seed, num_shards=num_shards, shard=shard),
-        lambda m: dpo_metrics(m, eval_batches, beta, ref_model),
+        evaluate,
         None,
     )

@@ -45,7 +45,8 @@ from tuneforge.tokenisation import (
 from tuneforge.train.adapters import AdapterConfig, apply_adapter, save_trained
 from tuneforge.train.distill import distill_setup
 from tuneforge.train.domain_adapt import domain_adaptation_setup
-from tuneforge.train.dpo import dpo_setup
+from tuneforge.train.dpo import PAIR_LOSSES, REFERENCE_FREE, dpo_setup
+from tuneforge.train.kto import kto_setup
 from tuneforge.train.loop import (
     Objective,
     ObjectiveSetup,
@@ -62,7 +63,7 @@ from tuneforge.train.sharding import full_state_dict
 SFT = Objective(
     "sft", sft_loss, count_targets, item_loss=lambda m, b: (sft_loss(m, b, per_row=True), count_targets_per_row(b))
 )
-OBJECTIVES = ("sft", "dpo", "distill", "domain_adaptation")
+OBJECTIVES = ("sft", "dpo", "ipo", "simpo", "orpo", "kto", "distill", "domain_adaptation")
 
 
 @dataclass
@@ -101,8 +102,20 @@ class SFTDataConfig:
 
 @dataclass
 class ObjectiveConfig:
-    name: str = field(default="sft", metadata={"help": "sft | dpo | distill | domain_adaptation"})
-    beta: float = field(default=0.1, metadata={"help": "dpo: β, the strength of the KL leash to the reference"})
+    name: str = field(
+        default="sft",
+        metadata={"help": "sft | dpo | ipo | simpo | orpo | kto (preference pairs) | distill | domain_adaptation"},
+    )
+    beta: float = field(
+        default=0.1,
+        metadata={
+            "help": "dpo/ipo: β, the strength of the KL leash to the reference; simpo: β, the reward scale "
+            "(≈2); orpo: λ, the weight of the odds-ratio term"
+        },
+    )
+    gamma: float = field(default=0.5, metadata={"help": "simpo: γ, the target reward margin"})
+    desirable_weight: float = field(default=1.0, metadata={"help": "kto: λ_D, weight of desirable answers"})
+    undesirable_weight: float = field(default=1.0, metadata={"help": "kto: λ_U, weight of undesirable answers"})
     label_smoothing: float = field(default=0.0, metadata={"help": "dpo: ε, share of preference labels assumed flipped"})
     teacher: str = field(default="", metadata={"help": "distill: teacher model (same tokenizer as model.name)"})
     temperature: float = field(default=2.0, metadata={"help": "distill: softmax temperature τ"})
@@ -182,22 +195,30 @@ def loss_summary(base: dict, tuned: dict, n_boot: int = 1000, seed: int = 0) -> 
     }
 
 
-def _dpo(model, tok, cfg: TrainRunConfig, device: str, shard: dict, frozen) -> ObjectiveSetup:
+def _preference(model, tok, cfg: TrainRunConfig, device: str, shard: dict, frozen) -> ObjectiveSetup:
+    """dpo, ipo, simpo, orpo (pair losses) or kto (the pairs unpaired) on one pairs file."""
     o, t = cfg.objective, cfg.train
     eval_source = cfg.data.eval or _one_source(cfg.data.train)
-    setup = dpo_setup(
-        load_pairs(_one_source(cfg.data.train)),
-        load_pairs(eval_source),
-        tok,
-        frozen,
-        beta=o.beta,
-        label_smoothing=o.label_smoothing,
-        max_length=t.max_length,
-        batch_size=t.batch_size,
-        seed=t.seed,
-        **shard,
-    )
-    return dataclasses.replace(setup, evaluate=lambda m: setup.evaluate(m) | {"on": eval_source})
+    pairs, held = load_pairs(_one_source(cfg.data.train)), load_pairs(eval_source)
+    common: dict[str, Any] = dict(beta=o.beta, max_length=t.max_length, batch_size=t.batch_size, seed=t.seed, **shard)
+    if o.name == "kto":
+        setup = kto_setup(
+            pairs,
+            held,
+            tok,
+            frozen,
+            desirable_weight=o.desirable_weight,
+            undesirable_weight=o.undesirable_weight,
+            **common,
+        )
+    else:
+        setup = dpo_setup(
+            pairs, held, tok, frozen, name=o.name, gamma=o.gamma, label_smoothing=o.label_smoothing, **common
+        )
+    evaluate = lambda m: setup.evaluate(m) | {"on": eval_source}  # noqa: E731
+    # reference-free losses can be measured on the untrained policy; for the others it is its own reference
+    before = evaluate(model) if o.name in REFERENCE_FREE else None
+    return dataclasses.replace(setup, evaluate=evaluate, before=before)
 
 
 def _heldout_evaluator(tok, cfg: TrainRunConfig) -> Callable[[object], dict]:
@@ -266,7 +287,11 @@ def _domain_adaptation(model, tok, cfg: TrainRunConfig, device: str, shard: dict
 # builder — dpo_setup, distill_setup, domain_adaptation_setup —, needs a frozen reference when the
 # base weights themselves train, packs)
 OBJECTIVE_BUILDERS = {
-    "dpo": (_dpo, True, False),
+    "dpo": (_preference, True, False),
+    "ipo": (_preference, True, False),
+    "simpo": (_preference, False, False),
+    "orpo": (_preference, False, False),
+    "kto": (_preference, True, False),
     "distill": (_distill, False, True),
     "domain_adaptation": (_domain_adaptation, True, False),
 }
@@ -313,7 +338,7 @@ def _one_source(train: str | list[str]) -> str:
     if isinstance(train, str):
         return train
     if len(train) != 1:
-        raise ConfigError("objective.name=dpo takes one data.train file of preference pairs, not a mix")
+        raise ConfigError("preference objectives take one data.train file of preference pairs, not a mix")
     return train[0]
 
 
@@ -517,7 +542,7 @@ def inspect_run(cfg: TrainRunConfig, n: int = 2) -> str:
     from tuneforge.records import Message
 
     tok = set_chat_template(load_tokenizer(cfg.model.name), cfg.model.chat_template, cfg.model.eos_token)
-    if cfg.objective.name == "dpo":
+    if cfg.objective.name in (*PAIR_LOSSES, "kto"):
         pairs = load_pairs(_one_source(cfg.data.train))[:n]
         examples = [Example(messages=[*p.prompt, Message("assistant", p.chosen)], id=f"{p.id} (chosen)") for p in pairs]
         return inspect_examples(examples, tok, "last", cfg.train.max_length)
