@@ -246,6 +246,7 @@ def write_gguf(model, tok, base_gguf: Path, out: Path, quant: str = "f16", name:
 
 def export_gguf(run_dir: str | Path, out: str | Path | None = None, quant: str = "f16") -> Path:
     """Merge the run, write OUT/model-<quant>.gguf and OUT/Modelfile (OUT defaults to RUN/gguf)."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tuneforge.config import load_config
@@ -255,15 +256,23 @@ def export_gguf(run_dir: str | Path, out: str | Path | None = None, quant: str =
     if quant not in QUANTS:
         raise ConfigError(f"--quant {quant} unknown. Use one of {', '.join(QUANTS)}")
     run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").exists():
+        raise ConfigError(
+            f"{run_dir} is not a finished training run (no config.yaml). Pass the directory tuneforge train printed"
+        )
+    base_gguf = source_gguf(load_config(TrainRunConfig, run_dir / "config.yaml").model.name)  # before any work
     merged = export_run(run_dir, merge=True, dtype="float32")
-    cfg = load_config(TrainRunConfig, run_dir / "config.yaml")
-    base_gguf = source_gguf(cfg.model.name)
     out = Path(out) if out else run_dir / "gguf"
     out.mkdir(parents=True, exist_ok=True)
-    import torch
-
     model = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32)
     tok = AutoTokenizer.from_pretrained(merged)
-    path = write_gguf(model, tok, base_gguf, out / f"model-{quant}.gguf", quant, name=f"{run_dir.name} (tuneforge)")
-    (out / "Modelfile").write_text(modelfile(path.name, tok), encoding="utf-8")
+    name = f"model-{quant}.gguf"
+    try:
+        text, problem = modelfile(name, tok), None
+    except ConfigError as exc:  # the GGUF is still worth writing; the missing Modelfile is reported
+        text, problem = None, exc
+    path = write_gguf(model, tok, base_gguf, out / name, quant, name=f"{run_dir.name} (tuneforge)")
+    if problem is not None:
+        raise ConfigError(f"wrote {path}, but no Ollama Modelfile: {problem}")
+    (out / "Modelfile").write_text(text or "", encoding="utf-8")
     return path
