@@ -307,3 +307,11 @@ def test_gradient_checkpointing_gives_the_same_losses_and_gradients(tiny_tok, ex
         base_model = model.get_base_model() if hasattr(model, "get_base_model") else model
         assert not base_model.is_gradient_checkpointing
     assert runs[0] == pytest.approx(runs[1], rel=1e-5)
+
+
+def test_an_fsdp_config_on_one_process_trains_unsharded(tiny_lm, tiny_tok, examples, monkeypatch, capsys):
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")  # what `accelerate launch --config_file fsdp.yaml` sets
+    encs, _ = encode_examples(examples, tiny_tok)
+    model = apply_adapter(tiny_lm, AdapterConfig(method="lora", r=4))
+    result = train_loop(model, batch_stream(encs, 4, tiny_tok.pad_token_id), SFT, _cfg(steps=2))
+    assert len(result.losses) == 2 and "FSDP" not in capsys.readouterr().out

@@ -211,7 +211,10 @@ def train_loop(
     from accelerate.utils import DistributedType
 
     # accelerate shards under FSDP on accelerators; on CPU it falls back to DDP, so shard here
-    self_shard = fsdp_requested() and accelerator.distributed_type != DistributedType.FSDP
+    # (one process has nothing to shard across)
+    self_shard = (
+        fsdp_requested() and accelerator.distributed_type != DistributedType.FSDP and accelerator.num_processes > 1
+    )
     if self_shard:
         groups = shard_model(model)
         if accelerator.is_local_main_process:
