@@ -124,6 +124,21 @@ def pair_eval_batches(pairs: list[PreferencePair], tokenizer, max_length: int = 
     return [collate_pairs(held[i : i + 8], tokenizer.pad_token_id) for i in range(0, len(held), 8)]
 
 
+def shuffled_batches(
+    n: int, batch_size: int, seed: int = 0, num_shards: int = 1, shard: int = 0
+) -> Iterator[list[int]]:
+    """Endless index batches over n items, reshuffled every epoch; shard k of n takes every n-th batch."""
+    epoch, index = 0, 0
+    while True:
+        order = list(range(n))
+        random.Random(seed * 100_003 + epoch).shuffle(order)
+        for s in range(0, len(order), batch_size):
+            if index % num_shards == shard:
+                yield order[s : s + batch_size]
+            index += 1
+        epoch += 1
+
+
 def pair_batches(
     pairs: list[tuple[Encoded, Encoded]],
     batch_size: int,
@@ -133,15 +148,8 @@ def pair_batches(
     shard: int = 0,
 ) -> Iterator[dict]:
     """Endless `collate_pairs` batches, reshuffled every epoch; shard k of n takes every n-th batch."""
-    epoch, index = 0, 0
-    while True:
-        order = list(range(len(pairs)))
-        random.Random(seed * 100_003 + epoch).shuffle(order)
-        for s in range(0, len(order), batch_size):
-            if index % num_shards == shard:
-                yield collate_pairs([pairs[i] for i in order[s : s + batch_size]], pad_id)
-            index += 1
-        epoch += 1
+    for idx in shuffled_batches(len(pairs), batch_size, seed, num_shards, shard):
+        yield collate_pairs([pairs[i] for i in idx], pad_id)
 
 
 @torch.no_grad()

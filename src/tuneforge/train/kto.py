@@ -10,14 +10,13 @@ The reference model is the base under a disabled adapter, as for DPO.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 
 import torch
 
 from tuneforge.records import Example, Message, PreferencePair
 from tuneforge.tokenisation import collate, encode_example
-from tuneforge.train.dpo import dpo_metrics, pair_eval_batches, reference_logps, sequence_logps
+from tuneforge.train.dpo import dpo_metrics, pair_eval_batches, reference_logps, sequence_logps, shuffled_batches
 from tuneforge.train.loop import Objective, ObjectiveSetup
 from tuneforge.train.preference_losses import kto_term
 
@@ -42,21 +41,16 @@ def kto_batches(
     def enc(prompt, answer):
         return encode_example(Example(messages=[*prompt, Message("assistant", answer)]), tokenizer, max_length, "last")
 
-    epoch, index = 0, 0
-    while True:
-        order = list(range(len(rows)))
-        random.Random(seed * 100_003 + epoch).shuffle(order)
-        for s in range(0, len(order), batch_size):
-            chosen = [rows[i] for i in order[s : s + batch_size]]
-            if index % num_shards == shard and len(chosen) > 1:  # a mismatched row needs another answer
-                k = len(chosen)
-                mismatched = [enc(chosen[j][0], chosen[(j + 1) % k][1]) for j in range(k)]
-                batch = collate([enc(p, a) for p, a, _ in chosen] + mismatched, tokenizer.pad_token_id)
-                batch["n"] = torch.tensor(k)
-                batch["desirable"] = torch.tensor([d for _, _, d in chosen])
-                yield batch
-            index += 1
-        epoch += 1
+    encoded = [enc(p, a) for p, a, _ in rows]  # once; only the mismatched rows depend on the batch
+    for idx in shuffled_batches(len(rows), batch_size, seed, num_shards, shard):
+        k = len(idx)
+        if k < 2:  # a mismatched row needs another answer
+            continue
+        mismatched = [enc(rows[idx[j]][0], rows[idx[(j + 1) % k]][1]) for j in range(k)]
+        batch = collate([encoded[i] for i in idx] + mismatched, tokenizer.pad_token_id)
+        batch["n"] = torch.tensor(k)
+        batch["desirable"] = torch.tensor([rows[i][2] for i in idx])
+        yield batch
 
 
 def kto_objective(
