@@ -112,3 +112,30 @@ def test_llama_cpp_renders_the_same_prompt_and_stops_at_the_end_of_turn(exported
         assert answer.strip() and "<|im_end|>" not in answer and "<|im_start|>" not in answer
         stopped += choice["finish_reason"] == "stop"
     assert stopped >= 3  # short questions end at <|im_end|> (a 135M model may still ramble on one)
+
+
+def test_a_run_from_a_hub_style_base_exports_the_same_gguf_as_from_the_gguf_base(exported, tmp_path):
+    """The embedded model saved as a Hub model directory (config.json, safetensors, tokenizer.json):
+    the same run from it exports a GGUF whose tokenizer llama.cpp's converter would write (written
+    from tokenizer.json, not copied) and whose tensors equal the GGUF-based run's."""
+    import gguf
+
+    from tuneforge.models import load_model
+
+    base = tmp_path / "hf_base"
+    model, tok = load_model("smollm2-135m-instruct", "float32", "sdpa", "cpu")
+    model.save_pretrained(base)
+    tok.save_pretrained(base)
+    run = tmp_path / "run"
+    args = ["train", str(Path(__file__).resolve().parents[2] / "configs" / "lora.yaml"), f"output_dir={run}", "train.steps=4", "train.batch_size=2",
+            "train.lr=1e-3", "data.eval=", "train.precision=fp32", "model.dtype=float32", f"model.name={base}"]  # fmt: skip
+    assert main(args) == 0
+    assert main(["export", str(run), "--gguf", "--quant", "f16"]) == 0
+    ours, theirs = (gguf.GGUFReader(str(r / "gguf" / "model-f16.gguf")) for r in (run, exported))
+    for key in ("tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens", "tokenizer.ggml.token_type",
+                "tokenizer.ggml.merges", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id",
+                "tokenizer.chat_template"):  # fmt: skip
+        assert ours.fields[key].contents() == theirs.fields[key].contents(), key
+    assert [t.name for t in ours.tensors] == [t.name for t in theirs.tensors]
+    for a, b in zip(ours.tensors, theirs.tensors, strict=True):
+        assert a.data.shape == b.data.shape and (a.data.astype("float32") == b.data.astype("float32")).all(), a.name

@@ -3,16 +3,22 @@ llama.cpp, llama-cpp-python and Ollama load, plus an Ollama `Modelfile` beside i
 
 Written with the `gguf` package (llama.cpp's own Python writer, its tensor-name map and its Q8_0
 quantiser) rather than by calling llama.cpp's `convert_hf_to_gguf.py`: that script is not on PyPI
-(it lives in the llama.cpp source tree), and a tuned model changes only the weights and the chat
-template, so the rest — the tokenizer's tokens, merges, token types and pre-tokenizer name — is
-copied unchanged from the base model's own GGUF, where llama.cpp already decided it. What tuneforge
-writes itself is small: the llama architecture's hyper-parameters from the model config, the
-rotary permutation of the q/k projections that llama.cpp expects (the inverse of what transformers
-undoes on load), and the run's chat template, BOS, EOS and end-of-turn ids.
+(it lives in the llama.cpp source tree). What tuneforge writes itself is small: the llama
+architecture's hyper-parameters from the model config, the rotary permutation of the q/k
+projections that llama.cpp expects (the inverse of what transformers undoes on load), the
+tokenizer, and the run's chat template, BOS, EOS and end-of-turn ids.
 
-Scope: llama-architecture models (SmolLM, Llama, Mistral-style) whose base was loaded from a GGUF
-(the embedded default, or `model.name=….gguf`). Any other base is refused with the fix: export
-`--merge` and run llama.cpp's converter on the merged directory.
+The tokenizer: a tuned model keeps its base's vocabulary, so when the base was loaded from a GGUF
+(the embedded default, or `model.name=….gguf`) its tokens, merges, token types and pre-tokenizer
+name are copied from there, where llama.cpp already decided them. A base from the Hub or a
+directory (byte-level BPE tokenizers: Llama 3, SmolLM, DeepSeek, Mistral-Nemo…) is written from its
+`tokenizer.json` (`hf_tokenizer_fields`); llama.cpp also needs the *pre-tokenizer name*, which it
+recognises by hashing the token ids of one probe text (`_PRE_PROBE`, the text llama.cpp's converter
+uses, so the hashes agree with its table). `_PRE_BY_HASH` holds the names of the llama-family
+tokenizers from that table; a tokenizer whose hash is not there, or one that is not byte-level BPE
+(SentencePiece: Llama 2, Mistral 7B v0.1), is refused with llama.cpp's converter command rather
+than given a guessed pre-tokenizer (a wrong one splits text differently and the model degrades
+without an error). Tested offline by writing the embedded model's tokenizer both ways.
 
 The Modelfile's TEMPLATE is derived from the same Jinja chat template (`ollama_template`): the
 template is rendered once with marker contents, the per-message prefix/suffix is read off, and the
@@ -43,19 +49,97 @@ _COPIED = (
 )
 
 
-def source_gguf(model_name: str) -> Path:
-    """The GGUF file a run's base model was loaded from; a ConfigError with the fix otherwise."""
+_CONVERTER = (
+    "export with --merge and convert RUN/merged with llama.cpp: python convert_hf_to_gguf.py RUN/merged --outtype f16"
+)
+# llama.cpp identifies a BPE pre-tokenizer by sha256(str(tokenizer.encode(_PRE_PROBE))); the probe text
+# and the hashes below are llama.cpp's (convert_hf_to_gguf.py, get_vocab_base_pre), so the names agree.
+_PRE_PROBE = (
+    "\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n🚀 (normal) 😶\u200d🌫️ (multiple emojis concatenated) ✅ "
+    "🦙🦙 3 33 333 3333 33333 333333 3333333 33333333 3.3 3..3 3...3 កាន់តែពិសេសអាច😁 ?我想在apple工作1314151天～ "
+    "------======= нещо на Български ''''''```````\"\"\"\"......!!!!!!?????? I've been 'told he's there, "
+    "'RE you sure? 'M not sure I'll make it, 'D you like some tea? We'Ve a'lL"
+)
+_PRE_BY_HASH = {
+    "0ef9807a4087ebef797fc749390439009c3b9eda9ad1a097abbe738f486c01e5": "llama-bpe",  # meta-llama/Meta-Llama-3-8B
+    "855059429035d75a914d1eda9f10a876752e281a054a7a3d421ef0533e5b6249": "smollm",  # HuggingFaceTB/SmolLM-135M
+    "049ecf7629871e3041641907f3de7c733e4dbfdc736f57d882ba0b0845599754": "deepseek-llm",  # deepseek-llm-7b-base
+    "347715f544604f9118bb75ed199f68779f423cabb20db6de6f31b908d04d7821": "deepseek-coder",  # deepseek-coder-6.7b
+    "63b97e4253352e6f357cc59ea5b583e3a680eaeaf2632188c2b952de2588485e": "tekken",  # mistralai/Mistral-Nemo-Base
+    "3ce83efda5659b07b1ad37ca97ca5797ea4285d9b9ab0dc679e4a720c9da7454": "gpt-2",  # openai-community/gpt2
+}
+
+
+def source_gguf(model_name: str) -> Path | None:
+    """The GGUF file a run's base model was loaded from, or None for a Hub/directory base."""
     from tuneforge.models import EMBEDDED_MODEL, embedded_gguf_path
 
     if model_name == EMBEDDED_MODEL:
         return Path(embedded_gguf_path())
-    if model_name.endswith(".gguf") and Path(model_name).exists():
+    if model_name.endswith(".gguf"):
+        if not Path(model_name).exists():
+            raise ConfigError(f"the run's base model {model_name} is gone; GGUF export copies its tokenizer from it")
         return Path(model_name)
-    raise ConfigError(
-        f"GGUF export copies the tokenizer from the base model's GGUF, and this run's base {model_name} "
-        "is not one. Export with --merge and convert the merged directory with llama.cpp: "
-        "python convert_hf_to_gguf.py RUN/merged --outtype f16"
-    )
+    return None
+
+
+def pre_tokenizer_name(tok) -> str:
+    """llama.cpp's name for `tok`'s BPE pre-tokenizer; a ConfigError with the converter command if unknown."""
+    from hashlib import sha256
+
+    digest = sha256(str(tok.encode(_PRE_PROBE)).encode()).hexdigest()
+    if digest not in _PRE_BY_HASH:
+        raise ConfigError(
+            f"tuneforge does not know this tokenizer's llama.cpp pre-tokenizer (probe hash {digest}; known: "
+            f"{', '.join(sorted(set(_PRE_BY_HASH.values())))}); {_CONVERTER}"
+        )
+    return _PRE_BY_HASH[digest]
+
+
+def hf_tokenizer_fields(tok, vocab_size: int) -> dict:
+    """The GGUF tokenizer fields of a byte-level BPE `tokenizer.json`, as llama.cpp's converter writes them.
+
+    Token types: added tokens that are special (or look like `<|…|>`) are CONTROL, other added tokens
+    USER_DEFINED, the rest NORMAL; ids the tokenizer lacks below the model's vocab_size are UNUSED pads."""
+    import json
+
+    import gguf
+
+    model = json.loads(tok.backend_tokenizer.to_str())["model"] if hasattr(tok, "backend_tokenizer") else {}
+    if model.get("type") != "BPE" or model.get("byte_fallback"):
+        raise ConfigError(
+            f"GGUF export writes byte-level BPE tokenizers; this one is {model.get('type') or type(tok).__name__}"
+            f"{' with byte fallback (SentencePiece-style)' if model.get('byte_fallback') else ''}; {_CONVERTER}"
+        )
+    vocab, added = tok.get_vocab(), tok.get_added_vocab()
+    if max(vocab.values()) >= vocab_size:
+        raise ConfigError(
+            f"the tokenizer has ids up to {max(vocab.values())} but the model's vocab_size is {vocab_size}"
+        )
+    by_id = {i: t for t, i in vocab.items()}
+    special = {i for i, t in tok.added_tokens_decoder.items() if t.special}
+    tokens, types = [], []
+    for i in range(vocab_size):
+        text = by_id.get(i)
+        if text is None:
+            tokens.append(f"[PAD{i}]")
+            types.append(gguf.TokenType.UNUSED)
+        elif text in added:
+            looks_special = text.startswith("<|") and text.endswith("|>")
+            types.append(gguf.TokenType.CONTROL if i in special or looks_special else gguf.TokenType.USER_DEFINED)
+            tokens.append(text)
+        else:
+            tokens.append(text)
+            types.append(gguf.TokenType.NORMAL)
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
+    return {
+        "tokenizer.ggml.model": "gpt2",
+        "tokenizer.ggml.pre": pre_tokenizer_name(tok),
+        "tokenizer.ggml.tokens": tokens,
+        "tokenizer.ggml.token_type": [int(t) for t in types],
+        "tokenizer.ggml.merges": merges,
+        "tokenizer.ggml.add_bos_token": bool(getattr(tok, "add_bos_token", False)),
+    } | ({"tokenizer.ggml.unknown_token_id": tok.unk_token_id} if tok.unk_token_id is not None else {})
 
 
 def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
@@ -158,8 +242,21 @@ def modelfile(gguf_name: str, tok) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_gguf(model, tok, base_gguf: Path, out: Path, quant: str = "f16", name: str = "") -> Path:
-    """Write `model` (a merged llama-architecture causal LM) as a GGUF file at `out`."""
+def gguf_tokenizer_fields(base_gguf: Path, tok, vocab_size: int) -> dict:
+    """The tokenizer fields copied from the base model's GGUF, checked against the run's tokenizer."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(base_gguf))
+    fields = {k: f.contents() for k, f in reader.fields.items() if k in _COPIED}
+    tokens, vocab = fields["tokenizer.ggml.tokens"], tok.get_vocab()
+    if len(tokens) != vocab_size or any(vocab.get(t) != i for i, t in enumerate(tokens)):
+        raise ConfigError(f"the run's tokenizer does not match the vocabulary of {base_gguf}; cannot copy it")
+    return fields
+
+
+def write_gguf(model, tok, base_gguf: Path | None, out: Path, quant: str = "f16", name: str = "") -> Path:
+    """Write `model` (a merged llama-architecture causal LM) as a GGUF file at `out`; the tokenizer
+    is copied from `base_gguf`, or written from `tok`'s tokenizer.json when the base was not a GGUF."""
     import gguf
     import torch
 
@@ -171,12 +268,10 @@ def write_gguf(model, tok, base_gguf: Path, out: Path, quant: str = "f16", name:
             f"GGUF export writes llama-architecture models; this one is '{cfg.model_type}'. "
             "Export with --merge and convert the merged directory with llama.cpp's convert_hf_to_gguf.py"
         )
-    reader = gguf.GGUFReader(str(base_gguf))
-    fields = {k: f.contents() for k, f in reader.fields.items() if k in _COPIED}
-    tokens = fields["tokenizer.ggml.tokens"]
-    vocab = tok.get_vocab()
-    if len(tokens) != cfg.vocab_size or any(vocab.get(t) != i for i, t in enumerate(tokens)):
-        raise ConfigError(f"the run's tokenizer does not match the vocabulary of {base_gguf}; cannot copy it")
+    if base_gguf is not None:
+        fields = gguf_tokenizer_fields(base_gguf, tok, cfg.vocab_size)
+    else:
+        fields = hf_tokenizer_fields(tok, cfg.vocab_size)
 
     n_head, n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // n_head
@@ -196,7 +291,7 @@ def write_gguf(model, tok, base_gguf: Path, out: Path, quant: str = "f16", name:
     w.add_file_type({"f32": 0, "f16": 1, "q8_0": 7}[quant])
     w.add_tokenizer_model(fields["tokenizer.ggml.model"])
     w.add_tokenizer_pre(fields["tokenizer.ggml.pre"])
-    w.add_token_list(tokens)
+    w.add_token_list(fields["tokenizer.ggml.tokens"])
     w.add_token_types(fields["tokenizer.ggml.token_type"])
     w.add_token_merges(fields["tokenizer.ggml.merges"])
     for key, add in (
@@ -261,6 +356,9 @@ def export_gguf(run_dir: str | Path, out: str | Path | None = None, quant: str =
             f"{run_dir} is not a finished training run (no config.yaml). Pass the directory tuneforge train printed"
         )
     base_gguf = source_gguf(load_config(TrainRunConfig, run_dir / "config.yaml").model.name)  # before any work
+    if base_gguf is None and (run_dir / "adapter").is_dir():  # a tokenizer llama.cpp cannot take: say so before merging
+        saved = AutoTokenizer.from_pretrained(run_dir / "adapter")
+        hf_tokenizer_fields(saved, max(saved.get_vocab().values()) + 1)
     merged = export_run(run_dir, merge=True, dtype="float32")
     out = Path(out) if out else run_dir / "gguf"
     out.mkdir(parents=True, exist_ok=True)
