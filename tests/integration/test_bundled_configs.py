@@ -42,7 +42,7 @@ def test_bundled_config_trains_with_falling_loss(config, small_train, small_pair
     out = tmp_path / "run"
     objective = yaml.safe_load(config.read_text()).get("objective", {}).get("name", "sft")
     # one fixed batch (4 examples, or 2 pairs), so that the loss of successive steps is comparable
-    pairs = objective in ("dpo", "ipo", "simpo", "orpo", "kto")
+    pairs = objective in ("dpo", "ipo", "simpo", "orpo", "kto", "reward")
     data = [f"data.train={small_pairs if pairs else small_train}"]
     if objective == "domain_adaptation":
         data.append(f"objective.general={small_train}")

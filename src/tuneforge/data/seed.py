@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tuneforge.data.io import read_records, records_of
-from tuneforge.errors import DataError, UnknownNameError, lookup, suggest
+from tuneforge.errors import ConfigError, DataError, UnknownNameError, lookup, suggest
 from tuneforge.paths import data_dir
 from tuneforge.records import Example, PreferencePair
 
@@ -60,9 +60,15 @@ def load_examples(spec: str) -> list[Example]:
     return records
 
 
+PAIR_SEEDS = {"seed:preferences": "train", "seed:preferences:train": "train", "seed:preferences:test": "test"}
+
+
 def load_pairs(spec: str) -> list[PreferencePair]:
-    """`seed:preferences` (the shipped DPO pairs) or a file of prompt/chosen/rejected records."""
-    path = data_dir() / "preferences" / "train.jsonl" if spec == "seed:preferences" else spec
+    """`seed:preferences` (the shipped pairs; `seed:preferences:test` the 20 held-out ones) or a
+    file of prompt/chosen/rejected records."""
+    if spec.startswith("seed:preferences") and spec not in PAIR_SEEDS:
+        raise ConfigError(f"{spec} unknown. Use one of {', '.join(PAIR_SEEDS)}")
+    path = data_dir() / "preferences" / f"{PAIR_SEEDS[spec]}.jsonl" if spec in PAIR_SEEDS else spec
     records = records_of(
         read_records(path),
         PreferencePair,

@@ -11,6 +11,7 @@ few lines keep one seeded scheme for every number.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -27,6 +28,17 @@ def interval(samples: np.ndarray, level: float) -> list[float]:
         return [float("nan"), float("nan")]
     lo, hi = np.percentile(samples, [50 * (1 - level), 50 * (1 + level)])
     return [float(lo), float(hi)]
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> list[float]:
+    """95% Wilson score interval of a proportion k/n (in [0, 1]). For a share of successes this beats
+    the bootstrap at the edges: 20/20 gives [0.84, 1.0], where resampling can only give [1, 1]."""
+    if n == 0:
+        return [float("nan"), float("nan")]
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [max(0.0, centre - half), min(1.0, centre + half)]
 
 
 def mean_ci(values: Sequence[float | None], n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> list[float]:

@@ -14,12 +14,11 @@ the macro rate (mean of the per-domain rates) has a domain-stratified bootstrap 
 
 from __future__ import annotations
 
-import math
 from functools import partial
 
 import numpy as np
 
-from tuneforge.evaluate.bootstrap import stratified_macro_ci
+from tuneforge.evaluate.bootstrap import stratified_macro_ci, wilson_interval
 from tuneforge.safety.canary import leaked
 from tuneforge.safety.disclaimer import has_disclaimer
 from tuneforge.safety.premise import corrects_premise
@@ -60,12 +59,7 @@ def outcomes(item: SafetyItem, answer: str) -> dict:
 
 def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
     """95% Wilson score interval of a proportion k/n, in percent."""
-    if n == 0:
-        return [float("nan"), float("nan")]
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [100 * max(0.0, centre - half), 100 * min(1.0, centre + half)]
+    return [100 * v for v in wilson_interval(k, n, z)]
 
 
 def _rate(values: list[float]) -> dict:

@@ -93,7 +93,8 @@ def apply_lora(model, cfg: AdapterConfig):
             lora_dropout=cfg.dropout,
             use_dora=cfg.use_dora,
             target_modules=targets,
-            task_type="CAUSAL_LM",
+            # a reward model (scalar head): PEFT's SEQ_CLS task also trains the new head in full
+            task_type="SEQ_CLS" if type(model).__name__.endswith("ForSequenceClassification") else "CAUSAL_LM",
         ),
     )
     fuse_lora_forward(model)

@@ -52,6 +52,10 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, merge: bool =
     from tuneforge.models import load_model
 
     base, _ = load_model(cfg.model.name, dtype or cfg.model.dtype, "sdpa", "cpu")
+    if cfg.objective.name == "reward":  # the adapter (and its trained head) sits on the scalar-head model
+        from tuneforge.train.reward import reward_model_from_causal
+
+        base = reward_model_from_causal(base, AutoTokenizer.from_pretrained(adapter_dir).pad_token_id)
     merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
     tmp = out.with_name(out.name + ".partial")  # never leave a half-written export behind
     if tmp.exists():

@@ -355,7 +355,13 @@ def export_gguf(run_dir: str | Path, out: str | Path | None = None, quant: str =
         raise ConfigError(
             f"{run_dir} is not a finished training run (no config.yaml). Pass the directory tuneforge train printed"
         )
-    base_gguf = source_gguf(load_config(TrainRunConfig, run_dir / "config.yaml").model.name)  # before any work
+    cfg = load_config(TrainRunConfig, run_dir / "config.yaml")
+    if cfg.objective.name == "reward":
+        raise ConfigError(
+            f"{run_dir} is a reward model (a scalar head, not a generator); GGUF is for generative models. "
+            "Export it with --merge and load it with AutoModelForSequenceClassification"
+        )
+    base_gguf = source_gguf(cfg.model.name)  # before any work
     if base_gguf is None and (run_dir / "adapter").is_dir():  # a tokenizer llama.cpp cannot take: say so before merging
         saved = AutoTokenizer.from_pretrained(run_dir / "adapter")
         hf_tokenizer_fields(saved, max(saved.get_vocab().values()) + 1)

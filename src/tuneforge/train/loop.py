@@ -134,6 +134,9 @@ class ObjectiveSetup:
     batches: Iterator[dict]
     evaluate: Callable[[Any], dict]
     before: dict | None
+    # the model to adapt and train in place of the loaded causal LM, when the objective changes the
+    # architecture (a reward model: the same transformer with a scalar head)
+    model: Any = None
 
 
 @dataclass

@@ -23,7 +23,7 @@ from tuneforge.data.hub import HUB_PREFIX, hub_digest
 from tuneforge.data.mix import mix_counts, mix_datasets, mix_report
 from tuneforge.data.seed import load_examples, load_pairs
 from tuneforge.errors import ConfigError, suggest
-from tuneforge.evaluate.bootstrap import paired_ratio_delta, ratio_ci
+from tuneforge.evaluate.bootstrap import paired_ratio_delta, ratio_ci, wilson_interval
 from tuneforge.files import incomplete_until_done, write_text_atomic
 from tuneforge.hardware import check_device_dtype, resolve_dtype, resolve_precision
 from tuneforge.models import (
@@ -57,13 +57,14 @@ from tuneforge.train.loop import (
     train_loop,
 )
 from tuneforge.train.memory import estimate_memory
+from tuneforge.train.reward import reward_setup
 from tuneforge.train.sft import sft_loss
 from tuneforge.train.sharding import full_state_dict
 
 SFT = Objective(
     "sft", sft_loss, count_targets, item_loss=lambda m, b: (sft_loss(m, b, per_row=True), count_targets_per_row(b))
 )
-OBJECTIVES = ("sft", "dpo", "ipo", "simpo", "orpo", "kto", "distill", "domain_adaptation")
+OBJECTIVES = ("sft", "dpo", "ipo", "simpo", "orpo", "kto", "reward", "distill", "domain_adaptation")
 
 
 @dataclass
@@ -104,7 +105,10 @@ class SFTDataConfig:
 class ObjectiveConfig:
     name: str = field(
         default="sft",
-        metadata={"help": "sft | dpo | ipo | simpo | orpo | kto (preference pairs) | distill | domain_adaptation"},
+        metadata={
+            "help": "sft | dpo | ipo | simpo | orpo | kto (preference pairs) | reward (a reward model on pairs) | "
+            "distill | domain_adaptation"
+        },
     )
     beta: float = field(
         default=0.1,
@@ -221,6 +225,32 @@ def _preference(model, tok, cfg: TrainRunConfig, device: str, shard: dict, froze
     return dataclasses.replace(setup, evaluate=evaluate, before=before)
 
 
+def _reward(model, tok, cfg: TrainRunConfig, device: str, shard: dict, frozen) -> ObjectiveSetup:
+    """A reward model on one pairs file; held-out accuracy with a 95% Wilson interval over pairs."""
+    t = cfg.train
+    eval_source = cfg.data.eval or _one_source(cfg.data.train)
+    setup = reward_setup(
+        model,
+        load_pairs(_one_source(cfg.data.train)),
+        load_pairs(eval_source),
+        tok,
+        adapter_method=cfg.adapter.method,
+        max_length=t.max_length,
+        batch_size=t.batch_size,
+        seed=t.seed,
+        **shard,
+    )
+
+    def with_ci(metrics: dict) -> dict:
+        return {k: v for k, v in metrics.items() if k != "correct"} | {
+            "accuracy_ci": wilson_interval(sum(metrics["correct"]), len(metrics["correct"])),
+            "on": eval_source,
+        }
+
+    assert setup.before is not None  # the new head is measured before training
+    return dataclasses.replace(setup, evaluate=lambda m: with_ci(setup.evaluate(m)), before=with_ci(setup.before))
+
+
 def _heldout_evaluator(tok, cfg: TrainRunConfig) -> Callable[[object], dict]:
     t = cfg.train
     held_out = load_examples(cfg.data.eval) if cfg.data.eval else []
@@ -292,6 +322,7 @@ OBJECTIVE_BUILDERS = {
     "simpo": (_preference, False, False),
     "orpo": (_preference, False, False),
     "kto": (_preference, True, False),
+    "reward": (_reward, False, False),
     "distill": (_distill, False, True),
     "domain_adaptation": (_domain_adaptation, True, False),
 }
@@ -316,7 +347,7 @@ def fit_objective(model, tok, cfg: TrainRunConfig, run_dir: Path, device: str) -
         else None
     )
     setup = build(model, tok, cfg, device, shard, frozen)
-    model = apply_adapter(model, cfg.adapter, cfg.train.seed)
+    model = apply_adapter(model if setup.model is None else setup.model, cfg.adapter, cfg.train.seed)
     result = _train_and_save(model, tok, setup.batches, setup.objective, cfg.train, run_dir)
     return model, result, {"base": setup.before, "tuned": setup.evaluate(model)}
 
@@ -382,7 +413,7 @@ def data_digest(spec: str) -> str:
     """SHA-256 of a data file's bytes, of the shipped seed data a `seed:` spec names, or of the rows
     of an `hf:` dataset."""
     if spec.startswith("seed:"):
-        rows = load_pairs(spec) if spec == "seed:preferences" else load_examples(spec)
+        rows = load_pairs(spec) if spec.startswith("seed:preferences") else load_examples(spec)
         blob = json.dumps([r.to_dict() for r in rows], sort_keys=True, ensure_ascii=False).encode()
         return hashlib.sha256(blob).hexdigest()
     if spec.startswith(HUB_PREFIX):
@@ -542,7 +573,7 @@ def inspect_run(cfg: TrainRunConfig, n: int = 2) -> str:
     from tuneforge.records import Message
 
     tok = set_chat_template(load_tokenizer(cfg.model.name), cfg.model.chat_template, cfg.model.eos_token)
-    if cfg.objective.name in (*PAIR_LOSSES, "kto"):
+    if cfg.objective.name in (*PAIR_LOSSES, "kto", "reward"):
         pairs = load_pairs(_one_source(cfg.data.train))[:n]
         examples = [Example(messages=[*p.prompt, Message("assistant", p.chosen)], id=f"{p.id} (chosen)") for p in pairs]
         return inspect_examples(examples, tok, "last", cfg.train.max_length)
