@@ -113,11 +113,20 @@ def cmd_data_build(args) -> int:
     cfg = load_config(BuildConfig, args.config, args.overrides)
     out = build_dataset(cfg)
     manifest = json.loads((out / "manifest.json").read_text())
-    print(
-        f"Built {manifest['final']} records in {out / 'train.jsonl'} (stages: {manifest['stages']}; removed: "
-        f"{manifest['removed'] or 'none'}; LLM calls {manifest['llm']['calls']}, cache hits "
-        f"{manifest['llm']['cache_hits']}). See {out / 'datacard.md'}"
-    )
+    if manifest["stages"]:
+        print(
+            f"Built {manifest['final']} records in {out / 'train.jsonl'} (stages: {manifest['stages']}; removed: "
+            f"{manifest['removed'] or 'none'}; LLM calls {manifest['llm']['calls']}, cache hits "
+            f"{manifest['llm']['cache_hits']}). See {out / 'datacard.md'}"
+        )
+    if "preferences" in manifest["reports"]:
+        p = manifest["reports"]["preferences"]
+        print(
+            f"Built {p['pairs']} preference pairs in {out / 'preferences.jsonl'} from {p['prompts']} prompts "
+            f"({p['ties']} ties, {p['too_few_scored']} with < 2 scored samples, {p['parse_failures']} unparsed "
+            f"verdicts; LLM calls {p['llm_calls']}, cache hits {p['cache_hits']}). Train on them: tuneforge train "
+            f"configs/dpo.yaml data.train={out / 'preferences.jsonl'}"
+        )
     return 0
 
 

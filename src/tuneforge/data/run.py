@@ -1,8 +1,11 @@
 """`tuneforge data build CONFIG`: sources → generators → augmentation → filters → mix, into one
 dataset directory. Filters run cheapest first: length, format and (optional) safety checks, exact/near dedup,
-decontamination, LLM-judge quality, IFD selection.
+decontamination, LLM-judge quality, IFD selection. A `preferences:` step (its own, or beside the
+SFT data) samples a policy on prompts and pairs the best sample with the worst by a judge, a
+reward model or a rule (`data/preferences.py`).
 
     OUT/train.jsonl       the dataset (TRL `messages` records, provenance in source / meta)
+    OUT/preferences.jsonl preference pairs (TRL `prompt`/`chosen`/`rejected`; samples, scores and verdicts in meta)
     OUT/stages/*.jsonl    what each source or generator produced, before filtering
     OUT/removed.jsonl     every record a filter dropped, with the filter and the reason
     OUT/manifest.json     counts per stage, source and domain; filter removals; LLM calls and cache hits
@@ -31,7 +34,9 @@ from tuneforge.data.evol_instruct import EvolConfig, evol_instruct
 from tuneforge.data.ifd import ifd_scores, select_by_ifd
 from tuneforge.data.io import read_records, write_records
 from tuneforge.data.mix import mix_counts, mix_datasets
+from tuneforge.data.preferences import PreferenceConfig, build_preferences
 from tuneforge.data.quality import judge_quality
+from tuneforge.data.rules import load_rule
 from tuneforge.data.seed import load_examples
 from tuneforge.data.self_instruct import SelfInstructConfig, self_instruct
 from tuneforge.data.teacher import distill
@@ -42,7 +47,7 @@ from tuneforge.llm.cache import CachedLLM
 from tuneforge.llm.client import Sampling
 from tuneforge.llm.config import LLMConfig, make_llm
 from tuneforge.models import EMBEDDED_MODEL
-from tuneforge.records import EvalItem, Example
+from tuneforge.records import EvalItem, Example, Message, PreferencePair
 from tuneforge.safety.training_data import unsafe_training_record
 
 TEMPLATE_TOKENS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|start_header_id|>", "[INST]")
@@ -142,6 +147,7 @@ class BuildConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     filters: FilterConfig = field(default_factory=FilterConfig)
     mix: MixConfig = field(default_factory=MixConfig)
+    preferences: PreferenceConfig = field(default_factory=PreferenceConfig)
 
 
 def load_spec(spec, origin: bool = False) -> list:
@@ -149,6 +155,11 @@ def load_spec(spec, origin: bool = False) -> list:
     `origin`, each record's meta names its source_file and line)."""
     spec = str(spec)
     return load_examples(spec) if spec.startswith("seed:") else read_records(spec, origin=origin)
+
+
+def eval_items(specs: list[str]) -> list[EvalItem]:
+    """The evaluation sets to protect (`filters.decontaminate`), as eval items."""
+    return [EvalItem.from_example(e) if isinstance(e, Example) else e for spec in specs for e in load_spec(spec)]
 
 
 def _rating(record: Example, key: str, spec: str) -> float | None:
@@ -220,12 +231,14 @@ def synthesize(cfg: BuildConfig, llm: CachedLLM | None) -> tuple[dict[str, list[
         if not stages:
             raise ConfigError("augment needs records to augment: set manual.files or enable a generator")
         stages["augment"], reports["augment"] = augment([r for rows in stages.values() for r in rows], cfg.augment, llm)
-    if not stages:
-        raise ConfigError(
-            "the build config enables no source: set manual.files, distill.prompts, or "
-            "self_instruct / evol / ds2 .enabled=true"
-        )
     return stages, reports
+
+
+def builds_sft(cfg: BuildConfig) -> bool:
+    """Whether the config makes SFT records (train.jsonl); preferences alone make only pairs."""
+    return bool(
+        cfg.manual.files or cfg.distill.prompts or cfg.self_instruct.enabled or cfg.evol.enabled or cfg.ds2.enabled
+    )
 
 
 def _augments(cfg: AugmentConfig) -> bool:
@@ -285,11 +298,7 @@ def apply_filters(
         kept, gone = deduplicate(kept, cfg.dedup_threshold, part="instruction")
         removed += [("dedup", g) for g in gone]
     if cfg.decontaminate:
-        evals = [
-            EvalItem.from_example(e) if isinstance(e, Example) else e
-            for spec in cfg.decontaminate
-            for e in load_spec(spec)
-        ]
+        evals = eval_items(cfg.decontaminate)
         kept, gone = decontaminate(kept, evals, cfg.ngram)
         removed += [("decontaminate", g) for g in gone]
         if cfg.near_threshold > 0:
@@ -351,26 +360,43 @@ def build_dataset(cfg: BuildConfig) -> Path:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output_dir {out} is a file. Give a directory path")
     # every input is read once before anything is written: a bad file fails here, not after the LLM calls
+    if not builds_sft(cfg) and not cfg.preferences.prompts:
+        raise ConfigError(
+            "the build config enables no source: set manual.files, distill.prompts, "
+            "self_instruct / evol / ds2 .enabled=true, or preferences.prompts"
+        )
     inputs = [
         *cfg.manual.files,
         cfg.distill.prompts,
         *cfg.filters.decontaminate,
         cfg.self_instruct.seeds if cfg.self_instruct.enabled else "",
         cfg.evol.seeds if cfg.evol.enabled else "",
+        cfg.preferences.prompts,
     ]
     for spec in dict.fromkeys(i for i in inputs if i):
         load_spec(spec)
+    rule = load_rule(cfg.preferences.rule) if cfg.preferences.prompts and cfg.preferences.scorer == "rule" else None
     (out / "stages").mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
     with incomplete_until_done(out):
+        stages: dict[str, list[Example]] = {}
+        reports: dict = {}
+        removed: list[tuple[str, Removal]] = []
+        filter_reports: dict = {}
+        pooled = final = []
         llm = make_llm(cfg.llm, out / "cache.sqlite") if needs_llm(cfg) else None
-        stages, reports = synthesize(cfg, llm)
-        for name, rows in stages.items():
-            write_records(rows, out / "stages" / f"{name}.jsonl")
-        pooled = [r for rows in stages.values() for r in rows]
-        pooled, removed, filter_reports = apply_filters(pooled, cfg.filters, llm)
-        final = _mix(pooled, cfg.mix)
-        write_records(final, out / "train.jsonl")
+        if builds_sft(cfg):
+            stages, reports = synthesize(cfg, llm)
+            for name, rows in stages.items():
+                write_records(rows, out / "stages" / f"{name}.jsonl")
+            pooled = [r for rows in stages.values() for r in rows]
+            pooled, removed, filter_reports = apply_filters(pooled, cfg.filters, llm)
+            final = _mix(pooled, cfg.mix)
+            write_records(final, out / "train.jsonl")
+        if cfg.preferences.prompts:
+            pairs, reports["preferences"], gone = _preferences(cfg, out, rule)
+            removed += gone
+            write_records(pairs, out / "preferences.jsonl")
         with open(out / "removed.jsonl.partial", "w", encoding="utf-8") as f:
             f.writelines(json.dumps({"filter": name, **r.to_dict()}, ensure_ascii=False) + "\n" for name, r in removed)
         (out / "removed.jsonl.partial").replace(out / "removed.jsonl")
@@ -399,6 +425,52 @@ def build_dataset(cfg: BuildConfig) -> Path:
         write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         write_text_atomic(out / "datacard.md", datacard(cfg, manifest))
         return out
+
+
+def _preferences(cfg: BuildConfig, out: Path, rule) -> tuple[list, dict, list[tuple[str, Removal]]]:
+    """The preference step: its prompts decontaminated like SFT records (n-gram overlap with
+    `filters.decontaminate`), then sampled and scored."""
+    p = cfg.preferences
+    records = [_prompt_record(r, p.prompts) for r in load_spec(p.prompts)]
+    records = records[: p.limit] if p.limit else records
+    gone: list[Removal] = []
+    if cfg.filters.decontaminate:
+        records, gone = decontaminate(records, eval_items(cfg.filters.decontaminate), cfg.filters.ngram)
+    policy = make_llm(p.policy, out / "cache.sqlite", desc="sample")
+    judge = score_fn = None
+    if p.scorer.startswith("judge"):
+        judge = policy if p.judge == p.policy else make_llm(p.judge, out / "cache.sqlite", desc="judge")
+    elif p.scorer == "reward":
+        from tuneforge.train.reward import load_reward_model, score_answers
+
+        reward_model, reward_tok = load_reward_model(p.reward_model)
+        score_fn = lambda prompts, answers: score_answers(reward_model, reward_tok, prompts, answers)  # noqa: E731
+    pairs, report = build_preferences(records, policy, p, judge=judge, score_fn=score_fn, rule=rule)
+    report |= {
+        "decontaminated_prompts": len(gone),
+        "llm_calls": policy.calls + (judge.calls if judge is not None and judge is not policy else 0),
+        "cache_hits": policy.hits + (judge.hits if judge is not None and judge is not policy else 0),
+    }
+    print(
+        f"      preferences: {report['pairs']} pairs from {report['prompts']} prompts × {p.k} samples "
+        f"({report['ties']} ties, {report['too_few_scored']} with < 2 scored samples, "
+        f"{report['parse_failures']} unparsed verdicts)",
+        flush=True,
+    )
+    return pairs, report, [("preferences:decontaminate", g) for g in gone]
+
+
+def _prompt_record(r, spec: str) -> Example:
+    """A prompt to sample, as an Example whose last assistant turn is the reference (rules compare
+    with it): SFT records as they are; a preference pair's chosen answer; an eval item's reference."""
+    if isinstance(r, Example):
+        return r
+    if isinstance(r, PreferencePair):
+        return Example(messages=[*r.prompt, Message("assistant", r.chosen)], id=r.id, domain=r.domain, task=r.task)
+    if isinstance(r, EvalItem):
+        ref = r.references[0] if r.references else ""
+        return Example(messages=[*r.messages, Message("assistant", ref)], id=r.id, domain=r.domain, task=r.task)
+    raise DataError(f"preferences.prompts: {type(r).__name__} records hold no prompt to sample", path=spec)
 
 
 def _with_source(r: Example, source: str) -> Example:
@@ -445,6 +517,16 @@ def datacard(cfg: BuildConfig, m: dict) -> str:
     lines += [f"- {k}: {v}" for k, v in m["removed_reasons"].items()] or ["- nothing"]
     lines += ["", "| domain | records |", "|---|---|"] + [f"| {k} | {v} |" for k, v in m["final_by_domain"].items()]
     lines += ["", "| source | records |", "|---|---|"] + [f"| {k} | {v} |" for k, v in m["final_by_source"].items()]
+    if "preferences" in m["reports"]:
+        p = m["reports"]["preferences"]
+        lines += [
+            "",
+            f"`preferences.jsonl`: {p['pairs']} preference pairs from {p['prompts']} prompts × "
+            f"{p['sampling']['n']} samples of `{p['policy']}` (temperature {p['sampling']['temperature']}), "
+            f"scored by {p['scorer']}; {p['ties']} ties and {p['too_few_scored']} prompts with fewer than two "
+            f"scored samples gave no pair; {p['parse_failures']} judge verdicts did not parse and were left out. "
+            "Each pair's `meta` holds every sample, score and verdict.",
+        ]
     lines += [
         "",
         "Every record carries its provenance: `source`, and in `meta` the generator model, step,",

@@ -1,0 +1,68 @@
+"""Rule rewards: Python functions that score an answer against its record, named by dotted path
+(`tuneforge.data.rules.exact_match`, or any `package.module.function` of the user's) wherever a
+rule is accepted — preference building (`preferences.scorer=rule`) and online RL rewards.
+
+A rule is `rule(answer: str, record: Example) -> float`; `record` is the prompt's source record,
+whose last assistant turn (`record.response`) is the reference answer where there is one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import string
+from collections.abc import Callable
+
+from tuneforge.errors import ConfigError
+from tuneforge.records import Example
+
+Rule = Callable[[str, Example], float]
+
+
+def normalise(text: str) -> str:
+    """Lower case, punctuation and articles dropped, whitespace collapsed (SQuAD-style answer
+    normalisation, the usual exact-match convention)."""
+    text = text.lower().translate(str.maketrans("", "", string.punctuation))
+    return " ".join(w for w in text.split() if w not in ("a", "an", "the"))
+
+
+def exact_match(answer: str, record: Example) -> float:
+    """1.0 when the normalised answer equals the normalised reference, else 0.0."""
+    return float(normalise(answer) == normalise(record.response))
+
+
+def first_line_match(answer: str, record: Example) -> float:
+    """1.0 when the answer's first non-empty line equals the reference (normalised): classification
+    answers followed by an explanation still count."""
+    first = next((line for line in answer.splitlines() if line.strip()), "")
+    return float(normalise(first) == normalise(record.response))
+
+
+def contains_reference(answer: str, record: Example) -> float:
+    """1.0 when the normalised reference occurs in the normalised answer as whole words."""
+    ref = normalise(record.response)
+    return float(bool(ref) and re.search(rf"(?<!\S){re.escape(ref)}(?!\S)", normalise(answer)) is not None)
+
+
+def brevity(answer: str, record: Example) -> float:
+    """−(words beyond the reference's length) / reference length: 0 for an answer no longer than
+    the reference, more negative the more it rambles."""
+    ref, n = max(1, len(record.response.split())), len(answer.split())
+    return -max(0, n - ref) / ref
+
+
+def load_rule(path: str) -> Rule:
+    """The function a dotted path names, e.g. `tuneforge.data.rules.exact_match`."""
+    module, _, name = path.rpartition(".")
+    if not module:
+        raise ConfigError(
+            f"rule '{path}' is not a dotted path to a function; e.g. tuneforge.data.rules.exact_match "
+            "(built in: exact_match, first_line_match, contains_reference, brevity)"
+        )
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"rule '{path}' cannot be loaded: {exc}") from None
+    if not callable(fn):
+        raise ConfigError(f"rule '{path}' is not a function")
+    return fn
