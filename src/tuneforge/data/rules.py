@@ -26,22 +26,32 @@ def normalise(text: str) -> str:
     return " ".join(w for w in text.split() if w not in ("a", "an", "the"))
 
 
+def references(record: Example) -> list[str]:
+    """The acceptable answers: `meta["references"]` when the record has several (SuperNI), else its
+    last assistant turn."""
+    refs = record.meta.get("references")
+    return [str(r) for r in refs] if isinstance(refs, list) and refs else [record.response]
+
+
 def exact_match(answer: str, record: Example) -> float:
-    """1.0 when the normalised answer equals the normalised reference, else 0.0."""
-    return float(normalise(answer) == normalise(record.response))
+    """1.0 when the normalised answer equals a normalised reference, else 0.0 (the same
+    normalisation as the exact-match metric)."""
+    return float(any(normalise(answer) == normalise(r) for r in references(record)))
 
 
 def first_line_match(answer: str, record: Example) -> float:
-    """1.0 when the answer's first non-empty line equals the reference (normalised): classification
+    """1.0 when the answer's first non-empty line equals a reference (normalised): classification
     answers followed by an explanation still count."""
     first = next((line for line in answer.splitlines() if line.strip()), "")
-    return float(normalise(first) == normalise(record.response))
+    return float(any(normalise(first) == normalise(r) for r in references(record)))
 
 
 def contains_reference(answer: str, record: Example) -> float:
-    """1.0 when the normalised reference occurs in the normalised answer as whole words."""
-    ref = normalise(record.response)
-    return float(bool(ref) and re.search(rf"(?<!\S){re.escape(ref)}(?!\S)", normalise(answer)) is not None)
+    """1.0 when a normalised reference occurs in the normalised answer as whole words."""
+    text = normalise(answer)
+    return float(
+        any(r and re.search(rf"(?<!\S){re.escape(r)}(?!\S)", text) for r in map(normalise, references(record)))
+    )
 
 
 def brevity(answer: str, record: Example) -> float:

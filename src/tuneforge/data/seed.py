@@ -6,6 +6,7 @@ In a checkout it is read from the repository's data/; in an installed wheel from
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from tuneforge.data.io import read_records, records_of
@@ -32,10 +33,25 @@ def load_seed(split: str, domains: list[str] | tuple[str, ...] = ()) -> list[Exa
     return out
 
 
+_ROWS = re.compile(r"^(.+)\[(-?\d*):(-?\d*)\]$")
+
+
+def split_rows(spec: str) -> tuple[str, slice | None]:
+    """`FILE[a:b]` → (FILE, slice(a, b)): rows a..b-1 of a data file, as in Python (`task.json[:100]`,
+    `task.json[100:]` for a held-out split of one file); (spec, None) for anything else."""
+    m = _ROWS.match(spec)
+    if not m or Path(spec).exists():
+        return spec, None
+    return m.group(1), slice(int(m.group(2)) if m.group(2) else None, int(m.group(3)) if m.group(3) else None)
+
+
 def load_examples(spec: str) -> list[Example]:
     """`seed:train` / `seed:test` (optionally `seed:train:legal,finance` for some domains) for the
     shipped data, `seed:safety` for the safety suite's train half as refusal / correction
-    examples, otherwise a data file in any format."""
+    examples, otherwise a data file in any format (`FILE[a:b]` for some of its rows)."""
+    spec, rows = split_rows(spec)
+    if rows is not None:
+        return load_examples(spec)[rows]
     if spec.startswith("seed:"):
         parts = spec.split(":")
         if parts[1] in SEED_SOURCES:  # built by a later stage, named here by module path (no import edge up)

@@ -21,9 +21,11 @@ from tuneforge.chat_template import check_chat_template, check_end_of_turn, set_
 from tuneforge.config import config_to_dict, save_config
 from tuneforge.data.hub import HUB_PREFIX, hub_digest
 from tuneforge.data.mix import mix_counts, mix_datasets, mix_report
-from tuneforge.data.seed import load_examples, load_pairs
+from tuneforge.data.rules import references
+from tuneforge.data.seed import load_examples, load_pairs, split_rows
 from tuneforge.errors import ConfigError, suggest
-from tuneforge.evaluate.bootstrap import paired_ratio_delta, ratio_ci, wilson_interval
+from tuneforge.evaluate.bootstrap import mean_ci, paired_ratio_delta, paired_test, ratio_ci, wilson_interval
+from tuneforge.evaluate.training_curves import plot_rl_curves
 from tuneforge.files import incomplete_until_done, write_text_atomic
 from tuneforge.hardware import check_device_dtype, resolve_dtype, resolve_precision
 from tuneforge.models import (
@@ -46,6 +48,7 @@ from tuneforge.train.adapters import AdapterConfig, apply_adapter, save_trained
 from tuneforge.train.distill import distill_setup
 from tuneforge.train.domain_adapt import domain_adaptation_setup
 from tuneforge.train.dpo import PAIR_LOSSES, REFERENCE_FREE, dpo_setup
+from tuneforge.train.grpo import GRPOSettings, RewardFn, grpo_setup
 from tuneforge.train.kto import kto_setup
 from tuneforge.train.loop import (
     Objective,
@@ -64,7 +67,7 @@ from tuneforge.train.sharding import full_state_dict
 SFT = Objective(
     "sft", sft_loss, count_targets, item_loss=lambda m, b: (sft_loss(m, b, per_row=True), count_targets_per_row(b))
 )
-OBJECTIVES = ("sft", "dpo", "ipo", "simpo", "orpo", "kto", "reward", "distill", "domain_adaptation")
+OBJECTIVES = ("sft", "dpo", "ipo", "simpo", "orpo", "kto", "reward", "grpo", "distill", "domain_adaptation")
 
 
 @dataclass
@@ -107,20 +110,32 @@ class ObjectiveConfig:
         default="sft",
         metadata={
             "help": "sft | dpo | ipo | simpo | orpo | kto (preference pairs) | reward (a reward model on pairs) | "
-            "distill | domain_adaptation"
+            "grpo (online RL on prompts) | distill | domain_adaptation"
         },
     )
     beta: float = field(
         default=0.1,
         metadata={
             "help": "dpo/ipo: β, the strength of the KL leash to the reference; simpo: β, the reward scale "
-            "(≈2); orpo: λ, the weight of the odds-ratio term"
+            "(≈2); orpo: λ, the weight of the odds-ratio term; grpo: β, the KL penalty to the reference"
         },
     )
     gamma: float = field(default=0.5, metadata={"help": "simpo: γ, the target reward margin"})
     desirable_weight: float = field(default=1.0, metadata={"help": "kto: λ_D, weight of desirable answers"})
     undesirable_weight: float = field(default=1.0, metadata={"help": "kto: λ_U, weight of undesirable answers"})
     label_smoothing: float = field(default=0.0, metadata={"help": "dpo: ε, share of preference labels assumed flipped"})
+    reward: str = field(
+        default="rule:tuneforge.data.rules.exact_match",
+        metadata={
+            "help": "grpo: rule:DOTTED.PATH (rule(answer, record)) | model:REWARD_RUN_DIR | "
+            "judge:local:MODEL or judge:openai:MODEL@URL (1-10 rating)"
+        },
+    )
+    group_size: int = field(default=4, metadata={"help": "grpo: G, completions sampled per prompt"})
+    completion_tokens: int = field(default=32, metadata={"help": "grpo: new tokens per completion"})
+    sample_temperature: float = field(default=1.0, metadata={"help": "grpo: sampling temperature"})
+    clip_epsilon: float = field(default=0.2, metadata={"help": "grpo: ε, the policy-ratio clip"})
+    iterations: int = field(default=1, metadata={"help": "grpo: μ, optimizer steps per sampled batch"})
     teacher: str = field(default="", metadata={"help": "distill: teacher model (same tokenizer as model.name)"})
     temperature: float = field(default=2.0, metadata={"help": "distill: softmax temperature τ"})
     kl_weight: float = field(default=0.5, metadata={"help": "distill: α in (1-α)·CE + α·τ²·KL"})
@@ -135,6 +150,11 @@ class ObjectiveConfig:
             raise ConfigError(
                 f"objective.name '{self.name}' unknown.{suggest(self.name, OBJECTIVES)} "
                 f"Use one of {', '.join(OBJECTIVES)}"
+            )
+        if self.name == "grpo" and (self.group_size < 2 or self.iterations < 1 or self.completion_tokens < 1):
+            raise ConfigError(
+                "objective.group_size must be ≥ 2 (advantages compare completions of one prompt), "
+                "objective.iterations and objective.completion_tokens ≥ 1"
             )
         if self.name == "distill" and not self.teacher:
             raise ConfigError("objective.name=distill needs objective.teacher (a model sharing the tokenizer)")
@@ -251,6 +271,106 @@ def _reward(model, tok, cfg: TrainRunConfig, device: str, shard: dict, frozen) -
     return dataclasses.replace(setup, evaluate=lambda m: with_ci(setup.evaluate(m)), before=with_ci(setup.before))
 
 
+def make_reward_fn(spec: str, device: str = "cpu", cache_dir: Path | None = None) -> RewardFn:
+    """objective.reward as a function (records, completions) -> rewards (None: unscorable, counted)."""
+    kind, _, rest = spec.partition(":")
+    if kind == "rule" and rest:
+        from tuneforge.data.rules import load_rule
+
+        rule = load_rule(rest)
+        return lambda records, answers: [float(rule(a, r)) for r, a in zip(records, answers, strict=True)]
+    if kind == "model" and rest:
+        from tuneforge.train.reward import load_reward_model, score_answers
+
+        reward_model, reward_tok = load_reward_model(rest, device)
+        return lambda records, answers: list(
+            score_answers(reward_model, reward_tok, [r.prompt for r in records], answers)
+        )
+    if kind == "judge" and rest:
+        from tuneforge.data.quality import judge_prompt
+        from tuneforge.llm.client import Sampling
+        from tuneforge.llm.config import LLMConfig, make_llm
+        from tuneforge.llm.verdicts import parse_rating
+        from tuneforge.records import Message
+
+        where, _, name = rest.partition(":")
+        model, _, url = name.partition("@")
+        llm_cfg = LLMConfig(kind=where, model=model)
+        if url:
+            llm_cfg.base_url = url
+        judge = make_llm(llm_cfg, (cache_dir or Path(".")) / "judge_cache.sqlite", desc="judge")
+
+        def rate(records, answers):
+            convs = [
+                judge_prompt(Example(messages=[*r.prompt, Message("assistant", a)]))
+                for r, a in zip(records, answers, strict=True)
+            ]
+            return [parse_rating(reply[0]) for reply in judge.chat(convs, Sampling(max_new_tokens=16))]
+
+        return rate
+    raise ConfigError(
+        f"objective.reward '{spec}' unknown: write rule:DOTTED.PATH (e.g. rule:tuneforge.data.rules.exact_match), "
+        "model:REWARD_RUN_DIR or judge:local:MODEL / judge:openai:MODEL@URL"
+    )
+
+
+def _grpo(model, tok, cfg: TrainRunConfig, device: str, shard: dict, frozen) -> ObjectiveSetup:
+    """Online GRPO on data.train's prompts; held-out greedy reward (exact match for the rule of that
+    name) on data.eval with a bootstrap CI, and the paired change against the untuned model."""
+    o, t = cfg.objective, cfg.train
+    if not cfg.data.eval:
+        raise ConfigError("objective.name=grpo needs data.eval: held-out prompts to measure the reward on")
+    records = load_training_mix(cfg.data, t.seed)
+    held = load_examples(cfg.data.eval)
+    reward_fn = make_reward_fn(o.reward, device, Path(cfg.output_dir))
+    settings = GRPOSettings(
+        group_size=o.group_size, prompts_per_batch=t.batch_size, max_new_tokens=o.completion_tokens,
+        temperature=o.sample_temperature, epsilon=o.clip_epsilon, beta=o.beta, iterations=o.iterations,
+        max_length=t.max_length, seed=t.seed,
+    )  # fmt: skip
+    setup = grpo_setup(model, records, held, tok, reward_fn, settings, frozen, **shard)
+
+    run_dir = Path(cfg.output_dir)
+
+    def summarise(result: dict, before: dict | None = None) -> dict:
+        if before is not None and distributed_state().is_main_process:  # every held-out answer, the curves
+            rows = [
+                {
+                    "id": r.id,
+                    "references": references(r),
+                    "untuned": a,
+                    "untuned_reward": ra,
+                    "tuned": b,
+                    "tuned_reward": rb,
+                }  # fmt: skip
+                for r, a, ra, b, rb in zip(
+                    held, before["answers"], before["per_item"], result["answers"], result["per_item"], strict=True
+                )
+            ]
+            write_text_atomic(
+                run_dir / "heldout_answers.jsonl", "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows)
+            )
+            if (run_dir / "train_log.jsonl").exists():
+                plot_rl_curves(run_dir / "train_log.jsonl", run_dir / "rl_curves.png", f"GRPO, reward {o.reward}")
+        out = {
+            "reward": result["reward"],
+            "ci": mean_ci(result["per_item"]),
+            "n": result["n"],
+            "unscored": result["unscored"],
+            "reward_spec": o.reward,
+            "on": cfg.data.eval,
+            "examples": [{"id": r.id, "answer": a} for r, a in zip(held[:5], result["answers"])],
+        }
+        if before is not None:
+            out["delta"] = paired_test(before["per_item"], result["per_item"])
+        return out
+
+    untuned = setup.evaluate(model)
+    return dataclasses.replace(
+        setup, evaluate=lambda m: summarise(setup.evaluate(m), untuned), before=summarise(untuned)
+    )
+
+
 def _heldout_evaluator(tok, cfg: TrainRunConfig) -> Callable[[object], dict]:
     t = cfg.train
     held_out = load_examples(cfg.data.eval) if cfg.data.eval else []
@@ -323,9 +443,13 @@ OBJECTIVE_BUILDERS = {
     "orpo": (_preference, False, False),
     "kto": (_preference, True, False),
     "reward": (_reward, False, False),
+    "grpo": (_grpo, True, False),
     "distill": (_distill, False, True),
     "domain_adaptation": (_domain_adaptation, True, False),
 }
+
+
+ADAPT_FIRST = ("grpo",)
 
 
 def fit_objective(model, tok, cfg: TrainRunConfig, run_dir: Path, device: str) -> tuple[object, TrainResult, dict]:
@@ -346,8 +470,13 @@ def fit_objective(model, tok, cfg: TrainRunConfig, run_dir: Path, device: str) -
         if needs_reference and cfg.adapter.method in ("full", "bitfit")
         else None
     )
-    setup = build(model, tok, cfg, device, shard, frozen)
-    model = apply_adapter(model if setup.model is None else setup.model, cfg.adapter, cfg.train.seed)
+    cfg = dataclasses.replace(cfg, output_dir=str(run_dir))  # builders may write beside the run
+    if cfg.objective.name in ADAPT_FIRST:  # it samples from the model it trains: build on the adapted one
+        model = apply_adapter(model, cfg.adapter, cfg.train.seed)
+        setup = build(model, tok, cfg, device, shard, frozen)
+    else:
+        setup = build(model, tok, cfg, device, shard, frozen)
+        model = apply_adapter(model if setup.model is None else setup.model, cfg.adapter, cfg.train.seed)
     result = _train_and_save(model, tok, setup.batches, setup.objective, cfg.train, run_dir)
     return model, result, {"base": setup.before, "tuned": setup.evaluate(model)}
 
@@ -418,7 +547,7 @@ def data_digest(spec: str) -> str:
         return hashlib.sha256(blob).hexdigest()
     if spec.startswith(HUB_PREFIX):
         return hub_digest(spec)
-    path = Path(spec)
+    path = Path(split_rows(spec)[0])  # FILE[a:b]: the rows are in the spec, the bytes in the file
     if not path.exists():
         raise ConfigError(f"data file not found: {spec}. Check data.train / data.eval / objective.general")
     return hashlib.sha256(path.read_bytes()).hexdigest()

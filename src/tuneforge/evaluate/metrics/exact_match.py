@@ -3,15 +3,7 @@ punctuation, no articles (a, an, the), single spaces."""
 
 from __future__ import annotations
 
-import re
-import string
-
-_PUNCT = str.maketrans("", "", string.punctuation)
-
-
-def normalise(text: str) -> str:
-    text = text.lower().translate(_PUNCT)
-    return " ".join(re.sub(r"\b(a|an|the)\b", " ", text).split())
+from tuneforge.data.rules import normalise  # one normalisation for the metric and the RL reward
 
 
 def exact_match(predictions: list[str], references: list[list[str]], **_) -> dict:

@@ -1,0 +1,230 @@
+"""Online GRPO (group relative policy optimisation) as an objective on the one loop.
+
+Each batch is made from the current policy when the loop asks for it (`grpo_batches`): P prompts,
+G sampled completions each (`generation.generate_batch`, the same decoding code as evaluation),
+scored by a reward function (a rule, a reward model or a judge). Rewards become group-relative
+advantages
+
+    A_i = (r_i − mean(r_group)) / (sd(r_group) + 1e-4)
+
+(a group whose rewards are all equal teaches nothing: A = 0, and its share is logged). Per
+completion token t, with ρ_t = π(t)/π_old(t) (π_old: the policy that sampled, whose log-probs are
+stored in the batch) and the k3 estimate of KL(π ‖ π_ref) to the reference (the base model under
+the disabled adapter, as DPO uses):
+
+    L_t = −min(ρ_t·A, clip(ρ_t, 1−ε, 1+ε)·A) + β·(exp(ref_t − logπ_t) − (ref_t − logπ_t) − 1)
+
+summed over completion tokens; the loop divides by the number of completion tokens in the
+optimizer step (token-level normalisation, as DAPO and TRL's `loss_type="dapo"`). With
+`iterations` μ > 1 each sampled batch is used for μ optimizer steps, where the clip matters.
+
+Completions are re-tokenised inside the chat template (the answer as the assistant turn, closed by
+the end-of-turn token), so the policy also learns where to stop. Resuming from a checkpoint
+replays the prompt order but samples afresh (sampling is not replayed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from tuneforge.generation import generate_batch
+from tuneforge.records import Example, Message
+from tuneforge.tokenisation import IGNORE, collate, encode_example, model_inputs
+from tuneforge.train.dpo import shuffled_batches
+from tuneforge.train.loop import Objective, ObjectiveSetup
+
+RewardFn = Callable[[list[Example], list[str]], list[float | None]]
+
+
+def group_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """(P·G,) rewards, groups of G in a row → (P·G,) advantages (r − group mean) / (group sd + 1e-4);
+    NaN rewards (an unscorable completion) get advantage 0 and stay out of their group's statistics."""
+    r = rewards.view(-1, group_size).float()
+    ok = ~torch.isnan(r)
+    n = ok.sum(1, keepdim=True).clamp(min=1)
+    mean = torch.where(ok, r, 0.0).sum(1, keepdim=True) / n
+    var = torch.where(ok, (r - mean) ** 2, 0.0).sum(1, keepdim=True) / (n - 1).clamp(min=1)
+    adv = (r - mean) / (var.sqrt() + 1e-4)
+    return torch.where(ok, adv, 0.0).view(-1)
+
+
+def token_logps(model, batch: dict) -> torch.Tensor:
+    """log π of each next token: (R, T−1); positions without a target hold garbage, mask with labels."""
+    labels = batch["labels"]
+    logits = model(**model_inputs(batch)).logits[:, -labels.size(1) : -1].float()
+    return torch.gather(logits.log_softmax(-1), 2, labels[:, 1:].clamp(min=0).unsqueeze(-1)).squeeze(-1)
+
+
+def grpo_token_loss(
+    logps: torch.Tensor,
+    old_logps: torch.Tensor,
+    ref_logps: torch.Tensor,
+    advantages: torch.Tensor,
+    epsilon: float = 0.2,
+    beta: float = 0.04,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token GRPO loss and per-token KL, both (R, T): see the module docstring."""
+    ratio = torch.exp(logps - old_logps)
+    adv = advantages.unsqueeze(-1)
+    policy = -torch.min(ratio * adv, torch.clamp(ratio, 1 - epsilon, 1 + epsilon) * adv)
+    diff = ref_logps - logps
+    kl = torch.exp(diff) - diff - 1
+    return policy + beta * kl, kl
+
+
+def grpo_objective(epsilon: float = 0.2, beta: float = 0.04) -> Objective:
+    """Summed GRPO loss over the completion tokens of a `grpo_batches` batch; stats: the last
+    batch's reward mean/sd, zero-variance share, completion length and KL."""
+    last: dict[str, float] = {}
+
+    def loss(model, batch):
+        mask = batch["labels"][:, 1:] != IGNORE
+        per_token, kl = grpo_token_loss(
+            token_logps(model, batch), batch["old_logps"], batch["ref_logps"], batch["advantages"], epsilon, beta
+        )
+        last["kl"] = float((kl.detach() * mask).sum() / mask.sum().clamp(min=1))
+        for key in ("reward_mean", "reward_sd", "zero_variance_groups", "completion_tokens", "unscored"):
+            last[key] = float(batch[key])
+        return (per_token * mask).sum()
+
+    return Objective(
+        "grpo", loss, lambda batch: int((batch["labels"][:, 1:] != IGNORE).sum()), stats=lambda: dict(last)
+    )
+
+
+def _prompt_text(tokenizer, record: Example) -> str:
+    conv = [{"role": m.role, "content": m.content} for m in record.prompt]
+    return tokenizer.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
+
+
+@torch.no_grad()
+def _reference_logps(model, batch: dict, ref_model=None) -> torch.Tensor:
+    if ref_model is not None:
+        return token_logps(ref_model, batch)
+    if hasattr(model, "disable_adapter"):
+        with model.disable_adapter():
+            return token_logps(model, batch)
+    from tuneforge.errors import ConfigError
+
+    raise ConfigError("GRPO needs a reference: a PEFT adapter (the base is the reference) or a reference model")
+
+
+@dataclass
+class GRPOSettings:
+    """How GRPO samples and weighs: G completions for each of P prompts per batch, and the loss's ε and β."""
+
+    group_size: int = 4
+    prompts_per_batch: int = 4
+    max_new_tokens: int = 32
+    temperature: float = 1.0
+    top_p: float = 1.0
+    epsilon: float = 0.2
+    beta: float = 0.04
+    iterations: int = 1
+    max_length: int = 1024
+    seed: int = 0
+
+
+def grpo_batches(
+    model,
+    tokenizer,
+    records: list[Example],
+    reward_fn: RewardFn,
+    settings: GRPOSettings,
+    ref_model=None,
+    num_shards: int = 1,
+    shard: int = 0,
+) -> Iterator[dict]:
+    """Endless batches sampled from the current `model` when asked for (each used `iterations`
+    times): (P·G, T) rows with `advantages`, `old_logps`, `ref_logps` and reward statistics."""
+    g = settings
+    group_size, max_new_tokens, max_length, seed = g.group_size, g.max_new_tokens, g.max_length, g.seed
+    decode: dict[str, Any] = dict(do_sample=True, temperature=g.temperature, top_p=g.top_p)
+    step = 0
+    for idx in shuffled_batches(len(records), g.prompts_per_batch, seed, num_shards, shard):
+        group = [records[i] for i in idx]
+        was_training = model.training
+        model.eval()
+        torch.manual_seed(seed * 1_000_003 + step)
+        step += 1
+        with torch.no_grad():
+            texts, _ = generate_batch(
+                model, tokenizer, [_prompt_text(tokenizer, r) for r in group], max_new_tokens, decode, n=group_size
+            )
+        owners = [r for r in group for _ in range(group_size)]
+        rewards = torch.tensor([float("nan") if x is None else float(x) for x in reward_fn(owners, texts)])
+        encoded = [
+            encode_example(Example(messages=[*r.prompt, Message("assistant", t)]), tokenizer, max_length, mask="last")
+            for r, t in zip(owners, texts, strict=True)
+        ]
+        batch = collate(encoded, tokenizer.pad_token_id)
+        device = next(model.parameters()).device
+        on_device = {k: v.to(device) for k, v in batch.items()}
+        with torch.no_grad():
+            batch["old_logps"] = token_logps(model, on_device).cpu()
+            batch["ref_logps"] = _reference_logps(model, on_device, ref_model).cpu()
+        model.train(was_training)
+        grouped = rewards.view(-1, group_size)
+        scored = grouped[~torch.isnan(grouped).any(1)]
+        batch["advantages"] = group_advantages(rewards, group_size)
+        batch["reward_mean"] = torch.tensor(float(rewards.nanmean()) if (~rewards.isnan()).any() else float("nan"))
+        batch["reward_sd"] = torch.tensor(
+            float(rewards[~rewards.isnan()].std()) if (~rewards.isnan()).sum() > 1 else 0.0
+        )
+        batch["zero_variance_groups"] = torch.tensor(
+            float((scored.max(1).values == scored.min(1).values).float().mean()) if len(scored) else float("nan")
+        )
+        batch["completion_tokens"] = torch.tensor(float(sum(e.n_targets for e in encoded) / len(encoded)))
+        batch["unscored"] = torch.tensor(float(rewards.isnan().sum()))
+        for _ in range(g.iterations):
+            yield batch
+
+
+@torch.no_grad()
+def greedy_rewards(
+    model, tokenizer, records: list[Example], reward_fn: RewardFn, max_new_tokens: int = 32, batch_size: int = 16
+) -> tuple[list[str], list[float | None]]:
+    """Greedy answers to `records` and their rewards (held-out evaluation)."""
+    was_training = model.training
+    model.eval()
+    texts: list[str] = []
+    greedy = dict(do_sample=False, temperature=None, top_p=None, top_k=None)
+    for s in range(0, len(records), batch_size):
+        chunk = [_prompt_text(tokenizer, r) for r in records[s : s + batch_size]]
+        texts += generate_batch(model, tokenizer, chunk, max_new_tokens, greedy)[0]
+    model.train(was_training)
+    return texts, list(reward_fn(records, texts))
+
+
+def grpo_setup(
+    model,
+    records: list[Example],
+    held_out: list[Example],
+    tokenizer,
+    reward_fn: RewardFn,
+    settings: GRPOSettings,
+    ref_model=None,
+    num_shards: int = 1,
+    shard: int = 0,
+) -> ObjectiveSetup:
+    """GRPO in the one loop: the loss, batches sampled from `model` as it trains, and the held-out
+    greedy reward (`per_item` for a CI) before and after. `model` must be the adapted model the
+    loop trains (pass the same object to the loop)."""
+
+    def evaluate(m) -> dict:
+        answers, rewards = greedy_rewards(m, tokenizer, held_out, reward_fn, settings.max_new_tokens)
+        scored = [r for r in rewards if r is not None]
+        return {
+            "reward": sum(scored) / len(scored) if scored else float("nan"),
+            "per_item": rewards,
+            "answers": answers,
+            "n": len(held_out),
+            "unscored": len(rewards) - len(scored),
+        }
+
+    batches = grpo_batches(model, tokenizer, records, reward_fn, settings, ref_model, num_shards, shard)
+    return ObjectiveSetup(grpo_objective(settings.epsilon, settings.beta), batches, evaluate, None)
