@@ -81,7 +81,10 @@ PAIR_SEEDS = {"seed:preferences": "train", "seed:preferences:train": "train", "s
 
 def load_pairs(spec: str) -> list[PreferencePair]:
     """`seed:preferences` (the shipped pairs; `seed:preferences:test` the 20 held-out ones) or a
-    file of prompt/chosen/rejected records."""
+    file of prompt/chosen/rejected records (`FILE[a:b]` for some of its rows)."""
+    spec, rows = split_rows(spec)
+    if rows is not None:
+        return load_pairs(spec)[rows]
     if spec.startswith("seed:preferences") and spec not in PAIR_SEEDS:
         raise ConfigError(f"{spec} unknown. Use one of {', '.join(PAIR_SEEDS)}")
     path = data_dir() / "preferences" / f"{PAIR_SEEDS[spec]}.jsonl" if spec in PAIR_SEEDS else spec

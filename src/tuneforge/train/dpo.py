@@ -67,18 +67,24 @@ def sequence_logps(model, batch: dict, average: bool = False) -> torch.Tensor:
 
 
 @torch.no_grad()
+def under_reference(model, ref_model, compute):
+    """`compute(m)` with m the reference policy: `ref_model` when given, else the PEFT `model` with its
+    adapter disabled (no second copy of the weights). DPO and its relatives, KTO and GRPO use it."""
+    if ref_model is not None:
+        return compute(ref_model)
+    if hasattr(model, "disable_adapter"):
+        with model.disable_adapter():
+            return compute(model)
+    raise ConfigError(
+        "this objective needs a reference: precomputed log-probs, a reference model, or a "
+        "PEFT adapter (the base model then serves as the reference)"
+    )
+
+
 def reference_logps(model, batch: dict, ref_model=None, average: bool = False) -> torch.Tensor:
     if "ref_logps" in batch and not average:
         return batch["ref_logps"]
-    if ref_model is not None:
-        return sequence_logps(ref_model, batch, average)
-    if hasattr(model, "disable_adapter"):
-        with model.disable_adapter():
-            return sequence_logps(model, batch, average)
-    raise ConfigError(
-        "DPO needs a reference: precomputed ref_logps, a reference model, or a "
-        "PEFT adapter (the base model then serves as the reference)"
-    )
+    return under_reference(model, ref_model, lambda m: sequence_logps(m, batch, average))
 
 
 def dpo_objective(beta: float = 0.1, label_smoothing: float = 0.0, ref_model=None) -> Objective:

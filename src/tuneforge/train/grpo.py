@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -34,7 +35,7 @@ import torch
 from tuneforge.generation import generate_batch
 from tuneforge.records import Example, Message
 from tuneforge.tokenisation import IGNORE, collate, encode_example, model_inputs
-from tuneforge.train.dpo import shuffled_batches
+from tuneforge.train.dpo import shuffled_batches, under_reference
 from tuneforge.train.loop import Objective, ObjectiveSetup
 
 RewardFn = Callable[[list[Example], list[str]], list[float | None]]
@@ -101,18 +102,6 @@ def _prompt_text(tokenizer, record: Example) -> str:
     return tokenizer.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
 
 
-@torch.no_grad()
-def _reference_logps(model, batch: dict, ref_model=None) -> torch.Tensor:
-    if ref_model is not None:
-        return token_logps(ref_model, batch)
-    if hasattr(model, "disable_adapter"):
-        with model.disable_adapter():
-            return token_logps(model, batch)
-    from tuneforge.errors import ConfigError
-
-    raise ConfigError("GRPO needs a reference: a PEFT adapter (the base is the reference) or a reference model")
-
-
 @dataclass
 class GRPOSettings:
     """How GRPO samples and weighs: G completions for each of P prompts per batch, and the loss's ε and β."""
@@ -166,7 +155,7 @@ def grpo_batches(
         on_device = {k: v.to(device) for k, v in batch.items()}
         with torch.no_grad():
             batch["old_logps"] = token_logps(model, on_device).cpu()
-            batch["ref_logps"] = _reference_logps(model, on_device, ref_model).cpu()
+            batch["ref_logps"] = under_reference(model, ref_model, partial(token_logps, batch=on_device)).cpu()
         model.train(was_training)
         grouped = rewards.view(-1, group_size)
         scored = grouped[~torch.isnan(grouped).any(1)]
