@@ -146,8 +146,9 @@ def test_rewards_come_from_a_rule_a_reward_model_or_a_judge(tmp_path, tiny_lm, t
     from test_reward import _pairs
 
     from tuneforge.config import load_config
+    from tuneforge.train.grpo import make_reward_fn
     from tuneforge.train.reward import load_reward_model, score_answers
-    from tuneforge.train.run import TrainRunConfig, make_reward_fn, train_model
+    from tuneforge.train.run import TrainRunConfig, train_model
 
     records = [Example(messages=[Message("user", "What is a loan?"), Message("assistant", "Money.")], id="q")] * 2
     answers = ["money", "a fox"]

@@ -28,10 +28,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from tuneforge.errors import ConfigError
 from tuneforge.generation import generate_batch
 from tuneforge.records import Example, Message
 from tuneforge.tokenisation import IGNORE, collate, encode_example, model_inputs
@@ -217,3 +219,45 @@ def grpo_setup(
 
     batches = grpo_batches(model, tokenizer, records, reward_fn, settings, ref_model, num_shards, shard)
     return ObjectiveSetup(grpo_objective(settings.epsilon, settings.beta), batches, evaluate, None)
+
+
+def make_reward_fn(spec: str, device: str = "cpu", cache_dir: Path | None = None) -> RewardFn:
+    """objective.reward as a function (records, completions) -> rewards (None: unscorable, counted)."""
+    kind, _, rest = spec.partition(":")
+    if kind == "rule" and rest:
+        from tuneforge.data.rules import load_rule
+
+        rule = load_rule(rest)
+        return lambda records, answers: [float(rule(a, r)) for r, a in zip(records, answers, strict=True)]
+    if kind == "model" and rest:
+        from tuneforge.train.reward import load_reward_model, score_answers
+
+        reward_model, reward_tok = load_reward_model(rest, device)
+        return lambda records, answers: list(
+            score_answers(reward_model, reward_tok, [r.prompt for r in records], answers)
+        )
+    if kind == "judge" and rest:
+        from tuneforge.data.quality import judge_prompt
+        from tuneforge.llm.client import Sampling
+        from tuneforge.llm.config import LLMConfig, make_llm
+        from tuneforge.llm.verdicts import parse_rating
+
+        where, _, name = rest.partition(":")
+        model, _, url = name.partition("@")
+        llm_cfg = LLMConfig(kind=where, model=model)
+        if url:
+            llm_cfg.base_url = url
+        judge = make_llm(llm_cfg, (cache_dir or Path(".")) / "judge_cache.sqlite", desc="judge")
+
+        def rate(records, answers):
+            convs = [
+                judge_prompt(Example(messages=[*r.prompt, Message("assistant", a)]))
+                for r, a in zip(records, answers, strict=True)
+            ]
+            return [parse_rating(reply[0]) for reply in judge.chat(convs, Sampling(max_new_tokens=16))]
+
+        return rate
+    raise ConfigError(
+        f"objective.reward '{spec}' unknown: write rule:DOTTED.PATH (e.g. rule:tuneforge.data.rules.exact_match), "
+        "model:REWARD_RUN_DIR or judge:local:MODEL / judge:openai:MODEL@URL"
+    )

@@ -145,6 +145,7 @@ def load_reward_model(run_dir: str | Path, device: str = "cpu"):
     config_path, adapter_dir = run_dir / "config.yaml", run_dir / "adapter"
     if not config_path.exists() or not adapter_dir.exists():
         raise ConfigError(f"{run_dir} is not a finished reward-model run (no config.yaml or adapter/)")
+    # the saved config read as plain YAML: TrainRunConfig lives in the recipe (train.run), above this layer
     cfg = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     if cfg.get("objective", {}).get("name") != "reward":
         raise ConfigError(

@@ -48,7 +48,7 @@ from tuneforge.train.adapters import AdapterConfig, apply_adapter, save_trained
 from tuneforge.train.distill import distill_setup
 from tuneforge.train.domain_adapt import domain_adaptation_setup
 from tuneforge.train.dpo import PAIR_LOSSES, REFERENCE_FREE, dpo_setup
-from tuneforge.train.grpo import GRPOSettings, RewardFn, grpo_setup
+from tuneforge.train.grpo import GRPOSettings, grpo_setup, make_reward_fn
 from tuneforge.train.kto import kto_setup
 from tuneforge.train.loop import (
     Objective,
@@ -269,49 +269,6 @@ def _reward(model, tok, cfg: TrainRunConfig, device: str, shard: dict, frozen) -
 
     assert setup.before is not None  # the new head is measured before training
     return dataclasses.replace(setup, evaluate=lambda m: with_ci(setup.evaluate(m)), before=with_ci(setup.before))
-
-
-def make_reward_fn(spec: str, device: str = "cpu", cache_dir: Path | None = None) -> RewardFn:
-    """objective.reward as a function (records, completions) -> rewards (None: unscorable, counted)."""
-    kind, _, rest = spec.partition(":")
-    if kind == "rule" and rest:
-        from tuneforge.data.rules import load_rule
-
-        rule = load_rule(rest)
-        return lambda records, answers: [float(rule(a, r)) for r, a in zip(records, answers, strict=True)]
-    if kind == "model" and rest:
-        from tuneforge.train.reward import load_reward_model, score_answers
-
-        reward_model, reward_tok = load_reward_model(rest, device)
-        return lambda records, answers: list(
-            score_answers(reward_model, reward_tok, [r.prompt for r in records], answers)
-        )
-    if kind == "judge" and rest:
-        from tuneforge.data.quality import judge_prompt
-        from tuneforge.llm.client import Sampling
-        from tuneforge.llm.config import LLMConfig, make_llm
-        from tuneforge.llm.verdicts import parse_rating
-        from tuneforge.records import Message
-
-        where, _, name = rest.partition(":")
-        model, _, url = name.partition("@")
-        llm_cfg = LLMConfig(kind=where, model=model)
-        if url:
-            llm_cfg.base_url = url
-        judge = make_llm(llm_cfg, (cache_dir or Path(".")) / "judge_cache.sqlite", desc="judge")
-
-        def rate(records, answers):
-            convs = [
-                judge_prompt(Example(messages=[*r.prompt, Message("assistant", a)]))
-                for r, a in zip(records, answers, strict=True)
-            ]
-            return [parse_rating(reply[0]) for reply in judge.chat(convs, Sampling(max_new_tokens=16))]
-
-        return rate
-    raise ConfigError(
-        f"objective.reward '{spec}' unknown: write rule:DOTTED.PATH (e.g. rule:tuneforge.data.rules.exact_match), "
-        "model:REWARD_RUN_DIR or judge:local:MODEL / judge:openai:MODEL@URL"
-    )
 
 
 def _grpo(model, tok, cfg: TrainRunConfig, device: str, shard: dict, frozen) -> ObjectiveSetup:
