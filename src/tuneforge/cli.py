@@ -292,8 +292,25 @@ def cmd_safety_run(args) -> int:
 def cmd_safety_calibrate(args) -> int:
     from tuneforge.safety.calibration import calibrate, format_calibration
 
-    result = calibrate()
+    result = calibrate(detector=args.detector)
     print(json.dumps(result, indent=2) if args.json else format_calibration(result))
+    return 0
+
+
+def cmd_safety_train_detector(args) -> int:
+    from tuneforge.safety.calibration import calibrate_external, detector_examples, format_external
+    from tuneforge.safety.refusal_classifier import DetectorTrainConfig, train_refusal_classifier
+
+    cfg = DetectorTrainConfig(epochs=args.epochs, seed=args.seed)
+    examples = detector_examples()
+    print(
+        f"training the refusal classifier on {len(examples)} labelled answers (calibration set + independent dev split)"
+    )
+    train_refusal_classifier(
+        examples, args.out, cfg, sources="calibration.yaml + external.yaml split=dev", overwrite=args.overwrite
+    )
+    print(format_external(calibrate_external(detector=str(args.out))))
+    print(f"Classifier: {args.out} (use it with safety run detector={args.out})")
     return 0
 
 
@@ -590,7 +607,27 @@ VERBS = (
         cmd_safety_calibrate,
         "each detector's precision/recall (95% intervals) on the calibration set and the independent set of "
         "real answers",
-        args=(_JSON,),
+        args=(
+            _JSON,
+            _arg(
+                "--detector",
+                default="classifier",
+                help="classifier (the shipped one) | rules | a directory from safety train-detector",
+            ),
+        ),
+    ),
+    Verb(
+        "safety train-detector",
+        cmd_safety_train_detector,
+        "train the learned refusal/caution detector on the labelled answers and score it on the test split",
+        "Trains MiniLM + LoRA + a linear head on the calibration set and the independent set's dev split (the "
+        "shipped classifier was made this way), then prints its precision/recall on the test split it never saw.",
+        args=(
+            _arg("--out", type=Path, required=True, help="directory for the classifier"),
+            _arg("--epochs", type=int, default=4),
+            _arg("--seed", type=int, default=0),
+            _arg("--overwrite", action="store_true", help="replace a classifier already in --out"),
+        ),
     ),
     Verb(
         "safety suite",

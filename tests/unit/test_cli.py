@@ -58,6 +58,7 @@ def test_every_declared_verb_parses_to_its_command():
             "report": ["r"],
             "data build": ["c.yaml"],
             "data synth": ["c.yaml"],
+            "safety train-detector": ["--out", "d"],
         }.get(v.words, [])
         assert parser.parse_args([*v.words.split(), *needed]).fn is v.run, v.words
 

@@ -374,8 +374,9 @@ def _extras(run_dir: Path, metrics: dict) -> list[tuple[str, list[str]]]:
             test = ext["splits"]["test"]
             out.append(
                 (
-                    f"Detector accuracy on the independent set (test split: {test['n']} real answers of a base and "
-                    f"a tuned model to public prompts, labelled by hand; never used to develop the rules)",
+                    f"Refusal detector ({ext.get('detector', 'tuneforge-rules-v1')}) on the independent set "
+                    f"(test split: {test['n']} real answers of a base and a tuned model to public prompts, labelled "
+                    "by hand; never used to develop or train the detector)",
                     _detector_lines(test),
                 )
             )
@@ -385,7 +386,7 @@ def _extras(run_dir: Path, metrics: dict) -> list[tuple[str, list[str]]]:
                     f"LLM-judge detector — {label}",
                     [
                         f"judge {j['judge']}: {j['parsed']} of {j['asked']} verdicts parsed ({j['parse_failures']} failures); "
-                        f"agreement with the rule detectors {_fmt(j['agreement_with_rules'])}"
+                        f"agreement with the detectors {_fmt(j['agreement_with_rules'])}"
                     ],
                 )
             )

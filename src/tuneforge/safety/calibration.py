@@ -28,6 +28,7 @@ from tuneforge.safety.disclaimer import has_disclaimer
 from tuneforge.safety.premise import corrects_premise
 from tuneforge.safety.rates import wilson
 from tuneforge.safety.refusal import classify
+from tuneforge.safety.refusal_classifier import LabelledAnswer, detector_signature, refusal_verdicts
 from tuneforge.safety.suite import SafetyItem, load_suite
 
 LABELS = ("refusal", "caution", "comply")
@@ -166,6 +167,22 @@ def load_external(path: str | Path | None = None) -> tuple[list[ExternalAnswer],
     return out, unresolved
 
 
+def detector_examples() -> list[LabelledAnswer]:
+    """What a learned refusal detector may be trained on: the calibration set and the independent
+    set's `dev` split (never its `test` split)."""
+    ext, unresolved = load_external()
+    if unresolved:
+        raise DataError(
+            f"{unresolved} Self-Instruct prompts of the independent set were not found: the classifier would "
+            "train on answers without their prompts. Set TUNEFORGE_SHARED_DATA to the folder holding "
+            "self_instruct/seed_tasks.jsonl",
+            path=str(external_path()),
+        )
+    return [LabelledAnswer(c.item.prompt, c.answer, c.refusal) for c in load_calibration()] + [
+        LabelledAnswer(e.prompt, e.answer, e.refusal) for e in ext if e.split == "dev"
+    ]
+
+
 def refusal_scores(cls: list[str], gold: list[str]) -> dict:
     """3-way agreement and the binary views of the refusal/caution detector."""
     n = len(gold)
@@ -181,24 +198,44 @@ def refusal_scores(cls: list[str], gold: list[str]) -> dict:
     }
 
 
-def calibrate_external(rows: list[ExternalAnswer] | None = None, unresolved: int = 0) -> dict:
-    """The refusal/caution detector on the independent set, per split (dev, test) and per model."""
+def calibrate_external(
+    rows: list[ExternalAnswer] | None = None, unresolved: int = 0, detector: str = "classifier"
+) -> dict:
+    """The refusal/caution detectors on the independent set: the phrase rules per split (dev, test)
+    and, unless `detector` is `rules`, the learned classifier on the test split (its dev split and
+    the calibration set are the classifier's training data, so scores there would say nothing).
+    `splits` holds the scores of `detector`, the one the rates use."""
     if rows is None:
         rows, unresolved = load_external()
-    out: dict[str, Any] = {"n_answers": len(rows), "prompts_unresolved": unresolved, "splits": {}}
-    for split in ("dev", "test"):
-        part = [r for r in rows if r.split == split]
-        res = refusal_scores([classify(r.answer, "", r.prompt) for r in part], [r.refusal for r in part])
+    parts = {split: [r for r in rows if r.split == split] for split in ("dev", "test")}
+
+    def scored(cls: list[str], part: list[ExternalAnswer]) -> dict:
+        res = refusal_scores(cls, [r.refusal for r in part])
         res["n"] = len(part)
         res["labels"] = dict(Counter(r.refusal for r in part))
         res["models"] = dict(Counter(r.model for r in part))
-        out["splits"][split] = res
+        return res
+
+    rules = {split: scored([classify(r.answer, "", r.prompt) for r in part], part) for split, part in parts.items()}
+    out: dict[str, Any] = {
+        "n_answers": len(rows),
+        "prompts_unresolved": unresolved,
+        "detector": detector_signature(detector),
+        "rules": {"signature": detector_signature("rules"), "splits": rules},
+    }
+    if detector == "rules":
+        out["splits"] = rules
+        return out
+    test = parts["test"]
+    verdicts = refusal_verdicts([r.prompt for r in test], [r.answer for r in test], detector)
+    out["classifier"] = {"signature": out["detector"], "splits": {"test": scored(verdicts, test)}}
+    out["splits"] = out["classifier"]["splits"]
     return out
 
 
-def calibrate(rows: list[CalibrationAnswer] | None = None, external: bool = True) -> dict:
-    """Each detector's agreement with the human labels on the calibration set, and (`external`)
-    the refusal/caution detector's on the independent set."""
+def calibrate(rows: list[CalibrationAnswer] | None = None, external: bool = True, detector: str = "classifier") -> dict:
+    """Each rule detector's agreement with the human labels on the calibration set, and
+    (`external`) the refusal/caution detectors' on the independent set (`calibrate_external`)."""
     rows = rows if rows is not None else load_calibration()
     cls = [classify(r.answer, r.item.domain, r.item.prompt) for r in rows]
     gold = [r.refusal for r in rows]
@@ -216,42 +253,56 @@ def calibrate(rows: list[CalibrationAnswer] | None = None, external: bool = True
     inj = [r for r in rows if r.leaked is not None]
     out["canary_leak"] = binary_scores([leaked(r.answer, r.item.canary) for r in inj], [bool(r.leaked) for r in inj])
     if external:
-        out["external"] = calibrate_external()
+        out["external"] = calibrate_external(detector=detector)
     return out
 
 
+def _detector_lines(res: dict) -> list[str]:
+    return [
+        f"  {name:22s} precision {c['precision']:.3f} [{c['precision_ci'][0]:.2f}, {c['precision_ci'][1]:.2f}]  "
+        f"recall {c['recall']:.3f} [{c['recall_ci'][0]:.2f}, {c['recall_ci'][1]:.2f}]  accuracy "
+        f"{c['accuracy']:.3f}  kappa {c['kappa']:.3f}  (n {c['n']}; tp {c['tp']}, fp {c['fp']}, fn {c['fn']})"
+        for name, c in res.items()
+        if isinstance(c, dict) and "precision" in c
+    ] + [f"  refusal 3-way agreement {res['refusal_3way']['agreement']:.3f}"]
+
+
+def format_external(ext: dict) -> str:
+    """The phrase rules on both splits of the independent set and the learned classifier on its
+    test split, with 95% intervals."""
+    out = [
+        f"Independent set: {ext['n_answers']} real answers to public prompts, labelled by hand"
+        + (
+            f" ({ext['prompts_unresolved']} Self-Instruct prompts not found: set TUNEFORGE_SHARED_DATA)"
+            if ext["prompts_unresolved"]
+            else ""
+        )
+    ]
+    for split, res in ext["rules"]["splits"].items():
+        out.append(
+            f" phrase rules ({ext['rules']['signature']}), {split} split ({res['n']} answers; labels {res['labels']}"
+            + ("; never used to develop the rules" if split == "test" else "")
+            + ")"
+        )
+        out += _detector_lines(res)
+    if "classifier" in ext:
+        res = ext["classifier"]["splits"]["test"]
+        out.append(
+            f" learned classifier ({ext['classifier']['signature']}), test split ({res['n']} answers; trained on "
+            "the calibration set and the dev split, never on these)"
+        )
+        out += _detector_lines(res)
+    out.append(f" the rates use: {ext['detector']}")
+    return "\n".join(out)
+
+
 def format_calibration(result: dict) -> str:
-    """`tuneforge safety calibrate`'s text: each detector on the calibration set, then the refusal /
-    caution detector on both splits of the independent set, with 95% intervals."""
-
-    def detectors(res: dict) -> list[str]:
-        return [
-            f"  {name:22s} precision {c['precision']:.3f} [{c['precision_ci'][0]:.2f}, {c['precision_ci'][1]:.2f}]  "
-            f"recall {c['recall']:.3f} [{c['recall_ci'][0]:.2f}, {c['recall_ci'][1]:.2f}]  accuracy "
-            f"{c['accuracy']:.3f}  kappa {c['kappa']:.3f}  (n {c['n']}; tp {c['tp']}, fp {c['fp']}, fn {c['fn']})"
-            for name, c in res.items()
-            if isinstance(c, dict) and "precision" in c
-        ] + [f"  refusal 3-way agreement {res['refusal_3way']['agreement']:.3f}"]
-
+    """`tuneforge safety calibrate`'s text: each detector on the calibration set, then the
+    independent set (`format_external`)."""
     out = [
         f"{result['n_answers']} calibration answers with human labels (the rules' development set)",
-        *detectors(result),
+        *_detector_lines(result),
     ]
-    ext = result.get("external")
-    if ext:
-        out.append(
-            f"\nIndependent set: {ext['n_answers']} real answers to public prompts, labelled by hand"
-            + (
-                f" ({ext['prompts_unresolved']} Self-Instruct prompts not found: set TUNEFORGE_SHARED_DATA)"
-                if ext["prompts_unresolved"]
-                else ""
-            )
-        )
-        for split, res in ext["splits"].items():
-            out.append(
-                f" {split} split ({res['n']} answers; labels {res['labels']}"
-                + ("; never used to develop the rules" if split == "test" else "")
-                + ")"
-            )
-            out += detectors(res)
+    if result.get("external"):
+        out.append("\n" + format_external(result["external"]))
     return "\n".join(out)

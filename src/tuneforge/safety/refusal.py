@@ -32,9 +32,10 @@ Failure modes (measured on the calibration set and on the independent set of rea
 a second sentence ("Marquis, I'm sorry for any misunderstanding. I'm not a doctor…"); referrals to
 "the law" or "the regulations" as caution; a warning inside otherwise compliant text; sarcasm;
 non-English answers; declines worded "I'm not a substitute for…" or "my role is not to…"; "No, …"
-answers to "Isn't X…?" read as declines. On the independent test split (250 real answers,
-data/safety/README.md) refusal P 0.81 / R 0.81 and caution P 0.70 / R 0.73: read the rates built on
-them with that in mind.
+answers to "Isn't X…?" read as declines. On the independent test split (v5: 250 real answers,
+data/safety/README.md) refusal P 0.86 / R 0.78 and caution P 0.78 / R 0.88 (on v4: 0.81 / 0.81 and
+0.70 / 0.73). The safety rates use the learned classifier (`refusal_classifier.py`, which takes
+these rules' verdict as one input) unless `detector=rules`.
 """
 
 from __future__ import annotations

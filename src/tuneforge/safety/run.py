@@ -28,6 +28,7 @@ from tuneforge.models import EMBEDDED_MODEL
 from tuneforge.records import EvalItem, Message
 from tuneforge.safety.calibration import calibrate
 from tuneforge.safety.rates import aggregate, failures, outcomes
+from tuneforge.safety.refusal_classifier import check_detector, detector_signature, refusal_verdicts
 from tuneforge.safety.suite import CATEGORIES, load_suite
 
 SPLITS = ("test", "train", "all")
@@ -60,11 +61,19 @@ class SafetyRunConfig:
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
     generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(max_new_tokens=128, batch_size=80))
     judge: SafetyJudgeConfig = field(default_factory=SafetyJudgeConfig)
+    detector: str = field(
+        default="classifier",
+        metadata={
+            "help": "refusal / caution detector: classifier (the shipped learned one) | rules (phrase rules) | "
+            "the directory of one trained with `tuneforge safety train-detector`"
+        },
+    )
 
     def __post_init__(self):
         check_choices([self.split], SPLITS, "split")
         check_device_dtype(self.device, self.dtype)
         check_choices(self.categories, CATEGORIES, "categories")
+        check_detector(self.detector)
 
 
 def safety_run(cfg: SafetyRunConfig) -> Path:
@@ -106,9 +115,10 @@ def safety_run(cfg: SafetyRunConfig) -> Path:
                 desc=f"{label} safety answers",
             )
             answers = {g.id: g.generation for g in gens}
-            rows = [outcomes(it, answers[it.id]) for it in items]
+            kinds = refusal_verdicts([it.prompt for it in items], [answers[it.id] for it in items], cfg.detector)
+            rows = [outcomes(it, answers[it.id], kind) for it, kind in zip(items, kinds)]
             _write_jsonl(rows, out / "scores" / f"{label}.jsonl")
-            models[label] = aggregate(rows, label)
+            models[label] = aggregate(rows, label, detectors=detector_signature(cfg.detector))
             fails[label] = failures(rows, answers, prompts)
             if cfg.judge.enabled:
                 from tuneforge.safety.judge import judge_detect
@@ -126,7 +136,7 @@ def safety_run(cfg: SafetyRunConfig) -> Path:
             },
             "models": models,
             "safety": {
-                "calibration": calibrate(),
+                "calibration": calibrate(detector=cfg.detector),
                 "failures": fails,
                 "judge": judges,
                 "items_by_category": {c: sum(it.category == c for it in items) for c in CATEGORIES},
