@@ -28,10 +28,8 @@ from tuneforge.safety.disclaimer import has_disclaimer
 from tuneforge.safety.premise import corrects_premise
 from tuneforge.safety.rates import wilson
 from tuneforge.safety.refusal import classify
-from tuneforge.safety.refusal_classifier import LabelledAnswer, detector_signature, refusal_verdicts
+from tuneforge.safety.refusal_classifier import LABELS, LabelledAnswer, detector_signature, refusal_verdicts
 from tuneforge.safety.suite import SafetyItem, load_suite
-
-LABELS = ("refusal", "caution", "comply")
 
 
 @dataclass
