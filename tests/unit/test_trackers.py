@@ -1,4 +1,5 @@
 import importlib.util
+import time
 
 import pytest
 
@@ -61,5 +62,12 @@ def test_wandb_offline_writes_its_run_directory_with_the_logged_rows(
     assert [s for s, _ in sent] == [2, 4] and sent[1][1] == pytest.approx(sum(result.losses[2:]) / 2, rel=1e-5)
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
-    records = b"".join(p.read_bytes() for p in runs[0].glob("run-*.wandb"))  # what `wandb sync` uploads later
+    # what `wandb sync` uploads later. wandb's service process writes this log: `finish()` can return
+    # before it is flushed (seen once under load: the 7-byte header only), so wait for it, up to 60 s
+    deadline = time.monotonic() + 60
+    while True:
+        records = b"".join(p.read_bytes() for p in runs[0].glob("run-*.wandb"))
+        if b"tokens_per_s" in records or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert b"train/loss" in records and b"report_to" in records and b"tokens_per_s" in records
