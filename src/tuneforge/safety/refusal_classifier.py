@@ -121,29 +121,16 @@ class RefusalClassifier(torch.nn.Module):
         a_ids = tok(answers, add_special_tokens=False)["input_ids"]
         rows, types = [], []
         for p, a in zip(p_ids, a_ids):
-            p = p[: max(1, limit - 3 - MIN_ANSWER)] if len(p) > limit - 3 - MIN_ANSWER else p
+            p = p[: max(1, limit - 3 - MIN_ANSWER)]
             a = a[: max(0, limit - 3 - len(p))]
             rows.append([cls, *p, sep, *a, sep])
             types.append([0] * (len(p) + 2) + [1] * (len(a) + 1))
-        width = max(map(len, rows))
-        enc = {
-            "input_ids": torch.tensor([r + [pad] * (width - len(r)) for r in rows]),  # (B, T)
-            "attention_mask": torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows]),
-            "token_type_ids": torch.tensor([t + [0] * (width - len(t)) for t in types]),
-        }
+        ids, mask = _padded(rows, pad)  # (B, T)
         # the phrase rules' verdict, one-hot (B, 3)
         rules = torch.tensor([[float(classify(a, "", p) == lab) for lab in LABELS] for p, a in zip(prompts, answers)])
-        out = {**enc, "rules": rules}
+        out = {"input_ids": ids, "attention_mask": mask, "token_type_ids": _padded(types, 0)[0], "rules": rules}
         if self.cfg.tail_tokens:  # [CLS] last tail_tokens tokens of the answer [SEP]: where referrals sit
-            cls, sep = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
-            tails = [
-                [cls, *ids[-self.cfg.tail_tokens :], sep]
-                for ids in self.tokenizer(answers, add_special_tokens=False)["input_ids"]
-            ]
-            width = max(map(len, tails))
-            pad = self.tokenizer.pad_token_id
-            out["tail_ids"] = torch.tensor([t + [pad] * (width - len(t)) for t in tails])  # (B, T')
-            out["tail_mask"] = torch.tensor([[1] * len(t) + [0] * (width - len(t)) for t in tails])
+            out["tail_ids"], out["tail_mask"] = _padded([[cls, *a[-self.cfg.tail_tokens :], sep] for a in a_ids], pad)
         return out
 
     def _pool(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
@@ -185,6 +172,15 @@ class RefusalClassifier(torch.nn.Module):
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         return {n: p.detach().cpu().contiguous() for n, p in self.named_parameters() if p.requires_grad}
+
+
+def _padded(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded (B, T) ids and their attention mask."""
+    width = max(map(len, rows))
+    return (
+        torch.tensor([r + [pad] * (width - len(r)) for r in rows]),
+        torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows]),
+    )
 
 
 def _batches(model: RefusalClassifier, examples: list[LabelledAnswer], cfg: DetectorTrainConfig) -> Iterator[dict]:
