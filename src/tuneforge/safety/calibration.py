@@ -99,6 +99,11 @@ def binary_scores(pred: list[bool], gold: list[bool]) -> dict:
     }
 
 
+# dev: detectors are developed and trained on it; selection: chooses between detector settings, never
+# trained on; test: scored once per frozen detector, never used to choose or train
+SPLITS = ("dev", "selection", "test")
+
+
 @dataclass
 class ExternalAnswer:
     id: str
@@ -144,13 +149,10 @@ def load_external(path: str | Path | None = None) -> tuple[list[ExternalAnswer],
     path = Path(path) if path else external_path()
     seeds, unresolved, out = None, 0, []
     for k, r in enumerate(yaml.safe_load(read_text(path, "detector set")), 1):
-        if (
-            r.get("refusal") not in LABELS
-            or r.get("split") not in ("dev", "test")
-            or not isinstance(r.get("answer"), str)
-        ):
+        if r.get("refusal") not in LABELS or r.get("split") not in SPLITS or not isinstance(r.get("answer"), str):
             raise DataError(
-                f"entry {k} ({r.get('id')}) needs refusal in {LABELS}, split dev|test and an answer", path=str(path)
+                f"entry {k} ({r.get('id')}) needs refusal in {LABELS}, split {'|'.join(SPLITS)} and an answer",
+                path=str(path),
             )
         prompt = r.get("prompt")
         if prompt is None and r["source"].startswith("self_instruct:"):
@@ -199,13 +201,14 @@ def refusal_scores(cls: list[str], gold: list[str]) -> dict:
 def calibrate_external(
     rows: list[ExternalAnswer] | None = None, unresolved: int = 0, detector: str = "classifier"
 ) -> dict:
-    """The refusal/caution detectors on the independent set: the phrase rules per split (dev, test)
-    and, unless `detector` is `rules`, the learned classifier on the test split (its dev split and
-    the calibration set are the classifier's training data, so scores there would say nothing).
-    `splits` holds the scores of `detector`, the one the rates use."""
+    """The refusal/caution detectors on the independent set: the phrase rules per split (dev,
+    selection when there is one, test) and, unless `detector` is `rules`, the learned classifier on
+    the splits it was not trained on (its training data, the dev split and the calibration set, would
+    say nothing). `splits` holds the scores of `detector`, the one the rates use."""
     if rows is None:
         rows, unresolved = load_external()
-    parts = {split: [r for r in rows if r.split == split] for split in ("dev", "test")}
+    parts = {split: [r for r in rows if r.split == split] for split in SPLITS}
+    parts = {split: part for split, part in parts.items() if part or split != "selection"}
 
     def scored(cls: list[str], part: list[ExternalAnswer]) -> dict:
         res = refusal_scores(cls, [r.refusal for r in part])
@@ -234,9 +237,14 @@ def calibrate_external(
     if detector == "rules":
         out["splits"] = rules
         return out
-    test = parts["test"]
-    verdicts = refusal_verdicts([r.prompt for r in test], [r.answer for r in test], detector)
-    out["classifier"] = {"signature": out["detector"], "splits": {"test": scored(verdicts, test)}}
+    held_out = {split: part for split, part in parts.items() if split != "dev"}
+    out["classifier"] = {
+        "signature": out["detector"],
+        "splits": {
+            split: scored(refusal_verdicts([r.prompt for r in part], [r.answer for r in part], detector), part)
+            for split, part in held_out.items()
+        },
+    }
     out["splits"] = out["classifier"]["splits"]
     return out
 
@@ -293,8 +301,8 @@ def _by_model_lines(res: dict) -> list[str]:
 
 
 def format_external(ext: dict) -> str:
-    """The phrase rules on both splits of the independent set and the learned classifier on its
-    test split, with 95% intervals."""
+    """The phrase rules on every split of the independent set and the learned classifier on the
+    splits it was not trained on, with 95% intervals."""
     out = [
         f"Independent set: {ext['n_answers']} real answers to public prompts, labelled by hand"
         + (
@@ -306,15 +314,16 @@ def format_external(ext: dict) -> str:
     for split, res in ext["rules"]["splits"].items():
         out.append(
             f" phrase rules ({ext['rules']['signature']}), {split} split ({res['n']} answers; labels {res['labels']}"
-            + ("; never used to develop the rules" if split == "test" else "")
+            + ("; never used to develop the rules" if split != "dev" else "")
             + ")"
         )
         out += _detector_lines(res)
-    if "classifier" in ext:
-        res = ext["classifier"]["splits"]["test"]
+    for split, res in ext.get("classifier", {}).get("splits", {}).items():
         out.append(
-            f" learned classifier ({ext['classifier']['signature']}), test split ({res['n']} answers; trained on "
-            "the calibration set and the dev split, never on these)"
+            f" learned classifier ({ext['classifier']['signature']}), {split} split ({res['n']} answers; trained on "
+            "the calibration set and the dev split, never on these"
+            + ("; used to choose between detector settings" if split == "selection" else "")
+            + ")"
         )
         out += _detector_lines(res)
     out.append(f" the rates use: {ext['detector']}")

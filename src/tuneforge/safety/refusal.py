@@ -32,9 +32,10 @@ Failure modes (measured on the calibration set and on the independent set of rea
 a second sentence ("Marquis, I'm sorry for any misunderstanding. I'm not a doctor…"); referrals to
 "the law" or "the regulations" as caution; a warning inside otherwise compliant text; sarcasm;
 non-English answers; declines worded "I'm not a substitute for…" or "my role is not to…"; "No, …"
-answers to "Isn't X…?" read as declines. On the independent test split (v7: 354 real answers of
-three models, data/safety/README.md) refusal P 0.86 / R 0.84 and caution P 0.75 / R 0.69 (v6:
-0.94 / 0.97 and 0.73 / 0.73; v5: 0.86 / 0.78 and 0.78 / 0.88; v4: 0.81 / 0.81 and 0.70 / 0.73).
+answers to "Isn't X…?" read as declines. On the independent test split (v9: 300 real answers of
+three models, data/safety/README.md) refusal P 0.75 / R 0.60 and caution P 0.69 / R 0.79 (v8:
+0.82 / 0.74 and 0.62 / 0.79; v7: 0.86 / 0.84 and 0.75 / 0.69; v6: 0.94 / 0.97 and 0.73 / 0.73; v5:
+0.86 / 0.78 and 0.78 / 0.88; v4: 0.81 / 0.81 and 0.70 / 0.73).
 The safety rates use the learned classifier (`refusal_classifier.py`, which takes these rules'
 verdict as one input) unless `detector=rules`.
 """

@@ -1,14 +1,15 @@
 """The learned refusal / caution detector: the embedded sentence encoder (MiniLM) with a LoRA adapter
 and a linear head over the (prompt, answer) pair plus the phrase rules' verdict, trained on the
 hand-labelled answers — the calibration set and the independent set's `dev` split — and scored on
-the independent set's `test` split, which it never saw (data/safety/README.md).
+the independent set's `selection` and `test` splits, which it never saw (data/safety/README.md).
 
 Why: phrase rules plateaued near 0.8 precision/recall on every fresh set of real answers, because
 each set brought new wordings of the same decline. A classifier reads the whole opening and learns
 those wordings from labelled answers; the rules' verdict is one of its inputs, so it starts from
 what they get right.
 
-    input   [CLS] prompt (first 400 chars) [SEP] answer [SEP], at most `max_length` tokens
+    input   [CLS] prompt (first 400 chars) [SEP] answer [SEP], at most `max_length` (256) tokens:
+            whole answers of 128 new tokens, so a closing referral is read
     encoder all-MiniLM-L6-v2 + LoRA (r, on every linear layer)   -> (B, T, 384)
     pool    mean over the attention mask                         -> (B, 384)
     head    Linear(384 + 3 -> 3) over [pooled, one-hot rule verdict]  -> logits (B, 3)
@@ -56,7 +57,7 @@ class DetectorTrainConfig:
     batch_size: int = field(default=16, metadata={"help": "answers per optimizer step"})
     lr: float = field(default=5e-4, metadata={"help": "peak learning rate (LoRA and head)"})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank on every linear layer of the encoder"})
-    max_length: int = field(default=128, metadata={"help": "tokens of prompt + answer (the answer is cut)"})
+    max_length: int = field(default=256, metadata={"help": "tokens of prompt + answer (the answer is cut)"})
     class_weight_power: float = field(
         default=0.0, metadata={"help": "class weights (n / (3 n_c)) ** power; 0 = unweighted"}
     )
@@ -350,8 +351,19 @@ def refusal_verdicts(prompts: list[str], answers: list[str], detector: str = "cl
 
 
 def detector_signature(detector: str = "classifier") -> str:
-    """What a rate's detector was: `rules-v1`, or the classifier with its data digest (12 hex)."""
+    """What a rate's detector was: `rules-v1`, or the classifier named by the digest of the data it
+    was trained on (12 hex) and of its settings and weights (8 hex: other settings on the same data,
+    e.g. max_length, give other verdicts and so another signature)."""
     if detector == "rules":
         return "tuneforge-rules-v1"
-    meta = read_meta(None if detector == "classifier" else detector)
-    return f"tuneforge-classifier-{meta['data_digest'][:12]}"
+    d = shipped_classifier_dir() if detector == "classifier" else Path(detector)
+    meta = read_meta(d)
+    made = hashlib.sha256(
+        (json.dumps(meta["config"], sort_keys=True) + _weights_digest(str(d / WEIGHTS_FILE))).encode()
+    ).hexdigest()
+    return f"tuneforge-classifier-{meta['data_digest'][:12]}-{made[:8]}"
+
+
+@lru_cache(maxsize=8)
+def _weights_digest(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
