@@ -67,6 +67,21 @@ def test_classifiers_with_other_settings_on_the_same_data_have_other_signatures(
     assert a != b and a.rsplit("-", 1)[0] == b.rsplit("-", 1)[0]
 
 
+def test_a_classifier_retrained_into_the_same_directory_is_read_anew(tmp_path):
+    """Verdicts and signature come from the weights on disk now, not from a copy cached in the process."""
+    d = tmp_path / "clf"
+    prompts, answers = [e.prompt for e in TINY[:6]], [e.answer for e in TINY[:6]]
+    learned = train_refusal_classifier(TINY, d, DetectorTrainConfig(epochs=2, batch_size=8, max_length=48, lr=2e-3))
+    first, first_sig = refusal_verdicts(prompts, answers, str(d)), detector_signature(str(d))
+    assert first == learned.predict(prompts, answers)
+    barely = train_refusal_classifier(
+        TINY, d, DetectorTrainConfig(epochs=1, batch_size=8, max_length=48, lr=1e-7, seed=1), overwrite=True
+    )
+    again = refusal_verdicts(prompts, answers, str(d))
+    assert again == barely.predict(prompts, answers) and again != first
+    assert detector_signature(str(d)) != first_sig
+
+
 def test_tail_view_reads_a_referral_that_the_pair_view_cuts_off(tmp_path):
     """Referrals come last ("…ask your doctor"): with `tail_tokens` the answer's end is a second
     input, so a long answer's closing words reach the head even when max_length cuts the pair."""

@@ -326,8 +326,14 @@ def load_refusal_classifier(path: str | Path | None = None) -> RefusalClassifier
     return model.eval()
 
 
+def _stamp(d: Path) -> tuple[int, int]:
+    """When and how big the weights file is: a classifier retrained into the same directory is a new one."""
+    st = (d / WEIGHTS_FILE).stat()
+    return st.st_mtime_ns, st.st_size
+
+
 @lru_cache(maxsize=4)
-def _cached(path: str) -> RefusalClassifier:
+def _cached(path: str, stamp: tuple[int, int]) -> RefusalClassifier:
     return load_refusal_classifier(path or None)
 
 
@@ -347,7 +353,8 @@ def refusal_verdicts(prompts: list[str], answers: list[str], detector: str = "cl
     check_detector(detector)
     if detector == "rules":
         return [classify(a, "", p) for p, a in zip(prompts, answers)]
-    return _cached("" if detector == "classifier" else str(Path(detector).resolve())).predict(prompts, answers)
+    d = shipped_classifier_dir() if detector == "classifier" else Path(detector).resolve()
+    return _cached("" if detector == "classifier" else str(d), _stamp(d)).predict(prompts, answers)
 
 
 def detector_signature(detector: str = "classifier") -> str:
@@ -359,11 +366,11 @@ def detector_signature(detector: str = "classifier") -> str:
     d = shipped_classifier_dir() if detector == "classifier" else Path(detector)
     meta = read_meta(d)
     made = hashlib.sha256(
-        (json.dumps(meta["config"], sort_keys=True) + _weights_digest(str(d / WEIGHTS_FILE))).encode()
+        (json.dumps(meta["config"], sort_keys=True) + _weights_digest(str(d / WEIGHTS_FILE), _stamp(d))).encode()
     ).hexdigest()
     return f"tuneforge-classifier-{meta['data_digest'][:12]}-{made[:8]}"
 
 
 @lru_cache(maxsize=8)
-def _weights_digest(path: str) -> str:
+def _weights_digest(path: str, stamp: tuple[int, int]) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
