@@ -334,7 +334,7 @@ def _stamp(d: Path) -> tuple[int, int]:
 
 @lru_cache(maxsize=4)
 def _cached(path: str, stamp: tuple[int, int]) -> RefusalClassifier:
-    return load_refusal_classifier(path or None)
+    return load_refusal_classifier(path)
 
 
 def check_detector(detector: str) -> None:
@@ -353,8 +353,8 @@ def refusal_verdicts(prompts: list[str], answers: list[str], detector: str = "cl
     check_detector(detector)
     if detector == "rules":
         return [classify(a, "", p) for p, a in zip(prompts, answers)]
-    d = shipped_classifier_dir() if detector == "classifier" else Path(detector).resolve()
-    return _cached("" if detector == "classifier" else str(d), _stamp(d)).predict(prompts, answers)
+    d = (shipped_classifier_dir() if detector == "classifier" else Path(detector)).resolve()
+    return _cached(str(d), _stamp(d)).predict(prompts, answers)
 
 
 def detector_signature(detector: str = "classifier") -> str:
