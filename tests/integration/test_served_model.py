@@ -52,6 +52,15 @@ def server(tmp_path_factory):
         stderr=subprocess.STDOUT,
     )  # fmt: skip  (a log file, not a pipe: llama.cpp logs enough to fill a pipe and block)
     url = f"http://127.0.0.1:{port}/v1"
+
+    def died(what: str) -> str:
+        log.flush()
+        log.seek(0)
+        tail = "\n".join(log.read().splitlines()[-25:])
+        code = proc.poll()
+        how = f"exit code {code}" + (" (SIGILL: an instruction this CPU does not run)" if code == -4 else "")
+        return f"the server died {what} ({how}); its last log lines:\n{tail}"
+
     for _ in range(240):
         try:
             if requests.get(url + "/models", timeout=1).ok:
@@ -59,16 +68,41 @@ def server(tmp_path_factory):
         except requests.RequestException:
             pass
         if proc.poll() is not None:
-            log.seek(0)
-            pytest.fail(f"llama.cpp server exited: {log.read()[-2000:]}")
+            pytest.fail(died("while starting"))
         time.sleep(0.5)
     else:
         proc.kill()
         pytest.fail("llama.cpp server did not start in 120 s")
+    # One completion before any test: a server that answers /models but dies on its first forward
+    # pass (a build using instructions this CPU lacks) fails here, once, with its own log.
+    try:
+        r = requests.post(url + "/chat/completions", json={"model": "smollm2", "max_tokens": 2,
+                          "messages": [{"role": "user", "content": "Hi"}]}, timeout=120)  # fmt: skip
+        r.raise_for_status()
+    except requests.RequestException as exc:
+        if proc.poll() is not None:
+            pytest.fail(died("on its first completion"))
+        proc.kill()
+        pytest.fail(f"the llama.cpp server did not answer its first completion: {exc}")
     yield url
     proc.terminate()
     proc.wait(timeout=30)
     log.close()
+
+
+def test_the_server_is_built_for_any_x86_64_cpu_with_avx2_not_for_the_build_machine():
+    """A native build on one CI machine died with SIGILL on another CPU (issue 29): the installed
+    library must be the portable build scripts/install_server.sh makes, whatever this CPU has."""
+    if subprocess.run([sys.executable, "-c", "import llama_cpp.server"], capture_output=True).returncode:
+        pytest.skip("llama-cpp-python[server] is not installed (scripts/install_server.sh installs it)")
+    code = "import llama_cpp, pathlib; print(llama_cpp.llama_print_system_info().decode()); " \
+        "print((pathlib.Path(llama_cpp.__file__).parent / 'tuneforge-build-flags.txt').read_text())"  # fmt: skip
+    info = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "-DGGML_NATIVE=OFF" in info, info
+    features = {k.strip(): v.strip() for k, _, v in (p.partition("=") for p in info.replace("\n", "|").split("|"))}
+    assert features.get("AVX2") == "1", info  # the baseline it is built for
+    for isa in ("AVX512", "AVX512_VBMI", "AVX512_VNNI", "AVX512_BF16", "AMX_INT8", "AVX_VNNI"):
+        assert features.get(isa, "0") == "0", f"{isa} compiled in: {info}"
 
 
 def _answers(path: Path) -> list[dict]:

@@ -68,8 +68,12 @@ def test_export_merge_gives_a_plain_transformers_model_with_the_tuned_outputs(ti
     ids = torch.randint(5, 300, (2, 10), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         want, got, before = tuned(input_ids=ids).logits, merged(input_ids=ids).logits, base(input_ids=ids).logits
-    assert torch.allclose(got, want, atol=1e-5)
-    assert not torch.allclose(got, before, atol=1e-3)  # the merge carried the training
+    # fp32 rounding, not a fixed 1e-5: the merged weight W + s·BA is rounded once while the adapter
+    # path rounds after each of its matmuls, and each CPU's kernels sum in their own order (AMX Xeon:
+    # 1e-4, Zen 5: 1e-5, on logits of ~7). 2**-13 of the largest logit is ~1,000 fp32 ulps (2**-23).
+    scale, err = want.abs().max().item(), (got - want).abs().max().item()
+    assert err <= 2**-13 * scale, (err, scale)
+    assert (got - before).abs().max().item() > 100 * 2**-13 * scale  # the merge carried the training
     assert (merged_dir / "tokenizer.json").exists()
 
 
