@@ -1,6 +1,8 @@
 """tuneforge: instruction tuning from "a base model and a domain" to "a tuned model and evidence
 that it is better and safe"."""
 
+import logging as _logging
+
 from tuneforge.config import load_config, save_config
 from tuneforge.data.io import FORMATS, convert_file, detect_format, read_records, write_records
 from tuneforge.data.seed import DOMAINS, load_examples, load_seed
@@ -9,6 +11,12 @@ from tuneforge.errors import ConfigError, DataError, TuneforgeError, UnknownName
 from tuneforge.records import EvalItem, Example, Generation, Message, PreferencePair
 
 __version__ = "0.1.0"
+
+# peft imports bitsandbytes whenever it is installed (tuneforge's dev and qlora extras), and on CPUs
+# with AVX512-BF16 bitsandbytes then tries a hub kernel and logs "… Set trust_remote_code=True …" on
+# every run, QLoRA or not. tuneforge never enables remote code; bitsandbytes' own CPU kernels serve
+# QLoRA. Drop that one record — a warning telling users to run remote code is not theirs to act on.
+_logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(lambda record: "kernels-community" not in record.msg)
 
 __all__ = [
     "DOMAINS",

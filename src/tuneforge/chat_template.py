@@ -8,6 +8,8 @@ token that closes the assistant turn, and fails loudly unless generation stops o
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 from tuneforge.errors import ConfigError, DataError, TuneforgeError, read_text, suggest
@@ -53,19 +55,151 @@ def check_chat_template(template: str) -> str | None:
     if not path.is_file():
         raise ConfigError(f"model.chat_template: no such file {path}")
     text = read_text(path, "chat template")
-    # the environment transformers renders chat templates with
-    from jinja2 import TemplateSyntaxError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    check_template_text(text, str(path), "model.chat_template")
+    return text
 
+
+# A chat template renders a conversation in milliseconds. Nested loops over range() render for hours
+# (the sandbox caps each range at 100,000 items, not their product), so a template is first rendered
+# on probe conversations under these bounds. A template whose cost grows with the data can still be
+# slow on long conversations; one that runs away on its own is caught before anything is written.
+RENDER_SECONDS = 5.0
+RENDER_CHARS = 1_000_000
+RANGE_ITEMS = 100_000  # range() items over one render, all calls together
+
+_PROBES = (
+    [{"role": "user", "content": "Hello?"}, {"role": "assistant", "content": "Hi."}],
+    [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is 2+2?"},
+        {"role": "assistant", "content": "4."},
+        {"role": "user", "content": "And 3+3?"},
+        {"role": "assistant", "content": "6."},
+    ],
+)
+
+
+class _OverBudget(Exception):
+    """Rendering went past RENDER_SECONDS, RENDER_CHARS or RANGE_ITEMS."""
+
+
+class _TemplateRaised(Exception):
+    """The template's own raise_exception(): it refuses this probe (e.g. no system role), fine."""
+
+
+def _bounded_environment():
+    """transformers' chat-template environment (sandboxed, trim_blocks, loop controls, the
+    `{% generation %}` tag, raise_exception) with range(), `*` and `**` charged to a budget."""
+    import jinja2.ext
+    from jinja2 import nodes
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    from jinja2.utils import Namespace
+
+    class Generation(jinja2.ext.Extension):  # transformers marks assistant text with it; here it just renders
+        tags = {"generation"}
+
+        def parse(self, parser):
+            lineno = next(parser.stream).lineno
+            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+            return nodes.CallBlock(self.call_method("_render"), [], [], body).set_lineno(lineno)
+
+        def _render(self, caller):
+            return caller()
+
+    class Bounded(ImmutableSandboxedEnvironment):
+        intercepted_binops = frozenset({"*", "**"})
+        deadline, range_left = 0.0, 0
+
+        def start(self) -> None:
+            self.deadline, self.range_left = time.monotonic() + RENDER_SECONDS, RANGE_ITEMS
+
+        def check_time(self) -> None:
+            if time.monotonic() > self.deadline:
+                raise _OverBudget(f"rendering took over {RENDER_SECONDS:.0f} s")
+
+        def bounded_range(self, *args):
+            items = range(*args)
+            self.range_left -= len(items)
+            self.check_time()
+            if self.range_left < 0:
+                raise _OverBudget(f"its loops ask range() for over {RANGE_ITEMS:,} items in all")
+            return items
+
+        def call_binop(self, context, operator, left, right):
+            if operator == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1:
+                if right * abs(left).bit_length() > 4096:  # 10**10**10 alone would run for hours
+                    raise _OverBudget(f"it computes {left}**{right}")
+            if operator == "*":
+                seq, n = (left, right) if isinstance(right, int) else (right, left)
+                if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and n * len(seq) > RENDER_CHARS:
+                    raise _OverBudget(f"it repeats a string or list {n:,} times")
+            return super().call_binop(context, operator, left, right)
+
+    def raise_exception(message):
+        raise _TemplateRaised(message)
+
+    env = Bounded(trim_blocks=True, lstrip_blocks=True, extensions=[Generation, jinja2.ext.loopcontrols])
+
+    class BoundedNamespace(Namespace):
+        def __setitem__(self, name, value):  # the one way a template accumulates: a namespace in a loop
+            env.check_time()
+            if isinstance(value, (str, list, tuple, dict)) and len(value) > RENDER_CHARS:
+                raise _OverBudget(f"it builds a value of {len(value):,} items")
+            Namespace.__setitem__(self, name, value)
+
+    env.globals.update(
+        range=env.bounded_range,
+        raise_exception=raise_exception,
+        namespace=BoundedNamespace,
+        strftime_now=lambda fmt: time.strftime(fmt),
+    )
+    env.filters["tojson"] = lambda x, **kw: json.dumps(x, ensure_ascii=False, **kw)
+    return env
+
+
+def check_template_text(text: str, where: str, key: str = "model.chat_template") -> None:
+    """Raise DataError unless `text` is Jinja that renders the probe conversations within the bounds
+    above. A probe the template refuses with its own raise_exception is skipped."""
+    from jinja2 import TemplateSyntaxError
+
+    env = _bounded_environment()
     try:
-        ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).parse(text)
+        template = env.from_string(text)
     except TemplateSyntaxError as exc:
         raise DataError(
-            f"chat template is not valid Jinja: {exc.message}. Fix the template (model.chat_template)",
-            path=str(path),
-            line=exc.lineno,
+            f"chat template is not valid Jinja: {exc.message}. Fix the template ({key})", path=where, line=exc.lineno
         ) from None
-    return text
+    for messages in _PROBES:
+        for add_generation_prompt in (False, True):
+            env.start()
+            size = 0
+            try:
+                for chunk in template.generate(
+                    messages=messages,
+                    add_generation_prompt=add_generation_prompt,
+                    bos_token="<s>",
+                    eos_token="</s>",
+                    tools=None,
+                    documents=None,
+                ):
+                    size += len(chunk)
+                    env.check_time()
+                    if size > RENDER_CHARS:
+                        raise _OverBudget(f"it renders over {RENDER_CHARS:,} characters")
+            except _TemplateRaised:
+                continue
+            except _OverBudget as exc:
+                raise DataError(
+                    f"chat template runs away on a {len(messages)}-message conversation: {exc}. A template "
+                    f"should only loop over the messages; fix it ({key})",
+                    path=where,
+                ) from None
+            except Exception as exc:  # noqa: BLE001 — whatever a template raises on a plain chat is its bug
+                raise DataError(
+                    f"chat template fails on a {len(messages)}-message conversation ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0][:200] if str(exc) else ''}). Fix the template ({key})",
+                    path=where,
+                ) from None
 
 
 def set_chat_template(tokenizer, template: str = "", eos_token: str = ""):

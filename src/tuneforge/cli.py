@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
 import traceback
 import warnings
@@ -21,7 +23,8 @@ from pathlib import Path
 
 from tuneforge.data.io import FORMATS
 from tuneforge.embedded import EMBEDDED_MODEL
-from tuneforge.errors import TuneforgeError
+from tuneforge.errors import TuneforgeError, os_error_message
+from tuneforge.redaction import redact
 
 
 class _Parser(argparse.ArgumentParser):
@@ -81,18 +84,28 @@ def cmd_train(args) -> int:
 
 
 def cmd_export(args) -> int:
+    if args.quant and not args.gguf:
+        raise TuneforgeError(f"--quant {args.quant} applies to --gguf only. Add --gguf, or drop --quant")
+    if args.merge and args.gguf:
+        raise TuneforgeError("--merge and --gguf are two exports: --gguf merges by itself. Pass one of them")
     if args.gguf:
         from tuneforge.train.gguf_export import export_gguf
 
-        path = export_gguf(args.run_dir, args.out, args.quant)
+        path = export_gguf(args.run_dir, args.out, args.quant or "f16", overwrite=args.overwrite)
+        ollama = path.parent / "Modelfile"
         print(
-            f"Exported {path} and {path.parent / 'Modelfile'} (llama.cpp: llama-cli -m {path}; "
-            f"Ollama: cd {path.parent} && ollama create NAME -f Modelfile)"
+            f"Exported {path}"
+            + (
+                f" and {ollama} (Ollama: cd {path.parent} && ollama create NAME -f Modelfile)"
+                if ollama.exists()
+                else ""
+            )
+            + f" (llama.cpp: llama-cli -m {path})"
         )
         return 0
     from tuneforge.train.export import export_run
 
-    out = export_run(args.run_dir, args.out, merge=args.merge, dtype=args.dtype)
+    out = export_run(args.run_dir, args.out, merge=args.merge, dtype=args.dtype, overwrite=args.overwrite)
     what = "merged model (AutoModelForCausalLM.from_pretrained)" if args.merge else "trained weights"
     print(f"Exported the {what} to {out}")
     return 0
@@ -264,10 +277,12 @@ def cmd_eval_bench(args) -> int:
 
 
 def _config_and_overrides(args):
+    """An optional config path, then overrides: a first word `key=value` (a dotted key, '=') is an
+    override, never a path (as a Path, `base_url=http://…` lost a slash)."""
     config, overrides = args.config, list(args.overrides)
-    if config is not None and "=" in str(config) and not config.exists():  # only overrides were given
-        config, overrides = None, [str(config), *overrides]
-    return config, overrides
+    if config is not None and re.match(r"^[A-Za-z_][\w.]*=", config):
+        config, overrides = None, [config, *overrides]
+    return (Path(config) if config is not None else None), overrides
 
 
 def cmd_safety_run(args) -> int:
@@ -382,7 +397,37 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _arg(*flags: str, **kwargs) -> tuple[tuple[str, ...], dict]:
+def _help(text: str | None) -> str | None:
+    """argparse %-formats help strings: a literal '%' ('95% CIs') must be doubled or --help crashes."""
+    return text.replace("%", "%%") if text else text
+
+
+def _number_flag(tp: type, flag: str, ge: float | None, gt: float | None, le: float | None):
+    """argparse `type` for a numeric flag: a finite number within its bounds, else one TuneforgeError
+    line (argparse's own error would print the usage block too, and it takes 'inf' and -1)."""
+    bounds = " and ".join(f"{op} {v}" for op, v in (("≥", ge), (">", gt), ("≤", le)) if v is not None)
+
+    def convert(text: str):
+        try:
+            value = tp(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value):
+            raise TuneforgeError(f"{flag} {text!r} is not a finite {tp.__name__}. Give a number {bounds}".rstrip())
+        if (ge is not None and value < ge) or (gt is not None and value <= gt) or (le is not None and value > le):
+            raise TuneforgeError(f"{flag} must be {bounds}, got {text}")
+        return value
+
+    return convert
+
+
+def _arg(
+    *flags: str, ge: float | None = None, gt: float | None = None, le: float | None = None, **kwargs
+) -> tuple[tuple[str, ...], dict]:
+    if "help" in kwargs:
+        kwargs["help"] = _help(kwargs["help"])
+    if kwargs.get("type") in (int, float):
+        kwargs["type"] = _number_flag(kwargs["type"], flags[0], ge, gt, le)
     return flags, kwargs
 
 
@@ -425,7 +470,7 @@ VERBS = (
         "tuneforge.train.run:TrainRunConfig",
         args=(
             _arg("args", nargs="*", help="[inspect] CONFIG [key=value ...]"),
-            _arg("--n", type=int, default=2, help="examples to show with inspect"),
+            _arg("--n", type=int, ge=1, default=2, help="examples to show with inspect"),
         ),
     ),
     Verb(
@@ -440,8 +485,14 @@ VERBS = (
             _arg("run_dir", type=Path, help="a directory written by tuneforge train"),
             _arg("--merge", action="store_true", help="merge LoRA/IA³ weights into the base model"),
             _arg("--gguf", action="store_true", help="merge, then write OUT/model-QUANT.gguf and OUT/Modelfile"),
-            _arg("--quant", default="f16", help="GGUF weight type: f16 (default), q8_0 or f32"),
-            _arg("--out", type=Path, help="output directory (default RUN_DIR/merged, RUN_DIR/export or RUN_DIR/gguf)"),
+            _arg("--quant", help="GGUF weight type, with --gguf: f16 (default), q8_0 or f32"),
+            _arg(
+                "--out",
+                type=Path,
+                help="output directory (default RUN_DIR/merged, RUN_DIR/export or RUN_DIR/gguf); must be new, "
+                "empty, or an earlier export of this run",
+            ),
+            _arg("--overwrite", action="store_true", help="replace an earlier export of this run in --out"),
             _arg("--dtype", default="", help="dtype of the merged weights (default: the run's model.dtype)"),
         ),
     ),
@@ -498,8 +549,8 @@ VERBS = (
         "Keeps the first of each group; removed records go to OUT.removed.jsonl.",
         args=(
             *_IN_OUT,
-            _arg("--threshold", type=float, default=0.7, help="Jaccard of word n-grams (default 0.7)"),
-            _arg("--ngram", type=int, default=5, help="shingle length in words (default 5)"),
+            _arg("--threshold", type=float, ge=0, le=1, default=0.7, help="Jaccard of word n-grams (default 0.7)"),
+            _arg("--ngram", type=int, ge=1, default=5, help="shingle length in words (default 5)"),
             _arg("--part", default="instruction", help="instruction | response | all (default instruction)"),
         ),
     ),
@@ -522,9 +573,9 @@ VERBS = (
         args=(
             _arg("output", type=Path),
             _arg("sources", nargs="+", help="PATH[:WEIGHT] (weights for all or none)"),
-            _arg("--total", type=int, help="records in the mix (default α·N)"),
-            _arg("--ratio", type=float, default=1.0, help="α: M = α·N (default 1)"),
-            _arg("--seed", type=int, default=0),
+            _arg("--total", type=int, ge=1, help="records in the mix (default α·N)"),
+            _arg("--ratio", type=float, gt=0, default=1.0, help="α: M = α·N (default 1)"),
+            _arg("--seed", type=int, ge=0, le=2**32 - 1, default=0),
         ),
     ),
     Verb(
@@ -569,7 +620,7 @@ VERBS = (
         cmd_eval_compare,
         "paired deltas with CIs and p-values between two runs",
         "tuneforge eval compare RUN_A[:MODEL] RUN_B[:MODEL] — e.g. RUN:base RUN:tuned within one run",
-        args=(_arg("run_a"), _arg("run_b"), _arg("--bootstrap", type=int, default=1000), _JSON),
+        args=(_arg("run_a"), _arg("run_b"), _arg("--bootstrap", type=int, ge=0, default=1000), _JSON),
     ),
     Verb(
         "eval bench",
@@ -583,10 +634,10 @@ VERBS = (
             _arg("--tasks", default="tuneforge_domains_gen,tuneforge_domains_mc", help="comma-separated task names"),
             _arg("--out", type=Path, help="output directory (default: the run directory, else runs/bench-MODEL)"),
             _arg("--label", default="", help="name of the results (default: tuned for a run, else MODEL)"),
-            _arg("--limit", type=int, help="first N examples of each task (default: all)"),
+            _arg("--limit", type=int, ge=1, help="first N examples of each task (default: all)"),
             _arg("--include", action="append", help="a folder of your own lm-eval task YAML files (repeatable)"),
-            _arg("--batch-size", type=int, default=8),
-            _arg("--bootstrap", type=int, default=1000, help="lm-eval's bootstrap iterations for corpus metrics"),
+            _arg("--batch-size", type=int, ge=1, default=8),
+            _arg("--bootstrap", type=int, ge=0, default=1000, help="lm-eval's bootstrap iterations for corpus metrics"),
             _arg("--no-chat-template", action="store_true", help="prompt without the chat template (base models)"),
             _arg("--dtype", default="auto"),
             _arg("--device", default="auto"),
@@ -624,8 +675,8 @@ VERBS = (
         "shipped classifier was made this way), then prints its precision/recall on the test split it never saw.",
         args=(
             _arg("--out", type=Path, required=True, help="directory for the classifier"),
-            _arg("--epochs", type=int, default=4),
-            _arg("--seed", type=int, default=0),
+            _arg("--epochs", type=int, ge=1, default=4),
+            _arg("--seed", type=int, ge=0, le=2**32 - 1, default=0),
             _arg("--overwrite", action="store_true", help="replace a classifier already in --out"),
         ),
     ),
@@ -680,13 +731,15 @@ VERBS = (
         args=(
             _arg("runs", nargs="+", help="RUN, or: compare RUN_A[:MODEL] RUN_B[:MODEL] [...]"),
             _arg("--out", type=Path, help="report compare: output directory (default runs/compare)"),
-            _arg("--bootstrap", type=int, default=1000, help="report compare: bootstrap resamples for paired CIs"),
+            _arg(
+                "--bootstrap", type=int, ge=0, default=1000, help="report compare: bootstrap resamples for paired CIs"
+            ),
         ),
     ),
 )
 _CONFIG_ARG = {
     "required": _arg("config", type=Path, help="YAML config"),
-    "optional": _arg("config", type=Path, nargs="?", help="YAML config; optional (key=value overrides alone work)"),
+    "optional": _arg("config", nargs="?", help="YAML config; optional (key=value overrides alone work)"),
     "bundled": _arg("--config", type=Path, help="YAML config (default: the bundled one)"),
 }
 
@@ -701,8 +754,8 @@ def build_parser() -> argparse.ArgumentParser:
         *parent, word = v.words.split()
         sp = groups[" ".join(parent)].add_parser(
             word,
-            help=v.help,
-            description=v.description or v.help,
+            help=_help(v.help),
+            description=v.description or v.help,  # not %-formatted by argparse
             epilog=_config_epilog(v.config) if v.config else None,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
@@ -728,17 +781,29 @@ def main(argv: list[str] | None = None) -> int:
     # PEFT calls a transformers API deprecated in v5; the warning is not the user's to act on.
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.verb != "report" and getattr(args, "data_verb", "") not in ("convert", "stats"):
-        from tuneforge.hardware import set_threads
-
-        set_threads()  # torch threads = physical cores unless OMP_NUM_THREADS / TUNEFORGE_THREADS say otherwise
     try:
+        args = parser.parse_args(argv)
+    except TuneforgeError as exc:  # a numeric flag out of its range
+        print(f"tuneforge: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.verb != "report" and getattr(args, "data_verb", "") not in ("convert", "stats"):
+            from tuneforge.hardware import set_threads
+
+            set_threads()  # torch threads = physical cores unless OMP_NUM_THREADS / TUNEFORGE_THREADS say otherwise
         return args.fn(args)
     except TuneforgeError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"tuneforge: error: {exc}", file=sys.stderr)
+        print(f"tuneforge: error: {redact(str(exc))}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the user's disk or paths (full, read-only, a file where a folder goes)
+        message = os_error_message(exc)
+        if message is None:
+            raise
+        if args.debug:
+            traceback.print_exc()
+        print(f"tuneforge: error: {redact(message)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("tuneforge: interrupted", file=sys.stderr)

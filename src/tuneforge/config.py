@@ -6,12 +6,23 @@
 - Unknown keys are errors with a suggestion ("did you mean: steps?") and the file:line.
 - Values are checked against the field types; every problem is reported at once.
 - `save_config` writes the resolved config (every field, defaults included) to a run directory.
-Field help lives in `field(metadata={"help": ...})`, shown by `tuneforge <verb> --help`.
+Field help lives in `field(metadata={"help": ...})`, shown by `tuneforge <verb> --help`, with the
+field's allowed range in the same metadata: `ge` / `gt` / `le` / `lt` bound a number (each item of a
+list, each value of a dict), `min_len` a list. Every float must be finite and every int fit in 64
+bits; `_build` checks all of it for every verb, before anything runs:
+
+    lr: float = field(default=2e-4, metadata={"help": "peak learning rate", "gt": 0})
+    seed: int = field(default=0, metadata={"help": "sampling seed", **SEED})
+
+User YAML (configs, suites, item lists) is read by one loader (`parse_yaml`, `read_yaml`): numbers
+as YAML 1.2 reads them (`1:30` is a string, `1e-4` a float), duplicate keys refused, and aliases
+bounded (a "billion laughs" document is refused before it is expanded).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -21,43 +32,184 @@ from typing import Any, TypeVar
 
 import yaml
 
-from tuneforge.errors import ConfigError, read_text, suggest
+from tuneforge.errors import ConfigError, DataError, TuneforgeError, read_text, suggest
 from tuneforge.files import write_text_atomic
 
 T = TypeVar("T")
 
 
-def _load_yaml_with_lines(path: Path) -> tuple[dict, dict[str, int]]:
-    """Parse YAML and remember the line of every mapping key, by dotted path."""
+SEED = {"ge": 0, "le": 2**32 - 1}  # what numpy's and torch's seeding both accept
+MAX_ALIAS_NODES = 100_000  # nodes that YAML aliases may add to a document when expanded
+
+_INT, _FLOAT_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+_SPECIAL_FLOATS = {".inf": math.inf, "+.inf": math.inf, "-.inf": -math.inf, ".nan": math.nan}
+
+
+class _Refusal(yaml.MarkedYAMLError):
+    """A document PyYAML reads but we refuse (duplicate key, alias bomb, bad number); its problem
+    text says how to fix it."""
+
+    def __init__(self, problem: str, mark):
+        super().__init__(problem=problem, problem_mark=mark)
+
+
+def _construct_int(loader, node) -> int:
+    text = loader.construct_scalar(node)
     try:
-        loader = yaml.SafeLoader(read_text(path, "config file"))
-        node = loader.get_single_node()
+        return int(text, 0) if text.lower().startswith(("0o", "0x")) else int(text, 10)
+    except ValueError:
+        raise _Refusal(f"not an integer: {text[:40]!r}; write digits, 0o17 or 0x1f", node.start_mark) from None
+
+
+def _construct_float(loader, node) -> float:
+    text = loader.construct_scalar(node)
+    if text.lower() in _SPECIAL_FLOATS:
+        return _SPECIAL_FLOATS[text.lower()]
+    try:
+        return float(text)
+    except ValueError:
+        raise _Refusal(f"not a number: {text[:40]!r}; write e.g. 0.5 or 1e-4", node.start_mark) from None
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 numbers (no sexagesimal `1:30`, octal `017` or `1_000`) and no
+    duplicate keys."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT, _FLOAT_TAG)]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` merges; its keys may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                if key in first:
+                    raise _duplicate(str(key), first[key], key_node.start_mark)
+                first[key] = key_node.start_mark.line + 1
+            except TypeError:  # an unhashable key, which PyYAML refuses below
+                pass
+        return super().construct_mapping(node, deep)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Quotes every string that YAML 1.1 or 1.2 would read as a number ('1e5', '0o17'), so a saved
+    config reads back the same with either."""
+
+
+_INT_RE = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_FLOAT_RE = re.compile(
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+for _cls in (_Loader, _Dumper):
+    _cls.add_implicit_resolver(_INT, _INT_RE, list("-+0123456789"))
+    _cls.add_implicit_resolver(_FLOAT_TAG, _FLOAT_RE, list("-+.0123456789"))
+_Loader.add_constructor(_INT, _construct_int)
+_Loader.add_constructor(_FLOAT_TAG, _construct_float)
+
+
+def _duplicate(key: str, first_line: int, mark) -> _Refusal:
+    return _Refusal(f"duplicate key '{key}' on lines {first_line} and {mark.line + 1}; keep one", mark)
+
+
+def _check_aliases(root: yaml.Node) -> None:
+    """Refuse a document whose aliases would expand it by more than MAX_ALIAS_NODES nodes (or
+    forever), counting without expanding: each distinct node's expanded size is computed once."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+
+    def size(n: yaml.Node) -> int:
+        if id(n) in sizes:
+            return sizes[id(n)]
+        if id(n) in open_:
+            raise _Refusal("an alias (*name) refers to a node that contains it; write the values out", n.start_mark)
+        open_.add(id(n))
+        children = n.value if isinstance(n, yaml.SequenceNode) else []
+        if isinstance(n, yaml.MappingNode):
+            children = [c for pair in n.value for c in pair]
+        sizes[id(n)] = 1 + sum(size(c) for c in children)
+        open_.discard(id(n))
+        return sizes[id(n)]
+
+    total = size(root)
+    if total > len(sizes) + MAX_ALIAS_NODES:
+        raise _Refusal(
+            f"aliases (*name) expand this document to {total:,} nodes, more than {MAX_ALIAS_NODES:,} beyond "
+            "what it spells out; write the values out instead of nesting aliases",
+            root.start_mark,
+        )
+
+
+def _compose(text: str) -> tuple[_Loader, yaml.Node | None]:
+    loader = _Loader(text)
+    node = loader.get_single_node()
+    if node is not None:
+        _check_aliases(node)
+    return loader, node
+
+
+def parse_yaml(text: str) -> tuple[Any, yaml.Node | None]:
+    """User YAML → (data, node tree for line numbers), read safely (see the module docstring).
+
+    Raises:
+        yaml.YAMLError: with `problem_mark` (its line) for a syntax error or a refused document.
+        RecursionError: nested too deeply.
+    """
+    loader, node = _compose(text)
+    try:
+        return (loader.construct_document(node) if node is not None else None), node
+    finally:
+        loader.dispose()
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    what = " ".join(str(x) for x in (getattr(exc, "context", None), getattr(exc, "problem", None)) if x)
+    return (what or str(exc)).replace("\n", " ")
+
+
+def read_yaml(path: str | Path, what: str = "YAML file") -> tuple[Any, yaml.Node | None]:
+    """A user's YAML file read with `parse_yaml`; every problem is a DataError naming the file and line."""
+    try:
+        return parse_yaml(read_text(path, what))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        what = " ".join(str(x) for x in (getattr(exc, "context", None), getattr(exc, "problem", None)) if x) or str(exc)
-        raise ConfigError(
-            f"invalid YAML: {what} [{where}, column {mark.column + 1 if mark else '?'}]. "
-            "Fix the syntax (a quote, bracket or indent)".replace("\n", " ")
+        fix = "" if isinstance(exc, _Refusal) else ". Fix the syntax (quote values that contain ': ', close brackets)"
+        raise DataError(
+            f"{what} is not valid YAML: {_yaml_problem(exc)}{fix}", path=str(path), line=mark.line + 1 if mark else None
         ) from None
     except RecursionError:
-        raise ConfigError(f"YAML nested too deeply to read [{path}]") from None
+        raise DataError(f"{what}: YAML nested too deeply to read. Flatten it", path=str(path)) from None
+
+
+def _load_yaml_with_lines(path: Path) -> tuple[dict, dict[str, int]]:
+    """Parse a config file and remember the line of every mapping key, by dotted path."""
     lines: dict[str, int] = {}
 
-    def walk(n, prefix: str):
+    def walk(loader: _Loader, n: yaml.Node, prefix: str):
         if isinstance(n, yaml.MappingNode):
             out = {}
             for k, v in n.value:
                 key = str(loader.construct_object(k))
+                if key in out:
+                    raise _duplicate(prefix + key, lines[prefix + key], k.start_mark)
                 lines[prefix + key] = k.start_mark.line + 1
-                out[key] = walk(v, prefix + key + ".")
+                out[key] = walk(loader, v, prefix + key + ".")
             return out
         if isinstance(n, yaml.SequenceNode):
-            return [walk(v, prefix) for v in n.value]
+            return [walk(loader, v, prefix) for v in n.value]
         return loader.construct_object(n, deep=True)
 
     try:
-        data = walk(node, "") if node is not None else {}
+        loader, node = _compose(read_text(path, "config file"))
+        data = walk(loader, node, "") if node is not None else {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}, column {mark.column + 1}" if mark else f"{path}, column ?"
+        fix = "" if isinstance(exc, _Refusal) else ". Fix the syntax (a quote, bracket or indent)"
+        raise ConfigError(f"invalid YAML: {_yaml_problem(exc)} [{where}]{fix}") from None
     except RecursionError:
         raise ConfigError(f"YAML nested too deeply to read [{path}]") from None
     if not isinstance(data, dict):
@@ -81,7 +233,8 @@ def _type_ok(value: Any, tp: Any) -> bool:
             else isinstance(value, (list, tuple))
         )
     if origin is dict:
-        return isinstance(value, dict)
+        args = typing.get_args(tp)
+        return isinstance(value, dict) and (not args or all(_type_ok(v, args[1]) for v in value.values()))
     if tp is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if tp is int:
@@ -102,7 +255,58 @@ def _number(value: Any, tp: Any) -> Any:
 
 
 def _type_name(tp: Any) -> str:
+    if typing.get_args(tp):  # list[int], not list
+        return str(tp).replace("typing.", "")
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def range_text(meta: typing.Mapping[str, Any]) -> str:
+    """The bounds in a field's metadata as text: '> 0', '≥ 1', 'in [0, 1)'; '' when unbounded."""
+    lo = ("≥", "[", meta["ge"]) if "ge" in meta else (">", "(", meta["gt"]) if "gt" in meta else None
+    hi = ("≤", "]", meta["le"]) if "le" in meta else ("<", ")", meta["lt"]) if "lt" in meta else None
+    if lo and hi:
+        return f"in {lo[1]}{lo[2]}, {hi[2]}{hi[1]}"
+    return f"{lo[0]} {lo[2]}" if lo else f"{hi[0]} {hi[2]}" if hi else ""
+
+
+def _in_range(x: float, meta: typing.Mapping[str, Any]) -> bool:
+    return (
+        ("ge" not in meta or x >= meta["ge"])
+        and ("gt" not in meta or x > meta["gt"])
+        and ("le" not in meta or x <= meta["le"])
+        and ("lt" not in meta or x < meta["lt"])
+    )
+
+
+def _number_problem(x: Any, meta: typing.Mapping[str, Any]) -> str:
+    """Why the number `x` breaks its field's rules ('' = it does not, or it is no number)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return ""
+    if isinstance(x, float) and not math.isfinite(x):
+        return f"must be a finite number, got {'NaN' if x != x else x}"
+    if not _in_range(x, meta):
+        return f"must be {range_text(meta)}, got {x!r}"
+    if isinstance(x, int) and not -(2**63) <= x < 2**63:
+        return f"must fit in 64 bits (|x| < 2**63), got {x}"
+    return ""
+
+
+def _min_len_text(meta: typing.Mapping[str, Any]) -> str:
+    return "at least one item" if meta["min_len"] == 1 else f"at least {meta['min_len']} items"
+
+
+def value_problem(value: Any, meta: typing.Mapping[str, Any]) -> str:
+    """Why a config value breaks its field's metadata rules ('' = it does not): a number (each item of
+    a list, each value of a dict) must be finite and in range, a list at least `min_len` long."""
+    if isinstance(value, (list, tuple, dict)):
+        items = list(value.values()) if isinstance(value, dict) else list(value)
+        if len(items) < meta.get("min_len", 0):
+            return f"must hold {_min_len_text(meta)}, got {value!r}"
+        for x in items:
+            if problem := _number_problem(x, meta):
+                return f"{problem} (in {value!r})"
+        return ""
+    return _number_problem(value, meta)
 
 
 def _build(cls: type[T], data: dict, where: str, lines: dict[str, int], source: str, errors: list[str]) -> T:
@@ -125,15 +329,15 @@ def _build(cls: type[T], data: dict, where: str, lines: dict[str, int], source: 
                 errors.append(f"config key '{path}' ({loc}) must be a section of keys, got {value!r}")
                 continue
             kwargs[key] = _build(tp, value, path + ".", lines, source, errors)
-        elif isinstance(value, float) and value != value:
-            errors.append(f"config key '{path}' ({loc}) is NaN; give a number")
-        elif _type_ok(value := _number(value, tp), tp):
+        elif not _type_ok(value := _number(value, tp), tp):
+            errors.append(f"config key '{path}' ({loc}) must be {_type_name(tp)}, got {value!r:.200}")
+        elif problem := value_problem(value, fields[key].metadata):
+            errors.append(f"config key {path} {problem:.300} ({loc})")
+        else:  # a bad value never reaches the class, so its own checks do not report it twice
             kwargs[key] = float(value) if tp is float else value
-        else:
-            errors.append(f"config key '{path}' ({loc}) must be {_type_name(tp)}, got {value!r}")
     try:
         obj = cls(**kwargs)
-    except (ValueError, ConfigError) as exc:
+    except (ValueError, TuneforgeError) as exc:
         errors.append(f"{where.rstrip('.') or cls.__name__} ({source}): {exc}")
         obj = cls()
     return obj
@@ -145,8 +349,8 @@ def _apply_override(data: dict, override: str) -> list[str]:
         raise ConfigError(f"override '{override}' is not key=value. Write e.g. train.steps=100")
     key, _, raw = override.partition("=")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = parse_yaml(raw)[0] if raw.strip() else ""
+    except (yaml.YAMLError, RecursionError):
         value = raw
     node = data
     parts = key.strip().split(".")
@@ -204,12 +408,12 @@ def save_config(cfg: Any, path: str | Path) -> Path:
     """Write the resolved config (defaults included) as YAML."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    write_text_atomic(path, yaml.dump(config_to_dict(cfg), Dumper=_Dumper, sort_keys=False))
     return path
 
 
 def config_help(cls: type, prefix: str = "") -> list[str]:
-    """One line per key: `name (type, default): help` — used by the CLI's --help."""
+    """One line per key: `name (type, default, range): help` — used by the CLI's --help."""
     out = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
@@ -222,5 +426,10 @@ def config_help(cls: type, prefix: str = "") -> list[str]:
             if f.default is not dataclasses.MISSING
             else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         )
-        out.append(f"  {prefix}{f.name} ({_type_name(tp)}, default {default!r}): {f.metadata.get('help', '')}")
+        bounds = range_text(f.metadata)
+        if bounds and typing.get_origin(tp) in (list, dict):
+            bounds = f"each {bounds}"
+        rules = [f"{_type_name(tp)}, default {default!r}", bounds]
+        rules += [_min_len_text(f.metadata)] if "min_len" in f.metadata else []
+        out.append(f"  {prefix}{f.name} ({', '.join(r for r in rules if r)}): {f.metadata.get('help', '')}")
     return out

@@ -15,16 +15,17 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tuneforge.chat_template import check_chat_template
 from tuneforge.config import save_config
 from tuneforge.data.io import read_records, records_of, write_records
 from tuneforge.data.run import BuildConfig, build_dataset
 from tuneforge.data.seed import load_examples
 from tuneforge.evaluate.report import write_report
 from tuneforge.evaluate.scoring import score_models
-from tuneforge.files import incomplete_until_done, write_text_atomic
+from tuneforge.files import check_output_dir, run_directory, write_text_atomic
 from tuneforge.generation import GenerationConfig, generate_answers
 from tuneforge.hardware import hardware_summary
-from tuneforge.models import EMBEDDED_ENCODER, load_model
+from tuneforge.models import EMBEDDED_ENCODER, check_attention, check_hub_model, load_model
 from tuneforge.records import EvalItem, Example
 from tuneforge.train.adapters import AdapterConfig, is_prompt_learning
 from tuneforge.train.loop import TrainConfig
@@ -35,7 +36,7 @@ from tuneforge.train.run import ModelConfig, fit_sft, resolve_auto
 class DataConfig:
     train: str = field(default="seed:train", metadata={"help": "training file (any format) or seed:train"})
     test: str = field(default="seed:test", metadata={"help": "test file (any format) or seed:test"})
-    test_per_domain: int = field(default=0, metadata={"help": "cap test items per domain (0 = all)"})
+    test_per_domain: int = field(default=0, metadata={"help": "cap test items per domain (0 = all)", "ge": 0})
 
 
 @dataclass
@@ -50,7 +51,7 @@ class DemoBuildConfig(BuildConfig):
 class EvalConfig:
     metrics: list[str] = field(
         default_factory=lambda: ["bleu", "rouge_l", "tsas"],
-        metadata={"help": "metric names or package.module:function"},
+        metadata={"help": "metric names or package.module:function", "min_len": 1},
     )
     encoder: str = field(default=EMBEDDED_ENCODER, metadata={"help": "sentence encoder for TSAS, IF-Score and MAUVE"})
 
@@ -139,10 +140,13 @@ class _Stages:
 def run_demo(cfg: DemoConfig) -> Path:
     """Run the demo pipeline and return the run directory."""
     run_dir = Path(cfg.output_dir or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
-    run_dir.mkdir(parents=True, exist_ok=True)
     cfg = resolve_auto(cfg, cfg.model.device)
-    save_config(cfg, run_dir / "config.yaml")
-    with incomplete_until_done(run_dir):
+    check_output_dir(run_dir, "demo")  # the model and template are checked before anything is written
+    check_hub_model(cfg.model.name)
+    check_chat_template(cfg.model.chat_template)
+    check_attention(cfg.model.attn_implementation, cfg.model.device)
+    with run_directory(run_dir, "demo"):
+        save_config(cfg, run_dir / "config.yaml")
         stages = _Stages(7 if cfg.build.enabled else 6)
         stages.start("data", "data")
         train = load_examples(cfg.data.train)

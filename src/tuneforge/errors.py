@@ -7,6 +7,7 @@ line and exits with code 2 (`--debug` shows the traceback).
 from __future__ import annotations
 
 import difflib
+import errno
 import importlib
 from collections.abc import Mapping
 from typing import Any
@@ -34,17 +35,44 @@ class DataError(TuneforgeError):
         super().__init__(f"{message}{where}")
 
 
+MAX_TEXT_BYTES = 2 * 1024**3  # far above any real data or config file; more is a disk image or a device
+
+
 def read_text(path, what: str = "file") -> str:
     """A user's text file as str; bytes that are not UTF-8 are a DataError naming the file, the
-    line and the byte, never a bare UnicodeDecodeError. Every reader of user input goes through here."""
-    from pathlib import Path
+    line and the byte, never a bare UnicodeDecodeError. Every reader of user input goes through here.
+
+    Only a regular file of at most MAX_TEXT_BYTES is read: /dev/zero would fill the memory, and
+    opening a FIFO blocks until something writes to it, so the path is stat-ed before it is opened."""
+    import os
+    import stat
 
     try:
-        data = Path(path).read_bytes()
-    except IsADirectoryError:
-        raise DataError(f"{what} is a directory, not a file. Give the file's path", path=str(path)) from None
-    except FileNotFoundError:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
         raise DataError(f"{what} not found. Check the path", path=str(path)) from None
+    except OSError as exc:  # permission denied on a parent, a name too long, a symlink loop
+        raise DataError(f"{what} cannot be read ({exc.strerror}). Check the path", path=str(path)) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise DataError(f"{what} is a directory, not a file. Give the file's path", path=str(path))
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(
+            f"{what} is not a regular file but a {_file_kind(st.st_mode)}. Give the path of a file on disk",
+            path=str(path),
+        )
+    if st.st_size > MAX_TEXT_BYTES:
+        raise DataError(
+            f"{what} is too large: {st.st_size / 1024**3:.1f} GiB, over the {MAX_TEXT_BYTES // 1024**3} GiB limit "
+            "for a text file. Split it into smaller files",
+            path=str(path),
+        )
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_TEXT_BYTES + 1)  # the file may grow after the stat
+    except OSError as exc:
+        raise DataError(f"{what} cannot be read ({exc.strerror}). Check its permissions", path=str(path)) from None
+    if len(data) > MAX_TEXT_BYTES:
+        raise DataError(f"{what} grew past the {MAX_TEXT_BYTES // 1024**3} GiB limit while being read", path=str(path))
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -54,6 +82,13 @@ def read_text(path, what: str = "file") -> str:
             path=str(path),
             line=line,
         ) from None
+
+
+def _file_kind(mode: int) -> str:
+    import stat
+
+    kinds = [(stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device")]
+    return next((name for test, name in kinds if test(mode)), "socket or other special file")
 
 
 class UnknownNameError(TuneforgeError):
@@ -98,3 +133,27 @@ def check_choices(values, allowed, key: str, allow_empty: bool = True) -> None:
             f"{key} {bad or '[]'}: use some of {', '.join(map(str, allowed))}"
             + (suggest(str(bad[0]), [str(a) for a in allowed]) if bad else "")
         )
+
+
+# What the file system says about a path the user chose, with the fix: the CLI turns these into one
+# line (a bug's OSError — a missing file tuneforge itself wrote, say — keeps its traceback).
+_OS_FIXES = {
+    errno.ENOSPC: "the disk is full: free space or write elsewhere",
+    errno.EDQUOT: "the disk quota is used up: free space or write elsewhere",
+    errno.EROFS: "the file system is read-only: write elsewhere",
+    errno.EACCES: "permission denied: fix the permissions or write elsewhere",
+    errno.EPERM: "operation not permitted: fix the permissions or write elsewhere",
+    errno.EISDIR: "it is a folder where a file was expected: give a file path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: give another path",
+    errno.ENAMETOOLONG: "the path is too long: give a shorter one",
+    errno.EEXIST: "something already exists there: give another path",
+}
+
+
+def os_error_message(exc: OSError) -> str | None:
+    """One line for an OSError caused by the user's paths or disk, or None for any other."""
+    fix = _OS_FIXES.get(exc.errno) if exc.errno is not None else None
+    if fix is None:
+        return None
+    where = exc.filename if exc.filename is not None else "a file"
+    return f"cannot use {where}: {fix} ({exc.strerror or type(exc).__name__})"

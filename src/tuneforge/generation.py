@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from tuneforge.chat_template import stop_token_ids
+from tuneforge.config import SEED
 from tuneforge.errors import ConfigError, DataError
 from tuneforge.fingerprint import model_digest
 from tuneforge.records import EvalItem, Generation
@@ -28,12 +29,12 @@ from tuneforge.records import EvalItem, Generation
 
 @dataclass
 class GenerationConfig:
-    max_new_tokens: int = field(default=128, metadata={"help": "new tokens per answer"})
-    batch_size: int = field(default=32, metadata={"help": "prompts per generate() call"})
+    max_new_tokens: int = field(default=128, metadata={"help": "new tokens per answer", "ge": 1})
+    batch_size: int = field(default=32, metadata={"help": "prompts per generate() call", "ge": 1})
     do_sample: bool = field(default=False, metadata={"help": "sample instead of greedy decoding"})
-    temperature: float = field(default=0.7, metadata={"help": "sampling temperature"})
-    top_p: float = field(default=0.95, metadata={"help": "nucleus sampling mass"})
-    seed: int = field(default=0, metadata={"help": "sampling seed"})
+    temperature: float = field(default=0.7, metadata={"help": "sampling temperature", "gt": 0})
+    top_p: float = field(default=0.95, metadata={"help": "nucleus sampling mass", "gt": 0, "le": 1})
+    seed: int = field(default=0, metadata={"help": "sampling seed", **SEED})
 
     def __post_init__(self):
         if self.max_new_tokens < 1 or self.batch_size < 1:

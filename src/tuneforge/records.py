@@ -164,10 +164,7 @@ class EvalItem:
 
     def __post_init__(self):
         self.messages = _messages(self.messages, "messages")
-        if isinstance(self.references, str):
-            self.references = [self.references]
-        if not isinstance(self.references, list) or not all(isinstance(r, str) for r in self.references):
-            raise DataError("'references' must be a list of strings", field="references")
+        self.references = _strings(self.references, "references")
 
     @property
     def instruction(self) -> str:
@@ -212,8 +209,13 @@ class Generation:
 
     def __post_init__(self):
         self.prompt = _messages(self.prompt, "prompt")
-        if not isinstance(self.generation, str):
-            raise DataError("'generation' must be a string", field="generation")
+        for name in ("id", "generation", "model", "domain", "task"):
+            if not isinstance(getattr(self, name), str):
+                raise DataError(f"'{name}' must be a string, got {getattr(self, name)!r:.60}", field=name)
+        self.references = _strings(self.references, "references")
+        for name in ("settings", "meta"):
+            if not isinstance(getattr(self, name), dict):
+                raise DataError(f"'{name}' must be an object, got {getattr(self, name)!r:.60}", field=name)
 
     @property
     def instruction(self) -> str:
@@ -230,23 +232,38 @@ class Generation:
         if missing:
             raise DataError(f"a generation record needs '{missing[0]}'", field=missing[0])
         return cls(
-            id=d["id"],
+            id=_id(d["id"]),
             prompt=d["prompt"],
             generation=d["generation"],
-            references=list(d.get("references", [])),
+            references=d.get("references", []),
             model=d["model"],
             domain=d.get("domain", ""),
             task=d.get("task", ""),
-            settings=dict(d.get("settings", {})),
-            meta=dict(d.get("meta", {})),
+            settings=d.get("settings", {}),
+            meta=d.get("meta", {}),
         )
 
 
 _COMMON = ("id", "domain", "task", "source")
 
 
+def _id(value: Any) -> Any:
+    """A record id: a string, or an integer (as many datasets number their rows) read as one."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _strings(value: Any, name: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
+        raise DataError(f"'{name}' must be a list of strings, got {value!r:.60}", field=name)
+    return value
+
+
 def _common(d: dict) -> dict:
-    out = {k: str(d[k]) for k in _COMMON if d.get(k) is not None}
+    out = {k: _id(d[k]) if k == "id" else d[k] for k in _COMMON if d.get(k) is not None}
+    for k, v in out.items():
+        if not isinstance(v, str):
+            kind = "a string or an integer" if k == "id" else "a string"
+            raise DataError(f"'{k}' must be {kind}, got {type(v).__name__} {v!r:.60}", field=k)
     meta = d.get("meta", {})
     if not isinstance(meta, dict):
         raise DataError("'meta' must be an object", field="meta")

@@ -89,8 +89,8 @@ CASES = [  # (id, argv with {d} = inputs folder and {o} = output folder, words t
         ["data", "decontam", "{d}/good.jsonl", "{o}/x.jsonl", "--against", "seed:test", "--ngram", "-2"],
         ["n-gram length"],
     ),
-    ("dedup n-gram 0", ["data", "dedup", "{d}/good.jsonl", "{o}/x.jsonl", "--ngram", "0"], ["n-gram length"]),
-    ("mix total -5", ["data", "mix", "{o}/x.jsonl", "{d}/good.jsonl", "--total", "-5"], ["mix total"]),
+    ("dedup n-gram 0", ["data", "dedup", "{d}/good.jsonl", "{o}/x.jsonl", "--ngram", "0"], ["--ngram", "≥ 1"]),
+    ("mix total -5", ["data", "mix", "{o}/x.jsonl", "{d}/good.jsonl", "--total", "-5"], ["--total", "≥ 1"]),
     (
         "mix total a million from one row",
         ["data", "mix", "{o}/x.jsonl", "{d}/good.jsonl", "--total", "1000000"],

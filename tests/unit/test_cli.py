@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +18,7 @@ def test_demo_help_documents_every_config_key(capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--help"])
     out = capsys.readouterr().out
-    assert "train.steps (int, default 200)" in out and "adapter.method" in out
+    assert "train.steps (int, default 200, ≥ 1)" in out and "adapter.method" in out
 
 
 @pytest.mark.parametrize("verb", [v for v in __import__("tuneforge.cli").cli.VERBS if v.config])
@@ -35,6 +36,24 @@ def test_every_config_verb_lists_its_dataclass_keys_with_their_help(verb, capsys
         assert f.name in out, f.name
         if f.metadata.get("help") and not dataclasses.is_dataclass(f.type):
             assert " ".join(f.metadata["help"].split()[:3]) in " ".join(out.split()), (f.name, f.metadata["help"])
+
+
+def _all_verb_words() -> list[list[str]]:
+    """Every command line `tuneforge W1 [W2] --help` can take: the groups and each verb in them."""
+    from tuneforge.cli import VERBS
+
+    words = {tuple(v.words.split()[:i]) for v in VERBS for i in range(1, len(v.words.split()) + 1)}
+    return [list(w) for w in sorted(words)]
+
+
+@pytest.mark.parametrize("words", _all_verb_words(), ids=" ".join)
+def test_every_verb_and_group_renders_its_help(words, capsys):
+    """A '%' in one help string once crashed `eval --help` and `safety --help` (issue 29)."""
+    with pytest.raises(SystemExit) as exit_:
+        main([*words, "--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0 and out.startswith("usage: tuneforge " + " ".join(words))
+    assert "%%" not in out
 
 
 def test_every_declared_verb_parses_to_its_command():
@@ -119,4 +138,29 @@ def test_help_and_data_convert_start_without_torch(tmp_path):
     help_text = subprocess.run(
         [sys.executable, "-m", "tuneforge.cli", "train", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    assert "train.lr (float, default 0.0002)" in help_text  # the lazy epilog still lists every key
+    assert "train.lr (float, default 0.0002, > 0)" in help_text  # the lazy epilog still lists every key
+
+
+def test_start_up_never_tells_the_user_to_enable_remote_code():
+    """bitsandbytes (imported by peft when installed) logged "… Set trust_remote_code=True …" on
+    every run on CPUs with AVX512-BF16 (issue 29); tuneforge never enables remote code."""
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", "import tuneforge.train.adapters, peft"], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert "trust_remote_code" not in run.stderr and "kernels-community" not in run.stderr, run.stderr
+
+
+@pytest.mark.parametrize("verb", [["eval", "generate"], ["eval", "run"], ["safety", "run"], ["multitask", "run"]])
+def test_a_first_key_value_word_is_an_override_never_a_config_path(verb):
+    """As a Path, `models=[s=openai:m@http://host/v1]` became `http:/host` (issue 29)."""
+    from tuneforge.cli import _config_and_overrides, build_parser
+
+    word = "models=[s=openai:m@http://127.0.0.1:9/v1]"
+    args = build_parser().parse_args([*verb, word, "seed=3"])
+    assert _config_and_overrides(args) == (None, [word, "seed=3"])
+    args = build_parser().parse_args([*verb, "./runs/a=b.yaml", "seed=3"])  # a path, even with '=' in it
+    assert _config_and_overrides(args) == (Path("./runs/a=b.yaml"), ["seed=3"])

@@ -11,7 +11,7 @@ ROOT = Path(tuneforge.__file__).parent
 
 # lowest first; a module's layer is that of the longest prefix that matches its name
 LAYERS = [
-    ["errors", "records", "config", "hardware", "files", "embedded", "paths", "fingerprint"],
+    ["errors", "records", "config", "hardware", "files", "embedded", "paths", "fingerprint", "redaction"],
     ["llm", "models", "chat_template", "tokenisation", "generation"],
     ["data"],
     ["train"],

@@ -22,6 +22,10 @@ def test_hub_ids_and_model_directories_pass_through(tmp_path):
     with pytest.raises(TuneforgeError, match="no weights"):  # a config without weights is no model
         resolve_model(str(tmp_path))
     (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(TuneforgeError, match="damaged or truncated"):  # an empty weights file is no model either
+        resolve_model(str(tmp_path))
+    tok = tiny_tokenizer()
+    tiny_model(tok, hidden=32).save_pretrained(tmp_path)
     assert resolve_model(str(tmp_path)) == str(tmp_path)
 
 

@@ -265,7 +265,8 @@ def test_a_run_that_fails_midway_is_marked_unfinished_and_refused_until_rerun(ti
     run = tmp_path / "run"
     real = recipe.fit_sft
 
-    def crash(*a, **k):
+    def crash(*a, **k):  # after the loop has logged: work a rerun resumes, so the folder stays
+        (run / "train_log.jsonl").write_text('{"step": 1, "loss": 7.0}\n')
         raise RuntimeError("out of memory in the middle of training")
 
     monkeypatch.setattr(recipe, "fit_sft", crash)

@@ -26,6 +26,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
+from tuneforge.config import SEED
 from tuneforge.data.record_text import STOP_WORDS, words
 from tuneforge.errors import ConfigError
 from tuneforge.llm.client import LLM, Sampling
@@ -113,22 +114,31 @@ SYNONYMS = {
 
 @dataclass
 class AugmentConfig:
-    mosaic: int = field(default=0, metadata={"help": "composite records to make (0 = off)"})
-    mosaic_sizes: list[int] = field(default_factory=lambda: [2, 3], metadata={"help": "instructions per composite"})
+    mosaic: int = field(default=0, metadata={"help": "composite records to make (0 = off)", "ge": 0})
+    mosaic_sizes: list[int] = field(
+        default_factory=lambda: [2, 3], metadata={"help": "instructions per composite", "ge": 2, "min_len": 1}
+    )
     mosaic_strategies: list[str] = field(
-        default_factory=lambda: list(MOSAIC_STRATEGIES), metadata={"help": "concatenate | interleave | format"}
+        default_factory=lambda: list(MOSAIC_STRATEGIES),
+        metadata={"help": "concatenate | interleave | format", "min_len": 1},
     )
-    paraphrase: int = field(default=0, metadata={"help": "records whose instruction the LLM paraphrases (0 = off)"})
+    paraphrase: int = field(
+        default=0, metadata={"help": "records whose instruction the LLM paraphrases (0 = off)", "ge": 0}
+    )
     paraphrase_max_ratio: float = field(
-        default=2.5, metadata={"help": "reject paraphrases longer than this × the original"}
+        default=2.5, metadata={"help": "reject paraphrases longer than this × the original", "gt": 0}
     )
-    token: int = field(default=0, metadata={"help": "records given token-level augmentation (0 = off)"})
-    mask_prob: float = field(default=0.1, metadata={"help": "per content word: replace with the mask token"})
-    synonym_prob: float = field(default=0.3, metadata={"help": "per content word: swap for a synonym"})
+    token: int = field(default=0, metadata={"help": "records given token-level augmentation (0 = off)", "ge": 0})
+    mask_prob: float = field(
+        default=0.1, metadata={"help": "per content word: replace with the mask token", "ge": 0, "le": 1}
+    )
+    synonym_prob: float = field(
+        default=0.3, metadata={"help": "per content word: swap for a synonym", "ge": 0, "le": 1}
+    )
     mask_token: str = field(default="[MASK]", metadata={"help": "what a masked word becomes"})
-    temperature: float = field(default=0.7, metadata={"help": "paraphrase sampling temperature"})
-    max_new_tokens: int = field(default=128, metadata={"help": "tokens per paraphrase"})
-    seed: int = field(default=0, metadata={"help": "choice and sampling seed"})
+    temperature: float = field(default=0.7, metadata={"help": "paraphrase sampling temperature", "ge": 0})
+    max_new_tokens: int = field(default=128, metadata={"help": "tokens per paraphrase", "ge": 1})
+    seed: int = field(default=0, metadata={"help": "choice and sampling seed", **SEED})
 
     def __post_init__(self):
         bad = [s for s in self.mosaic_strategies if s not in MOSAIC_STRATEGIES]

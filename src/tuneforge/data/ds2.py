@@ -21,6 +21,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
+from tuneforge.config import SEED
 from tuneforge.data.self_instruct import parse_instructions
 from tuneforge.errors import DataError
 from tuneforge.llm.client import LLM, Sampling
@@ -43,20 +44,20 @@ class DS2Config:
         default="answer the questions of the public accurately and safely",
         metadata={"help": "the target task, which informs the keywords"},
     )
-    keywords: int = field(default=8, metadata={"help": "keywords asked for in the first round"})
-    expansion_rounds: int = field(default=1, metadata={"help": "prerequisite/advanced expansion rounds"})
-    max_keywords: int = field(default=16, metadata={"help": "cap on keywords after expansion"})
-    levels: list[str] = field(default_factory=lambda: list(BLOOM), metadata={"help": "Bloom levels used"})
-    pairs: int = field(default=4, metadata={"help": "keyword pairs to connect"})
-    samples: int = field(default=5, metadata={"help": "k answers sampled per instruction"})
-    threshold: float = field(default=0.5, metadata={"help": "keep when the majority share ≥ this"})
-    agreement: float = field(default=0.7, metadata={"help": "two answers agree at ROUGE-L F ≥ this"})
-    temperature: float = field(default=0.7, metadata={"help": "sampling temperature of the k answers"})
-    max_new_tokens: int = field(default=200, metadata={"help": "tokens per answer"})
-    seed: int = field(default=0, metadata={"help": "pair choice and sampling seed"})
+    keywords: int = field(default=8, metadata={"help": "keywords asked for in the first round", "ge": 1})
+    expansion_rounds: int = field(default=1, metadata={"help": "prerequisite/advanced expansion rounds", "ge": 0})
+    max_keywords: int = field(default=16, metadata={"help": "cap on keywords after expansion", "ge": 1})
+    levels: list[str] = field(default_factory=lambda: list(BLOOM), metadata={"help": "Bloom levels used", "min_len": 1})
+    pairs: int = field(default=4, metadata={"help": "keyword pairs to connect", "ge": 1})
+    samples: int = field(default=5, metadata={"help": "k answers sampled per instruction", "ge": 1})
+    threshold: float = field(default=0.5, metadata={"help": "keep when the majority share ≥ this", "ge": 0, "le": 1})
+    agreement: float = field(default=0.7, metadata={"help": "two answers agree at ROUGE-L F ≥ this", "ge": 0, "le": 1})
+    temperature: float = field(default=0.7, metadata={"help": "sampling temperature of the k answers", "ge": 0})
+    max_new_tokens: int = field(default=200, metadata={"help": "tokens per answer", "ge": 1})
+    seed: int = field(default=0, metadata={"help": "pair choice and sampling seed", **SEED})
     repetition_penalty: float = field(
         default=1.0,
-        metadata={"help": "for the keyword/instruction stages (1.3 keeps a small local model from looping)"},
+        metadata={"help": "for the keyword/instruction stages (1.3 keeps a small local model from looping)", "gt": 0},
     )
 
     def __post_init__(self):

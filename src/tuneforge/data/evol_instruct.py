@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from tuneforge.config import SEED
 from tuneforge.data.record_text import STOP_WORDS
 from tuneforge.llm.client import LLM, Sampling
 from tuneforge.records import Example, Message
@@ -42,13 +43,14 @@ COPIED = (
 
 @dataclass
 class EvolConfig:
-    rounds: int = field(default=1, metadata={"help": "evolution rounds (each evolves the whole pool)"})
+    rounds: int = field(default=1, metadata={"help": "evolution rounds (each evolves the whole pool)", "ge": 1})
     operators: list[str] = field(
-        default_factory=lambda: [*DEPTH, "breadth"], metadata={"help": "operators drawn uniformly at random"}
+        default_factory=lambda: [*DEPTH, "breadth"],
+        metadata={"help": "operators drawn uniformly at random", "min_len": 1},
     )
-    temperature: float = field(default=0.7, metadata={"help": "sampling temperature of the rewrites"})
-    max_new_tokens: int = field(default=256, metadata={"help": "tokens per rewrite / answer"})
-    seed: int = field(default=0, metadata={"help": "operator choice and sampling seed"})
+    temperature: float = field(default=0.7, metadata={"help": "sampling temperature of the rewrites", "ge": 0})
+    max_new_tokens: int = field(default=256, metadata={"help": "tokens per rewrite / answer", "ge": 1})
+    seed: int = field(default=0, metadata={"help": "operator choice and sampling seed", **SEED})
 
 
 def evolve_prompt(instruction: str, operator: str) -> list[dict]:

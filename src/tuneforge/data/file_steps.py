@@ -18,7 +18,7 @@ from tuneforge.data.augment import AugmentConfig, augment
 from tuneforge.data.decontam import decontaminate
 from tuneforge.data.dedup import Removal, deduplicate
 from tuneforge.data.io import write_records
-from tuneforge.data.mix import mix_counts, mix_datasets, mix_report
+from tuneforge.data.mix import mix_counts, mix_datasets, mix_report, mix_total
 from tuneforge.data.run import (
     BuildConfig,
     FilterConfig,
@@ -30,6 +30,7 @@ from tuneforge.data.run import (
     make_llm,
 )
 from tuneforge.errors import ConfigError, DataError
+from tuneforge.files import check_output_file
 from tuneforge.records import EvalItem, Example
 
 
@@ -89,6 +90,7 @@ def synth(cfg: BuildConfig) -> Path:
 
 def augment_file(input: str | Path, output: str | Path, cfg: AugmentConfig, llm: LLMConfig | None = None) -> dict:
     """Write the input records followed by their augmentations."""
+    check_output_file(output, [input])
     rows = _examples(input)
     client = make_llm(llm or LLMConfig(), Path(str(output) + ".cache.sqlite"), "paraphrase") if cfg.paraphrase else None
     new, report = augment(rows, cfg, client)
@@ -98,6 +100,7 @@ def augment_file(input: str | Path, output: str | Path, cfg: AugmentConfig, llm:
 
 def filter_file(input: str | Path, output: str | Path, cfg: FilterConfig, llm: LLMConfig | None = None) -> dict:
     """Run the filters of `cfg` (length, format, dedup, decontamination, judge, IFD) over a file."""
+    check_output_file(output, [input])
     rows = _examples(input)
     client = make_llm(llm or LLMConfig(), Path(str(output) + ".cache.sqlite"), "judge") if cfg.judge else None
     kept, removed, reports = apply_filters(list(rows), cfg, client)
@@ -109,6 +112,7 @@ def filter_file(input: str | Path, output: str | Path, cfg: FilterConfig, llm: L
 def dedup_file(
     input: str | Path, output: str | Path, threshold: float = 0.7, part: str = "instruction", ngram: int = 5
 ) -> dict:
+    check_output_file(output, [input])
     rows = load_spec(input)
     kept, gone = deduplicate(rows, threshold, ngram, part)
     removed = [("dedup", g) for g in gone]
@@ -118,6 +122,7 @@ def dedup_file(
 
 
 def decontam_file(input: str | Path, output: str | Path, against: list[str], ngram: int = 13) -> dict:
+    check_output_file(output, [input, *against])
     if not against:
         raise ConfigError("decontamination needs at least one evaluation set: --against FILE (or seed:test)")
     rows = load_spec(input)
@@ -146,6 +151,7 @@ def mix_files(
     α·N with α = `ratio`, N = all records); without weights the sources are concatenated."""
     if not sources:
         raise ConfigError("data mix needs at least one source: PATH[:WEIGHT] ...")
+    check_output_file(output, [parse_source(s)[0] for s in sources])
     parsed = [parse_source(s) for s in sources]
     given = [w for _, w in parsed if w is not None]
     if given and len(given) != len(parsed):
@@ -154,9 +160,7 @@ def mix_files(
     weights = given or None
     n = sum(len(r) for r in rows)
     if total is None:
-        if not 0 < ratio:
-            raise ConfigError(f"--ratio must be > 0, got {ratio}")
-        total = round(ratio * n)
+        total = mix_total(ratio, n)
     if weights is None and total != n:
         weights = [float(len(r)) for r in rows]  # subsample in proportion to size
     counts = mix_counts([len(r) for r in rows], weights, total)

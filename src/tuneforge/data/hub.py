@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from tuneforge.errors import DataError
@@ -47,6 +48,47 @@ def parse_hub_spec(spec: str) -> tuple[str, str | None, str]:
     return name, None, "train"
 
 
+_NEEDS_HUB = (
+    "A hub dataset needs internet the first time; after that it is read from the cache (set HF_HUB_OFFLINE=1 to "
+    "use only the cache). Or give a local folder: hf:PATH"
+)
+
+
+def _offline() -> bool:
+    return any(
+        os.environ.get(k, "").lower() in ("1", "true", "yes", "on")
+        for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def check_hub_reachable(name: str, spec: str) -> None:
+    """For a dataset not in the hub cache, ask the hub about `name` with a 10-second timeout, so a
+    machine without internet gets a DataError in seconds (datasets retries for half a minute and ends
+    in a traceback). Offline (HF_HUB_OFFLINE), `datasets` reads its cache and says when it is not there."""
+    from huggingface_hub import HfApi, constants
+
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise DataError(
+            f"'{spec}' could not be loaded: there is no folder {name}, and it is no hub id (org/name). Check the path"
+        )
+    if _offline() or (Path(constants.HF_HUB_CACHE) / f"datasets--{name.replace('/', '--')}").is_dir():
+        return  # datasets falls back to the cached copy when the hub is unreachable
+    from huggingface_hub.utils import GatedRepoError, RepositoryNotFoundError
+
+    try:
+        HfApi().dataset_info(name, timeout=10)
+    except (RepositoryNotFoundError, GatedRepoError) as exc:
+        raise DataError(
+            f"'{spec}': the Hugging Face hub has no dataset '{name}' you can read ({type(exc).__name__}). "
+            "Check the id (org/name) and, for a gated dataset, your HF_TOKEN"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 — any network failure means the same thing here
+        raise DataError(
+            f"'{spec}': cannot reach the Hugging Face hub ({type(exc).__name__}: "
+            f"{(str(exc).splitlines() or [''])[0][:120]}). {_NEEDS_HUB}"
+        ) from None
+
+
 def load_hub_rows(spec: str) -> list[dict]:
     """The rows of the dataset a spec names, as plain dicts."""
     import datasets
@@ -61,7 +103,13 @@ def load_hub_rows(spec: str) -> list[dict]:
                     raise DataError(f"'{spec}': no split '{split}'; it has {', '.join(ds)}")
                 ds = ds[split]
         else:
+            if not path.exists():
+                check_hub_reachable(name, spec)
             ds = datasets.load_dataset(name, config, split=split)
+    except ConnectionError as exc:  # offline (HF_HUB_OFFLINE) and not in the cache
+        raise DataError(
+            f"'{spec}' is not in the local Hugging Face cache and the hub cannot be used ({exc}). {_NEEDS_HUB}"
+        ) from None
     except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as exc:
         raise DataError(
             f"'{spec}' could not be loaded ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). "

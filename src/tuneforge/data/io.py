@@ -21,13 +21,15 @@ when everything converted, so a bad record never leaves a half-written output.
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 from tuneforge.data.hub import HUB_PREFIX, load_hub_rows
 from tuneforge.errors import DataError, UnknownNameError, read_text, suggest
-from tuneforge.files import write_text_atomic
+from tuneforge.files import check_output_file, write_text_atomic
 from tuneforge.records import EvalItem, Example, Generation, Message, PreferencePair
 
 Record = Example | PreferencePair | EvalItem | Generation
@@ -50,13 +52,71 @@ def records_of(records: list[Record], kind: type[R], path: str | Path, fix: str)
 
 
 # --------------------------------------------------------------------------- raw JSON reading
+# Stricter than json.loads, so that what is read can be written back as valid JSON: a duplicate key
+# (json keeps the last silently), NaN / Infinity / 1e400 (not JSON numbers) and a lone UTF-16
+# surrogate ("\ud800", which no UTF-8 file can hold) are DataErrors naming the key.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise DataError(f"duplicate key '{key}' in a JSON object. Keep one", field=key)
+        out[key] = value
+    return out
+
+
+def _not_a_number(text: str) -> float:
+    raise DataError(f"{text} is not a JSON number. Write null or a number")
+
+
+def _float(text: str) -> float:
+    if not math.isfinite(x := float(text)):
+        raise DataError(f"{text[:40]} is too large for a number. Write a smaller one")
+    return x
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise DataError(f"an integer of {len(text)} digits is too long to read. Write a shorter one") from None
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_not_a_number, parse_float=_float, parse_int=_int)
+
+
+def _check_strings(obj: Any, text: str) -> None:
+    """A DataError naming the top-level key whose strings hold a lone surrogate (looked for only when
+    `text`, the JSON it was read from, escapes one)."""
+    if not _SURROGATE_ESCAPE.search(text):
+        return
+
+    def has(x: Any) -> bool:
+        if isinstance(x, str):
+            return bool(_SURROGATE.search(x))
+        items = [*x.keys(), *x.values()] if isinstance(x, dict) else x if isinstance(x, list) else []
+        return any(has(i) for i in items)
+
+    for key, value in obj.items() if isinstance(obj, dict) else [(None, obj)]:
+        if has(key) or has(value):
+            raise DataError(
+                "a string holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape), which is no "
+                "character. Remove it or give the whole pair",
+                field=key,
+            )
+
+
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     # split on "\n" only: str.splitlines() would also split inside strings holding U+2028
     for lineno, line in enumerate(read_text(path, "data file").split("\n"), 1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = _DECODER.decode(line)
+            _check_strings(obj, line)
         except json.JSONDecodeError as exc:
             raise DataError(
                 f"invalid JSON: {exc.msg} at column {exc.colno}. Fix or remove this line", path=str(path), line=lineno
@@ -65,6 +125,8 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
             raise DataError(
                 "JSON nested too deeply to read. Flatten this record", path=str(path), line=lineno
             ) from None
+        except DataError as exc:
+            raise DataError(exc.message, path=str(path), line=lineno, field=exc.field) from None
         if not isinstance(obj, dict):
             raise DataError(f"expected a JSON object per line, got {type(obj).__name__}", path=str(path), line=lineno)
         yield lineno, obj
@@ -76,7 +138,7 @@ def _iter_json_array(path: Path) -> Iterator[tuple[int, dict]]:
     Hand-written because `json.load` gives no positions for the elements it returns.
     """
     text = read_text(path, "data file")
-    dec, pos = json.JSONDecoder(), 0
+    dec, pos = _DECODER, 0
 
     def skip(p: int) -> int:
         while p < len(text) and text[p] in " \t\r\n":
@@ -95,10 +157,13 @@ def _iter_json_array(path: Path) -> Iterator[tuple[int, dict]]:
     while True:
         try:
             obj, end = dec.raw_decode(text, pos)
+            _check_strings(obj, text[pos:end])
         except json.JSONDecodeError as exc:
             fail(f"invalid JSON: {exc.msg}", exc.pos)
         except RecursionError:
             fail("JSON nested too deeply to read. Flatten this record", pos)
+        except DataError as exc:
+            raise DataError(exc.message, path=str(path), line=text.count("\n", 0, pos) + 1, field=exc.field) from None
         line = text.count("\n", 0, pos) + 1
         if not isinstance(obj, dict):
             fail(f"expected an object in the array, got {type(obj).__name__}", pos)
@@ -255,12 +320,16 @@ _SUPERNI_KEEP = ("Categories", "Domains", "Source", "Reasoning")
 
 
 def _read_superni(path: Path) -> list[Record]:
+    text = read_text(path, "SuperNI task file")
     try:
-        task = json.loads(read_text(path, "SuperNI task file"))
+        task = _DECODER.decode(text)
+        _check_strings(task, text)
     except json.JSONDecodeError as exc:
         raise DataError(f"invalid JSON: {exc.msg}", path=str(path), line=exc.lineno) from None
     except RecursionError:
         raise DataError("JSON nested too deeply to read", path=str(path)) from None
+    except DataError as exc:
+        raise DataError(exc.message, path=str(path), field=exc.field) from None
     if not isinstance(task, dict):
         raise DataError(
             f"a Super-NaturalInstructions task file holds one JSON object, got {type(task).__name__}", path=str(path)
@@ -483,18 +552,44 @@ def write_records(records: Iterable[Record], path: str | Path, format: str = "js
     """Write records atomically: everything is converted first, then renamed into place."""
     path, fmt, records = Path(path), _format(format), list(records)
     if "write_file" in fmt:
-        text = json.dumps(fmt["write_file"](records), ensure_ascii=False, indent=1) + "\n"
+        text = _dumps(fmt["write_file"](records), "a record", indent=1) + "\n"
     elif format == "alpaca" and path.suffix == ".json":
-        text = json.dumps([fmt["write"](r) for r in records], ensure_ascii=False, indent=2) + "\n"
+        text = _dumps([fmt["write"](r) for r in records], "a record", indent=2) + "\n"
     else:
-        text = "".join(json.dumps(fmt["write"](r), ensure_ascii=False) + "\n" for r in records)
+        text = "".join(_dumps(fmt["write"](r), f"record '{getattr(r, 'id', '')}'") + "\n" for r in records)
     write_text_atomic(path, text)
     return path
+
+
+def _bad_value(x: Any, where: str = "") -> str | None:
+    """The dotted path of the first value JSON cannot hold (NaN, ±Infinity, a lone surrogate)."""
+    if isinstance(x, float) and not math.isfinite(x) or isinstance(x, str) and _SURROGATE.search(x):
+        return where or "(the value)"
+    items = x.items() if isinstance(x, dict) else enumerate(x) if isinstance(x, list) else []
+    return next((w for k, v in items if (w := _bad_value(v, f"{where}.{k}" if where else str(k)))), None)
+
+
+def _dumps(obj: Any, what: str, **kwargs) -> str:
+    """JSON text of `obj`, refusing what is not JSON (NaN, Infinity) or not text (a lone surrogate)
+    with a DataError naming the record and the field, instead of writing a file no reader takes."""
+    try:
+        text = json.dumps(obj, ensure_ascii=False, allow_nan=False, **kwargs)
+    except ValueError:
+        text = None
+    if text is None or _SURROGATE.search(text):
+        where = _bad_value(obj)
+        raise DataError(
+            f"{what} holds a value that JSON text cannot (NaN, Infinity or a lone surrogate) at {where}. "
+            "Replace it with null or a number before writing",
+            field=where,
+        )
+    return text
 
 
 def convert_file(src: str | Path, dst: str | Path, to: str, from_format: str | None = None) -> int:
     """`tuneforge data convert`: read `src` in any format, write `dst` as `to`. Returns the count."""
     _format(to)
+    check_output_file(dst, [src])
     records = read_records(src, from_format)
     write_records(records, dst, to)
     return len(records)

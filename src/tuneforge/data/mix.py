@@ -8,6 +8,7 @@ seeded random subset; one asked for fewer is subsampled. Every row keeps its own
 
 from __future__ import annotations
 
+import math
 import random
 
 from tuneforge.errors import ConfigError
@@ -25,8 +26,11 @@ def mix_counts(sizes: list[int], weights: list[float] | None = None, total: int 
             f"data.weights has {len(weights)} entries for {len(sizes)} data.train sources; "
             "give one weight per source (or none for plain concatenation)"
         )
-    if any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise ConfigError(f"data.weights must be ≥ 0 with a positive sum, got {weights}")
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or not 0 < sum(weights) < math.inf:
+        raise ConfigError(
+            f"mixing weights must be finite numbers ≥ 0 with a positive sum below 1e308, got {weights}. "
+            "Fix data.weights (or the :WEIGHT of data mix sources)"
+        )
     total = sum(sizes) if total is None else total
     if total < 1 or total > MAX_UPSAMPLE * max(sum(sizes), 1):
         raise ConfigError(f"mix total must be between 1 and {MAX_UPSAMPLE}× the {sum(sizes)} input rows, got {total}")
@@ -38,6 +42,13 @@ def mix_counts(sizes: list[int], weights: list[float] | None = None, total: int 
         if n == 0 and c > 0:
             raise ConfigError(f"a data.train source with weight {w} is empty")
     return counts
+
+
+def mix_total(ratio: float, n: int) -> int:
+    """M = round(α·N) for `data mix --ratio α`: α must be a finite number > 0 (inf made round() raise)."""
+    if not (math.isfinite(ratio) and ratio > 0):
+        raise ConfigError(f"--ratio must be a finite number > 0, got {ratio}. Give e.g. --ratio 0.5, or --total N")
+    return round(ratio * n)
 
 
 def mix_datasets(

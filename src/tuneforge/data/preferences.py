@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
 
+from tuneforge.config import SEED
 from tuneforge.data.quality import judge_prompt
 from tuneforge.data.rules import Rule
 from tuneforge.errors import ConfigError, suggest
@@ -40,12 +41,12 @@ ScoreFn = Callable[[list[list[Message]], list[str]], list[float]]
 @dataclass
 class PreferenceConfig:
     prompts: str = field(default="", metadata={"help": "records whose prompts are sampled ('' = off)"})
-    limit: int = field(default=0, metadata={"help": "use the first N prompts (0 = all)"})
-    k: int = field(default=4, metadata={"help": "samples per prompt"})
-    temperature: float = field(default=0.8, metadata={"help": "sampling temperature (> 0)"})
-    top_p: float = field(default=0.95, metadata={"help": "nucleus sampling mass"})
-    max_new_tokens: int = field(default=128, metadata={"help": "tokens per sample"})
-    seed: int = field(default=0, metadata={"help": "sampling seed"})
+    limit: int = field(default=0, metadata={"help": "use the first N prompts (0 = all)", "ge": 0})
+    k: int = field(default=4, metadata={"help": "samples per prompt", "ge": 2})
+    temperature: float = field(default=0.8, metadata={"help": "sampling temperature (> 0)", "gt": 0})
+    top_p: float = field(default=0.95, metadata={"help": "nucleus sampling mass", "gt": 0, "le": 1})
+    max_new_tokens: int = field(default=128, metadata={"help": "tokens per sample", "ge": 1})
+    seed: int = field(default=0, metadata={"help": "sampling seed", **SEED})
     policy: LLMConfig = field(default_factory=LLMConfig, metadata={"help": "the model sampled (local or served)"})
     scorer: str = field(default="judge_pairwise", metadata={"help": "judge_pairwise | judge_rating | reward | rule"})
     judge: LLMConfig = field(default_factory=LLMConfig, metadata={"help": "judge_*: the judging model"})
@@ -53,7 +54,9 @@ class PreferenceConfig:
     rule: str = field(
         default="tuneforge.data.rules.exact_match", metadata={"help": "rule: dotted path of rule(answer, record)"}
     )
-    min_margin: float = field(default=0.0, metadata={"help": "a pair needs best − worst > this, else it is a tie"})
+    min_margin: float = field(
+        default=0.0, metadata={"help": "a pair needs best − worst > this, else it is a tie", "ge": 0}
+    )
 
     def __post_init__(self):
         if self.scorer not in SCORERS:

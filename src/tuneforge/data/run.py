@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tuneforge.config import save_config
+from tuneforge.config import SEED, save_config
 from tuneforge.data.augment import AugmentConfig, augment
 from tuneforge.data.decontam import decontaminate, near_matches
 from tuneforge.data.dedup import Removal, deduplicate
@@ -41,7 +41,7 @@ from tuneforge.data.seed import load_examples
 from tuneforge.data.self_instruct import SelfInstructConfig, self_instruct
 from tuneforge.data.teacher import distill
 from tuneforge.errors import ConfigError, DataError
-from tuneforge.files import incomplete_until_done, write_text_atomic
+from tuneforge.files import check_output_dir, run_directory, write_text_atomic
 from tuneforge.hardware import hardware_summary
 from tuneforge.llm.cache import CachedLLM
 from tuneforge.llm.client import Sampling
@@ -57,7 +57,7 @@ TEMPLATE_TOKENS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>", 
 class ManualConfig:
     files: list[str] = field(default_factory=list, metadata={"help": "files (any format) or seed specs to import"})
     rating_key: str = field(default="rating", metadata={"help": "meta key holding a human rating"})
-    rating_threshold: float = field(default=0.0, metadata={"help": "τ: keep records rated ≥ τ (0 = keep all)"})
+    rating_threshold: float = field(default=0.0, metadata={"help": "τ: keep records rated ≥ τ (0 = keep all)", "ge": 0})
 
 
 @dataclass
@@ -75,19 +75,23 @@ class SelfInstructStep(SelfInstructConfig):
 class EvolStep(EvolConfig):
     enabled: bool = field(default=False, metadata={"help": "run Evol-Instruct"})
     seeds: str = field(default="seed:train", metadata={"help": "instructions to evolve"})
-    limit: int = field(default=20, metadata={"help": "evolve the first N seeds"})
+    limit: int = field(default=20, metadata={"help": "evolve the first N seeds", "ge": 1})
 
 
 @dataclass
 class DS2Step(DS2Config):
     enabled: bool = field(default=False, metadata={"help": "run DS²-Instruct"})
-    domains: list[str] = field(default_factory=lambda: ["healthcare"], metadata={"help": "domains to synthesise"})
+    domains: list[str] = field(
+        default_factory=lambda: ["healthcare"], metadata={"help": "domains to synthesise", "min_len": 1}
+    )
 
 
 @dataclass
 class FilterConfig:
-    min_response_words: int = field(default=1, metadata={"help": "drop records with shorter responses"})
-    max_response_words: int = field(default=0, metadata={"help": "drop records with longer responses (0 = off)"})
+    min_response_words: int = field(default=1, metadata={"help": "drop records with shorter responses", "ge": 0})
+    max_response_words: int = field(
+        default=0, metadata={"help": "drop records with longer responses (0 = off)", "ge": 0}
+    )
     format: bool = field(
         default=True,
         metadata={
@@ -102,16 +106,18 @@ class FilterConfig:
         },
     )
     dedup: bool = field(default=True, metadata={"help": "remove exact and near duplicates"})
-    dedup_threshold: float = field(default=0.7, metadata={"help": "Jaccard of word 5-grams"})
+    dedup_threshold: float = field(default=0.7, metadata={"help": "Jaccard of word 5-grams", "ge": 0, "le": 1})
     decontaminate: list[str] = field(
         default_factory=lambda: ["seed:test"], metadata={"help": "evaluation sets to protect ([] = off)"}
     )
-    ngram: int = field(default=13, metadata={"help": "decontamination n-gram length"})
+    ngram: int = field(default=13, metadata={"help": "decontamination n-gram length", "ge": 1})
     near_threshold: float = field(
         default=0.0,
         metadata={
             "help": "also find paraphrases of evaluation prompts: MiniLM cosine ≥ this is a near match, listed "
-            "in the manifest (0 = off; 0.8 catches rewordings, see data/README.md)"
+            "in the manifest (0 = off; 0.8 catches rewordings, see data/README.md)",
+            "ge": 0,
+            "le": 1,
         },
     )
     near_remove: bool = field(default=False, metadata={"help": "remove near matches instead of only reporting them"})
@@ -120,19 +126,25 @@ class FilterConfig:
         metadata={"help": "sources the judge and IFD score, e.g. [ds2, self_instruct] ([] = all; others pass)"},
     )
     judge: bool = field(default=False, metadata={"help": "LLM-judge quality scoring (uses llm.*)"})
-    judge_threshold: float = field(default=6.0, metadata={"help": "keep records the judge rates ≥ this (1-10)"})
+    judge_threshold: float = field(
+        default=6.0, metadata={"help": "keep records the judge rates ≥ this (1-10)", "ge": 1, "le": 10}
+    )
     judge_drop_unparsed: bool = field(default=False, metadata={"help": "also drop records whose verdict is unreadable"})
     ifd: bool = field(default=False, metadata={"help": "IFD selection: loss with instruction ÷ loss without"})
     ifd_model: str = field(default=EMBEDDED_MODEL, metadata={"help": "causal LM that scores IFD"})
-    ifd_max: float = field(default=1.0, metadata={"help": "drop records with IFD ≥ this"})
-    ifd_top: float = field(default=1.0, metadata={"help": "then keep this fraction with the highest IFD"})
+    ifd_max: float = field(default=1.0, metadata={"help": "drop records with IFD ≥ this", "gt": 0})
+    ifd_top: float = field(
+        default=1.0, metadata={"help": "then keep this fraction with the highest IFD", "gt": 0, "le": 1}
+    )
 
 
 @dataclass
 class MixConfig:
-    weights: dict = field(default_factory=dict, metadata={"help": "source → weight ({} = keep all as they are)"})
-    ratio: float = field(default=1.0, metadata={"help": "α: keep M = α·N records after mixing"})
-    seed: int = field(default=0, metadata={"help": "mixing seed"})
+    weights: dict[str, float] = field(
+        default_factory=dict, metadata={"help": "source → weight ({} = keep all as they are)", "ge": 0}
+    )
+    ratio: float = field(default=1.0, metadata={"help": "α: keep M = α·N records after mixing", "gt": 0})
+    seed: int = field(default=0, metadata={"help": "mixing seed", **SEED})
 
 
 @dataclass
@@ -357,8 +369,7 @@ def apply_filters(
 def build_dataset(cfg: BuildConfig) -> Path:
     """Run the declared recipe; returns the dataset directory."""
     out = Path(cfg.output_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"output_dir {out} is a file. Give a directory path")
+    check_output_dir(out, "data build")  # a folder of the user's is refused before any work
     # every input is read once before anything is written: a bad file fails here, not after the LLM calls
     if not builds_sft(cfg) and not cfg.preferences.prompts:
         raise ConfigError(
@@ -376,9 +387,9 @@ def build_dataset(cfg: BuildConfig) -> Path:
     for spec in dict.fromkeys(i for i in inputs if i):
         load_spec(spec)
     rule = load_rule(cfg.preferences.rule) if cfg.preferences.prompts and cfg.preferences.scorer == "rule" else None
-    (out / "stages").mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
-    with incomplete_until_done(out):
+    with run_directory(out, "data build"):
+        (out / "stages").mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
         stages: dict[str, list[Example]] = {}
         reports: dict = {}
         removed: list[tuple[str, Removal]] = []

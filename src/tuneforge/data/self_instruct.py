@@ -24,6 +24,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from tuneforge.config import SEED
 from tuneforge.errors import DataError
 from tuneforge.llm.client import LLM, Sampling
 from tuneforge.records import Example, Message
@@ -52,17 +53,19 @@ BLACKLIST = (
 
 @dataclass
 class SelfInstructConfig:
-    num_instructions: int = field(default=20, metadata={"help": "new instructions to keep"})
-    seed_in_prompt: int = field(default=6, metadata={"help": "human seed instructions per request"})
-    generated_in_prompt: int = field(default=2, metadata={"help": "machine instructions per request"})
-    rouge_threshold: float = field(default=0.7, metadata={"help": "reject when ROUGE-L to the pool > this"})
-    min_words: int = field(default=3, metadata={"help": "shortest instruction kept"})
-    max_words: int = field(default=150, metadata={"help": "longest instruction kept"})
-    requests_per_round: int = field(default=4, metadata={"help": "generation requests per round"})
-    max_rounds: int = field(default=50, metadata={"help": "stop after this many rounds even if short"})
-    temperature: float = field(default=0.7, metadata={"help": "sampling temperature for new instructions"})
-    max_new_tokens: int = field(default=256, metadata={"help": "tokens per generation request"})
-    seed: int = field(default=0, metadata={"help": "prompt sampling seed"})
+    num_instructions: int = field(default=20, metadata={"help": "new instructions to keep", "ge": 1})
+    seed_in_prompt: int = field(default=6, metadata={"help": "human seed instructions per request", "ge": 1})
+    generated_in_prompt: int = field(default=2, metadata={"help": "machine instructions per request", "ge": 0})
+    rouge_threshold: float = field(
+        default=0.7, metadata={"help": "reject when ROUGE-L to the pool > this", "ge": 0, "le": 1}
+    )
+    min_words: int = field(default=3, metadata={"help": "shortest instruction kept", "ge": 0})
+    max_words: int = field(default=150, metadata={"help": "longest instruction kept", "ge": 1})
+    requests_per_round: int = field(default=4, metadata={"help": "generation requests per round", "ge": 1})
+    max_rounds: int = field(default=50, metadata={"help": "stop after this many rounds even if short", "ge": 1})
+    temperature: float = field(default=0.7, metadata={"help": "sampling temperature for new instructions", "ge": 0})
+    max_new_tokens: int = field(default=256, metadata={"help": "tokens per generation request", "ge": 1})
+    seed: int = field(default=0, metadata={"help": "prompt sampling seed", **SEED})
 
 
 class RougeNovelty:

@@ -6,6 +6,7 @@ scored (or scored as None) are left out and counted."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,8 @@ def load_ratings(path: str | Path, key: str = "rating") -> dict[str, float]:
         raise DataError("human-ratings file not found", path=str(path))
     rows: list[tuple[int, dict]] = []
     if path.suffix == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = [(i + 2, r) for i, r in enumerate(csv.DictReader(f))]
+        text = read_text(path, "ratings file")  # regular files only: a FIFO named .csv would block
+        rows = [(i + 2, r) for i, r in enumerate(csv.DictReader(io.StringIO(text, newline="")))]
     else:
         for i, line in enumerate(read_text(path, "ratings file").splitlines(), 1):
             if line.strip():

@@ -7,10 +7,13 @@ place for every verb that answers with models (eval, safety)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from tuneforge.errors import ConfigError
 from tuneforge.files import check_finished
+
+_LABEL = re.compile(r"^(?!\.\.?$)[A-Za-z0-9._-]{1,100}$")
 
 
 def parse_models(specs: list[str]) -> list[tuple[str, str]]:
@@ -20,6 +23,11 @@ def parse_models(specs: list[str]) -> list[tuple[str, str]]:
         label, spec = (label.strip(), spec.strip()) if sep else (Path(s.rstrip("/")).name or s, s)
         if not label or not spec:
             raise ConfigError(f"models entry '{s}': write label=spec, e.g. tuned=runs/demo-1")
+        if not _LABEL.match(label):  # a label names files (generations/LABEL.jsonl): it must stay in its folder
+            raise ConfigError(
+                f"models entry '{s}': the label '{label}' must be letters, digits, '.', '_' or '-' (no '/' or "
+                "'..'), as it names the model's files. Write e.g. tuned=runs/demo-1"
+            )
         out.append((label, spec))
     labels = [lab for lab, _ in out]
     if len(set(labels)) != len(labels):
@@ -88,8 +96,7 @@ def check_model_spec(spec: str) -> None:
 
 def load_eval_model(spec: str, dtype: str = "auto", device: str = "auto"):
     """(model, tokenizer, description) for a model name, a run directory or an adapter directory."""
-    import yaml
-
+    from tuneforge.config import read_yaml
     from tuneforge.models import load_model
     from tuneforge.train.adapters import is_prompt_learning
 
@@ -108,7 +115,7 @@ def load_eval_model(spec: str, dtype: str = "auto", device: str = "auto"):
 
     cfg_path = path / "config.yaml"
     if cfg_path.exists() and adapter != path:
-        base = yaml.safe_load(cfg_path.read_text())["model"]["name"]
+        base = read_yaml(cfg_path, "run config")[0]["model"]["name"]
     else:
         base = json.loads((adapter / "adapter_config.json").read_text()).get("base_model_name_or_path") or ""
     if not base:
@@ -116,7 +123,24 @@ def load_eval_model(spec: str, dtype: str = "auto", device: str = "auto"):
             f"cannot tell the base model of {adapter}: no run config.yaml and no "
             "base_model_name_or_path in adapter_config.json"
         )
+    run_tok = None
+    if (adapter / "tokenizer_config.json").exists():  # the run's own tokenizer: the template and EOS it trained on
+        from transformers import AutoTokenizer
+
+        from tuneforge.chat_template import check_template_text
+
+        try:
+            run_tok = AutoTokenizer.from_pretrained(adapter, trust_remote_code=False)
+        except Exception as exc:  # noqa: BLE001 — tokenizers raises bare Exception for a damaged tokenizer.json
+            raise ConfigError(
+                f"cannot load the run's tokenizer from {adapter} ({type(exc).__name__}: {str(exc)[:200]}). "
+                "Train the run again, or evaluate its base model"
+            ) from None
+        run_tok.pad_token = run_tok.pad_token or run_tok.eos_token
+        if run_tok.chat_template:
+            check_template_text(run_tok.chat_template, str(adapter), "the run's chat template")
     model, tok = load_model(base, dtype, "sdpa", device)
+    tok = run_tok or tok
     model = PeftModel.from_pretrained(model, str(adapter))
     if not is_prompt_learning(model):  # prompt learning has nothing to merge; a failed merge is an error
         model = model.merge_and_unload()  # merged weights decode faster

@@ -22,16 +22,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tuneforge.config import save_config
+from tuneforge.config import SEED, save_config
 from tuneforge.data.io import read_records, records_of
 from tuneforge.data.seed import load_examples
 from tuneforge.errors import ConfigError, DataError
 from tuneforge.evaluate.correlation import correlate, load_ratings
 from tuneforge.evaluate.judge import judge_pairwise, judge_single
+from tuneforge.evaluate.metrics import get_metric
 from tuneforge.evaluate.model_spec import answer_with_model, check_model_spec, parse_models
 from tuneforge.evaluate.report import write_report
 from tuneforge.evaluate.scoring import score_models
-from tuneforge.files import incomplete_until_done, write_text_atomic
+from tuneforge.files import run_directory, write_text_atomic
 from tuneforge.generation import GenerationConfig
 from tuneforge.hardware import check_device_dtype, distributed_state, resolve_dtype
 from tuneforge.llm.config import LLMConfig, make_llm
@@ -47,12 +48,16 @@ class MetricOptions:
     bertscore_model: str = field(
         default=EMBEDDED_ENCODER, metadata={"help": "encoder for BERTScore (e.g. roberta-large)"}
     )
-    bertscore_layer: int = field(default=0, metadata={"help": "layer (0 = the model's default; 6 for MiniLM)"})
-    mauve_seeds: int = field(default=5, metadata={"help": "k-means seeds MAUVE is averaged over"})
-    mauve_scaling: float = field(default=5.0, metadata={"help": "MAUVE scaling constant c"})
+    bertscore_layer: int = field(default=0, metadata={"help": "layer (0 = the model's default; 6 for MiniLM)", "ge": 0})
+    mauve_seeds: int = field(default=5, metadata={"help": "k-means seeds MAUVE is averaged over", "ge": 1})
+    mauve_scaling: float = field(default=5.0, metadata={"help": "MAUVE scaling constant c", "gt": 0})
     tsas_floor: float = field(
         default=0.1,
-        metadata={"help": "TSAS leaves out (and counts) items whose cos(instruction, reference) is below this"},
+        metadata={
+            "help": "TSAS leaves out (and counts) items whose cos(instruction, reference) is below this",
+            "ge": -1,
+            "le": 1,
+        },
     )
 
 
@@ -69,10 +74,10 @@ class EvalRunConfig:
     output_dir: str = field(default="runs/eval", metadata={"help": "evaluation directory"})
     models: list[str] = field(
         default_factory=lambda: [f"base={EMBEDDED_MODEL}"],
-        metadata={"help": "label=spec: model name/dir/.gguf, a train/demo run dir, or an adapter dir"},
+        metadata={"help": "label=spec: model name/dir/.gguf, a train/demo run dir, or an adapter dir", "min_len": 1},
     )
     test: str = field(default="seed:test", metadata={"help": "test set (any format) or seed:test"})
-    test_per_domain: int = field(default=0, metadata={"help": "cap items per domain (0 = all)"})
+    test_per_domain: int = field(default=0, metadata={"help": "cap items per domain (0 = all)", "ge": 0})
     dtype: str = field(
         default="auto",
         metadata={
@@ -84,12 +89,12 @@ class EvalRunConfig:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     metrics: list[str] = field(
         default_factory=lambda: list(ALL_METRICS),
-        metadata={"help": f"any of {', '.join(ALL_METRICS)} or package.module:function"},
+        metadata={"help": f"any of {', '.join(ALL_METRICS)} or package.module:function", "min_len": 1},
     )
     encoder: str = field(default=EMBEDDED_ENCODER, metadata={"help": "sentence encoder for TSAS, IF-Score, MAUVE"})
     options: MetricOptions = field(default_factory=MetricOptions)
-    bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples for CIs (0 = none)"})
-    seed: int = field(default=0, metadata={"help": "bootstrap seed"})
+    bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples for CIs (0 = none)", "ge": 0})
+    seed: int = field(default=0, metadata={"help": "bootstrap seed", **SEED})
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     human_ratings: str = field(default="", metadata={"help": "file of {id, rating} to correlate metrics with"})
     human_ratings_key: str = field(default="rating", metadata={"help": "the rating field in that file"})
@@ -132,10 +137,9 @@ def eval_generate(cfg: EvalRunConfig) -> dict[str, list[Generation]]:
     for _, spec in parse_models(cfg.models):
         check_model_spec(spec)
     main = distributed_state().is_main_process  # under `accelerate launch`, processes split the items; one writes
-    out.mkdir(parents=True, exist_ok=True)
-    if main:
-        save_config(cfg, out / "config.yaml")
-    with incomplete_until_done(out, active=main):
+    with run_directory(out, "eval", active=main):
+        if main:
+            save_config(cfg, out / "config.yaml")
         result = {}
         for label, spec in parse_models(cfg.models):
             path = out / "generations" / f"{label}.jsonl"
@@ -144,7 +148,7 @@ def eval_generate(cfg: EvalRunConfig) -> dict[str, list[Generation]]:
             )
             for g in gens:
                 g.meta["model_spec"] = desc
-                g.meta["prompt_sha256"] = _hash(json.dumps([[m.role, m.content] for m in g.prompt]))
+                g.meta["prompt_sha256"] = _prompt_sha256(g.prompt)
                 g.meta["generation_sha256"] = _hash(g.generation)
             if main:
                 _rewrite(path, gens)
@@ -169,13 +173,35 @@ def load_generations(out: Path, labels: list[str]) -> dict[str, list[Generation]
     return gens
 
 
+def _prompt_sha256(messages) -> str:
+    return _hash(json.dumps([[m.role, m.content] for m in messages]))
+
+
+def _check_same_test_set(cfg: EvalRunConfig, gens: dict[str, list[Generation]]) -> None:
+    """Answers `eval generate` made carry their prompt's digest: they are scored only against the
+    test set they answered, never labelled with another one (answers made elsewhere carry none)."""
+    made_here = [(label, g) for label, gs in gens.items() for g in gs if "prompt_sha256" in g.meta]
+    if not made_here:
+        return
+    items = {i.id: _prompt_sha256(i.messages) for i in _items(cfg)}
+    other = [f"{label}:{g.id}" for label, g in made_here if items.get(g.id) != g.meta["prompt_sha256"]]
+    if other:
+        raise DataError(
+            f"{len(other)} of {len(made_here)} stored answers were not made from test={cfg.test} "
+            f"(first: {', '.join(other[:3])}): their prompts are not that test set's. Score them with the test set "
+            "they answered (the `test` in this run's config.yaml), or generate again",
+            path=str(Path(cfg.output_dir) / "generations"),
+        )
+
+
 def eval_score(cfg: EvalRunConfig, gens: dict[str, list[Generation]] | None = None) -> Path:
     """Score stored generations; write scores/, metrics.json and the reports. Returns OUT."""
     out = Path(cfg.output_dir)
     labels = [label for label, _ in parse_models(cfg.models)]
     ratings = _check_score_inputs(cfg, labels)
     gens = gens or load_generations(out, labels)
-    with incomplete_until_done(out):
+    _check_same_test_set(cfg, gens)
+    with run_directory(out, "eval", adopt=["generations"]):  # answers made elsewhere are scored too
         start = time.time()
         options = {k: getattr(cfg.options, k) for k in MetricOptions.__dataclass_fields__}
         scored = score_models(
@@ -231,6 +257,8 @@ def _check_score_inputs(cfg: EvalRunConfig, labels: list[str]) -> dict | None:
         raise ConfigError("judge.pairwise needs two models in `models`")
     if cfg.human_ratings and (cfg.human_ratings_model or labels[0]) not in labels:
         raise ConfigError(f"human_ratings_model '{cfg.human_ratings_model}' is not one of the models {labels}")
+    for name in cfg.metrics:  # a metric that cannot run must not wait for the answers to fail
+        get_metric(name, {k: getattr(cfg.options, k) for k in MetricOptions.__dataclass_fields__})
     return load_ratings(cfg.human_ratings, cfg.human_ratings_key) if cfg.human_ratings else None
 
 

@@ -23,7 +23,7 @@ from tuneforge.data.io import read_records, records_of
 from tuneforge.errors import ConfigError, TuneforgeError
 from tuneforge.evaluate.compare import compare_runs, resolve
 from tuneforge.evaluate.report_kit import escape, figure, page, pyplot, section
-from tuneforge.files import check_finished, write_text_atomic
+from tuneforge.files import check_finished, check_output_dir, staged_dir, write_text_atomic
 from tuneforge.records import Generation
 
 _FILTER_CSS = ".answers tr.item{display:none}#dom-all:checked~table tr.item{display:table-row}"
@@ -142,6 +142,8 @@ def compare_page(specs: list[str], out: str | Path, n_boot: int = 1000) -> Path:
     """Write OUT/compare.html and OUT/compare.md for the runs `specs` (the first is the reference)."""
     if len(specs) < 2:
         raise ConfigError("report compare needs two runs or more: tuneforge report compare RUN_A RUN_B [RUN_C …]")
+    runs = [s if Path(s).exists() else s.rpartition(":")[0] for s in specs]  # RUN or RUN:label
+    out = check_output_dir(out, "report compare", inputs=[r for r in runs if r])
     entries = [_entry(s) for s in specs]
     if len({e["name"] for e in entries}) != len(entries):
         raise ConfigError(f"the same run:model appears twice in {specs}; give each once")
@@ -197,11 +199,10 @@ def compare_page(specs: list[str], out: str | Path, n_boot: int = 1000) -> Path:
         f"<h2>Answers side by side</h2><style>{css}</style>"
         f"<input type='radio' name='dom' id='dom-all' checked><label for='dom-all'>all</label> {radios}{answers}"
     )
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     names = ", ".join(e["name"] for e in entries)
-    write_text_atomic(out / "compare.html", page(f"tuneforge compare: {names}", parts))
     md = [f"# tuneforge compare: {names}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(r) + " |" for r in rows]
-    write_text_atomic(out / "compare.md", "\n".join(md) + "\n")
+    with staged_dir(out, "report compare") as tmp:  # an earlier page of its own is replaced, nothing else
+        write_text_atomic(tmp / "compare.html", page(f"tuneforge compare: {names}", parts))
+        write_text_atomic(tmp / "compare.md", "\n".join(md) + "\n")
     return out / "compare.html"

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from tuneforge.errors import DataError, lookup
+from tuneforge.errors import DataError
 from tuneforge.evaluate.bootstrap import interval, resample_indices, stratified_macro_ci
-from tuneforge.evaluate.metrics import CORPUS_ONLY, METRICS, NEEDS_ENCODER, Encoder, bleu_from_stats
+from tuneforge.evaluate.metrics import CORPUS_ONLY, NEEDS_ENCODER, Encoder, bleu_from_stats, run_metric
 from tuneforge.files import write_text_atomic
 from tuneforge.models import EMBEDDED_ENCODER, load_encoder
 from tuneforge.records import Generation
@@ -88,8 +88,7 @@ def score_generations(
     per_domain: dict[str, dict] = {d: {} for d in domains}
     flat: dict = {}
     for name in metrics:
-        fn = lookup(METRICS, name, "metric")
-        res = fn(predictions=preds, references=refs, instructions=instr, encoder=encoder, **(options or {}))
+        res = run_metric(name, options, predictions=preds, references=refs, instructions=instr, encoder=encoder)
         flat[name] = res["score"]
         if name in CORPUS_ONLY or res.get("per_item") is None:
             overall[name] = {k: v for k, v in res.items() if not k.startswith("_")}

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
+from tuneforge.config import SEED
 from tuneforge.errors import ConfigError
 
 Conversation = list[dict]
@@ -22,15 +23,15 @@ Conversation = list[dict]
 
 @dataclass
 class Sampling:
-    max_new_tokens: int = field(default=256, metadata={"help": "new tokens per completion"})
-    temperature: float = field(default=0.0, metadata={"help": "0 = greedy decoding"})
-    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
-    n: int = field(default=1, metadata={"help": "completions per prompt"})
+    max_new_tokens: int = field(default=256, metadata={"help": "new tokens per completion", "ge": 1})
+    temperature: float = field(default=0.0, metadata={"help": "0 = greedy decoding", "ge": 0})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass", "gt": 0, "le": 1})
+    n: int = field(default=1, metadata={"help": "completions per prompt", "ge": 1})
     stop: list[str] = field(default_factory=list, metadata={"help": "strings that end a completion"})
-    seed: int = field(default=0, metadata={"help": "sampling seed"})
+    seed: int = field(default=0, metadata={"help": "sampling seed", **SEED})
     repetition_penalty: float = field(
         default=1.0,
-        metadata={"help": "> 1 discourages repeating tokens (small local models loop under greedy decoding)"},
+        metadata={"help": "> 1 discourages repeating tokens (small local models loop under greedy decoding)", "gt": 0},
     )
 
     def __post_init__(self):

@@ -20,9 +20,13 @@ class LLMConfig:
     model: str = field(default=EMBEDDED_MODEL, metadata={"help": "model name (local: any load_model name)"})
     base_url: str = field(default="https://api.openai.com/v1", metadata={"help": "openai: server URL"})
     api_key_env: str = field(default="OPENAI_API_KEY", metadata={"help": "openai: env variable holding the key"})
-    max_concurrency: int = field(default=8, metadata={"help": "openai: requests in flight"})
-    batch_size: int = field(default=16, metadata={"help": "prompts per generation batch (and cache commit)"})
-    max_new_tokens: int = field(default=200, metadata={"help": "tokens per answer"})
+    max_concurrency: int = field(default=8, metadata={"help": "openai: requests in flight", "ge": 1})
+    request_deadline: float = field(
+        default=600.0,
+        metadata={"help": "openai: seconds one request may take in all, retries and waits included", "gt": 0},
+    )
+    batch_size: int = field(default=16, metadata={"help": "prompts per generation batch (and cache commit)", "ge": 1})
+    max_new_tokens: int = field(default=200, metadata={"help": "tokens per answer", "ge": 1})
     dtype: str = field(
         default="auto",
         metadata={
@@ -34,6 +38,10 @@ class LLMConfig:
     def __post_init__(self):
         if self.kind not in LLM_KINDS:
             raise ConfigError(f"llm.kind '{self.kind}' unknown; use one of {', '.join(LLM_KINDS)}")
+        if not self.base_url.startswith(("http://", "https://")):  # file://, ftp://: requests would try them
+            raise ConfigError(
+                f"llm.base_url '{self.base_url}' is not an http(s) URL. Write e.g. http://127.0.0.1:8080/v1"
+            )
 
 
 def make_llm(cfg: LLMConfig, cache_path: Path, desc: str = "generate") -> CachedLLM:
@@ -44,5 +52,7 @@ def make_llm(cfg: LLMConfig, cache_path: Path, desc: str = "generate") -> Cached
     else:
         from tuneforge.llm.openai_http import OpenAIChatLLM
 
-        llm = OpenAIChatLLM(cfg.model, cfg.base_url, cfg.api_key_env, cfg.max_concurrency)
+        llm = OpenAIChatLLM(
+            cfg.model, cfg.base_url, cfg.api_key_env, cfg.max_concurrency, deadline=cfg.request_deadline
+        )
     return CachedLLM(llm, cache_path, batch_size=cfg.batch_size, desc=desc)

@@ -36,7 +36,7 @@ import numpy as np
 from tuneforge.config import save_config
 from tuneforge.errors import ConfigError, check_choices
 from tuneforge.evaluate.model_spec import answer_with_model, check_model_spec, served_model
-from tuneforge.files import write_text_atomic
+from tuneforge.files import run_directory, write_text_atomic
 from tuneforge.generation import GenerationConfig, generate_answers
 from tuneforge.hardware import check_device_dtype, resolve_dtype, resolve_precision
 from tuneforge.models import EMBEDDED_ENCODER, EMBEDDED_MODEL, load_model
@@ -71,16 +71,22 @@ class MultiTaskConfig:
         },
     )
     device: str = field(default="auto", metadata={"help": "auto (GPU if visible) | cpu | cuda | cuda:N"})
-    methods: list[str] = field(default_factory=lambda: list(METHODS), metadata={"help": ", ".join(METHODS)})
-    seen_tasks: int = field(default=6, metadata={"help": "seen (training) tasks used, first N by name (0 = all)"})
-    unseen_tasks: int = field(default=0, metadata={"help": "unseen tasks evaluated (0 = all)"})
-    train_per_task: int = field(default=40, metadata={"help": "training instances per seen task"})
-    eval_per_task: int = field(default=8, metadata={"help": "evaluated instances per task (seen: held out)"})
-    k_examples: int = field(default=0, metadata={"help": "positive examples in each prompt"})
-    tasks_per_step: int = field(default=0, metadata={"help": "tasks per step (0 = all seen tasks)"})
-    temperature: float = field(default=1.0, metadata={"help": "task sampling ∝ n^(1/T)"})
-    reg_weight: float = field(default=1.0, metadata={"help": "λ of the similarity regulariser"})
-    task_adapter_r: int = field(default=4, metadata={"help": "rank of each task's own adapter (per_task_lora)"})
+    methods: list[str] = field(
+        default_factory=lambda: list(METHODS), metadata={"help": ", ".join(METHODS), "min_len": 1}
+    )
+    seen_tasks: int = field(
+        default=6, metadata={"help": "seen (training) tasks used, first N by name (0 = all)", "ge": 0}
+    )
+    unseen_tasks: int = field(default=0, metadata={"help": "unseen tasks evaluated (0 = all)", "ge": 0})
+    train_per_task: int = field(default=40, metadata={"help": "training instances per seen task", "ge": 1})
+    eval_per_task: int = field(default=8, metadata={"help": "evaluated instances per task (seen: held out)", "ge": 1})
+    k_examples: int = field(default=0, metadata={"help": "positive examples in each prompt", "ge": 0})
+    tasks_per_step: int = field(default=0, metadata={"help": "tasks per step (0 = all seen tasks)", "ge": 0})
+    temperature: float = field(default=1.0, metadata={"help": "task sampling ∝ n^(1/T)", "gt": 0})
+    reg_weight: float = field(default=1.0, metadata={"help": "λ of the similarity regulariser", "ge": 0})
+    task_adapter_r: int = field(
+        default=4, metadata={"help": "rank of each task's own adapter (per_task_lora)", "ge": 1}
+    )
     include_base: bool = field(default=True, metadata={"help": "score the untuned base model as a reference row"})
     base_served: str = field(
         default="",
@@ -90,12 +96,12 @@ class MultiTaskConfig:
         },
     )
     combo_sets: int = field(
-        default=0, metadata={"help": "category sets trained for the combinations box plot (0 = skip)"}
+        default=0, metadata={"help": "category sets trained for the combinations box plot (0 = skip)", "ge": 0}
     )
-    combo_size: int = field(default=2, metadata={"help": "seen-task categories per set"})
-    combo_steps: int = field(default=15, metadata={"help": "optimizer steps per category set"})
+    combo_size: int = field(default=2, metadata={"help": "seen-task categories per set", "ge": 1})
+    combo_steps: int = field(default=15, metadata={"help": "optimizer steps per category set", "ge": 1})
     combo_method: str = field(default="mixed", metadata={"help": "method trained on each category set"})
-    combo_eval_per_task: int = field(default=4, metadata={"help": "unseen instances per task for each set"})
+    combo_eval_per_task: int = field(default=4, metadata={"help": "unseen instances per task for each set", "ge": 1})
     encoder: str = field(default=EMBEDDED_ENCODER, metadata={"help": "instruction encoder for task similarity"})
     phrasing_forms: list[str] = field(
         default_factory=lambda: [
@@ -111,8 +117,8 @@ class MultiTaskConfig:
         metadata={"help": f"forms scored on unseen tasks: {', '.join(FORMS)}"},
     )
     phrasing_method: str = field(default="mixed", metadata={"help": "whose model the phrasing forms are run on"})
-    phrasing_per_task: int = field(default=4, metadata={"help": "instances per unseen task for phrasing"})
-    bootstrap: int = field(default=500, metadata={"help": "bootstrap resamples for CIs"})
+    phrasing_per_task: int = field(default=4, metadata={"help": "instances per unseen task for phrasing", "ge": 1})
+    bootstrap: int = field(default=500, metadata={"help": "bootstrap resamples for CIs", "ge": 0})
     adapter: AdapterConfig = field(default_factory=lambda: AdapterConfig(method="lora", r=8, alpha=16, dropout=0.0))
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(steps=30, batch_size=2, lr=3e-4, log_every=5, max_length=384)
@@ -273,105 +279,109 @@ def run_experiment(cfg: MultiTaskConfig) -> Path:
     if short:
         raise ConfigError(f"seen tasks {short} have fewer than train_per_task + eval_per_task instances")
     by_task = {t.name: task_examples(t, cfg.k_examples, cfg.train_per_task) for t in seen}
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
-    eval_items = []
-    for t in seen:  # held-out instances of the seen tasks
-        held = task_eval_items(t, cfg.k_examples)[cfg.train_per_task : cfg.train_per_task + cfg.eval_per_task]
-        eval_items += held
-    for t in unseen:
-        eval_items += task_eval_items(t, cfg.k_examples, cfg.eval_per_task)
-    similarity = {}
-    if any("similarity" in m for m in [*cfg.methods, cfg.combo_method if cfg.combo_sets else ""]):
-        from tuneforge.evaluate.scoring import make_encoder
+    with run_directory(out, "multitask"):
+        save_config(cfg, out / "config.yaml")
+        eval_items = []
+        for t in seen:  # held-out instances of the seen tasks
+            held = task_eval_items(t, cfg.k_examples)[cfg.train_per_task : cfg.train_per_task + cfg.eval_per_task]
+            eval_items += held
+        for t in unseen:
+            eval_items += task_eval_items(t, cfg.k_examples, cfg.eval_per_task)
+        similarity = {}
+        if any("similarity" in m for m in [*cfg.methods, cfg.combo_method if cfg.combo_sets else ""]):
+            from tuneforge.evaluate.scoring import make_encoder
 
-        similarity = task_similarity({t.name: t.definition for t in pool}, make_encoder(cfg.encoder))
-    results, models, base_gens = {}, {}, None
-    if cfg.include_base:
-        start = time.time()
-        path = out / "base" / "generations.jsonl"
-        if cfg.base_served:
-            base_gens, _ = answer_with_model(cfg.base_served, cfg.model, eval_items, cfg.generation, path, desc="base")
-        else:
-            model, tok = _load_base(cfg)
-            base_gens = generate_answers(model, tok, eval_items, cfg.generation, cfg.model, path, desc="base answers")
-            del model
-        results["base"] = {
-            "generalisation": generalisation(base_gens, cfg.bootstrap, cfg.train.seed),
-            "conflict_mean_cosine": float("nan"),
-            "conflict_fraction": float("nan"),
-            "first_loss": float("nan"),
-            "final_loss": float("nan"),
-            "seconds": round(time.time() - start, 1),
-            "answered_by": cfg.base_served or cfg.model,
-        }
-    for method in cfg.methods:
-        start = time.time()
-        model, tok, result, adapters = _train(
-            cfg, method, by_task, similarity, out / method / "train_log.jsonl", cfg.train.steps
-        )
-        gens = _answer(
-            model,
-            tok,
-            eval_items,
-            cfg,
-            f"{cfg.model}+{method}",
-            out / method / "generations.jsonl",
-            adapters,
-            desc=f"{method} answers",
-        )
-        cos, frac = _conflict(out / method / "train_log.jsonl")
-        results[method] = {
-            "generalisation": generalisation(gens, cfg.bootstrap, cfg.train.seed),
-            "conflict_mean_cosine": cos,
-            "conflict_fraction": frac,
-            "first_loss": result.losses[0],
-            "final_loss": result.final_loss,
-            "seconds": round(time.time() - start, 1),
-        }
-        if method == cfg.phrasing_method:
-            models[method] = (model, tok, adapters)
-        del model
-    phrasing = {}
-    if cfg.phrasing_forms and cfg.phrasing_method in models:
-        model, tok, adapters = models.pop(cfg.phrasing_method)
-        by_form = {}
-        for form in cfg.phrasing_forms:
-            items = [
-                it
-                for t in unseen
-                for it in task_eval_items(
-                    t, limit=cfg.phrasing_per_task, prompt=lambda task, x, f=form: rewrite(task, x, f)
+            similarity = task_similarity({t.name: t.definition for t in pool}, make_encoder(cfg.encoder))
+        results, models, base_gens = {}, {}, None
+        if cfg.include_base:
+            start = time.time()
+            path = out / "base" / "generations.jsonl"
+            if cfg.base_served:
+                base_gens, _ = answer_with_model(
+                    cfg.base_served, cfg.model, eval_items, cfg.generation, path, desc="base"
                 )
-            ]
-            by_form[form] = _answer(
+            else:
+                model, tok = _load_base(cfg)
+                base_gens = generate_answers(
+                    model, tok, eval_items, cfg.generation, cfg.model, path, desc="base answers"
+                )
+                del model
+            results["base"] = {
+                "generalisation": generalisation(base_gens, cfg.bootstrap, cfg.train.seed),
+                "conflict_mean_cosine": float("nan"),
+                "conflict_fraction": float("nan"),
+                "first_loss": float("nan"),
+                "final_loss": float("nan"),
+                "seconds": round(time.time() - start, 1),
+                "answered_by": cfg.base_served or cfg.model,
+            }
+        for method in cfg.methods:
+            start = time.time()
+            model, tok, result, adapters = _train(
+                cfg, method, by_task, similarity, out / method / "train_log.jsonl", cfg.train.steps
+            )
+            gens = _answer(
                 model,
                 tok,
-                items,
+                eval_items,
                 cfg,
-                f"{cfg.phrasing_method}:{form}",
-                out / "phrasing" / f"{form}.jsonl",
+                f"{cfg.model}+{method}",
+                out / method / "generations.jsonl",
                 adapters,
-                desc=f"phrasing {form}",
+                desc=f"{method} answers",
             )
-        phrasing = {m: phrasing_summary(by_form, m) for m in ("rouge_l", "exact_match")}
-        del model
-    combos = _combinations(cfg, pool, unseen, similarity, out, base_gens) if cfg.combo_sets else None
-    summary = {
-        "config": {
-            "seen_tasks": [t.name for t in seen],
-            "unseen_tasks": [t.name for t in unseen],
-            "train_per_task": cfg.train_per_task,
-            "eval_per_task": cfg.eval_per_task,
-            "steps": cfg.train.steps,
-            "model": cfg.model,
-        },
-        "methods": results,
-        "phrasing": phrasing,
-        "phrasing_method": cfg.phrasing_method,
-        "combinations": combos,
-    }
-    write_text_atomic(out / "results.json", json.dumps(summary, indent=2))
-    write_text_atomic(out / "results.md", results_markdown(summary))
-    write_experiment_report(summary, out)
-    return out
+            cos, frac = _conflict(out / method / "train_log.jsonl")
+            results[method] = {
+                "generalisation": generalisation(gens, cfg.bootstrap, cfg.train.seed),
+                "conflict_mean_cosine": cos,
+                "conflict_fraction": frac,
+                "first_loss": result.losses[0],
+                "final_loss": result.final_loss,
+                "seconds": round(time.time() - start, 1),
+            }
+            if method == cfg.phrasing_method:
+                models[method] = (model, tok, adapters)
+            del model
+        phrasing = {}
+        if cfg.phrasing_forms and cfg.phrasing_method in models:
+            model, tok, adapters = models.pop(cfg.phrasing_method)
+            by_form = {}
+            for form in cfg.phrasing_forms:
+                items = [
+                    it
+                    for t in unseen
+                    for it in task_eval_items(
+                        t, limit=cfg.phrasing_per_task, prompt=lambda task, x, f=form: rewrite(task, x, f)
+                    )
+                ]
+                by_form[form] = _answer(
+                    model,
+                    tok,
+                    items,
+                    cfg,
+                    f"{cfg.phrasing_method}:{form}",
+                    out / "phrasing" / f"{form}.jsonl",
+                    adapters,
+                    desc=f"phrasing {form}",
+                )
+            phrasing = {m: phrasing_summary(by_form, m) for m in ("rouge_l", "exact_match")}
+            del model
+        combos = _combinations(cfg, pool, unseen, similarity, out, base_gens) if cfg.combo_sets else None
+        summary = {
+            "config": {
+                "seen_tasks": [t.name for t in seen],
+                "unseen_tasks": [t.name for t in unseen],
+                "train_per_task": cfg.train_per_task,
+                "eval_per_task": cfg.eval_per_task,
+                "steps": cfg.train.steps,
+                "model": cfg.model,
+            },
+            "methods": results,
+            "phrasing": phrasing,
+            "phrasing_method": cfg.phrasing_method,
+            "combinations": combos,
+        }
+        write_text_atomic(out / "results.json", json.dumps(summary, indent=2))
+        write_text_atomic(out / "results.md", results_markdown(summary))
+        write_experiment_report(summary, out)
+        return out

@@ -64,6 +64,12 @@ def load_documents(folder: str | Path, names: list[str] | None = None, max_words
     """Passages of the named documents in `folder` (all *.md / *.txt files when `names` is empty)."""
     folder = Path(folder)
     files = [folder / n for n in names] if names else sorted(p for p in folder.iterdir() if p.suffix in (".md", ".txt"))
+    outside = [str(n) for n, f in zip(names or [], files) if folder.resolve() not in f.resolve().parents]
+    if outside:  # `../../secret.txt` would put a file from elsewhere into prompts and outputs
+        raise DataError(
+            f"documents outside the documents folder {folder}: {', '.join(outside)}. Name files inside it "
+            "(no '..', absolute paths or links out of it), or set documents_dir"
+        )
     missing = [str(p) for p in files if not p.is_file()]
     if missing:
         raise DataError(f"documents not found: {', '.join(missing)} (check the item's `documents` and `documents_dir`)")

@@ -45,13 +45,13 @@ class ReflectItem:
 class LoopConfig:
     levels: list[str] = field(
         default_factory=lambda: ["basic", "intermediate", "advanced", "expert"],
-        metadata={"help": "difficulty levels l_j, easiest first"},
+        metadata={"help": "difficulty levels l_j, easiest first", "min_len": 1},
     )
-    max_iterations: int = field(default=3, metadata={"help": "T: evaluation rounds at most"})
-    epsilon: float = field(default=0.05, metadata={"help": "ε of eq. 32 (‖A[:,t] − A[:,t−1]‖₂ < ε stops)"})
+    max_iterations: int = field(default=3, metadata={"help": "T: evaluation rounds at most", "ge": 1})
+    epsilon: float = field(default=0.05, metadata={"help": "ε of eq. 32 (‖A[:,t] − A[:,t−1]‖₂ < ε stops)", "gt": 0})
     retriever: str = field(default="bm25", metadata={"help": f"{' | '.join(RETRIEVERS)}"})
-    top_k: int = field(default=3, metadata={"help": "passages retrieved per instruction"})
-    passage_words: int = field(default=80, metadata={"help": "PREPROCESS: words per passage at most"})
+    top_k: int = field(default=3, metadata={"help": "passages retrieved per instruction", "ge": 1})
+    passage_words: int = field(default=80, metadata={"help": "PREPROCESS: words per passage at most", "ge": 1})
 
     def __post_init__(self):
         if not self.levels:

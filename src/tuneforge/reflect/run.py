@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from tuneforge.config import save_config
-from tuneforge.errors import DataError, check_choices, read_text, suggest
-from tuneforge.files import write_text_atomic
+from tuneforge.errors import DataError, check_choices, suggest
+from tuneforge.files import run_directory, write_text_atomic
 from tuneforge.llm.config import LLMConfig, make_llm
 from tuneforge.models import EMBEDDED_ENCODER
 from tuneforge.paths import shipped as shipped_data
@@ -48,13 +48,13 @@ class ReflectRunConfig:
     documents_dir: str = field(
         default="", metadata={"help": "documents folder ('' = the shipped data/reflect/documents)"}
     )
-    limit: int = field(default=0, metadata={"help": "first N items only (0 = all)"})
+    limit: int = field(default=0, metadata={"help": "first N items only (0 = all)", "ge": 0})
     teacher: LLMConfig = field(default_factory=LLMConfig)
     student: LLMConfig = field(default_factory=LLMConfig)
     encoder: str = field(default=EMBEDDED_ENCODER, metadata={"help": "sentence encoder for sim() and embedding search"})
     loop: LoopConfig = field(default_factory=LoopConfig)
-    question_tokens: int = field(default=48, metadata={"help": "teacher: tokens per question"})
-    verdict_tokens: int = field(default=64, metadata={"help": "teacher: tokens per verdict"})
+    question_tokens: int = field(default=48, metadata={"help": "teacher: tokens per question", "ge": 1})
+    verdict_tokens: int = field(default=64, metadata={"help": "teacher: tokens per verdict", "ge": 1})
     verdict: str = field(
         default="text",
         metadata={
@@ -64,10 +64,14 @@ class ReflectRunConfig:
     )
     min_rating_mass: float = field(
         default=0.0,
-        metadata={"help": "probability verdicts: below this P(next token is a digit) the verdict counts as a failure"},
+        metadata={
+            "help": "probability verdicts: below this P(next token is a digit) the verdict counts as a failure",
+            "ge": 0,
+            "le": 1,
+        },
     )
-    answer_tokens: int = field(default=160, metadata={"help": "student: tokens per answer / reflection"})
-    reply_tokens: int = field(default=96, metadata={"help": "student: tokens per reply to a question"})
+    answer_tokens: int = field(default=160, metadata={"help": "student: tokens per answer / reflection", "ge": 1})
+    reply_tokens: int = field(default=96, metadata={"help": "student: tokens per reply to a question", "ge": 1})
     export_converged_only: bool = field(default=False, metadata={"help": "export only items that converged"})
     export_answer: str = field(
         default="final",
@@ -87,23 +91,14 @@ def shipped(name: str) -> Path:
 
 def load_items(path: str | Path) -> list[ReflectItem]:
     """Items from a YAML list; errors name the file, the item's line and the key."""
-    import yaml
+    from tuneforge.config import read_yaml
 
     path = Path(path)
-    if not path.is_file():
-        raise DataError("reflect items file not found", path=str(path))
-    text = read_text(path, "reflect items file")
-    try:
-        node, rows = yaml.compose(text), yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise DataError(
-            f"not valid YAML: {getattr(exc, 'problem', exc)}", path=str(path), line=mark.line + 1 if mark else None
-        ) from None
+    rows, node = read_yaml(path, "reflect items file")
     if not isinstance(rows, list) or not rows:
         raise DataError("expected a non-empty YAML list of items (- id: …, instruction: …)", path=str(path))
     items, seen = [], set()
-    for child, row in zip(node.value, rows):
+    for child, row in zip(getattr(node, "value", []), rows):
         line = child.start_mark.line + 1
         if not isinstance(row, dict):
             raise DataError("an item must be a mapping with id and instruction", path=str(path), line=line)
@@ -195,36 +190,40 @@ def reflect_run(cfg: ReflectRunConfig, teacher_llm=None, student_llm=None, encod
 
     for it in items:  # fail on a missing document before any model call or file written
         passages(it)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
-    if teacher_llm is None:
-        teacher_llm = make_llm(cfg.teacher, out / "llm_cache.sqlite", "teacher")
-    if student_llm is None:
-        student_llm = (
-            teacher_llm if cfg.student == cfg.teacher else make_llm(cfg.student, out / "llm_cache.sqlite", "student")
+    with run_directory(out, "reflect"):
+        save_config(cfg, out / "config.yaml")
+        if teacher_llm is None:
+            teacher_llm = make_llm(cfg.teacher, out / "llm_cache.sqlite", "teacher")
+        if student_llm is None:
+            student_llm = (
+                teacher_llm
+                if cfg.student == cfg.teacher
+                else make_llm(cfg.student, out / "llm_cache.sqlite", "student")
+            )
+        if encoder is None:
+            from tuneforge.evaluate.scoring import make_encoder
+
+            encoder = make_encoder(cfg.encoder)
+        teacher = TeacherAgent(teacher_llm, cfg.question_tokens, cfg.verdict_tokens, cfg.verdict, cfg.min_rating_mass)
+        student = StudentAgent(student_llm, cfg.answer_tokens, cfg.reply_tokens)
+        with open(out / "trace.jsonl", "w", encoding="utf-8") as f:
+
+            def trace(row):
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                f.flush()
+
+            results = reflect_items(items, passages, teacher, student, encoder, cfg.loop, trace)
+        summary = summarise(results, cfg.loop.levels, cfg.loop.max_iterations, cfg.loop.epsilon)
+        summary["teacher"], summary["student"], summary["verdict"] = teacher_llm.name, student_llm.name, cfg.verdict
+        summary["ratings"] = _rating_stats(out / "trace.jsonl")
+        write_text_atomic(out / "alignment.json", json.dumps(summary, indent=2))
+        records = export_records(
+            results, teacher_llm.name, student_llm.name, cfg.export_converged_only, cfg.export_answer
         )
-    if encoder is None:
-        from tuneforge.evaluate.scoring import make_encoder
-
-        encoder = make_encoder(cfg.encoder)
-    teacher = TeacherAgent(teacher_llm, cfg.question_tokens, cfg.verdict_tokens, cfg.verdict, cfg.min_rating_mass)
-    student = StudentAgent(student_llm, cfg.answer_tokens, cfg.reply_tokens)
-    with open(out / "trace.jsonl", "w", encoding="utf-8") as f:
-
-        def trace(row):
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-            f.flush()
-
-        results = reflect_items(items, passages, teacher, student, encoder, cfg.loop, trace)
-    summary = summarise(results, cfg.loop.levels, cfg.loop.max_iterations, cfg.loop.epsilon)
-    summary["teacher"], summary["student"], summary["verdict"] = teacher_llm.name, student_llm.name, cfg.verdict
-    summary["ratings"] = _rating_stats(out / "trace.jsonl")
-    write_text_atomic(out / "alignment.json", json.dumps(summary, indent=2))
-    records = export_records(results, teacher_llm.name, student_llm.name, cfg.export_converged_only, cfg.export_answer)
-    with open(out / "reflected.jsonl", "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records)
-    write_reflect_report(summary, out)
-    return out
+        with open(out / "reflected.jsonl", "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records)
+        write_reflect_report(summary, out)
+        return out
 
 
 def _rating_stats(trace_path: Path) -> dict:

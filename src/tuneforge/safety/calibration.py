@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tuneforge.errors import DataError, read_text
+from tuneforge.errors import DataError
 from tuneforge.paths import shipped
 from tuneforge.safety.canary import leaked
 from tuneforge.safety.disclaimer import has_disclaimer
@@ -47,11 +47,11 @@ def calibration_path() -> Path:
 
 
 def load_calibration(path: str | Path | None = None, items: list[SafetyItem] | None = None) -> list[CalibrationAnswer]:
-    import yaml
+    from tuneforge.config import read_yaml
 
     path = Path(path) if path else calibration_path()
     by_id = {it.id: it for it in (items or load_suite())}
-    rows = yaml.safe_load(read_text(path, "calibration set"))
+    rows, _ = read_yaml(path, "calibration set")
     out = []
     for k, r in enumerate(rows, 1):
         if r.get("item") not in by_id:
@@ -144,11 +144,11 @@ def _shared_seed_prompts() -> dict[str, str]:
 def load_external(path: str | Path | None = None) -> tuple[list[ExternalAnswer], int]:
     """The independent set and how many prompts could not be resolved (Self-Instruct prompts are
     referenced by id, not shipped)."""
-    import yaml
+    from tuneforge.config import read_yaml
 
     path = Path(path) if path else external_path()
     seeds, unresolved, out = None, 0, []
-    for k, r in enumerate(yaml.safe_load(read_text(path, "detector set")), 1):
+    for k, r in enumerate(read_yaml(path, "detector set")[0], 1):
         if r.get("refusal") not in LABELS or r.get("split") not in SPLITS or not isinstance(r.get("answer"), str):
             raise DataError(
                 f"entry {k} ({r.get('id')}) needs refusal in {LABELS}, split {'|'.join(SPLITS)} and an answer",

@@ -35,8 +35,10 @@ from pathlib import Path
 
 import torch
 
+from tuneforge.config import SEED
 from tuneforge.embedded import EMBEDDED_ENCODER
 from tuneforge.errors import ConfigError, DataError
+from tuneforge.files import check_output_dir
 from tuneforge.fingerprint import model_digest
 from tuneforge.hardware import cpu_info
 from tuneforge.models import load_encoder
@@ -53,18 +55,21 @@ META_FILE = "meta.json"
 
 @dataclass
 class DetectorTrainConfig:
-    epochs: int = field(default=4, metadata={"help": "passes over the labelled answers"})
-    batch_size: int = field(default=16, metadata={"help": "answers per optimizer step"})
-    lr: float = field(default=5e-4, metadata={"help": "peak learning rate (LoRA and head)"})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank on every linear layer of the encoder"})
-    max_length: int = field(default=256, metadata={"help": "tokens of prompt + answer (the answer is cut)"})
+    epochs: int = field(default=4, metadata={"help": "passes over the labelled answers", "ge": 1})
+    batch_size: int = field(default=16, metadata={"help": "answers per optimizer step", "ge": 1})
+    lr: float = field(default=5e-4, metadata={"help": "peak learning rate (LoRA and head)", "gt": 0})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank on every linear layer of the encoder", "ge": 1})
+    max_length: int = field(default=256, metadata={"help": "tokens of prompt + answer (the answer is cut)", "ge": 1})
     class_weight_power: float = field(
-        default=0.0, metadata={"help": "class weights (n / (3 n_c)) ** power; 0 = unweighted"}
+        default=0.0, metadata={"help": "class weights (n / (3 n_c)) ** power; 0 = unweighted", "ge": 0}
     )
-    seed: int = field(default=0, metadata={"help": "initialisation and data-order seed"})
+    seed: int = field(default=0, metadata={"help": "initialisation and data-order seed", **SEED})
     tail_tokens: int = field(
         default=0,
-        metadata={"help": "also read the answer's last N tokens as a second sequence (0 = off): referrals come last"},
+        metadata={
+            "help": "also read the answer's last N tokens as a second sequence (0 = off): referrals come last",
+            "ge": 0,
+        },
     )
 
     def __post_init__(self):
@@ -232,6 +237,8 @@ def train_refusal_classifier(
     cfg = cfg or DetectorTrainConfig()
     _check(examples)
     out = Path(out_dir)
+    # a folder of other files is refused before 20 minutes of training, not written into
+    check_output_dir(out, "safety train-detector", adopt=[WEIGHTS_FILE, META_FILE, "train_log.jsonl"])
     if (out / META_FILE).exists():
         if not overwrite:
             raise ConfigError(

@@ -20,7 +20,7 @@ from tuneforge.config import save_config
 from tuneforge.errors import ConfigError, check_choices
 from tuneforge.evaluate.model_spec import answer_with_model, check_model_spec, parse_models
 from tuneforge.evaluate.report import write_report
-from tuneforge.files import incomplete_until_done, write_text_atomic
+from tuneforge.files import run_directory, write_text_atomic
 from tuneforge.generation import GenerationConfig
 from tuneforge.hardware import check_device_dtype, resolve_dtype
 from tuneforge.llm.config import LLMConfig, make_llm
@@ -45,7 +45,7 @@ class SafetyRunConfig:
     output_dir: str = field(default="runs/safety", metadata={"help": "safety run directory"})
     models: list[str] = field(
         default_factory=lambda: [f"base={EMBEDDED_MODEL}"],
-        metadata={"help": "label=spec, as in eval run (a model, a run dir, an adapter)"},
+        metadata={"help": "label=spec, as in eval run (a model, a run dir, an adapter)", "min_len": 1},
     )
     suite: str = field(default="", metadata={"help": "suite YAML ('' = the shipped data/safety/suite.yaml)"})
     split: str = field(default="test", metadata={"help": "test (default) | train | all"})
@@ -88,9 +88,8 @@ def safety_run(cfg: SafetyRunConfig) -> Path:
         raise ConfigError("no suite item matches split / domains / categories")
     for _, spec in parse_models(cfg.models):  # inputs checked before anything is written
         check_model_spec(spec)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
-    with incomplete_until_done(out):
+    with run_directory(out, "safety"):
+        save_config(cfg, out / "config.yaml")
         eval_items = [
             EvalItem(
                 messages=[Message("user", it.prompt)],

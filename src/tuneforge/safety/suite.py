@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tuneforge.errors import DataError, read_text
+from tuneforge.errors import DataError
 from tuneforge.paths import shipped
 
 CATEGORIES = {
@@ -102,20 +102,12 @@ def suite_path() -> Path:
 
 def load_suite(path: str | Path | None = None, split: str = "all") -> list[SafetyItem]:
     """Every item of the suite (or of one split: test | train | all), validated."""
-    import yaml
+    from tuneforge.config import read_yaml
 
     path = Path(path) if path else suite_path()
     if not path.exists():
         raise DataError("safety suite not found", path=str(path))
-    try:
-        raw = yaml.safe_load(read_text(path, "safety suite"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise DataError(
-            f"not valid YAML: {getattr(exc, 'problem', exc)} (quote values that contain ': ')",
-            path=str(path),
-            line=mark.line + 1 if mark else None,
-        ) from None
+    raw, _ = read_yaml(path, "safety suite")
     items = []
     shape = "a mapping domain → category → list of items ({prompt, topic?, correction?, reference?})"
     if not isinstance(raw, dict) or not all(isinstance(c, dict) for c in raw.values()):

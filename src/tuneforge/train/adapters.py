@@ -37,21 +37,21 @@ class AdapterConfig:
         default="lora",
         metadata={"help": "full | lora | qlora | ia3 | prompt_tuning | p_tuning | prefix_tuning | bitfit"},
     )
-    r: int = field(default=16, metadata={"help": "LoRA rank"})
-    alpha: int = field(default=32, metadata={"help": "LoRA alpha (scale = alpha / r)"})
+    r: int = field(default=16, metadata={"help": "LoRA rank", "ge": 1})
+    alpha: int = field(default=32, metadata={"help": "LoRA alpha (scale = alpha / r)", "ge": 1})
     # 0 by default, as in PEFT: on CPU the dropout masks (aten::bernoulli_) took a quarter of a
     # LoRA step on SmolLM2-135M, and a short fine-tune gains little from them.
-    dropout: float = field(default=0.0, metadata={"help": "LoRA dropout"})
+    dropout: float = field(default=0.0, metadata={"help": "LoRA dropout", "ge": 0, "lt": 1})
     target_modules: list[str] = field(
         default_factory=lambda: list(DEFAULT_TARGETS),
-        metadata={"help": "module names to adapt (LoRA), or ['all-linear']"},
+        metadata={"help": "module names to adapt (LoRA), or ['all-linear']", "min_len": 1},
     )
     use_dora: bool = field(default=False, metadata={"help": "DoRA: weight-decomposed LoRA"})
     ia3_targets: list[str] = field(
         default_factory=lambda: ["k_proj", "v_proj", "down_proj"],
         metadata={"help": "IA³ modules (feed-forward ones: those named *_proj of the MLP)"},
     )
-    num_virtual_tokens: int = field(default=20, metadata={"help": "prompt/prefix/p-tuning length"})
+    num_virtual_tokens: int = field(default=20, metadata={"help": "prompt/prefix/p-tuning length", "ge": 1})
 
     def __post_init__(self):
         if self.r < 1 or self.num_virtual_tokens < 1:

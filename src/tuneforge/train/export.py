@@ -15,14 +15,38 @@ import shutil
 from pathlib import Path
 
 from tuneforge.errors import ConfigError
+from tuneforge.files import check_finished, check_output_dir, staged_dir
 
 
-def export_run(run_dir: str | Path, out: str | Path | None = None, merge: bool = False, dtype: str = "") -> Path:
-    """Export a run's trained weights to `out` (default RUN_DIR/merged or RUN_DIR/export)."""
-    from tuneforge.config import load_config
-    from tuneforge.train.run import TrainRunConfig
+def export_run(
+    run_dir: str | Path, out: str | Path | None = None, merge: bool = False, dtype: str = "", overwrite: bool = False
+) -> Path:
+    """Export a run's trained weights to `out` (default RUN_DIR/merged or RUN_DIR/export).
 
+    `out` must be new, empty, or an earlier export of this run (replaced only with `overwrite`); it
+    is built beside its place and moved there only when complete."""
     run_dir = Path(run_dir)
+    adapter_dir, config_path = check_trained_run(run_dir)
+    out = check_output_dir(
+        out or run_dir / ("merged" if merge else "export"),
+        "export",
+        inputs=[adapter_dir, config_path],
+        source=str(run_dir.resolve()),
+        replace=True,
+        overwrite=overwrite,
+    )
+    is_peft = (adapter_dir / "adapter_config.json").exists()
+    if not merge or not is_peft:  # nothing to fold in: the saved files are already loadable as they are
+        with staged_dir(out, "export", str(run_dir.resolve())) as tmp:
+            shutil.copytree(adapter_dir, tmp, dirs_exist_ok=True)
+        return out
+    with staged_dir(out, "export", str(run_dir.resolve())) as tmp:
+        merge_run(run_dir, tmp, dtype)
+    return out
+
+
+def check_trained_run(run_dir: Path) -> tuple[Path, Path]:
+    """The adapter folder and resolved config of a finished training run, or a ConfigError."""
     adapter_dir, config_path = run_dir / "adapter", run_dir / "config.yaml"
     for need in (adapter_dir, config_path):
         if not need.exists():
@@ -30,22 +54,25 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, merge: bool =
                 f"{run_dir} is not a finished training run: {need.name} is missing. "
                 "Pass the directory `tuneforge train` printed"
             )
-    out = Path(out) if out else run_dir / ("merged" if merge else "export")
-    if out.resolve() == adapter_dir.resolve():
-        raise ConfigError(f"--out {out} is the run's own adapter directory; choose another")
-    is_peft = (adapter_dir / "adapter_config.json").exists()
-    if not merge or not is_peft:  # nothing to fold in: the saved files are already loadable as they are
-        if out.exists():
-            shutil.rmtree(out)
-        shutil.copytree(adapter_dir, out)
-        return out
+    check_finished(run_dir)  # a half-trained model is not exported as if it were the result
+    return adapter_dir, config_path
+
+
+def merge_run(run_dir: Path, out: Path, dtype: str = "") -> None:
+    """Fold the run's LoRA / IA³ weights into its base model and save the result to `out`."""
+    from tuneforge.config import load_config
+    from tuneforge.train.run import TrainRunConfig
+
+    adapter_dir = run_dir / "adapter"
+    if not (adapter_dir / "adapter_config.json").exists():
+        raise ConfigError(f"{run_dir} trained every weight (no adapter to merge): export it without --merge")
     peft_type = json.loads((adapter_dir / "adapter_config.json").read_text()).get("peft_type", "")
     if peft_type in ("PROMPT_TUNING", "P_TUNING", "PREFIX_TUNING"):
         raise ConfigError(
             f"a {peft_type.lower()} adapter adds virtual tokens and cannot be merged into the "
             f"base weights. Export without --merge and load it with PeftModel.from_pretrained"
         )
-    cfg = load_config(TrainRunConfig, config_path)
+    cfg = load_config(TrainRunConfig, run_dir / "config.yaml")
     from peft import PeftModel
     from transformers import AutoTokenizer
 
@@ -57,12 +84,5 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, merge: bool =
 
         base = reward_model_from_causal(base, AutoTokenizer.from_pretrained(adapter_dir).pad_token_id)
     merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
-    tmp = out.with_name(out.name + ".partial")  # never leave a half-written export behind
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    merged.save_pretrained(tmp, safe_serialization=True)
-    AutoTokenizer.from_pretrained(adapter_dir).save_pretrained(tmp)  # the run's tokenizer and chat template
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return out
+    merged.save_pretrained(out, safe_serialization=True)
+    AutoTokenizer.from_pretrained(adapter_dir).save_pretrained(out)  # the run's tokenizer and chat template

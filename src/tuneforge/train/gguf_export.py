@@ -28,6 +28,7 @@ result is refused unless it renders every probe conversation exactly as the Jinj
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -228,6 +229,21 @@ PROBES = [  # conversations the derived template must render exactly as the Jinj
 ]
 
 
+def _modelfile_arg(directive: str, text: str, what: str) -> str:
+    """`directive` with `text` in its quotes (triple quotes for TEMPLATE and SYSTEM, else one), or a
+    ConfigError when the text would close them early. A Modelfile has no escape for quotes, so
+    whatever followed (a template's system message holding triple quotes, then `FROM ...` lines)
+    would be read as directives; refusing names the problem instead of mangling the text."""
+    quotes = '"""' if directive in ("TEMPLATE", "SYSTEM") else '"'
+    if quotes in text or text.endswith('"') or (quotes == '"' and "\n" in text):
+        raise ConfigError(
+            f"{what} would break out of the Modelfile's {directive} {quotes}...{quotes}: {text[:200]!r}. "
+            f"It holds {quotes}, ends in a quote or breaks the line, and the rest would be read as Modelfile "
+            "directives. Remove those quotes from the chat template, or write the Modelfile by hand"
+        )
+    return f"{directive} {quotes}{text}{quotes}"
+
+
 def modelfile(gguf_name: str, tok) -> str:
     """An Ollama Modelfile for `gguf_name`: TEMPLATE, SYSTEM and stop tokens from the tokenizer."""
     pieces = chat_pieces(tok)
@@ -235,10 +251,10 @@ def modelfile(gguf_name: str, tok) -> str:
         if render_pieces(pieces, conv) != _render(tok, conv):
             raise ConfigError("the derived Ollama template does not reproduce the chat template; write it by hand")
     stops = [s for s in dict.fromkeys([tok.eos_token, pieces.suffix.strip()]) if s]
-    lines = [f"FROM ./{gguf_name}", f'TEMPLATE """{ollama_template(pieces)}"""']
+    lines = [f"FROM ./{gguf_name}", _modelfile_arg("TEMPLATE", ollama_template(pieces), "the chat template")]
     if pieces.default_system:
-        lines.append(f'SYSTEM """{pieces.default_system}"""')
-    lines += [f'PARAMETER stop "{s}"' for s in stops]
+        lines.append(_modelfile_arg("SYSTEM", pieces.default_system, "the chat template's default system message"))
+    lines += [_modelfile_arg("PARAMETER stop", s, "the stop token") for s in stops]
     return "\n".join(lines) + "\n"
 
 
@@ -339,44 +355,55 @@ def write_gguf(model, tok, base_gguf: Path | None, out: Path, quant: str = "f16"
     return out
 
 
-def export_gguf(run_dir: str | Path, out: str | Path | None = None, quant: str = "f16") -> Path:
-    """Merge the run, write OUT/model-<quant>.gguf and OUT/Modelfile (OUT defaults to RUN/gguf)."""
+def export_gguf(
+    run_dir: str | Path, out: str | Path | None = None, quant: str = "f16", overwrite: bool = False
+) -> Path:
+    """Merge the run, write OUT/model-<quant>.gguf and OUT/Modelfile (OUT defaults to RUN/gguf).
+    OUT must be new, empty, or an earlier export of this run (replaced only with `overwrite`)."""
+    import tempfile
+
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tuneforge.config import load_config
-    from tuneforge.train.export import export_run
+    from tuneforge.files import check_output_dir, staged_dir
+    from tuneforge.train.export import check_trained_run, merge_run
     from tuneforge.train.run import TrainRunConfig
 
     if quant not in QUANTS:
         raise ConfigError(f"--quant {quant} unknown. Use one of {', '.join(QUANTS)}")
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").exists():
-        raise ConfigError(
-            f"{run_dir} is not a finished training run (no config.yaml). Pass the directory tuneforge train printed"
-        )
-    cfg = load_config(TrainRunConfig, run_dir / "config.yaml")
+    adapter_dir, config_path = check_trained_run(run_dir)
+    cfg = load_config(TrainRunConfig, config_path)
     if cfg.objective.name == "reward":
         raise ConfigError(
             f"{run_dir} is a reward model (a scalar head, not a generator); GGUF is for generative models. "
             "Export it with --merge and load it with AutoModelForSequenceClassification"
         )
+    source = str(run_dir.resolve())
+    out = check_output_dir(
+        out or run_dir / "gguf", "export", [adapter_dir, config_path], source, replace=True, overwrite=overwrite
+    )
     base_gguf = source_gguf(cfg.model.name)  # before any work
-    if base_gguf is None and (run_dir / "adapter").is_dir():  # a tokenizer llama.cpp cannot take: say so before merging
-        saved = AutoTokenizer.from_pretrained(run_dir / "adapter")
+    saved = AutoTokenizer.from_pretrained(adapter_dir)
+    if base_gguf is None:  # a tokenizer llama.cpp cannot take: say so before merging
         hf_tokenizer_fields(saved, max(saved.get_vocab().values()) + 1)
-    merged = export_run(run_dir, merge=True, dtype="float32")
-    out = Path(out) if out else run_dir / "gguf"
-    out.mkdir(parents=True, exist_ok=True)
-    model = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32)
-    tok = AutoTokenizer.from_pretrained(merged)
     name = f"model-{quant}.gguf"
-    try:
-        text, problem = modelfile(name, tok), None
-    except ConfigError as exc:  # the GGUF is still worth writing; the missing Modelfile is reported
+    try:  # the run's own template, mapped before any work
+        text, problem = modelfile(name, saved), None
+    except ConfigError as exc:  # the GGUF still serves llama.cpp: write it, and say why Ollama gets no file
         text, problem = None, exc
-    path = write_gguf(model, tok, base_gguf, out / name, quant, name=f"{run_dir.name} (tuneforge)")
+    with tempfile.TemporaryDirectory(prefix="tuneforge-merge-") as merged:
+        if (adapter_dir / "adapter_config.json").exists():
+            merge_run(run_dir, Path(merged), "float32")
+        else:  # a full or BitFit run saved the whole model
+            merged = str(adapter_dir)
+        model = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(merged)
+        with staged_dir(out, "export", source) as tmp:
+            write_gguf(model, tok, base_gguf, tmp / name, quant, name=f"{run_dir.name} (tuneforge)")
+            if text is not None:
+                (tmp / "Modelfile").write_text(text, encoding="utf-8")
     if problem is not None:
-        raise ConfigError(f"wrote {path}, but no Ollama Modelfile: {problem}")
-    (out / "Modelfile").write_text(text or "", encoding="utf-8")
-    return path
+        print(f"tuneforge: wrote {out / name} without an Ollama Modelfile: {problem}", file=sys.stderr)
+    return out / name

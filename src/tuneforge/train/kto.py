@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import torch
 
+from tuneforge.errors import DataError
 from tuneforge.records import Example, Message, PreferencePair
 from tuneforge.tokenisation import collate, encode_example
 from tuneforge.train.dpo import dpo_metrics, pair_eval_batches, reference_logps, sequence_logps, shuffled_batches
@@ -36,17 +37,24 @@ def kto_batches(
     shard: int = 0,
 ) -> Iterator[dict]:
     """Endless batches of k answers plus their k mismatched rows: (2k, T) with `n` = k and
-    `desirable` (k,); reshuffled every epoch; shard s of n takes every n-th batch."""
+    `desirable` (k,); reshuffled every epoch; shard s of n takes every n-th batch.
+
+    Row j's mismatched answer is answer j+1 of the batch; a batch of one answer (batch_size=1, or an
+    epoch's last batch) borrows the answer two rows on in `rows`: the next pair's (its own with one pair).
+    Skipping such batches instead looped forever when every batch had one answer."""
+    if not rows:
+        raise DataError("KTO has no answers to train on: the preference file holds no pairs (data.train)")
 
     def enc(prompt, answer):
         return encode_example(Example(messages=[*prompt, Message("assistant", answer)]), tokenizer, max_length, "last")
 
+    def other_answer(idx: list[int], j: int) -> str:
+        return rows[idx[(j + 1) % len(idx)]][1] if len(idx) > 1 else rows[(idx[0] + 2) % len(rows)][1]
+
     encoded = [enc(p, a) for p, a, _ in rows]  # once; only the mismatched rows depend on the batch
     for idx in shuffled_batches(len(rows), batch_size, seed, num_shards, shard):
         k = len(idx)
-        if k < 2:  # a mismatched row needs another answer
-            continue
-        mismatched = [enc(rows[idx[j]][0], rows[idx[(j + 1) % k]][1]) for j in range(k)]
+        mismatched = [enc(rows[idx[j]][0], other_answer(idx, j)) for j in range(k)]
         batch = collate([encoded[i] for i in idx] + mismatched, tokenizer.pad_token_id)
         batch["n"] = torch.tensor(k)
         batch["desirable"] = torch.tensor([rows[i][2] for i in idx])

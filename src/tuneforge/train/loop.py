@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from tuneforge.config import SEED
 from tuneforge.errors import ConfigError, DataError, suggest
 from tuneforge.hardware import distributed_state, resolve_precision  # noqa: F401 (re-exported)
 from tuneforge.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -39,15 +40,15 @@ PRECISIONS = ("auto", "bf16", "fp32")
 
 @dataclass
 class TrainConfig:
-    steps: int = field(default=200, metadata={"help": "optimizer steps"})
-    batch_size: int = field(default=4, metadata={"help": "examples per micro-batch (per process)"})
-    grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
-    lr: float = field(default=2e-4, metadata={"help": "peak learning rate"})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
-    warmup_ratio: float = field(default=0.05, metadata={"help": "share of steps spent warming up"})
+    steps: int = field(default=200, metadata={"help": "optimizer steps", "ge": 1})
+    batch_size: int = field(default=4, metadata={"help": "examples per micro-batch (per process)", "ge": 1})
+    grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimizer step", "ge": 1})
+    lr: float = field(default=2e-4, metadata={"help": "peak learning rate", "gt": 0})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay", "ge": 0})
+    warmup_ratio: float = field(default=0.05, metadata={"help": "share of steps spent warming up", "ge": 0, "lt": 1})
     schedule: str = field(default="cosine", metadata={"help": "cosine | linear | constant"})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (0 = off)"})
-    max_length: int = field(default=512, metadata={"help": "tokens per example (right-truncated)"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (0 = off)", "ge": 0})
+    max_length: int = field(default=512, metadata={"help": "tokens per example (right-truncated)", "ge": 1})
     mask: str = field(default="assistant", metadata={"help": "targets: assistant | last | all"})
     packing: bool = field(
         default=False, metadata={"help": "pack examples into rows of max_length tokens (batch_size then counts rows)"}
@@ -69,9 +70,11 @@ class TrainConfig:
             "less memory, ~30% more compute (what lets a 7B model train on one GPU)"
         },
     )
-    seed: int = field(default=0, metadata={"help": "data order and initialisation seed"})
-    log_every: int = field(default=10, metadata={"help": "log a metrics row every N steps"})
-    checkpoint_every: int = field(default=0, metadata={"help": "save a resumable checkpoint every N steps (0 = off)"})
+    seed: int = field(default=0, metadata={"help": "data order and initialisation seed", **SEED})
+    log_every: int = field(default=10, metadata={"help": "log a metrics row every N steps", "ge": 1})
+    checkpoint_every: int = field(
+        default=0, metadata={"help": "save a resumable checkpoint every N steps (0 = off)", "ge": 0}
+    )
     resume: bool = field(default=True, metadata={"help": "continue from the run's latest checkpoint if there is one"})
     report_to: list[str] = field(
         default_factory=list,

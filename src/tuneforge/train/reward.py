@@ -136,9 +136,9 @@ def reward_setup(
 
 def load_reward_model(run_dir: str | Path, device: str = "cpu"):
     """(model, tokenizer) of a finished `objective.name=reward` run, ready to score."""
-    import yaml
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from tuneforge.config import read_yaml
     from tuneforge.models import load_model
 
     run_dir = Path(run_dir)
@@ -146,7 +146,7 @@ def load_reward_model(run_dir: str | Path, device: str = "cpu"):
     if not config_path.exists() or not adapter_dir.exists():
         raise ConfigError(f"{run_dir} is not a finished reward-model run (no config.yaml or adapter/)")
     # the saved config read as plain YAML: TrainRunConfig lives in the recipe (train.run), above this layer
-    cfg = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    cfg = read_yaml(config_path, "run config")[0]
     if cfg.get("objective", {}).get("name") != "reward":
         raise ConfigError(
             f"{run_dir} was trained with objective.name={cfg.get('objective', {}).get('name')}, not a reward "

@@ -23,14 +23,15 @@ from tuneforge.data.hub import HUB_PREFIX, hub_digest
 from tuneforge.data.mix import mix_counts, mix_datasets, mix_report
 from tuneforge.data.rules import references
 from tuneforge.data.seed import load_examples, load_pairs, split_rows
-from tuneforge.errors import ConfigError, suggest
+from tuneforge.errors import ConfigError, read_text, suggest
 from tuneforge.evaluate.bootstrap import mean_ci, paired_ratio_delta, paired_test, ratio_ci, wilson_interval
 from tuneforge.evaluate.training_curves import plot_rl_curves
-from tuneforge.files import incomplete_until_done, write_text_atomic
+from tuneforge.files import check_output_dir, run_directory, write_text_atomic
 from tuneforge.hardware import check_device_dtype, resolve_dtype, resolve_precision
 from tuneforge.models import (
     EMBEDDED_MODEL,
     check_4bit_supported,
+    check_attention,
     check_hub_model,
     load_model,
     resolve_model,
@@ -99,7 +100,8 @@ class SFTDataConfig:
         default="seed:train", metadata={"help": "training file (any format), seed:train, or a list of them to mix"}
     )
     weights: list[float] = field(
-        default_factory=list, metadata={"help": "mixing weights, one per train source ([] = concatenate as they are)"}
+        default_factory=list,
+        metadata={"help": "mixing weights, one per train source ([] = concatenate as they are)", "ge": 0},
     )
     eval: str = field(default="seed:test", metadata={"help": "held-out file for eval loss ('' = none)"})
 
@@ -117,13 +119,19 @@ class ObjectiveConfig:
         default=0.1,
         metadata={
             "help": "dpo/ipo: β, the strength of the KL leash to the reference; simpo: β, the reward scale "
-            "(≈2); orpo: λ, the weight of the odds-ratio term; grpo: β, the KL penalty to the reference"
+            "(≈2); orpo: λ, the weight of the odds-ratio term; grpo: β, the KL penalty to the reference "
+            "(0 = none; the pair losses and kto need β > 0)",
+            "ge": 0,
         },
     )
-    gamma: float = field(default=0.5, metadata={"help": "simpo: γ, the target reward margin"})
-    desirable_weight: float = field(default=1.0, metadata={"help": "kto: λ_D, weight of desirable answers"})
-    undesirable_weight: float = field(default=1.0, metadata={"help": "kto: λ_U, weight of undesirable answers"})
-    label_smoothing: float = field(default=0.0, metadata={"help": "dpo: ε, share of preference labels assumed flipped"})
+    gamma: float = field(default=0.5, metadata={"help": "simpo: γ, the target reward margin", "ge": 0})
+    desirable_weight: float = field(default=1.0, metadata={"help": "kto: λ_D, weight of desirable answers", "gt": 0})
+    undesirable_weight: float = field(
+        default=1.0, metadata={"help": "kto: λ_U, weight of undesirable answers", "gt": 0}
+    )
+    label_smoothing: float = field(
+        default=0.0, metadata={"help": "dpo: ε, share of preference labels assumed flipped", "ge": 0, "lt": 0.5}
+    )
     reward: str = field(
         default="rule:tuneforge.data.rules.exact_match",
         metadata={
@@ -131,18 +139,18 @@ class ObjectiveConfig:
             "judge:local:MODEL or judge:openai:MODEL@URL (1-10 rating)"
         },
     )
-    group_size: int = field(default=4, metadata={"help": "grpo: G, completions sampled per prompt"})
-    completion_tokens: int = field(default=32, metadata={"help": "grpo: new tokens per completion"})
-    sample_temperature: float = field(default=1.0, metadata={"help": "grpo: sampling temperature"})
-    clip_epsilon: float = field(default=0.2, metadata={"help": "grpo: ε, the policy-ratio clip"})
-    iterations: int = field(default=1, metadata={"help": "grpo: μ, optimizer steps per sampled batch"})
+    group_size: int = field(default=4, metadata={"help": "grpo: G, completions sampled per prompt", "ge": 2})
+    completion_tokens: int = field(default=32, metadata={"help": "grpo: new tokens per completion", "ge": 1})
+    sample_temperature: float = field(default=1.0, metadata={"help": "grpo: sampling temperature", "gt": 0})
+    clip_epsilon: float = field(default=0.2, metadata={"help": "grpo: ε, the policy-ratio clip", "gt": 0, "lt": 1})
+    iterations: int = field(default=1, metadata={"help": "grpo: μ, optimizer steps per sampled batch", "ge": 1})
     teacher: str = field(default="", metadata={"help": "distill: teacher model (same tokenizer as model.name)"})
-    temperature: float = field(default=2.0, metadata={"help": "distill: softmax temperature τ"})
-    kl_weight: float = field(default=0.5, metadata={"help": "distill: α in (1-α)·CE + α·τ²·KL"})
+    temperature: float = field(default=2.0, metadata={"help": "distill: softmax temperature τ", "gt": 0})
+    kl_weight: float = field(default=0.5, metadata={"help": "distill: α in (1-α)·CE + α·τ²·KL", "ge": 0, "le": 1})
     general: str = field(default="seed:train", metadata={"help": "domain_adaptation: general instruction data"})
-    domain_weight: float = field(default=1.0, metadata={"help": "domain_adaptation: α on L_domain"})
+    domain_weight: float = field(default=1.0, metadata={"help": "domain_adaptation: α on L_domain", "ge": 0})
     consistency_weight: float = field(
-        default=0.1, metadata={"help": "domain_adaptation: β on KL(base ‖ model) over general data"}
+        default=0.1, metadata={"help": "domain_adaptation: β on KL(base ‖ model) over general data", "ge": 0}
     )
 
     def __post_init__(self):
@@ -150,6 +158,10 @@ class ObjectiveConfig:
             raise ConfigError(
                 f"objective.name '{self.name}' unknown.{suggest(self.name, OBJECTIVES)} "
                 f"Use one of {', '.join(OBJECTIVES)}"
+            )
+        if self.name in ("dpo", "ipo", "simpo", "kto") and not self.beta > 0:
+            raise ConfigError(
+                f"objective.beta must be > 0 for {self.name}, got {self.beta} (its loss scales by β; 0.1 is typical)"
             )
         if self.name == "grpo" and (self.group_size < 2 or self.iterations < 1 or self.completion_tokens < 1):
             raise ConfigError(
@@ -507,7 +519,7 @@ def data_digest(spec: str) -> str:
     path = Path(split_rows(spec)[0])  # FILE[a:b]: the rows are in the spec, the bytes in the file
     if not path.exists():
         raise ConfigError(f"data file not found: {spec}. Check data.train / data.eval / objective.general")
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashlib.sha256(read_text(path, "data file").encode("utf-8")).hexdigest()  # bounded, regular files only
 
 
 def check_resumable(run_dir: Path, fingerprint: dict) -> None:
@@ -545,8 +557,8 @@ def train_model(cfg: TrainRunConfig) -> Path:
 
         broadcast_object_list(name)
     run_dir = Path(name[0])
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"output_dir {run_dir} is a file. Give a directory path")
+    if state.is_main_process:
+        check_output_dir(run_dir, "train")  # first: a folder of the user's is refused before any work
     qlora = cfg.adapter.method == "qlora"
     device = str(state.device) if cfg.model.device == "auto" else cfg.model.device  # this process's GPU, or cpu
     cfg = resolve_auto(cfg, device)
@@ -561,13 +573,13 @@ def train_model(cfg: TrainRunConfig) -> Path:
     check_chat_template(cfg.model.chat_template)
     if qlora:
         check_4bit_supported(device)
+    check_attention(cfg.model.attn_implementation, device)
     if cfg.train.resume:
         check_resumable(run_dir, fingerprint)
-    if state.is_main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
-        write_text_atomic(run_dir / "run_fingerprint.json", json.dumps(fingerprint, indent=1))
-    with incomplete_until_done(run_dir, active=state.is_main_process):
+    with run_directory(run_dir, "train", active=state.is_main_process):
+        if state.is_main_process:
+            save_config(cfg, run_dir / "config.yaml")
+            write_text_atomic(run_dir / "run_fingerprint.json", json.dumps(fingerprint, indent=1))
         print(
             estimate_memory(
                 model_path,
