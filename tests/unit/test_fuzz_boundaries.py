@@ -344,11 +344,7 @@ READERS = {  # verb → argv reading the input X
     "safety suite": ["safety", "run", "output_dir={o}", "models=[m={m}]", "suite=X"],
     "reflect items": ["reflect", "run", "output_dir={o}", "items=X"],
 }
-READER_CASES = [
-    pytest.param(verb, spec, id=f"{verb}: {spec}")
-    for verb in READERS
-    for spec in NOT_FILES
-]
+READER_CASES = [pytest.param(verb, spec, id=f"{verb}: {spec}") for verb in READERS for spec in NOT_FILES]
 
 
 @pytest.mark.parametrize("verb,spec", READER_CASES)

@@ -39,6 +39,9 @@ class Server:
                 except OSError:  # the client gave up on us: expected here
                     pass
 
+            def do_GET(self):  # GET /models: the probe `eval` and `safety` send before any work
+                reply(self, 200, json.dumps({"data": [{"id": "m"}]}).encode())
+
             def log_message(self, *args):
                 pass
 
@@ -215,3 +218,17 @@ def test_the_key_is_registered_when_the_client_is_built(monkeypatch):
     monkeypatch.setenv("TF_BOUNDS_KEY2", secret)
     OpenAIChatLLM("m", "http://127.0.0.1:9/v1", api_key_env="TF_BOUNDS_KEY2")
     assert redact(f"the key was {secret}.") == "the key was ***."
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404])  # 5xx are retried: the client tests cover them
+def test_a_refused_request_through_the_cli_is_one_line_without_the_key_and_leaves_nothing(
+    serve, status, tmp_path, capsys, monkeypatch
+):
+    from fuzzing import expect_user_error
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    server = serve(echo_headers(status))
+    for verb in (["eval", "generate"], ["safety", "run"]):
+        argv = [*verb, f"output_dir={tmp_path / 'out'}", f"models=[s=openai:m@{server.url}]"]
+        line = expect_user_error(argv, ["HTTP", str(status)], tmp_path, capsys)
+        assert KEY not in line and KEY[:12] not in line and len(line) < 1200

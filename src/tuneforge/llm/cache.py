@@ -27,38 +27,56 @@ def request_key(model: str, conversation: Conversation, sampling: Sampling) -> s
 
 
 class RequestCache:
+    """The SQLite file is created with the first stored answer, not before: a command that fails
+    before any answer (a refused request, a bad prompt) leaves no cache file behind."""
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
+        self._db: sqlite3.Connection | None = None
+        if self.path.exists():
+            self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(
             "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, model TEXT, "
             "request TEXT, outputs TEXT, created TEXT DEFAULT CURRENT_TIMESTAMP)"
         )
-        self._db.commit()
+        db.commit()
+        self._db = db
+        return db
 
     def get(self, key: str) -> list[str] | None:
         with self._lock:
+            if self._db is None:
+                return None
             row = self._db.execute("SELECT outputs FROM completions WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def put_many(self, rows: list[tuple[str, str, dict, list[str]]]) -> None:
         """Store (key, model, request, outputs) rows in one transaction."""
+        if not rows:
+            return
         with self._lock:
-            self._db.executemany(
+            db = self._db or self._open()
+            db.executemany(
                 "INSERT OR REPLACE INTO completions (key, model, request, outputs) VALUES (?, ?, ?, ?)",
                 [(k, m, json.dumps(r, ensure_ascii=False), json.dumps(o, ensure_ascii=False)) for k, m, r, o in rows],
             )
-            self._db.commit()
+            db.commit()
 
     def __len__(self) -> int:
         with self._lock:
+            if self._db is None:
+                return 0
             return self._db.execute("SELECT COUNT(*) FROM completions").fetchone()[0]
 
     def close(self) -> None:
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
 
 
 class CachedLLM:
