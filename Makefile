@@ -19,7 +19,6 @@ test: $(STAMP) check
 	$(VENV)/bin/python -m pytest -q
 
 bench: $(STAMP)
-	$(VENV)/bin/pip install -q -e ".[bench]"
 	$(VENV)/bin/python benchmarks/train_throughput.py --compile
 	$(VENV)/bin/python benchmarks/generation_throughput.py
 

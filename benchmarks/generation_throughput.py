@@ -15,7 +15,7 @@ Real tokens/s counts the new tokens of each answer up to and including its stop 
 after a finished answer is not counted). Each variant runs in this one process, one after the
 other, after one warm-up call; `--rounds` repeats the sequence to spread the VM's noise.
 
-Usage:  python benchmarks/generation_throughput.py [--prompts 32] [--max-new-tokens 64] [--batch-size 32]
+Usage:  python benchmarks/generation_throughput.py [--prompts 32] [--max-new-tokens 64] [--batch-size 32] [--smoke]
 Writes: benchmarks/results/generation_throughput.json (or --out), naming the CPU, ISA and dtype.
 """
 
@@ -25,6 +25,7 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -61,7 +62,8 @@ def _real_new_tokens(new_ids, stop_ids: set[int], pad_id: int) -> int:
 def hf_generate(model, tok, texts: list[str], max_new: int, batch_size: int) -> tuple[int, float]:
     """(real new tokens, seconds) for plain `model.generate` over `texts` in batches of `batch_size`."""
     import torch
-    from tuneforge.train.chat_template import stop_token_ids
+
+    from tuneforge.chat_template import stop_token_ids
 
     stops = stop_token_ids(tok, model)
     stop_set = set(stops if isinstance(stops, list) else [stops])
@@ -102,7 +104,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--dtype", default="auto", help="auto | bfloat16 | float32")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "generation_throughput.json"))
+    ap.add_argument("--smoke", action="store_true", help="2 prompts, 4 tokens, JSON to a temporary file (CI)")
     args = ap.parse_args()
+    if args.smoke:  # every line of the benchmark runs, in seconds; the measured results stay untouched
+        args.prompts, args.max_new_tokens, args.batch_size, args.rounds = 2, 4, 2, 1
+        args.out = str(Path(tempfile.mkdtemp(prefix="tuneforge-smoke-")) / "generation_throughput.json")
 
     from tuneforge.hardware import hardware_summary, matmul_gflops, resolve_dtype, set_threads
     from tuneforge.models import load_model

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -118,7 +119,11 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gpu_check.json")
+    ap.add_argument("--smoke", action="store_true", help="1 step, 2 prompts, JSON to a temporary file (CI)")
     args = ap.parse_args()
+    if args.smoke:  # every row runs on whatever device there is; the measured results stay untouched
+        args.steps, args.batch_size, args.max_length, args.prompts, args.max_new_tokens = 1, 2, 64, 2, 8
+        args.out = Path(tempfile.mkdtemp(prefix="tuneforge-smoke-")) / "gpu_check.json"
     device = default_device() if args.device == "auto" else args.device
     out = {
         "device": torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu",

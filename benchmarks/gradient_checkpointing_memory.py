@@ -18,6 +18,7 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -62,7 +63,11 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=512)
     ap.add_argument("--variant", choices=["off", "on"], help=argparse.SUPPRESS)  # one child process
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gradient_checkpointing_memory.json")
+    ap.add_argument("--smoke", action="store_true", help="1 step of 2 short rows, JSON to a temporary file (CI)")
     a = ap.parse_args()
+    if a.smoke and not a.variant:  # every line runs; the measured results stay untouched
+        a.steps, a.batch_size, a.max_length = 1, 2, 64
+        a.out = Path(tempfile.mkdtemp(prefix="tuneforge-smoke-")) / "gradient_checkpointing_memory.json"
     if a.variant:
         print(json.dumps(one(a.variant == "on", a.steps, a.batch_size, a.max_length)))
         return
@@ -91,6 +96,7 @@ def main() -> None:
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=2))
     print(json.dumps({k: v for k, v in out.items() if k != "rows"}, indent=2))
+    print(f"wrote {a.out}")
 
 
 if __name__ == "__main__":

@@ -107,7 +107,7 @@ def worker_tuneforge(
     """tuneforge's loop as `configs/lora.yaml` runs it; `ablate` turns one of its speed-ups off."""
     import random
 
-    import tuneforge.train.sft as sft
+    import tuneforge.tokenisation as sft  # encoding, batching and the target counts the SFT loss uses
     from tuneforge.hardware import resolve_precision
     from tuneforge.models import load_model
     from tuneforge.train.adapters import AdapterConfig, apply_adapter
@@ -324,7 +324,11 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "train_throughput.json"))
     ap.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     ap.add_argument("--result", help=argparse.SUPPRESS)
+    ap.add_argument("--smoke", action="store_true", help="1 round of 1 timed step, JSON to a temporary file (CI)")
     args = ap.parse_args()
+    if args.smoke and not args.worker:  # every line runs, TRL's side too; the measured results stay untouched
+        args.rounds, args.steps, args.warmup = 1, 1, 1
+        args.out = str(Path(tempfile.mkdtemp(prefix="tuneforge-smoke-")) / "train_throughput.json")
     if args.worker:
         result = WORKERS[args.worker](args.steps, args.warmup)
         result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
