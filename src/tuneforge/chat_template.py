@@ -233,10 +233,18 @@ def stop_token_ids(tokenizer, model=None) -> list[int]:
 
 def end_of_turn_token(tokenizer) -> tuple[int, str]:
     """(id, text) of the token that closes an assistant turn in the tokenizer's template."""
+    from jinja2 import TemplateError
+
     probe = "tuneforge probe answer"
-    text = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "q"}, {"role": "assistant", "content": probe}], tokenize=False
-    )
+    try:
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "q"}, {"role": "assistant", "content": probe}], tokenize=False
+        )
+    except TemplateError as exc:  # its own raise_exception(): it refuses the plainest conversation there is
+        raise TuneforgeError(
+            f"the chat template refuses a user/assistant conversation ({exc}), so nothing can be trained "
+            f"or answered with it. Fix the template, or set model.chat_template to one of {', '.join(CHAT_TEMPLATES)}"
+        ) from None
     end = text.rfind(probe) + len(probe)
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     after = [(i, s) for i, (s, _) in zip(enc["input_ids"], enc["offset_mapping"]) if s >= end]

@@ -36,6 +36,11 @@ class _Parser(argparse.ArgumentParser):
             self.epilog = self.epilog()
         return super().format_help()
 
+    def error(self, message: str):  # type: ignore[override]
+        """A usage mistake is one line and exit code 2, like every other user error (argparse's own
+        prints the usage block and a second error format)."""
+        raise TuneforgeError(f"{message}. See `{self.prog} --help`")
+
 
 def _config_epilog(where: str):
     """The config keys of the dataclass at 'module:Class', listed when help is shown."""
@@ -114,7 +119,7 @@ def cmd_export(args) -> int:
 def cmd_data_convert(args) -> int:
     from tuneforge.data.io import convert_file
 
-    n = convert_file(args.input, args.output, args.to, args.from_format)
+    n = convert_file(args.input, args.output, args.to, args.from_format, overwrite=args.overwrite)
     print(f"wrote {n} records to {args.output} ({args.to})")
     return 0
 
@@ -173,32 +178,36 @@ def cmd_data_augment(args) -> int:
     from tuneforge.data.file_steps import augment_file
 
     cfg = _step_config(args.overrides)
-    return _print_step(augment_file(args.input, args.output, cfg.augment, cfg.llm))
+    return _print_step(augment_file(args.input, args.output, cfg.augment, cfg.llm, overwrite=args.overwrite))
 
 
 def cmd_data_filter(args) -> int:
     from tuneforge.data.file_steps import filter_file
 
     cfg = _step_config(args.overrides)
-    return _print_step(filter_file(args.input, args.output, cfg.filters, cfg.llm))
+    return _print_step(filter_file(args.input, args.output, cfg.filters, cfg.llm, overwrite=args.overwrite))
 
 
 def cmd_data_dedup(args) -> int:
     from tuneforge.data.file_steps import dedup_file
 
-    return _print_step(dedup_file(args.input, args.output, args.threshold, args.part, args.ngram))
+    return _print_step(
+        dedup_file(args.input, args.output, args.threshold, args.part, args.ngram, overwrite=args.overwrite)
+    )
 
 
 def cmd_data_decontam(args) -> int:
     from tuneforge.data.file_steps import decontam_file
 
-    return _print_step(decontam_file(args.input, args.output, args.against, args.ngram))
+    return _print_step(decontam_file(args.input, args.output, args.against, args.ngram, overwrite=args.overwrite))
 
 
 def cmd_data_mix(args) -> int:
     from tuneforge.data.file_steps import mix_files
 
-    return _print_step(mix_files(args.sources, args.output, args.total, args.ratio, args.seed))
+    return _print_step(
+        mix_files(args.sources, args.output, args.total, args.ratio, args.seed, overwrite=args.overwrite)
+    )
 
 
 def cmd_data_stats(args) -> int:
@@ -335,7 +344,7 @@ def cmd_safety_suite(args) -> int:
     items = load_suite(args.suite, args.split)
     print(json.dumps(validate_suite(load_suite(args.suite)), indent=2))
     if args.export:
-        export_items(items, args.export)
+        export_items(items, args.export, overwrite=args.overwrite)
         print(f"wrote {len(items)} {args.split} items to {args.export}")
     return 0
 
@@ -432,7 +441,12 @@ def _arg(
 
 
 _JSON = _arg("--json", action="store_true", help="print JSON")
-_IN_OUT = (_arg("input", help="data file (any format) or seed:train"), _arg("output", type=Path))
+_OVERWRITE = _arg("--overwrite", action="store_true", help="replace OUTPUT (and OUTPUT.removed.jsonl) if it exists")
+_IN_OUT = (
+    _arg("input", help="data file (any format) or seed:train"),
+    _arg("output", type=Path, help="a new file (an existing one only with --overwrite)"),
+    _OVERWRITE,
+)
 _FROM = _arg("--from", dest="from_format", help="input format (default: detected)")
 
 
@@ -507,6 +521,7 @@ VERBS = (
             _arg("output", type=Path),
             _arg("--to", required=True, help=f"output format: {', '.join(FORMATS)}"),
             _FROM,
+            _OVERWRITE,
         ),
     ),
     Verb(
@@ -573,6 +588,7 @@ VERBS = (
         args=(
             _arg("output", type=Path),
             _arg("sources", nargs="+", help="PATH[:WEIGHT] (weights for all or none)"),
+            _OVERWRITE,
             _arg("--total", type=int, ge=1, help="records in the mix (default α·N)"),
             _arg("--ratio", type=float, gt=0, default=1.0, help="α: M = α·N (default 1)"),
             _arg("--seed", type=int, ge=0, le=2**32 - 1, default=0),
@@ -620,7 +636,7 @@ VERBS = (
         cmd_eval_compare,
         "paired deltas with CIs and p-values between two runs",
         "tuneforge eval compare RUN_A[:MODEL] RUN_B[:MODEL] — e.g. RUN:base RUN:tuned within one run",
-        args=(_arg("run_a"), _arg("run_b"), _arg("--bootstrap", type=int, ge=0, default=1000), _JSON),
+        args=(_arg("run_a"), _arg("run_b"), _arg("--bootstrap", type=int, ge=0, le=100_000, default=1000), _JSON),
     ),
     Verb(
         "eval bench",
@@ -637,7 +653,14 @@ VERBS = (
             _arg("--limit", type=int, ge=1, help="first N examples of each task (default: all)"),
             _arg("--include", action="append", help="a folder of your own lm-eval task YAML files (repeatable)"),
             _arg("--batch-size", type=int, ge=1, default=8),
-            _arg("--bootstrap", type=int, ge=0, default=1000, help="lm-eval's bootstrap iterations for corpus metrics"),
+            _arg(
+                "--bootstrap",
+                type=int,
+                ge=0,
+                le=100_000,
+                default=1000,
+                help="lm-eval's bootstrap iterations for corpus metrics",
+            ),
             _arg("--no-chat-template", action="store_true", help="prompt without the chat template (base models)"),
             _arg("--dtype", default="auto"),
             _arg("--device", default="auto"),
@@ -688,6 +711,7 @@ VERBS = (
             _arg("--suite", default=None, help="suite YAML (default: the shipped one)"),
             _arg("--split", default="test", choices=["test", "train", "all"]),
             _arg("--export", type=Path, help="write the split's items (TRL messages + labels) to this JSONL"),
+            _arg("--overwrite", action="store_true", help="replace the --export file if it exists"),
         ),
     ),
     Verb(
@@ -732,7 +756,12 @@ VERBS = (
             _arg("runs", nargs="+", help="RUN, or: compare RUN_A[:MODEL] RUN_B[:MODEL] [...]"),
             _arg("--out", type=Path, help="report compare: output directory (default runs/compare)"),
             _arg(
-                "--bootstrap", type=int, ge=0, default=1000, help="report compare: bootstrap resamples for paired CIs"
+                "--bootstrap",
+                type=int,
+                ge=0,
+                le=100_000,
+                default=1000,
+                help="report compare: bootstrap resamples for paired CIs",
             ),
         ),
     ),
@@ -783,7 +812,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except TuneforgeError as exc:  # a numeric flag out of its range
+    except TuneforgeError as exc:  # a usage mistake, or a numeric flag out of its range
         print(f"tuneforge: error: {exc}", file=sys.stderr)
         return 2
     try:

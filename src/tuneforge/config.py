@@ -41,7 +41,7 @@ T = TypeVar("T")
 SEED = {"ge": 0, "le": 2**32 - 1}  # what numpy's and torch's seeding both accept
 MAX_ALIAS_NODES = 100_000  # nodes that YAML aliases may add to a document when expanded
 
-_INT, _FLOAT_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+_INT, _FLOAT_TAG, _BOOL = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool"
 _SPECIAL_FLOATS = {".inf": math.inf, "+.inf": math.inf, "-.inf": -math.inf, ".nan": math.nan}
 
 
@@ -72,11 +72,11 @@ def _construct_float(loader, node) -> float:
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 numbers (no sexagesimal `1:30`, octal `017` or `1_000`) and no
-    duplicate keys."""
+    """SafeLoader with YAML 1.2 numbers and booleans (no sexagesimal `1:30`, octal `017`, `1_000`,
+    or `yes`/`on` read as true) and no duplicate keys."""
 
     yaml_implicit_resolvers = {
-        first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT, _FLOAT_TAG)]
+        first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT, _FLOAT_TAG, _BOOL)]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
 
@@ -107,6 +107,7 @@ _FLOAT_RE = re.compile(
 for _cls in (_Loader, _Dumper):
     _cls.add_implicit_resolver(_INT, _INT_RE, list("-+0123456789"))
     _cls.add_implicit_resolver(_FLOAT_TAG, _FLOAT_RE, list("-+.0123456789"))
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))  # not yes/on
 _Loader.add_constructor(_INT, _construct_int)
 _Loader.add_constructor(_FLOAT_TAG, _construct_float)
 

@@ -74,7 +74,7 @@ def read_text(path, what: str = "file") -> str:
     if len(data) > MAX_TEXT_BYTES:
         raise DataError(f"{what} grew past the {MAX_TEXT_BYTES // 1024**3} GiB limit while being read", path=str(path))
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8").removeprefix("\ufeff")  # a BOM (Windows editors) is no content
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise DataError(
@@ -147,6 +147,7 @@ _OS_FIXES = {
     errno.ENOTDIR: "a part of the path is a file, not a folder: give another path",
     errno.ENAMETOOLONG: "the path is too long: give a shorter one",
     errno.EEXIST: "something already exists there: give another path",
+    errno.ENOENT: "no such file or folder, or none can be created there (/proc, /sys): check the path",
 }
 
 

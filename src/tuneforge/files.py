@@ -140,11 +140,23 @@ def check_output_dir(
         raise ConfigError(f"output {where} holds an export of another run ({stamp.get('source')}). {fix}")
     if replace and not overwrite:
         raise ConfigError(f"output {where} already holds this {verb}. Pass --overwrite to replace it, or {fix.lower()}")
+    if replace:  # replacing the folder whole must not take anything the earlier output did not write
+        added = sorted(set(_listing(where)) - set(stamp.get("files", [])) - {STAMP})
+        if added:
+            raise ConfigError(
+                f"output {where} holds files its earlier {verb} did not write ({', '.join(added[:3])}); nothing was "
+                "changed. Move them out first, or choose a new folder"
+            )
     return out
 
 
-def _stamp(folder: Path, verb: str, source: str | None) -> None:
-    write_text_atomic(folder / STAMP, json.dumps({"verb": verb, "source": source}) + "\n")
+def _listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if not p.is_dir())
+
+
+def _stamp(folder: Path, verb: str, source: str | None, files: list[str] | None = None) -> None:
+    stamp = {"verb": verb, "source": source} | ({"files": files} if files is not None else {})
+    write_text_atomic(folder / STAMP, json.dumps(stamp) + "\n")
 
 
 def _make_parents(path: Path) -> list[Path]:
@@ -171,7 +183,7 @@ def staged_dir(out: Path, verb: str, source: str | None = None) -> Iterator[Path
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
     try:
         yield tmp
-        _stamp(tmp, verb, source)
+        _stamp(tmp, verb, source, _listing(tmp))  # what it wrote: a later --overwrite may replace only these
         old = out.with_name(f".{out.name}.{os.getpid()}.old")
         if out.exists():
             out.rename(old)
@@ -213,20 +225,27 @@ def _holds_work(run_dir: Path) -> bool:
     return any(p.is_file() and p.name not in BOOKKEEPING for p in run_dir.rglob("*"))
 
 
-def check_output_file(path: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
-    """Refuse an output file that is a folder, sits under a file, or is one of the command's inputs
-    (it would be replaced by what was derived from it); symlinks resolved first."""
+def check_output_file(
+    path: str | Path, inputs: Iterable[str | Path] = (), overwrite: bool = False, sidecars: Iterable[Path] = ()
+) -> Path:
+    """Refuse an output file (or a file written beside it, `sidecars`) that is a folder, a device,
+    sits under a file, is one of the command's inputs, or already exists (unless `overwrite`):
+    a file of the user's is never replaced unasked. Symlinks are resolved first."""
     from tuneforge.errors import ConfigError
 
-    where = Path(path)
-    if where.is_dir():
-        raise ConfigError(f"output {where} is a folder; give a file path")
-    if where.exists() and not where.is_file():  # a device or FIFO: renaming over it would replace it
-        raise ConfigError(f"output {where} is not a regular file (a device, FIFO or socket); give a file path")
-    parent = next((p for p in where.parents if p.exists()), Path("."))
-    if not parent.is_dir():
-        raise ConfigError(f"output {where} cannot be written: {parent} is a file, not a folder. Give another path")
-    same = [str(i) for i in inputs if Path(i).exists() and Path(i).resolve() == where.resolve()]
-    if same:
-        raise ConfigError(f"output {where} is an input of this command ({same[0]}): write the result to a new file")
-    return where
+    main = Path(path)
+    ins = [Path(i).resolve() for i in inputs if Path(i).exists()]
+    for where in [main, *sidecars]:
+        what = "output" if where == main else f"output {main} writes {where}, and it"
+        if where.is_dir():
+            raise ConfigError(f"{what} {where} is a folder; give a file path")
+        if where.exists() and not where.is_file():  # a device or FIFO: renaming over it would replace it
+            raise ConfigError(f"{what} {where} is not a regular file (a device, FIFO or socket); give a file path")
+        parent = next((p for p in where.parents if p.exists()), Path("."))
+        if not parent.is_dir():
+            raise ConfigError(f"{what} {where} cannot be written: {parent} is a file, not a folder. Give another path")
+        if where.resolve() in ins:
+            raise ConfigError(f"{what} {where} is an input of this command: write the result to a new file")
+        if (where.exists() or where.is_symlink()) and not overwrite:
+            raise ConfigError(f"{what} {where} already exists; nothing was changed. Pass --overwrite to replace it")
+    return main

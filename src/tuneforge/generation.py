@@ -98,6 +98,12 @@ def generate_answers(
         "dtype": str(getattr(model, "dtype", "")).removeprefix("torch."),
         "model_digest": model_digest(model),
     }
+    context = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if isinstance(context, int) and cfg.max_new_tokens >= context:  # past it a model only runs on, slower and slower
+        raise ConfigError(
+            f"generation.max_new_tokens={cfg.max_new_tokens} is not below the model's context of {context} "
+            f"positions (prompt included). Give at most {context // 2}"
+        )
     ids, path, done, todo = _resume(items, settings, out_path)
     world = _world()  # under `accelerate launch` / torchrun: each process answers every N-th item
     if world.num_processes > 1:

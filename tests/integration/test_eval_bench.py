@@ -56,5 +56,20 @@ def test_bench_into_a_run_puts_a_table_in_its_report(tiny_demo):
 def test_an_unknown_task_is_a_config_error_naming_the_shipped_ones(tmp_path, tiny_lm, tiny_tok, capsys):
     tiny_lm.save_pretrained(tmp_path / "model")
     tiny_tok.save_pretrained(tmp_path / "model")
-    assert main(["eval", "bench", str(tmp_path / "model"), "--tasks", "no_such_task", "--out", str(tmp_path)]) == 2
+    out = tmp_path / "bench"
+    assert main(["eval", "bench", str(tmp_path / "model"), "--tasks", "no_such_task", "--out", str(out)]) == 2
     assert "tuneforge_domains_gen" in capsys.readouterr().err
+    assert not out.exists()  # the task is checked before anything is written
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "metrics.json").write_text('{"mine": 1}')
+    args = [
+        "eval",
+        "bench",
+        str(tmp_path / "model"),
+        "--tasks",
+        "tuneforge_domains_mc",
+        "--out",
+        str(tmp_path / "mine"),
+    ]
+    assert main(args) == 2 and "did not write" in capsys.readouterr().err
+    assert (tmp_path / "mine" / "metrics.json").read_text() == '{"mine": 1}'  # a folder of the user's is untouched

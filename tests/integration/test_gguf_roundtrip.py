@@ -29,8 +29,10 @@ def exported(tmp_path_factory):
     args = ["train", str(Path(__file__).resolve().parents[2] / "configs" / "lora.yaml"), f"output_dir={run}", "train.steps=4", "train.batch_size=2",
             "train.lr=1e-3", "data.eval=", "train.precision=fp32", "model.dtype=float32"]  # fmt: skip
     assert main(args) == 0
-    for quant in ("f16", "q8_0"):
+    for quant in ("f16", "q8_0"):  # both quantisations land side by side in RUN/gguf
         assert main(["export", str(run), "--gguf", "--quant", quant]) == 0
+    assert main(["export", str(run), "--gguf", "--quant", "q8_0"]) == 2  # an existing one needs --overwrite
+    assert main(["export", str(run), "--merge"]) == 0  # the reference: the merged model in RUN/merged
     return run
 
 

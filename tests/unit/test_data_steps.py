@@ -115,7 +115,9 @@ def test_mix_verb_weights_sources_and_rejects_partial_weights(tmp_path, capsys):
     mixed = read_records(tmp_path / "m.jsonl")
     assert len(mixed) == 20 and sum(r.domain == "legal" for r in mixed) == 15  # 3/4 of 20: b repeated
     capsys.readouterr()
-    assert main(["data", "mix", str(tmp_path / "m.jsonl"), f"{tmp_path / 'a.jsonl'}:1", str(tmp_path / "b.jsonl")]) == 2
+    assert (
+        main(["data", "mix", str(tmp_path / "m2.jsonl"), f"{tmp_path / 'a.jsonl'}:1", str(tmp_path / "b.jsonl")]) == 2
+    )
     assert "weight to every source" in capsys.readouterr().err
     assert main(["data", "mix", str(tmp_path / "h.jsonl"), str(tmp_path / "a.jsonl"), "--ratio", "0.5"]) == 0
     assert len(read_records(tmp_path / "h.jsonl")) == 5

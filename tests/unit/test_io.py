@@ -120,7 +120,7 @@ def test_existing_output_survives_a_failed_conversion(tmp_path):
     src = tmp_path / "bad.jsonl"
     src.write_text('{"instruction": 1, "output": "x"}\n')
     with pytest.raises(DataError):
-        convert_file(src, dst, "jsonl")
+        convert_file(src, dst, "jsonl", overwrite=True)  # even when allowed to replace it
     assert dst.read_text() == "precious\n"
 
 

@@ -245,3 +245,64 @@ def test_a_full_or_read_only_disk_is_one_line_and_leaves_no_temporary_file(code,
     argv = ["data", "convert", str(tmp_path / "train.jsonl"), str(tmp_path / "out.jsonl"), "--to", "alpaca"]
     line = expect_user_error(argv, words, tmp_path, capsys)
     assert "out.jsonl" in line
+
+
+@pytest.mark.parametrize("step", sorted(FILE_STEPS))
+def test_a_data_step_replaces_an_existing_file_only_with_overwrite(step, tmp_path, capsys):
+    from conftest import make_examples
+
+    write_records(make_examples(), tmp_path / "train.jsonl")
+    (tmp_path / "mine.jsonl").write_text("MY DATA\n")
+    argv = [a.format(i=tmp_path / "train.jsonl", o=tmp_path / "mine.jsonl") for a in FILE_STEPS[step]]
+    expect_user_error(argv, ["already exists", "--overwrite"], tmp_path, capsys)
+    assert main([*argv, "--overwrite"]) == 0 and (tmp_path / "mine.jsonl").read_text() != "MY DATA\n"
+
+
+@pytest.mark.parametrize("step", ["dedup", "decontam", "filter"])
+def test_the_removed_records_file_is_neither_an_input_nor_a_file_of_the_users(step, tmp_path, capsys):
+    from conftest import make_examples
+
+    rows = make_examples()
+    write_records(rows + rows, tmp_path / "z.removed.jsonl")  # the input is named like the sidecar
+    argv = [a.format(i=tmp_path / "z.removed.jsonl", o=tmp_path / "z.jsonl") for a in FILE_STEPS[step]]
+    expect_user_error([*argv, "--overwrite"], ["z.removed.jsonl", "is an input"], tmp_path, capsys)
+    (tmp_path / "y.removed.jsonl").write_text("MINE\n")
+    argv = [a.format(i=tmp_path / "z.removed.jsonl", o=tmp_path / "y.jsonl") for a in FILE_STEPS[step]]
+    expect_user_error(argv, ["y.removed.jsonl", "already exists"], tmp_path, capsys)
+
+
+def test_export_overwrite_never_takes_a_file_the_earlier_export_did_not_write(trained, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained / "run", run)
+    assert main(["export", str(run)]) == 0
+    (run / "export" / "notes").mkdir()
+    (run / "export" / "notes" / "mine.txt").write_text("my notes")
+    expect_user_error(["export", str(run), "--overwrite"], ["did not write", "mine.txt"], tmp_path, capsys)
+
+
+def test_safety_suite_export_replaces_a_file_only_with_overwrite(tmp_path, capsys):
+    (tmp_path / "mine.jsonl").write_text("MINE\n")
+    argv = ["safety", "suite", "--export", str(tmp_path / "mine.jsonl")]
+    expect_user_error(argv, ["already exists"], tmp_path, capsys)
+    expect_user_error(["safety", "suite", "--export", str(tmp_path)], ["is a folder"], tmp_path, capsys)
+    assert main([*argv, "--overwrite"]) == 0 and (tmp_path / "mine.jsonl").read_text() != "MINE\n"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["data", "convert", "{i}", "/proc/tuneforge-x.jsonl", "--to", "jsonl"],
+        ["export", "{run}", "--out", "/proc/tuneforge-x"],
+        ["safety", "suite", "--export", "/proc/tuneforge-x.jsonl"],
+        ["train", "{cfg}", "output_dir=/proc/tuneforge-x"],
+    ],
+    ids=["convert", "export", "safety suite", "train"],
+)
+def test_an_output_where_nothing_can_be_created_is_one_line(argv, trained, tmp_path, capsys):
+    from conftest import make_examples
+
+    write_records(make_examples(), tmp_path / "in.jsonl")
+    fmt = {"i": tmp_path / "in.jsonl", "run": trained / "run", "cfg": trained / "lora.yaml"}
+    expect_user_error(argv, ["/proc"], tmp_path, capsys, **fmt)

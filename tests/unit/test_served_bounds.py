@@ -232,3 +232,17 @@ def test_a_refused_request_through_the_cli_is_one_line_without_the_key_and_leave
         argv = [*verb, f"output_dir={tmp_path / 'out'}", f"models=[s=openai:m@{server.url}]"]
         line = expect_user_error(argv, ["HTTP", str(status)], tmp_path, capsys)
         assert KEY not in line and KEY[:12] not in line and len(line) < 1200
+
+
+def test_an_answer_that_echoes_the_key_is_stored_without_it(serve, key):
+    """A server (or proxy) that puts the request's headers into a 200 answer: the key must not reach
+    the answers, the request cache or the dataset made from them."""
+
+    def respond(h, stop):
+        content = f"apple; you sent {h.headers.get('Authorization')}"
+        reply(h, 200, json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode())
+
+    server = serve(respond)
+    llm = OpenAIChatLLM("m", server.url, api_key_env=key, max_retries=1, backoff=0.01)
+    [answers] = llm.chat([CONV], Sampling())
+    assert answers[0].startswith("apple") and KEY not in answers[0] and "Bearer ***" in answers[0]

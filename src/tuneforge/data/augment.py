@@ -328,6 +328,12 @@ def token_augment(records: list[Example], count: int, cfg: AugmentConfig) -> tup
 
 def augment(records: list[Example], cfg: AugmentConfig, llm: LLM | None = None) -> tuple[list[Example], dict]:
     """All enabled augmentations of `records`; returns (new records, report)."""
+    for key, count in (("mosaic", cfg.mosaic), ("paraphrase", cfg.paraphrase), ("token", cfg.token)):
+        if count > 100 * len(records):  # as for mixing: a bound, not a run that never ends
+            raise ConfigError(
+                f"augment.{key}={count} is over 100× the {len(records)} input records. Ask for at most "
+                f"{100 * len(records)}, or add records"
+            )
     out, report = [], {}
     if cfg.mosaic:
         rows, report["mosaic"] = mosaic(records, cfg.mosaic, cfg)

@@ -45,6 +45,11 @@ def _examples(spec: str | Path) -> list[Example]:
     return rows
 
 
+def _sidecars(output: str | Path) -> list[Path]:
+    """A file a step writes beside its output (the LLM request cache is its own, kept to resume)."""
+    return [removed_path(output)]
+
+
 def removed_path(output: str | Path) -> Path:
     output = Path(output)
     return output.with_name(output.stem + ".removed.jsonl")
@@ -88,9 +93,11 @@ def synth(cfg: BuildConfig) -> Path:
     return build_dataset(dataclasses.replace(cfg, filters=off, mix=MixConfig()))
 
 
-def augment_file(input: str | Path, output: str | Path, cfg: AugmentConfig, llm: LLMConfig | None = None) -> dict:
+def augment_file(
+    input: str | Path, output: str | Path, cfg: AugmentConfig, llm: LLMConfig | None = None, overwrite: bool = False
+) -> dict:
     """Write the input records followed by their augmentations."""
-    check_output_file(output, [input])
+    check_output_file(output, [input], overwrite, _sidecars(output))
     rows = _examples(input)
     client = make_llm(llm or LLMConfig(), Path(str(output) + ".cache.sqlite"), "paraphrase") if cfg.paraphrase else None
     new, report = augment(rows, cfg, client)
@@ -98,9 +105,11 @@ def augment_file(input: str | Path, output: str | Path, cfg: AugmentConfig, llm:
     return {"step": "augment", "input": len(rows), "added": len(new), "output": str(output), **report}
 
 
-def filter_file(input: str | Path, output: str | Path, cfg: FilterConfig, llm: LLMConfig | None = None) -> dict:
+def filter_file(
+    input: str | Path, output: str | Path, cfg: FilterConfig, llm: LLMConfig | None = None, overwrite: bool = False
+) -> dict:
     """Run the filters of `cfg` (length, format, dedup, decontamination, judge, IFD) over a file."""
-    check_output_file(output, [input])
+    check_output_file(output, [input], overwrite, _sidecars(output))
     rows = _examples(input)
     client = make_llm(llm or LLMConfig(), Path(str(output) + ".cache.sqlite"), "judge") if cfg.judge else None
     kept, removed, reports = apply_filters(list(rows), cfg, client)
@@ -110,9 +119,14 @@ def filter_file(input: str | Path, output: str | Path, cfg: FilterConfig, llm: L
 
 
 def dedup_file(
-    input: str | Path, output: str | Path, threshold: float = 0.7, part: str = "instruction", ngram: int = 5
+    input: str | Path,
+    output: str | Path,
+    threshold: float = 0.7,
+    part: str = "instruction",
+    ngram: int = 5,
+    overwrite: bool = False,
 ) -> dict:
-    check_output_file(output, [input])
+    check_output_file(output, [input], overwrite, _sidecars(output))
     rows = load_spec(input)
     kept, gone = deduplicate(rows, threshold, ngram, part)
     removed = [("dedup", g) for g in gone]
@@ -121,8 +135,10 @@ def dedup_file(
     return _report("dedup", len(rows), kept, removed, output, threshold=threshold, ngram=ngram, part=part)
 
 
-def decontam_file(input: str | Path, output: str | Path, against: list[str], ngram: int = 13) -> dict:
-    check_output_file(output, [input, *against])
+def decontam_file(
+    input: str | Path, output: str | Path, against: list[str], ngram: int = 13, overwrite: bool = False
+) -> dict:
+    check_output_file(output, [input, *against], overwrite, _sidecars(output))
     if not against:
         raise ConfigError("decontamination needs at least one evaluation set: --against FILE (or seed:test)")
     rows = load_spec(input)
@@ -145,13 +161,18 @@ def parse_source(spec: str) -> tuple[str, float | None]:
 
 
 def mix_files(
-    sources: list[str], output: str | Path, total: int | None = None, ratio: float = 1.0, seed: int = 0
+    sources: list[str],
+    output: str | Path,
+    total: int | None = None,
+    ratio: float = 1.0,
+    seed: int = 0,
+    overwrite: bool = False,
 ) -> dict:
     """Mix sources given as `PATH[:WEIGHT]` into one shuffled file of `total` records (default:
     α·N with α = `ratio`, N = all records); without weights the sources are concatenated."""
     if not sources:
         raise ConfigError("data mix needs at least one source: PATH[:WEIGHT] ...")
-    check_output_file(output, [parse_source(s)[0] for s in sources])
+    check_output_file(output, [parse_source(s)[0] for s in sources], overwrite, _sidecars(output))
     parsed = [parse_source(s) for s in sources]
     given = [w for _, w in parsed if w is not None]
     if given and len(given) != len(parsed):

@@ -586,10 +586,12 @@ def _dumps(obj: Any, what: str, **kwargs) -> str:
     return text
 
 
-def convert_file(src: str | Path, dst: str | Path, to: str, from_format: str | None = None) -> int:
+def convert_file(
+    src: str | Path, dst: str | Path, to: str, from_format: str | None = None, overwrite: bool = False
+) -> int:
     """`tuneforge data convert`: read `src` in any format, write `dst` as `to`. Returns the count."""
     _format(to)
-    check_output_file(dst, [src])
+    check_output_file(dst, [src], overwrite)
     records = read_records(src, from_format)
     write_records(records, dst, to)
     return len(records)

@@ -46,7 +46,7 @@ def mix_counts(sizes: list[int], weights: list[float] | None = None, total: int 
 
 def mix_total(ratio: float, n: int) -> int:
     """M = round(α·N) for `data mix --ratio α`: α must be a finite number > 0 (inf made round() raise)."""
-    if not (math.isfinite(ratio) and ratio > 0):
+    if not (math.isfinite(ratio) and ratio > 0 and math.isfinite(ratio * n)):
         raise ConfigError(f"--ratio must be a finite number > 0, got {ratio}. Give e.g. --ratio 0.5, or --total N")
     return round(ratio * n)
 

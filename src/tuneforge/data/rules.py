@@ -9,6 +9,7 @@ whose last assistant turn (`record.response`) is the reference answer where ther
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
 import string
 from collections.abc import Callable
@@ -75,4 +76,13 @@ def load_rule(path: str) -> Rule:
         raise ConfigError(f"rule '{path}' cannot be loaded: {exc}") from None
     if not callable(fn):
         raise ConfigError(f"rule '{path}' is not a function")
+    try:  # a function of other arguments (os.system, say) would fail on the first answer
+        inspect.signature(fn).bind("answer", None)
+    except TypeError:
+        raise ConfigError(
+            f"rule '{path}' does not take (answer, record): a rule is rule(answer: str, record) -> float. "
+            "Name a function of that shape, e.g. tuneforge.data.rules.exact_match"
+        ) from None
+    except ValueError:  # a builtin without a signature: it is checked when it is first called
+        pass
     return fn

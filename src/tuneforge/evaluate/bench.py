@@ -22,16 +22,25 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from pathlib import Path
 
 import yaml
 
 from tuneforge.errors import ConfigError
-from tuneforge.files import write_text_atomic
+from tuneforge.files import check_output_dir, write_text_atomic
 from tuneforge.paths import data_dir
 
 LOCAL_TASKS = ("tuneforge_domains_gen", "tuneforge_domains_mc")
 Z95 = 1.959964
+
+
+def _stamp_bench(out: Path) -> None:
+    """Mark a bench folder as tuneforge's (once), so a later bench may add to it."""
+    from tuneforge.files import STAMP, read_stamp
+
+    if read_stamp(out) is None:
+        write_text_atomic(out / STAMP, json.dumps({"verb": "eval bench", "source": None}) + "\n")
 
 
 def local_task_configs(folder: Path) -> Path:
@@ -134,27 +143,33 @@ def run_bench(
     is_run = (run_dir / "metrics.json").exists()
     out = Path(out) if out else run_dir if is_run else Path("runs") / f"bench-{re.sub(r'[^A-Za-z0-9_.-]', '-', spec)}"
     label = label or ("tuned" if is_run else spec)
-    manager = TaskManager(include_path=[str(local_task_configs(out / "bench" / "tasks")), *(include or [])])
-    unknown = [t for t in tasks if t not in manager.all_tasks]
-    if unknown:
-        raise ConfigError(f"unknown lm-eval task(s) {unknown}. Shipped offline: {', '.join(LOCAL_TASKS)}")
-    model, tok, described = load_eval_model(spec, dtype, device)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size)
-    results = lm_eval.simple_evaluate(
-        model=lm,
-        tasks=tasks,
-        task_manager=manager,
-        limit=limit,
-        log_samples=True,
-        bootstrap_iters=bootstrap,
-        apply_chat_template=chat_template,
-        random_seed=0,
-        numpy_random_seed=0,
-        torch_random_seed=0,
-        fewshot_random_seed=0,
-    )
+    into_run = is_run and out.resolve() == run_dir.resolve()  # results join the run's own metrics.json
+    if not into_run:
+        check_output_dir(out, "eval bench")  # a folder of the user's is refused before any work
+    with tempfile.TemporaryDirectory(prefix="tuneforge-lm-eval-") as task_dir:  # nothing written before the run
+        manager = TaskManager(include_path=[str(local_task_configs(Path(task_dir))), *(include or [])])
+        unknown = [t for t in tasks if t not in manager.all_tasks]
+        if unknown:
+            raise ConfigError(f"unknown lm-eval task(s) {unknown}. Shipped offline: {', '.join(LOCAL_TASKS)}")
+        model, tok, described = load_eval_model(spec, dtype, device)
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size)
+        results = lm_eval.simple_evaluate(
+            model=lm,
+            tasks=tasks,
+            task_manager=manager,
+            limit=limit,
+            log_samples=True,
+            bootstrap_iters=bootstrap,
+            apply_chat_template=chat_template,
+            random_seed=0,
+            numpy_random_seed=0,
+            torch_random_seed=0,
+            fewshot_random_seed=0,
+        )
+    if not into_run:
+        _stamp_bench(out)
     for task, samples in results.get("samples", {}).items():
         write_text_atomic(out / "bench" / f"{task}.jsonl", "".join(json.dumps(s, default=str) + "\n" for s in samples))
     path = out / "metrics.json"

@@ -93,7 +93,9 @@ class EvalRunConfig:
     )
     encoder: str = field(default=EMBEDDED_ENCODER, metadata={"help": "sentence encoder for TSAS, IF-Score, MAUVE"})
     options: MetricOptions = field(default_factory=MetricOptions)
-    bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples for CIs (0 = none)", "ge": 0})
+    bootstrap: int = field(
+        default=1000, metadata={"help": "bootstrap resamples for CIs (0 = none)", "ge": 0, "le": 100_000}
+    )
     seed: int = field(default=0, metadata={"help": "bootstrap seed", **SEED})
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     human_ratings: str = field(default="", metadata={"help": "file of {id, rating} to correlate metrics with"})

@@ -143,7 +143,7 @@ def compare_page(specs: list[str], out: str | Path, n_boot: int = 1000) -> Path:
     if len(specs) < 2:
         raise ConfigError("report compare needs two runs or more: tuneforge report compare RUN_A RUN_B [RUN_C …]")
     runs = [s if Path(s).exists() else s.rpartition(":")[0] for s in specs]  # RUN or RUN:label
-    out = check_output_dir(out, "report compare", inputs=[r for r in runs if r])
+    out = check_output_dir(out, "report compare", inputs=[r for r in runs if r], replace=True, overwrite=True)
     entries = [_entry(s) for s in specs]
     if len({e["name"] for e in entries}) != len(entries):
         raise ConfigError(f"the same run:model appears twice in {specs}; give each once")

@@ -113,7 +113,8 @@ class OpenAIChatLLM:
                 raise self._error(
                     f"no choices in the reply. {self.url}, model {self.name}. Check that the server serves this model"
                 )
-            texts += [cut_at_stop(c, sampling.stop).strip() for c in choices]
+            # redact: a server that echoes the request would put the key into answers, caches and datasets
+            texts += [redact(cut_at_stop(c, sampling.stop)).strip() for c in choices]
             attempt_seed += 1
         return texts[: sampling.n]
 

@@ -118,7 +118,7 @@ class MultiTaskConfig:
     )
     phrasing_method: str = field(default="mixed", metadata={"help": "whose model the phrasing forms are run on"})
     phrasing_per_task: int = field(default=4, metadata={"help": "instances per unseen task for phrasing", "ge": 1})
-    bootstrap: int = field(default=500, metadata={"help": "bootstrap resamples for CIs", "ge": 0})
+    bootstrap: int = field(default=500, metadata={"help": "bootstrap resamples for CIs", "ge": 0, "le": 100_000})
     adapter: AdapterConfig = field(default_factory=lambda: AdapterConfig(method="lora", r=8, alpha=16, dropout=0.0))
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(steps=30, batch_size=2, lr=3e-4, log_every=5, max_length=384)

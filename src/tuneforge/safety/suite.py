@@ -186,10 +186,13 @@ def validate_suite(items: list[SafetyItem], where: str = "suite") -> dict:
     }
 
 
-def export_items(items: list[SafetyItem], path: str | Path) -> Path:
-    """Write suite items as JSONL (TRL `messages` plus the labels), atomically."""
+def export_items(items: list[SafetyItem], path: str | Path, overwrite: bool = False) -> Path:
+    """Write suite items as JSONL (TRL `messages` plus the labels), atomically; an existing file
+    only with `overwrite`."""
     import json
 
-    from tuneforge.files import write_text_atomic
+    from tuneforge.files import check_output_file, write_text_atomic
+
+    check_output_file(path, overwrite=overwrite)
 
     return write_text_atomic(path, "".join(json.dumps(it.to_dict(), ensure_ascii=False) + "\n" for it in items))

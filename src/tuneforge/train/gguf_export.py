@@ -27,6 +27,7 @@ result is refused unless it renders every probe conversation exactly as the Jinj
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -381,9 +382,13 @@ def export_gguf(
             "Export it with --merge and load it with AutoModelForSequenceClassification"
         )
     source = str(run_dir.resolve())
-    out = check_output_dir(
-        out or run_dir / "gguf", "export", [adapter_dir, config_path], source, replace=True, overwrite=overwrite
-    )
+    # One folder holds each quantisation of the run (model-f16.gguf, model-q8_0.gguf …): the folder may
+    # be replaced by its own export, but an existing file of this quantisation only with --overwrite.
+    out = check_output_dir(out or run_dir / "gguf", "export", [adapter_dir, config_path], source, True, True)
+    if (out / f"model-{quant}.gguf").exists() and not overwrite:
+        raise ConfigError(
+            f"{out / f'model-{quant}.gguf'} already holds this run's {quant} export. Pass --overwrite to replace it"
+        )
     base_gguf = source_gguf(cfg.model.name)  # before any work
     saved = AutoTokenizer.from_pretrained(adapter_dir)
     if base_gguf is None:  # a tokenizer llama.cpp cannot take: say so before merging
@@ -401,6 +406,9 @@ def export_gguf(
         model = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32)
         tok = AutoTokenizer.from_pretrained(merged)
         with staged_dir(out, "export", source) as tmp:
+            for kept in out.glob("model-*.gguf") if out.is_dir() else []:  # the other quantisations stay
+                if kept.name != name:
+                    os.link(kept, tmp / kept.name)  # a hard link: no copy of gigabytes
             write_gguf(model, tok, base_gguf, tmp / name, quant, name=f"{run_dir.name} (tuneforge)")
             if text is not None:
                 (tmp / "Modelfile").write_text(text, encoding="utf-8")
