@@ -441,6 +441,12 @@ def _arg(
 
 
 _JSON = _arg("--json", action="store_true", help="print JSON")
+
+
+def _bootstrap(help_text: str) -> tuple[tuple[str, ...], dict]:
+    return _arg("--bootstrap", type=int, ge=0, le=100_000, default=1000, help=help_text)
+
+
 _OVERWRITE = _arg("--overwrite", action="store_true", help="replace OUTPUT (and OUTPUT.removed.jsonl) if it exists")
 _IN_OUT = (
     _arg("input", help="data file (any format) or seed:train"),
@@ -636,7 +642,7 @@ VERBS = (
         cmd_eval_compare,
         "paired deltas with CIs and p-values between two runs",
         "tuneforge eval compare RUN_A[:MODEL] RUN_B[:MODEL] — e.g. RUN:base RUN:tuned within one run",
-        args=(_arg("run_a"), _arg("run_b"), _arg("--bootstrap", type=int, ge=0, le=100_000, default=1000), _JSON),
+        args=(_arg("run_a"), _arg("run_b"), _bootstrap("bootstrap resamples for the paired CIs"), _JSON),
     ),
     Verb(
         "eval bench",
@@ -653,14 +659,7 @@ VERBS = (
             _arg("--limit", type=int, ge=1, help="first N examples of each task (default: all)"),
             _arg("--include", action="append", help="a folder of your own lm-eval task YAML files (repeatable)"),
             _arg("--batch-size", type=int, ge=1, default=8),
-            _arg(
-                "--bootstrap",
-                type=int,
-                ge=0,
-                le=100_000,
-                default=1000,
-                help="lm-eval's bootstrap iterations for corpus metrics",
-            ),
+            _bootstrap("lm-eval's bootstrap iterations for corpus metrics"),
             _arg("--no-chat-template", action="store_true", help="prompt without the chat template (base models)"),
             _arg("--dtype", default="auto"),
             _arg("--device", default="auto"),
@@ -755,14 +754,7 @@ VERBS = (
         args=(
             _arg("runs", nargs="+", help="RUN, or: compare RUN_A[:MODEL] RUN_B[:MODEL] [...]"),
             _arg("--out", type=Path, help="report compare: output directory (default runs/compare)"),
-            _arg(
-                "--bootstrap",
-                type=int,
-                ge=0,
-                le=100_000,
-                default=1000,
-                help="report compare: bootstrap resamples for paired CIs",
-            ),
+            _bootstrap("report compare: bootstrap resamples for paired CIs"),
         ),
     ),
 )
