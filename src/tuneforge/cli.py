@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tuneforge.data.io import FORMATS
 from tuneforge.embedded import EMBEDDED_MODEL
-from tuneforge.errors import TuneforgeError, os_error_message
+from tuneforge.errors import ConfigError, TuneforgeError, os_error_message
 from tuneforge.redaction import redact
 
 
@@ -162,10 +162,19 @@ def cmd_data_synth(args) -> int:
     return 0
 
 
-def _step_config(overrides: list[str]):
+def _step_config(step: str, overrides: list[str], sections: tuple[str, ...]):
+    """The build-config keys one data step reads; a key it would ignore is an error, not a no-op."""
     from tuneforge.config import load_config
     from tuneforge.data.run import BuildConfig
 
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if "=" in item and key.split(".", 1)[0] not in sections:
+            allowed = " and ".join(f"{s}.*" for s in sections)
+            raise ConfigError(
+                f"data {step} reads only {allowed} keys; '{key}' would be ignored. "
+                f"Use it with the step that reads it (tuneforge data build takes every key), or drop it"
+            )
     return load_config(BuildConfig, None, overrides)
 
 
@@ -177,14 +186,14 @@ def _print_step(report: dict) -> int:
 def cmd_data_augment(args) -> int:
     from tuneforge.data.file_steps import augment_file
 
-    cfg = _step_config(args.overrides)
+    cfg = _step_config("augment", args.overrides, ("augment", "llm"))
     return _print_step(augment_file(args.input, args.output, cfg.augment, cfg.llm, overwrite=args.overwrite))
 
 
 def cmd_data_filter(args) -> int:
     from tuneforge.data.file_steps import filter_file
 
-    cfg = _step_config(args.overrides)
+    cfg = _step_config("filter", args.overrides, ("filters", "llm"))
     return _print_step(filter_file(args.input, args.output, cfg.filters, cfg.llm, overwrite=args.overwrite))
 
 

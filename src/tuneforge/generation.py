@@ -24,6 +24,7 @@ from tuneforge.chat_template import stop_token_ids
 from tuneforge.config import SEED
 from tuneforge.errors import ConfigError, DataError
 from tuneforge.fingerprint import model_digest
+from tuneforge.hardware import announce_precision
 from tuneforge.records import EvalItem, Generation
 
 
@@ -307,6 +308,7 @@ def generate_batch(
     The one place tuneforge calls `model.generate`: eval answers, the local LLM client (synthesis,
     judges, reflection), safety and multi-task all decode here, with in-batch progress on `bar`.
     """
+    announce_precision(model.device.type)
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
     try:
         enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)

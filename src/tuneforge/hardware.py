@@ -213,8 +213,30 @@ def _device_type(device: str) -> str:
 
 
 def auto_precision(device: str = AUTO) -> PrecisionChoice:
-    """What `auto` resolves to on `device` ("auto", "cpu", "cuda", "cuda:1", ...); announced once."""
-    return _auto_precision_of(_device_type(device))
+    """What `auto` resolves to on `device` ("auto", "cpu", "cuda", "cuda:1", ...). Silent: the choice
+    is printed by `announce_precision` when training or decoding starts, so a command refused
+    while its inputs are checked prints its one error line and nothing else."""
+    kind = _device_type(device)
+    _decided.add(kind)
+    return _auto_precision_of(kind)
+
+
+_decided: set[str] = set()
+_announced: set[str] = set()
+
+
+def announce_precision(device: str = AUTO) -> None:
+    """Print once per device kind what `auto` chose and why, if this process let `auto` choose."""
+    kind = _device_type(device)
+    if kind not in _decided or kind in _announced:
+        return
+    _announced.add(kind)
+    choice = _auto_precision_of(kind)
+    print(
+        f"tuneforge: precision auto -> {choice.precision} (model dtype {choice.dtype}) on {kind}: {choice.reason}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 @cache
@@ -222,13 +244,7 @@ def _auto_precision_of(kind: str) -> PrecisionChoice:
     import torch
 
     cuda_bf16 = kind == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    choice = decide_precision(kind, cpu_info().flags, cuda_bf16, _cpu_probe if kind == "cpu" else None)
-    print(
-        f"tuneforge: precision auto -> {choice.precision} (model dtype {choice.dtype}) on {kind}: {choice.reason}",
-        file=sys.stderr,
-        flush=True,
-    )
-    return choice
+    return decide_precision(kind, cpu_info().flags, cuda_bf16, _cpu_probe if kind == "cpu" else None)
 
 
 def resolve_dtype(dtype: str, device: str = AUTO) -> str:

@@ -1,5 +1,5 @@
 """The one check every fuzz table runs (issue 29): a bad input exits with code 2 and one line
-`tuneforge: error: …` that holds the expected words — no traceback — and the folder it ran in is
+`tuneforge: error: …` that holds the expected words — no traceback, no other `tuneforge:` notice — and the folder it ran in is
 left exactly as it was (nothing created, nothing changed, nothing deleted).
 
     from fuzzing import expect_user_error
@@ -34,6 +34,8 @@ def expect_user_error(argv: list[str], words: list[str], root: Path, capsys, **f
     assert code == 2, (code, captured.err[-2000:])
     errors = [line for line in err if line.startswith("tuneforge: error:")]
     assert len(errors) == 1, err
+    notices = [line for line in err if line.startswith("tuneforge:") and line not in errors]
+    assert not notices, f"a refused command printed more than its error: {notices}"
     assert all(w in errors[0] for w in words), errors[0]
     assert tree(root) == before, "the failed command created, changed or deleted files"
     return errors[0]

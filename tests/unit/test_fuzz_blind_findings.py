@@ -57,6 +57,10 @@ CASES = [  # (id, argv with {d} = inputs and {o} = an output path, words)
      "generation.max_new_tokens=100000", "test_per_domain=1"], ["max_new_tokens", "context of 512"]),
     ("YAML 1.1 yes for a boolean", ["train", "{d}/yes.yaml", "output_dir={o}"], ["train.packing", "'yes'"]),
     ("bootstrap of a trillion", ["eval", "run", "output_dir={o}", "bootstrap=1000000000000"], ["bootstrap"]),
+    ("a key the filter step would ignore", ["data", "filter", "{d}/train.jsonl", "{o}.jsonl", "augment.mosaic=3"],
+     ["data filter reads only filters.* and llm.*", "augment.mosaic"]),
+    ("a key the augment step would ignore", ["data", "augment", "{d}/train.jsonl", "{o}.jsonl",
+     "filters.min_response_words=3"], ["data augment reads only augment.* and llm.*", "filters.min_response_words"]),
     ("compare with a trillion resamples", ["eval", "compare", "a:x", "b:y", "--bootstrap", "1000000000000"],
      ["--bootstrap", "≤ 100000"]),
 ]  # fmt: skip

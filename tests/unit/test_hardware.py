@@ -94,3 +94,20 @@ def test_train_config_rejects_unknown_precision_with_suggestion():
 
     with pytest.raises(ConfigError, match="Did you mean: auto"):
         TrainConfig(precision="atuo")
+
+
+def test_the_auto_choice_is_printed_once_when_work_starts_and_never_for_explicit_settings(monkeypatch, capsys):
+    monkeypatch.setattr(hardware, "_decided", set())
+    monkeypatch.setattr(hardware, "_announced", set())
+    hardware.announce_precision("cpu")  # nothing chose `auto` yet: silent
+    resolve_dtype("float32", "cpu")
+    hardware.announce_precision("cpu")
+    assert capsys.readouterr().err == ""
+    choice = hardware.auto_precision("cpu")
+    assert capsys.readouterr().err == "", "choosing is silent: a refused command prints only its error"
+    hardware.announce_precision("cpu")
+    hardware.announce_precision("cpu")
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"tuneforge: precision auto -> {choice.precision} (model dtype {choice.dtype}) on cpu: {choice.reason}"
+    ]

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from tuneforge.config import SEED
 from tuneforge.errors import ConfigError, DataError, suggest
-from tuneforge.hardware import distributed_state, resolve_precision  # noqa: F401 (re-exported)
+from tuneforge.hardware import announce_precision, distributed_state, resolve_precision  # noqa: F401 (re-exported)
 from tuneforge.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from tuneforge.train.compile import compile_blocks, uncompile_blocks
 from tuneforge.train.sharding import fsdp_requested, shard_model
@@ -205,6 +205,7 @@ def train_loop(
     accelerator = accelerator or make_accelerator()
     precision = resolve_precision(cfg.precision, accelerator.device.type)
     if accelerator.is_local_main_process:
+        announce_precision(accelerator.device.type)
         print(
             f"tuneforge: training in {precision} on {accelerator.device.type} (train.precision={cfg.precision})",
             flush=True,
