@@ -54,7 +54,7 @@ def train_row(method: str, gc: bool, device: str, args) -> dict:
     from tuneforge.tokenisation import batch_stream, encode_examples
     from tuneforge.train.adapters import AdapterConfig, apply_adapter
     from tuneforge.train.loop import TrainConfig, train_loop
-    from tuneforge.train.run import SFT
+    from tuneforge.train.sft import SFT
 
     model, tok = load_model(device=device, load_in_4bit=method == "qlora")
     encs, _ = encode_examples(load_examples("seed:train"), tok, args.max_length)

@@ -31,7 +31,7 @@ def one(gc: bool, steps: int, batch_size: int, max_length: int) -> dict:
     from tuneforge.tokenisation import batch_stream, encode_examples
     from tuneforge.train.adapters import AdapterConfig, apply_adapter
     from tuneforge.train.loop import TrainConfig, train_loop
-    from tuneforge.train.run import SFT
+    from tuneforge.train.sft import SFT
 
     model, tok = load_model()
     encs, _ = encode_examples(load_examples("seed:train"), tok, max_length)

@@ -112,7 +112,7 @@ def worker_tuneforge(
     from tuneforge.models import load_model
     from tuneforge.train.adapters import AdapterConfig, apply_adapter
     from tuneforge.train.loop import Objective, TrainConfig, train_loop
-    from tuneforge.train.run import SFT
+    from tuneforge.train.sft import SFT
 
     precision = resolve_precision(precision, "cpu")
     attn = "sdpa" if ablate == "sdpa" else "eager"

@@ -56,7 +56,7 @@ def __getattr__(name):
         "train_loop": "tuneforge.train.loop",
         "TrainConfig": "tuneforge.train.loop",
         "train_model": "tuneforge.train.run",
-        "TrainRunConfig": "tuneforge.train.run",
+        "TrainRunConfig": "tuneforge.train.run_config",
         "dpo_objective": "tuneforge.train.dpo",
         "distill_objective": "tuneforge.train.distill",
         "domain_adaptation_objective": "tuneforge.train.domain_adapt",

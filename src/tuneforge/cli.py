@@ -69,7 +69,9 @@ def cmd_demo(args) -> int:
 
 def cmd_train(args) -> int:
     from tuneforge.config import load_config
-    from tuneforge.train.run import TrainRunConfig, inspect_run, train_model
+    from tuneforge.train.inspect import inspect_run
+    from tuneforge.train.run import train_model
+    from tuneforge.train.run_config import TrainRunConfig
 
     words = list(args.args)
     inspect = bool(words) and words[0] == "inspect"
@@ -494,9 +496,9 @@ VERBS = (
     Verb(
         "train",
         cmd_train,
-        "fine-tune: sft | dpo | distill | domain_adaptation with any adapter; `train inspect` shows the masks",
+        "fine-tune with any objective (--help lists all, with their keys) and any adapter; `train inspect` shows the masks",
         "tuneforge train CONFIG [key=value ...] | tuneforge train inspect CONFIG",
-        "tuneforge.train.run:TrainRunConfig",
+        "tuneforge.train.run_config:TrainRunConfig",
         args=(
             _arg("args", nargs="*", help="[inspect] CONFIG [key=value ...]"),
             _arg("--n", type=int, ge=1, default=2, help="examples to show with inspect"),

@@ -319,9 +319,10 @@ def _build(cls: type[T], data: dict, where: str, lines: dict[str, int], source: 
         line = lines.get(path, 0)
         loc = f"{source}:{line}" if line > 0 else ("command-line override" if line < 0 else source)
         if key not in fields:
+            section = where.rstrip(".") + (f" (name={data['name']})" if "name" in fields and "name" in data else "")
             errors.append(
                 f"unknown config key '{path}' ({loc}).{suggest(key, fields)} "
-                f"Valid keys{' under ' + where.rstrip('.') if where else ''}: {', '.join(fields)}"
+                f"Valid keys{' under ' + section if where else ''}: {', '.join(fields)}"
             )
             continue
         tp = hints[key]
@@ -329,6 +330,11 @@ def _build(cls: type[T], data: dict, where: str, lines: dict[str, int], source: 
             if not isinstance(value, dict):
                 errors.append(f"config key '{path}' ({loc}) must be a section of keys, got {value!r}")
                 continue
+            if "variants" in fields[key].metadata:  # a section whose keys depend on its `name`
+                picked = _variant(fields[key], value, path, loc, errors)
+                if picked is None:
+                    continue
+                tp = picked
             kwargs[key] = _build(tp, value, path + ".", lines, source, errors)
         elif not _type_ok(value := _number(value, tp), tp):
             errors.append(f"config key '{path}' ({loc}) must be {_type_name(tp)}, got {value!r:.200}")
@@ -340,8 +346,22 @@ def _build(cls: type[T], data: dict, where: str, lines: dict[str, int], source: 
         obj = cls(**kwargs)
     except (ValueError, TuneforgeError) as exc:
         errors.append(f"{where.rstrip('.') or cls.__name__} ({source}): {exc}")
-        obj = cls()
+        obj = object.__new__(cls)  # a placeholder: the errors are raised before anyone reads it
     return obj
+
+
+def _variant(f: dataclasses.Field, value: dict, path: str, loc: str, errors: list[str]) -> type | None:
+    """The dataclass a variant section reads: the one its `name` picks (the field default's name when
+    the section gives none); None after reporting an unknown name."""
+    variants: typing.Mapping[str, type] = f.metadata["variants"]
+    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default  # type: ignore[misc]
+    name = value.get("name", getattr(default, "name", ""))
+    if isinstance(name, str) and name in variants:
+        return variants[name]
+    errors.append(
+        f"{path}.name '{name}' unknown ({loc}).{suggest(str(name), variants)} Use one of {', '.join(variants)}"
+    )
+    return None
 
 
 def _apply_override(data: dict, override: str) -> list[str]:
@@ -392,6 +412,15 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
     return cfg
 
 
+def config_from_dict(cls: type[T], data: dict, source: str = "defaults") -> T:
+    """Build `cls` from already-parsed data, with every check `load_config` makes."""
+    errors: list[str] = []
+    cfg = _build(cls, data, "", {}, source, errors)
+    if errors:
+        raise ConfigError("; ".join(errors))
+    return cfg
+
+
 def bundled_config(name: str) -> Path:
     """Path of a config shipped with tuneforge (`configs/<name>.yaml` in a checkout)."""
     here = Path(__file__).resolve().parent
@@ -413,12 +442,22 @@ def save_config(cfg: Any, path: str | Path) -> Path:
     return path
 
 
-def config_help(cls: type, prefix: str = "") -> list[str]:
+def config_help(cls: type, prefix: str = "", skip: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
     """One line per key: `name (type, default, range): help` — used by the CLI's --help."""
     out = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
         tp = hints[f.name]
+        if "variants" in f.metadata:  # one block of keys per name, each block's keys once
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            out.append(f"  {prefix}{f.name}.name (str, default {default.name!r}): {f.metadata.get('help', '')}")
+            about = f.metadata.get("variant_help", {})
+            for name, variant in f.metadata["variants"].items():
+                out.append(f"    {prefix}{f.name}.name={name}" + (f" ({about[name]})" if name in about else ""))
+                out += config_help(variant, f"    {prefix}{f.name}.", skip={"name"})
+            continue
         if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             out += config_help(tp, f"{prefix}{f.name}.")
             continue

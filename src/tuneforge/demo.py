@@ -28,8 +28,10 @@ from tuneforge.hardware import hardware_summary
 from tuneforge.models import EMBEDDED_ENCODER, check_attention, check_hub_model, load_model
 from tuneforge.records import EvalItem, Example
 from tuneforge.train.adapters import AdapterConfig, is_prompt_learning
+from tuneforge.train.config import ModelConfig, resolve_auto
 from tuneforge.train.loop import TrainConfig
-from tuneforge.train.run import ModelConfig, fit_sft, resolve_auto
+from tuneforge.train.objectives import fit
+from tuneforge.train.sft import SFTOptions
 
 
 @dataclass
@@ -186,7 +188,9 @@ def run_demo(cfg: DemoConfig) -> Path:
         )
 
         stages.start("train", f"{cfg.adapter.method} fine-tuning, {cfg.train.steps} steps")
-        model, result, eval_loss = fit_sft(model, tok, train, cfg.adapter, cfg.train, run_dir, test)
+        model, result, eval_loss = fit(
+            model, tok, SFTOptions(), cfg.train, cfg.adapter, run_dir, examples=train, eval_examples=test
+        )
 
         stages.start("tuned_answers", "tuned model: answers to the test split")
         if hasattr(model, "merge_and_unload") and not is_prompt_learning(model):

@@ -206,7 +206,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(name, argv, words, f
 
 def test_a_float_written_as_yaml_1_1_reads_it_is_a_number(tmp_path):
     from tuneforge.config import load_config
-    from tuneforge.train.run import TrainRunConfig
+    from tuneforge.train.run_config import TrainRunConfig
 
     cfg = load_config(TrainRunConfig, "configs/lora.yaml", ["train.lr=1e-4", "train.warmup_ratio=.5"])
     assert cfg.train.lr == 1e-4 and cfg.train.warmup_ratio == 0.5
@@ -217,7 +217,7 @@ def test_a_float_written_as_yaml_1_1_reads_it_is_a_number(tmp_path):
 def test_an_override_error_is_blamed_on_the_override_not_the_file_line(tmp_path):
     from tuneforge.config import load_config
     from tuneforge.errors import ConfigError
-    from tuneforge.train.run import TrainRunConfig
+    from tuneforge.train.run_config import TrainRunConfig
 
     (tmp_path / "c.yaml").write_text("train:\n  lr: 0.001\n")
     with pytest.raises(ConfigError, match=r"'train\.lr' \(command-line override\)"):

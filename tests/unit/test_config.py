@@ -58,7 +58,7 @@ def test_every_bundled_config_loads(path):
     from tuneforge.multitask.run import MultiTaskConfig
     from tuneforge.reflect.run import ReflectRunConfig
     from tuneforge.safety.run import SafetyRunConfig
-    from tuneforge.train.run import TrainRunConfig
+    from tuneforge.train.run_config import TrainRunConfig
 
     special = {
         "demo.yaml": DemoConfig,

@@ -8,7 +8,6 @@ import sacrebleu
 from test_metrics import FakeModel
 
 from tuneforge.errors import DataError
-from tuneforge.evaluate.bootstrap import mean_ci, paired_test
 from tuneforge.evaluate.correlation import correlate, load_ratings
 from tuneforge.evaluate.metrics import (
     Encoder,
@@ -21,6 +20,7 @@ from tuneforge.evaluate.metrics import (
 )
 from tuneforge.evaluate.metrics.mauve import mauve_score
 from tuneforge.evaluate.scoring import score_generations
+from tuneforge.intervals import mean_ci, paired_test
 from tuneforge.records import Generation, Message
 
 CORPUS = ["the cat sat on the mat", "dogs bark at the moon at night", "interest is paid monthly"]

@@ -25,7 +25,7 @@ from tuneforge.config import range_text
 # {d}: the folder of input files
 VERBS = {
     "demo": (["demo", "output_dir={o}"], "tuneforge.demo:DemoConfig"),
-    "train": (["train", "configs/lora.yaml", "output_dir={o}"], "tuneforge.train.run:TrainRunConfig"),
+    "train": (["train", "configs/lora.yaml", "output_dir={o}"], "tuneforge.train.run_config:TrainRunConfig"),
     "eval generate": (["eval", "generate", "output_dir={o}"], "tuneforge.evaluate.run:EvalRunConfig"),
     "eval run": (["eval", "run", "output_dir={o}"], "tuneforge.evaluate.run:EvalRunConfig"),
     "safety run": (["safety", "run", "output_dir={o}"], "tuneforge.safety.run:SafetyRunConfig"),
@@ -40,15 +40,20 @@ def _cls(where: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-def _fields(cls: type, prefix: str = ""):
-    """(dotted key, type, metadata, the field object's id) of every leaf key of a config dataclass."""
+def _fields(cls: type, prefix: str = "", pick: tuple[str, ...] = ()):
+    """(dotted key, type, metadata, the field object's id, overrides that make the key read) of every
+    leaf key of a config dataclass; a section with variants (`objective`) gives every variant's keys,
+    each with the `name=` override that picks it."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
-        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-            yield from _fields(tp, f"{prefix}{f.name}.")
+        if "variants" in f.metadata:
+            for name, variant in f.metadata["variants"].items():
+                yield from _fields(variant, f"{prefix}{f.name}.", (*pick, f"{prefix}{f.name}.name={name}"))
+        elif isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            yield from _fields(tp, f"{prefix}{f.name}.", pick)
         else:
-            yield f"{prefix}{f.name}", tp, f.metadata, id(f)
+            yield f"{prefix}{f.name}", tp, f.metadata, id(f), pick
 
 
 def _number_type(tp) -> type | None:
@@ -83,14 +88,16 @@ def _value_cases():
     under `demo`, the llm keys under preferences.judge), so the table stays quick."""
     seen = set()
     for verb, (argv, where) in VERBS.items():
-        for key, tp, meta, field_id in _fields(_cls(where)):
+        for key, tp, meta, field_id, pick in _fields(_cls(where)):
             number = _number_type(tp)
             if number is None:
                 continue
             values = _bad_values(number, meta) if field_id not in seen else ["1e400"]
             seen.add(field_id)
+            name = f"[{pick[-1].split('=')[1]}]" if pick else ""
             for value in values:
-                yield pytest.param([*argv, f"{key}={_wrap(tp, value)}"], [key], id=f"{verb}:{key}={value}")
+                argv_ = [*argv, *pick, f"{key}={_wrap(tp, value)}"]
+                yield pytest.param(argv_, [key], id=f"{verb}:{key}{name}={value}")
 
 
 LAUGHS = "\n".join(
@@ -243,7 +250,7 @@ def test_every_numeric_key_has_a_range():
         {
             f"{where}:{key}"
             for _, where in VERBS.values()
-            for key, tp, meta, _ in _fields(_cls(where))
+            for key, tp, meta, _, _ in _fields(_cls(where))
             if _number_type(tp) and not range_text(meta)
         }
     )
@@ -256,7 +263,7 @@ def test_help_shows_each_numeric_range(verb, capsys):
     with pytest.raises(SystemExit):
         main([*verb.split(), "--help"])
     out = capsys.readouterr().out
-    for key, tp, meta, _ in _fields(_cls(where)):
+    for key, tp, meta, _, _ in _fields(_cls(where)):
         if _number_type(tp) and typing.get_origin(tp) is None:
             assert f"  {key} ({tp.__name__}, default " in out and f", {range_text(meta)}): " in out, key
 
@@ -272,7 +279,7 @@ def test_help_line_of_a_float_key(capsys):
 
 def test_yaml_1_2_numbers_and_a_float_without_a_dot(tmp_path):
     from tuneforge.config import load_config, parse_yaml
-    from tuneforge.train.run import TrainRunConfig
+    from tuneforge.train.run_config import TrainRunConfig
 
     assert parse_yaml("a: 1:30\nb: 1e-4\nc: 017\nd: 0x1f\ne: .5\nf: -.inf\ng: 1_000\n")[0] == {
         "a": "1:30",

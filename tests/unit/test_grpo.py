@@ -49,7 +49,8 @@ def test_at_the_sampling_policy_the_gradient_is_the_advantage_weighted_policy_gr
 @pytest.fixture
 def grpo_run(tmp_path, tiny_lm, tiny_tok):
     from tuneforge.config import load_config
-    from tuneforge.train.run import TrainRunConfig, train_model
+    from tuneforge.train.run import train_model
+    from tuneforge.train.run_config import TrainRunConfig
 
     tiny_lm.save_pretrained(tmp_path / "model")
     tiny_tok.save_pretrained(tmp_path / "model")
@@ -148,7 +149,8 @@ def test_rewards_come_from_a_rule_a_reward_model_or_a_judge(tmp_path, tiny_lm, t
     from tuneforge.config import load_config
     from tuneforge.train.grpo import make_reward_fn
     from tuneforge.train.reward import load_reward_model, score_answers
-    from tuneforge.train.run import TrainRunConfig, train_model
+    from tuneforge.train.run import train_model
+    from tuneforge.train.run_config import TrainRunConfig
 
     records = [Example(messages=[Message("user", "What is a loan?"), Message("assistant", "Money.")], id="q")] * 2
     answers = ["money", "a fox"]

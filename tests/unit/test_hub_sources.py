@@ -70,7 +70,7 @@ def test_tuneforge_train_reads_an_hf_source_and_keys_resume_on_its_rows(tmp_path
     import datasets
 
     from tuneforge.cli import main
-    from tuneforge.train.run import data_digest
+    from tuneforge.train.resume import data_digest
 
     tiny_lm.save_pretrained(tmp_path / "model")
     tiny_tok.save_pretrained(tmp_path / "model")

@@ -11,7 +11,7 @@ ROOT = Path(tuneforge.__file__).parent
 
 # lowest first; a module's layer is that of the longest prefix that matches its name
 LAYERS = [
-    ["errors", "records", "config", "hardware", "files", "embedded", "paths", "fingerprint", "redaction"],
+    ["errors", "records", "config", "hardware", "files", "embedded", "paths", "fingerprint", "redaction", "intervals"],
     ["llm", "models", "chat_template", "tokenisation", "generation"],
     ["data"],
     ["train"],
@@ -35,11 +35,8 @@ LAYERS = [
 # a recipe may call another recipe of its own stage, and the demo composes them all
 RECIPE_CALLS = {
     ("data.file_steps", "data.run"),
-    ("train.export", "train.run"),
     ("train.gguf_export", "train.export"),
-    ("train.gguf_export", "train.run"),
     ("demo", "data.run"),
-    ("demo", "train.run"),
 }
 
 
@@ -113,3 +110,17 @@ def test_the_import_graph_has_no_cycle():
         if v not in state:
             visit(v, [v])
     assert not cycle, " → ".join(cycle[0])
+
+
+def test_no_library_module_imports_a_recipe():
+    """A recipe (a verb's entry) composes library modules; nothing below it may lean on one, so a
+    library never drags a verb's config, printing and run folder into another verb."""
+    recipes = set(LAYERS[6])
+    bad = sorted(
+        f"tuneforge.{a} imports the recipe tuneforge.{b}"
+        for a, targets in _edges().items()
+        if a not in recipes and _layer(a) < 6
+        for b in targets
+        if b in recipes
+    )
+    assert not bad, "\n".join(bad)

@@ -94,8 +94,8 @@ def test_evaluate_loss_is_per_target_token(tiny_lm, tiny_tok, examples):
 
 
 def test_heldout_loss_per_example_adds_up_to_the_batch_loss_and_has_an_interval(tiny_lm, tiny_tok, examples):
-    from tuneforge.evaluate.bootstrap import paired_ratio_delta, ratio_ci
-    from tuneforge.train.run import SFT as SFT_OBJ
+    from tuneforge.intervals import paired_ratio_delta, ratio_ci
+    from tuneforge.train.sft import SFT as SFT_OBJ
 
     encs, _ = encode_examples(examples, tiny_tok)
     batches = [collate(encs[:3], tiny_tok.pad_token_id), collate(encs[3:], tiny_tok.pad_token_id)]

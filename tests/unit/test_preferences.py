@@ -165,7 +165,8 @@ def test_the_tiny_model_samples_pairs_that_a_dpo_run_trains_on(tmp_path, tiny_lm
     from tuneforge.config import load_config
     from tuneforge.data.seed import load_pairs
     from tuneforge.llm.local import LocalLLM
-    from tuneforge.train.run import TrainRunConfig, train_model
+    from tuneforge.train.run import train_model
+    from tuneforge.train.run_config import TrainRunConfig
 
     policy = LocalLLM(tiny_lm, tiny_tok, "tiny")
     records = _records(4)

@@ -68,7 +68,8 @@ def _pairs(n: int, offset: int = 0) -> list[PreferencePair]:
 @pytest.fixture
 def reward_run(tmp_path, tiny_lm, tiny_tok):
     from tuneforge.config import load_config
-    from tuneforge.train.run import TrainRunConfig, train_model
+    from tuneforge.train.run import train_model
+    from tuneforge.train.run_config import TrainRunConfig
 
     tiny_lm.save_pretrained(tmp_path / "model")
     tiny_tok.save_pretrained(tmp_path / "model")

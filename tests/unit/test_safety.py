@@ -201,7 +201,7 @@ def test_rates_from_planted_answers(suite):
 def test_safety_macro_rate_has_a_domain_stratified_interval():
     import numpy as np
 
-    from tuneforge.evaluate.bootstrap import stratified_macro_ci
+    from tuneforge.intervals import stratified_macro_ci
 
     # one domain always fails, one never, one half the time: the macro is 50 whatever is resampled
     # in the first two, so only the third domain's 1/3 weight moves it

@@ -263,13 +263,13 @@ def test_a_run_that_fails_midway_is_marked_unfinished_and_refused_until_rerun(ti
 
     tmp_path, cfg = tiny_run
     run = tmp_path / "run"
-    real = recipe.fit_sft
+    real = recipe.fit
 
     def crash(*a, **k):  # after the loop has logged: work a rerun resumes, so the folder stays
         (run / "train_log.jsonl").write_text('{"step": 1, "loss": 7.0}\n')
         raise RuntimeError("out of memory in the middle of training")
 
-    monkeypatch.setattr(recipe, "fit_sft", crash)
+    monkeypatch.setattr(recipe, "fit", crash)
     with pytest.raises(RuntimeError):
         main(["train", str(cfg)])
     assert (run / ".incomplete").exists() and (run / "config.yaml").exists()
@@ -277,6 +277,6 @@ def test_a_run_that_fails_midway_is_marked_unfinished_and_refused_until_rerun(ti
     assert main(["eval", "generate", f"output_dir={tmp_path / 'ev'}", f"models=[t={run}]"]) == 2
     assert "did not finish" in capsys.readouterr().err and not (tmp_path / "ev").exists()
     assert main(["report", str(run)]) == 2 and "did not finish" in capsys.readouterr().err
-    monkeypatch.setattr(recipe, "fit_sft", real)
+    monkeypatch.setattr(recipe, "fit", real)
     assert main(["train", str(cfg)]) == 0  # rerunning the same command finishes the run
     assert not (run / ".incomplete").exists() and (run / "train_summary.json").exists()

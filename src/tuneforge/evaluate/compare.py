@@ -19,8 +19,8 @@ import numpy as np
 
 from tuneforge.data.io import read_records, records_of
 from tuneforge.errors import DataError
-from tuneforge.evaluate.bootstrap import interval, paired_test, resample_indices
 from tuneforge.evaluate.metrics.bleu import _ref_streams, bleu_from_stats
+from tuneforge.intervals import interval, paired_test, resample_indices
 from tuneforge.records import Generation
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from scipy import stats
 
 from tuneforge.errors import DataError, read_text
-from tuneforge.evaluate.bootstrap import interval, resample_indices
+from tuneforge.intervals import interval, resample_indices
 
 METHODS = {"pearson": stats.pearsonr, "spearman": stats.spearmanr, "kendall": stats.kendalltau}
 

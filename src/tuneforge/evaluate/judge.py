@@ -16,7 +16,7 @@ run in both orders.
 
 from __future__ import annotations
 
-from tuneforge.evaluate.bootstrap import mean_ci
+from tuneforge.intervals import mean_ci
 from tuneforge.llm.client import LLM, Sampling
 from tuneforge.llm.verdicts import JUDGE_SYSTEM as SYSTEM
 from tuneforge.llm.verdicts import combine, escape, pairwise_prompt, parse_choice, parse_rating

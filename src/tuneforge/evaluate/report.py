@@ -189,10 +189,11 @@ def _summary_lines(metrics: dict) -> list[str]:
         )
         if run.get("eval_loss"):
             el = run["eval_loss"]
-            ci, d = el.get("ci", {}), el.get("delta")
+            d = el.get("delta")
+            base, tuned = (_held_out(el, k) for k in ("base", "tuned"))
             out.append(
-                f"Held-out loss per target token: base {el['base']:.3f}{_ci({'ci': ci.get('base')})} → tuned "
-                f"{el['tuned']:.3f}{_ci({'ci': ci.get('tuned')})}"
+                f"Held-out loss per target token: base {base['loss']:.3f}{_ci(base)} → tuned "
+                f"{tuned['loss']:.3f}{_ci(tuned)}"
                 + (
                     f", Δ {d['delta']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] (paired bootstrap over "
                     f"{el['n_examples']} examples, {el['n_tokens']} target tokens)"
@@ -552,3 +553,10 @@ def write_report(run_dir: str | Path) -> Path:
     out = run_dir / "report.md"
     write_text_atomic(out, _markdown(run_dir, metrics, tables, extras, samples))
     return out
+
+
+def _held_out(eval_loss: dict, which: str) -> dict:
+    """{"loss", "ci"} of one side: the run's `base`/`tuned` entry (runs before 2026-12-07 kept the
+    loss as a number and the CIs under `ci`)."""
+    side = eval_loss[which]
+    return side if isinstance(side, dict) else {"loss": side, "ci": eval_loss.get("ci", {}).get(which)}

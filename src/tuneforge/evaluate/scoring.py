@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from tuneforge.errors import DataError
-from tuneforge.evaluate.bootstrap import interval, resample_indices, stratified_macro_ci
 from tuneforge.evaluate.metrics import CORPUS_ONLY, NEEDS_ENCODER, Encoder, bleu_from_stats, run_metric
 from tuneforge.files import write_text_atomic
+from tuneforge.intervals import interval, resample_indices, stratified_macro_ci
 from tuneforge.models import EMBEDDED_ENCODER, load_encoder
 from tuneforge.records import Generation
 

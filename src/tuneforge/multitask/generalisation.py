@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from tuneforge.evaluate.bootstrap import interval
 from tuneforge.evaluate.scoring import score_generations
+from tuneforge.intervals import interval
 from tuneforge.records import Generation
 
 SUPERNI_METRICS = ("rouge_l", "exact_match")  # as SuperNI reports them (×100)

@@ -18,7 +18,7 @@ from functools import partial
 
 import numpy as np
 
-from tuneforge.evaluate.bootstrap import stratified_macro_ci, wilson_interval
+from tuneforge.intervals import stratified_macro_ci, wilson_interval
 from tuneforge.safety.canary import leaked
 from tuneforge.safety.disclaimer import has_disclaimer
 from tuneforge.safety.premise import corrects_premise

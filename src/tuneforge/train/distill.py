@@ -11,14 +11,19 @@ et al., 2015). Teacher and student must share the tokenizer (same vocabulary).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from tuneforge.errors import ConfigError
-from tuneforge.tokenisation import IGNORE, Encoded, batch_stream, count_targets, model_inputs
+from tuneforge.models import load_model
+from tuneforge.tokenisation import IGNORE, Encoded, batch_stream, count_targets, encode_examples, model_inputs
+from tuneforge.train.context import BuildContext, ObjectiveOptions
 from tuneforge.train.loop import Objective, ObjectiveSetup
+from tuneforge.train.sft import heldout_evaluator
 
 
 def kl_term(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -74,3 +79,43 @@ def distill_setup(
         evaluate,
         None,
     )
+
+
+@dataclass
+class DistillOptions(ObjectiveOptions):
+    teacher: str = field(default="", metadata={"help": "teacher model (same tokenizer as model.name); required"})
+    temperature: float = field(default=2.0, metadata={"help": "softmax temperature τ", "gt": 0})
+    kl_weight: float = field(default=0.5, metadata={"help": "α in (1-α)·CE + α·τ²·KL", "ge": 0, "le": 1})
+
+    def __post_init__(self):
+        if not self.teacher:
+            raise ConfigError("objective.name=distill needs objective.teacher (a model sharing the tokenizer)")
+
+
+def build(ctx: BuildContext) -> ObjectiveSetup:
+    """KL to a teacher's token distribution mixed with cross-entropy; held-out loss before and after."""
+    o, t = ctx.options, ctx.train
+    assert isinstance(o, DistillOptions)
+    evaluate = heldout_evaluator(ctx)
+    before = evaluate(ctx.model)
+    domain, _ = encode_examples(ctx.training_examples(), ctx.tok, t.max_length, t.mask)
+    m = ctx.model_config
+    teacher, teacher_tok = load_model(o.teacher, m.dtype, m.attn_implementation, ctx.device)
+    if teacher_tok.get_vocab() != ctx.tok.get_vocab():
+        raise ConfigError(
+            f"objective.teacher {o.teacher} has a different tokenizer from model.name "
+            f"{m.name}; token-level distillation needs a shared vocabulary"
+        )
+    setup = distill_setup(
+        domain,
+        teacher,
+        ctx.tok.pad_token_id,
+        evaluate,
+        temperature=o.temperature,
+        alpha=o.kl_weight,
+        batch_size=t.batch_size,
+        seed=t.seed,
+        pack_length=t.max_length if t.packing else 0,
+        **ctx.shard,
+    )
+    return dataclasses.replace(setup, before=before)

@@ -18,15 +18,20 @@ unit per micro-batch, so the loop averages L over micro-batches and processes.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
+from tuneforge.data.seed import load_examples
 from tuneforge.errors import ConfigError
-from tuneforge.tokenisation import IGNORE, Encoded, batch_stream, model_inputs
+from tuneforge.tokenisation import IGNORE, Encoded, batch_stream, encode_examples, model_inputs
+from tuneforge.train.context import BuildContext, ObjectiveOptions
 from tuneforge.train.distill import kl_term
 from tuneforge.train.loop import Objective, ObjectiveSetup
+from tuneforge.train.sft import heldout_evaluator
 
 PARTS = ("general", "domain")
 
@@ -116,3 +121,40 @@ def domain_adaptation_setup(
         evaluate,
         None,
     )
+
+
+@dataclass
+class DomainAdaptationOptions(ObjectiveOptions):
+    general: str = field(
+        default="seed:train", metadata={"help": "general instruction data the model must keep following"}
+    )
+    domain_weight: float = field(default=1.0, metadata={"help": "α on L_domain", "ge": 0})
+    consistency_weight: float = field(
+        default=0.1, metadata={"help": "β on KL(base ‖ model) over general data", "ge": 0}
+    )
+
+    def data_sources(self) -> list[str]:
+        return [self.general]
+
+
+def build(ctx: BuildContext) -> ObjectiveSetup:
+    """L_general + α·L_domain + β·KL to the base; held-out loss before and after."""
+    o, t = ctx.options, ctx.train
+    assert isinstance(o, DomainAdaptationOptions)
+    evaluate = heldout_evaluator(ctx)
+    before = evaluate(ctx.model)
+    domain, _ = encode_examples(ctx.training_examples(), ctx.tok, t.max_length, t.mask)
+    general, _ = encode_examples(load_examples(o.general), ctx.tok, t.max_length, t.mask)
+    setup = domain_adaptation_setup(
+        domain,
+        general,
+        ctx.tok.pad_token_id,
+        evaluate,
+        ctx.frozen,
+        alpha=o.domain_weight,
+        beta=o.consistency_weight,
+        batch_size=t.batch_size,
+        seed=t.seed,
+        **ctx.shard,
+    )
+    return dataclasses.replace(setup, before=before)

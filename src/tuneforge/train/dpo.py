@@ -13,15 +13,19 @@ model with its adapter disabled (no second copy of the weights).
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
+from tuneforge.data.seed import load_pairs
 from tuneforge.errors import ConfigError
 from tuneforge.records import Example, Message, PreferencePair
 from tuneforge.tokenisation import IGNORE, Encoded, collate, encode_example, model_inputs
+from tuneforge.train.context import BuildContext, ObjectiveOptions
 from tuneforge.train.loop import Objective, ObjectiveSetup
 from tuneforge.train.preference_losses import ipo_term, orpo_term, simpo_term
 
@@ -211,3 +215,65 @@ def dpo_setup(
         evaluate,
         None,
     )
+
+
+BETA_HELP = {
+    "dpo": "β, the strength of the KL leash to the reference",
+    "ipo": "β; the target log-ratio margin is 1/(2β)",
+    "simpo": "β, the reward scale (the paper's 2.0-2.5)",
+    "orpo": "λ, the weight of the odds-ratio term beside the SFT loss",
+}
+
+
+def _beta(name: str):
+    return field(default=0.1, metadata={"help": BETA_HELP[name], "gt": 0})
+
+
+@dataclass
+class DPOOptions(ObjectiveOptions):
+    beta: float = _beta("dpo")
+    label_smoothing: float = field(
+        default=0.0, metadata={"help": "ε, the share of preference labels assumed flipped", "ge": 0, "lt": 0.5}
+    )
+
+
+@dataclass
+class IPOOptions(ObjectiveOptions):
+    beta: float = _beta("ipo")
+
+
+@dataclass
+class SimPOOptions(ObjectiveOptions):
+    beta: float = _beta("simpo")
+    gamma: float = field(default=0.5, metadata={"help": "γ, the target reward margin", "ge": 0})
+
+
+@dataclass
+class ORPOOptions(ObjectiveOptions):
+    beta: float = _beta("orpo")
+
+
+def build(ctx: BuildContext) -> ObjectiveSetup:
+    """dpo, ipo, simpo or orpo on one file of preference pairs; preference metrics on data.eval
+    (or the training pairs) — before training too for the reference-free losses."""
+    o, t = ctx.options, ctx.train
+    assert isinstance(o, (DPOOptions, IPOOptions, SimPOOptions, ORPOOptions))
+    eval_source = ctx.eval_pairs_source()
+    setup = dpo_setup(
+        ctx.training_pairs(),
+        load_pairs(eval_source),
+        ctx.tok,
+        ctx.frozen,
+        name=o.name,
+        beta=o.beta,
+        gamma=getattr(o, "gamma", 0.5),
+        label_smoothing=getattr(o, "label_smoothing", 0.0),
+        max_length=t.max_length,
+        batch_size=t.batch_size,
+        seed=t.seed,
+        **ctx.shard,
+    )
+    evaluate = lambda m: setup.evaluate(m) | {"on": eval_source}  # noqa: E731
+    # reference-free losses can be measured on the untrained policy; for the others it is its own reference
+    before = evaluate(ctx.model) if o.name in REFERENCE_FREE else None
+    return dataclasses.replace(setup, evaluate=evaluate, before=before)

@@ -60,8 +60,7 @@ def check_trained_run(run_dir: Path) -> tuple[Path, Path]:
 
 def merge_run(run_dir: Path, out: Path, dtype: str = "") -> None:
     """Fold the run's LoRA / IA³ weights into its base model and save the result to `out`."""
-    from tuneforge.config import load_config
-    from tuneforge.train.run import TrainRunConfig
+    from tuneforge.train.run_config import load_run_config
 
     adapter_dir = run_dir / "adapter"
     if not (adapter_dir / "adapter_config.json").exists():
@@ -72,7 +71,7 @@ def merge_run(run_dir: Path, out: Path, dtype: str = "") -> None:
             f"a {peft_type.lower()} adapter adds virtual tokens and cannot be merged into the "
             f"base weights. Export without --merge and load it with PeftModel.from_pretrained"
         )
-    cfg = load_config(TrainRunConfig, run_dir / "config.yaml")
+    cfg = load_run_config(run_dir / "config.yaml")
     from peft import PeftModel
     from transformers import AutoTokenizer
 

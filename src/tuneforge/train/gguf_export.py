@@ -366,16 +366,15 @@ def export_gguf(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tuneforge.config import load_config
     from tuneforge.files import check_output_dir, staged_dir
     from tuneforge.train.export import check_trained_run, merge_run
-    from tuneforge.train.run import TrainRunConfig
+    from tuneforge.train.run_config import load_run_config
 
     if quant not in QUANTS:
         raise ConfigError(f"--quant {quant} unknown. Use one of {', '.join(QUANTS)}")
     run_dir = Path(run_dir)
     adapter_dir, config_path = check_trained_run(run_dir)
-    cfg = load_config(TrainRunConfig, config_path)
+    cfg = load_run_config(config_path)
     if cfg.objective.name == "reward":
         raise ConfigError(
             f"{run_dir} is a reward model (a scalar head, not a generator); GGUF is for generative models. "

@@ -25,18 +25,25 @@ replays the prompt order but samples afresh (sampling is not replayed).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from tuneforge.data.rules import references
 from tuneforge.errors import ConfigError
+from tuneforge.files import write_text_atomic
 from tuneforge.generation import generate_batch
+from tuneforge.hardware import distributed_state
+from tuneforge.intervals import mean_ci, paired_test
 from tuneforge.records import Example, Message
 from tuneforge.tokenisation import IGNORE, collate, encode_example, model_inputs
+from tuneforge.train.context import BuildContext, ObjectiveOptions
 from tuneforge.train.dpo import shuffled_batches, under_reference
 from tuneforge.train.loop import Objective, ObjectiveSetup
 
@@ -260,4 +267,74 @@ def make_reward_fn(spec: str, device: str = "cpu", cache_dir: Path | None = None
     raise ConfigError(
         f"objective.reward '{spec}' unknown: write rule:DOTTED.PATH (e.g. rule:tuneforge.data.rules.exact_match), "
         "model:REWARD_RUN_DIR or judge:local:MODEL / judge:openai:MODEL@URL"
+    )
+
+
+@dataclass
+class GRPOOptions(ObjectiveOptions):
+    reward: str = field(
+        default="rule:tuneforge.data.rules.exact_match",
+        metadata={
+            "help": "rule:DOTTED.PATH (rule(answer, record)) | model:REWARD_RUN_DIR | "
+            "judge:local:MODEL or judge:openai:MODEL@URL (1-10 rating)"
+        },
+    )
+    beta: float = field(default=0.1, metadata={"help": "β, the KL penalty to the reference (0 = none)", "ge": 0})
+    group_size: int = field(default=4, metadata={"help": "G, completions sampled per prompt", "ge": 2})
+    completion_tokens: int = field(default=32, metadata={"help": "new tokens per completion", "ge": 1})
+    sample_temperature: float = field(default=1.0, metadata={"help": "sampling temperature", "gt": 0})
+    clip_epsilon: float = field(default=0.2, metadata={"help": "ε, the policy-ratio clip", "gt": 0, "lt": 1})
+    iterations: int = field(default=1, metadata={"help": "μ, optimizer steps per sampled batch", "ge": 1})
+
+
+def build(ctx: BuildContext) -> ObjectiveSetup:
+    """Online GRPO on data.train's prompts (`ctx.model` is already adapted: it samples from the model
+    it trains); held-out greedy reward on data.eval with a bootstrap CI, the paired change against
+    the untuned model, and every held-out answer in heldout_answers.jsonl."""
+    o, t = ctx.options, ctx.train
+    assert isinstance(o, GRPOOptions)
+    if not ctx.data.eval and ctx.eval_examples is None:
+        raise ConfigError("objective.name=grpo needs data.eval: held-out prompts to measure the reward on")
+    held = ctx.held_out_examples()
+    reward_fn = make_reward_fn(o.reward, ctx.device, ctx.run_dir)
+    settings = GRPOSettings(
+        group_size=o.group_size, prompts_per_batch=t.batch_size, max_new_tokens=o.completion_tokens,
+        temperature=o.sample_temperature, epsilon=o.clip_epsilon, beta=o.beta, iterations=o.iterations,
+        max_length=t.max_length, seed=t.seed,
+    )  # fmt: skip
+    setup = grpo_setup(ctx.model, ctx.training_examples(), held, ctx.tok, reward_fn, settings, ctx.frozen, **ctx.shard)
+
+    def summarise(result: dict, before: dict | None = None) -> dict:
+        if before is not None and distributed_state().is_main_process:
+            rows = [
+                {
+                    "id": r.id,
+                    "references": references(r),
+                    "untuned": a,
+                    "untuned_reward": ra,
+                    "tuned": b,
+                    "tuned_reward": rb,
+                }  # fmt: skip
+                for r, a, ra, b, rb in zip(
+                    held, before["answers"], before["per_item"], result["answers"], result["per_item"], strict=True
+                )
+            ]
+            text = "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows)
+            write_text_atomic(ctx.run_dir / "heldout_answers.jsonl", text)
+        out = {
+            "reward": result["reward"],
+            "ci": mean_ci(result["per_item"]),
+            "n": result["n"],
+            "unscored": result["unscored"],
+            "reward_spec": o.reward,
+            "on": ctx.data.eval,
+            "examples": [{"id": r.id, "answer": a} for r, a in zip(held[:5], result["answers"])],
+        }
+        if before is not None:
+            out["delta"] = paired_test(before["per_item"], result["per_item"])
+        return out
+
+    untuned = setup.evaluate(ctx.model)
+    return dataclasses.replace(
+        setup, evaluate=lambda m: summarise(setup.evaluate(m), untuned), before=summarise(untuned)
     )

@@ -10,13 +10,17 @@ The reference model is the base under a disabled adapter, as for DPO.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import torch
 
+from tuneforge.data.seed import load_pairs
 from tuneforge.errors import DataError
 from tuneforge.records import Example, Message, PreferencePair
 from tuneforge.tokenisation import collate, encode_example
+from tuneforge.train.context import BuildContext, ObjectiveOptions
 from tuneforge.train.dpo import dpo_metrics, pair_eval_batches, reference_logps, sequence_logps, shuffled_batches
 from tuneforge.train.loop import Objective, ObjectiveSetup
 from tuneforge.train.preference_losses import kto_term
@@ -107,3 +111,31 @@ def kto_setup(
         evaluate,
         None,
     )
+
+
+@dataclass
+class KTOOptions(ObjectiveOptions):
+    beta: float = field(default=0.1, metadata={"help": "β, the scale of the implicit reward", "gt": 0})
+    desirable_weight: float = field(default=1.0, metadata={"help": "λ_D, weight of desirable answers", "gt": 0})
+    undesirable_weight: float = field(default=1.0, metadata={"help": "λ_U, weight of undesirable answers", "gt": 0})
+
+
+def build(ctx: BuildContext) -> ObjectiveSetup:
+    """KTO on one pairs file, unpaired into desirable and undesirable answers."""
+    o, t = ctx.options, ctx.train
+    assert isinstance(o, KTOOptions)
+    eval_source = ctx.eval_pairs_source()
+    setup = kto_setup(
+        ctx.training_pairs(),
+        load_pairs(eval_source),
+        ctx.tok,
+        ctx.frozen,
+        beta=o.beta,
+        desirable_weight=o.desirable_weight,
+        undesirable_weight=o.undesirable_weight,
+        max_length=t.max_length,
+        batch_size=t.batch_size,
+        seed=t.seed,
+        **ctx.shard,
+    )
+    return dataclasses.replace(setup, evaluate=lambda m: setup.evaluate(m) | {"on": eval_source})

@@ -130,8 +130,8 @@ class Objective:
 class ObjectiveSetup:
     """What an objective brings to the one loop: its loss, its batch stream, and how to evaluate a
     model before and after training (`before` None = not measured). Each objective module exports a
-    builder with flat arguments that returns one (`dpo_setup`, `distill_setup`,
-    `domain_adaptation_setup`); `train.run` looks the builder up by `objective.name`."""
+    builder `build(ctx) -> ObjectiveSetup`; `tuneforge.train.objectives` lists them by name and its
+    `fit` runs every one the same way."""
 
     objective: Objective
     batches: Iterator[dict]
@@ -140,6 +140,8 @@ class ObjectiveSetup:
     # the model to adapt and train in place of the loaded causal LM, when the objective changes the
     # architecture (a reward model: the same transformer with a scalar head)
     model: Any = None
+    # (before, after) → the run's `eval` summary; None = {"base": before, "tuned": after}
+    summarise: Callable[[Any, dict], dict] | None = None
 
 
 @dataclass
@@ -400,7 +402,7 @@ def evaluate_loss(model, batches: list[dict], objective: Objective, precision: s
 def heldout_loss(model, batches: list[dict], objective: Objective, precision: str = "auto") -> dict:
     """Per-example loss sums and units over fixed batches: {"sums", "units"} (lists, one per
     example) and their ratio "loss" — the same number as `evaluate_loss`, with what a bootstrap
-    over examples needs (`evaluate.bootstrap.ratio_ci`)."""
+    over examples needs (`tuneforge.intervals.ratio_ci`)."""
     if objective.item_loss is None:
         raise ConfigError(f"objective '{objective.name}' has no per-example loss")
     was_training = model.training

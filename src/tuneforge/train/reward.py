@@ -18,14 +18,19 @@ and for online RL.
 from __future__ import annotations
 
 import copy
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from tuneforge.data.seed import load_pairs
 from tuneforge.errors import ConfigError
+from tuneforge.intervals import wilson_interval
 from tuneforge.records import Example, Message, PreferencePair
 from tuneforge.tokenisation import collate, encode_example, model_inputs
+from tuneforge.train.context import BuildContext, ObjectiveOptions
 from tuneforge.train.dpo import encode_pair, pair_batches, pair_eval_batches
 from tuneforge.train.loop import Objective, ObjectiveSetup
 
@@ -145,7 +150,7 @@ def load_reward_model(run_dir: str | Path, device: str = "cpu"):
     config_path, adapter_dir = run_dir / "config.yaml", run_dir / "adapter"
     if not config_path.exists() or not adapter_dir.exists():
         raise ConfigError(f"{run_dir} is not a finished reward-model run (no config.yaml or adapter/)")
-    # the saved config read as plain YAML: TrainRunConfig lives in the recipe (train.run), above this layer
+    # the saved config read as plain YAML: TrainRunConfig (train.run_config) sits above this module
     cfg = read_yaml(config_path, "run config")[0]
     if cfg.get("objective", {}).get("name") != "reward":
         raise ConfigError(
@@ -180,3 +185,34 @@ def score_answers(
         b = {k: v.to(device) for k, v in collate(encoded[i : i + batch_size], tokenizer.pad_token_id).items()}
         out += rewards(model, b).tolist()
     return out
+
+
+@dataclass
+class RewardOptions(ObjectiveOptions):
+    """reward has no keys of its own: a scalar head on the model, Bradley–Terry on data.train's pairs."""
+
+
+def build(ctx: BuildContext) -> ObjectiveSetup:
+    """A reward model on one pairs file; held-out accuracy with a 95% Wilson interval over pairs."""
+    t = ctx.train
+    eval_source = ctx.eval_pairs_source()
+    setup = reward_setup(
+        ctx.model,
+        ctx.training_pairs(),
+        load_pairs(eval_source),
+        ctx.tok,
+        adapter_method=ctx.adapter.method,
+        max_length=t.max_length,
+        batch_size=t.batch_size,
+        seed=t.seed,
+        **ctx.shard,
+    )
+
+    def with_ci(metrics: dict) -> dict:
+        return {k: v for k, v in metrics.items() if k != "correct"} | {
+            "accuracy_ci": wilson_interval(sum(metrics["correct"]), len(metrics["correct"])),
+            "on": eval_source,
+        }
+
+    assert setup.before is not None  # the new head is measured before training
+    return dataclasses.replace(setup, evaluate=lambda m: with_ci(setup.evaluate(m)), before=with_ci(setup.before))

@@ -9,12 +9,26 @@ projection are never computed). The data path (encoding, masks, collation, packi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 from tuneforge.errors import ConfigError
-from tuneforge.tokenisation import IGNORE, model_inputs
+from tuneforge.intervals import paired_ratio_delta, ratio_ci
+from tuneforge.tokenisation import (
+    IGNORE,
+    batch_stream,
+    collate,
+    count_targets,
+    count_targets_per_row,
+    encode_examples,
+    model_inputs,
+)
 from tuneforge.train.adapters import is_prompt_learning
+from tuneforge.train.context import BuildContext, ObjectiveOptions
+from tuneforge.train.loop import Objective, ObjectiveSetup, heldout_loss
 
 
 def sft_loss(model, batch: dict, pool_prompt: bool = False, per_row: bool = False):
@@ -48,3 +62,70 @@ def sft_loss(model, batch: dict, pool_prompt: bool = False, per_row: bool = Fals
     prompt = (labels == IGNORE) & batch.get("attention_mask", torch.ones_like(labels)).bool()
     pooled = (hidden * prompt.unsqueeze(-1)).sum((0, 1)) / prompt.sum().clamp_min(1)
     return loss, pooled
+
+
+SFT = Objective(
+    "sft", sft_loss, count_targets, item_loss=lambda m, b: (sft_loss(m, b, per_row=True), count_targets_per_row(b))
+)
+
+
+@dataclass
+class SFTOptions(ObjectiveOptions):
+    """sft has no keys of its own: train.mask and train.packing shape what it learns."""
+
+
+def heldout_batches(examples, tok, max_length: int, mask: str, size: int = 16) -> list[dict]:
+    enc = encode_examples(list(examples), tok, max_length, mask)[0] if examples else []
+    return [collate(enc[i : i + size], tok.pad_token_id) for i in range(0, len(enc), size)]
+
+
+def build(ctx: BuildContext) -> ObjectiveSetup:
+    """Cross-entropy on the assistant tokens; held-out loss per target token before and after, with
+    bootstrap CIs and the paired change."""
+    t = ctx.train
+    enc_train, dropped = encode_examples(ctx.training_examples(), ctx.tok, t.max_length, t.mask)
+    if dropped:
+        print(f"      {dropped} examples dropped: no target token within max_length", flush=True)
+    eval_batches = heldout_batches(ctx.held_out_examples(), ctx.tok, t.max_length, t.mask)
+    batches = batch_stream(
+        enc_train,
+        t.batch_size,
+        ctx.tok.pad_token_id,
+        t.seed,
+        pack_length=t.max_length if t.packing else 0,
+        **ctx.shard,
+    )
+    evaluate = lambda m: heldout_loss(m, eval_batches, SFT, t.precision) if eval_batches else {}  # noqa: E731
+    on = ctx.data.eval if ctx.eval_examples is None else "test"
+    return ObjectiveSetup(SFT, batches, evaluate, evaluate(ctx.model), summarise=lambda b, a: loss_summary(b, a, on))
+
+
+def loss_summary(base: dict, tuned: dict, on: str = "", n_boot: int = 1000, seed: int = 0) -> dict:
+    """Held-out loss per target token before and after training, each with a bootstrap 95% CI
+    over examples, and the paired change (tuned − base) with its CI (same examples resampled)."""
+    if not base:
+        return {}
+    return {
+        **{
+            k: {"loss": r["loss"], "ci": ratio_ci(r["sums"], r["units"], n_boot, seed), "on": on}
+            for k, r in (("base", base), ("tuned", tuned))
+        },
+        "delta": paired_ratio_delta(base["sums"], tuned["sums"], base["units"], n_boot, seed),
+        "n_examples": len(base["units"]),
+        "n_tokens": int(sum(base["units"])),
+        "signature": f"heldout-loss|per-target-token|bootstrap{n_boot}-over-examples|seed:{seed}",
+    }
+
+
+def heldout_evaluator(ctx: BuildContext) -> Callable[[object], dict]:
+    """Held-out SFT loss with its CI, for objectives that train on examples (distill, domain adaptation)."""
+    t = ctx.train
+    eval_batches = heldout_batches(ctx.held_out_examples(), ctx.tok, t.max_length, t.mask)
+
+    def evaluate(m):
+        if not eval_batches:
+            return {}
+        held = heldout_loss(m, eval_batches, SFT, t.precision)
+        return {"loss": held["loss"], "ci": ratio_ci(held["sums"], held["units"]), "on": ctx.data.eval}
+
+    return evaluate
