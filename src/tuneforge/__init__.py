@@ -96,7 +96,7 @@ def __getattr__(name):
         "eval_generate": "tuneforge.evaluate.run",
         "eval_score": "tuneforge.evaluate.run",
         "EvalRunConfig": "tuneforge.evaluate.run",
-        "compare_runs": "tuneforge.evaluate.compare",
+        "compare_runs": "tuneforge.evaluate.paired_deltas",
         "judge_single": "tuneforge.evaluate.judge",
         "judge_pairwise": "tuneforge.evaluate.judge",
         "correlate": "tuneforge.evaluate.correlation",

@@ -152,8 +152,8 @@ def cmd_data_build(args) -> int:
 
 def cmd_data_synth(args) -> int:
     from tuneforge.config import load_config
+    from tuneforge.data.build_config import BuildConfig
     from tuneforge.data.file_steps import synth
-    from tuneforge.data.run import BuildConfig
 
     out = synth(load_config(BuildConfig, args.config, args.overrides))
     manifest = json.loads((out / "manifest.json").read_text())
@@ -167,7 +167,7 @@ def cmd_data_synth(args) -> int:
 def _step_config(step: str, overrides: list[str], sections: tuple[str, ...]):
     """The build-config keys one data step reads; a key it would ignore is an error, not a no-op."""
     from tuneforge.config import load_config
-    from tuneforge.data.run import BuildConfig
+    from tuneforge.data.build_config import BuildConfig
 
     for item in overrides:
         key = item.split("=", 1)[0].strip()
@@ -264,7 +264,7 @@ def cmd_eval_score(args) -> int:
 
 
 def cmd_eval_compare(args) -> int:
-    from tuneforge.evaluate.compare import compare_runs, format_comparison
+    from tuneforge.evaluate.paired_deltas import compare_runs, format_comparison
 
     result = compare_runs(args.run_a, args.run_b, n_boot=args.bootstrap)
     print(json.dumps(result, indent=2) if args.json else format_comparison(result))
@@ -402,7 +402,7 @@ def cmd_report(args) -> int:
     from tuneforge.files import check_finished
 
     if args.runs[0] == "compare":
-        from tuneforge.evaluate.run_comparison import compare_page
+        from tuneforge.evaluate.compare_page import compare_page
 
         print(f"Report: {compare_page(args.runs[1:], args.out or Path('runs/compare'), args.bootstrap)}")
         return 0
@@ -547,7 +547,7 @@ VERBS = (
         "build a dataset: sources → generators → augmentation → filters → mix",
         "Run a declared data recipe (configs/data_*.yaml) into a dataset directory with train.jsonl, "
         "manifest.json and datacard.md. Rerunning resumes from the LLM cache.",
-        "tuneforge.data.run:BuildConfig",
+        "tuneforge.data.build_config:BuildConfig",
         "required",
     ),
     Verb(
@@ -555,7 +555,7 @@ VERBS = (
         cmd_data_synth,
         "run a build config's sources, generators and augmentation only",
         "Like data build, but with no filters and no mixing: every generated record lands in OUTPUT_DIR/train.jsonl.",
-        "tuneforge.data.run:BuildConfig",
+        "tuneforge.data.build_config:BuildConfig",
         "required",
     ),
     Verb(

@@ -24,7 +24,7 @@ from tuneforge.evaluate.report import write_report
 from tuneforge.evaluate.scoring import score_models
 from tuneforge.files import check_output_dir, run_directory, write_text_atomic
 from tuneforge.generation import GenerationConfig, generate_answers
-from tuneforge.hardware import hardware_summary
+from tuneforge.hardware import cpu_ticks, hardware_summary, steal_percent
 from tuneforge.models import EMBEDDED_ENCODER, check_attention, check_hub_model, load_model
 from tuneforge.records import EvalItem, Example
 from tuneforge.train.adapters import AdapterConfig, is_prompt_learning
@@ -101,24 +101,6 @@ def _build_steps(b: BuildConfig) -> list[str]:
     return steps or ["manual data only"]
 
 
-def _cpu_ticks() -> list[int] | None:
-    """Aggregate CPU tick counters from /proc/stat (Linux), or None elsewhere."""
-    try:
-        with open("/proc/stat") as f:
-            return [int(x) for x in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-
-
-def steal_percent(before: list[int] | None, after: list[int] | None) -> float | None:
-    """Share of CPU time a hypervisor took from this VM between two readings: on a shared VM it
-    explains why the same run takes longer on one day than another."""
-    if not before or not after or len(before) < 8:
-        return None
-    delta = [b - a for a, b in zip(before, after)]
-    return round(100 * delta[7] / max(sum(delta), 1), 1)
-
-
 class _Stages:
     """Prints numbered stage headers and records each stage's wall time (seconds)."""
 
@@ -126,7 +108,7 @@ class _Stages:
         self.total, self._start = total, time.time()
         self.times: dict[str, float] = {}
         self._name: str | None = None
-        self.ticks = _cpu_ticks()
+        self.ticks = cpu_ticks()
 
     def start(self, name: str, text: str) -> None:
         self.stop()
@@ -223,7 +205,7 @@ def run_demo(cfg: DemoConfig) -> Path:
 
         stages.start("report", "report")
         run["stage_seconds"] = stages.times
-        run["cpu_steal_percent"] = steal_percent(stages.ticks, _cpu_ticks())
+        run["cpu_steal_percent"] = steal_percent(stages.ticks, cpu_ticks())
         write_text_atomic(
             run_dir / "metrics.json",
             json.dumps({"run": run, "models": scored["models"], "comparison": scored["comparison"]}, indent=2),

@@ -452,3 +452,21 @@ def distributed_state():
     from accelerate import PartialState
 
     return PartialState(cpu=not torch.cuda.is_available())
+
+
+def cpu_ticks() -> list[int] | None:
+    """Aggregate CPU tick counters from /proc/stat (Linux), or None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+
+
+def steal_percent(before: list[int] | None, after: list[int] | None) -> float | None:
+    """Share of CPU time a hypervisor took from this VM between two readings: on a shared VM it
+    explains why the same run takes longer on one day than another."""
+    if not before or not after or len(before) < 8:
+        return None
+    delta = [b - a for a, b in zip(before, after)]
+    return round(100 * delta[7] / max(sum(delta), 1), 1)

@@ -53,7 +53,7 @@ def test_resolved_config_saves_and_reloads(tmp_path):
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_bundled_config_loads(path):
-    from tuneforge.data.run import BuildConfig
+    from tuneforge.data.build_config import BuildConfig
     from tuneforge.evaluate.run import EvalRunConfig
     from tuneforge.multitask.run import MultiTaskConfig
     from tuneforge.reflect.run import ReflectRunConfig

@@ -100,7 +100,7 @@ def test_generate_resumes_and_compare_reports_paired_deltas(setup, capsys):
 
 def test_compare_finds_a_real_difference(tmp_path, capsys):
     from tuneforge.config import load_config
-    from tuneforge.evaluate.compare import compare_runs
+    from tuneforge.evaluate.paired_deltas import compare_runs
     from tuneforge.evaluate.run import EvalRunConfig, eval_score
 
     out = tmp_path / "run"

@@ -105,7 +105,8 @@ def test_paraphrased_test_prompts_are_reported_or_removed_and_unrelated_records_
     """Issue 15: each of 20 paraphrases of shipped test prompts (no shared 13-gram) is found by the
     MiniLM near-match check at cosine 0.8 — reported, or removed with near_remove — while none of the
     244 same-domain train-split records is (measured: every plant ≥ 0.80, the closest train record 0.68)."""
-    from tuneforge.data.run import FilterConfig, apply_filters
+    from tuneforge.data.build_config import FilterConfig
+    from tuneforge.data.filters import apply_filters
     from tuneforge.data.seed import load_examples
 
     plants = [

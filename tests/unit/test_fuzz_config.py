@@ -29,7 +29,7 @@ VERBS = {
     "eval generate": (["eval", "generate", "output_dir={o}"], "tuneforge.evaluate.run:EvalRunConfig"),
     "eval run": (["eval", "run", "output_dir={o}"], "tuneforge.evaluate.run:EvalRunConfig"),
     "safety run": (["safety", "run", "output_dir={o}"], "tuneforge.safety.run:SafetyRunConfig"),
-    "data build": (["data", "build", "{d}/build.yaml", "output_dir={o}"], "tuneforge.data.run:BuildConfig"),
+    "data build": (["data", "build", "{d}/build.yaml", "output_dir={o}"], "tuneforge.data.build_config:BuildConfig"),
     "multitask run": (["multitask", "run", "output_dir={o}"], "tuneforge.multitask.run:MultiTaskConfig"),
     "reflect run": (["reflect", "run", "output_dir={o}"], "tuneforge.reflect.run:ReflectRunConfig"),
 }

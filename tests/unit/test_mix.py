@@ -38,3 +38,20 @@ def test_bad_weights_are_config_errors():
         mix_counts([3, 4], [0, 0])
     with pytest.raises(ConfigError, match="is empty"):
         mix_counts([0, 4], [1, 1])
+
+
+def test_a_build_mixes_its_sources_with_the_same_counts_as_data_mix_and_training():
+    from conftest import make_examples
+
+    from tuneforge.data.mix import mix_by_source, mix_counts, mix_total
+
+    a, b = make_examples(6), make_examples(4)
+    for r in a:
+        r.source = "manual"
+    for r in b:
+        r.source = "ds2/healthcare"
+    mixed = mix_by_source(a + b, {"manual": 1.0, "ds2": 3.0}, ratio=0.5, seed=1)
+    expected = mix_counts([6, 4], [1.0, 3.0], mix_total(0.5, 10))
+    by = [sum(r.source.split("/")[0] == s for r in mixed) for s in ("manual", "ds2")]
+    assert by == expected and len(mixed) == 5
+    assert mix_by_source(a + b, {}, 1.0) == a + b  # no weights, α = 1: as they are

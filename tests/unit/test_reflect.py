@@ -242,7 +242,7 @@ def test_item_file_errors_name_file_line_and_key(tmp_path):
 
 
 def test_reflect_run_writes_trace_matrix_heatmap_and_sft_records(tmp_path):
-    from tuneforge.data.run import load_spec
+    from tuneforge.data.seed import load_spec
     from tuneforge.reflect.run import ReflectRunConfig, reflect_run
 
     ratings = {(lv, v): 6 for lv in ("basic", "intermediate", "advanced", "expert") for v in range(3)}
@@ -262,7 +262,8 @@ def test_reflect_run_writes_trace_matrix_heatmap_and_sft_records(tmp_path):
     assert records[0].response == "answer v1" and records[0].instruction.startswith("Context:\n[")
     assert records[0].meta["initial_answer"] == "answer v0" and records[0].meta["converged_at"] == 1
     # `data build` mixes them in with their provenance kept
-    from tuneforge.data.run import BuildConfig, ManualConfig, synthesize
+    from tuneforge.data.build_config import BuildConfig, ManualConfig
+    from tuneforge.data.synthesis import synthesize
 
     stages, _ = synthesize(BuildConfig(manual=ManualConfig(files=[str(out / "reflected.jsonl")])), None)
     assert [r.source for r in stages["manual"]] == ["self-improve/reflect"] * 3

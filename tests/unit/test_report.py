@@ -1,4 +1,4 @@
-from tuneforge.demo import steal_percent
+from tuneforge.hardware import steal_percent
 
 
 def test_steal_percent_from_proc_stat_counters():

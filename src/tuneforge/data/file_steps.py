@@ -15,23 +15,19 @@ from collections import Counter
 from pathlib import Path
 
 from tuneforge.data.augment import AugmentConfig, augment
+from tuneforge.data.build_config import BuildConfig, FilterConfig, MixConfig
 from tuneforge.data.decontam import decontaminate
 from tuneforge.data.dedup import Removal, deduplicate
+from tuneforge.data.filters import apply_filters
 from tuneforge.data.io import write_records
 from tuneforge.data.mix import mix_counts, mix_datasets, mix_report, mix_total
-from tuneforge.data.run import (
-    BuildConfig,
-    FilterConfig,
-    LLMConfig,
-    MixConfig,
-    apply_filters,
-    build_dataset,
-    load_spec,
-    make_llm,
-)
+from tuneforge.data.run import build_dataset
+from tuneforge.data.seed import load_spec
 from tuneforge.errors import ConfigError, DataError
 from tuneforge.files import check_output_file
+from tuneforge.llm.config import LLMConfig, make_llm
 from tuneforge.records import EvalItem, Example
+from tuneforge.safety.training_data import unsafe_training_record
 
 
 def _examples(spec: str | Path) -> list[Example]:
@@ -112,7 +108,7 @@ def filter_file(
     check_output_file(output, [input], overwrite, _sidecars(output))
     rows = _examples(input)
     client = make_llm(llm or LLMConfig(), Path(str(output) + ".cache.sqlite"), "judge") if cfg.judge else None
-    kept, removed, reports = apply_filters(list(rows), cfg, client)
+    kept, removed, reports = apply_filters(list(rows), cfg, client, unsafe_training_record)
     write_records(kept, output)
     write_removed(rows, removed, output)
     return _report("filter", len(rows), kept, removed, output, **reports)

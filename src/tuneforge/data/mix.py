@@ -67,3 +67,29 @@ def mix_datasets(
 def mix_report(names: list[str], sizes: list[int], counts: list[int]) -> str:
     total = max(sum(counts), 1)
     return "; ".join(f"{n}: {c} rows from {s} ({100 * c / total:.0f}%)" for n, s, c in zip(names, sizes, counts))
+
+
+def mix_by_source(pooled: list[Example], weights: dict[str, float], ratio: float = 1.0, seed: int = 0) -> list[Example]:
+    """Mix records pooled from several sources (a record's source is the first part of its
+    `source`) by `weights` per source, keeping M = α·N records (`mix_total`); the same
+    `mix_counts`/`mix_datasets` semantics as `data mix` and training's `data.weights`."""
+    if not weights and ratio == 1.0:
+        return pooled
+    groups: dict[str, list[Example]] = {}
+    for r in pooled:
+        groups.setdefault(r.source.split("/")[0], []).append(r)
+    names = list(groups)
+    unknown = [n for n in weights if n not in groups]
+    if unknown:
+        raise ConfigError(f"mix.weights names {unknown}, but the sources present are {names}")
+    unlisted = [n for n in names if weights and n not in weights]
+    if unlisted:  # silently weighting them 0 would drop whole sources
+        raise ConfigError(
+            f"mix.weights gives no weight to the sources {unlisted} ({sum(len(groups[n]) for n in unlisted)} "
+            f"records), so they would be dropped. Give each source present ({names}) a weight; "
+            "0 drops a source on purpose"
+        )
+    w = [float(weights.get(n, 0.0)) for n in names] if weights else None
+    total = mix_total(ratio, len(pooled))
+    mix_counts([len(groups[n]) for n in names], w, total)  # validates
+    return mix_datasets([groups[n] for n in names], w, seed, total)

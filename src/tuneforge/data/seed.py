@@ -12,7 +12,7 @@ from pathlib import Path
 from tuneforge.data.io import read_records, records_of
 from tuneforge.errors import ConfigError, DataError, UnknownNameError, lookup, suggest
 from tuneforge.paths import data_dir
-from tuneforge.records import Example, PreferencePair
+from tuneforge.records import EvalItem, Example, PreferencePair
 
 DOMAINS = ("healthcare", "finance", "legal", "travel", "education")
 SPLITS = ("train", "test")
@@ -97,3 +97,15 @@ def load_pairs(spec: str) -> list[PreferencePair]:
     for i, pair in enumerate(records):
         pair.id = pair.id or f"{Path(path).stem}-{i}"
     return records
+
+
+def load_spec(spec, origin: bool = False) -> list:
+    """Records of a data spec: `seed:...` for shipped data, else a file in any format (with
+    `origin`, each record's meta names its source_file and line)."""
+    spec = str(spec)
+    return load_examples(spec) if spec.startswith("seed:") else read_records(spec, origin=origin)
+
+
+def eval_items(specs: list[str]) -> list[EvalItem]:
+    """The evaluation sets to protect (`filters.decontaminate`), as eval items."""
+    return [EvalItem.from_example(e) if isinstance(e, Example) else e for spec in specs for e in load_spec(spec)]

@@ -164,7 +164,7 @@ def _comparisons(run_dir: Path, metrics: dict) -> dict | None:
     names = metrics.get("comparison_models") or (list(metrics["models"])[:2] if len(metrics["models"]) >= 2 else None)
     if not names or not all((run_dir / "scores" / f"{n}.jsonl").exists() for n in names):
         return None
-    from tuneforge.evaluate.compare import compare_runs
+    from tuneforge.evaluate.paired_deltas import compare_runs
 
     try:
         return compare_runs(f"{run_dir}:{names[0]}", f"{run_dir}:{names[1]}", n_boot=500)

@@ -233,7 +233,3 @@ def classify(answer: str, domain: str = "", prompt: str = "") -> str:
     if refers and not _HELPS_DESPITE.search(answer):
         return "caution"
     return "comply"
-
-
-def is_refusal(answer: str, domain: str = "", prompt: str = "") -> bool:
-    return classify(answer, domain, prompt) == "refusal"

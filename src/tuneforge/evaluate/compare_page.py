@@ -2,7 +2,7 @@
 markdown twin) that puts runs side by side, the first one being the reference.
 
 - every metric of every run with its 95% CI, and for each later run the paired change against the
-  first (`compare.compare_runs`: paired bootstrap CI and p-value over the items both answered; a pair
+  first (`paired_deltas.compare_runs`: paired bootstrap CI and p-value over the items both answered; a pair
   with no item in common says so in its cells instead of vanishing);
 - training loss curves overlaid (each run's train_log.jsonl, where there is one);
 - a per-domain chart for each metric; data-build counts and safety rates when the runs have them
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tuneforge.data.io import read_records, records_of
 from tuneforge.errors import ConfigError, TuneforgeError
-from tuneforge.evaluate.compare import compare_runs, resolve
+from tuneforge.evaluate.paired_deltas import compare_runs, resolve
 from tuneforge.evaluate.report_kit import escape, figure, page, pyplot, section
 from tuneforge.files import check_finished, check_output_dir, staged_dir, write_text_atomic
 from tuneforge.records import Generation
