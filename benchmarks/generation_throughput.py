@@ -10,6 +10,11 @@ decoding, the same `max_new_tokens`, stopping at the end-of-turn token:
                     left padding (what a careful user writes by hand).
   tuneforge         `tuneforge.generation.generate_answers`: length-sorted batches, left padding,
                     the same batch size (what `eval run`, `safety run` and the demo use).
+  llama_cpp         the yardstick users compare with: the same weights written as an f16 GGUF by
+                    tuneforge's exporter (`export --gguf`'s writer), decoded by llama.cpp through
+                    llama-cpp-python (the build `scripts/install_server.sh` makes), one prompt at a
+                    time as its server and Ollama answer a single user, on the same threads.
+                    Skipped, with the reason in the JSON, where llama-cpp-python is not installed.
 
 Real tokens/s counts the new tokens of each answer up to and including its stop token (padding
 after a finished answer is not counted). Each variant runs in this one process, one after the
@@ -96,6 +101,25 @@ def tuneforge_generate(model, tok, items, max_new: int, batch_size: int) -> tupl
     return sum(g.meta["new_tokens"] for g in gens), seconds
 
 
+def llama_cpp_generate(model, tok, texts: list[str], max_new: int, workdir: Path) -> tuple[int, float]:
+    """(completion tokens, seconds) of llama.cpp on `texts`, greedy, one prompt at a time."""
+    import llama_cpp
+
+    from tuneforge.hardware import cpu_info
+    from tuneforge.train.gguf_export import source_gguf, write_gguf
+
+    gguf = write_gguf(model, tok, source_gguf("smollm2-135m-instruct"), workdir / "model-f16.gguf", "f16")
+    threads = __import__("torch").get_num_threads() or cpu_info().physical_cores
+    llm = llama_cpp.Llama(str(gguf), n_ctx=2048, n_threads=threads, n_threads_batch=threads, verbose=False)
+    llm.create_completion(texts[0], max_tokens=2, temperature=0.0)  # warm-up
+    tokens, start = 0, time.perf_counter()
+    for text in texts:
+        out = llm.create_completion(text, max_tokens=max_new, temperature=0.0, top_k=1)
+        n = out["usage"]["completion_tokens"]
+        tokens += n + (out["choices"][0]["finish_reason"] == "stop")  # the stop token, as the others count it
+    return tokens, time.perf_counter() - start
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--prompts", type=int, default=32)
@@ -122,6 +146,15 @@ def main() -> None:
         "hf_batched": lambda: hf_generate(model, tok, texts, args.max_new_tokens, args.batch_size),
         "tuneforge": lambda: tuneforge_generate(model, tok, items, args.max_new_tokens, args.batch_size),
     }
+    skipped = {}
+    try:
+        import llama_cpp  # noqa: F401
+
+        workdir = Path(tempfile.mkdtemp(prefix="tuneforge-bench-gguf-"))
+        variants["llama_cpp"] = lambda: llama_cpp_generate(model, tok, texts, args.max_new_tokens, workdir)
+    except ImportError as exc:
+        skipped["llama_cpp"] = f"llama-cpp-python is not installed ({exc}); bash scripts/install_server.sh .venv"
+        print(f"llama_cpp skipped: {skipped['llama_cpp']}", file=sys.stderr)
     hf_generate(model, tok, texts[:2], 8, 2)  # warm-up: kernel selection, allocator
     runs: dict[str, list[dict]] = {k: [] for k in variants}
     for r in range(args.rounds):
@@ -148,6 +181,8 @@ def main() -> None:
         "tokens_per_s": summary,
         "ratio_tuneforge_over_hf_one_at_a_time": summary["tuneforge"] / summary["hf_one_at_a_time"],
         "ratio_tuneforge_over_hf_batched": summary["tuneforge"] / summary["hf_batched"],
+        "ratio_tuneforge_over_llama_cpp": summary["tuneforge"] / summary["llama_cpp"] if "llama_cpp" in summary else None,
+        "skipped": skipped,
         "runs": runs,
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
@@ -162,6 +197,7 @@ def main() -> None:
     print(
         f"ratio tuneforge / HF one prompt at a time: {out['ratio_tuneforge_over_hf_one_at_a_time']:.2f}x; "
         f"tuneforge / HF batched: {out['ratio_tuneforge_over_hf_batched']:.2f}x"
+        + (f"; tuneforge / llama.cpp: {out['ratio_tuneforge_over_llama_cpp']:.2f}x" if "llama_cpp" in summary else "")
     )
     print(f"wrote {args.out}")
 

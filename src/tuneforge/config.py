@@ -39,6 +39,26 @@ T = TypeVar("T")
 
 
 SEED = {"ge": 0, "le": 2**32 - 1}  # what numpy's and torch's seeding both accept
+
+# The words every verb uses for the same things (issue 30): one model is a `model` section
+# (name, dtype, device); several are `models: [label=spec]` beside one `dtype` and `device`; the
+# test set is `data.test` (+ `data.test_per_domain`), training data `data.train`, the run's folder
+# `output_dir`, decoding `generation.*`, randomness `seed`. A renamed key is an error naming the new
+# one: a config dataclass lists its old keys in `RENAMED = {"old": "new.dotted.key"}`.
+SHARED_KEYS = ("output_dir", "model", "models", "dtype", "device", "data", "generation", "seed")
+DTYPE_HELP = "auto (bfloat16 where the hardware runs it natively, else float32) | bfloat16 | float32 | float16"
+DEVICE_HELP = "auto (GPU if visible) | cpu | cuda | cuda:N"
+
+
+def dtype_field(what: str = "model dtype") -> Any:
+    """The one definition of a dtype key: `auto` and the names torch spells."""
+    return dataclasses.field(default="auto", metadata={"help": f"{what}: {DTYPE_HELP}"})
+
+
+def device_field() -> Any:
+    return dataclasses.field(default="auto", metadata={"help": DEVICE_HELP})
+
+
 MAX_ALIAS_NODES = 100_000  # nodes that YAML aliases may add to a document when expanded
 
 _INT, _FLOAT_TAG, _BOOL = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool"
@@ -318,6 +338,13 @@ def _build(cls: type[T], data: dict, where: str, lines: dict[str, int], source: 
         path = f"{where}{key}"
         line = lines.get(path, 0)
         loc = f"{source}:{line}" if line > 0 else ("command-line override" if line < 0 else source)
+        renamed = getattr(cls, "RENAMED", {})
+        if key not in fields and key in renamed:
+            errors.append(
+                f"config key '{path}' ({loc}) is now '{where}{renamed[key]}' (the same name in every verb); "
+                f"write {where}{renamed[key]}={value!r:.60}"
+            )
+            continue
         if key not in fields:
             section = where.rstrip(".") + (f" (name={data['name']})" if "name" in fields and "name" in data else "")
             errors.append(
@@ -328,7 +355,10 @@ def _build(cls: type[T], data: dict, where: str, lines: dict[str, int], source: 
         tp = hints[key]
         if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             if not isinstance(value, dict):
-                errors.append(f"config key '{path}' ({loc}) must be a section of keys, got {value!r}")
+                hint = (
+                    f"; write {path}.name={value!r:.60}" if "name" in {g.name for g in dataclasses.fields(tp)} else ""
+                )
+                errors.append(f"config key '{path}' ({loc}) must be a section of keys, got {value!r:.100}{hint}")
                 continue
             if "variants" in fields[key].metadata:  # a section whose keys depend on its `name`
                 picked = _variant(fields[key], value, path, loc, errors)

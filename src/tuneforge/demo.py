@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from tuneforge.data.run import BuildConfig, build_dataset
 from tuneforge.data.seed import load_examples
 from tuneforge.evaluate.report import write_report
 from tuneforge.evaluate.scoring import score_models
+from tuneforge.evaluate.test_set import TestSetConfig, cap_per_domain
 from tuneforge.files import check_output_dir, run_directory, write_text_atomic
 from tuneforge.generation import GenerationConfig, generate_answers
 from tuneforge.hardware import cpu_ticks, hardware_summary, steal_percent
@@ -35,10 +35,8 @@ from tuneforge.train.sft import SFTOptions
 
 
 @dataclass
-class DataConfig:
+class DataConfig(TestSetConfig):
     train: str = field(default="seed:train", metadata={"help": "training file (any format) or seed:train"})
-    test: str = field(default="seed:test", metadata={"help": "test file (any format) or seed:test"})
-    test_per_domain: int = field(default=0, metadata={"help": "cap test items per domain (0 = all)", "ge": 0})
 
 
 @dataclass
@@ -68,18 +66,6 @@ class DemoConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-
-
-def _cap_per_domain(examples: list[Example], cap: int) -> list[Example]:
-    if cap <= 0:
-        return examples
-    seen: dict[str, int] = defaultdict(int)
-    out = []
-    for ex in examples:
-        if seen[ex.domain] < cap:
-            seen[ex.domain] += 1
-            out.append(ex)
-    return out
 
 
 def _build_steps(b: BuildConfig) -> list[str]:
@@ -151,7 +137,7 @@ def run_demo(cfg: DemoConfig) -> Path:
                 f"{manifest['removed'] or 'none'}",
                 flush=True,
             )
-        test = _cap_per_domain(load_examples(cfg.data.test), cfg.data.test_per_domain)
+        test = cap_per_domain(load_examples(cfg.data.test), cfg.data.test_per_domain)
         write_records(train, run_dir / "data" / "train.jsonl")
         write_records(test, run_dir / "data" / "test.jsonl")
         items = [EvalItem.from_example(ex) for ex in test]

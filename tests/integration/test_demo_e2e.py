@@ -107,7 +107,7 @@ def test_eval_run_on_the_demo_test_split_for_base_and_tuned(demo_run, tmp_path):
                 "run",
                 f"output_dir={out}",
                 f"models=[base=smollm2-135m-instruct, tuned={demo_run}]",
-                "test_per_domain=2",
+                "data.test_per_domain=2",
                 "generation.max_new_tokens=16",
                 "bootstrap=200",
             ]

@@ -112,7 +112,7 @@ def _answers(path: Path) -> list[dict]:
 def test_eval_generate_against_a_served_model_answers_resumes_and_reuses(server, tmp_path, capsys):
     out = tmp_path / "eval"
     args = ["eval", "generate", f"output_dir={out}", f"models=[served=openai:smollm2@{server}]",
-            "test_per_domain=2", "generation.max_new_tokens=24", "generation.batch_size=4"]  # fmt: skip
+            "data.test_per_domain=2", "generation.max_new_tokens=24", "generation.batch_size=4"]  # fmt: skip
     assert main(args) == 0
     path = out / "generations" / "served.jsonl"
     first = _answers(path)
@@ -167,7 +167,7 @@ def test_the_multitask_base_row_is_answered_by_the_served_model(server, tmp_path
     tok.save_pretrained(tmp_path / "model")
     out = tmp_path / "mt"
     args = ["multitask", "run", f"output_dir={out}", f"superni_dir={shared_data / 'superni'}",
-            f"model={tmp_path / 'model'}", f"base_served=openai:smollm2@{server}", "dtype=float32",
+            f"model.name={tmp_path / 'model'}", f"base_served=openai:smollm2@{server}", "model.dtype=float32",
             "methods=[mixed]", "seen_tasks=2", "unseen_tasks=2", "train_per_task=4", "eval_per_task=2",
             "train.steps=1", "train.precision=fp32", "train.max_length=512", "generation.max_new_tokens=8",
             "phrasing_forms=[]", "bootstrap=20"]  # fmt: skip

@@ -123,7 +123,7 @@ train: {{steps: 4, batch_size: 1, lr: 0.01, warmup_ratio: 0.0, precision: fp32, 
 def test_two_processes_split_generation_and_write_the_same_answer_file_as_one(tmp_path, tiny_lm, tiny_tok):
     tiny_lm.save_pretrained(tmp_path / "model")
     tiny_tok.save_pretrained(tmp_path / "model")
-    common = [f"models=[tiny={tmp_path / 'model'}]", "test_per_domain=3", "generation.max_new_tokens=12",
+    common = [f"models=[tiny={tmp_path / 'model'}]", "data.test_per_domain=3", "generation.max_new_tokens=12",
               "generation.batch_size=2", "dtype=float32", "device=cpu"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 

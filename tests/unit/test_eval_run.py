@@ -33,7 +33,7 @@ def setup(tmp_path, tiny_lm, tiny_tok):
     return tmp_path, [
         f"output_dir={tmp_path / 'eval'}",
         f"models=[base={model}, again={model}]",
-        f"test={tmp_path / 'test.jsonl'}",
+        f"data.test={tmp_path / 'test.jsonl'}",
         "metrics=[bleu, rouge_l, exact_match]",
         "bootstrap=200",
         "generation.max_new_tokens=4",

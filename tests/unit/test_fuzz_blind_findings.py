@@ -54,7 +54,7 @@ CASES = [  # (id, argv with {d} = inputs and {o} = an output path, words)
     ("augment a billion composites of 8 records", ["data", "augment", "{d}/train.jsonl", "{o}.jsonl",
      "augment.mosaic=1000000000"], ["augment.mosaic", "100×"]),
     ("answers longer than the model's context", ["eval", "generate", "output_dir={o}", "models=[m={d}/model]",
-     "generation.max_new_tokens=100000", "test_per_domain=1"], ["max_new_tokens", "context of 512"]),
+     "generation.max_new_tokens=100000", "data.test_per_domain=1"], ["max_new_tokens", "context of 512"]),
     ("YAML 1.1 yes for a boolean", ["train", "{d}/yes.yaml", "output_dir={o}"], ["train.packing", "'yes'"]),
     ("bootstrap of a trillion", ["eval", "run", "output_dir={o}", "bootstrap=1000000000000"], ["bootstrap"]),
     ("a key the filter step would ignore", ["data", "filter", "{d}/train.jsonl", "{o}.jsonl", "augment.mosaic=3"],

@@ -340,7 +340,7 @@ READERS = {  # verb → argv reading the input X
     "data filter": ["data", "filter", "X", "{o}/y.jsonl"],
     "train data": ["train", "configs/lora.yaml", "output_dir={o}", "model.name={m}", "data.train=X"],
     "train config": ["train", "X"],
-    "eval test set": ["eval", "generate", "output_dir={o}", "models=[m={m}]", "test=X"],
+    "eval test set": ["eval", "generate", "output_dir={o}", "models=[m={m}]", "data.test=X"],
     "safety suite": ["safety", "run", "output_dir={o}", "models=[m={m}]", "suite=X"],
     "reflect items": ["reflect", "run", "output_dir={o}", "items=X"],
 }
@@ -721,7 +721,7 @@ def no_network(monkeypatch):
 
 
 HUB_CASES = [
-    ("eval test set", ["eval", "generate", "output_dir={o}", "models=[m={m}]", "test=hf:someorg/not-cached"]),
+    ("eval test set", ["eval", "generate", "output_dir={o}", "models=[m={m}]", "data.test=hf:someorg/not-cached"]),
     ("train data", ["train", "configs/lora.yaml", "output_dir={o}", "model.name={m}", "data.train=hf:someorg/not-cached"]),
     ("train data with a split", ["train", "configs/lora.yaml", "output_dir={o}", "model.name={m}",
                                  "data.train=hf:someorg/not-cached:test"]),

@@ -42,7 +42,6 @@ def test_bad_weights_are_config_errors():
 
 def test_a_build_mixes_its_sources_with_the_same_counts_as_data_mix_and_training():
     from conftest import make_examples
-
     from tuneforge.data.mix import mix_by_source, mix_counts, mix_total
 
     a, b = make_examples(6), make_examples(4)

@@ -293,8 +293,8 @@ def test_the_experiment_runs_end_to_end_at_tiny_scale(tasks, tmp_path, shared_da
                 "run",
                 f"output_dir={out}",
                 f"superni_dir={shared_data / 'superni'}",
-                f"model={tmp_path / 'model'}",
-                "dtype=float32",
+                f"model.name={tmp_path / 'model'}",
+                "model.dtype=float32",
                 "methods=[mixed, per_task_lora, pcgrad_similarity]",
                 "seen_tasks=3",
                 "unseen_tasks=2",
@@ -339,9 +339,10 @@ def test_the_experiment_runs_end_to_end_at_tiny_scale(tasks, tmp_path, shared_da
 
 def test_the_base_model_loads_on_the_configured_device_whatever_the_dtype(monkeypatch):
     from tuneforge.multitask import run as experiment
+    from tuneforge.train.config import ModelChoice
 
     seen = []
     monkeypatch.setattr(experiment, "load_model", lambda name, dtype, attn, device: seen.append((dtype, device)))
     for dtype, device in (("float32", "cuda"), ("float32", "auto"), ("bfloat16", "cpu")):
-        experiment._load_base(experiment.MultiTaskConfig(dtype=dtype, device=device))
+        experiment._load_base(experiment.MultiTaskConfig(model=ModelChoice(dtype=dtype, device=device)))
     assert seen == [("float32", "cuda"), ("float32", "auto"), ("bfloat16", "cpu")]  # float32 no longer forces CPU

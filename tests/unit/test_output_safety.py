@@ -162,7 +162,7 @@ def test_evaluating_a_run_uses_the_runs_own_chat_template(trained, tmp_path, cap
         if f.name in ("chat_template.jinja", "tokenizer_config.json") and "alpaca" not in f.name:
             text = f.read_text().replace("{% for", "{{ raise_on_purpose() }}{% for", 1)
             f.write_text(text)
-    argv = ["eval", "generate", f"output_dir={tmp_path / 'eval'}", f"models=[t={run}]", "test_per_domain=1"]
+    argv = ["eval", "generate", f"output_dir={tmp_path / 'eval'}", f"models=[t={run}]", "data.test_per_domain=1"]
     expect_user_error(argv, ["the run's chat template"], tmp_path, capsys)
 
 
@@ -180,13 +180,13 @@ def test_eval_score_refuses_answers_made_from_another_test_set(trained, tmp_path
         "generate",
         f"output_dir={out}",
         model,
-        f"test={tmp_path / 'mine.jsonl'}",
+        f"data.test={tmp_path / 'mine.jsonl'}",
         "generation.max_new_tokens=2",
     ]
     assert main(gen) == 0
     score = ["eval", "score", f"output_dir={out}", model, "metrics=[rouge_l]", "bootstrap=0"]
-    expect_user_error([*score, "test=seed:test"], ["not made from test=seed:test", "q0"], tmp_path, capsys)
-    assert main([*score, f"test={tmp_path / 'mine.jsonl'}"]) == 0
+    expect_user_error([*score, "data.test=seed:test"], ["not made from data.test=seed:test", "q0"], tmp_path, capsys)
+    assert main([*score, f"data.test={tmp_path / 'mine.jsonl'}"]) == 0
 
 
 FILE_STEPS = {  # argv with {i} = the input file and {o} = the output path

@@ -21,10 +21,10 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
-from tuneforge.config import SEED, save_config
+from tuneforge.config import SEED, device_field, dtype_field, save_config
 from tuneforge.data.io import read_records, records_of
-from tuneforge.data.seed import load_examples
 from tuneforge.errors import ConfigError, DataError
 from tuneforge.evaluate.correlation import correlate, load_ratings
 from tuneforge.evaluate.judge import judge_pairwise, judge_single
@@ -32,12 +32,13 @@ from tuneforge.evaluate.metrics import get_metric
 from tuneforge.evaluate.model_spec import answer_with_model, check_model_spec, parse_models
 from tuneforge.evaluate.report import write_report
 from tuneforge.evaluate.scoring import score_models
+from tuneforge.evaluate.test_set import TestSetConfig, load_test_items
 from tuneforge.files import run_directory, write_text_atomic
 from tuneforge.generation import GenerationConfig
 from tuneforge.hardware import check_device_dtype, distributed_state, resolve_dtype
 from tuneforge.llm.config import LLMConfig, make_llm
 from tuneforge.models import EMBEDDED_ENCODER, EMBEDDED_MODEL
-from tuneforge.records import EvalItem, Example, Generation
+from tuneforge.records import Generation
 
 ALL_METRICS = ["bleu", "rouge_l", "bertscore", "tsas", "exact_match", "if_score", "mauve"]
 
@@ -76,16 +77,9 @@ class EvalRunConfig:
         default_factory=lambda: [f"base={EMBEDDED_MODEL}"],
         metadata={"help": "label=spec: model name/dir/.gguf, a train/demo run dir, or an adapter dir", "min_len": 1},
     )
-    test: str = field(default="seed:test", metadata={"help": "test set (any format) or seed:test"})
-    test_per_domain: int = field(default=0, metadata={"help": "cap items per domain (0 = all)", "ge": 0})
-    dtype: str = field(
-        default="auto",
-        metadata={
-            "help": "model dtype for generation: auto (bfloat16 where the hardware runs it "
-            "natively, else float32) | bfloat16 | float32"
-        },
-    )
-    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
+    data: TestSetConfig = field(default_factory=TestSetConfig)
+    dtype: str = dtype_field("dtype of every local model")
+    device: str = device_field()
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     metrics: list[str] = field(
         default_factory=lambda: list(ALL_METRICS),
@@ -102,27 +96,10 @@ class EvalRunConfig:
     human_ratings_key: str = field(default="rating", metadata={"help": "the rating field in that file"})
     human_ratings_model: str = field(default="", metadata={"help": "label of the rated model ('' = first)"})
 
+    RENAMED: ClassVar[dict[str, str]] = {"test": "data.test", "test_per_domain": "data.test_per_domain"}
+
     def __post_init__(self):
         check_device_dtype(self.device, self.dtype)
-        if self.bootstrap < 0 or self.test_per_domain < 0:
-            raise ConfigError("bootstrap and test_per_domain must be ≥ 0")
-
-
-def _items(cfg: EvalRunConfig) -> list[EvalItem]:
-    rows = load_examples(cfg.test) if cfg.test.startswith("seed:") else read_records(cfg.test)
-    converted = [EvalItem.from_example(r) if isinstance(r, Example) else r for r in rows]
-    if any(not isinstance(i, EvalItem) for i in converted):
-        raise DataError("the test set must hold SFT or eval records", path=cfg.test)
-    items = [i for i in converted if isinstance(i, EvalItem)]
-    if cfg.test_per_domain > 0:  # the first test_per_domain items of each domain
-        rank: dict[str, int] = {}
-        keep = []
-        for i in items:
-            rank[i.domain] = rank.get(i.domain, 0) + 1
-            if rank[i.domain] <= cfg.test_per_domain:
-                keep.append(i)
-        items = keep
-    return items
 
 
 def _hash(text: str) -> str:
@@ -135,7 +112,7 @@ def eval_generate(cfg: EvalRunConfig) -> dict[str, list[Generation]]:
 
     out = Path(cfg.output_dir)
     cfg = dataclasses.replace(cfg, dtype=resolve_dtype(cfg.dtype, cfg.device))
-    items = _items(cfg)  # inputs checked before anything is written
+    items = load_test_items(cfg.data)  # inputs checked before anything is written
     for _, spec in parse_models(cfg.models):
         check_model_spec(spec)
     main = distributed_state().is_main_process  # under `accelerate launch`, processes split the items; one writes
@@ -185,11 +162,11 @@ def _check_same_test_set(cfg: EvalRunConfig, gens: dict[str, list[Generation]]) 
     made_here = [(label, g) for label, gs in gens.items() for g in gs if "prompt_sha256" in g.meta]
     if not made_here:
         return
-    items = {i.id: _prompt_sha256(i.messages) for i in _items(cfg)}
+    items = {i.id: _prompt_sha256(i.messages) for i in load_test_items(cfg.data)}
     other = [f"{label}:{g.id}" for label, g in made_here if items.get(g.id) != g.meta["prompt_sha256"]]
     if other:
         raise DataError(
-            f"{len(other)} of {len(made_here)} stored answers were not made from test={cfg.test} "
+            f"{len(other)} of {len(made_here)} stored answers were not made from data.test={cfg.data.test} "
             f"(first: {', '.join(other[:3])}): their prompts are not that test set's. Score them with the test set "
             "they answered (the `test` in this run's config.yaml), or generate again",
             path=str(Path(cfg.output_dir) / "generations"),
@@ -214,7 +191,7 @@ def eval_score(cfg: EvalRunConfig, gens: dict[str, list[Generation]] | None = No
                 "name": out.name,
                 "kind": "eval",
                 "models": dict(parse_models(cfg.models)),
-                "test": cfg.test,
+                "test": cfg.data.test,
                 "n_items": len(next(iter(gens.values()))),
                 "generation": {k: v for k, v in vars(cfg.generation).items() if k != "batch_size"},
             },

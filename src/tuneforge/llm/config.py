@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tuneforge.config import dtype_field
 from tuneforge.embedded import EMBEDDED_MODEL
 from tuneforge.errors import ConfigError
 from tuneforge.llm.cache import CachedLLM
@@ -27,13 +28,7 @@ class LLMConfig:
     )
     batch_size: int = field(default=16, metadata={"help": "prompts per generation batch (and cache commit)", "ge": 1})
     max_new_tokens: int = field(default=200, metadata={"help": "tokens per answer", "ge": 1})
-    dtype: str = field(
-        default="auto",
-        metadata={
-            "help": "local: model dtype, auto (bfloat16 where the hardware "
-            "runs it natively, else float32) | bfloat16 | float32"
-        },
-    )
+    dtype: str = dtype_field("local: model dtype")
 
     def __post_init__(self):
         if self.kind not in LLM_KINDS:

@@ -23,13 +23,13 @@ a few thousand steps.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -38,8 +38,7 @@ from tuneforge.errors import ConfigError, check_choices
 from tuneforge.evaluate.model_spec import answer_with_model, check_model_spec, served_model
 from tuneforge.files import run_directory, write_text_atomic
 from tuneforge.generation import GenerationConfig, generate_answers
-from tuneforge.hardware import check_device_dtype, resolve_dtype, resolve_precision
-from tuneforge.models import EMBEDDED_ENCODER, EMBEDDED_MODEL, load_model
+from tuneforge.models import EMBEDDED_ENCODER, load_model
 from tuneforge.multitask.generalisation import generalisation, phrasing_summary
 from tuneforge.multitask.objective import (
     METHODS,
@@ -52,6 +51,7 @@ from tuneforge.multitask.report import results_markdown, write_experiment_report
 from tuneforge.multitask.superni import load_tasks, task_eval_items, task_examples
 from tuneforge.multitask.task_adapters import TaskAdapters
 from tuneforge.train.adapters import AdapterConfig, apply_adapter
+from tuneforge.train.config import ModelChoice, resolve_auto
 from tuneforge.train.loop import TrainConfig, train_loop
 
 
@@ -62,15 +62,7 @@ class MultiTaskConfig:
         default="../shared/data/superni",
         metadata={"help": "train/ + test/ task folders, or a natural-instructions clone (tasks/ + splits/)"},
     )
-    model: str = field(default=EMBEDDED_MODEL, metadata={"help": "base model"})
-    dtype: str = field(
-        default="auto",
-        metadata={
-            "help": "base model dtype: auto (bfloat16 where the hardware runs "
-            "it natively, else float32) | bfloat16 | float32"
-        },
-    )
-    device: str = field(default="auto", metadata={"help": "auto (GPU if visible) | cpu | cuda | cuda:N"})
+    model: ModelChoice = field(default_factory=ModelChoice)
     methods: list[str] = field(
         default_factory=lambda: list(METHODS), metadata={"help": ", ".join(METHODS), "min_len": 1}
     )
@@ -125,22 +117,23 @@ class MultiTaskConfig:
     )
     generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(max_new_tokens=16, batch_size=64))
 
+    RENAMED: ClassVar[dict[str, str]] = {"dtype": "model.dtype", "device": "model.device"}  # until 2026-12
+
     def __post_init__(self):
         check_choices(self.methods, METHODS, "methods", allow_empty=False)
         check_choices(self.phrasing_forms, FORMS, "phrasing_forms")
         check_choices([self.combo_method], METHODS, "combo_method")
-        check_device_dtype(self.device, self.dtype)
         if self.base_served and not served_model(self.base_served):
             raise ConfigError(
                 f"base_served '{self.base_served}' is not a served model: write openai:MODEL@http://HOST:PORT/v1, "
-                "or '' to answer with `model` in process"
+                "or '' to answer with `model.name` in process"
             )
         if self.combo_sets and self.combo_size < 1:
             raise ConfigError(f"combo_size must be ≥ 1 (got {self.combo_size})")
 
 
 def _load_base(cfg: MultiTaskConfig):
-    return load_model(cfg.model, cfg.dtype, "eager", cfg.device)
+    return load_model(cfg.model.name, cfg.model.dtype, "eager", cfg.model.device)
 
 
 def _train(cfg: MultiTaskConfig, method: str, by_task: dict, similarity: dict, log_path: Path, steps: int):
@@ -227,7 +220,7 @@ def _combinations(cfg: MultiTaskConfig, pool, unseen, similarity: dict, out: Pat
             tok,
             items,
             cfg,
-            f"{cfg.model}+combo{k}",
+            f"{cfg.model.name}+combo{k}",
             out / "combos" / str(k) / "generations.jsonl",
             adapters,
             desc=f"set {k} answers",
@@ -264,11 +257,7 @@ def _combinations(cfg: MultiTaskConfig, pool, unseen, similarity: dict, out: Pat
 
 def run_experiment(cfg: MultiTaskConfig) -> Path:
     out = Path(cfg.output_dir)
-    cfg = dataclasses.replace(
-        cfg,
-        dtype=resolve_dtype(cfg.dtype, cfg.device),
-        train=dataclasses.replace(cfg.train, precision=resolve_precision(cfg.train.precision, cfg.device)),
-    )
+    cfg = resolve_auto(cfg, cfg.model.device)
     tasks = load_tasks(cfg.superni_dir)  # the task files and the served base are checked before anything is written
     if cfg.base_served and cfg.include_base:
         check_model_spec(cfg.base_served)
@@ -298,12 +287,12 @@ def run_experiment(cfg: MultiTaskConfig) -> Path:
             path = out / "base" / "generations.jsonl"
             if cfg.base_served:
                 base_gens, _ = answer_with_model(
-                    cfg.base_served, cfg.model, eval_items, cfg.generation, path, desc="base"
+                    cfg.base_served, cfg.model.name, eval_items, cfg.generation, path, desc="base"
                 )
             else:
                 model, tok = _load_base(cfg)
                 base_gens = generate_answers(
-                    model, tok, eval_items, cfg.generation, cfg.model, path, desc="base answers"
+                    model, tok, eval_items, cfg.generation, cfg.model.name, path, desc="base answers"
                 )
                 del model
             results["base"] = {
@@ -313,7 +302,7 @@ def run_experiment(cfg: MultiTaskConfig) -> Path:
                 "first_loss": float("nan"),
                 "final_loss": float("nan"),
                 "seconds": round(time.time() - start, 1),
-                "answered_by": cfg.base_served or cfg.model,
+                "answered_by": cfg.base_served or cfg.model.name,
             }
         for method in cfg.methods:
             start = time.time()
@@ -325,7 +314,7 @@ def run_experiment(cfg: MultiTaskConfig) -> Path:
                 tok,
                 eval_items,
                 cfg,
-                f"{cfg.model}+{method}",
+                f"{cfg.model.name}+{method}",
                 out / method / "generations.jsonl",
                 adapters,
                 desc=f"{method} answers",
@@ -374,7 +363,7 @@ def run_experiment(cfg: MultiTaskConfig) -> Path:
                 "train_per_task": cfg.train_per_task,
                 "eval_per_task": cfg.eval_per_task,
                 "steps": cfg.train.steps,
-                "model": cfg.model,
+                "model": cfg.model.name,
             },
             "methods": results,
             "phrasing": phrasing,

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tuneforge.config import save_config
+from tuneforge.config import device_field, dtype_field, save_config
 from tuneforge.errors import ConfigError, check_choices
 from tuneforge.evaluate.model_spec import answer_with_model, check_model_spec, parse_models
 from tuneforge.evaluate.report import write_report
@@ -51,14 +51,8 @@ class SafetyRunConfig:
     split: str = field(default="test", metadata={"help": "test (default) | train | all"})
     domains: list[str] = field(default_factory=list, metadata={"help": "restrict to these domains ([] = all)"})
     categories: list[str] = field(default_factory=list, metadata={"help": "restrict to these categories ([] = all)"})
-    dtype: str = field(
-        default="auto",
-        metadata={
-            "help": "model dtype: auto (bfloat16 where the hardware runs it "
-            "natively, else float32) | bfloat16 | float32"
-        },
-    )
-    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
+    dtype: str = dtype_field("dtype of every local model")
+    device: str = device_field()
     generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(max_new_tokens=128, batch_size=80))
     judge: SafetyJudgeConfig = field(default_factory=SafetyJudgeConfig)
     detector: str = field(

@@ -7,31 +7,33 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from tuneforge.config import device_field, dtype_field
 from tuneforge.hardware import check_device_dtype, resolve_dtype, resolve_precision
 from tuneforge.models import EMBEDDED_MODEL
 
 
 @dataclass
-class ModelConfig:
+class ModelChoice:
+    """The `model` section of every verb that loads one causal LM: which, in what dtype, where."""
+
     name: str = field(default=EMBEDDED_MODEL, metadata={"help": "hub id, local dir, .gguf, or the embedded default"})
-    dtype: str = field(
-        default="auto",
-        metadata={
-            "help": "parameter dtype of the (frozen) base: auto (bfloat16 where "
-            "the hardware runs it natively, else float32) | bfloat16 | "
-            "float32 | float16"
-        },
-    )
+    dtype: str = dtype_field("parameter dtype of the (frozen) base")
+    device: str = device_field()
+
+    def __post_init__(self):
+        check_device_dtype(self.device, self.dtype, "model")
+
+
+@dataclass
+class ModelConfig(ModelChoice):
+    """`model` of train and the demo: the choice, plus how it attends and talks."""
+
     attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa | eager | flash_attention_2"})
-    device: str = field(default="auto", metadata={"help": "auto (GPU if visible) | cpu | cuda | cuda:N"})
     chat_template: str = field(
         default="",
         metadata={"help": "'' = the tokenizer's own | chatml | llama3 | zephyr | alpaca | path/to/template.jinja"},
     )
     eos_token: str = field(default="", metadata={"help": "token generation stops on ('' = the tokenizer's EOS)"})
-
-    def __post_init__(self):
-        check_device_dtype(self.device, self.dtype, "model")
 
 
 @dataclass
