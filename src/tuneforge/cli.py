@@ -311,13 +311,14 @@ def cmd_safety_run(args) -> int:
 
     config, overrides = _config_and_overrides(args)
     out = safety_run(load_config(SafetyRunConfig, config, overrides))
-    metrics = json.loads((out / "metrics.json").read_text())
-    for label, res in metrics["models"].items():
+    from tuneforge.run_metrics import read_metrics
+
+    for label, res in read_metrics(out).models.items():
         print(
             f"{label}: "
             + "; ".join(
                 f"{k.replace('_', ' ')} {v['score']:.1f}% [{v['ci'][0]:.1f}, {v['ci'][1]:.1f}] (n {v['n']})"
-                for k, v in res["overall"].items()
+                for k, v in res.overall.items()
             )
         )
     print(f"Report: {out / 'report.html'}")

@@ -22,11 +22,12 @@ from tuneforge.data.seed import load_examples
 from tuneforge.evaluate.report import write_report
 from tuneforge.evaluate.scoring import score_models
 from tuneforge.evaluate.test_set import TestSetConfig, cap_per_domain
-from tuneforge.files import check_output_dir, run_directory, write_text_atomic
+from tuneforge.files import check_output_dir, run_directory
 from tuneforge.generation import GenerationConfig, generate_answers
 from tuneforge.hardware import cpu_ticks, hardware_summary, steal_percent
 from tuneforge.models import EMBEDDED_ENCODER, check_attention, check_hub_model, load_model
 from tuneforge.records import EvalItem, Example
+from tuneforge.run_metrics import write_metrics
 from tuneforge.train.adapters import AdapterConfig, is_prompt_learning
 from tuneforge.train.config import ModelConfig, resolve_auto
 from tuneforge.train.loop import TrainConfig
@@ -192,9 +193,8 @@ def run_demo(cfg: DemoConfig) -> Path:
         stages.start("report", "report")
         run["stage_seconds"] = stages.times
         run["cpu_steal_percent"] = steal_percent(stages.ticks, cpu_ticks())
-        write_text_atomic(
-            run_dir / "metrics.json",
-            json.dumps({"run": run, "models": scored["models"], "comparison": scored["comparison"]}, indent=2),
+        write_metrics(
+            run_dir, {"run": run | {"kind": "demo"}, "models": scored["models"], "comparison": scored["comparison"]}
         )
         report = write_report(run_dir)
         stages.stop()

@@ -11,7 +11,19 @@ ROOT = Path(tuneforge.__file__).parent
 
 # lowest first; a module's layer is that of the longest prefix that matches its name
 LAYERS = [
-    ["errors", "records", "config", "hardware", "files", "embedded", "paths", "fingerprint", "redaction", "intervals"],
+    [
+        "errors",
+        "records",
+        "config",
+        "hardware",
+        "files",
+        "embedded",
+        "paths",
+        "fingerprint",
+        "redaction",
+        "intervals",
+        "run_metrics",
+    ],
     ["llm", "models", "chat_template", "tokenisation", "generation"],
     ["data"],
     ["train"],

@@ -30,6 +30,7 @@ import yaml
 from tuneforge.errors import ConfigError
 from tuneforge.files import check_output_dir, write_text_atomic
 from tuneforge.paths import data_dir
+from tuneforge.run_metrics import RunMetrics, read_metrics, write_metrics
 
 LOCAL_TASKS = ("tuneforge_domains_gen", "tuneforge_domains_mc")
 Z95 = 1.959964
@@ -173,8 +174,9 @@ def run_bench(
     for task, samples in results.get("samples", {}).items():
         write_text_atomic(out / "bench" / f"{task}.jsonl", "".join(json.dumps(s, default=str) + "\n" for s in samples))
     path = out / "metrics.json"
-    metrics: dict = json.loads(path.read_text()) if path.exists() else {"run": {"name": out.name, "kind": "bench"}}
-    metrics.setdefault("bench", {})[label] = {
+    metrics = read_metrics(out) if path.exists() else RunMetrics(run={"name": out.name, "kind": "bench"})
+    metrics.bench = metrics.bench or {}
+    metrics.bench[label] = {
         "model": described,
         "tasks": summarise(results),
         "settings": {
@@ -186,8 +188,8 @@ def run_bench(
             "interval": "score ± 1.96 × lm-eval stderr",
         },
     }
-    write_text_atomic(path, json.dumps(metrics, indent=2))
-    if metrics.get("models"):
+    write_metrics(out, metrics)
+    if metrics.models:
         from tuneforge.evaluate.report import write_report
 
         write_report(out)

@@ -25,6 +25,7 @@ from tuneforge.evaluate.paired_deltas import compare_runs, resolve
 from tuneforge.evaluate.report_kit import escape, figure, page, pyplot, section
 from tuneforge.files import check_finished, check_output_dir, staged_dir, write_text_atomic
 from tuneforge.records import Generation
+from tuneforge.run_metrics import read_metrics
 
 _FILTER_CSS = ".answers tr.item{display:none}#dom-all:checked~table tr.item{display:table-row}"
 
@@ -32,7 +33,7 @@ _FILTER_CSS = ".answers tr.item{display:none}#dom-all:checked~table tr.item{disp
 def _entry(spec: str) -> dict:
     run_dir, label = resolve(spec)
     check_finished(run_dir)  # a failed run's old metrics.json must not pass for its result
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = read_metrics(run_dir).to_dict()  # checked against the schema
     log_path = run_dir / "train_log.jsonl"
     return {
         "name": f"{run_dir.name}:{label}",

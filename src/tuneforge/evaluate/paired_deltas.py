@@ -22,6 +22,7 @@ from tuneforge.errors import DataError
 from tuneforge.evaluate.metrics.bleu import _ref_streams, bleu_from_stats
 from tuneforge.intervals import interval, paired_test, resample_indices
 from tuneforge.records import Generation
+from tuneforge.run_metrics import read_metrics
 
 
 def resolve(spec: str | Path) -> tuple[Path, str]:
@@ -36,7 +37,9 @@ def resolve(spec: str | Path) -> tuple[Path, str]:
             "tuneforge demo / train / eval run, optionally with :MODEL",
             path=str(run_dir),
         )
-    models = list(json.loads(metrics.read_text())["models"])
+    models = list(read_metrics(run_dir).models)
+    if not models:
+        raise DataError("this run scored no model (a bench-only folder?)", path=str(metrics))
     label = label or models[-1]
     if label not in models:
         raise DataError(f"no model '{label}' in this run; it has {', '.join(models)}", path=str(metrics))

@@ -21,6 +21,7 @@ from tuneforge.errors import TuneforgeError
 from tuneforge.evaluate import report_kit as kit
 from tuneforge.files import write_text_atomic
 from tuneforge.records import Generation
+from tuneforge.run_metrics import read_metrics
 
 METRIC_LABELS = {
     "bleu": "BLEU",
@@ -53,7 +54,7 @@ def _cell(r: dict) -> str:
 def _load(run_dir: Path) -> tuple[dict, list[dict]]:
     if not (run_dir / "metrics.json").exists():
         raise TuneforgeError(f"{run_dir} has no metrics.json, so it is not a finished run directory")
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = read_metrics(run_dir).to_dict()  # checked against the schema
     log_path = run_dir / "train_log.jsonl"
     log = [json.loads(x) for x in log_path.read_text().splitlines() if x.strip()] if log_path.exists() else []
     return metrics, [r for r in log if "loss" in r and "step" in r]

@@ -39,6 +39,7 @@ from tuneforge.hardware import check_device_dtype, distributed_state, resolve_dt
 from tuneforge.llm.config import LLMConfig, make_llm
 from tuneforge.models import EMBEDDED_ENCODER, EMBEDDED_MODEL
 from tuneforge.records import Generation
+from tuneforge.run_metrics import write_metrics
 
 ALL_METRICS = ["bleu", "rouge_l", "bertscore", "tsas", "exact_match", "if_score", "mauve"]
 
@@ -225,7 +226,7 @@ def eval_score(cfg: EvalRunConfig, gens: dict[str, list[Generation]] | None = No
                 },
             }
         metrics["run"]["score_seconds"] = round(time.time() - start, 1)
-        write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2, default=_nan_safe))
+        write_metrics(out, metrics)
         write_report(out)
         return out
 

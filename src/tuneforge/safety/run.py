@@ -26,6 +26,7 @@ from tuneforge.hardware import check_device_dtype, resolve_dtype
 from tuneforge.llm.config import LLMConfig, make_llm
 from tuneforge.models import EMBEDDED_MODEL
 from tuneforge.records import EvalItem, Message
+from tuneforge.run_metrics import write_metrics
 from tuneforge.safety.calibration import calibrate
 from tuneforge.safety.rates import aggregate, failures, outcomes
 from tuneforge.safety.refusal_classifier import check_detector, detector_signature, refusal_verdicts
@@ -137,7 +138,7 @@ def safety_run(cfg: SafetyRunConfig) -> Path:
         }
         if len(labels) >= 2:
             metrics["comparison_models"] = labels[:2]
-        write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2))
+        write_metrics(out, metrics)
         write_report(out)
         return out
 
