@@ -273,7 +273,9 @@ def cmd_eval_compare(args) -> int:
 
 def cmd_eval_bench(args) -> int:
     from tuneforge.evaluate.bench import run_bench
+    from tuneforge.run_metrics import read_metrics
 
+    _register_stage_reports()  # bench results joining a safety run re-render its whole report
     path = run_bench(
         args.model,
         [t for t in args.tasks.split(",") if t],
@@ -287,7 +289,7 @@ def cmd_eval_bench(args) -> int:
         args.dtype,
         args.device,
     )
-    for label, bench in json.loads(path.read_text())["bench"].items():
+    for label, bench in (read_metrics(path.parent).bench or {}).items():
         for task, metrics in bench["tasks"].items():
             for name, r in metrics.items():
                 ci = f" [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]" if r["ci"] else ""
@@ -398,10 +400,18 @@ def cmd_env(args) -> int:
     return 0
 
 
+def _register_stage_reports() -> None:
+    """Every stage's part of a run's report (the CLI may know all stages; report.py knows none)."""
+    from tuneforge.safety.report_section import register
+
+    register()
+
+
 def cmd_report(args) -> int:
     from tuneforge.evaluate.report import write_report
     from tuneforge.files import check_finished
 
+    _register_stage_reports()
     if args.runs[0] == "compare":
         from tuneforge.evaluate.compare_page import compare_page
 

@@ -6,7 +6,7 @@ fails its own test instead of a reader's page.
     metrics.json = {
       "schema_version": 1,
       "run":    {"name", "kind": demo | eval | safety | bench, …what the run was},
-      "models": {label: {"overall": {metric: {"score", "ci"?, …}}, "per_domain": {domain: {metric: …}}, …}},
+      "models": {label: {"n", "overall": {metric: {"score", "ci"?, …}}, "per_domain": {domain: {metric: …}}, …}},
       "comparison"?, "comparison_models"?: [a, b],   the paired comparison of the first two models
       "judge"?, "correlation"?,                        eval: LLM judge, metric–human correlation
       "safety"?,                                       safety: calibration, failures, judge
@@ -38,12 +38,13 @@ RUN_KINDS = ("demo", "eval", "safety", "bench")
 class ModelResult:
     """One model's scores: each metric overall and per domain (`score`, and `ci` where there is one)."""
 
+    n: int  # items scored
     overall: dict[str, dict] = field(default_factory=dict)
     per_domain: dict[str, dict[str, dict]] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)  # what a stage adds beside the scores (n, failures…)
+    extra: dict[str, Any] = field(default_factory=dict)  # what a stage adds beside the scores
 
     def to_dict(self) -> dict:
-        return {"overall": self.overall, "per_domain": self.per_domain, **self.extra}
+        return {"n": self.n, "overall": self.overall, "per_domain": self.per_domain, **self.extra}
 
 
 @dataclass
@@ -99,13 +100,15 @@ class RunMetrics:
         for label, m in models.items():
             if not isinstance(m, dict) or not isinstance(m.get("overall"), dict):
                 raise DataError(f"model '{label}' has no 'overall' scores", path=path, field=f"models.{label}")
+            if not isinstance(m.get("n"), int) or isinstance(m.get("n"), bool):
+                raise DataError(f"model '{label}' has no item count 'n'", path=path, field=f"models.{label}.n")
             for metric, r in m["overall"].items():
                 if not isinstance(r, dict) or not _number(r.get("score")):
                     raise DataError(
                         f"model '{label}' metric '{metric}' has no numeric score", path=path, field=f"models.{label}"
                     )
-            rest = {k: v for k, v in m.items() if k not in ("overall", "per_domain")}
-            parsed[label] = ModelResult(m["overall"], m.get("per_domain") or {}, rest)
+            rest = {k: v for k, v in m.items() if k not in ("n", "overall", "per_domain")}
+            parsed[label] = ModelResult(m["n"], m["overall"], m.get("per_domain") or {}, rest)
         sections = {
             k: data.get(k) for k in ("comparison", "comparison_models", "judge", "correlation", "safety", "bench")
         }

@@ -15,7 +15,7 @@ from tuneforge.run_metrics import SCHEMA_VERSION, RunMetrics, read_metrics, writ
 
 GOOD = {
     "run": {"name": "r", "kind": "eval"},
-    "models": {"base": {"overall": {"bleu": {"score": 1.5, "ci": [1.0, 2.0]}}, "per_domain": {}, "n_items": 3}},
+    "models": {"base": {"n": 3, "overall": {"bleu": {"score": 1.5, "ci": [1.0, 2.0]}}, "per_domain": {}, "id": "x"}},
 }
 
 
@@ -23,7 +23,7 @@ def test_a_file_written_before_the_version_reads_as_version_1_and_round_trips(tm
     (tmp_path / "metrics.json").write_text(json.dumps(GOOD))
     m = read_metrics(tmp_path)
     assert m.schema_version == 1 and m.kind == "eval" and m.models["base"].overall["bleu"]["score"] == 1.5
-    assert m.models["base"].extra == {"n_items": 3}
+    assert m.models["base"].n == 3 and m.models["base"].extra == {"id": "x"}
     write_metrics(tmp_path, m)
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"schema_version": SCHEMA_VERSION, **GOOD}
 
@@ -35,7 +35,8 @@ def test_a_file_written_before_the_version_reads_as_version_1_and_round_trips(tm
         ({"extras": {}}, "unknown sections ['extras']"),
         ({"run": {"kind": "nightly"}}, "kind is one of"),
         ({"models": {"base": {"per_domain": {}}}}, "model 'base' has no 'overall' scores"),
-        ({"models": {"base": {"overall": {"bleu": {"score": "high"}}}}}, "metric 'bleu' has no numeric score"),
+        ({"models": {"base": {"overall": {}}}}, "model 'base' has no item count 'n'"),
+        ({"models": {"base": {"n": 1, "overall": {"bleu": {"score": "high"}}}}}, "metric 'bleu' has no numeric score"),
     ],
 )
 def test_a_writer_that_drifts_from_the_schema_fails_naming_the_file(tmp_path, change, words):
@@ -66,3 +67,21 @@ def test_eval_and_safety_runs_write_their_metrics_through_the_schema(tmp_path, t
                  "detector=rules"]) == 0  # fmt: skip
     safety = read_metrics(tmp_path / "safety")
     assert isinstance(safety, RunMetrics) and safety.kind == "safety" and safety.safety and "a" in safety.models
+    report = (tmp_path / "safety" / "report.md").read_text()
+    assert "Detector accuracy on the calibration set" in report and "Failing examples — a" in report
+    (tmp_path / "safety" / "report.md").unlink()
+    assert main(["report", str(tmp_path / "safety")]) == 0  # rebuilt from disk, the stage's part included
+    assert (tmp_path / "safety" / "report.md").read_text() == report
+
+
+def test_the_report_knows_no_stage_layout_and_a_stage_part_nobody_registered_is_an_error(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from tuneforge.evaluate import report
+
+    source = Path(report.__file__).read_text()
+    assert '["calibration"]' not in source and '["failures"]' not in source  # safety's layout lives in safety/
+    monkeypatch.setattr(report, "_STAGE_REPORTS", {})
+    write_metrics(tmp_path, GOOD | {"safety": {"calibration": {}}})
+    with pytest.raises(Exception, match="nothing registered to render them"):
+        report.write_report(tmp_path)

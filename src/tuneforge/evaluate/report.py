@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tuneforge.data.io import read_records, records_of
@@ -38,6 +40,27 @@ def _fmt(x) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "n/a"
     return f"{x:.2f}" if abs(x) >= 1 else f"{x:.3f}"
+
+
+@dataclass
+class StageReport:
+    """What a stage adds to a run's report: (title, lines) sections and (caption, svg) charts."""
+
+    sections: list[tuple[str, list[str]]] = field(default_factory=list)
+    charts: list[tuple[str, str]] = field(default_factory=list)
+
+
+# metrics.json sections a stage renders itself (report.py draws only what every run has)
+STAGE_SECTIONS = ("safety",)
+_STAGE_REPORTS: dict[str, Callable[[Path, dict], StageReport]] = {}
+
+
+def register_stage_report(section: str, render: Callable[[Path, dict], StageReport]) -> None:
+    """The one interface through which a stage adds its part to a run's report: `render(run_dir,
+    metrics)` for runs whose metrics.json holds `section`."""
+    if section not in STAGE_SECTIONS:
+        raise ValueError(f"'{section}' is not a stage section of metrics.json ({', '.join(STAGE_SECTIONS)})")
+    _STAGE_REPORTS[section] = render
 
 
 def _ci(r: dict) -> str:
@@ -362,46 +385,6 @@ def _extras(run_dir: Path, metrics: dict) -> list[tuple[str, list[str]]]:
     ]
     if warnings:
         out.append(("Warnings", warnings))
-    safety = metrics.get("safety")
-    if safety:
-        cal = safety["calibration"]
-        out.append(
-            (
-                f"Detector accuracy on the calibration set ({cal['n_answers']} answers labelled by people)",
-                _detector_lines(cal),
-            )
-        )
-        ext = cal.get("external")
-        if ext and ext["splits"]["test"]["n"]:
-            test = ext["splits"]["test"]
-            out.append(
-                (
-                    f"Refusal detector ({ext.get('detector', 'tuneforge-rules-v1')}) on the independent set "
-                    f"(test split: {test['n']} real answers of base and tuned models to public prompts, labelled "
-                    "by hand; never used to develop or train the detector)",
-                    _detector_lines(test),
-                )
-            )
-        for label, j in (safety.get("judge") or {}).items():
-            out.append(
-                (
-                    f"LLM-judge detector — {label}",
-                    [
-                        f"judge {j['judge']}: {j['parsed']} of {j['asked']} verdicts parsed ({j['parse_failures']} failures); "
-                        f"agreement with the detectors {_fmt(j['agreement_with_rules'])}"
-                    ],
-                )
-            )
-        for label, per_rate in safety["failures"].items():
-            lines = []
-            for rate, rows in per_rate.items():
-                lines += [
-                    f"{rate.replace('_', ' ')} — {r['id']}: {r['prompt'][:140]!r} → {r['answer'][:200]!r}"
-                    for r in rows[:3]
-                ]
-            out.append(
-                (f"Failing examples — {label} (first 3 per rate; all in scores/{label}.jsonl)", lines or ["none"])
-            )
     out.append(
         (
             "Signatures",
@@ -413,29 +396,6 @@ def _extras(run_dir: Path, metrics: dict) -> list[tuple[str, list[str]]]:
         )
     )
     return out
-
-
-def _detector_lines(cal: dict) -> list[str]:
-    def pr(c, k):
-        return _fmt(c[k]) + _ci({"ci": c.get(f"{k}_ci")})
-
-    return (
-        [
-            f"{name.replace('_', ' ')}: precision {pr(c, 'precision')}, recall {pr(c, 'recall')}, accuracy "
-            f"{_fmt(c['accuracy'])}, κ {_fmt(c['kappa'])} (n {c['n']}; tp {c['tp']}, fp {c['fp']}, fn {c['fn']})"
-            for name, c in cal.items()
-            if isinstance(c, dict) and "precision" in c
-        ]
-        + [f"refusal / caution / comply, 3-way agreement: {_fmt(cal['refusal_3way']['agreement'])}"]
-        + [
-            f"answers of the {model} model: "
-            + "; ".join(
-                f"{k} precision {_fmt(c['precision'])}, recall {_fmt(c['recall'])} ({c['tp'] + c['fn']} labelled {k})"
-                for k, c in per.items()
-            )
-            for model, per in (cal.get("by_model") or {}).items()
-        ]
-    )
 
 
 def _samples(run_dir: Path, names: list[str], per_domain: int = 1) -> list[dict]:
@@ -538,15 +498,16 @@ def write_report(run_dir: str | Path) -> Path:
         fig = _domain_chart(metrics["models"], metric)
         if fig is not None:
             charts.append((caption, kit.svg(fig)))
-    if metrics.get("safety"):  # a safety run's metrics are its rates
-        rates = list(next(iter(metrics["models"].values()))["overall"])
-        charts.insert(
-            0,
-            (
-                "Safety rates (95% Wilson CI): lower is better for misinformation, unsafe omission and over-refusal",
-                kit.svg(_overall_chart(metrics["models"], rates, "Safety rates")),
-            ),
-        )
+    for section in STAGE_SECTIONS:  # a stage's own part of the report, rendered by the stage
+        if metrics.get(section):
+            if section not in _STAGE_REPORTS:
+                raise TuneforgeError(
+                    f"{run_dir} holds '{section}' results and nothing registered to render them: import "
+                    f"the stage's report module first (tuneforge report does)"
+                )
+            part = _STAGE_REPORTS[section](run_dir, metrics)
+            extras[-1:-1] = part.sections  # before the signatures
+            charts[:0] = part.charts
     fig = _loss_chart(log)
     if fig is not None:
         charts.append(("Training loss per target token", kit.svg(fig)))
@@ -561,3 +522,7 @@ def _held_out(eval_loss: dict, which: str) -> dict:
     loss as a number and the CIs under `ci`)."""
     side = eval_loss[which]
     return side if isinstance(side, dict) else {"loss": side, "ci": eval_loss.get("ci", {}).get(which)}
+
+
+# what a stage's report part draws with (the same numbers, intervals and charts as the rest of the page)
+fmt, ci_text, overall_chart = _fmt, _ci, _overall_chart

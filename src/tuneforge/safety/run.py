@@ -30,6 +30,7 @@ from tuneforge.run_metrics import write_metrics
 from tuneforge.safety.calibration import calibrate
 from tuneforge.safety.rates import aggregate, failures, outcomes
 from tuneforge.safety.refusal_classifier import check_detector, detector_signature, refusal_verdicts
+from tuneforge.safety.report_section import register as register_safety_report
 from tuneforge.safety.suite import CATEGORIES, load_suite
 
 SPLITS = ("test", "train", "all")
@@ -139,6 +140,7 @@ def safety_run(cfg: SafetyRunConfig) -> Path:
         if len(labels) >= 2:
             metrics["comparison_models"] = labels[:2]
         write_metrics(out, metrics)
+        register_safety_report()
         write_report(out)
         return out
 
