@@ -181,7 +181,9 @@ def main() -> None:
         "tokens_per_s": summary,
         "ratio_tuneforge_over_hf_one_at_a_time": summary["tuneforge"] / summary["hf_one_at_a_time"],
         "ratio_tuneforge_over_hf_batched": summary["tuneforge"] / summary["hf_batched"],
-        "ratio_tuneforge_over_llama_cpp": summary["tuneforge"] / summary["llama_cpp"] if "llama_cpp" in summary else None,
+        "ratio_tuneforge_over_llama_cpp": summary["tuneforge"] / summary["llama_cpp"]
+        if "llama_cpp" in summary
+        else None,
         "skipped": skipped,
         "runs": runs,
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
