@@ -85,3 +85,41 @@ def test_the_report_knows_no_stage_layout_and_a_stage_part_nobody_registered_is_
     write_metrics(tmp_path, GOOD | {"safety": {"calibration": {}}})
     with pytest.raises(Exception, match="nothing registered to render them"):
         report.write_report(tmp_path)
+
+
+VERBS_THAT_WRITE_A_RUN = {  # verb → (argv after the common model keys, the recipe module, a call late in its work)
+    "demo": (["demo", "model.dtype=float32", "model.device=cpu", "train.steps=1", "train.precision=fp32",
+              "data.test_per_domain=1", "generation.max_new_tokens=2"], "tuneforge.demo", "write_report"),
+    "eval run": (["eval", "run", "dtype=float32", "device=cpu", "generation.max_new_tokens=2", "data.test_per_domain=1",
+                  "metrics=[bleu]", "bootstrap=0"], "tuneforge.evaluate.run", "write_report"),
+    "safety run": (["safety", "run", "dtype=float32", "device=cpu", "generation.max_new_tokens=2",
+                    "domains=[healthcare]", "detector=rules"], "tuneforge.safety.run", "write_report"),
+    "data build": (["data", "build", "configs/data_ds2.yaml", "ds2.enabled=false", "manual.files=[seed:train]",
+                    "filters.decontaminate=[]"], "tuneforge.data.run", "datacard"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("verb", VERBS_THAT_WRITE_A_RUN)
+def test_a_run_that_fails_late_keeps_its_folder_marked_and_a_finished_one_carries_no_marker(
+    verb, tmp_path, tiny_lm, tiny_tok, monkeypatch, capsys
+):
+    import importlib
+
+    tiny_lm.save_pretrained(tmp_path / "model")
+    tiny_tok.save_pretrained(tmp_path / "model")
+    argv, module, late = VERBS_THAT_WRITE_A_RUN[verb]
+    model = f"model.name={tmp_path / 'model'}" if verb == "demo" else f"models=[a={tmp_path / 'model'}]"
+    argv = [*argv, f"output_dir={tmp_path / 'run'}", *([] if verb == "data build" else [model])]
+    recipe = importlib.import_module(module)
+    real = getattr(recipe, late)
+
+    def crash(*a, **k):
+        raise RuntimeError("planted failure late in the run")
+
+    monkeypatch.setattr(recipe, late, crash)
+    with pytest.raises(RuntimeError, match="planted failure"):
+        main(argv)
+    assert (tmp_path / "run" / ".incomplete").exists(), f"{verb}: a failed run must stay marked"
+    monkeypatch.setattr(recipe, late, real)
+    assert main(argv) == 0  # the same command finishes the run
+    assert not (tmp_path / "run" / ".incomplete").exists(), f"{verb}: a finished run carries no marker"
