@@ -20,7 +20,6 @@ from tuneforge.files import check_output_dir, run_directory, write_text_atomic
 from tuneforge.models import check_4bit_supported, check_attention, check_hub_model, load_model, resolve_model
 from tuneforge.train.config import resolve_auto
 from tuneforge.train.context import load_training_mix
-from tuneforge.train.inspect import inspect_run  # noqa: F401 (the `train inspect` verb)
 from tuneforge.train.loop import distributed_state
 from tuneforge.train.memory import estimate_memory
 from tuneforge.train.objectives import entry, fit
