@@ -87,29 +87,66 @@ def test_the_report_knows_no_stage_layout_and_a_stage_part_nobody_registered_is_
         report.write_report(tmp_path)
 
 
-VERBS_THAT_WRITE_A_RUN = {  # verb → (argv after the common model keys, the recipe module, a call late in its work)
+EVAL = [
+    "dtype=float32",
+    "device=cpu",
+    "generation.max_new_tokens=2",
+    "data.test_per_domain=1",
+    "metrics=[bleu]",
+    "bootstrap=0",
+]
+
+
+VERBS_THAT_WRITE_A_RUN = {  # verb → (argv before the run's keys, the recipe module, a call late in its work)
     "demo": (["demo", "model.dtype=float32", "model.device=cpu", "train.steps=1", "train.precision=fp32",
               "data.test_per_domain=1", "generation.max_new_tokens=2"], "tuneforge.demo", "write_report"),
-    "eval run": (["eval", "run", "dtype=float32", "device=cpu", "generation.max_new_tokens=2", "data.test_per_domain=1",
-                  "metrics=[bleu]", "bootstrap=0"], "tuneforge.evaluate.run", "write_report"),
+    "eval run": (["eval", "run", *EVAL], "tuneforge.evaluate.run", "write_report"),
+    "eval generate": (["eval", "generate", *EVAL], "tuneforge.evaluate.run", "_rewrite"),
+    "eval score": (["eval", "score", *EVAL], "tuneforge.evaluate.run", "write_report"),
     "safety run": (["safety", "run", "dtype=float32", "device=cpu", "generation.max_new_tokens=2",
                     "domains=[healthcare]", "detector=rules"], "tuneforge.safety.run", "write_report"),
     "data build": (["data", "build", "configs/data_ds2.yaml", "ds2.enabled=false", "manual.files=[seed:train]",
                     "filters.decontaminate=[]"], "tuneforge.data.run", "datacard"),
+    "multitask run": (["multitask", "run", "model.dtype=float32", "methods=[mixed]", "seen_tasks=1", "unseen_tasks=1",
+                       "train_per_task=2", "eval_per_task=1", "train.steps=1", "train.precision=fp32",
+                       "train.max_length=512", "generation.max_new_tokens=2", "phrasing_per_task=1", "phrasing_forms=[instruction]",
+                       "bootstrap=10", "combo_sets=0"], "tuneforge.multitask.run", "write_experiment_report"),
+    "reflect run": (["reflect", "run", "limit=1", "loop.levels=[basic]", "loop.max_iterations=1", "question_tokens=2",
+                     "verdict_tokens=2", "answer_tokens=2", "reply_tokens=2", "teacher.dtype=float32",
+                     "student.dtype=float32"], "tuneforge.reflect.run", "write_reflect_report"),
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("verb", VERBS_THAT_WRITE_A_RUN)
 def test_a_run_that_fails_late_keeps_its_folder_marked_and_a_finished_one_carries_no_marker(
-    verb, tmp_path, tiny_lm, tiny_tok, monkeypatch, capsys
+    verb, tmp_path, tiny_lm, tiny_tok, monkeypatch, capsys, request
 ):
     import importlib
 
-    tiny_lm.save_pretrained(tmp_path / "model")
-    tiny_tok.save_pretrained(tmp_path / "model")
+    model_dir = tmp_path / "model"
+    if verb == "multitask run":  # SuperNI prompts need a tokenizer that knows their words to fit 512 positions
+        from tuneforge.models import tiny_model, tiny_tokenizer
+        from tuneforge.multitask.superni import load_tasks
+
+        superni = request.getfixturevalue("shared_data") / "superni"
+        tasks = load_tasks(str(superni))
+        tok = tiny_tokenizer([t.definition for t in tasks] + [i["input"] for t in tasks for i in t.instances[:20]],
+                             vocab_size=3000)  # fmt: skip
+        tiny_model(tok).save_pretrained(model_dir)
+        tok.save_pretrained(model_dir)
+    else:
+        tiny_lm.save_pretrained(model_dir)
+        tiny_tok.save_pretrained(model_dir)
     argv, module, late = VERBS_THAT_WRITE_A_RUN[verb]
-    model = f"model.name={tmp_path / 'model'}" if verb == "demo" else f"models=[a={tmp_path / 'model'}]"
-    argv = [*argv, f"output_dir={tmp_path / 'run'}", *([] if verb == "data build" else [model])]
+    run_keys = {
+        "demo": [f"model.name={model_dir}"],
+        "data build": [],
+        "multitask run": [f"model.name={model_dir}", f"superni_dir={superni if verb == 'multitask run' else ''}"],
+        "reflect run": [f"teacher.model={model_dir}", f"student.model={model_dir}"],
+    }.get(verb, [f"models=[a={model_dir}]"])
+    argv = [*argv, f"output_dir={tmp_path / 'run'}", *run_keys]
+    if verb == "eval score":  # it scores the answers `eval generate` stored
+        assert main(["eval", "generate", *argv[2:]]) == 0
     recipe = importlib.import_module(module)
     real = getattr(recipe, late)
 
