@@ -223,6 +223,78 @@ def set_chat_template(tokenizer, template: str = "", eos_token: str = ""):
     return tokenizer
 
 
+# --------------------------------------------------------------------------- tools and traces
+# How a conversation with tools, calls, tool results or reasoning traces reaches a template. A
+# template that renders tools itself (its text uses `tools` and `tool_calls`, as Qwen's, Llama
+# 3.1's and Hermes' do) gets the structured messages and `tools=`, as `apply_chat_template` passes
+# them. Any other template (SmolLM2's, the named ones above) gets the Hermes layout — the tool
+# definitions in the system turn, each call a <tool_call> block and each result a <tool_response>
+# block in plain text — which is also what `tool_text.parse_turn` reads back from generated text.
+# `tool_layout` says which a tokenizer gets; `train inspect` shows the rendering.
+HERMES_SYSTEM = (
+    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n{tools}\n</tools>\n\n"
+    "For each function call, return a json object with function name and arguments within "
+    '<tool_call></tool_call> XML tags:\n<tool_call>\n{{"name": <function-name>, "arguments": '
+    "<args-json-object>}}\n</tool_call>"
+)
+
+
+def tool_layout(tokenizer) -> str:
+    """'native' when the tokenizer's template renders tools and calls itself, else 'hermes'."""
+    t = tokenizer.chat_template
+    return "native" if isinstance(t, str) and "tools" in t and "tool_calls" in t else "hermes"
+
+
+def _hermes_messages(messages, tools: list[dict]) -> list[dict]:
+    from tuneforge.tool_text import render_tool_result, render_turn
+
+    out = []
+    for m in messages:
+        if m.role == "assistant":
+            out.append({"role": "assistant", "content": render_turn(m.content, m.reasoning, m.tool_calls)})
+        elif m.role == "tool" and (m.tool_call_id or m.name):
+            out.append({"role": "tool", "content": render_tool_result(m.content)})
+        else:
+            out.append({"role": m.role, "content": m.content})
+    if tools:
+        block = HERMES_SYSTEM.format(tools="\n".join(json.dumps(t, ensure_ascii=False) for t in tools))
+        if out and out[0]["role"] == "system":
+            out[0] = {"role": "system", "content": f"{out[0]['content']}\n\n{block}"}
+        else:
+            out.insert(0, {"role": "system", "content": block})
+    return out
+
+
+def template_inputs(tokenizer, messages, tools: list[dict] | None = None) -> tuple[list[dict], dict]:
+    """(messages, extra apply_chat_template arguments) for `messages` (records.Message) and `tools`:
+    plain {role, content} dicts for a plain chat; for one with tools, calls, results or traces, the
+    layout `tool_layout` names."""
+    if not tools and not any(m.tool_calls or m.reasoning or m.tool_call_id for m in messages):
+        return [{"role": m.role, "content": m.content} for m in messages], {}
+    if tool_layout(tokenizer) == "hermes":
+        return _hermes_messages(messages, tools or []), {}
+    from tuneforge.tool_text import render_turn
+
+    native_traces = "reasoning_content" in tokenizer.chat_template
+    out = []
+    for m in messages:
+        d = m.to_dict()
+        if m.reasoning and not native_traces:  # the template ignores reasoning_content: keep the trace in the text
+            d.pop("reasoning_content")
+            d["content"] = render_turn(m.content, m.reasoning)
+        if m.tool_calls:  # transformers' templates take the function object ({"name", "arguments"})
+            d["tool_calls"] = [c.to_dict() for c in m.tool_calls]
+        out.append(d)
+    return out, ({"tools": tools} if tools else {})
+
+
+def render_chat(tokenizer, messages, tools: list[dict] | None = None, add_generation_prompt: bool = False) -> str:
+    """The text of a conversation (records.Message) with its tools, in the tokenizer's template."""
+    msgs, extra = template_inputs(tokenizer, messages, tools)
+    return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=add_generation_prompt, **extra)
+
+
 def stop_token_ids(tokenizer, model=None) -> list[int]:
     """The ids generation stops on: the tokenizer's EOS and the model's generation_config EOS."""
     ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()

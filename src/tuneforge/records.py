@@ -15,22 +15,67 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tuneforge.errors import DataError
+from tuneforge.tool_use import ToolCall, check_conversation, parse_tool_calls, parse_tools, schema_problem
 
 ROLES = ("system", "user", "assistant", "tool")
 
 
 @dataclass(frozen=True)
 class Message:
-    """One chat turn."""
+    """One chat turn. An assistant turn may carry `tool_calls` and a `reasoning` trace (on disk
+    `reasoning_content`); a tool turn says which call it answers (`tool_call_id`) and the tool's `name`."""
 
     role: str
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    reasoning: str = ""
+    tool_call_id: str = ""
+    name: str = ""
 
     def __post_init__(self):
         if self.role not in ROLES:
             raise DataError(f"unknown role '{self.role}'. Use one of {', '.join(ROLES)}", field="role")
         if not isinstance(self.content, str):
             raise DataError(f"message content must be a string, got {type(self.content).__name__}", field="content")
+        if not isinstance(self.tool_calls, tuple):
+            object.__setattr__(self, "tool_calls", parse_tool_calls(self.tool_calls, "tool_calls"))
+        if self.tool_calls and self.role != "assistant":
+            raise DataError(f"only assistant turns make tool calls, not a {self.role} turn", field="tool_calls")
+        if self.reasoning and self.role != "assistant":
+            raise DataError(f"only assistant turns carry a reasoning trace, not a {self.role} turn",
+                            field="reasoning_content")  # fmt: skip
+        for key in ("reasoning", "tool_call_id", "name"):
+            if not isinstance(getattr(self, key), str):
+                raise DataError(f"'{key}' must be a string, got {getattr(self, key)!r:.40}", field=key)
+        if (self.tool_call_id or self.name) and self.role != "tool":
+            raise DataError("tool_call_id and name belong to tool turns", field="tool_call_id")
+
+    def to_dict(self) -> dict:
+        """The message in the chat-template vocabulary (keys beyond role/content only when set)."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.reasoning:
+            out["reasoning_content"] = self.reasoning
+        if self.tool_calls:
+            out["tool_calls"] = [c.to_dict() for c in self.tool_calls]
+        if self.tool_call_id:
+            out["tool_call_id"] = self.tool_call_id
+        if self.name:
+            out["name"] = self.name
+        return out
+
+    @classmethod
+    def from_dict(cls, m: dict) -> Message:
+        content = m.get("content")
+        if content is None and (m.get("tool_calls") or m.get("role") == "assistant" and "content" in m):
+            content = ""  # OpenAI writes content: null beside tool calls
+        return cls(
+            m.get("role"),  # type: ignore[arg-type]  # checked in __post_init__
+            content,  # type: ignore[arg-type]
+            parse_tool_calls(m.get("tool_calls") or [], "tool_calls"),
+            m.get("reasoning_content") or "",
+            m.get("tool_call_id") or "",
+            m.get("name") or "",
+        )
 
 
 def _messages(value: Any, name: str) -> list[Message]:
@@ -42,17 +87,25 @@ def _messages(value: Any, name: str) -> list[Message]:
         if isinstance(m, Message):
             out.append(m)
             continue
-        if not isinstance(m, dict) or "role" not in m or "content" not in m:
+        if not isinstance(m, dict) or "role" not in m or ("content" not in m and not m.get("tool_calls")):
             raise DataError(f"{name}[{i}] must be an object with 'role' and 'content'", field=name)
         try:
-            out.append(Message(m["role"], m["content"]))
+            out.append(Message.from_dict(m))
         except DataError as exc:
-            raise DataError(f"{name}[{i}]: {exc}", field=name) from None
+            raise DataError(f"{name}[{i}]: {exc.message}", field=f"{name}[{i}].{exc.field}" if exc.field else name
+                            ) from None  # fmt: skip
     return out
 
 
 def _dump_messages(messages: list[Message]) -> list[dict]:
-    return [{"role": m.role, "content": m.content} for m in messages]
+    return [m.to_dict() for m in messages]
+
+
+def _tools(value: Any, messages: list[Message], name: str = "messages") -> list[dict]:
+    """The record's tool definitions, checked, and the conversation checked against them."""
+    tools = parse_tools(value if value is not None else [])
+    check_conversation(messages, tools, name)
+    return tools
 
 
 @dataclass
@@ -66,6 +119,7 @@ class Example:
         task: task name (SuperNI task, seed task…), free text.
         source: provenance, e.g. "manual", "distill/smollm2-135m-instruct", "superni".
         meta: anything else (ratings, kind, generator parameters…), kept as is.
+        tools: the functions the assistant may call (JSON-schema definitions, `tuneforge.tool_use`).
     """
 
     messages: list[Message]
@@ -74,11 +128,18 @@ class Example:
     task: str = ""
     source: str = ""
     meta: dict = field(default_factory=dict)
+    tools: list[dict] = field(default_factory=list)
 
     def __post_init__(self):
         self.messages = _messages(self.messages, "messages")
         if not any(m.role == "assistant" for m in self.messages):
             raise DataError("an SFT example needs at least one assistant turn to learn from", field="messages")
+        self.tools = _tools(self.tools, self.messages)
+
+    @property
+    def response_calls(self) -> tuple[ToolCall, ...]:
+        """The tool calls of the last assistant turn (empty when it answers in words)."""
+        return next(m.tool_calls for m in reversed(self.messages) if m.role == "assistant")
 
     @property
     def prompt(self) -> list[Message]:
@@ -97,7 +158,7 @@ class Example:
         return next((m.content for m in reversed(self.prompt) if m.role == "user"), "")
 
     def to_dict(self) -> dict:
-        return _with_common({"messages": _dump_messages(self.messages)}, self)
+        return _with_common({"messages": _dump_messages(self.messages)} | _tools_key(self.tools), self)
 
     @classmethod
     def from_dict(cls, d: dict) -> Example:
@@ -107,7 +168,7 @@ class Example:
             messages = _prompt_messages(d["prompt"]) + _completion_messages(d["completion"])
         else:
             raise DataError("an SFT record needs 'messages' or 'prompt' + 'completion'", field="messages")
-        return cls(messages=messages, **_common(d))
+        return cls(messages=messages, tools=d.get("tools") or [], **_common(_without(d, "tools")))
 
 
 @dataclass
@@ -161,10 +222,16 @@ class EvalItem:
     task: str = ""
     source: str = ""
     meta: dict = field(default_factory=dict)
+    tools: list[dict] = field(default_factory=list)
+    # With tools: the calls the reference answer makes ([] = it answers without a call, so the right
+    # move is to abstain); None for an item without tools.
+    reference_tool_calls: list[ToolCall] | None = None
 
     def __post_init__(self):
         self.messages = _messages(self.messages, "messages")
         self.references = _strings(self.references, "references")
+        self.tools = _tools(self.tools, self.messages)
+        self.reference_tool_calls = _reference_calls(self.reference_tool_calls, self.tools)
 
     @property
     def instruction(self) -> str:
@@ -181,16 +248,25 @@ class EvalItem:
             task=ex.task,
             source=ex.source,
             meta=dict(ex.meta),
+            tools=ex.tools,
+            reference_tool_calls=list(ex.response_calls) if ex.tools else None,
         )
 
     def to_dict(self) -> dict:
-        return _with_common({"messages": _dump_messages(self.messages), "references": list(self.references)}, self)
+        d = {"messages": _dump_messages(self.messages), "references": list(self.references)}
+        return _with_common(d | _tools_key(self.tools, self.reference_tool_calls), self)
 
     @classmethod
     def from_dict(cls, d: dict) -> EvalItem:
         if "references" not in d:
             return cls.from_example(Example.from_dict(d))
-        return cls(messages=_messages(d.get("messages"), "messages"), references=d["references"], **_common(d))
+        return cls(
+            messages=_messages(d.get("messages"), "messages"),
+            references=d["references"],
+            tools=d.get("tools") or [],
+            reference_tool_calls=d.get("reference_tool_calls"),
+            **_common(_without(d, "tools", "reference_tool_calls")),
+        )
 
 
 @dataclass
@@ -206,9 +282,13 @@ class Generation:
     task: str = ""
     settings: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    tools: list[dict] = field(default_factory=list)
+    reference_tool_calls: list[ToolCall] | None = None
 
     def __post_init__(self):
         self.prompt = _messages(self.prompt, "prompt")
+        self.tools = _tools(self.tools, self.prompt, "prompt")
+        self.reference_tool_calls = _reference_calls(self.reference_tool_calls, self.tools)
         for name in ("id", "generation", "model", "domain", "task"):
             if not isinstance(getattr(self, name), str):
                 raise DataError(f"'{name}' must be a string, got {getattr(self, name)!r:.60}", field=name)
@@ -222,9 +302,9 @@ class Generation:
         return next((m.content for m in reversed(self.prompt) if m.role == "user"), "")
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        d = {k: v for k, v in asdict(self).items() if k not in ("tools", "reference_tool_calls")}
         d["prompt"] = _dump_messages(self.prompt)
-        return d
+        return d | _tools_key(self.tools, self.reference_tool_calls)
 
     @classmethod
     def from_dict(cls, d: dict) -> Generation:
@@ -241,6 +321,8 @@ class Generation:
             task=d.get("task", ""),
             settings=d.get("settings", {}),
             meta=d.get("meta", {}),
+            tools=d.get("tools") or [],
+            reference_tool_calls=d.get("reference_tool_calls"),
         )
 
 
@@ -271,6 +353,29 @@ def _common(d: dict) -> dict:
     known = set(_COMMON) | {"meta", "messages", "prompt", "completion", "chosen", "rejected", "references"}
     extra = {k: v for k, v in d.items() if k not in known}
     return {**out, "meta": {**extra, **meta}}
+
+
+def _without(d: dict, *keys: str) -> dict:
+    return {k: v for k, v in d.items() if k not in keys}
+
+
+def _tools_key(tools: list[dict], reference: list[ToolCall] | None = None) -> dict:
+    """The tool keys of a record on disk: present only when the record has tools."""
+    out: dict[str, Any] = {"tools": tools} if tools else {}
+    if reference is not None:
+        out["reference_tool_calls"] = [c.to_dict() for c in reference]
+    return out
+
+
+def _reference_calls(value: Any, tools: list[dict]) -> list[ToolCall] | None:
+    if value is None:
+        return None
+    calls = list(parse_tool_calls(value, "reference_tool_calls"))
+    for k, call in enumerate(calls):
+        problem = schema_problem(call, tools)
+        if problem:
+            raise DataError(problem[0], field=f"reference_tool_calls[{k}].{problem[1]}")
+    return calls
 
 
 def _with_common(d: dict, rec) -> dict:

@@ -14,17 +14,20 @@ at 0 for each example and no attention mask: transformers then builds a block-di
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
+from tuneforge.chat_template import render_chat
 from tuneforge.errors import ConfigError, DataError, TuneforgeError, UnknownNameError, suggest
 from tuneforge.records import Example
 
 IGNORE = -100
 MASKS = ("assistant", "last", "all")
+REASONING = ("train", "mask", "drop")  # what a reasoning trace in an assistant turn becomes
 
 
 @dataclass
@@ -42,27 +45,32 @@ class Encoded:
         return sum(1 for x in self.labels[1:] if x != IGNORE)
 
 
-def _render(tokenizer, messages, add_generation_prompt=False) -> str:
-    return tokenizer.apply_chat_template(
-        [{"role": m.role, "content": m.content} for m in messages],
-        tokenize=False,
-        add_generation_prompt=add_generation_prompt,
-    )
+def target_spans(
+    example: Example, tokenizer, mask: str = "assistant", reasoning: str = "train"
+) -> tuple[str, list[tuple[int, int]]]:
+    """Render an example and return (text, [(start, end) character spans that are targets]).
 
-
-def target_spans(example: Example, tokenizer, mask: str = "assistant") -> tuple[str, list[tuple[int, int]]]:
-    """Render an example and return (text, [(start, end) character spans that are targets])."""
+    Assistant turns are targets — their words, their tool calls (the call text the template writes)
+    and their end-of-turn token; tool results and the tool definitions are context. A reasoning
+    trace is a target (`reasoning=train`), rendered but not a target (`mask`), or left out (`drop`)."""
     if mask not in MASKS:
         raise UnknownNameError(f"unknown mask '{mask}'.{suggest(mask, MASKS)} Available: {', '.join(MASKS)}")
-    text = _render(tokenizer, example.messages)
+    if reasoning not in REASONING:
+        raise UnknownNameError(
+            f"unknown train.reasoning '{reasoning}'.{suggest(reasoning, REASONING)} Available: {', '.join(REASONING)}"
+        )
+    messages = example.messages
+    if reasoning == "drop":
+        messages = [dataclasses.replace(m, reasoning="") for m in messages]
+    text = render_chat(tokenizer, messages, example.tools)
     if mask == "all":
         return text, [(0, len(text))]
     spans = []
-    for i, m in enumerate(example.messages):
+    for i, m in enumerate(messages):
         if m.role != "assistant":
             continue
-        before = _render(tokenizer, example.messages[:i], add_generation_prompt=True) if i else ""
-        upto = _render(tokenizer, example.messages[: i + 1])
+        before = render_chat(tokenizer, messages[:i], example.tools, add_generation_prompt=True) if i else ""
+        upto = render_chat(tokenizer, messages[: i + 1], example.tools)
         if not (upto.startswith(before) and text.startswith(upto)):
             raise TuneforgeError(
                 f"the chat template of {getattr(tokenizer, 'name_or_path', 'this tokenizer')} renders "
@@ -70,13 +78,40 @@ def target_spans(example: Example, tokenizer, mask: str = "assistant") -> tuple[
                 "tokens cannot be located. Use train.mask=all or a tokenizer with a standard template"
             )
         end = len(upto.rstrip())  # the turn's content and end token, not the newline after it
-        spans.append((len(before), end))
-    return text, spans[-1:] if mask == "last" else spans
+        turn = [(len(before), end)]
+        if reasoning == "mask" and m.reasoning:
+            turn = _without_trace(text, len(before), end, m.reasoning)
+        spans.append(turn)
+    spans = spans[-1:] if mask == "last" else spans
+    return text, [s for turn in spans for s in turn]
 
 
-def encode_example(example: Example, tokenizer, max_length: int = 1024, mask: str = "assistant") -> Encoded:
+def _without_trace(text: str, start: int, end: int, trace: str) -> list[tuple[int, int]]:
+    """The spans of text[start:end] around its reasoning trace (with the <think> tags around it and
+    the blank after them, when the template writes them)."""
+    at = text.find(trace, start, end)
+    if at < 0:
+        raise TuneforgeError(
+            "the chat template does not write this turn's reasoning trace as given, so it cannot be masked. "
+            "Use train.reasoning=drop or train"
+        )
+    a, b = at, at + len(trace)
+    open_at = text.rfind("<think>", start, a)
+    if open_at >= 0 and not text[open_at + len("<think>") : a].strip():
+        a = open_at
+    close_at = text.find("</think>", b, end)
+    if close_at >= 0 and not text[b:close_at].strip():
+        b = close_at + len("</think>")
+    while b < end and text[b] in " \n":
+        b += 1
+    return [(s, e) for s, e in ((start, a), (b, end)) if e > s]
+
+
+def encode_example(
+    example: Example, tokenizer, max_length: int = 1024, mask: str = "assistant", reasoning: str = "train"
+) -> Encoded:
     """Tokenise one example with target labels (truncated on the right to `max_length`)."""
-    text, spans = target_spans(example, tokenizer, mask)
+    text, spans = target_spans(example, tokenizer, mask, reasoning)
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=True, max_length=max_length)
     labels = []
     for tok_id, (start, _end) in zip(enc["input_ids"], enc["offset_mapping"]):
@@ -86,12 +121,12 @@ def encode_example(example: Example, tokenizer, max_length: int = 1024, mask: st
 
 
 def encode_examples(
-    examples: list[Example], tokenizer, max_length: int = 1024, mask: str = "assistant"
+    examples: list[Example], tokenizer, max_length: int = 1024, mask: str = "assistant", reasoning: str = "train"
 ) -> tuple[list[Encoded], int]:
     """Encode many examples; drop (and count) those whose targets were truncated away."""
     out, dropped = [], 0
     for ex in examples:
-        enc = encode_example(ex, tokenizer, max_length, mask)
+        enc = encode_example(ex, tokenizer, max_length, mask, reasoning)
         if enc.n_targets == 0:
             dropped += 1
             continue

@@ -63,6 +63,7 @@ def test_every_bundled_config_loads(path):
     special = {
         "demo.yaml": DemoConfig,
         "eval.yaml": EvalRunConfig,
+        "eval_tools.yaml": EvalRunConfig,
         "safety.yaml": SafetyRunConfig,
         "superni_multitask.yaml": MultiTaskConfig,
         "reflect.yaml": ReflectRunConfig,

@@ -94,7 +94,7 @@ def test_malformed_line_names_file_line_and_field_and_writes_nothing(tmp_path):
     dst = tmp_path / "out.jsonl"
     with pytest.raises(DataError) as exc:
         convert_file(src, dst, "alpaca")
-    assert exc.value.line == 2 and exc.value.field == "messages"
+    assert exc.value.line == 2 and exc.value.field == "messages[0].role"
     assert f"{src}:2" in str(exc.value) and "robot" in str(exc.value)
     assert not dst.exists() and not list(tmp_path.glob(".out.jsonl*"))
 

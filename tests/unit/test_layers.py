@@ -13,6 +13,8 @@ ROOT = Path(tuneforge.__file__).parent
 LAYERS = [
     [
         "errors",
+        "tool_use",
+        "tool_text",
         "records",
         "config",
         "hardware",

@@ -108,4 +108,4 @@ def test_every_metric_says_what_it_needs_in_the_one_table():
 
     assert set(NEEDS) == set(METRICS)
     assert NEEDS_ENCODER == {"tsas", "if_score", "mauve"} and CORPUS_ONLY == {"mauve"}
-    assert all(needs <= {"references", "instructions", "encoder", "corpus"} for needs in NEEDS.values())
+    assert all(needs <= {"references", "instructions", "encoder", "corpus", "tool_use"} for needs in NEEDS.values())

@@ -41,7 +41,7 @@ def test_train_inspect_marks_the_targets(tiny_run, capsys):
     _, cfg = tiny_run
     assert main(["train", "inspect", str(cfg), "--n", "1"]) == 0
     out = capsys.readouterr().out
-    assert "targets (mask=assistant)" in out
+    assert "targets (mask=assistant, reasoning=train)" in out
     assert "«Please consult a professional.<|im_end|>»" in out
     assert "<|im_start|>user" in out.split("«")[0]
 

@@ -3,10 +3,17 @@
 Formats (`FORMATS`):
 - `jsonl`     tuneforge/TRL JSONL: `messages` (SFT), `prompt`/`completion`, `prompt`/`chosen`/
               `rejected` (preference), plus `id`, `domain`, `task`, `source`, `meta`. Lossless.
-- `openai`    OpenAI chat fine-tuning JSONL: only `messages` per line (our extra keys dropped).
+- `openai`    OpenAI chat fine-tuning JSONL: `messages` (tool-call `arguments` as JSON text, as the
+              API writes them) and `tools` per line (our extra keys dropped).
 - `alpaca`    JSON array or JSONL of `instruction`/`input`/`output` (+ optional `system`, and
               LLaMA-Factory's `history` [[user, assistant], ...] for multi-turn).
-- `sharegpt`  JSON array or JSONL of `conversations` [{"from": "human"|"gpt"|..., "value"}].
+- `sharegpt`  JSON array or JSONL of `conversations` [{"from": "human"|"gpt"|..., "value"}];
+              LLaMA-Factory's tool convention: `function_call` turns holding {"name", "arguments"}
+              (a list for parallel calls), `observation` turns for the results, `tools` as the JSON
+              text of the function list, a trace as a leading <think>…</think> in a `gpt` value.
+- `hermes`    JSONL `messages` whose assistant text holds the calls and trace as Hermes/Qwen blocks
+              (<tool_call>{…}</tool_call>, <think>…</think>; tool results in <tool_response>), read
+              into structure (`tuneforge.tool_text`), plus `tools`.
 - `superni`   a Super-NaturalInstructions task file (`Definition`, `Instances`, ...). Each instance
               becomes an Example: system = Definition, user = input, assistant = first output;
               all outputs are kept in `meta.references`. Task-level keys other than Definition,
@@ -31,6 +38,8 @@ from tuneforge.data.hub import HUB_PREFIX, load_hub_rows
 from tuneforge.errors import DataError, UnknownNameError, read_text, suggest
 from tuneforge.files import check_output_file, write_text_atomic
 from tuneforge.records import EvalItem, Example, Generation, Message, PreferencePair
+from tuneforge.tool_text import parse_tool_result, parse_turn, render_tool_result, render_turn
+from tuneforge.tool_use import ToolCall
 
 Record = Example | PreferencePair | EvalItem | Generation
 R = TypeVar("R", Example, PreferencePair, EvalItem, Generation)
@@ -219,7 +228,82 @@ def _to_openai(rec: Record) -> dict:
         raise DataError(
             f"the openai format holds chat examples only, not {type(rec).__name__}. Write it with --to jsonl"
         )
-    return {"messages": [{"role": m.role, "content": m.content} for m in rec.messages]}
+    messages = []
+    for m in rec.messages:
+        d = m.to_dict()
+        if m.tool_calls:  # the API's form: arguments as JSON text
+            d["tool_calls"] = [
+                c.to_dict() | {"function": {"name": c.name, "arguments": json.dumps(c.arguments, ensure_ascii=False)}}
+                for c in m.tool_calls
+            ]
+        messages.append(d)
+    return {"messages": messages, **({"tools": rec.tools} if rec.tools else {})}
+
+
+# --------------------------------------------------------------------------- format: hermes
+def _answer_tool_turns(messages: list[dict]) -> list[dict]:
+    """Give call ids (call_0, call_1, … in order) to calls without one, and each tool turn without
+    a tool_call_id the id and name of the next unanswered call."""
+    pending: list[tuple[str, str]] = []
+    n = 0
+    for m in messages:
+        if m.get("role") == "assistant" and m.get("tool_calls"):
+            calls: list[ToolCall | dict] = []
+            for c in m["tool_calls"]:
+                call = c if isinstance(c, ToolCall) else None
+                cid = (call.id if call else c.get("id")) or f"call_{n}"
+                n += 1
+                if call:
+                    call = ToolCall(call.name, call.arguments, cid)
+                    pending.append((cid, call.name))
+                    calls.append(call)
+                else:
+                    calls.append({**c, "id": cid})
+                    pending.append((cid, c.get("function", c).get("name", "")))
+            m["tool_calls"] = calls
+        elif m.get("role") == "tool" and not m.get("tool_call_id") and pending:
+            cid, name = pending.pop(0)
+            m["tool_call_id"], m["name"] = cid, m.get("name") or name
+        elif m.get("role") == "tool":
+            pending = [p for p in pending if p[0] != m.get("tool_call_id")]
+    return messages
+
+
+def _from_hermes(d: dict) -> list[Record]:
+    if not isinstance(d.get("messages"), list):
+        raise DataError("a hermes record needs 'messages'", field="messages")
+    messages = []
+    for i, m in enumerate(d["messages"]):
+        if not isinstance(m, dict) or not isinstance(m.get("content"), str):
+            raise DataError(f"messages[{i}] must be an object with a string 'content'", field=f"messages[{i}]")
+        if m.get("role") == "assistant":
+            turn = parse_turn(m["content"])
+            if turn.malformed:
+                raise DataError(f"a <tool_call> block is not a JSON object with a name: {turn.malformed[0][:120]!r}",
+                                field=f"messages[{i}].content")  # fmt: skip
+            messages.append({"role": "assistant", "content": turn.content, "reasoning_content": turn.reasoning,
+                             "tool_calls": turn.calls})  # fmt: skip
+        elif m.get("role") == "tool":
+            messages.append(
+                {k: v for k, v in m.items() if k != "content"} | {"content": parse_tool_result(m["content"])}
+            )
+        else:
+            messages.append(m)
+    return _from_ours({**d, "messages": _answer_tool_turns(messages)})
+
+
+def _to_hermes(rec: Record) -> dict:
+    if not isinstance(rec, Example):
+        raise DataError(f"the hermes format holds chat examples only, not {type(rec).__name__}")
+    messages = []
+    for m in rec.messages:
+        if m.role == "assistant":
+            messages.append({"role": "assistant", "content": render_turn(m.content, m.reasoning, m.tool_calls)})
+        elif m.role == "tool":
+            messages.append({"role": "tool", "content": render_tool_result(m.content)})
+        else:
+            messages.append({"role": m.role, "content": m.content})
+    return {"messages": messages, **{k: v for k, v in rec.to_dict().items() if k != "messages"}}
 
 
 # --------------------------------------------------------------------------- format: alpaca
@@ -295,7 +379,7 @@ def _from_sharegpt(d: dict) -> list[Record]:
     conv = d.get("conversations")
     if not isinstance(conv, list) or not conv:
         raise DataError("a ShareGPT record needs a non-empty 'conversations' list", field="conversations")
-    messages = [{"role": "system", "content": d["system"]}] if d.get("system") else []
+    messages: list[dict] = [{"role": "system", "content": d["system"]}] if d.get("system") else []
     for i, turn in enumerate(conv):
         who = turn.get("from") if isinstance(turn, dict) else None
         if not isinstance(who, str) or who not in _FROM_SHAREGPT:
@@ -303,16 +387,45 @@ def _from_sharegpt(d: dict) -> list[Record]:
                 f"conversations[{i}].from is {who!r}; expected one of {', '.join(_FROM_SHAREGPT)}",
                 field="conversations",
             )
-        messages.append({"role": _FROM_SHAREGPT[who], "content": turn.get("value")})
+        value = turn.get("value")
+        if who == "function_call":  # LLaMA-Factory: {"name", "arguments"}, or a list of them (parallel calls)
+            try:
+                calls = json.loads(value) if isinstance(value, str) else value
+            except json.JSONDecodeError as exc:
+                raise DataError(f"a function_call value is not JSON ({exc.msg})", field=f"conversations[{i}].value"
+                                ) from None  # fmt: skip
+            calls = calls if isinstance(calls, list) else [calls]
+            if messages and messages[-1]["role"] == "assistant" and not messages[-1].get("tool_calls"):
+                messages[-1]["tool_calls"] = calls  # words, then the call: one assistant turn
+            else:
+                messages.append({"role": "assistant", "content": "", "tool_calls": calls})
+        elif _FROM_SHAREGPT[who] == "assistant" and isinstance(value, str):
+            turn_ = parse_turn(value) if value.lstrip().startswith("<think>") else None
+            messages.append({"role": "assistant", "content": turn_.content if turn_ else value,
+                             "reasoning_content": turn_.reasoning if turn_ else ""})  # fmt: skip
+        else:
+            messages.append({"role": _FROM_SHAREGPT[who], "content": value})
     rest = {k: v for k, v in d.items() if k not in ("conversations", "system")}
-    return [Example.from_dict({"messages": messages, **rest})]
+    return [Example.from_dict({"messages": _answer_tool_turns(messages), **rest})]
 
 
 def _to_sharegpt(rec: Record) -> dict:
     if not isinstance(rec, Example):
         raise DataError(f"the sharegpt format holds chat examples only, not {type(rec).__name__}")
-    out = {"conversations": [{"from": _TO_SHAREGPT[m.role], "value": m.content} for m in rec.messages]}
-    return {**out, **{k: v for k, v in rec.to_dict().items() if k != "messages"}}
+    conv = []
+    for m in rec.messages:
+        if m.role == "assistant" and (m.content or m.reasoning or not m.tool_calls):
+            conv.append({"from": "gpt", "value": render_turn(m.content, m.reasoning)})
+        if m.tool_calls:
+            calls = [{"name": c.name, "arguments": c.arguments} for c in m.tool_calls]
+            value = json.dumps(calls[0] if len(calls) == 1 else calls, ensure_ascii=False)
+            conv.append({"from": "function_call", "value": value})
+        if m.role != "assistant":
+            conv.append({"from": _TO_SHAREGPT[m.role], "value": m.content})
+    rest = {k: v for k, v in rec.to_dict().items() if k != "messages"}
+    if rec.tools:  # LLaMA-Factory's `tools`: the JSON text of the function definitions
+        rest["tools"] = json.dumps([t["function"] for t in rec.tools], ensure_ascii=False)
+    return {"conversations": conv, **rest}
 
 
 # --------------------------------------------------------------------------- format: superni
@@ -460,6 +573,7 @@ FORMATS: dict[str, dict] = {
     "openai": {"read": _from_ours, "write": _to_openai},
     "alpaca": {"read": _from_alpaca, "write": _to_alpaca},
     "sharegpt": {"read": _from_sharegpt, "write": _to_sharegpt},
+    "hermes": {"read": _from_hermes, "write": _to_hermes},
     "superni": {"read_file": _read_superni, "write_file": _write_superni},
     "self_instruct": {"read": _from_self_instruct, "write": _to_self_instruct},
 }

@@ -47,8 +47,8 @@ def split_rows(spec: str) -> tuple[str, slice | None]:
 
 def load_examples(spec: str) -> list[Example]:
     """`seed:train` / `seed:test` (optionally `seed:train:legal,finance` for some domains) for the
-    shipped data, `seed:safety` for the safety suite's train half as refusal / correction
-    examples, otherwise a data file in any format (`FILE[a:b]` for some of its rows)."""
+    shipped data, `seed:tools:train` / `seed:tools:test` for the tool-use set, `seed:safety` for the
+    safety suite's train half as refusal / correction examples, otherwise a data file in any format (`FILE[a:b]` for some of its rows)."""
     spec, rows = split_rows(spec)
     if rows is not None:
         return load_examples(spec)[rows]
@@ -58,6 +58,14 @@ def load_examples(spec: str) -> list[Example]:
             rows = lookup({}, SEED_SOURCES[parts[1]], "seed source")()
             domains = [d for d in parts[2].split(",") if d] if len(parts) > 2 else []
             return [r for r in rows if not domains or r.domain in domains]
+        if parts[1] == "tools":  # the tool-use set: seed:tools:train / seed:tools:test
+            split = parts[2] if len(parts) > 2 else "train"
+            if split not in SPLITS:
+                raise UnknownNameError(
+                    f"unknown split '{split}' of seed:tools. Use seed:tools:train or seed:tools:test"
+                )
+            path = data_dir() / "tools" / f"{split}.jsonl"
+            return records_of(read_records(path, "jsonl"), Example, path, "")
         if parts[1] == "preferences":
             raise DataError(
                 "seed:preferences holds preference pairs, not SFT examples. Use it with "

@@ -1,5 +1,6 @@
-"""`tuneforge data stats`: what a data file holds — record types, domains, sources, tasks and
-token lengths of prompts and responses."""
+"""`tuneforge data stats`: what a data file holds — record types, domains, sources, tasks, tool use
+(tools declared, calls made, parallel calls, tool results, reasoning traces) and token lengths of
+prompts and responses."""
 
 from __future__ import annotations
 
@@ -23,6 +24,27 @@ def _texts(rec) -> tuple[str, str]:
     if isinstance(rec, Generation):
         return "\n".join(m.content for m in rec.prompt), rec.generation
     raise TypeError(type(rec))
+
+
+def _messages(rec) -> list:
+    return rec.messages if isinstance(rec, (Example, EvalItem)) else rec.prompt
+
+
+def tool_use_stats(records: list) -> dict:
+    """How much tool use and reasoning the records hold (all zero for plain chat data)."""
+    turns = [m for r in records for m in _messages(r)]
+    calls = [len(m.tool_calls) for m in turns if m.tool_calls]
+    names = Counter(c.name for m in turns for c in m.tool_calls)
+    return {
+        "records_with_tools": sum(bool(getattr(r, "tools", None)) for r in records),
+        "tools_declared": len({t["function"]["name"] for r in records for t in getattr(r, "tools", [])}),
+        "calls": sum(calls),
+        "turns_with_calls": len(calls),
+        "parallel_call_turns": sum(n > 1 for n in calls),
+        "tool_results": sum(m.role == "tool" for m in turns),
+        "reasoning_traces": sum(bool(m.reasoning) for m in turns),
+        "calls_per_tool": dict(names.most_common(10)),
+    }
 
 
 def _summary(values: list[int]) -> dict:
@@ -60,6 +82,7 @@ def dataset_stats(path: str | Path, tokenizer: str | None = None, format: str | 
         "sources": dict(Counter(getattr(r, "source", "") or "(none)" for r in records)),
         "kinds": dict(kinds),
         "tasks": dict(Counter(r.task or "(none)" for r in records).most_common(10)),
+        "tool_use": tool_use_stats(records),
         "unit": f"tokens ({tokenizer})" if tokenizer else "words",
         "prompt_length": _summary(p_len),
         "response_length": _summary(r_len),
@@ -72,6 +95,15 @@ def format_stats(s: dict) -> str:
     for key in ("types", "domains", "sources", "kinds", "tasks"):
         if s[key]:
             lines.append(f"  {key}: " + ", ".join(f"{k} {v}" for k, v in s[key].items()))
+    t = s["tool_use"]
+    if t["calls"] or t["records_with_tools"] or t["reasoning_traces"] or t["tool_results"]:
+        lines.append(
+            f"  tool use: {t['records_with_tools']} records with tools ({t['tools_declared']} tools), "
+            f"{t['calls']} calls in {t['turns_with_calls']} turns ({t['parallel_call_turns']} parallel), "
+            f"{t['tool_results']} tool results, {t['reasoning_traces']} reasoning traces"
+        )
+        if t["calls_per_tool"]:
+            lines.append("  calls per tool: " + ", ".join(f"{k} {v}" for k, v in t["calls_per_tool"].items()))
     lines.append(f"  lengths in {s['unit']}:")
     for key in ("prompt_length", "response_length", "total_length"):
         v = s[key]

@@ -33,6 +33,11 @@ METRIC_LABELS = {
     "exact_match": "Exact match",
     "if_score": "IF-Score",
     "mauve": "MAUVE",
+    "tool_valid": "Valid calls",
+    "tool_name": "Tool name acc.",
+    "tool_exact": "Exact call match",
+    "tool_arg_f1": "Argument F1",
+    "tool_abstain": "Correct abstention",
 }
 
 

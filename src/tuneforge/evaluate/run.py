@@ -53,6 +53,9 @@ class MetricOptions:
     bertscore_layer: int = field(default=0, metadata={"help": "layer (0 = the model's default; 6 for MiniLM)", "ge": 0})
     mauve_seeds: int = field(default=5, metadata={"help": "k-means seeds MAUVE is averaged over", "ge": 1})
     mauve_scaling: float = field(default=5.0, metadata={"help": "MAUVE scaling constant c", "gt": 0})
+    strip_reasoning: bool = field(
+        default=True, metadata={"help": "text metrics score the answer without its leading <think> trace"}
+    )
     tsas_floor: float = field(
         default=0.1,
         metadata={

@@ -21,11 +21,12 @@ from typing import Any
 import numpy as np
 
 from tuneforge.errors import DataError
-from tuneforge.evaluate.metrics import CORPUS_ONLY, NEEDS_ENCODER, Encoder, bleu_from_stats, run_metric
+from tuneforge.evaluate.metrics import CORPUS_ONLY, NEEDS, NEEDS_ENCODER, Encoder, bleu_from_stats, run_metric
 from tuneforge.files import write_text_atomic
 from tuneforge.intervals import interval, resample_indices, stratified_macro_ci
 from tuneforge.models import EMBEDDED_ENCODER, load_encoder
 from tuneforge.records import Generation
+from tuneforge.tool_text import reasoning_of, strip_reasoning
 
 
 def make_encoder(name: str = EMBEDDED_ENCODER) -> Encoder:
@@ -77,7 +78,11 @@ def score_generations(
         )
     if encoder is None and NEEDS_ENCODER & set(metrics):
         encoder = make_encoder()
-    preds, refs, instr = [g.generation for g in gens], [g.references for g in gens], [g.instruction for g in gens]
+    strip = (options or {}).get("strip_reasoning", True)
+    # text metrics read the answer without its <think> trace (tool metrics parse the whole text)
+    preds = [strip_reasoning(g.generation).strip() if strip else g.generation for g in gens]
+    refs, instr = [g.references for g in gens], [g.instruction for g in gens]
+    tool_use = [(g.tools, g.reference_tool_calls) for g in gens]
     by_domain: dict[str, list[int]] = defaultdict(list)
     for i, g in enumerate(gens):
         by_domain[g.domain or "all"].append(i)
@@ -88,7 +93,10 @@ def score_generations(
     per_domain: dict[str, dict] = {d: {} for d in domains}
     flat: dict = {}
     for name in metrics:
-        res = run_metric(name, options, predictions=preds, references=refs, instructions=instr, encoder=encoder)
+        inputs = dict(predictions=preds, references=refs, instructions=instr, encoder=encoder)
+        if "tool_use" in NEEDS.get(name, ()):
+            inputs = dict(predictions=[g.generation for g in gens], tool_use=tool_use)
+        res = run_metric(name, options, **inputs)
         flat[name] = res["score"]
         if name in CORPUS_ONLY or res.get("per_item") is None:
             overall[name] = {k: v for k, v in res.items() if not k.startswith("_")}
@@ -113,6 +121,7 @@ def score_generations(
     ]
     for m in item_metrics:
         del overall[m]["per_item"]
+    traces = [len(reasoning_of(g.generation).split()) for g in gens if reasoning_of(g.generation)]
     return {
         "model": gens[0].model,
         "n": len(gens),
@@ -120,6 +129,12 @@ def score_generations(
         "per_domain": per_domain,
         "flat": flat,
         "per_item": per_item,
+        # answers that think aloud first: how many, and their trace length (stripped from text metrics)
+        **(
+            {"reasoning": {"answers_with_trace": len(traces), "mean_trace_words": float(np.mean(traces))}}
+            if traces
+            else {}
+        ),
     }
 
 

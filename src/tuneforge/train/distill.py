@@ -98,7 +98,7 @@ def build(ctx: BuildContext) -> ObjectiveSetup:
     assert isinstance(o, DistillOptions)
     evaluate = heldout_evaluator(ctx)
     before = evaluate(ctx.model)
-    domain, _ = encode_examples(ctx.training_examples(), ctx.tok, t.max_length, t.mask)
+    domain, _ = encode_examples(ctx.training_examples(), ctx.tok, t.max_length, t.mask, t.reasoning)
     m = ctx.model_config
     teacher, teacher_tok = load_model(o.teacher, m.dtype, m.attn_implementation, ctx.device)
     if teacher_tok.get_vocab() != ctx.tok.get_vocab():

@@ -143,8 +143,8 @@ def build(ctx: BuildContext) -> ObjectiveSetup:
     assert isinstance(o, DomainAdaptationOptions)
     evaluate = heldout_evaluator(ctx)
     before = evaluate(ctx.model)
-    domain, _ = encode_examples(ctx.training_examples(), ctx.tok, t.max_length, t.mask)
-    general, _ = encode_examples(load_examples(o.general), ctx.tok, t.max_length, t.mask)
+    domain, _ = encode_examples(ctx.training_examples(), ctx.tok, t.max_length, t.mask, t.reasoning)
+    general, _ = encode_examples(load_examples(o.general), ctx.tok, t.max_length, t.mask, t.reasoning)
     setup = domain_adaptation_setup(
         domain,
         general,

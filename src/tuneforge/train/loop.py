@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from tuneforge.config import SEED
 from tuneforge.errors import ConfigError, DataError, suggest
 from tuneforge.hardware import announce_precision, distributed_state, resolve_precision  # noqa: F401 (re-exported)
+from tuneforge.tokenisation import MASKS, REASONING
 from tuneforge.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from tuneforge.train.compile import compile_blocks, uncompile_blocks
 from tuneforge.train.sharding import fsdp_requested, shard_model
@@ -50,6 +51,10 @@ class TrainConfig:
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (0 = off)", "ge": 0})
     max_length: int = field(default=512, metadata={"help": "tokens per example (right-truncated)", "ge": 1})
     mask: str = field(default="assistant", metadata={"help": "targets: assistant | last | all"})
+    reasoning: str = field(
+        default="train",
+        metadata={"help": "an assistant's reasoning trace: train (a target) | mask (context only) | drop (left out)"},
+    )
     packing: bool = field(
         default=False, metadata={"help": "pack examples into rows of max_length tokens (batch_size then counts rows)"}
     )
@@ -94,6 +99,11 @@ class TrainConfig:
                 f"train.precision '{self.precision}' unknown.{suggest(self.precision, PRECISIONS)} "
                 f"Use one of {', '.join(PRECISIONS)}"
             )
+        for key, value, allowed in (("mask", self.mask, MASKS), ("reasoning", self.reasoning, REASONING)):
+            if value not in allowed:
+                raise ConfigError(
+                    f"train.{key} '{value}' unknown.{suggest(value, allowed)} Use one of {', '.join(allowed)}"
+                )
         for name in ("steps", "batch_size", "grad_accum", "max_length", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")

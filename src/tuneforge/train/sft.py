@@ -74,8 +74,8 @@ class SFTOptions(ObjectiveOptions):
     """sft has no keys of its own: train.mask and train.packing shape what it learns."""
 
 
-def heldout_batches(examples, tok, max_length: int, mask: str, size: int = 16) -> list[dict]:
-    enc = encode_examples(list(examples), tok, max_length, mask)[0] if examples else []
+def heldout_batches(examples, tok, max_length: int, mask: str, reasoning: str = "train", size: int = 16) -> list[dict]:
+    enc = encode_examples(list(examples), tok, max_length, mask, reasoning)[0] if examples else []
     return [collate(enc[i : i + size], tok.pad_token_id) for i in range(0, len(enc), size)]
 
 
@@ -83,10 +83,10 @@ def build(ctx: BuildContext) -> ObjectiveSetup:
     """Cross-entropy on the assistant tokens; held-out loss per target token before and after, with
     bootstrap CIs and the paired change."""
     t = ctx.train
-    enc_train, dropped = encode_examples(ctx.training_examples(), ctx.tok, t.max_length, t.mask)
+    enc_train, dropped = encode_examples(ctx.training_examples(), ctx.tok, t.max_length, t.mask, t.reasoning)
     if dropped:
         print(f"      {dropped} examples dropped: no target token within max_length", flush=True)
-    eval_batches = heldout_batches(ctx.held_out_examples(), ctx.tok, t.max_length, t.mask)
+    eval_batches = heldout_batches(ctx.held_out_examples(), ctx.tok, t.max_length, t.mask, t.reasoning)
     batches = batch_stream(
         enc_train,
         t.batch_size,
@@ -120,7 +120,7 @@ def loss_summary(base: dict, tuned: dict, on: str = "", n_boot: int = 1000, seed
 def heldout_evaluator(ctx: BuildContext) -> Callable[[object], dict]:
     """Held-out SFT loss with its CI, for objectives that train on examples (distill, domain adaptation)."""
     t = ctx.train
-    eval_batches = heldout_batches(ctx.held_out_examples(), ctx.tok, t.max_length, t.mask)
+    eval_batches = heldout_batches(ctx.held_out_examples(), ctx.tok, t.max_length, t.mask, t.reasoning)
 
     def evaluate(m):
         if not eval_batches:

@@ -12,6 +12,14 @@ from tuneforge.evaluate.metrics.exact_match import exact_match
 from tuneforge.evaluate.metrics.if_score import if_score
 from tuneforge.evaluate.metrics.mauve import mauve_score
 from tuneforge.evaluate.metrics.rouge import rouge_l
+from tuneforge.evaluate.metrics.tool_calls import (
+    TOOL_METRICS,
+    tool_abstain,
+    tool_arg_f1,
+    tool_exact,
+    tool_name,
+    tool_valid,
+)
 from tuneforge.evaluate.metrics.tsas import Encoder, tsas
 
 METRICS = {
@@ -22,6 +30,11 @@ METRICS = {
     "exact_match": exact_match,
     "if_score": if_score,
     "mauve": mauve_score,
+    "tool_valid": tool_valid,
+    "tool_name": tool_name,
+    "tool_exact": tool_exact,
+    "tool_arg_f1": tool_arg_f1,
+    "tool_abstain": tool_abstain,
 }
 # What each metric needs besides the answers: one table, read by the scorer (the encoder is loaded
 # once, only when a metric asks for it), the CLI's checks and the docs. "corpus": distribution-level,
@@ -34,6 +47,7 @@ NEEDS = {
     "exact_match": {"references"},
     "if_score": {"instructions", "encoder"},
     "mauve": {"references", "encoder", "corpus"},
+    **{m: {"tool_use"} for m in TOOL_METRICS},  # the items' tools and reference calls
 }
 NEEDS_ENCODER = {m for m, needs in NEEDS.items() if "encoder" in needs}
 CORPUS_ONLY = {m for m, needs in NEEDS.items() if "corpus" in needs}
@@ -99,6 +113,7 @@ def _valid_result(res, n: int) -> bool:
 
 __all__ = [
     "CORPUS_ONLY",
+    "TOOL_METRICS",
     "METRICS",
     "NEEDS",
     "NEEDS_ENCODER",

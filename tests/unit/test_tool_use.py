@@ -1,0 +1,275 @@
+"""Chat records with tool calls and reasoning traces: validation with file:line and field, and
+lossless round trips through every format that can hold them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tuneforge.data.io import read_records, write_records
+from tuneforge.errors import DataError
+from tuneforge.records import EvalItem, Example
+from tuneforge.tool_text import parse_turn, render_turn, strip_reasoning
+from tuneforge.tool_use import ToolCall
+
+RATE = {
+    "type": "function",
+    "function": {
+        "name": "get_exchange_rate",
+        "description": "Current exchange rate between two currencies",
+        "parameters": {
+            "type": "object",
+            "properties": {"base": {"type": "string", "pattern": "^[A-Z]{3}$"}, "quote": {"type": "string"}},
+            "required": ["base", "quote"],
+            "additionalProperties": False,
+        },
+    },
+}
+FLIGHT = {
+    "type": "function",
+    "function": {
+        "name": "search_flights",
+        "parameters": {
+            "type": "object",
+            "properties": {"origin": {"type": "string"}, "destination": {"type": "string"}, "passengers": {"type": "integer", "minimum": 1}},
+            "required": ["origin", "destination"],
+        },
+    },
+}  # fmt: skip
+
+
+def conversation(**change) -> dict:
+    """A call, its result and the answer from it; a parallel call; a trace."""
+    d = {
+        "id": "t1",
+        "domain": "finance",
+        "tools": [RATE, FLIGHT],
+        "messages": [
+            {"role": "system", "content": "You are a travel and finance assistant."},
+            {"role": "user", "content": "EUR to USD, and flights LIS to OPO for 2?"},
+            {
+                "role": "assistant",
+                "content": "",
+                "reasoning_content": "Two lookups, independent: call both.",
+                "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "get_exchange_rate", "arguments": {"base": "EUR", "quote": "USD"}}},
+                    {"id": "c2", "type": "function", "function": {"name": "search_flights", "arguments": {"origin": "LIS", "destination": "OPO", "passengers": 2}}},
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c1", "name": "get_exchange_rate", "content": '{"rate": 1.08}'},
+            {"role": "tool", "tool_call_id": "c2", "name": "search_flights", "content": '{"flights": ["TP1940"]}'},
+            {"role": "assistant", "content": "1 EUR = 1.08 USD; flight TP1940 goes LIS to OPO."},
+        ],
+    }  # fmt: skip
+    d.update(change)
+    return json.loads(json.dumps(d))  # a copy: tests change it
+
+
+def write_jsonl(path, rows) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_an_example_carries_structured_calls_results_tools_and_a_trace():
+    ex = Example.from_dict(conversation())
+    call = ex.messages[2]
+    assert call.tool_calls == (
+        ToolCall("get_exchange_rate", {"base": "EUR", "quote": "USD"}, "c1"),
+        ToolCall("search_flights", {"origin": "LIS", "destination": "OPO", "passengers": 2}, "c2"),
+    )
+    assert call.reasoning == "Two lookups, independent: call both." and call.content == ""
+    assert ex.messages[3].tool_call_id == "c1" and ex.messages[3].name == "get_exchange_rate"
+    assert [t["function"]["name"] for t in ex.tools] == ["get_exchange_rate", "search_flights"]
+    assert Example.from_dict(ex.to_dict()) == ex and "tools" not in ex.meta
+
+
+def test_arguments_given_as_json_text_and_content_null_read_as_the_api_writes_them():
+    d = conversation()
+    d["messages"][2]["content"] = None
+    for c in d["messages"][2]["tool_calls"]:
+        c["function"]["arguments"] = json.dumps(c["function"]["arguments"])
+    assert Example.from_dict(d) == Example.from_dict(conversation())
+
+
+def _broken(mutate) -> dict:
+    d = conversation()
+    mutate(d)
+    return d
+
+
+@pytest.mark.parametrize(
+    "mutate,words,field",
+    [
+        (lambda d: d["messages"][2]["tool_calls"][0]["function"]["arguments"].update(base="euro"),
+         "does not match '^[A-Z]{3}$'", "messages[2].tool_calls[0].function.arguments.base"),
+        (lambda d: d["messages"][2]["tool_calls"][0]["function"]["arguments"].pop("quote"),
+         "'quote' is a required property", "messages[2].tool_calls[0].function.arguments"),
+        (lambda d: d["messages"][2]["tool_calls"][1]["function"].update(name="book_hotel"),
+         "undeclared tool 'book_hotel'", "messages[2].tool_calls[1].function.name"),
+        (lambda d: d["messages"][2]["tool_calls"][1]["function"].update(arguments="[1, 2]"),
+         "arguments must be a JSON object", "messages[2].tool_calls[1].function.arguments"),
+        (lambda d: d["messages"][3].update(tool_call_id="c9"),
+         "call id 'c9', which no earlier call has", "messages[3].tool_call_id"),
+        (lambda d: d["messages"][4].update(name="get_exchange_rate"),
+         "is not the name of call 'c2'", "messages[4].name"),
+        (lambda d: d.update(tools=[RATE]), "undeclared tool 'search_flights'", "messages[2].tool_calls[1].function.name"),
+        (lambda d: d.update(tools=[RATE, RATE]), "declared twice", "tools[1].function.name"),
+        (lambda d: d["tools"][0]["function"].update(parameters={"type": "object", "properties": {"a": {"type": "text"}}}),
+         "are not a JSON schema", "tools[0].function.parameters"),
+        (lambda d: d["messages"][1].update(tool_calls=[{"function": {"name": "get_exchange_rate", "arguments": {}}}]),
+         "only assistant turns make tool calls", "messages[1].tool_calls"),
+    ],
+)  # fmt: skip
+def test_a_broken_call_is_an_error_naming_file_line_and_field(tmp_path, mutate, words, field):
+    path = tmp_path / "tools.jsonl"
+    write_jsonl(path, [conversation(id="ok"), _broken(mutate)])
+    with pytest.raises(DataError) as err:
+        read_records(path)
+    assert words in err.value.message and err.value.line == 2 and err.value.field == field
+    assert f"{path}:2" in str(err.value)
+
+
+def test_a_tool_turn_written_as_plain_text_before_tool_calls_existed_still_reads():
+    ex = Example.from_dict({"messages": [{"role": "user", "content": "q"}, {"role": "tool", "content": "42"},
+                                         {"role": "assistant", "content": "a"}]})  # fmt: skip
+    assert ex.messages[1].content == "42" and not ex.tools
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "openai", "sharegpt", "hermes"])
+def test_every_format_round_trips_calls_parallel_calls_results_and_traces_exactly(tmp_path, fmt):
+    plain = {
+        "id": "t2",
+        "domain": "travel",
+        "tools": [FLIGHT],
+        "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello! No lookup needed."}],
+    }
+    words_then_call = conversation(id="t3", messages=[
+        {"role": "user", "content": "Flights MAD to BCN?"},
+        {"role": "assistant", "content": "Let me search.", "tool_calls": [{"id": "call_0", "type": "function", "function": {"name": "search_flights", "arguments": {"origin": "MAD", "destination": "BCN"}}}]},
+        {"role": "tool", "tool_call_id": "call_0", "name": "search_flights", "content": "[]"},
+        {"role": "assistant", "content": "None today.", "reasoning_content": "Empty list: say so."},
+    ])  # fmt: skip
+    # sharegpt and hermes carry no call ids: they read back numbered call_0, call_1, … in order
+    rows = [conversation() if fmt in ("jsonl", "openai") else _numbered(conversation()), plain, words_then_call]
+    src = tmp_path / "in.jsonl"
+    write_jsonl(src, rows)
+    records = read_records(src, "jsonl")
+    out = write_records(records, tmp_path / f"out.{fmt}.jsonl", fmt)
+    again = read_records(out, fmt)
+    keep = ("messages", "tools") if fmt == "openai" else None  # openai holds only messages and tools
+    view = lambda r: {k: v for k, v in r.to_dict().items() if keep is None or k in keep}  # noqa: E731
+    assert [view(r) for r in again] == [view(r) for r in records]
+    assert write_records(again, tmp_path / "again.jsonl", fmt).read_text() == out.read_text()
+
+
+def _numbered(d: dict) -> dict:
+    d = json.loads(json.dumps(d))
+    for k, c in enumerate(d["messages"][2]["tool_calls"]):
+        c["id"] = f"call_{k}"
+    d["messages"][3]["tool_call_id"], d["messages"][4]["tool_call_id"] = "call_0", "call_1"
+    return d
+
+
+def test_llama_factory_sharegpt_with_function_call_and_observation_reads_into_structure(tmp_path):
+    row = {
+        "conversations": [
+            {"from": "human", "value": "EUR in USD?"},
+            {"from": "function_call", "value": '{"name": "get_exchange_rate", "arguments": {"base": "EUR", "quote": "USD"}}'},
+            {"from": "observation", "value": '{"rate": 1.08}'},
+            {"from": "gpt", "value": "1.08"},
+        ],
+        "tools": json.dumps([RATE["function"]]),
+    }  # fmt: skip
+    path = tmp_path / "lf.json"
+    path.write_text(json.dumps([row]))
+    (ex,) = read_records(path)
+    assert ex.messages[1].tool_calls == (ToolCall("get_exchange_rate", {"base": "EUR", "quote": "USD"}, "call_0"),)
+    assert ex.messages[2].role == "tool" and ex.messages[2].tool_call_id == "call_0"
+    assert ex.tools == [RATE]
+
+
+def test_files_with_tools_load_in_datasets(tmp_path):
+    import datasets
+
+    write_records([Example.from_dict(conversation(id=str(i))) for i in range(3)], tmp_path / "d.jsonl")
+    ds = datasets.load_dataset("json", data_files=str(tmp_path / "d.jsonl"), split="train")
+    assert ds.num_rows == 3 and {"messages", "tools"} <= set(ds.column_names)
+    assert ds[0]["messages"][2]["tool_calls"][1]["function"]["name"] == "search_flights"
+
+
+def test_hermes_text_parses_into_calls_and_a_trace_and_renders_back():
+    text = render_turn("Checking.", "Need the rate.", [ToolCall("get_exchange_rate", {"base": "EUR", "quote": "USD"})])
+    assert text == (
+        "<think>\nNeed the rate.\n</think>\n\nChecking.\n<tool_call>\n"
+        '{"name": "get_exchange_rate", "arguments": {"base": "EUR", "quote": "USD"}}\n</tool_call>'
+    )
+    turn = parse_turn(text)
+    assert (turn.content, turn.reasoning, turn.calls, turn.malformed) == (
+        "Checking.", "Need the rate.", [ToolCall("get_exchange_rate", {"base": "EUR", "quote": "USD"})], [])  # fmt: skip
+    assert strip_reasoning(text).startswith("Checking.")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '<tool_call>\n{"name": "x", "arguments": {"a": 1}\n</tool_call>',  # JSON cut short
+        "<tool_call>\nnot json\n</tool_call>",
+        '<tool_call>\n{"arguments": {}}\n</tool_call>',  # no name
+        '<tool_call>\n{"name": "x", "arguments": {"a": 1}}',  # cut off by the token limit
+    ],
+)
+def test_a_malformed_call_in_generated_text_is_kept_and_counted_never_dropped(text):
+    turn = parse_turn("Sure. " + text)
+    assert turn.calls == [] and len(turn.malformed) == 1 and turn.content == "Sure."
+
+
+def test_an_eval_item_from_a_tool_example_expects_its_calls_or_an_abstention():
+    call = Example.from_dict(conversation(messages=conversation()["messages"][:3]))
+    item = EvalItem.from_example(call)
+    assert [c.name for c in item.reference_tool_calls] == ["get_exchange_rate", "search_flights"]
+    answer = EvalItem.from_example(Example.from_dict(conversation()))
+    assert answer.reference_tool_calls == [] and answer.references == [
+        "1 EUR = 1.08 USD; flight TP1940 goes LIS to OPO."
+    ]
+    assert EvalItem.from_dict(item.to_dict()) == item
+
+
+def test_the_shipped_tool_set_is_what_its_script_writes_and_loads_everywhere():
+    import subprocess
+    import sys
+    from collections import Counter
+    from pathlib import Path
+
+    import datasets
+
+    from tuneforge.data.seed import load_examples
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, str(root / "scripts" / "make_tool_seed.py"), "--check"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    train, test = load_examples("seed:tools:train"), load_examples("seed:tools:test")
+    assert len(train) + len(test) >= 250 and len({t["function"]["name"] for e in train for t in e.tools}) >= 12
+    for split in (train, test):  # every pattern in both splits, all five domains
+        assert set(Counter(e.meta["pattern"] for e in split)) == {"single", "parallel", "result", "no_tool"}
+        assert len({e.domain for e in split}) == 5
+    asked = lambda rows: {m.content for e in rows for m in e.messages if m.role == "user"}  # noqa: E731
+    assert not asked(train) & asked(test)  # split by question
+    files = {s: str(root / "data" / "tools" / f"{s}.jsonl") for s in ("train", "test")}
+    ds = datasets.load_dataset("json", data_files=files)
+    assert (ds["train"].num_rows, ds["test"].num_rows) == (len(train), len(test))
+
+
+def test_a_served_model_is_refused_items_with_tools_rather_than_answering_them_without():
+    from tuneforge.errors import ConfigError
+    from tuneforge.generation import GenerationConfig, answer_with_llm
+
+    class Never:
+        name = "served"
+
+        def chat(self, *a, **k):
+            raise AssertionError("no request may be sent")
+
+    item = EvalItem.from_example(Example.from_dict(conversation(messages=conversation()["messages"][:3])))
+    with pytest.raises(ConfigError, match="declare tools"):
+        answer_with_llm(Never(), [item], GenerationConfig(max_new_tokens=4), "served")
