@@ -97,3 +97,25 @@ def test_scoring_gives_tool_metrics_a_ci_per_domain_and_counts_only_the_items_th
     kept = score_generations(gens, ["exact_match"], n_boot=0, options={"strip_reasoning": False})
     assert kept["per_item"][3]["exact_match"] == 0
     assert res["reasoning"] == {"answers_with_trace": 1, "mean_trace_words": 3.0}
+
+
+def test_eval_run_renders_tools_parses_answers_and_reports_the_tool_metrics(tmp_path, tiny_lm, tiny_tok):
+    import json
+
+    from tuneforge.cli import main
+
+    tiny_lm.save_pretrained(tmp_path / "model")
+    tiny_tok.save_pretrained(tmp_path / "model")
+    out = tmp_path / "eval"
+    assert main(["eval", "run", f"output_dir={out}", f"models=[a={tmp_path / 'model'}]", "dtype=float32",
+                 "device=cpu", "data.test=seed:tools:test", "data.test_per_domain=2", "generation.max_new_tokens=4",
+                 "metrics=[tool_valid, tool_exact, tool_abstain, rouge_l]", "bootstrap=20"]) == 0  # fmt: skip
+    gens = [json.loads(x) for x in (out / "generations" / "a.jsonl").read_text().splitlines()]
+    assert len(gens) == 10 and all(g["tools"] and "reference_tool_calls" in g for g in gens)
+    metrics = json.loads((out / "metrics.json").read_text())["models"]["a"]["overall"]
+    calling = sum(bool(g["reference_tool_calls"]) for g in gens)
+    assert 0 < calling < len(gens)  # both kinds of item are in the sample
+    # the tiny model never writes a <tool_call> block: no call made, every abstention right
+    assert metrics["tool_exact"]["score"] == 0 and metrics["tool_exact"]["n"] == calling
+    assert metrics["tool_abstain"]["score"] == 100 and metrics["tool_abstain"]["n"] == len(gens) - calling
+    assert "Exact call match" in (out / "report.md").read_text()

@@ -73,6 +73,13 @@ def _ci(r: dict) -> str:
     return f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci and not any(c != c for c in ci) else ""
 
 
+def _counts(ns: list) -> str:
+    """The items a metric scored: one number, or one per model ("2 / 33") where they differ (a tool
+    metric counts only the items it applies to, e.g. the answers that attempt a call)."""
+    shown = ["" if n is None else str(n) for n in ns]
+    return shown[0] if len(set(shown)) == 1 else " / ".join(shown)
+
+
 def _cell(r: dict) -> str:
     if "sd" in r:
         return f"{_fmt(r['score'])}{_ci(r)} (sd {_fmt(r['sd'])})" + (" ⚠" if r.get("warning") else "")
@@ -284,12 +291,12 @@ def _tables(metrics: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     domains = list(models[names[0]]["per_domain"])
     for m in per_item:
         rows = [
-            [d, str(models[names[0]]["per_domain"][d][m]["n"])]
+            [d, _counts([models[n]["per_domain"][d][m].get("n") for n in names])]
             + [_fmt(models[n]["per_domain"][d][m]["score"]) + _ci(models[n]["per_domain"][d][m]) for n in names]
             for d in domains
         ]
         rows.append(
-            ["all (micro)", str(models[names[0]]["overall"][m].get("n", ""))]
+            ["all (micro)", _counts([models[n]["overall"][m].get("n") for n in names])]
             + [_cell(models[n]["overall"][m]) for n in names]
         )
         rows.append(
