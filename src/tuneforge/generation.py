@@ -8,6 +8,7 @@ the same settings, so an interrupted run continues where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -237,11 +238,6 @@ def answer_with_llm(
     request cache. Answers are requested `cfg.batch_size` at a time, so a kill loses at most one batch."""
     from tuneforge.llm.client import Sampling
 
-    if any(it.tools for it in items):  # not yet: the OpenAI client sends role and content only
-        raise ConfigError(
-            "these test items declare tools, and answering them with a served model (tools= in the request, "
-            "tool_calls read back) is not built yet. Answer them with a local model (models: [name=<path or name>])"
-        )
     settings = {k: v for k, v in asdict(cfg).items() if k != "batch_size"} | {"served": identity or llm.name}
     ids, path, done, todo = _resume(items, settings, out_path)
     sampling = Sampling(
@@ -254,9 +250,17 @@ def answer_with_llm(
     try:
         for s in range(0, len(todo), cfg.batch_size):
             batch = todo[s : s + cfg.batch_size]
-            replies = llm.chat(
-                [[{"role": m.role, "content": m.content} for m in it.messages] for it in batch], sampling
-            )
+            replies = [[""]] * len(batch)
+            # one request set per tool list: the tools go with the request (`tools=`), calls come back as text
+            groups: dict[str, list[int]] = {}
+            for k, it in enumerate(batch):
+                groups.setdefault(json.dumps(it.tools, sort_keys=True), []).append(k)
+            for idx in groups.values():
+                tools = batch[idx[0]].tools
+                asked = dataclasses.replace(sampling, tools=tools) if tools else sampling
+                conversations = [[m.to_openai() for m in batch[k].messages] for k in idx]
+                for k, reply in zip(idx, llm.chat(conversations, asked)):
+                    replies[k] = reply
             rows = [_answer(it, reply[0].strip(), model_name, settings) for it, reply in zip(batch, replies)]
             _keep(rows, done, path)
             bar.update(len(batch))

@@ -11,6 +11,7 @@ Every record validates itself on construction; `from_dict` errors carry file, li
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -61,6 +62,16 @@ class Message:
             out["tool_call_id"] = self.tool_call_id
         if self.name:
             out["name"] = self.name
+        return out
+
+    def to_openai(self) -> dict:
+        """The message as the OpenAI chat API takes it: call arguments as JSON text."""
+        out = self.to_dict()
+        if self.tool_calls:
+            out["tool_calls"] = [
+                c.to_dict() | {"function": {"name": c.name, "arguments": json.dumps(c.arguments, ensure_ascii=False)}}
+                for c in self.tool_calls
+            ]
         return out
 
     @classmethod

@@ -20,6 +20,17 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    yield from _serve(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def tool_server(tmp_path_factory):
+    """The same server with llama-cpp-python's chat format that takes `tools` and returns `tool_calls`
+    (the GGUF's own SmolLM2 template renders no tools)."""
+    yield from _serve(tmp_path_factory, "--chat_format", "chatml-function-calling")
+
+
+def _serve(tmp_path_factory, *extra: str):
     if subprocess.run([sys.executable, "-c", "import llama_cpp.server"], capture_output=True).returncode:
         if os.environ.get("TUNEFORGE_REQUIRE_SERVER"):
             pytest.fail("llama-cpp-python[server] is not installed, and CI requires the real-server tests")
@@ -47,6 +58,7 @@ def server(tmp_path_factory):
             "smollm2",
             "--n_threads",
             "2",
+            *extra,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -199,3 +211,30 @@ def test_reflect_run_with_a_served_teacher_and_student(server, tmp_path):
     before = (out / "trace.jsonl").read_text()
     assert main(args) == 0  # replayed from the request cache
     assert (out / "trace.jsonl").read_text() == before
+
+
+def test_a_served_model_gets_tools_and_its_tool_calls_are_read_back_as_calls(tool_server, tmp_path):
+    from tuneforge.data.seed import load_examples
+    from tuneforge.evaluate.metrics.tool_calls import score_calls
+    from tuneforge.generation import GenerationConfig, answer_with_llm
+    from tuneforge.llm.client import Sampling
+    from tuneforge.llm.openai_http import OpenAIChatLLM
+    from tuneforge.records import EvalItem
+    from tuneforge.tool_text import parse_turn
+
+    items = [EvalItem.from_example(e) for e in load_examples("seed:tools:test") if e.domain == "finance"][:3]
+    llm = OpenAIChatLLM("smollm2", tool_server, api_key_env="")
+    rate = next(
+        it for it in items if it.reference_tool_calls and it.reference_tool_calls[0].name == "get_exchange_rate"
+    )
+    conv = [m.to_openai() for m in rate.messages]
+    (reply,) = llm.chat([conv], Sampling(max_new_tokens=64, tools=rate.tools, tool_choice="get_exchange_rate"))
+    turn = parse_turn(reply[0])  # the server's tool_calls, as the call blocks every metric reads
+    assert [c.name for c in turn.calls] == ["get_exchange_rate"] and not turn.malformed
+    assert set(turn.calls[0].arguments) <= {"base", "quote"}
+    # eval's path: every item asked with its tools (the server's default choice), answers stored and scored
+    gens = answer_with_llm(llm, items, GenerationConfig(max_new_tokens=48), "served", tmp_path / "answers.jsonl")
+    assert len(gens) == 3 and all(g.tools for g in gens)
+    for g in gens:
+        scores = score_calls(g.generation, g.tools, g.reference_tool_calls)
+        assert any(v is not None for v in scores.values())

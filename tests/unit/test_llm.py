@@ -1,10 +1,8 @@
 import json
 import sqlite3
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from chat_server import ChatServer
 
 from tuneforge.errors import ConfigError
 from tuneforge.llm.cache import CachedLLM, RequestCache
@@ -14,48 +12,22 @@ from tuneforge.llm.openai_http import LLMRequestError, OpenAIChatLLM
 CONV = [{"role": "user", "content": "Name a fruit."}]
 
 
-class ScriptedServer:
-    """A chat-completions server on 127.0.0.1 that answers from a script of (status, delay) steps."""
+class ScriptedServer(ChatServer):
+    """Answers from a script of (status, delay) steps, then 200s: `n` choices echoing the last message."""
 
     def __init__(self, script=(), choices_per_request=None):
-        self.script, self.seen = list(script), []
-        outer = self
+        self.script = list(script)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.seen.append({"body": body, "auth": self.headers.get("Authorization")})
-                status, delay = outer.script.pop(0) if outer.script else (200, 0)
-                time.sleep(delay)
-                if status != 200:
-                    self.send_response(status)
-                    self.send_header("Retry-After", "0")
-                    self.end_headers()
-                    self.wfile.write(b'{"error": "try later"}')
-                    return
-                n = min(body["n"], choices_per_request or body["n"])
-                last = body["messages"][-1]["content"]
-                payload = {
-                    "choices": [
-                        {"message": {"role": "assistant", "content": f"echo {last} #{i} STOP tail"}} for i in range(n)
-                    ]
-                }
-                data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+        def respond(body: dict) -> tuple[int, dict, float]:
+            status, delay = self.script.pop(0) if self.script else (200, 0)
+            if status != 200:
+                return status, {"error": "try later"}, delay
+            n = min(body["n"], choices_per_request or body["n"])
+            last = body["messages"][-1]["content"]
+            choices = [{"message": {"role": "assistant", "content": f"echo {last} #{i} STOP tail"}} for i in range(n)]
+            return 200, {"choices": choices}, delay
 
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
+        super().__init__(respond)
 
 
 @pytest.fixture

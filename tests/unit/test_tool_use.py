@@ -260,16 +260,54 @@ def test_the_shipped_tool_set_is_what_its_script_writes_and_loads_everywhere():
     assert (ds["train"].num_rows, ds["test"].num_rows) == (len(train), len(test))
 
 
-def test_a_served_model_is_refused_items_with_tools_rather_than_answering_them_without():
-    from tuneforge.errors import ConfigError
+def tool_server(bad_arguments: bool):
+    """A server that answers a request carrying tools with a call (arguments as JSON text, as the API
+    writes them), a trace and no words; `bad_arguments` makes the call's arguments no JSON."""
+    from chat_server import ChatServer
+
+    def respond(body: dict) -> tuple[int, dict, float]:
+        args = "{not json" if bad_arguments else json.dumps({"base": "EUR", "quote": "USD"})
+        message = {"role": "assistant", "content": None, "reasoning_content": "Need the rate.",
+                   "tool_calls": [{"id": "x1", "type": "function",
+                                   "function": {"name": "get_exchange_rate", "arguments": args}}]}  # fmt: skip
+        if "tools" not in body:
+            message = {"role": "assistant", "content": "No tools, so in words."}
+        return 200, {"choices": [{"message": message}]}, 0
+
+    return ChatServer(respond)
+
+
+@pytest.mark.parametrize("bad_arguments", [False, True])
+def test_a_served_model_gets_the_tools_and_its_calls_come_back_as_calls(bad_arguments):
+    from tuneforge.evaluate.metrics.tool_calls import score_calls
     from tuneforge.generation import GenerationConfig, answer_with_llm
+    from tuneforge.llm.openai_http import OpenAIChatLLM
 
-    class Never:
-        name = "served"
-
-        def chat(self, *a, **k):
-            raise AssertionError("no request may be sent")
-
-    item = EvalItem.from_example(Example.from_dict(conversation(messages=conversation()["messages"][:3])))
-    with pytest.raises(ConfigError, match="declare tools"):
-        answer_with_llm(Never(), [item], GenerationConfig(max_new_tokens=4), "served")
+    server = tool_server(bad_arguments)
+    try:
+        llm = OpenAIChatLLM("m", server.url, api_key_env="")
+        later = conversation()["messages"]  # a call, its results, then the answer: the prompt holds a call
+        items = [
+            EvalItem.from_example(Example.from_dict(conversation(id="call", messages=later[:3]))),
+            EvalItem.from_example(Example.from_dict(conversation(id="answer", messages=later))),
+            EvalItem.from_example(Example.from_dict({"id": "plain", "messages": later[:2] + [later[-1]]})),
+        ]
+        gens = answer_with_llm(llm, items, GenerationConfig(max_new_tokens=16), "served")
+    finally:
+        server.close()
+    bodies = [r["body"] for r in server.seen]
+    with_tools = [b for b in bodies if "tools" in b]
+    assert len(with_tools) == 2 and len(bodies) == 3  # the item without tools is asked without them
+    assert [t["function"]["name"] for t in with_tools[0]["tools"]] == ["get_exchange_rate", "search_flights"]
+    sent = next(b for b in with_tools if len(b["messages"]) > 3)["messages"]
+    assert isinstance(sent[2]["tool_calls"][0]["function"]["arguments"], str)  # the API's form
+    assert sent[3]["tool_call_id"] == "c1" and sent[3]["role"] == "tool"
+    turn = parse_turn(gens[0].generation)
+    assert turn.reasoning == "Need the rate."
+    if bad_arguments:  # a call whose arguments are not JSON is counted, not dropped
+        assert turn.calls == [] and len(turn.malformed) == 1
+        assert score_calls(gens[0].generation, gens[0].tools, gens[0].reference_tool_calls)["tool_valid"] == 0
+    else:
+        assert turn.calls == [ToolCall("get_exchange_rate", {"base": "EUR", "quote": "USD"})]
+        assert score_calls(gens[0].generation, gens[0].tools, gens[0].reference_tool_calls)["tool_name"] == 0
+    assert gens[2].generation == "No tools, so in words."

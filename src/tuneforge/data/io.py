@@ -228,15 +228,7 @@ def _to_openai(rec: Record) -> dict:
         raise DataError(
             f"the openai format holds chat examples only, not {type(rec).__name__}. Write it with --to jsonl"
         )
-    messages = []
-    for m in rec.messages:
-        d = m.to_dict()
-        if m.tool_calls:  # the API's form: arguments as JSON text
-            d["tool_calls"] = [
-                c.to_dict() | {"function": {"name": c.name, "arguments": json.dumps(c.arguments, ensure_ascii=False)}}
-                for c in m.tool_calls
-            ]
-        messages.append(d)
+    messages = [m.to_openai() for m in rec.messages]  # the API's form: arguments as JSON text
     return {"messages": messages, **({"tools": rec.tools} if rec.tools else {})}
 
 

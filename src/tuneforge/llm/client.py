@@ -33,6 +33,13 @@ class Sampling:
         default=1.0,
         metadata={"help": "> 1 discourages repeating tokens (small local models loop under greedy decoding)", "gt": 0},
     )
+    # Function definitions sent with the request (`tools=`, tuneforge.tool_use); an answer that calls
+    # comes back as text with Hermes <tool_call> blocks, which `tool_text.parse_turn` reads.
+    tools: list[dict] = field(default_factory=list, metadata={"help": "tools the model may call (JSON schemas)"})
+    tool_choice: str = field(
+        default="",
+        metadata={"help": "with tools: '' (the server's default, auto) | none | auto | required | a tool's name"},
+    )
 
     def __post_init__(self):
         if self.max_new_tokens < 1 or self.n < 1:
@@ -43,7 +50,12 @@ class Sampling:
             raise ConfigError("n > 1 samples need temperature > 0 (greedy decoding gives n identical answers)")
 
     def key(self) -> dict:
-        return asdict(self)
+        key = asdict(self)
+        if not self.tools:  # requests without tools keep the keys they had before tools existed
+            del key["tools"]
+        if not self.tool_choice:
+            del key["tool_choice"]
+        return key
 
 
 class LLM(Protocol):

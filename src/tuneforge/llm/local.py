@@ -36,9 +36,20 @@ class LocalLLM:
         return cls(model, tok, name, batch_size)
 
     def chat(self, conversations: list[Conversation], sampling: Sampling) -> list[list[str]]:
-        prompts = [
-            self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations
-        ]
+        if sampling.tools or any("tool_calls" in m or m.get("role") == "tool" for c in conversations for m in c):
+            from tuneforge.chat_template import render_chat
+            from tuneforge.records import Message
+
+            prompts = [
+                render_chat(
+                    self.tokenizer, [Message.from_dict(m) for m in c], sampling.tools, add_generation_prompt=True
+                )
+                for c in conversations
+            ]
+        else:
+            prompts = [
+                self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations
+            ]
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         out: list[list[str]] = [[] for _ in prompts]
         for s in range(0, len(order), self.batch_size):

@@ -108,6 +108,12 @@ class OpenAIChatLLM:
                 body["repetition_penalty"] = sampling.repetition_penalty
             if sampling.stop:
                 body["stop"] = sampling.stop[:4]  # the OpenAI API takes at most 4; the rest are cut below
+            if sampling.tools:
+                body["tools"] = sampling.tools
+                if sampling.tool_choice in ("none", "auto", "required"):
+                    body["tool_choice"] = sampling.tool_choice
+                elif sampling.tool_choice:  # one named function, as the API spells it
+                    body["tool_choice"] = {"type": "function", "function": {"name": sampling.tool_choice}}
             choices = self._post(body, cancel)
             if not choices:
                 raise self._error(
@@ -225,7 +231,7 @@ class OpenAIChatLLM:
     def _choices(self, text: str) -> list[str]:
         """The answer texts of a 200 reply; anything else is an error quoting the reply."""
         try:
-            texts = [(c.get("message") or {}).get("content") or "" for c in json.loads(text)["choices"]]
+            texts = [_answer_text(c.get("message") or {}) for c in json.loads(text)["choices"]]
         except (ValueError, TypeError, KeyError, AttributeError):
             texts = None
         if texts is None or not all(isinstance(t, str) for t in texts):
@@ -246,6 +252,30 @@ class OpenAIChatLLM:
     def _error(self, message: str) -> LLMRequestError:
         # Every message passes through redact: parts of it came from the server or the environment.
         return LLMRequestError(redact(message))
+
+
+def _answer_text(message: dict) -> str:
+    """A reply message as one text: its words, and its reasoning trace and tool calls (vLLM, SGLang
+    and llama.cpp return them as `reasoning_content` and `tool_calls`) written as the <think> and
+    <tool_call> blocks `tool_text.parse_turn` reads — the form a local model's answer has. A call
+    whose arguments are not a JSON object is written as it came, so parsing counts it malformed."""
+    content = message.get("content") or ""
+    calls, reasoning = message.get("tool_calls") or [], message.get("reasoning_content") or ""
+    if not calls and not reasoning:
+        return content
+    from tuneforge.errors import DataError
+    from tuneforge.tool_text import CALL_CLOSE, CALL_OPEN, render_turn
+    from tuneforge.tool_use import parse_tool_calls
+
+    text = render_turn(content, reasoning)
+    for c in calls:
+        try:
+            text = render_turn(text, "", parse_tool_calls([c], "tool_calls"))
+        except DataError:
+            fn = c.get("function", {}) if isinstance(c, dict) else {}
+            raw = json.dumps({"name": fn.get("name"), "arguments": fn.get("arguments")}, ensure_ascii=False)
+            text += f"{chr(10) if text else ''}{CALL_OPEN}\n{raw}\n{CALL_CLOSE}"
+    return text
 
 
 def _quote(text: str) -> str:
