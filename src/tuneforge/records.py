@@ -64,6 +64,16 @@ class Message:
             out["name"] = self.name
         return out
 
+    @property
+    def text(self) -> str:
+        """The turn's words and its calls (as <tool_call> blocks): what length, format, dedup and
+        decontamination filters read — a turn that only calls is not an empty answer."""
+        if not self.tool_calls:
+            return self.content
+        from tuneforge.tool_text import render_turn
+
+        return render_turn(self.content, "", self.tool_calls)
+
     def to_openai(self) -> dict:
         """The message as the OpenAI chat API takes it: call arguments as JSON text."""
         out = self.to_dict()
@@ -162,6 +172,11 @@ class Example:
     def response(self) -> str:
         """The content of the last assistant turn."""
         return next(m.content for m in reversed(self.messages) if m.role == "assistant")
+
+    @property
+    def response_text(self) -> str:
+        """The last assistant turn's words and calls (`Message.text`)."""
+        return next(m.text for m in reversed(self.messages) if m.role == "assistant")
 
     @property
     def instruction(self) -> str:

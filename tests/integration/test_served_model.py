@@ -238,3 +238,22 @@ def test_a_served_model_gets_tools_and_its_tool_calls_are_read_back_as_calls(too
     for g in gens:
         scores = score_calls(g.generation, g.tools, g.reference_tool_calls)
         assert any(v is not None for v in scores.values())
+
+
+def test_data_build_distils_tool_use_from_a_served_teacher_and_counts_the_rejects(tool_server, tmp_path):
+    from tuneforge.data.io import read_records
+
+    cfg = tmp_path / "build.yaml"
+    cfg.write_text(f"""output_dir: {tmp_path / "data"}
+llm: {{kind: openai, model: smollm2, base_url: "{tool_server}", max_new_tokens: 48}}
+distill: {{prompts: "seed:tools:test[:12]"}}
+filters: {{decontaminate: [], dedup: false}}
+""")
+    assert main(["data", "build", str(cfg)]) == 0
+    manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
+    report = manifest["reports"]["distill"]
+    assert report["prompts"] == 12 and set(report["tool_calls"]["rejected"]) == {"malformed", "schema"}
+    kept = report["kept"]
+    assert kept + report["empty_answers"] + sum(report["tool_calls"]["rejected"].values()) == 12
+    records = read_records(tmp_path / "data" / "train.jsonl")
+    assert all(r.tools for r in records)  # every kept record carries the schemas its calls were checked against

@@ -105,10 +105,23 @@ def test_paraphrase_keeps_good_rewrites_and_counts_each_rejection():
 def test_augment_runs_every_enabled_kind_and_needs_an_llm_to_paraphrase():
     rows = [_ex(i) for i in range(5)]
     out, report = augment(rows, AugmentConfig(mosaic=3, token=5, synonym_prob=1.0, mask_prob=0.0))
-    assert set(report) == {"mosaic", "token"} and report["mosaic"]["made"] == 3 and report["token"]["kept"] == 5
+    assert set(report) == {"pool", "mosaic", "token"} and report["mosaic"]["made"] == 3 and report["token"]["kept"] == 5
+    assert report["pool"] == {"single_turn": 5, "left_as_they_are": 0}
     assert [r.instruction.split()[0] for r in out[3:]] == ["Inquiry", "Inquiry", "Inquiry", "Inquiry", "Query"]
     assert [r.response for r in out[3:]] == [r.response for r in rows]
     with pytest.raises(ConfigError, match="needs an LLM"):
         augment(rows, AugmentConfig(paraphrase=2))
     with pytest.raises(ConfigError, match="mosaic_strategies"):
         AugmentConfig(mosaic_strategies=["shuffle"])
+
+
+def test_records_with_tool_calls_or_traces_are_left_as_they_are_and_counted():
+    from tuneforge.records import Example
+
+    call = Example.from_dict({"tools": [{"name": "f", "parameters": {"type": "object", "properties": {}}}],
+                              "messages": [{"role": "user", "content": "Call f please"},
+                                           {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f", "arguments": {}}}]}]})  # fmt: skip
+    rows = [_ex(i) for i in range(3)] + [call]
+    out, report = augment(rows, AugmentConfig(token=4, synonym_prob=1.0, mask_prob=0.0))
+    assert report["pool"] == {"single_turn": 3, "left_as_they_are": 1}
+    assert all(not r.tools and not r.messages[-1].tool_calls for r in out)

@@ -311,3 +311,60 @@ def test_a_served_model_gets_the_tools_and_its_calls_come_back_as_calls(bad_argu
         assert turn.calls == [ToolCall("get_exchange_rate", {"base": "EUR", "quote": "USD"})]
         assert score_calls(gens[0].generation, gens[0].tools, gens[0].reference_tool_calls)["tool_name"] == 0
     assert gens[2].generation == "No tools, so in words."
+
+
+def test_distilling_with_tools_keeps_only_valid_calls_and_counts_the_rejects_by_reason():
+    from tuneforge.data.teacher import distill
+
+    answers = {  # by the user's question: what the teacher writes
+        "a": '<tool_call>\n{"name": "get_exchange_rate", "arguments": {"base": "EUR", "quote": "USD"}}\n</tool_call>',
+        "b": '<tool_call>\n{"name": "get_exchange_rate", "arguments": {"base": "EUR"\n</tool_call>',  # cut JSON
+        "c": '<tool_call>\n{"name": "get_exchange_rate", "arguments": {"base": "euro", "quote": "USD"}}\n</tool_call>',
+        "d": '<tool_call>\n{"name": "book_hotel", "arguments": {}}\n</tool_call>',
+        "e": "<think>\nNo lookup needed.\n</think>\n\nA euro is the currency of 20 EU countries.",
+        "f": "",
+    }
+
+    class Teacher:
+        name = "teacher"
+        asked: list = []
+
+        def chat(self, conversations, sampling):
+            self.asked.append(sampling)
+            return [[answers[c[-1]["content"]]] for c in conversations]
+
+    prompts = [
+        EvalItem(messages=[{"role": "user", "content": k}], references=[""], id=k, tools=[RATE]) for k in answers
+    ]
+    teacher = Teacher()
+    records, report = distill(teacher, prompts)
+    assert teacher.asked[0].tools == [RATE]  # the schemas went with the request
+    assert [r.id for r in records] == ["distill-a", "distill-e"]
+    assert records[0].response_calls == (ToolCall("get_exchange_rate", {"base": "EUR", "quote": "USD"}, "call_0"),)
+    assert records[1].messages[-1].reasoning == "No lookup needed." and records[1].tools == [RATE]
+    assert report["tool_calls"]["rejected"] == {"malformed": 1, "schema": 2}
+    assert report["tool_calls"]["rejected_ids"] == {"malformed": ["b"], "schema": ["c", "d"]}
+    assert report["empty_answers"] == 1 and report["kept"] == 2
+
+
+def test_data_stats_counts_tools_calls_parallel_turns_results_and_traces(tmp_path, capsys):
+    from tuneforge.cli import main
+
+    path = tmp_path / "d.jsonl"
+    plain = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
+    write_jsonl(path, [conversation(), conversation(id="t2"), plain])
+    assert main(["data", "stats", str(path), "--json"]) == 0
+    t = json.loads(capsys.readouterr().out)["tool_use"]
+    assert t == {"records_with_tools": 2, "tools_declared": 2, "calls": 4, "turns_with_calls": 2,
+                 "parallel_call_turns": 2, "tool_results": 4, "reasoning_traces": 2,
+                 "calls_per_tool": {"get_exchange_rate": 2, "search_flights": 2}}  # fmt: skip
+    assert main(["data", "stats", str(path)]) == 0
+    assert "tool use: 2 records with tools (2 tools), 4 calls in 2 turns (2 parallel)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fmt", ["alpaca", "self_instruct", "superni"])
+def test_a_format_of_plain_strings_refuses_calls_and_traces_instead_of_dropping_them(tmp_path, fmt):
+    ex = Example.from_dict(conversation(task="t"))
+    with pytest.raises(DataError, match=f"which the {fmt} format cannot hold"):
+        write_records([ex], tmp_path / "out.json", fmt)
+    assert not (tmp_path / "out.json").exists()

@@ -152,7 +152,17 @@ class AugmentConfig:
 
 
 def _single_turn(records: list[Example]) -> list[Example]:
-    return [r for r in records if len(r.messages) == 2 and r.messages[0].role == "user"]
+    """The records augmentation rewrites: one user turn and one plain answer. Conversations, and
+    records with tools, calls or a trace (their text alone is not the record), are left as they are
+    (counted in the report's `pool`)."""
+    return [
+        r
+        for r in records
+        if len(r.messages) == 2
+        and r.messages[0].role == "user"
+        and not r.tools
+        and not (r.messages[1].tool_calls or r.messages[1].reasoning)
+    ]
 
 
 def compose(
@@ -334,7 +344,11 @@ def augment(records: list[Example], cfg: AugmentConfig, llm: LLM | None = None) 
                 f"augment.{key}={count} is over 100× the {len(records)} input records. Ask for at most "
                 f"{100 * len(records)}, or add records"
             )
-    out, report = [], {}
+    out: list[Example] = []
+    report: dict = {}
+    if cfg.mosaic or cfg.paraphrase or cfg.token:
+        single = len(_single_turn(records))
+        report["pool"] = {"single_turn": single, "left_as_they_are": len(records) - single}
     if cfg.mosaic:
         rows, report["mosaic"] = mosaic(records, cfg.mosaic, cfg)
         out += rows

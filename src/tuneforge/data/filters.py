@@ -26,7 +26,7 @@ def format_problem(r: Example) -> str:
     text = "\n".join(m.content for m in r.messages)
     if any(t in text for t in TEMPLATE_TOKENS):
         return "chat-template tokens in the text"
-    if " ".join(r.response.split()).lower() == " ".join(r.instruction.split()).lower():
+    if " ".join(r.response_text.split()).lower() == " ".join(r.instruction.split()).lower():
         return "response repeats the instruction"
     return ""
 
@@ -49,7 +49,7 @@ def apply_filters(
     reports: dict[str, dict] = {}
     kept = []
     for r in pooled:
-        n = len(r.response.split())
+        n = len(r.response_text.split())  # a turn that only calls a tool counts its call
         why = (
             f"response shorter than {cfg.min_response_words} words"
             if n < cfg.min_response_words

@@ -51,7 +51,8 @@ def _mean_losses(model, tok, examples: list[Example], batch_size: int, max_lengt
 def ifd_scores(model, tok, records: list[Example], batch_size: int = 8, max_length: int = 1024) -> list[dict]:
     """Per record: {'conditioned': L(A|Q), 'unconditioned': L(A), 'ifd': their ratio} (NaN when the
     response was truncated away)."""
-    bare = [Example(messages=[Message("user", ""), Message("assistant", r.response)], id=r.id) for r in records]
+    # L(A): the answer alone — its words and, for a turn that calls tools, its calls as <tool_call> text
+    bare = [Example(messages=[Message("user", ""), Message("assistant", r.response_text)], id=r.id) for r in records]
     cond = _mean_losses(model, tok, records, batch_size, max_length)
     uncond = _mean_losses(model, tok, bare, batch_size, max_length)
     return [

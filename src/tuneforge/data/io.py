@@ -320,9 +320,21 @@ def _from_alpaca(d: dict) -> list[Record]:
     return [ex]
 
 
+def _plain_only(rec: Example, fmt: str) -> None:
+    """Formats of one string per turn cannot hold tools, calls, results or traces: refuse, never drop."""
+    structured = [m for m in rec.messages if m.tool_calls or m.reasoning or m.tool_call_id or m.role == "tool"]
+    if rec.tools or structured:
+        raise DataError(
+            f"record '{rec.id}' has tools, tool calls, tool results or reasoning traces, which the {fmt} format "
+            "cannot hold. Write it with --to jsonl, openai, sharegpt or hermes",
+            field="tools" if rec.tools else "messages",
+        )
+
+
 def _to_alpaca(rec: Record) -> dict:
     if not isinstance(rec, Example):
         raise DataError(f"the alpaca format holds SFT examples only, not {type(rec).__name__}")
+    _plain_only(rec, "alpaca")
     msgs = list(rec.messages)
     out: dict = {}
     if msgs[0].role == "system":
@@ -503,6 +515,8 @@ def _write_superni(records: list[Record]) -> dict:
     task: dict = {k: first.meta[k.lower()] for k in _SUPERNI_KEEP if k.lower() in first.meta}
     definition, instances = None, []
     for r in records:
+        if isinstance(r, Example):
+            _plain_only(r, "superni")
         if not isinstance(r, Example) or [m.role for m in r.messages] != ["system", "user", "assistant"]:
             raise DataError(
                 f"record '{getattr(r, 'id', '')}' is not system/user/assistant, which a SuperNI instance needs",
@@ -547,6 +561,7 @@ def _from_self_instruct(d: dict) -> list[Record]:
 def _to_self_instruct(rec: Record) -> dict:
     if not isinstance(rec, Example):
         raise DataError(f"the self_instruct format holds SFT examples only, not {type(rec).__name__}")
+    _plain_only(rec, "self_instruct")
     inp = rec.meta.get("input", "")
     user = rec.instruction
     instruction = user[: -len(inp) - 2] if inp and user.endswith(f"\n\n{inp}") else user

@@ -22,7 +22,7 @@ def record_text(record, part: str = "all") -> str:
         raise ConfigError(f"unknown text part '{part}'. Use one of {', '.join(PARTS)}")
     if isinstance(record, Example):
         user = [m.content for m in record.messages if m.role in ("user", "system")]
-        answer = [m.content for m in record.messages if m.role == "assistant"]
+        answer = [m.text for m in record.messages if m.role == "assistant"]
     elif isinstance(record, EvalItem):
         user, answer = [m.content for m in record.messages if m.role in ("user", "system")], list(record.references)
     elif isinstance(record, PreferencePair):
