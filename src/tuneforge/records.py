@@ -31,7 +31,8 @@ class Message:
     tool_calls: tuple[ToolCall, ...] = ()
     reasoning: str = ""
     tool_call_id: str = ""
-    name: str = ""
+    name: str = ""  # a tool turn: the tool's name; any other: the OpenAI API's participant name
+    extra: dict = field(default_factory=dict, hash=False)  # other keys of the message (e.g. OpenAI's `weight`), kept
 
     def __post_init__(self):
         if self.role not in ROLES:
@@ -45,11 +46,11 @@ class Message:
         if self.reasoning and self.role != "assistant":
             raise DataError(f"only assistant turns carry a reasoning trace, not a {self.role} turn",
                             field="reasoning_content")  # fmt: skip
-        for key in ("reasoning", "tool_call_id", "name"):
+        for key, on_disk in (("reasoning", "reasoning_content"), ("tool_call_id", "tool_call_id"), ("name", "name")):
             if not isinstance(getattr(self, key), str):
-                raise DataError(f"'{key}' must be a string, got {getattr(self, key)!r:.40}", field=key)
-        if (self.tool_call_id or self.name) and self.role != "tool":
-            raise DataError("tool_call_id and name belong to tool turns", field="tool_call_id")
+                raise DataError(f"'{on_disk}' must be a string, got {getattr(self, key)!r:.40}", field=on_disk)
+        if self.tool_call_id and self.role != "tool":
+            raise DataError("tool_call_id belongs to tool turns", field="tool_call_id")
 
     def to_dict(self) -> dict:
         """The message in the chat-template vocabulary (keys beyond role/content only when set)."""
@@ -62,7 +63,7 @@ class Message:
             out["tool_call_id"] = self.tool_call_id
         if self.name:
             out["name"] = self.name
-        return out
+        return out | self.extra
 
     @property
     def text(self) -> str:
@@ -86,17 +87,27 @@ class Message:
 
     @classmethod
     def from_dict(cls, m: dict) -> Message:
+        calls = m.get("tool_calls") or []
+        if not calls and isinstance(m.get("function_call"), dict):  # the OpenAI API's older single-call form
+            calls = [{"function": m["function_call"]}]
         content = m.get("content")
-        if content is None and (m.get("tool_calls") or m.get("role") == "assistant" and "content" in m):
+        if content is None and calls:
             content = ""  # OpenAI writes content: null beside tool calls
+        known = {"role", "content", "tool_calls", "function_call", "reasoning_content", "tool_call_id", "name"}
         return cls(
             m.get("role"),  # type: ignore[arg-type]  # checked in __post_init__
             content,  # type: ignore[arg-type]
-            parse_tool_calls(m.get("tool_calls") or [], "tool_calls"),
-            m.get("reasoning_content") or "",
-            m.get("tool_call_id") or "",
-            m.get("name") or "",
+            parse_tool_calls(calls, "tool_calls"),
+            _absent_empty(m.get("reasoning_content")),
+            _absent_empty(m.get("tool_call_id")),
+            _absent_empty(m.get("name")),
+            # null stands for absent: `datasets` fills every message with every key of the column
+            {k: v for k, v in m.items() if k not in known and v is not None},
         )
+
+
+def _absent_empty(value: Any) -> Any:
+    return "" if value is None else value
 
 
 def _messages(value: Any, name: str) -> list[Message]:

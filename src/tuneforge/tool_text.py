@@ -9,10 +9,13 @@
     {"name": "get_rate", "arguments": {"base": "EUR"}}
     </tool_call>
 
-`render_turn` writes a turn in this form and `parse_turn` reads it back (`parse_turn(render_turn(…))`
-gives the same turn); a `<tool_call>` block that is not a JSON object with a name — or is cut off
-by the token limit — is kept in `malformed`, never dropped, so metrics can count it. This is how
-generated text becomes calls again, and how the `hermes` data format stores structure in text.
+`render_turn` writes a turn in this form. `parse_turn(text)` reads what a model generated, leniently
+(blocks anywhere, whitespace trimmed); a `<tool_call>` block that is not a JSON object with a name
+— or is cut off by the token limit — is kept in `malformed`, never dropped, so metrics can count it.
+`parse_turn(text, exact=True)` is the exact inverse of `render_turn` for the `hermes` and
+`sharegpt` data formats: `parse_turn(render_turn(c, r, k), exact=True)` gives back c, r and k
+character for character; text that is not in the rendered form stays words (`renderable` says
+whether a turn can be written so and read back).
 
 Hand-written: the block grammar is a few lines and no kept library parses it (transformers renders
 templates but does not parse model output back; its `parse_response` schemas are per model).
@@ -71,36 +74,83 @@ def reasoning_of(text: str) -> str:
     return text.lstrip()[len(THINK_OPEN) :].strip() if text.lstrip().startswith(THINK_OPEN) else ""
 
 
-def parse_turn(text: str, call_ids: list[str] | None = None) -> ParsedTurn:
+_THINK_HEAD, _THINK_TAIL = f"{THINK_OPEN}\n", f"\n{THINK_CLOSE}\n\n"
+_BLOCKS = re.compile(r"<tool_call>\n(.*?)\n</tool_call>(?:\n(?=<tool_call>\n)|$)", re.S)
+
+
+def split_reasoning(text: str) -> tuple[str, str]:
+    """(trace, rest) of a turn `render_turn` wrote; ("", text) when it opens with no rendered trace."""
+    if text.startswith(_THINK_HEAD):
+        end = text.find(_THINK_TAIL, len(_THINK_HEAD) - 1)
+        if end >= 0:
+            return text[len(_THINK_HEAD) : end], text[end + len(_THINK_TAIL) :]
+    return "", text
+
+
+def _exact_calls(rest: str) -> tuple[str, list[str]] | None:
+    """(words, call bodies) when `rest` ends with the rendered call blocks, else None."""
+    at = rest.find(CALL_OPEN)
+    while at >= 0:
+        if at == 0 or rest[at - 1] == "\n":
+            tail, bodies, pos = rest[at:], [], 0
+            for m in _BLOCKS.finditer(tail):
+                if m.start() != pos:
+                    break
+                bodies.append(m.group(1))
+                pos = m.end()
+            if bodies and pos == len(tail):
+                return rest[: max(at - 1, 0)], bodies
+        at = rest.find(CALL_OPEN, at + 1)
+    return None
+
+
+def parse_turn(text: str, call_ids: list[str] | None = None, exact: bool = False) -> ParsedTurn:
     """Split an assistant's text into its trace, its words and its calls. `call_ids` names the
-    calls in order (default: none)."""
-    reasoning = reasoning_of(text)
-    rest = strip_reasoning(text)
+    calls in order (default: none). `exact`: read only what `render_turn` writes, keep all else."""
+    if exact:
+        reasoning, rest = split_reasoning(text)
+        found = _exact_calls(rest)
+        content, bodies = found if found else (rest, [])
+        blocks = [f"{CALL_OPEN}\n{b}\n{CALL_CLOSE}" for b in bodies]
+    else:
+        reasoning, rest = reasoning_of(text), strip_reasoning(text)
+        blocks = [m.group(0) for m in _CALL.finditer(rest)]
+        content = _CALL.sub("", rest).strip()
     calls: list[ToolCall] = []
     malformed: list[str] = []
-    for m in _CALL.finditer(rest):
-        body = m.group(1).strip()
-        complete = m.group(0).endswith(CALL_CLOSE)
+    for block in blocks:
+        body = block[len(CALL_OPEN) :].removesuffix(CALL_CLOSE).strip()
         try:
             obj = json.loads(body)
-            if not complete or not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or not obj["name"]:
+            if not block.endswith(CALL_CLOSE) or not isinstance(obj, dict):
+                raise ValueError
+            if not isinstance(obj.get("name"), str) or not obj["name"]:
                 raise ValueError
             args = parse_arguments(obj.get("arguments", obj.get("parameters", {})), "arguments")
-        except (ValueError, DataError):
-            malformed.append(m.group(0))
+        except (ValueError, RecursionError, DataError):
+            malformed.append(block)
             continue
         cid = call_ids[len(calls)] if call_ids and len(calls) < len(call_ids) else ""
         calls.append(ToolCall(obj["name"], args, cid))
-    content = _CALL.sub("", rest).strip()
     return ParsedTurn(content, reasoning, calls, malformed)
+
+
+def renderable(content: str, reasoning: str = "", calls: tuple[ToolCall, ...] | list[ToolCall] = ()) -> bool:
+    """Whether the turn, written by `render_turn`, reads back exactly (words holding a <tool_call>
+    block or opening with a <think> block, or a trace holding </think>, would not)."""
+    back = parse_turn(render_turn(content, reasoning, calls), exact=True)
+    same_calls = [(c.name, c.arguments) for c in back.calls] == [(c.name, c.arguments) for c in calls]
+    return back.content == content and back.reasoning == reasoning and same_calls and not back.malformed
 
 
 def render_tool_result(content: str) -> str:
     return f"{RESPONSE_OPEN}\n{content}\n{RESPONSE_CLOSE}"
 
 
-def parse_tool_result(text: str) -> str:
-    s = text.strip()
-    if s.startswith(RESPONSE_OPEN) and s.endswith(RESPONSE_CLOSE):
-        return s[len(RESPONSE_OPEN) : -len(RESPONSE_CLOSE)].strip("\n")
-    return text
+def split_tool_results(text: str) -> list[str] | None:
+    """The results of a tool turn `render_tool_result` wrote, one per block (several: parallel calls
+    answered in one turn, as Qwen writes them); None when the text is not in that form."""
+    head, tail, sep = f"{RESPONSE_OPEN}\n", f"\n{RESPONSE_CLOSE}", f"\n{RESPONSE_CLOSE}\n{RESPONSE_OPEN}\n"
+    if not (text.startswith(head) and text.endswith(tail) and len(text) >= len(head) + len(tail)):
+        return None
+    return text[len(head) : len(text) - len(tail)].split(sep)

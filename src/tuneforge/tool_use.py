@@ -18,10 +18,10 @@ result answers an earlier call — each failure a DataError naming the field.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from tuneforge import strict_json
 from tuneforge.errors import DataError
 
 
@@ -40,11 +40,8 @@ class ToolCall:
 
 def parse_arguments(value: Any, where: str) -> dict:
     """A call's arguments as a JSON object (given as one, or as the JSON text of one)."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value) if value.strip() else {}
-        except json.JSONDecodeError as exc:
-            raise DataError(f"arguments are not valid JSON ({exc.msg}): {value[:80]!r}", field=where) from None
+    if isinstance(value, str):  # read as strictly as the file around it: no duplicate keys, no NaN
+        value = strict_json.loads(value, "arguments", where) if value.strip() else {}
     if not isinstance(value, dict):
         raise DataError(f"arguments must be a JSON object, got {type(value).__name__}", field=where)
     return value
@@ -70,6 +67,11 @@ def parse_tool_calls(value: Any, where: str) -> tuple[ToolCall, ...]:
         fn = c.get("function", c)
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
             raise DataError("a tool call needs function.name (a non-empty string)", field=f"{at}.function.name")
+        extra = sorted(set(c) - {"id", "type", "function", "name", "arguments", "index"}) + sorted(
+            f"function.{k}" for k in set(fn) - {"name", "arguments"} if fn is not c
+        )
+        if extra:  # `index` is a streaming position: it says nothing the order does not
+            raise DataError(f"a tool call holds {extra}, which tuneforge does not keep. Remove them", field=at)
         call_id = c.get("id", "")
         if not isinstance(call_id, str):
             raise DataError(f"a tool call id must be a string, got {call_id!r:.40}", field=f"{at}.id")
@@ -86,20 +88,20 @@ def parse_tools(value: Any, where: str = "tools") -> list[dict]:
     from jsonschema.exceptions import SchemaError
 
     if isinstance(value, str):
-        try:
-            value = json.loads(value) if value.strip() else []
-        except json.JSONDecodeError as exc:
-            raise DataError(f"tools is not valid JSON ({exc.msg})", field=where) from None
+        value = strict_json.loads(value, "tools", where) if value.strip() else []
     if not isinstance(value, list):
         raise DataError(f"tools must be a list of function definitions, got {type(value).__name__}", field=where)
     out, names = [], set()
     for i, t in enumerate(value):
         at = f"{where}[{i}]"
+        if isinstance(t, dict) and t.get("type", "function") != "function":
+            raise DataError(f"tool type {t.get('type')!r} is not supported; use 'function'", field=f"{at}.type")
         fn = t.get("function", t) if isinstance(t, dict) else None
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
             raise DataError("a tool needs function.name (a non-empty string)", field=f"{at}.function.name")
-        if isinstance(t, dict) and t.get("type", "function") != "function":
-            raise DataError(f"tool type {t.get('type')!r} is not supported; use 'function'", field=f"{at}.type")
+        if isinstance(t, dict) and "function" in t and set(t) - {"type", "function"}:
+            raise DataError(f"a tool holds {sorted(set(t) - {'type', 'function'})} beside its function, which "
+                            "tuneforge does not keep. Remove them", field=at)  # fmt: skip
         if fn["name"] in names:
             raise DataError(f"tool '{fn['name']}' is declared twice. Keep one", field=f"{at}.function.name")
         names.add(fn["name"])
@@ -131,7 +133,10 @@ def schema_problem(call: ToolCall, tools: list[dict]) -> tuple[str, str] | None:
         declared = ", ".join(by_name) or "none"
         return f"a call to undeclared tool '{call.name}' (declared: {declared})", "function.name"
     schema = by_name[call.name].get("parameters", {"type": "object"})
-    err = best_match(Draft202012Validator(schema).iter_errors(call.arguments))
+    try:
+        err = best_match(Draft202012Validator(schema).iter_errors(call.arguments))
+    except Exception as exc:  # noqa: BLE001 — an unresolvable $ref and the like: the schema's fault, named
+        return f"the schema of '{call.name}' cannot be applied ({type(exc).__name__}: {str(exc)[:120]})", "function"
     if err is None:
         return None
     where = "function.arguments" + "".join(f".{p}" if isinstance(p, str) else f"[{p}]" for p in err.absolute_path)
@@ -140,8 +145,12 @@ def schema_problem(call: ToolCall, tools: list[dict]) -> tuple[str, str] | None:
 
 def check_conversation(messages: list, tools: list[dict], where: str = "messages") -> None:
     """Every call names a declared tool with arguments its schema accepts and a unique id; every tool
-    result answers an earlier call by id (and by name, when it gives one)."""
+    result answers an earlier call — by id, or, without one, the one call still unanswered — and by
+    name when it gives one. A tool turn in a conversation that makes no call at all (tool output
+    kept as text before tool calls existed) is read as it is."""
     calls: dict[str, ToolCall] = {}
+    pending: list[ToolCall] = []  # calls not answered yet, in order
+    any_call = any(m.tool_calls for m in messages)
     for i, m in enumerate(messages):
         for k, call in enumerate(m.tool_calls):
             at = f"{where}[{i}].tool_calls[{k}]"
@@ -152,16 +161,26 @@ def check_conversation(messages: list, tools: list[dict], where: str = "messages
                 raise DataError(f"tool call id '{call.id}' is used twice", field=f"{at}.id")
             if call.id:
                 calls[call.id] = call
-        if m.role == "tool":
-            at = f"{where}[{i}]"
-            if not m.tool_call_id:
-                if len(calls) == 1 or not calls:  # one call in flight: its answer needs no id
-                    continue
-                raise DataError("a tool result after several calls needs tool_call_id to say which it answers",
-                                field=f"{at}.tool_call_id")  # fmt: skip
+            pending.append(call)
+        if m.role != "tool" or not any_call:
+            continue
+        at = f"{where}[{i}]"
+        if m.tool_call_id:
             if m.tool_call_id not in calls:
                 raise DataError(f"tool result answers call id '{m.tool_call_id}', which no earlier call has",
                                 field=f"{at}.tool_call_id")  # fmt: skip
-            if m.name and m.name != calls[m.tool_call_id].name:
-                raise DataError(f"tool result name '{m.name}' is not the name of call '{m.tool_call_id}' "
-                                f"('{calls[m.tool_call_id].name}')", field=f"{at}.name")  # fmt: skip
+            answered = calls[m.tool_call_id]
+            if answered not in pending:
+                raise DataError(f"call '{m.tool_call_id}' is answered twice", field=f"{at}.tool_call_id")
+        elif len(pending) == 1:
+            answered = pending[0]
+        else:
+            raise DataError(
+                "a tool result without tool_call_id must follow exactly one unanswered call; "
+                f"{len(pending)} are unanswered here. Give tool_call_id",
+                field=f"{at}.tool_call_id",
+            )
+        if m.name and m.name != answered.name:
+            raise DataError(f"tool result name '{m.name}' is not the name of the call it answers "
+                            f"('{answered.name}')", field=f"{at}.name")  # fmt: skip
+        pending.remove(answered)

@@ -13,6 +13,7 @@ ROOT = Path(tuneforge.__file__).parent
 LAYERS = [
     [
         "errors",
+        "strict_json",
         "tool_use",
         "tool_text",
         "records",

@@ -4,6 +4,7 @@ lossless round trips through every format that can hold them."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -111,7 +112,7 @@ def _broken(mutate) -> dict:
         (lambda d: d["messages"][3].update(tool_call_id="c9"),
          "call id 'c9', which no earlier call has", "messages[3].tool_call_id"),
         (lambda d: d["messages"][4].update(name="get_exchange_rate"),
-         "is not the name of call 'c2'", "messages[4].name"),
+         "is not the name of the call it answers ('search_flights')", "messages[4].name"),
         (lambda d: d.update(tools=[RATE]), "undeclared tool 'search_flights'", "messages[2].tool_calls[1].function.name"),
         (lambda d: d.update(tools=[RATE, RATE]), "declared twice", "tools[1].function.name"),
         (lambda d: d["tools"][0]["function"].update(parameters={"type": "object", "properties": {"a": {"type": "text"}}}),
@@ -353,12 +354,12 @@ def test_data_stats_counts_tools_calls_parallel_turns_results_and_traces(tmp_pat
     path = tmp_path / "d.jsonl"
     plain = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
     write_jsonl(path, [conversation(), conversation(id="t2"), plain])
-    assert main(["data", "stats", str(path), "--json"]) == 0
+    assert main(["data", "stats", str(path), "--tokenizer", "none", "--json"]) == 0
     t = json.loads(capsys.readouterr().out)["tool_use"]
     assert t == {"records_with_tools": 2, "tools_declared": 2, "calls": 4, "turns_with_calls": 2,
-                 "parallel_call_turns": 2, "tool_results": 4, "reasoning_traces": 2,
+                 "parallel_call_turns": 2, "tool_results": 4, "reasoning_traces": 2, "turns_with_markup": 0,
                  "calls_per_tool": {"get_exchange_rate": 2, "search_flights": 2}}  # fmt: skip
-    assert main(["data", "stats", str(path)]) == 0
+    assert main(["data", "stats", str(path), "--tokenizer", "none"]) == 0
     assert "tool use: 2 records with tools (2 tools), 4 calls in 2 turns (2 parallel)" in capsys.readouterr().out
 
 
@@ -368,3 +369,123 @@ def test_a_format_of_plain_strings_refuses_calls_and_traces_instead_of_dropping_
     with pytest.raises(DataError, match=f"which the {fmt} format cannot hold"):
         write_records([ex], tmp_path / "out.json", fmt)
     assert not (tmp_path / "out.json").exists()
+
+
+# --------------------------------------------------------------------------- found by a blind fuzz of the CLI
+def _two_results_reversed() -> dict:
+    d = conversation()
+    d["messages"][3], d["messages"][4] = d["messages"][4], d["messages"][3]  # c2's result first, then c1's
+    return d
+
+
+@pytest.mark.parametrize("fmt", ["sharegpt", "hermes"])
+def test_a_format_without_call_ids_refuses_results_out_of_call_order_instead_of_re_pairing_them(tmp_path, fmt):
+    ex = Example.from_dict(_two_results_reversed())
+    assert ex.messages[3].tool_call_id == "c2"  # jsonl keeps the pairing by id
+    with pytest.raises(DataError, match="answers call 'c2' before call 'c1'"):
+        write_records([ex], tmp_path / "out.jsonl", fmt)
+
+
+@pytest.mark.parametrize("fmt", ["sharegpt", "hermes"])
+def test_words_traces_and_results_keep_every_character_through_the_text_formats(tmp_path, fmt):
+    d = conversation()
+    d["messages"][2]["reasoning_content"] = " indented trace\nwith lines\n"
+    d["messages"][4]["content"] = "\nline\n\n"
+    d["messages"][5] = {"role": "assistant", "content": "    code()\n", "reasoning_content": "\nR"}
+    ex = Example.from_dict(_numbered(d))
+    out = write_records([ex], tmp_path / "o.jsonl", fmt)
+    assert read_records(out, fmt)[0].to_dict() == ex.to_dict()
+
+
+@pytest.mark.parametrize("fmt", ["sharegpt", "hermes"])
+@pytest.mark.parametrize(
+    "content", ["<think>\nnot a trace\n</think>\n\nwords", "Use the <tool_call> tag.", "<tool_call>\n{\"name\": \"get_exchange_rate\", \"arguments\": {}}\n</tool_call>"]
+)  # fmt: skip
+def test_words_holding_markup_that_would_read_back_as_structure_are_refused(tmp_path, fmt, content):
+    ex = Example.from_dict({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": content}]})
+    if fmt == "sharegpt" and not content.startswith("<think>"):  # sharegpt reads calls only from function_call turns
+        out = write_records([ex], tmp_path / "o.jsonl", fmt)
+        assert read_records(out, fmt)[0].messages == ex.messages
+        return
+    with pytest.raises(DataError, match="read back as"):
+        write_records([ex], tmp_path / "o.jsonl", fmt)
+
+
+def test_hermes_reading_keeps_turns_already_structured_and_splits_several_results(tmp_path):
+    path = tmp_path / "h.jsonl"
+    structured = conversation()["messages"][2]  # tool_calls and a trace as keys, not text
+    results = '<tool_response>\n{"rate": 1.08}\n</tool_response>\n<tool_response>\n{"flights": []}\n</tool_response>'
+    write_jsonl(path, [{"tools": [RATE, FLIGHT], "messages": [
+        {"role": "user", "content": "q"}, structured, {"role": "tool", "content": results},
+        {"role": "assistant", "content": "done"}]}])  # fmt: skip
+    (ex,) = read_records(path, "hermes")
+    assert ex.messages[1].reasoning == "Two lookups, independent: call both." and len(ex.messages[1].tool_calls) == 2
+    assert [(m.tool_call_id, m.content) for m in ex.messages[2:4]] == [
+        ("c1", '{"rate": 1.08}'),
+        ("c2", '{"flights": []}'),
+    ]
+
+
+def test_a_sharegpt_trace_is_split_off_but_call_markup_in_words_stays_words(tmp_path):
+    path = tmp_path / "s.json"
+    value = '<think>\nneed f\n</think>\n\nLet me check.<tool_call>{"name":"f","arguments":{"a":1}}</tool_call>'
+    path.write_text(json.dumps([{"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": value}]}]))
+    (ex,) = read_records(path)
+    assert ex.messages[1].reasoning == "need f"
+    assert ex.messages[1].content == 'Let me check.<tool_call>{"name":"f","arguments":{"a":1}}</tool_call>'
+
+
+@pytest.mark.parametrize(
+    "record,words",
+    [
+        ({"conversations": [{"from": "human", "value": "q"}, {"from": "function_call", "value": None}]},
+         "function_call value must be"),
+        (conversation(messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": [
+            {"function": {"name": "get_exchange_rate", "arguments": '{"base": "EUR", "base": "GBP", "quote": "USD"}'}}]}]),
+         "duplicate key 'base'"),
+        (conversation(messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": [
+            {"function": {"name": "get_exchange_rate", "arguments": '{"base": NaN}'}}]}]), "not a JSON number"),
+        (conversation(messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": [
+            {"function": {"name": "get_exchange_rate", "arguments": '{"base": ' + "1" * 5000 + "}"}}]}]), "too long to read"),
+        (conversation(messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": [
+            {"function": {"name": "get_exchange_rate", "arguments": "[" * 100000}}]}]), "nested too deeply"),
+        (conversation(tools=[{"name": "f", "parameters": {"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}}}],
+                      messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": [
+                          {"function": {"name": "f", "arguments": {"a": 1}}}]}]), "cannot be applied"),
+        (conversation(messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": [
+            {"function": {"name": "get_exchange_rate", "arguments": {"base": "EUR", "quote": "USD"}}},
+            {"function": {"name": "search_flights", "arguments": {"origin": "LIS", "destination": "OPO"}}}]},
+            {"role": "tool", "content": "1"}, {"role": "tool", "content": "2"}]), "must follow exactly one unanswered call"),
+    ],
+)  # fmt: skip
+def test_what_once_crashed_or_passed_unchecked_is_a_one_line_error_naming_the_line(tmp_path, record, words):
+    path = tmp_path / "bad.jsonl"
+    write_jsonl(path, [record])
+    with pytest.raises(DataError, match=re.escape(words)) as err:
+        read_records(path)
+    assert err.value.line == 1
+
+
+def test_other_message_keys_are_kept_and_the_older_function_call_form_is_read_as_a_call(tmp_path):
+    d = conversation()
+    d["messages"][5]["weight"] = 0  # OpenAI fine-tuning: do not train on this turn
+    d["messages"][1]["name"] = "alice"  # the API's participant name
+    ex = Example.from_dict(d)
+    assert ex.messages[5].extra == {"weight": 0} and ex.messages[1].name == "alice"
+    for fmt in ("jsonl", "openai"):
+        out = write_records([ex], tmp_path / f"o.{fmt}.jsonl", fmt)
+        assert read_records(out, fmt)[0].messages == ex.messages
+    legacy = {"role": "assistant", "content": None, "function_call": {"name": "get_exchange_rate",
+              "arguments": '{"base": "EUR", "quote": "USD"}'}}  # fmt: skip
+    old = Example.from_dict(conversation(messages=[{"role": "user", "content": "q"}, legacy]))
+    assert old.messages[1].tool_calls == (ToolCall("get_exchange_rate", {"base": "EUR", "quote": "USD"}),)
+
+
+def test_data_stats_points_at_calls_still_written_as_text(tmp_path, capsys):
+    from tuneforge.cli import main
+
+    hermes = write_records([Example.from_dict(conversation())], tmp_path / "h.jsonl", "hermes")
+    assert main(["data", "stats", str(hermes), "--tokenizer", "none"]) == 0
+    assert "read it with --from hermes" in capsys.readouterr().out
+    assert main(["data", "stats", str(hermes), "--from", "hermes", "--tokenizer", "none", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tool_use"]["calls"] == 2

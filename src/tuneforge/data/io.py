@@ -34,11 +34,23 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tuneforge import strict_json
 from tuneforge.data.hub import HUB_PREFIX, load_hub_rows
 from tuneforge.errors import DataError, UnknownNameError, read_text, suggest
 from tuneforge.files import check_output_file, write_text_atomic
 from tuneforge.records import EvalItem, Example, Generation, Message, PreferencePair
-from tuneforge.tool_text import parse_tool_result, parse_turn, render_tool_result, render_turn
+from tuneforge.strict_json import DECODER
+from tuneforge.tool_text import (
+    CALL_OPEN,
+    RESPONSE_CLOSE,
+    RESPONSE_OPEN,
+    parse_turn,
+    render_tool_result,
+    render_turn,
+    renderable,
+    split_reasoning,
+    split_tool_results,
+)
 from tuneforge.tool_use import ToolCall
 
 Record = Example | PreferencePair | EvalItem | Generation
@@ -61,40 +73,10 @@ def records_of(records: list[Record], kind: type[R], path: str | Path, fix: str)
 
 
 # --------------------------------------------------------------------------- raw JSON reading
-# Stricter than json.loads, so that what is read can be written back as valid JSON: a duplicate key
-# (json keeps the last silently), NaN / Infinity / 1e400 (not JSON numbers) and a lone UTF-16
-# surrogate ("\ud800", which no UTF-8 file can hold) are DataErrors naming the key.
+# Stricter than json.loads (`strict_json.DECODER`), so that what is read can be written back as
+# valid JSON; a lone UTF-16 surrogate ("\ud800", which no UTF-8 file can hold) is a DataError too.
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def _object(pairs: list[tuple[str, Any]]) -> dict:
-    out: dict = {}
-    for key, value in pairs:
-        if key in out:
-            raise DataError(f"duplicate key '{key}' in a JSON object. Keep one", field=key)
-        out[key] = value
-    return out
-
-
-def _not_a_number(text: str) -> float:
-    raise DataError(f"{text} is not a JSON number. Write null or a number")
-
-
-def _float(text: str) -> float:
-    if not math.isfinite(x := float(text)):
-        raise DataError(f"{text[:40]} is too large for a number. Write a smaller one")
-    return x
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise DataError(f"an integer of {len(text)} digits is too long to read. Write a shorter one") from None
-
-
-_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_not_a_number, parse_float=_float, parse_int=_int)
 
 
 def _check_strings(obj: Any, text: str) -> None:
@@ -124,7 +106,7 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
         if not line.strip():
             continue
         try:
-            obj = _DECODER.decode(line)
+            obj = DECODER.decode(line)
             _check_strings(obj, line)
         except json.JSONDecodeError as exc:
             raise DataError(
@@ -147,7 +129,7 @@ def _iter_json_array(path: Path) -> Iterator[tuple[int, dict]]:
     Hand-written because `json.load` gives no positions for the elements it returns.
     """
     text = read_text(path, "data file")
-    dec, pos = _DECODER, 0
+    dec, pos = DECODER, 0
 
     def skip(p: int) -> int:
         while p < len(text) and text[p] in " \t\r\n":
@@ -250,8 +232,9 @@ def _answer_tool_turns(messages: list[dict]) -> list[dict]:
                     pending.append((cid, call.name))
                     calls.append(call)
                 else:
-                    calls.append({**c, "id": cid})
-                    pending.append((cid, c.get("function", c).get("name", "")))
+                    fn = c.get("function", c) if isinstance(c, dict) else {}
+                    calls.append({**c, "id": cid} if isinstance(c, dict) else c)  # what is not a call: named later
+                    pending.append((cid, fn.get("name", "") if isinstance(fn, dict) else ""))
             m["tool_calls"] = calls
         elif m.get("role") == "tool" and not m.get("tool_call_id") and pending:
             cid, name = pending.pop(0)
@@ -264,37 +247,72 @@ def _answer_tool_turns(messages: list[dict]) -> list[dict]:
 def _from_hermes(d: dict) -> list[Record]:
     if not isinstance(d.get("messages"), list):
         raise DataError("a hermes record needs 'messages'", field="messages")
-    messages = []
+    messages: list[dict] = []
     for i, m in enumerate(d["messages"]):
         if not isinstance(m, dict) or not isinstance(m.get("content"), str):
             raise DataError(f"messages[{i}] must be an object with a string 'content'", field=f"messages[{i}]")
-        if m.get("role") == "assistant":
-            turn = parse_turn(m["content"])
-            if turn.malformed:
-                raise DataError(f"a <tool_call> block is not a JSON object with a name: {turn.malformed[0][:120]!r}",
-                                field=f"messages[{i}].content")  # fmt: skip
-            messages.append({"role": "assistant", "content": turn.content, "reasoning_content": turn.reasoning,
-                             "tool_calls": turn.calls})  # fmt: skip
-        elif m.get("role") == "tool":
+        if m.get("tool_calls") or m.get("reasoning_content") or m.get("tool_call_id"):
+            messages.append(m)  # already structured: kept as it is, its text not read for blocks
+        elif m.get("role") == "assistant":
+            turn = parse_turn(m["content"], exact=True)
+            if turn.malformed or CALL_OPEN in turn.content:  # a block elsewhere than the end, or not as written
+                raise DataError(
+                    "a <tool_call> block is not a JSON object with a name, or not written as the hermes format "
+                    f"writes one: {m['content'][:160]!r}",
+                    field=f"messages[{i}].content",
+                )
             messages.append(
-                {k: v for k, v in m.items() if k != "content"} | {"content": parse_tool_result(m["content"])}
+                m | {"content": turn.content, "reasoning_content": turn.reasoning, "tool_calls": turn.calls}
             )
+        elif m.get("role") == "tool" and (results := split_tool_results(m["content"])) is not None:
+            messages += [{k: v for k, v in m.items() if k != "content"} | {"content": r} for r in results]
         else:
             messages.append(m)
     return _from_ours({**d, "messages": _answer_tool_turns(messages)})
 
 
+def _check_positional(rec: Example, fmt: str) -> None:
+    """Formats without call ids pair each result with the oldest unanswered call: refuse a record
+    whose results answer in another order (or answer a call twice) rather than re-pair them."""
+    pending: list[str] = []
+    for i, m in enumerate(rec.messages):
+        pending += [c.id for c in m.tool_calls]
+        if m.role == "tool" and pending:
+            if m.tool_call_id and m.tool_call_id != pending[0]:
+                raise DataError(
+                    f"record '{rec.id}': this tool result answers call '{m.tool_call_id}' before call '{pending[0]}', "
+                    f"and the {fmt} format carries no call ids to say so. Reorder the results or write --to jsonl",
+                    field=f"messages[{i}].tool_call_id",
+                )
+            pending.pop(0)
+
+
 def _to_hermes(rec: Record) -> dict:
     if not isinstance(rec, Example):
         raise DataError(f"the hermes format holds chat examples only, not {type(rec).__name__}")
+    _check_positional(rec, "hermes")
     messages = []
-    for m in rec.messages:
+    for i, m in enumerate(rec.messages):
         if m.role == "assistant":
-            messages.append({"role": "assistant", "content": render_turn(m.content, m.reasoning, m.tool_calls)})
+            if CALL_OPEN in m.content or not renderable(m.content, m.reasoning, m.tool_calls):
+                raise DataError(
+                    f"record '{rec.id}': this turn's text holds <tool_call> or <think> markup (or its trace holds "
+                    "</think>), which the hermes format would read back as structure. Write it with --to jsonl",
+                    field=f"messages[{i}]",
+                )
+            messages.append(
+                m.extra | {"role": "assistant", "content": render_turn(m.content, m.reasoning, m.tool_calls)}
+            )
+        elif m.role == "tool" and any(t in m.content for t in (RESPONSE_OPEN, RESPONSE_CLOSE)):
+            raise DataError(
+                f"record '{rec.id}': this tool result holds <tool_response> markup, which the hermes format would "
+                "read back as several results. Write it with --to jsonl",
+                field=f"messages[{i}].content",
+            )
         elif m.role == "tool":
-            messages.append({"role": "tool", "content": render_tool_result(m.content)})
+            messages.append(m.extra | {"role": "tool", "content": render_tool_result(m.content)})
         else:
-            messages.append({"role": m.role, "content": m.content})
+            messages.append(m.to_dict())
     return {"messages": messages, **{k: v for k, v in rec.to_dict().items() if k != "messages"}}
 
 
@@ -314,7 +332,7 @@ def _from_alpaca(d: dict) -> list[Record]:
     user = f"{d['instruction']}\n\n{inp}" if inp else d["instruction"]
     messages += [Message("user", user), Message("assistant", d["output"])]
     rest = {k: v for k, v in d.items() if k not in ("instruction", "input", "output", "system", "history")}
-    ex = Example.from_dict({"messages": [m.__dict__ for m in messages], **rest})
+    ex = Example.from_dict({"messages": [m.to_dict() for m in messages], **rest})
     if inp:
         ex.meta["input"] = inp
     return [ex]
@@ -393,20 +411,19 @@ def _from_sharegpt(d: dict) -> list[Record]:
             )
         value = turn.get("value")
         if who == "function_call":  # LLaMA-Factory: {"name", "arguments"}, or a list of them (parallel calls)
-            try:
-                calls = json.loads(value) if isinstance(value, str) else value
-            except json.JSONDecodeError as exc:
-                raise DataError(f"a function_call value is not JSON ({exc.msg})", field=f"conversations[{i}].value"
-                                ) from None  # fmt: skip
+            at = f"conversations[{i}].value"
+            calls = strict_json.loads(value, "a function_call value", at) if isinstance(value, str) else value
             calls = calls if isinstance(calls, list) else [calls]
+            if not calls or not all(isinstance(c, dict) for c in calls):
+                raise DataError("a function_call value must be a {name, arguments} object or a non-empty list "
+                                "of them", field=at)  # fmt: skip
             if messages and messages[-1]["role"] == "assistant" and not messages[-1].get("tool_calls"):
                 messages[-1]["tool_calls"] = calls  # words, then the call: one assistant turn
             else:
                 messages.append({"role": "assistant", "content": "", "tool_calls": calls})
         elif _FROM_SHAREGPT[who] == "assistant" and isinstance(value, str):
-            turn_ = parse_turn(value) if value.lstrip().startswith("<think>") else None
-            messages.append({"role": "assistant", "content": turn_.content if turn_ else value,
-                             "reasoning_content": turn_.reasoning if turn_ else ""})  # fmt: skip
+            reasoning, words = split_reasoning(value)  # a leading <think> block; call markup stays words
+            messages.append({"role": "assistant", "content": words, "reasoning_content": reasoning})
         else:
             messages.append({"role": _FROM_SHAREGPT[who], "content": value})
     rest = {k: v for k, v in d.items() if k not in ("conversations", "system")}
@@ -416,8 +433,16 @@ def _from_sharegpt(d: dict) -> list[Record]:
 def _to_sharegpt(rec: Record) -> dict:
     if not isinstance(rec, Example):
         raise DataError(f"the sharegpt format holds chat examples only, not {type(rec).__name__}")
+    _check_positional(rec, "sharegpt")
     conv = []
-    for m in rec.messages:
+    for i, m in enumerate(rec.messages):
+        if m.extra:
+            raise DataError(f"record '{rec.id}': message keys {sorted(m.extra)} have no place in the sharegpt "
+                            "format. Write it with --to jsonl", field=f"messages[{i}]")  # fmt: skip
+        if m.role == "assistant" and split_reasoning(render_turn(m.content, m.reasoning)) != (m.reasoning, m.content):
+            raise DataError(f"record '{rec.id}': this turn's words open with a <think> block (or its trace holds "
+                            "</think>), which would be read back as a trace. Write it with --to jsonl",
+                            field=f"messages[{i}]")  # fmt: skip
         if m.role == "assistant" and (m.content or m.reasoning or not m.tool_calls):
             conv.append({"from": "gpt", "value": render_turn(m.content, m.reasoning)})
         if m.tool_calls:
@@ -439,7 +464,7 @@ _SUPERNI_KEEP = ("Categories", "Domains", "Source", "Reasoning")
 def _read_superni(path: Path) -> list[Record]:
     text = read_text(path, "SuperNI task file")
     try:
-        task = _DECODER.decode(text)
+        task = DECODER.decode(text)
         _check_strings(task, text)
     except json.JSONDecodeError as exc:
         raise DataError(f"invalid JSON: {exc.msg}", path=str(path), line=exc.lineno) from None

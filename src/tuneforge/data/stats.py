@@ -43,6 +43,11 @@ def tool_use_stats(records: list) -> dict:
         "parallel_call_turns": sum(n > 1 for n in calls),
         "tool_results": sum(m.role == "tool" for m in turns),
         "reasoning_traces": sum(bool(m.reasoning) for m in turns),
+        # calls or traces still written in the text (a Hermes file read as plain jsonl: --from hermes parses them)
+        "turns_with_markup": sum(
+            m.role == "assistant" and ("<tool_call>" in m.content or m.content.lstrip().startswith("<think>"))
+            for m in turns
+        ),
         "calls_per_tool": dict(names.most_common(10)),
     }
 
@@ -96,6 +101,11 @@ def format_stats(s: dict) -> str:
         if s[key]:
             lines.append(f"  {key}: " + ", ".join(f"{k} {v}" for k, v in s[key].items()))
     t = s["tool_use"]
+    if t["turns_with_markup"]:
+        lines.append(
+            f"  {t['turns_with_markup']} assistant turns hold <tool_call> or <think> markup as text: if this is a "
+            "Hermes-style file, read it with --from hermes to parse them into calls and traces"
+        )
     if t["calls"] or t["records_with_tools"] or t["reasoning_traces"] or t["tool_results"]:
         lines.append(
             f"  tool use: {t['records_with_tools']} records with tools ({t['tools_declared']} tools), "
