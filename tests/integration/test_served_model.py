@@ -247,6 +247,7 @@ def test_data_build_distils_tool_use_from_a_served_teacher_and_counts_the_reject
     cfg.write_text(f"""output_dir: {tmp_path / "data"}
 llm: {{kind: openai, model: smollm2, base_url: "{tool_server}", max_new_tokens: 48}}
 distill: {{prompts: "seed:tools:test[:12]"}}
+tool_synth: {{enabled: true, tools: "seed:tools:test[:1]", per_tool: 1, no_tool: 1}}
 filters: {{decontaminate: [], dedup: false}}
 """)
     assert main(["data", "build", str(cfg)]) == 0
@@ -255,5 +256,10 @@ filters: {{decontaminate: [], dedup: false}}
     assert report["prompts"] == 12 and set(report["tool_calls"]["rejected"]) == {"malformed", "schema"}
     kept = report["kept"]
     assert kept + report["empty_answers"] + sum(report["tool_calls"]["rejected"].values()) == 12
+    synth = manifest["reports"]["tool_synth"]  # questions written from one domain's 3 tool schemas, then answered
+    assert synth["tool_sets"] == 1 and synth["questions_asked_for"] == 4
+    assert synth["questions_kept"] == sum(synth["answers"].get(k, 0) for k in ("kept", "empty_answers")) + sum(
+        synth["answers"].get("tool_calls", {}).get("rejected", {}).values()
+    )
     records = read_records(tmp_path / "data" / "train.jsonl")
     assert all(r.tools for r in records)  # every kept record carries the schemas its calls were checked against

@@ -489,3 +489,43 @@ def test_data_stats_points_at_calls_still_written_as_text(tmp_path, capsys):
     assert "read it with --from hermes" in capsys.readouterr().out
     assert main(["data", "stats", str(hermes), "--from", "hermes", "--tokenizer", "none", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["tool_use"]["calls"] == 2
+
+
+def test_tool_questions_are_written_from_the_schemas_then_answered_with_the_tools(tmp_path):
+    from tuneforge.data.tool_questions import ToolSynthConfig, tool_synth
+
+    src = tmp_path / "tools.jsonl"
+    write_jsonl(src, [conversation()])  # one tool set: get_exchange_rate, search_flights
+
+    class Teacher:
+        name = "teacher"
+
+        def chat(self, conversations, sampling):
+            out = []
+            for c in conversations:
+                text = c[-1]["content"]
+                if sampling.tools:  # answering: the rate question gets a valid call, the flight one a bad one
+                    out.append(
+                        [{"Rate EUR to USD?": said_rate, "Flights LIS to OPO?": said_bad}.get(text, "In words.")]
+                    )
+                elif "get_exchange_rate" in text and "without" not in text:
+                    out.append(["Question: Rate EUR to USD?", "rate eur to usd?"][: sampling.n])  # a duplicate
+                elif "search_flights" in text and "without" not in text:
+                    out.append(["Flights LIS to OPO?", ""][: sampling.n])  # an empty one
+                else:
+                    out.append(["What is inflation?", "x " * 100][: sampling.n])  # a too-long one
+            return out
+
+    said_rate = '<tool_call>\n{"name": "get_exchange_rate", "arguments": {"base": "EUR", "quote": "USD"}}\n</tool_call>'
+    said_bad = (
+        '<tool_call>\n{"name": "search_flights", "arguments": {"origin": "LIS"}}\n</tool_call>'  # misses destination
+    )
+    records, report = tool_synth(Teacher(), ToolSynthConfig(tools=str(src), per_tool=2, no_tool=2))
+    assert report["questions_asked_for"] == 6 and report["questions_kept"] == 3
+    assert report["questions_rejected"] == {"empty": 1, "too long": 1, "duplicate": 1, "echoes the prompt": 0}
+    assert report["answers"]["tool_calls"]["rejected"] == {"malformed": 0, "schema": 1}
+    assert [(r.meta["pattern"], r.meta["intended_tool"]) for r in records] == [
+        ("synth_call", "get_exchange_rate"), ("synth_no_tool", "")]  # fmt: skip
+    assert records[0].response_calls[0].name == "get_exchange_rate" and records[0].tools == conversation()["tools"]
+    assert records[0].messages[0].role == "system" and all(r.source == "tool_synth" for r in records)
+    assert report["called_intended"] == 1 and report["answered_intended_questions"] == 1

@@ -11,6 +11,7 @@ from tuneforge.data.ds2 import DS2Config
 from tuneforge.data.evol_instruct import EvolConfig
 from tuneforge.data.preferences import PreferenceConfig
 from tuneforge.data.self_instruct import SelfInstructConfig
+from tuneforge.data.tool_questions import ToolSynthConfig
 from tuneforge.llm.config import LLMConfig
 from tuneforge.models import EMBEDDED_MODEL
 
@@ -118,6 +119,7 @@ class BuildConfig:
     self_instruct: SelfInstructStep = field(default_factory=SelfInstructStep)
     evol: EvolStep = field(default_factory=EvolStep)
     ds2: DS2Step = field(default_factory=DS2Step)
+    tool_synth: ToolSynthConfig = field(default_factory=ToolSynthConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     filters: FilterConfig = field(default_factory=FilterConfig)
     mix: MixConfig = field(default_factory=MixConfig)

@@ -11,6 +11,7 @@ from tuneforge.data.evol_instruct import EvolConfig, evol_instruct
 from tuneforge.data.seed import load_spec
 from tuneforge.data.self_instruct import SelfInstructConfig, self_instruct
 from tuneforge.data.teacher import distill
+from tuneforge.data.tool_questions import tool_synth
 from tuneforge.errors import ConfigError, DataError
 from tuneforge.llm.cache import CachedLLM
 from tuneforge.llm.client import Sampling
@@ -38,7 +39,9 @@ def _rating(record: Example, key: str, spec: str) -> float | None:
 
 def _required(llm: CachedLLM | None) -> CachedLLM:
     if llm is None:
-        raise ConfigError("this build generates records (distill / self_instruct / evol / ds2): give it an LLM")
+        raise ConfigError(
+            "this build generates records (distill / self_instruct / evol / ds2 / tool_synth): give it an LLM"
+        )
     return llm
 
 
@@ -82,6 +85,8 @@ def synthesize(cfg: BuildConfig, llm: CachedLLM | None) -> tuple[dict[str, list[
             records, report = ds2_instruct(_required(llm), DS2Config(**fields))
             stages["ds2"] += records
             reports["ds2"][domain] = report
+    if cfg.tool_synth.enabled:
+        stages["tool_synth"], reports["tool_synth"] = tool_synth(_required(llm), cfg.tool_synth, cfg.llm.max_new_tokens)
     if _augments(cfg.augment):
         if not stages:
             raise ConfigError("augment needs records to augment: set manual.files or enable a generator")
@@ -92,7 +97,12 @@ def synthesize(cfg: BuildConfig, llm: CachedLLM | None) -> tuple[dict[str, list[
 def builds_sft(cfg: BuildConfig) -> bool:
     """Whether the config makes SFT records (train.jsonl); preferences alone make only pairs."""
     return bool(
-        cfg.manual.files or cfg.distill.prompts or cfg.self_instruct.enabled or cfg.evol.enabled or cfg.ds2.enabled
+        cfg.manual.files
+        or cfg.distill.prompts
+        or cfg.self_instruct.enabled
+        or cfg.evol.enabled
+        or cfg.ds2.enabled
+        or cfg.tool_synth.enabled
     )
 
 
@@ -106,6 +116,7 @@ def needs_llm(cfg: BuildConfig) -> bool:
         or cfg.self_instruct.enabled
         or cfg.evol.enabled
         or cfg.ds2.enabled
+        or cfg.tool_synth.enabled
         or cfg.augment.paraphrase
         or cfg.filters.judge
     )
