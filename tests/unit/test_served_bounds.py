@@ -166,11 +166,17 @@ def test_ctrl_c_does_not_wait_for_requests_in_flight(serve):
     llm = OpenAIChatLLM("m", server.url, api_key_env="", max_concurrency=2)
     main = threading.main_thread().ident
     assert main == threading.get_ident()
+    # Python's own Ctrl-C handler, as in a terminal: a runner started in the background of a
+    # non-interactive shell inherits SIGINT ignored, and then no KeyboardInterrupt would come
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, signal.pthread_kill, (main, signal.SIGINT))  # Ctrl-C, to this thread
     timer.start()
     start = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        llm.chat([CONV] * 4, Sampling())
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            llm.chat([CONV] * 4, Sampling())
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - start < 3.0
     for _ in range(50):  # the pool's workers (joined at interpreter exit) end at once, too
         if not any(t.name.startswith("tuneforge-llm") for t in threading.enumerate()):
