@@ -8,7 +8,6 @@ the same settings, so an interrupted run continues where it stopped.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
@@ -236,7 +235,7 @@ def answer_with_llm(
     them, so a server restarted on other weights under the same name must be given another
     identity). The client brings bounded concurrency and retries; wrap it in `CachedLLM` for a
     request cache. Answers are requested `cfg.batch_size` at a time, so a kill loses at most one batch."""
-    from tuneforge.llm.client import Sampling
+    from tuneforge.llm.client import Sampling, chat_with_tools
 
     settings = {k: v for k, v in asdict(cfg).items() if k != "batch_size"} | {"served": identity or llm.name}
     ids, path, done, todo = _resume(items, settings, out_path)
@@ -250,17 +249,10 @@ def answer_with_llm(
     try:
         for s in range(0, len(todo), cfg.batch_size):
             batch = todo[s : s + cfg.batch_size]
-            replies = [[""]] * len(batch)
-            # one request set per tool list: the tools go with the request (`tools=`), calls come back as text
-            groups: dict[str, list[int]] = {}
-            for k, it in enumerate(batch):
-                groups.setdefault(json.dumps(it.tools, sort_keys=True), []).append(k)
-            for idx in groups.values():
-                tools = batch[idx[0]].tools
-                asked = dataclasses.replace(sampling, tools=tools) if tools else sampling
-                conversations = [[m.to_openai() for m in batch[k].messages] for k in idx]
-                for k, reply in zip(idx, llm.chat(conversations, asked)):
-                    replies[k] = reply
+            # each item's tools go with its request (`tools=`); calls come back as <tool_call> text
+            replies = chat_with_tools(
+                llm, [[m.to_openai() for m in it.messages] for it in batch], [it.tools for it in batch], sampling
+            )
             rows = [_answer(it, reply[0].strip(), model_name, settings) for it, reply in zip(batch, replies)]
             _keep(rows, done, path)
             bar.update(len(batch))

@@ -13,10 +13,7 @@ tool or with arguments its schema refuses), with the first ids, in the report th
 
 from __future__ import annotations
 
-import json
-from dataclasses import replace
-
-from tuneforge.llm.client import LLM, Sampling
+from tuneforge.llm.client import LLM, Sampling, chat_with_tools
 from tuneforge.records import EvalItem, Example, Message
 from tuneforge.tool_text import parse_turn
 from tuneforge.tool_use import ToolCall, schema_problem
@@ -29,15 +26,7 @@ def distill(
     messages); returns (records, report)."""
     sampling = sampling or Sampling()
     turns = [p.prompt if isinstance(p, Example) else p.messages for p in prompts]
-    answers: list[list[str]] = [[""] for _ in prompts]
-    groups: dict[str, list[int]] = {}  # one request set per tool list: the tools travel with the request
-    for i, p in enumerate(prompts):
-        groups.setdefault(json.dumps(p.tools, sort_keys=True), []).append(i)
-    for idx in groups.values():
-        tools = prompts[idx[0]].tools
-        asked = replace(sampling, tools=tools) if tools else sampling
-        for i, out in zip(idx, llm.chat([[m.to_openai() for m in turns[i]] for i in idx], asked)):
-            answers[i] = out
+    answers = chat_with_tools(llm, [[m.to_openai() for m in t] for t in turns], [p.tools for p in prompts], sampling)
     records, empty = [], []
     rejected: dict[str, list[str]] = {"malformed": [], "schema": []}
     for p, t, outs in zip(prompts, turns, answers):

@@ -12,7 +12,7 @@ persistent SQLite cache so that a rerun or a crashed run never repeats a call.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
 
 from tuneforge.config import SEED
@@ -64,6 +64,25 @@ class LLM(Protocol):
     def chat(self, conversations: list[Conversation], sampling: Sampling) -> list[list[str]]:
         """`sampling.n` completions for each conversation, in order."""
         ...
+
+
+def chat_with_tools(
+    llm: LLM, conversations: list[Conversation], tools: list[list[dict]], sampling: Sampling
+) -> list[list[str]]:
+    """`llm.chat` for conversations that each bring their own tool list: one request set per
+    distinct list, the tools sent with it (`Sampling.tools`); the replies in the input order."""
+    import json
+
+    replies: list[list[str]] = [[] for _ in conversations]
+    groups: dict[str, list[int]] = {}
+    for i, t in enumerate(tools):
+        groups.setdefault(json.dumps(t, sort_keys=True), []).append(i)
+    for idx in groups.values():
+        given = tools[idx[0]]
+        asked = replace(sampling, tools=given) if given else sampling
+        for i, reply in zip(idx, llm.chat([conversations[i] for i in idx], asked)):
+            replies[i] = reply
+    return replies
 
 
 def cut_at_stop(text: str, stop: list[str]) -> str:
