@@ -15,6 +15,7 @@ demo: $(STAMP)
 
 test: $(STAMP) check
 	bash scripts/install_browser.sh
+	bash scripts/install_go.sh
 	bash scripts/install_server.sh $(VENV)
 	$(VENV)/bin/python -m pytest -q
 

@@ -14,6 +14,12 @@ from pathlib import Path
 
 from tuneforge.errors import ConfigError, DataError, TuneforgeError, read_text, suggest
 
+LLAMA3_TOOLS = (
+    "Environment: ipython\n\nYou have access to the following functions. To call one, answer with only a JSON "
+    'object {"name": function name, "parameters": an object of argument names and values}; for several calls, '
+    'join the objects with "; ". Do not use variables.\n\n'
+)
+
 # The templates use `eos_token` (the tokenizer's) or their own markers; `add_generation_prompt`
 # opens an assistant turn, as the Hugging Face templates do.
 CHAT_TEMPLATES = {
@@ -21,9 +27,25 @@ CHAT_TEMPLATES = {
         "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
         "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
     ),
+    # Llama 3.1's JSON tool calling: the tools (indented JSON) in the system turn, a call turn is the
+    # call alone as {"name", "parameters"} (parallel calls joined by "; ", as vLLM's llama3_json parser
+    # reads them), a result is an `ipython` turn. A plain chat renders as before tools existed.
     "llama3": (
-        "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
-        "{{ m['content'] | trim }}<|eot_id|>{% endfor %}"
+        "{{ bos_token }}{% if tools %}<|start_header_id|>system<|end_header_id|>\n\n"
+        + LLAMA3_TOOLS
+        + "{% for t in tools %}"
+        "{{ t | tojson(indent=4) }}\n\n{% endfor %}{% if messages and messages[0]['role'] == 'system' %}"
+        "{{ messages[0]['content'] | trim }}{% endif %}<|eot_id|>{% endif %}"
+        "{% for m in messages %}{% if not (tools and loop.first and m['role'] == 'system') %}"
+        "{% if m['role'] == 'assistant' and m['tool_calls'] %}{% if m['content'].split('</think>')[-1] | trim %}"
+        "{{ raise_exception('the llama3 template writes a tool-call turn as the calls alone (after a <think> trace, if "
+        "any); this one also has words. Use a template with the Hermes layout for such turns') }}{% endif %}"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n{% if m['content'] | trim %}{{ m['content'] | trim }}\n\n"
+        "{% endif %}{% for c in m['tool_calls'] %}"
+        "{% set f = c['function'] if c['function'] is defined else c %}{% if not loop.first %}; {% endif %}"
+        "{\"name\": {{ f['name'] | tojson }}, \"parameters\": {{ f['arguments'] | tojson }}}{% endfor %}<|eot_id|>"
+        "{% else %}<|start_header_id|>{{ 'ipython' if m['role'] == 'tool' else m['role'] }}<|end_header_id|>\n\n"
+        "{{ m['content'] | trim }}<|eot_id|>{% endif %}{% endif %}{% endfor %}"
         "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
     ),
     "zephyr": (
@@ -230,6 +252,9 @@ def set_chat_template(tokenizer, template: str = "", eos_token: str = ""):
 # them. Any other template (SmolLM2's, the named ones above) gets the Hermes layout — the tool
 # definitions in the system turn, each call a <tool_call> block and each result a <tool_response>
 # block in plain text — which is also what `tool_text.parse_turn` reads back from generated text.
+# Tools and call arguments are written as Ollama writes them (`ollama_json`: compact JSON, argument
+# keys sorted, only the schema fields Ollama keeps), so the exported Modelfile prompts the model
+# with exactly what it was trained on.
 # `tool_layout` says which a tokenizer gets; `train inspect` shows the rendering.
 HERMES_SYSTEM = (
     "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
@@ -246,19 +271,27 @@ def tool_layout(tokenizer) -> str:
     return "native" if isinstance(t, str) and "tools" in t and "tool_calls" in t else "hermes"
 
 
+def hermes_tools_block(tools: list[dict]) -> str:
+    """The system-turn block that lists `tools`, one per line, as Ollama's `{{ json $tool }}` writes them."""
+    from tuneforge.ollama_json import ollama_tool
+
+    return HERMES_SYSTEM.format(tools="\n".join(ollama_tool(t)[0] for t in tools))
+
+
 def _hermes_messages(messages, tools: list[dict]) -> list[dict]:
+    from tuneforge.ollama_json import call_json
     from tuneforge.tool_text import render_tool_result, render_turn
 
     out = []
     for m in messages:
         if m.role == "assistant":
-            out.append({"role": "assistant", "content": render_turn(m.content, m.reasoning, m.tool_calls)})
+            out.append({"role": "assistant", "content": render_turn(m.content, m.reasoning, m.tool_calls, call_json)})
         elif m.role == "tool" and (m.tool_call_id or m.name):
             out.append({"role": "tool", "content": render_tool_result(m.content)})
         else:
             out.append({"role": m.role, "content": m.content})
     if tools:
-        block = HERMES_SYSTEM.format(tools="\n".join(json.dumps(t, ensure_ascii=False) for t in tools))
+        block = hermes_tools_block(tools)
         if out and out[0]["role"] == "system":
             out[0] = {"role": "system", "content": f"{out[0]['content']}\n\n{block}"}
         else:

@@ -124,9 +124,18 @@ def encode_examples(
     examples: list[Example], tokenizer, max_length: int = 1024, mask: str = "assistant", reasoning: str = "train"
 ) -> tuple[list[Encoded], int]:
     """Encode many examples; drop (and count) those whose targets were truncated away."""
+    from jinja2 import TemplateError
+
     out, dropped = [], 0
-    for ex in examples:
-        enc = encode_example(ex, tokenizer, max_length, mask, reasoning)
+    for i, ex in enumerate(examples):
+        try:
+            enc = encode_example(ex, tokenizer, max_length, mask, reasoning)
+        except TemplateError as exc:  # the template's own raise_exception() on this conversation
+            raise DataError(
+                f"example {i + 1} (id {ex.id or '-'}, source {ex.source or '-'}): the chat template refuses it: {exc}. "
+                "Change the example or model.chat_template",
+                field="messages",
+            ) from None
         if enc.n_targets == 0:
             dropped += 1
             continue

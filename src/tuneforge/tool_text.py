@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tuneforge.errors import DataError
@@ -45,14 +46,22 @@ class ParsedTurn:
     malformed: list[str] = field(default_factory=list)  # the text of each block that is no call
 
 
-def render_turn(content: str, reasoning: str = "", calls: tuple[ToolCall, ...] | list[ToolCall] = ()) -> str:
+def _plain_call(name: str, arguments: dict) -> str:
+    return json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
+
+
+def render_turn(
+    content: str,
+    reasoning: str = "",
+    calls: tuple[ToolCall, ...] | list[ToolCall] = (),
+    call_json: Callable[[str, dict], str] = _plain_call,
+) -> str:
+    """The turn as text. `call_json` writes each call's JSON: Python's form (data files) by default;
+    the Hermes training layout passes `ollama_json.call_json`, the form Ollama renders."""
     parts = [f"{THINK_OPEN}\n{reasoning}\n{THINK_CLOSE}\n\n"] if reasoning else []
     if content:
         parts.append(content)
-    blocks = [
-        f"{CALL_OPEN}\n{json.dumps({'name': c.name, 'arguments': c.arguments}, ensure_ascii=False)}\n{CALL_CLOSE}"
-        for c in calls
-    ]
+    blocks = [f"{CALL_OPEN}\n{call_json(c.name, c.arguments)}\n{CALL_CLOSE}" for c in calls]
     if blocks:
         parts.append(("\n" if content else "") + "\n".join(blocks))
     return "".join(parts)
@@ -116,13 +125,46 @@ def parse_turn(text: str, call_ids: list[str] | None = None, exact: bool = False
         reasoning, rest = reasoning_of(text), strip_reasoning(text)
         blocks = [m.group(0) for m in _CALL.finditer(rest)]
         content = _CALL.sub("", rest).strip()
+        if not blocks and (json_calls := _json_calls(content)) is not None:
+            return _read_blocks(json_calls[0], reasoning, json_calls[1], call_ids)
+    return _read_blocks(blocks, reasoning, content, call_ids)
+
+
+def _json_calls(text: str) -> tuple[list[str], str] | None:
+    """Llama 3.1's JSON calls: a reply that opens with `{"name": …, "parameters": …}` objects (several
+    joined by "; ", after an optional <|python_tag|>) → (one block each, the words after them); None
+    for a reply that does not open so. A cut-off object is a block of its own (malformed)."""
+    body = text.removeprefix("<|python_tag|>").strip()
+    if not _JSON_CALL.match(body):
+        return None
+    blocks: list[str] = []
+    pos = 0
+    while True:
+        try:
+            _, end = _DECODER.raw_decode(body, pos)
+        except ValueError:
+            return [*blocks, body[pos:]], ""
+        blocks.append(body[pos:end])
+        sep = _JSON_SEP.match(body, end)
+        if not sep:
+            return blocks, body[end:].strip()
+        pos = sep.end()
+
+
+_JSON_CALL = re.compile(r'\{\s*"name"\s*:')
+_JSON_SEP = re.compile(r'\s*;\s*(?=\{\s*"name"\s*:)')
+_DECODER = json.JSONDecoder()
+
+
+def _read_blocks(blocks: list[str], reasoning: str, content: str, call_ids: list[str] | None) -> ParsedTurn:
     calls: list[ToolCall] = []
     malformed: list[str] = []
     for block in blocks:
-        body = block[len(CALL_OPEN) :].removesuffix(CALL_CLOSE).strip()
+        tagged = block.startswith(CALL_OPEN)
+        body = block[len(CALL_OPEN) :].removesuffix(CALL_CLOSE).strip() if tagged else block
         try:
             obj = json.loads(body)
-            if not block.endswith(CALL_CLOSE) or not isinstance(obj, dict):
+            if (tagged and not block.endswith(CALL_CLOSE)) or not isinstance(obj, dict):
                 raise ValueError
             if not isinstance(obj.get("name"), str) or not obj["name"]:
                 raise ValueError

@@ -87,8 +87,9 @@ def test_the_q8_0_gguf_stays_close_to_the_merged_model(exported):
 def test_the_modelfile_carries_the_template_system_and_stop(exported):
     text = (exported / "gguf" / "Modelfile").read_text()
     assert text.startswith("FROM ./model-q8_0.gguf\n")  # the last export wrote it
-    assert 'PARAMETER stop "<|im_end|>"' in text and "{{ .Content }}<|im_end|>" in text
-    assert 'SYSTEM """You are a helpful AI assistant named SmolLM' in text  # the template's default system
+    assert 'PARAMETER stop "<|im_end|>"' in text and "{{ $m.Content }}" in text and "{{ json $t }}" in text
+    # SmolLM2's default system message is in the template (a conversation with tools has none), not SYSTEM
+    assert "SYSTEM" not in text and "{{ else }}<|im_start|>system\nYou are a helpful AI assistant named SmolLM" in text
 
 
 def test_llama_cpp_renders_the_same_prompt_and_stops_at_the_end_of_turn(exported):

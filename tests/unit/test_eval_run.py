@@ -148,3 +148,19 @@ def test_a_failed_adapter_merge_is_an_error_not_a_silent_unmerged_model(tmp_path
     monkeypatch.setattr(BaseTuner, "merge_and_unload", broken)
     with pytest.raises(RuntimeError, match="merge failed"):
         load_eval_model(str(tmp_path / "adapter"), "float32", "cpu")
+
+
+def test_compare_says_a_metric_scored_in_both_runs_on_under_two_items_has_no_delta():
+    from tuneforge.evaluate.paired_deltas import format_comparison
+
+    nan = float("nan")
+    table = format_comparison({
+        "a": "r:a", "b": "r:b", "n_common": 49, "only_a": 0, "only_b": 0,
+        "metrics": {
+            "tool_valid": {"a": 0.0, "b": 100.0, "n": 1, "delta": nan, "ci": [nan, nan], "p_value": nan},
+            "tool_exact": {"a": 0.0, "b": 73.1, "n": 26, "delta": 73.1, "ci": [57.6, 88.5], "p_value": 0.0002},
+        },
+    })  # fmt: skip
+    assert "| tool_valid | 1 | — | — | — | needs ≥ 2 items scored in both runs | — |" in table
+    assert "| tool_exact | 26 | 0.000 | 73.100 | +73.100 | [+57.600, +88.500] | 0.0002 |" in table
+    assert "nan" not in table

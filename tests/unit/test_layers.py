@@ -14,6 +14,7 @@ LAYERS = [
     [
         "errors",
         "strict_json",
+        "ollama_json",
         "tool_use",
         "tool_text",
         "records",

@@ -529,3 +529,22 @@ def test_tool_questions_are_written_from_the_schemas_then_answered_with_the_tool
     assert records[0].response_calls[0].name == "get_exchange_rate" and records[0].tools == conversation()["tools"]
     assert records[0].messages[0].role == "system" and all(r.source == "tool_synth" for r in records)
     assert report["called_intended"] == 1 and report["answered_intended_questions"] == 1
+
+
+@pytest.mark.parametrize(
+    "text,calls,content,malformed",
+    [
+        ('{"name": "get_rate", "parameters": {"base": "EUR"}}', [("get_rate", {"base": "EUR"})], "", 0),
+        ('<|python_tag|>{"name": "a", "arguments": {"x": 1}}', [("a", {"x": 1})], "", 0),
+        ('{"name": "a", "parameters": {}}; {"name": "b", "parameters": {"y": "}; {"}}',
+         [("a", {}), ("b", {"y": "}; {"})], "", 0),
+        ('{"name": "a", "parameters": {"x": 1', [], "", 1),  # cut off by the token limit: counted
+        ('{"name": "a", "parameters": {}} I checked it.', [("a", {})], "I checked it.", 0),
+        ('The answer is {"name": "a"}', [], 'The answer is {"name": "a"}', 0),  # words that quote JSON stay words
+        ('{"title": "a"}', [], '{"title": "a"}', 0),
+    ],
+)  # fmt: skip
+def test_llama3_json_calls_in_generated_text_are_read_as_calls(text, calls, content, malformed):
+    turn = parse_turn(text)
+    assert [(c.name, c.arguments) for c in turn.calls] == calls
+    assert turn.content == content and len(turn.malformed) == malformed

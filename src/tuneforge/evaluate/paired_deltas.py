@@ -133,12 +133,16 @@ def format_comparison(c: dict) -> str:
         f"B = {c['b']}",
         f"{c['n_common']} items in common ({c['only_a']} only in A, {c['only_b']} only in B)",
         "",
-        "| metric | A | B | B − A | 95% CI | p |",
-        "|---|---|---|---|---|---|",
+        "| metric | n | A | B | B − A | 95% CI | p |",
+        "|---|---|---|---|---|---|---|",
     ]
     for m, r in c["metrics"].items():
+        n = r.get("n", c["n_common"])
+        if r["delta"] != r["delta"]:  # NaN: fewer than two items scored in both
+            lines.append(f"| {m} | {n} | — | — | — | needs ≥ 2 items scored in both runs | — |")
+            continue
         lines.append(
-            f"| {m} | {r['a']:.3f} | {r['b']:.3f} | {r['delta']:+.3f} | "
+            f"| {m} | {n} | {r['a']:.3f} | {r['b']:.3f} | {r['delta']:+.3f} | "
             f"[{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}] | {r['p_value']:.4f} |"
         )
     return "\n".join(lines)

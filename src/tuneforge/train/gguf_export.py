@@ -20,17 +20,13 @@ tokenizers from that table; a tokenizer whose hash is not there, or one that is 
 than given a guessed pre-tokenizer (a wrong one splits text differently and the model degrades
 without an error). Tested offline by writing the embedded model's tokenizer both ways.
 
-The Modelfile's TEMPLATE is derived from the same Jinja chat template (`ollama_template`): the
-template is rendered once with marker contents, the per-message prefix/suffix is read off, and the
-result is refused unless it renders every probe conversation exactly as the Jinja template does.
+The Ollama Modelfile beside it is written by `train/modelfile.py`.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -149,116 +145,6 @@ def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-@dataclass
-class ChatPieces:
-    """A chat template that renders every message as `prefix + role + infix + content + suffix`."""
-
-    lead: str  # text before the first message (e.g. a BOS written by the template)
-    prefix: str
-    infix: str
-    suffix: str
-    default_system: str  # the system message the template adds when a conversation has none ('' = none)
-
-
-_MARK = "\x01{}\x02"
-
-
-def _render(tok, messages, add_generation_prompt=True) -> str:
-    return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
-
-
-def chat_pieces(tok) -> ChatPieces:
-    """Read the per-message structure off the tokenizer's chat template, or raise ConfigError."""
-    roles = ["system", "user", "assistant", "user"]
-    conv = [{"role": r, "content": _MARK.format(i)} for i, r in enumerate(roles)]
-    text = _render(tok, conv)
-    parts = re.split("\x01\\d\x02", text)
-    if len(parts) != len(roles) + 1:
-        raise ConfigError("the chat template does not render each message's content once; no Ollama TEMPLATE")
-    head, gaps = parts[0], parts[1:]
-    if "system" not in head:
-        raise ConfigError("the chat template does not write the role names; no Ollama TEMPLATE can be derived")
-    before, infix = head.rsplit("system", 1)
-    nexts = [*roles[1:], "assistant"]  # the generation prompt opens an assistant message
-    for k in range(len(before), -1, -1):  # the longest role prefix every gap ends with
-        prefix = before[len(before) - k :]
-        tails = [prefix + r + infix for r in nexts]
-        if all(g.endswith(t) for g, t in zip(gaps, tails, strict=True)):
-            suffixes = {g[: len(g) - len(t)] for g, t in zip(gaps, tails, strict=True)}
-            if len(suffixes) == 1:
-                pieces = ChatPieces(before[: len(before) - k], prefix, infix, suffixes.pop(), "")
-                break
-    else:
-        raise ConfigError("the chat template renders roles differently from one another; no Ollama TEMPLATE")
-    alone = _render(tok, [{"role": "user", "content": _MARK.format(0)}])
-    opened = pieces.lead + pieces.prefix + "system" + pieces.infix
-    if alone.startswith(opened):
-        pieces.default_system = alone[len(opened) :].split(pieces.suffix, 1)[0]
-    return pieces
-
-
-def render_pieces(p: ChatPieces, messages: list[dict]) -> str:
-    """What the derived Ollama template produces for `messages` (Ollama adds SYSTEM when none)."""
-    if p.default_system and (not messages or messages[0]["role"] != "system"):
-        messages = [{"role": "system", "content": p.default_system}, *messages]
-    body = "".join(p.prefix + m["role"] + p.infix + m["content"] + p.suffix for m in messages)
-    return p.lead + body + p.prefix + "assistant" + p.infix
-
-
-def ollama_template(p: ChatPieces) -> str:
-    """The Go template for Ollama's TEMPLATE (over .Messages; SYSTEM supplies the default)."""
-    for piece in (p.lead, p.prefix, p.infix, p.suffix):
-        if "{{" in piece or '"""' in piece:
-            raise ConfigError("the chat template's markup contains '{{' or '\"\"\"'; write the Modelfile by hand")
-    return (
-        f"{p.lead}{{{{- range .Messages }}}}{p.prefix}{{{{ .Role }}}}{p.infix}{{{{ .Content }}}}{p.suffix}"
-        f"{{{{ end }}}}{p.prefix}assistant{p.infix}"
-    )
-
-
-PROBES = [  # conversations the derived template must render exactly as the Jinja template does
-    [{"role": "user", "content": "What is an index fund?"}],
-    [
-        {"role": "system", "content": "You answer in one sentence."},
-        {"role": "user", "content": "Name a safe way to store passwords."},
-    ],
-    [
-        {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "Hello! How can I help?"},
-        {"role": "user", "content": "Plan a day in Lisbon.\nKeep it short."},
-    ],
-]
-
-
-def _modelfile_arg(directive: str, text: str, what: str) -> str:
-    """`directive` with `text` in its quotes (triple quotes for TEMPLATE and SYSTEM, else one), or a
-    ConfigError when the text would close them early. A Modelfile has no escape for quotes, so
-    whatever followed (a template's system message holding triple quotes, then `FROM ...` lines)
-    would be read as directives; refusing names the problem instead of mangling the text."""
-    quotes = '"""' if directive in ("TEMPLATE", "SYSTEM") else '"'
-    if quotes in text or text.endswith('"') or (quotes == '"' and "\n" in text):
-        raise ConfigError(
-            f"{what} would break out of the Modelfile's {directive} {quotes}...{quotes}: {text[:200]!r}. "
-            f"It holds {quotes}, ends in a quote or breaks the line, and the rest would be read as Modelfile "
-            "directives. Remove those quotes from the chat template, or write the Modelfile by hand"
-        )
-    return f"{directive} {quotes}{text}{quotes}"
-
-
-def modelfile(gguf_name: str, tok) -> str:
-    """An Ollama Modelfile for `gguf_name`: TEMPLATE, SYSTEM and stop tokens from the tokenizer."""
-    pieces = chat_pieces(tok)
-    for conv in PROBES:
-        if render_pieces(pieces, conv) != _render(tok, conv):
-            raise ConfigError("the derived Ollama template does not reproduce the chat template; write it by hand")
-    stops = [s for s in dict.fromkeys([tok.eos_token, pieces.suffix.strip()]) if s]
-    lines = [f"FROM ./{gguf_name}", _modelfile_arg("TEMPLATE", ollama_template(pieces), "the chat template")]
-    if pieces.default_system:
-        lines.append(_modelfile_arg("SYSTEM", pieces.default_system, "the chat template's default system message"))
-    lines += [_modelfile_arg("PARAMETER stop", s, "the stop token") for s in stops]
-    return "\n".join(lines) + "\n"
-
-
 def gguf_tokenizer_fields(base_gguf: Path, tok, vocab_size: int) -> dict:
     """The tokenizer fields copied from the base model's GGUF, checked against the run's tokenizer."""
     import gguf
@@ -368,6 +254,7 @@ def export_gguf(
 
     from tuneforge.files import check_output_dir, staged_dir
     from tuneforge.train.export import check_trained_run, merge_run
+    from tuneforge.train.modelfile import modelfile
     from tuneforge.train.run_config import load_run_config
 
     if quant not in QUANTS:
@@ -394,9 +281,9 @@ def export_gguf(
         hf_tokenizer_fields(saved, max(saved.get_vocab().values()) + 1)
     name = f"model-{quant}.gguf"
     try:  # the run's own template, mapped before any work
-        text, problem = modelfile(name, saved), None
+        (text, no_tools), problem = modelfile(name, saved), None
     except ConfigError as exc:  # the GGUF still serves llama.cpp: write it, and say why Ollama gets no file
-        text, problem = None, exc
+        text, no_tools, problem = None, "", exc
     with tempfile.TemporaryDirectory(prefix="tuneforge-merge-") as merged:
         if (adapter_dir / "adapter_config.json").exists():
             merge_run(run_dir, Path(merged), "float32")
@@ -413,4 +300,6 @@ def export_gguf(
                 (tmp / "Modelfile").write_text(text, encoding="utf-8")
     if problem is not None:
         print(f"tuneforge: wrote {out / name} without an Ollama Modelfile: {problem}", file=sys.stderr)
+    elif no_tools:
+        print(f"tuneforge: the Ollama Modelfile renders no tool calls: {no_tools}", file=sys.stderr)
     return out / name

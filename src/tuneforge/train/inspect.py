@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tuneforge.chat_template import set_chat_template, tool_layout
 from tuneforge.models import load_tokenizer
+from tuneforge.ollama_json import ollama_tool
 from tuneforge.records import Example, Message
 from tuneforge.tokenisation import encode_examples, target_spans
 from tuneforge.train.context import load_training_mix, one_source
@@ -25,11 +26,15 @@ def inspect_examples(
             last = b
         marked.append(text[last:])
         enc, _ = encode_examples([ex], tokenizer, max_length, mask, reasoning)
-        tools = f", {len(ex.tools)} tools in the {tool_layout(tokenizer)} layout" if ex.tools else ""
+        layout = tool_layout(tokenizer)
+        tools = f", {len(ex.tools)} tools in the {layout} layout" if ex.tools else ""
         out.append(
             f"── {ex.id or 'example'}: {len(enc[0].input_ids)} tokens, {enc[0].n_targets} targets "
             f"(mask={mask}, reasoning={reasoning}{tools})\n{''.join(marked)}"
         )
+        unshown = [k for t in ex.tools for k in ollama_tool(t)[1]] if layout == "hermes" else []
+        if unshown:  # validated against, but not in the prompt: Ollama drops them too (ollama_json)
+            out.append(f"   schema keys the Hermes layout does not show the model: {', '.join(sorted(set(unshown)))}")
     return "\n".join(out)
 
 
