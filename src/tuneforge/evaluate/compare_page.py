@@ -23,6 +23,7 @@ from tuneforge.data.io import read_records, records_of
 from tuneforge.errors import ConfigError, TuneforgeError
 from tuneforge.evaluate.paired_deltas import compare_runs, resolve
 from tuneforge.evaluate.report_kit import escape, figure, page, pyplot, section
+from tuneforge.evaluate.training_curves import plot_loss
 from tuneforge.files import check_finished, check_output_dir, staged_dir, write_text_atomic
 from tuneforge.records import Generation
 from tuneforge.run_metrics import read_metrics
@@ -78,15 +79,13 @@ def _metric_rows(entries: list[dict], deltas: list[dict | None]) -> tuple[list[s
 
 def _loss_figure(entries: list[dict]):
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3))
+    fig, ax = plt.subplots(figsize=(8.5, 3.2))
     drawn = set()
     for e in entries:
         if e["log"] and e["dir"] not in drawn:  # base and tuned of one run share its curve
             drawn.add(e["dir"])
-            ax.plot([r["step"] for r in e["log"]], [r["loss"] for r in e["log"]], label=e["dir"].name)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("training loss")
-    ax.legend(fontsize=8)
+            plot_loss(ax, e["log"], e["dir"].name)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # beside the data
     fig.tight_layout()
     return fig
 
@@ -178,7 +177,12 @@ def compare_page(specs: list[str], out: str | Path, n_boot: int = 1000) -> Path:
         section(f"Metrics, and the paired change against {entries[0]['name']}", header, rows),
     ]
     if any(e["log"] for e in entries):
-        parts.append(figure(_loss_figure(entries), "Training loss per optimizer step, every run with a train_log"))
+        parts.append(
+            figure(
+                _loss_figure(entries),
+                "Loss per optimizer step, every run with a train_log: training (smoothed; raw points faint) and held-out evaluations with 95% CIs",
+            )
+        )
     metrics = list(dict.fromkeys(m for e in entries for m in e["model"].get("per_domain", {}).get(
         next(iter(e["model"].get("per_domain", {})), ""), {})))  # fmt: skip
     for m in metrics:

@@ -21,6 +21,7 @@ from pathlib import Path
 from tuneforge.data.io import read_records, records_of
 from tuneforge.errors import TuneforgeError
 from tuneforge.evaluate import report_kit as kit
+from tuneforge.evaluate.training_curves import plot_loss
 from tuneforge.files import write_text_atomic
 from tuneforge.records import Generation
 from tuneforge.run_metrics import read_metrics
@@ -92,7 +93,7 @@ def _load(run_dir: Path) -> tuple[dict, list[dict]]:
     metrics = read_metrics(run_dir).to_dict()  # checked against the schema
     log_path = run_dir / "train_log.jsonl"
     log = [json.loads(x) for x in log_path.read_text().splitlines() if x.strip()] if log_path.exists() else []
-    return metrics, [r for r in log if "loss" in r and "step" in r]
+    return metrics, [r for r in log if ("loss" in r or "eval_loss" in r) and "step" in r]
 
 
 def _domain_chart(models: dict, metric: str):
@@ -113,11 +114,8 @@ def _domain_chart(models: dict, metric: str):
     for k, n in enumerate(names):
         rows = [models[n]["per_domain"][d][metric] for d in domains]
         vals = [r["score"] for r in rows]
-        err = [
-            [max(0, v - r["ci"][0]) if r.get("ci") and r["ci"][0] == r["ci"][0] else 0 for v, r in zip(vals, rows)],
-            [max(0, r["ci"][1] - v) if r.get("ci") and r["ci"][1] == r["ci"][1] else 0 for v, r in zip(vals, rows)],
-        ]
-        ax.bar([i + k * width for i in range(len(domains))], vals, width, yerr=err, capsize=3, label=n)
+        ax.bar([i + k * width for i in range(len(domains))], vals, width, yerr=_error_bars(vals, rows), capsize=3,
+               label=n)  # fmt: skip
     ax.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(domains))])
     ax.set_xticklabels(domains, rotation=20, ha="right", fontsize=9)
     ax.set_title(f"{METRIC_LABELS.get(metric, metric)} per domain (95% CI)")
@@ -154,11 +152,20 @@ def _loss_chart(log: list[dict]):
         return None
     plt = kit.pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 3.2))
-    ax.plot([r["step"] for r in log], [r["loss"] for r in log], marker="o", markersize=3)
-    ax.set_xlabel("step")
-    ax.set_title("training loss per target token")
+    plot_loss(ax, log)
+    ax.set_title("loss per target token: training (smoothed; raw points faint) and held-out")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # beside the data
     fig.tight_layout()
     return fig
+
+
+def _error_bars(vals: list[float], rows: list[dict]) -> list[list[float]]:
+    """matplotlib's yerr (below, above) from rows with a "ci" (0 where there is none or it is NaN)."""
+    ok = [bool(r.get("ci")) and r["ci"][0] == r["ci"][0] and r["ci"][1] == r["ci"][1] for r in rows]
+    return [
+        [max(0.0, v - r["ci"][0]) if good else 0.0 for v, r, good in zip(vals, rows, ok)],
+        [max(0.0, r["ci"][1] - v) if good else 0.0 for v, r, good in zip(vals, rows, ok)],
+    ]
 
 
 def _legacy_png(metrics: dict, log: list[dict], path: Path) -> None:
@@ -176,22 +183,28 @@ def _legacy_png(metrics: dict, log: list[dict], path: Path) -> None:
     width = 0.8 / len(names)
     for ax, m in zip(axes[0], metric_names):
         for k, name in enumerate(names):
+            rows = [models[name]["per_domain"][d][m] for d in domains]
+            vals = [r["score"] for r in rows]
             ax.bar(
                 [i + k * width for i in range(len(domains))],
-                [models[name]["per_domain"][d][m]["score"] for d in domains],
+                vals,
                 width,
+                yerr=_error_bars(vals, rows),
+                capsize=2,
                 label=name,
             )
         ax.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(domains))])
         ax.set_xticklabels(domains, rotation=30, ha="right", fontsize=8)
-        ax.set_title(METRIC_LABELS.get(m, m))
-        ax.legend(fontsize=8)
+        ax.set_title(f"{METRIC_LABELS.get(m, m)} (95% CI)", fontsize=10)
     if log:
         ax = axes[0][-1]
-        ax.plot([r["step"] for r in log], [r["loss"] for r in log], marker="o", markersize=3)
-        ax.set_xlabel("step")
-        ax.set_title("training loss per target token")
-    fig.tight_layout()
+        plot_loss(ax, log)
+        ax.set_title("loss per target token", fontsize=10)
+        ax.legend(fontsize=7)
+    if metric_names:  # one legend for the bars, below them: it covers no bar
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=len(names), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -30,9 +30,10 @@ from tuneforge.config import SEED
 from tuneforge.errors import ConfigError, DataError, suggest
 from tuneforge.hardware import announce_precision, distributed_state, resolve_precision  # noqa: F401 (re-exported)
 from tuneforge.tokenisation import MASKS, REASONING
+from tuneforge.train.best import EarlyStopping, EvalWatch, save_best
 from tuneforge.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from tuneforge.train.compile import compile_blocks, uncompile_blocks
-from tuneforge.train.sharding import fsdp_requested, shard_model
+from tuneforge.train.sharding import fsdp_requested, shard_model, trainable_state
 from tuneforge.train.trackers import check_trackers, open_trackers
 
 SCHEDULES = ("cosine", "linear", "constant")
@@ -81,6 +82,22 @@ class TrainConfig:
         default=0, metadata={"help": "save a resumable checkpoint every N steps (0 = off)", "ge": 0}
     )
     resume: bool = field(default=True, metadata={"help": "continue from the run's latest checkpoint if there is one"})
+    eval_every: int = field(
+        default=0,
+        metadata={
+            "help": "measure the held-out loss (with its 95% CI) every N steps and at the end (0 = only before and after)",
+            "ge": 0,
+        },
+    )
+    early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
+    keep_best: int = field(
+        default=0,
+        metadata={
+            "help": "keep the K best evaluated checkpoints by early_stopping.metric; the run's adapter is then the best "
+            "one and adapter-last the last (0 = save the last)",
+            "ge": 0,
+        },
+    )
     report_to: list[str] = field(
         default_factory=list,
         metadata={
@@ -111,7 +128,12 @@ class TrainConfig:
             raise ConfigError(f"train.lr must be > 0, got {self.lr} (a typical LoRA rate is 2e-4)")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        for name in ("weight_decay", "max_grad_norm", "checkpoint_every"):
+        if (self.keep_best or self.early_stopping.patience) and not self.eval_every:
+            raise ConfigError(
+                "train.keep_best and train.early_stopping.patience act on evaluations during training: "
+                "set train.eval_every (e.g. train.eval_every=20)"
+            )
+        for name in ("weight_decay", "max_grad_norm", "checkpoint_every", "eval_every", "keep_best"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name} must be ≥ 0, got {getattr(self, name)}")
         check_trackers(self.report_to)
@@ -164,6 +186,10 @@ class TrainResult:
     seconds: float
     trainable_params: int
     total_params: int
+    eval_seconds: float = 0.0  # of `seconds`, the time spent evaluating during training
+    evals: list[dict] = field(default_factory=list)  # every evaluation during training: step, metric, CI
+    best_step: int | None = None  # with train.keep_best: the step whose weights the run keeps
+    stopped: dict | None = None  # early stopping: {"step", "reason"}
 
     @property
     def final_loss(self) -> float:
@@ -208,10 +234,13 @@ def train_loop(
     log_path: str | Path | None = None,
     accelerator=None,
     checkpoint_dir: str | Path | None = None,
+    evaluate: Callable[[torch.nn.Module], dict] | None = None,
 ) -> TrainResult:
     """Run `cfg.steps` optimizer steps of `objective` over `batches` (an endless, deterministic
     iterator). With `checkpoint_dir`, save every `cfg.checkpoint_every` steps and, when
-    `cfg.resume`, continue from the latest checkpoint: the same batches, in the same order."""
+    `cfg.resume`, continue from the latest checkpoint: the same batches, in the same order.
+    `evaluate(model) -> {"eval_loss", "eval_loss_lo", "eval_loss_hi"}` runs every `cfg.eval_every`
+    steps and at the last; `cfg.early_stopping` and `cfg.keep_best` act on it (`train/best.py`)."""
     from transformers import get_scheduler
 
     accelerator = accelerator or make_accelerator()
@@ -262,16 +291,32 @@ def train_loop(
     params = [p for p in model.parameters() if p.requires_grad]
     model.train()
     losses, tokens, first = [], 0, 0
+    if cfg.eval_every and evaluate is None:
+        raise ConfigError(f"train.eval_every: objective '{objective.name}' has no held-out loss to evaluate")
+    watch = (
+        # only the main process deletes evicted best folders (it alone writes them)
+        EvalWatch(cfg.early_stopping, cfg.keep_best,
+                  Path(checkpoint_dir) if checkpoint_dir and accelerator.is_main_process else None,
+                  defer=bool(cfg.checkpoint_every))
+        if cfg.eval_every and evaluate is not None
+        else None
+    )  # fmt: skip
+    eval_seconds, stopped = 0.0, None
     latest = latest_checkpoint(Path(checkpoint_dir)) if checkpoint_dir and cfg.resume else None
+    if watch is not None and cfg.keep_best and checkpoint_dir is None:
+        raise ConfigError("train.keep_best needs a run directory to keep the checkpoints in")
     if latest is not None:
         counters = load_checkpoint(latest, accelerator.unwrap_model(model), optimizer, scheduler)
         first, losses, tokens = counters["step"], counters["losses"], counters["tokens"]
+        eval_seconds = counters.get("eval_seconds", 0.0)
+        if watch is not None:
+            watch.restore(counters.get("watch"))
         for _ in range(first * cfg.grad_accum):  # replay the deterministic stream up to the checkpoint
             next(batches)
         print(f"tuneforge: resumed from {latest} at step {first}", flush=True)
     log = _open_log(Path(log_path), first) if log_path and accelerator.is_main_process else None
     trackers = open_trackers(cfg.report_to, Path(log_path).parent, asdict(cfg)) if log and log_path else []
-    start, tokens_before = time.time(), tokens
+    start, tokens_before, eval_seconds_here = time.time(), tokens, 0.0
     bar = tqdm(
         range(first, cfg.steps),
         desc=f"train {objective.name}",
@@ -317,7 +362,7 @@ def train_loop(
             losses.append(step_loss)
             tokens += sum(int(b["num_tokens"]) for b in micro)
             elapsed = time.time() - start
-            rate = (tokens - tokens_before) / max(elapsed, 1e-9)
+            rate = (tokens - tokens_before) / max(elapsed - eval_seconds_here, 1e-9)  # training time only
             bar.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{rate:.0f}")
             if log and ((step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps):
                 window = losses[-((step % cfg.log_every) + 1) :]  # steps since the previous row
@@ -330,21 +375,55 @@ def train_loop(
                     "tokens_seen": tokens,
                     "tokens_per_s": rate,
                     "elapsed_s": elapsed,
+                    "eval_s": eval_seconds,  # of elapsed_s (and of earlier sessions, when resumed)
                     **(objective.stats() if objective.stats else {}),
                 }
                 log.write(json.dumps(row) + "\n")
                 log.flush()
                 for tracker in trackers:
                     tracker.log(row, step + 1)
-            if checkpoint_dir and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0:
+            if watch and evaluate and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
+                t0 = time.time()
+                row = evaluate(accelerator.unwrap_model(model))
+                keep, stop = watch.observe(step + 1, row)
+                if keep and checkpoint_dir:  # a collective under FSDP: every process gathers, the main one writes
+                    tensors, _ = trainable_state(accelerator.unwrap_model(model))
+                    save_best(Path(checkpoint_dir), step + 1, tensors, accelerator.is_main_process)
+                spent = time.time() - t0
+                eval_seconds += spent
+                eval_seconds_here += spent
+                model.train()
+                if stop:
+                    stopped = {
+                        "step": step + 1,
+                        "reason": f"{cfg.early_stopping.metric} did not improve by more than "
+                        f"{cfg.early_stopping.min_delta} for {cfg.early_stopping.patience} evaluations "
+                        f"(best {watch.best_value:.4f})",
+                    }
+                if log:
+                    eval_row = {"step": step + 1, **row, "eval_s": spent, "best_step": watch.best_step}
+                    log.write(json.dumps(eval_row) + "\n")
+                    log.flush()
+                    for tracker in trackers:
+                        tracker.log({k: v for k, v in eval_row.items() if v is not None}, step + 1)
+            if checkpoint_dir and cfg.checkpoint_every and ((step + 1) % cfg.checkpoint_every == 0 or stopped):
+                counters = {"step": step + 1, "losses": losses, "tokens": tokens, "eval_seconds": eval_seconds}
+                if watch is not None:
+                    counters["watch"] = watch.state()
                 save_checkpoint(
                     Path(checkpoint_dir),
                     accelerator.unwrap_model(model),
                     optimizer,
                     scheduler,
-                    {"step": step + 1, "losses": losses, "tokens": tokens},
+                    counters,
                     write=accelerator.is_main_process,
                 )
+                if watch is not None:
+                    watch.checkpointed()
+            if stopped:
+                if accelerator.is_local_main_process:
+                    print(f"tuneforge: early stopping at step {step + 1}: {stopped['reason']}", flush=True)
+                break
     finally:
         if log:
             log.close()
@@ -357,7 +436,18 @@ def train_loop(
         _base(model).gradient_checkpointing_disable()
     model.eval()
     trainable, total_params = count_parameters(model)
-    return TrainResult(cfg.steps, losses, tokens - tokens_before, time.time() - start, trainable, total_params)
+    return TrainResult(
+        stopped["step"] if stopped else cfg.steps,
+        losses,
+        tokens - tokens_before,
+        time.time() - start,
+        trainable,
+        total_params,
+        eval_seconds_here,
+        watch.history if watch else [],
+        watch.best_step if watch and cfg.keep_best else None,
+        stopped,
+    )
 
 
 def _non_finite_message(loss: float, step: int, cfg: TrainConfig, precision: str) -> str:

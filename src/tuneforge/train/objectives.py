@@ -26,10 +26,11 @@ from tuneforge.hardware import distributed_state
 from tuneforge.records import Example
 from tuneforge.train import distill, domain_adapt, dpo, grpo, kto, reward, sft
 from tuneforge.train.adapters import AdapterConfig, apply_adapter, save_trained
+from tuneforge.train.best import best_dir
 from tuneforge.train.config import ModelConfig, SFTDataConfig
 from tuneforge.train.context import BuildContext, ObjectiveOptions
 from tuneforge.train.loop import ObjectiveSetup, TrainConfig, TrainResult, train_loop
-from tuneforge.train.sharding import full_state_dict
+from tuneforge.train.sharding import full_state_dict, load_trainable_state
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,14 @@ def options_class(name: str) -> type[ObjectiveOptions]:
     return entry(name).options
 
 
+def eval_row(result: dict) -> dict:
+    """An objective's held-out evaluation as a log row: the loss and its bootstrap 95% CI."""
+    from tuneforge.intervals import ratio_ci
+
+    lo, hi = result["ci"] if "ci" in result else ratio_ci(result["sums"], result["units"])
+    return {"eval_loss": result["loss"], "eval_loss_lo": lo, "eval_loss_hi": hi}
+
+
 def fit(
     model,
     tok,
@@ -144,6 +153,11 @@ def fit(
     else:
         setup = e.build(ctx)
         model = apply_adapter(model if setup.model is None else setup.model, adapter, train.seed)
+    if train.eval_every and not (setup.before and "loss" in setup.before):
+        raise ConfigError(
+            f"train.eval_every needs a held-out loss: objective '{e.name}' "
+            + ("has none" if setup.before is None else "was given no held-out examples (data.eval)")
+        )
     result = train_loop(
         model,
         setup.batches,
@@ -151,7 +165,17 @@ def fit(
         train,
         run_dir / "train_log.jsonl",
         checkpoint_dir=run_dir / "checkpoints",
+        evaluate=(lambda m: eval_row(setup.evaluate(m))) if train.eval_every else None,
     )
+    if result.best_step is not None and result.best_step != result.steps:
+        from safetensors.torch import load_file
+
+        # the last weights stay available beside the run's adapter, which becomes the best step's
+        gathered = full_state_dict(model)
+        if state.is_main_process:
+            save_trained(model, tok, run_dir / "adapter-last", gathered)
+        best = load_file(best_dir(run_dir / "checkpoints", result.best_step) / "trainable.safetensors")
+        load_trainable_state(model, best)
     gathered = full_state_dict(model)  # a sharded (FSDP) model's weights, gathered on the main process
     if state.is_main_process:
         save_trained(model, tok, run_dir / "adapter", gathered)

@@ -89,7 +89,11 @@ def train_model(cfg: TrainRunConfig) -> Path:
             "total_params": result.total_params,
             "trainable_ratio": result.trainable_params / result.total_params,
             "train_seconds": result.seconds,
-            "tokens_per_s": result.tokens / max(result.seconds, 1e-9),
+            "eval_seconds": result.eval_seconds,  # of train_seconds: evaluation during training (train.eval_every)
+            "tokens_per_s": result.tokens / max(result.seconds - result.eval_seconds, 1e-9),
+            "evals": result.evals,
+            "best_step": result.best_step,  # train.keep_best: the step saved as the adapter (adapter-last: the last)
+            "stopped": result.stopped,  # train.early_stopping: when and why
         }
         if not state.is_main_process:
             return run_dir
