@@ -400,6 +400,13 @@ def cmd_env(args) -> int:
     return 0
 
 
+def cmd_ui(args) -> int:
+    from tuneforge.ui.app import serve
+
+    serve(args.root, args.host, args.port, args.token)
+    return 0
+
+
 def _register_stage_reports() -> None:
     """Every stage's part of a run's report (the CLI may know all stages; report.py knows none)."""
     from tuneforge.safety.report_section import register
@@ -764,6 +771,20 @@ VERBS = (
         args=(
             _arg("--json", action="store_true", help="machine-readable output"),
             _arg("--no-measure", action="store_true", help="skip the matmul measurement (~1 s)"),
+        ),
+    ),
+    Verb(
+        "ui",
+        cmd_ui,
+        "a local web page to launch, follow, cancel and compare runs",
+        "Serves http://127.0.0.1:7860/ over the runs in --root: their status, progress and ETA; each run's live "
+        "loss and held-out curves, config and report; a form that launches a training run from a config with "
+        "overrides (an ordinary CLI run in --root); cancel; the compare page of the models picked.",
+        args=(
+            _arg("--root", type=Path, default=Path("runs"), help="the folder of runs (launched runs go there too)"),
+            _arg("--host", default="127.0.0.1", help="address to listen on; another than 127.0.0.1 needs --token"),
+            _arg("--port", type=int, ge=1, le=65535, default=7860),
+            _arg("--token", default=None, help="a secret every request must carry (required off 127.0.0.1)"),
         ),
     ),
     Verb(

@@ -58,11 +58,35 @@ def incomplete_until_done(run_dir: str | Path, active: bool = True):
     if active:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(
-            "this run has not finished: its files may be partial or from an earlier run\n", encoding="utf-8"
+            "this run has not finished: its files may be partial or from an earlier run\n"
+            f"pid: {os.getpid()}\nhost: {os.uname().nodename}\n",  # so `tuneforge ui` tells running from stopped
+            encoding="utf-8",
         )
-    yield
+    try:
+        yield
+    except BaseException as exc:  # why it stopped, for the page (a SIGKILL writes nothing: "incomplete")
+        if active and marker.exists():
+            with open(marker, "a", encoding="utf-8") as f:
+                f.write(f"stopped: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}\n")
+        raise
     if active:
         marker.unlink(missing_ok=True)
+
+
+def marker_state(run_dir: str | Path) -> dict | None:
+    """None for a finished run; else what its `.incomplete` says: pid, host, and `stopped` (the
+    exception that ended it) when it ended by one."""
+    marker = Path(run_dir) / MARKER
+    try:
+        text = marker.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
+    state = {}
+    for line in text.splitlines()[1:]:
+        key, sep, value = line.partition(": ")
+        if sep and key in ("pid", "host", "stopped"):
+            state[key] = value
+    return state
 
 
 def check_finished(run_dir: str | Path) -> None:

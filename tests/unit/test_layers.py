@@ -46,7 +46,7 @@ LAYERS = [
         "multitask.run",
         "demo",
     ],
-    ["cli", "__init__"],
+    ["cli", "ui", "__init__"],
 ]
 # a recipe may call another recipe of its own stage, and the demo composes them all
 RECIPE_CALLS = {

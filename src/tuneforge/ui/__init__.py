@@ -1,0 +1,1 @@
+"""The local web app (`tuneforge ui`): launch, follow, cancel and compare runs."""
