@@ -105,3 +105,19 @@ def test_the_report_and_compare_page_draw_held_out_evaluations_from_the_training
     page = compare_page([f"{tmp_path / 'run'}:base", f"{tmp_path / 'run'}:tuned"], tmp_path / "cmp", n_boot=10)
     html = (page if page.is_file() else page / "compare.html").read_text()
     assert "held-out evaluations with 95% CIs" in html
+
+
+def test_chart_legends_sit_beside_the_axes_where_they_cover_no_bar_or_point(tmp_path):
+    import json
+
+    from tuneforge.evaluate.report import _domain_chart, _loss_chart
+
+    rows = _run_with_eval_curve(tmp_path)
+    models = json.loads((tmp_path / "metrics.json").read_text())["models"]
+    for fig in (_domain_chart(models, "rouge_l"), _loss_chart(rows)):
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        legend, area = ax.get_legend().get_window_extent(), ax.get_window_extent()
+        assert legend.x0 >= area.x1  # entirely to the right of the plotting area
+    bars = [c for c in _domain_chart(models, "rouge_l").axes[0].containers if hasattr(c, "errorbar")]
+    assert bars and all(c.errorbar is not None for c in bars)  # every bar with its CI

@@ -22,7 +22,7 @@ from pathlib import Path
 from tuneforge.data.io import read_records, records_of
 from tuneforge.errors import ConfigError, TuneforgeError
 from tuneforge.evaluate.paired_deltas import compare_runs, resolve
-from tuneforge.evaluate.report_kit import escape, figure, page, pyplot, section
+from tuneforge.evaluate.report_kit import escape, figure, legend_beside, page, pyplot, section
 from tuneforge.evaluate.training_curves import plot_loss
 from tuneforge.files import check_finished, check_output_dir, staged_dir, write_text_atomic
 from tuneforge.records import Generation
@@ -85,7 +85,7 @@ def _loss_figure(entries: list[dict]):
         if e["log"] and e["dir"] not in drawn:  # base and tuned of one run share its curve
             drawn.add(e["dir"])
             plot_loss(ax, e["log"], e["dir"].name)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # beside the data
+    legend_beside(ax)
     fig.tight_layout()
     return fig
 
@@ -107,7 +107,7 @@ def _domain_figure(entries: list[dict], metric: str):
         ax.bar(x, scores, width, yerr=err, capsize=2, label=e["name"])
     ax.set_xticks(np.arange(len(domains)) + 0.4 - width / 2, domains)
     ax.set_ylabel(metric)
-    ax.legend(fontsize=8)
+    legend_beside(ax)
     fig.tight_layout()
     return fig
 

@@ -119,7 +119,7 @@ def _domain_chart(models: dict, metric: str):
     ax.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(domains))])
     ax.set_xticklabels(domains, rotation=20, ha="right", fontsize=9)
     ax.set_title(f"{METRIC_LABELS.get(metric, metric)} per domain (95% CI)")
-    ax.legend(fontsize=8)
+    kit.legend_beside(ax)
     fig.tight_layout()
     return fig
 
@@ -142,7 +142,7 @@ def _overall_chart(models: dict, metric_names: list[str], title: str):
     ax.set_xticklabels([m.replace("_", " ") for m in metric_names], rotation=15, ha="right", fontsize=9)
     ax.set_ylabel("%")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    kit.legend_beside(ax)
     fig.tight_layout()
     return fig
 
@@ -154,7 +154,7 @@ def _loss_chart(log: list[dict]):
     fig, ax = plt.subplots(figsize=(7.5, 3.2))
     plot_loss(ax, log)
     ax.set_title("loss per target token: training (smoothed; raw points faint) and held-out")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # beside the data
+    kit.legend_beside(ax)
     fig.tight_layout()
     return fig
 
@@ -200,7 +200,7 @@ def _legacy_png(metrics: dict, log: list[dict], path: Path) -> None:
         ax = axes[0][-1]
         plot_loss(ax, log)
         ax.set_title("loss per target token", fontsize=10)
-        ax.legend(fontsize=7)
+        kit.legend_beside(ax, 7)
     if metric_names:  # one legend for the bars, below them: it covers no bar
         handles, labels = axes[0][0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="lower center", ncol=len(names), fontsize=8, frameon=False)

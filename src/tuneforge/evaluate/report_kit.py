@@ -67,3 +67,8 @@ def page(title: str, parts: list[str], heading: str | None = None) -> str:
             "</body></html>",
         ]
     )
+
+
+def legend_beside(ax, fontsize: int = 8) -> None:
+    """The legend to the right of the axes, where it can cover no bar or point."""
+    ax.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)

@@ -126,6 +126,15 @@ def make_app(root: Path, token: str | None = None, bundled: Path | None = None, 
 
     root = Path(root).resolve()
     launched: dict[str, subprocess.Popen] = {}
+    machine: list[str] = []
+
+    def hardware() -> str:  # `tuneforge env` without the matmul measurement, read once
+        if not machine:
+            from tuneforge.hardware import describe_environment, format_environment
+
+            machine.append(format_environment(describe_environment(measure=False)))
+        return machine[0]
+
     ui_dir = root / ".tuneforge-ui"
 
     def _run_dir(name: str) -> Path:
@@ -254,6 +263,8 @@ def make_app(root: Path, token: str | None = None, bundled: Path | None = None, 
             "</p><svg id='chart' width='640' height='260' role='img' aria-label='loss curve'></svg>"
             + (f"<h2>Summary</h2><pre>{html.escape(json.dumps(shown, indent=1))}</pre>" if shown else "")
             + f"<h2>Resolved config</h2><pre id='config'>{html.escape(config)}</pre>"
+            + f"<h2>Hardware (this machine; the config above says the precision the run resolved)</h2>"
+            f"<pre id='hardware'>{html.escape(hardware())}</pre>"
             + (f"<h2>Output</h2><pre id='output'>{html.escape(output)}</pre>" if output else "")
         )
         steps = info.steps if info else 0
