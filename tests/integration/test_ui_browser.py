@@ -191,7 +191,7 @@ def test_launch_watch_cancel_resume_report_and_compare_in_a_real_browser(tmp_pat
         assert browser.js("location.pathname") == "/run/first"
         _wait(lambda: browser.text("#status") == "finished", 120, "the first run to finish")
         assert "steps: 4" in browser.text("#config")  # the resolved config, once the run wrote it
-        assert "precision" in browser.text("#hardware")
+        assert "CPU:" in browser.text("#hardware") and "Precision auto" in browser.text("#hardware")
         _wait(lambda: browser.text("#points") == "6", 10, "4 training points and 2 evaluations")
         assert browser.js("document.querySelectorAll('#chart rect.eval').length") == 2
         browser.screenshot("finished-run")
