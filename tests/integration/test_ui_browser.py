@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from test_report_browser import _chromium  # noqa: I001 (same folder)
 
 from tuneforge.config import load_config
 from tuneforge.data.io import write_records
@@ -114,12 +114,7 @@ class Browser:
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        if os.environ.get("TUNEFORGE_REQUIRE_BROWSER"):
-            pytest.fail("chromium is required here (TUNEFORGE_REQUIRE_BROWSER=1): run scripts/install_browser.sh")
-        pytest.skip("chromium not installed (bash scripts/install_browser.sh)")
-    return path
+    return _chromium()  # skips, or fails under TUNEFORGE_REQUIRE_BROWSER=1, without Debian's chromium
 
 
 def _tiny_setup(where: Path) -> Path:
