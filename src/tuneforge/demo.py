@@ -22,7 +22,7 @@ from tuneforge.data.seed import load_examples
 from tuneforge.evaluate.report import write_report
 from tuneforge.evaluate.scoring import score_models
 from tuneforge.evaluate.test_set import TestSetConfig, cap_per_domain
-from tuneforge.files import check_output_dir, run_directory
+from tuneforge.files import check_output_dir, run_directory, write_text_atomic
 from tuneforge.generation import GenerationConfig, generate_answers
 from tuneforge.hardware import cpu_ticks, hardware_summary, steal_percent
 from tuneforge.models import EMBEDDED_ENCODER, check_attention, check_hub_model, load_model
@@ -91,8 +91,8 @@ def _build_steps(b: BuildConfig) -> list[str]:
 class _Stages:
     """Prints numbered stage headers and records each stage's wall time (seconds)."""
 
-    def __init__(self, total: int):
-        self.total, self._start = total, time.time()
+    def __init__(self, total: int, run_dir: Path | None = None):
+        self.total, self._start, self.run_dir = total, time.time(), run_dir
         self.times: dict[str, float] = {}
         self._name: str | None = None
         self.ticks = cpu_ticks()
@@ -101,6 +101,9 @@ class _Stages:
         self.stop()
         self._name, self._start = name, time.time()
         print(f"[{len(self.times) + 1}/{self.total}] {text}", flush=True)
+        if self.run_dir is not None:  # for `tuneforge ui`: which stage a running demo is in
+            stage = {"stage": len(self.times) + 1, "of": self.total, "name": name, "text": text}
+            write_text_atomic(self.run_dir / "stage.json", json.dumps(stage))
 
     def stop(self) -> None:
         if self._name is not None:
@@ -118,7 +121,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     check_attention(cfg.model.attn_implementation, cfg.model.device)
     with run_directory(run_dir, "demo"):
         save_config(cfg, run_dir / "config.yaml")
-        stages = _Stages(7 if cfg.build.enabled else 6)
+        stages = _Stages(7 if cfg.build.enabled else 6, run_dir)
         stages.start("data", "data")
         train = load_examples(cfg.data.train)
         build_summary = None

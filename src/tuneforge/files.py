@@ -240,7 +240,7 @@ def run_directory(path: str | Path, verb: str, active: bool = True, adopt: Itera
         raise
 
 
-BOOKKEEPING = {STAMP, MARKER, "config.yaml", "run_fingerprint.json"}
+BOOKKEEPING = {STAMP, MARKER, "config.yaml", "run_fingerprint.json", "stage.json"}
 
 
 def _holds_work(run_dir: Path) -> bool:

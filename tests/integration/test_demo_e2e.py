@@ -44,6 +44,8 @@ def test_demo_writes_a_complete_run_directory(demo_run):
     ):
         assert (demo_run / name).exists(), name
     assert len((demo_run / "generations" / "tuned.jsonl").read_text().splitlines()) == 2 * len(DOMAINS)
+    stage = json.loads((demo_run / "stage.json").read_text())  # the stage `tuneforge ui` shows while it runs
+    assert stage["name"] == "report" and stage["stage"] == stage["of"] == 7
 
 
 def test_demo_grows_its_data_with_ds2_and_self_instruct_from_the_embedded_model(demo_run):

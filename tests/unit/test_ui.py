@@ -44,6 +44,9 @@ def test_a_run_says_running_finished_failed_cancelled_or_incomplete_from_its_mar
     }  # fmt: skip
     assert found["broke"].detail == "DataError: bad line [f.jsonl:3]" and "resume" in found["killed"].detail
     assert found["live"].progress == "2/10" and found["live"].eta_s == pytest.approx(8.0)
+    (tmp_path / "live" / "stage.json").write_text('{"stage": 3, "of": 6, "name": "train", "text": "lora, 10 steps"}')
+    stages = {i.name: i.stage for i in list_runs(tmp_path)}
+    assert stages["live"] == "3/6 lora, 10 steps" and stages["done"] == ""  # the demo writes which stage it is in
 
 
 def test_the_marker_records_the_process_and_why_a_run_stopped(tmp_path):

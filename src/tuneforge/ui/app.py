@@ -154,12 +154,12 @@ def make_app(root: Path, token: str | None = None, bundled: Path | None = None, 
             report = f"<a href='/run/{html.escape(i.name)}/report'>report</a>" if i.report else ""
             rows.append(
                 f"<tr><td><a href='/run/{html.escape(i.name)}'>{html.escape(i.name)}</a></td><td>{html.escape(i.verb)}"
-                f"</td><td class='{i.status}'>{i.status}</td><td>{html.escape(i.progress)}</td>"
+                f"</td><td class='{i.status}'>{i.status}</td><td>{html.escape(i.stage)}</td><td>{html.escape(i.progress)}</td>"
                 f"<td>{fmt_eta(i.eta_s)}</td><td>{html.escape(i.detail)}</td><td>{report}</td><td>{picks}</td></tr>"
             )
         table = (
             "<form action='/compare' method='get'><table><tr><th>run</th><th>verb</th><th>status</th>"
-            "<th>step</th><th>ETA</th><th>detail</th><th>report</th><th>compare</th></tr>"
+            "<th>stage</th><th>step</th><th>ETA</th><th>detail</th><th>report</th><th>compare</th></tr>"
             + "".join(rows)
             + "</table><p><button type='submit'>compare the picked models</button></p></form>"
             if rows
@@ -285,8 +285,11 @@ def make_app(root: Path, token: str | None = None, bundled: Path | None = None, 
                 status = _status(name)
                 done = status not in ("running", "starting")
                 info = run_info(run) if run.exists() else None
-                progress = f"step {info.progress}" + (f" · ETA {fmt_eta(info.eta_s)}" if info.eta_s else "") if (
-                    info and info.steps) else ""  # fmt: skip
+                progress = " · ".join(x for x in (
+                    f"stage {info.stage}" if info and info.stage else "",
+                    f"step {info.progress}" if info and info.steps else "",
+                    f"ETA {fmt_eta(info.eta_s)}" if info and info.eta_s else "",
+                ) if x)  # fmt: skip
                 msg = {"rows": rows[sent:], "status": status, "done": done, "progress": progress,
                        "steps": info.steps if info else 0}  # fmt: skip
                 yield f"data: {json.dumps(msg)}\n\n"

@@ -27,6 +27,7 @@ class RunInfo:
     steps: int = 0
     eta_s: float | None = None
     started: float = 0.0
+    stage: str = ""  # a run of several stages (the demo): "3/6 lora fine-tuning, 240 steps"
     labels: list[str] = field(default_factory=list)  # models of an evaluated run (metrics.json)
     report: bool = False
 
@@ -44,6 +45,7 @@ class RunInfo:
             "steps": self.steps,
             "eta_s": self.eta_s,
             "started": self.started,
+            "stage": self.stage,
             "labels": self.labels,
             "report": self.report,
         }
@@ -92,6 +94,11 @@ def run_info(run: Path) -> RunInfo | None:
     else:
         status, detail = "incomplete", "stopped without finishing (killed?); rerun its command to resume"
     info = RunInfo(run.name, run, verb, status, detail, started=(run / STAMP).stat().st_mtime)
+    try:
+        stage = json.loads((run / "stage.json").read_text(encoding="utf-8"))
+        info.stage = f"{int(stage['stage'])}/{int(stage['of'])} {stage['text']}" if status != "finished" else ""
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
     rows = [r for r in read_log(run) if "loss" in r]
     info.steps = _planned_steps(run)
     if rows:
