@@ -49,7 +49,11 @@ def test_the_compare_page_holds_every_part_and_escapes_model_text(runs, capsys):
     assert "a:base" in md and "a:tuned" in md and "b:tuned" in md
     rouge = next(line for line in md.splitlines() if line.startswith("| rouge_l |"))
     assert rouge.count("[") == 5 and "p=" in rouge  # three scores with CIs, two paired deltas with CIs
-    assert "Training loss per optimizer step" in html and "rouge_l per domain" in html
+    assert (
+        "Loss per optimizer step" in html
+        and "held-out evaluations with 95% CIs" in html
+        and "rouge_l per domain" in html
+    )
     assert "Data build" in html and "augment" in html
     assert html.count("<tr class='item d-") == 10  # 5 domains × 2 items answered by all three
     assert "&lt;script&gt;document.title=" in html and "<script>document.title" not in html
