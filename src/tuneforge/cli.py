@@ -90,6 +90,37 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_compress(args) -> int:
+    from tuneforge.compress.run import CompressRunConfig, compress_model
+    from tuneforge.config import load_config
+
+    out = compress_model(load_config(CompressRunConfig, *_config_and_overrides(args)))
+    s = json.loads((out / "compress_summary.json").read_text())
+    h = s["heldout"]
+    line = f"{s['params_source']:,} → {s['params']:,} parameters ({100 * s['params'] / s['params_source']:.1f}%)"
+    for name in ("source", "pruned", "recovered"):
+        if h.get(name):
+            lo, hi = h[name]["ci"]
+            line += f"; held-out loss {name} {h[name]['loss']:.3f} [{lo:.3f}, {hi:.3f}]"
+    print(line)
+    for note in s["plan"]["notes"]:
+        print(f"note: {note}")
+    print(f"Model: {s['model']} (AutoModelForCausalLM.from_pretrained); summary: {out / 'compress_summary.json'}")
+    return 0
+
+
+def cmd_compress_compare(args) -> int:
+    from tuneforge.compress.table import CompressCompareConfig, compare_variants
+    from tuneforge.config import load_config
+
+    out = compare_variants(load_config(CompressCompareConfig, *_config_and_overrides(args)))
+    print((out / "compression.md").read_text())
+    print(
+        f"Results: {out / 'compression.json'}, {out / 'size_vs_quality.png'}, eval report {out / 'eval' / 'report.html'}"
+    )
+    return 0
+
+
 def cmd_export(args) -> int:
     if args.quant and not args.gguf:
         raise TuneforgeError(f"--quant {args.quant} applies to --gguf only. Add --gguf, or drop --quant")
@@ -409,9 +440,11 @@ def cmd_ui(args) -> int:
 
 def _register_stage_reports() -> None:
     """Every stage's part of a run's report (the CLI may know all stages; report.py knows none)."""
-    from tuneforge.safety.report_section import register
+    from tuneforge.compress.report_section import register as compression
+    from tuneforge.safety.report_section import register as safety
 
-    register()
+    safety()
+    compression()
 
 
 def cmd_report(args) -> int:
@@ -534,7 +567,11 @@ VERBS = (
             _arg("run_dir", type=Path, help="a directory written by tuneforge train"),
             _arg("--merge", action="store_true", help="merge LoRA/IA³ weights into the base model"),
             _arg("--gguf", action="store_true", help="merge, then write OUT/model-QUANT.gguf and OUT/Modelfile"),
-            _arg("--quant", help="GGUF weight type, with --gguf: f16 (default), q8_0 or f32"),
+            _arg(
+                "--quant",
+                help="GGUF weight type, with --gguf: f16 (default), q8_0, f32, or through llama.cpp's quantizer "
+                "q4_k_m, q4_k_s, q5_k_m, q5_k_s, q6_k, q3_k_m, q2_k, q4_0, q4_1, q5_0, q5_1",
+            ),
             _arg(
                 "--out",
                 type=Path,
@@ -544,6 +581,28 @@ VERBS = (
             _arg("--overwrite", action="store_true", help="replace an earlier export of this run in --out"),
             _arg("--dtype", default="", help="dtype of the merged weights (default: the run's model.dtype)"),
         ),
+    ),
+    Verb("compress", None, "smaller models: structured pruning, recovery, INT8/INT4, and one table of the trade-off"),
+    Verb(
+        "compress run",
+        cmd_compress,
+        "prune heads, MLP channels and layers (magnitude | taylor | learned gates), recover, quantize",
+        "A smaller model that AutoModelForCausalLM.from_pretrained loads, from a model or a run: structured "
+        "pruning scored on calibration data (one domain, or the run's training data), optional recovery by LoRA "
+        "SFT or distillation from the unpruned model, optional INT8/INT4 weights; held-out loss before and after "
+        "with 95% CIs. e.g. tuneforge compress run configs/compress.yaml source=runs/demo prune.mlp=0.5",
+        "tuneforge.compress.run:CompressRunConfig",
+        "optional",
+    ),
+    Verb(
+        "compress compare",
+        cmd_compress_compare,
+        "one table of parameters, size, peak memory, tokens/s, C_inf and quality (paired CIs) for model variants",
+        "tuneforge compress compare variants=[orig=runs/demo-merged,p50=runs/compress-50,q4=model-q4_k_m.gguf] — "
+        "the first variant is the original every delta is against. Writes compression.md/.json, "
+        "size_vs_quality.png and the eval run (answers, report) under output_dir.",
+        "tuneforge.compress.table:CompressCompareConfig",
+        "optional",
     ),
     Verb("data", None, "build, convert, filter and inspect data"),  # a group
     Verb(

@@ -11,6 +11,7 @@ fails its own test instead of a reader's page.
       "judge"?, "correlation"?,                        eval: LLM judge, metric–human correlation
       "safety"?,                                       safety: calibration, failures, judge
       "bench"?                                         lm-evaluation-harness results per model
+      "compression"?                                   compress compare: size, speed and quality per variant
     }
 
 Files written before the version existed (no `schema_version`) are read as version 1: the layout
@@ -31,6 +32,7 @@ from tuneforge.errors import DataError
 from tuneforge.files import write_text_atomic
 
 SCHEMA_VERSION = 1
+_SECTIONS = ("comparison", "comparison_models", "judge", "correlation", "safety", "bench", "compression")
 RUN_KINDS = ("demo", "eval", "safety", "bench")
 
 
@@ -57,6 +59,7 @@ class RunMetrics:
     correlation: dict | None = None
     safety: dict | None = None
     bench: dict | None = None
+    compression: dict | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -66,7 +69,7 @@ class RunMetrics:
     def to_dict(self) -> dict:
         out: dict[str, Any] = {"schema_version": self.schema_version, "run": self.run}
         out["models"] = {k: m.to_dict() for k, m in self.models.items()}
-        for f in ("comparison", "comparison_models", "judge", "correlation", "safety", "bench"):
+        for f in _SECTIONS:
             if getattr(self, f) is not None:
                 out[f] = getattr(self, f)
         return out
@@ -109,9 +112,7 @@ class RunMetrics:
                     )
             rest = {k: v for k, v in m.items() if k not in ("n", "overall", "per_domain")}
             parsed[label] = ModelResult(m["n"], m["overall"], m.get("per_domain") or {}, rest)
-        sections = {
-            k: data.get(k) for k in ("comparison", "comparison_models", "judge", "correlation", "safety", "bench")
-        }
+        sections = {k: data.get(k) for k in _SECTIONS}
         return cls(run=run, models=parsed, schema_version=version, **sections)
 
 

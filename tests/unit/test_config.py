@@ -53,6 +53,7 @@ def test_resolved_config_saves_and_reloads(tmp_path):
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_bundled_config_loads(path):
+    from tuneforge.compress.run import CompressRunConfig
     from tuneforge.data.build_config import BuildConfig
     from tuneforge.evaluate.run import EvalRunConfig
     from tuneforge.multitask.run import MultiTaskConfig
@@ -67,6 +68,7 @@ def test_every_bundled_config_loads(path):
         "safety.yaml": SafetyRunConfig,
         "superni_multitask.yaml": MultiTaskConfig,
         "reflect.yaml": ReflectRunConfig,
+        "compress.yaml": CompressRunConfig,
     }
     cls = special.get(path.name) or (BuildConfig if path.name.startswith("data_") else TrainRunConfig)
     assert isinstance(load_config(cls, path), cls)

@@ -32,7 +32,7 @@ LAYERS = [
     ["data"],
     ["train"],
     ["evaluate"],
-    ["safety", "multitask", "reflect"],
+    ["safety", "multitask", "reflect", "compress"],
     # recipes: the entry function of each verb (`<stage>/run.py`), composing the stages below
     [
         "data.run",
@@ -44,6 +44,8 @@ LAYERS = [
         "safety.run",
         "reflect.run",
         "multitask.run",
+        "compress.run",
+        "compress.table",
         "demo",
     ],
     ["cli", "ui", "__init__"],
@@ -53,6 +55,9 @@ RECIPE_CALLS = {
     ("data.file_steps", "data.run"),
     ("train.gguf_export", "train.export"),
     ("demo", "data.run"),
+    ("compress.run", "train.run"),  # recovery is a training run
+    ("compress.run", "train.export"),  # merged into the compressed model
+    ("compress.table", "evaluate.run"),  # the variants' answers and scores are an eval run
 }
 
 

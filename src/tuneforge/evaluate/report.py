@@ -57,7 +57,7 @@ class StageReport:
 
 
 # metrics.json sections a stage renders itself (report.py draws only what every run has)
-STAGE_SECTIONS = ("safety",)
+STAGE_SECTIONS = ("safety", "compression")
 _STAGE_REPORTS: dict[str, Callable[[Path, dict], StageReport]] = {}
 
 

@@ -1,5 +1,5 @@
-"""`tuneforge export RUN --gguf [--quant f16|q8_0|f32]`: the run's merged model as one GGUF file that
-llama.cpp, llama-cpp-python and Ollama load, plus an Ollama `Modelfile` beside it.
+"""`tuneforge export RUN --gguf [--quant f16|q8_0|f32|q4_k_m|…]`: the run's merged model as one GGUF file
+that llama.cpp, llama-cpp-python and Ollama load, plus an Ollama `Modelfile` beside it.
 
 Written with the `gguf` package (llama.cpp's own Python writer, its tensor-name map and its Q8_0
 quantiser) rather than by calling llama.cpp's `convert_hf_to_gguf.py`: that script is not on PyPI
@@ -20,6 +20,15 @@ tokenizers from that table; a tokenizer whose hash is not there, or one that is 
 than given a guessed pre-tokenizer (a wrong one splits text differently and the model degrades
 without an error). Tested offline by writing the embedded model's tokenizer both ways.
 
+The k-quants and the other llama.cpp types (`LLAMA_QUANTS`: q4_k_m, q5_k_m, q6_k, q4_0…) are not
+written here: their block formats and the per-tensor mix of a "_m" type (q4_k_m keeps the output
+projection, and attn_v and ffn_down in about half the layers, in q6_K) are llama.cpp's own code. `write_gguf` writes
+an f16 GGUF to a temporary sibling and hands it to llama.cpp's quantizer (`llama_model_quantize`, the
+function behind `llama-quantize`, through llama-cpp-python's C binding). Round-to-nearest with no
+importance matrix, so no calibration data. A k-quant needs rows of a multiple of 256 values (QK_K);
+llama.cpp quantizes a tensor whose rows are not (a hidden size of 64, say) to a legacy type of
+about the same size instead (q4_K → q5_0, q6_K → q8_0) and logs a warning per tensor.
+
 The Ollama Modelfile beside it is written by `train/modelfile.py`.
 """
 
@@ -31,9 +40,25 @@ from pathlib import Path
 
 import numpy as np
 
-from tuneforge.errors import ConfigError
+from tuneforge.errors import ConfigError, suggest
 
-QUANTS = ("f16", "q8_0", "f32")
+# written by the `gguf` package here: the value is GGUF's general.file_type (llama.cpp's LLAMA_FTYPE)
+_WRITTEN = {"f16": 1, "q8_0": 7, "f32": 0}
+# written by llama.cpp's quantizer from an f16 GGUF: the name of llama-cpp-python's LLAMA_FTYPE constant
+LLAMA_QUANTS = {
+    "q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M",
+    "q4_k_s": "LLAMA_FTYPE_MOSTLY_Q4_K_S",
+    "q5_k_m": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
+    "q5_k_s": "LLAMA_FTYPE_MOSTLY_Q5_K_S",
+    "q6_k": "LLAMA_FTYPE_MOSTLY_Q6_K",
+    "q3_k_m": "LLAMA_FTYPE_MOSTLY_Q3_K_M",
+    "q2_k": "LLAMA_FTYPE_MOSTLY_Q2_K",
+    "q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0",
+    "q4_1": "LLAMA_FTYPE_MOSTLY_Q4_1",
+    "q5_0": "LLAMA_FTYPE_MOSTLY_Q5_0",
+    "q5_1": "LLAMA_FTYPE_MOSTLY_Q5_1",
+}
+QUANTS = (*_WRITTEN, *LLAMA_QUANTS)
 # tokenizer fields taken from the base GGUF as they are (the run's tokenizer has the same vocabulary)
 _COPIED = (
     "tokenizer.ggml.model",
@@ -157,14 +182,77 @@ def gguf_tokenizer_fields(base_gguf: Path, tok, vocab_size: int) -> dict:
     return fields
 
 
+def check_quant(quant: str) -> None:
+    """Refuse an unknown `--quant`, or a llama.cpp type without llama-cpp-python, before any work."""
+    if quant not in QUANTS:
+        raise ConfigError(f"--quant {quant} unknown.{suggest(quant, QUANTS)} Use one of {', '.join(QUANTS)}")
+    if quant in LLAMA_QUANTS:
+        _llama_cpp(quant)
+
+
+def _llama_cpp(quant: str):
+    """llama-cpp-python, imported only for the llama.cpp types (it loads a native library)."""
+    try:
+        import llama_cpp
+    except (ImportError, OSError, RuntimeError) as exc:  # llama_cpp raises RuntimeError when its .so fails to load
+        raise ConfigError(
+            f"--quant {quant} runs llama.cpp's quantizer from the package llama-cpp-python, which cannot be "
+            f"imported ({type(exc).__name__}: {exc}). pip install llama-cpp-python, or use --quant "
+            f"{', '.join(_WRITTEN)}"
+        ) from exc
+    return llama_cpp
+
+
+def quantize_gguf(src: Path, out: Path, quant: str) -> Path:
+    """Quantize the f16/f32 GGUF `src` to llama.cpp's type `quant` (a key of LLAMA_QUANTS) at `out`,
+    with llama.cpp's own quantizer (what `llama-quantize SRC OUT Q4_K_M` runs). llama.cpp logs each
+    tensor's type, and a warning for each one it stores in a fallback type (rows not a multiple of 256)."""
+    import ctypes
+
+    import torch
+
+    if quant not in LLAMA_QUANTS:
+        raise ConfigError(f"--quant {quant} is not one of llama.cpp's quantizer types ({', '.join(LLAMA_QUANTS)})")
+    llama_cpp = _llama_cpp(quant)
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, LLAMA_QUANTS[quant])
+    params.nthread = torch.get_num_threads()  # what the user allowed torch (OMP_NUM_THREADS), not every core
+    code = llama_cpp.llama_model_quantize(str(src).encode(), str(out).encode(), ctypes.byref(params))
+    if code != 0:
+        raise ConfigError(
+            f"llama.cpp could not quantize {src} to {quant} (return code {code}; llama.cpp's log says why). "
+            f"Try another --quant, or --quant f16"
+        )
+    return out
+
+
 def write_gguf(model, tok, base_gguf: Path | None, out: Path, quant: str = "f16", name: str = "") -> Path:
     """Write `model` (a merged llama-architecture causal LM) as a GGUF file at `out`; the tokenizer
-    is copied from `base_gguf`, or written from `tok`'s tokenizer.json when the base was not a GGUF."""
+    is copied from `base_gguf`, or written from `tok`'s tokenizer.json when the base was not a GGUF.
+
+    f16, q8_0 and f32 are written here; llama.cpp's types (LLAMA_QUANTS) are quantized by llama.cpp
+    from an f16 file written beside `out` first, which is removed afterwards. `out` appears only
+    complete: it is written as `out.partial` and renamed."""
+    check_quant(quant)
+    tmp, f16 = out.with_name(out.name + ".partial"), out.with_name(out.name + ".f16.partial")
+    try:
+        if quant in LLAMA_QUANTS:
+            _write_gguf_file(model, tok, base_gguf, f16, "f16", name or out.stem)
+            quantize_gguf(f16, tmp, quant)
+        else:
+            _write_gguf_file(model, tok, base_gguf, tmp, quant, name or out.stem)
+        tmp.replace(out)
+    finally:  # after a failure, no half-written file; the f16 one, as large as the model, never stays
+        f16.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def _write_gguf_file(model, tok, base_gguf: Path | None, dest: Path, quant: str, name: str) -> None:
+    """Write the GGUF at `dest` with the `gguf` package, its weights in `quant` (one of _WRITTEN)."""
     import gguf
     import torch
 
-    if quant not in QUANTS:
-        raise ConfigError(f"--quant {quant} unknown. Use one of {', '.join(QUANTS)}")
     cfg = model.config
     if cfg.model_type not in ("llama", "mistral"):
         raise ConfigError(
@@ -178,9 +266,8 @@ def write_gguf(model, tok, base_gguf: Path | None, out: Path, quant: str = "f16"
 
     n_head, n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // n_head
-    tmp = out.with_name(out.name + ".partial")
-    w = gguf.GGUFWriter(str(tmp), "llama")
-    w.add_name(name or out.stem)
+    w = gguf.GGUFWriter(str(dest), "llama")
+    w.add_name(name)
     w.add_block_count(cfg.num_hidden_layers)
     w.add_context_length(cfg.max_position_embeddings)
     w.add_embedding_length(cfg.hidden_size)
@@ -191,7 +278,7 @@ def write_gguf(model, tok, base_gguf: Path | None, out: Path, quant: str = "f16"
     w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
     w.add_rope_dimension_count(head_dim)
     w.add_vocab_size(cfg.vocab_size)
-    w.add_file_type({"f32": 0, "f16": 1, "q8_0": 7}[quant])
+    w.add_file_type(_WRITTEN[quant])
     w.add_tokenizer_model(fields["tokenizer.ggml.model"])
     w.add_tokenizer_pre(fields["tokenizer.ggml.pre"])
     w.add_token_list(fields["tokenizer.ggml.tokens"])
@@ -238,8 +325,6 @@ def write_gguf(model, tok, base_gguf: Path | None, out: Path, quant: str = "f16"
     w.write_kv_data_to_file()
     w.write_tensors_to_file(progress=True)
     w.close()
-    tmp.replace(out)
-    return out
 
 
 def export_gguf(
@@ -257,8 +342,7 @@ def export_gguf(
     from tuneforge.train.modelfile import modelfile
     from tuneforge.train.run_config import load_run_config
 
-    if quant not in QUANTS:
-        raise ConfigError(f"--quant {quant} unknown. Use one of {', '.join(QUANTS)}")
+    check_quant(quant)  # llama-cpp-python's absence too, before the merge
     run_dir = Path(run_dir)
     adapter_dir, config_path = check_trained_run(run_dir)
     cfg = load_run_config(config_path)
