@@ -5,7 +5,8 @@ in one `tuneforge compress compare`:
 
   original        the run's adapter merged into its base (`export --merge`), the reference of every Δ
   p25, p50        25% / 50% of the query heads and MLP channels pruned (gradient × activation scores
-                  on the run's training data; heads to the nearest shape the 3 KV groups allow)
+                  on 64 examples of seed:train, the human-written part of the demo's training data;
+                  heads to the nearest shape the 3 KV groups allow)
   p25+kd, p50+kd  the same, then recovered by distillation from the original (τ = 4, LoRA, 60 steps)
   int8, int4      bitsandbytes weight-only LLM.int8 / NF4 of the original
   gguf-f16, gguf-q8_0, gguf-q4_k_m   `export --gguf` (q4_k_m through llama.cpp's own quantiser)
@@ -39,17 +40,16 @@ def _compress(source: str, out: Path, *overrides: str) -> str:
 
 def _variants(run: Path, out: Path, smoke: bool) -> list[str]:
     from tuneforge.compress.quantize import quantize_model
-    from tuneforge.train.export import export_run
-    from tuneforge.train.gguf_export import export_gguf
 
     orig = out / "original"
     if not orig.exists():
-        export_run(run, orig, merge=True)
+        _merged(run, orig)
     found = [f"original={orig}"]
     rec = ["recovery.method=distill", "recovery.steps=3" if smoke else "recovery.steps=60", "recovery.temperature=4"]
     for s in (0.25, 0.5) if not smoke else (0.5,):
         tag = f"p{int(100 * s)}"
-        prune = [f"prune.heads={s}", f"prune.mlp={s}"] + (["eval=''"] if smoke else [])
+        # calibration (and recovery) on the run's human-written training data, the shipped seed:train
+        prune = [f"prune.heads={s}", f"prune.mlp={s}"] + (["eval=''"] if smoke else ["calibration.data=seed:train"])
         found.append(f"{tag}={_compress(str(run), out / tag, *prune)}")
         if not smoke:
             found.append(f"{tag}+kd={_compress(str(run), out / (tag + '-kd'), *prune, *rec)}")
@@ -62,9 +62,32 @@ def _variants(run: Path, out: Path, smoke: bool) -> list[str]:
     for quant in ("f16", "q8_0", "q4_k_m"):
         path = out / "gguf" / f"model-{quant}.gguf"
         if not path.exists():
-            export_gguf(run, out / "gguf", quant)
+            _gguf(run, orig, path, quant)
         found.append(f"gguf-{quant}={path}")
     return found
+
+
+def _merged(run: Path, out: Path) -> None:
+    """The run's adapter merged into its base, saved as a model directory (train or demo run)."""
+    from tuneforge.evaluate.model_spec import load_eval_model
+
+    model, tok, _ = load_eval_model(str(run), "auto", "cpu")
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+
+
+def _gguf(run: Path, merged: Path, path: Path, quant: str) -> None:
+    """`export --gguf`'s writer on the merged model (the tokenizer copied from the run's base GGUF)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tuneforge.config import read_yaml
+    from tuneforge.train.gguf_export import source_gguf, write_gguf
+
+    base = source_gguf(read_yaml(run / "config.yaml", "run config")[0]["model"]["name"])
+    model = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_gguf(model, AutoTokenizer.from_pretrained(merged), base, path, quant, name=f"{run.name} (tuneforge)")
 
 
 def _smoke_run(tmp: Path) -> Path:

@@ -4,7 +4,6 @@ losses, recovery on the one loop, and bad configs refused before anything is wri
 import json
 
 import pytest
-import torch
 
 from tuneforge.cli import main
 
@@ -37,6 +36,10 @@ def test_compress_writes_a_smaller_model_that_transformers_loads(tiny_source, me
     model = AutoModelForCausalLM.from_pretrained(out / "model")
     assert model.config.intermediate_size == 64 and model.config.num_hidden_layers == 2
     assert model.config.num_attention_heads == 2 and model.config.num_key_value_heads in (1, 2)
+    for i, layer in enumerate(s["plan"]["heads"]):  # query heads stay with their KV head (tiny: 2 per group)
+        assert [h // 2 for h in layer] == [
+            k for k in s["plan"]["kv_heads"][i] for _ in range(len(layer) // len(s["plan"]["kv_heads"][i]))
+        ]
     assert s["params"] == sum(p.numel() for p in model.parameters()) < s["params_source"]
     assert s["heldout"]["pruned"]["loss"] > 0 and len(s["heldout"]["pruned"]["delta_vs_source"]["ci"]) == 2
     assert "parameters" in capsys.readouterr().out
@@ -68,7 +71,6 @@ def test_bad_compress_configs_fail_before_anything_is_written(tiny_source, capsy
         assert main(_args(tiny_source, *bad)) == 2
         assert says in capsys.readouterr().err, bad
         assert not (tiny_source / "out").exists()
-    torch.manual_seed(0)
 
 
 def test_compress_compare_puts_size_speed_and_quality_with_paired_cis_in_one_table(tiny_source, capsys):

@@ -49,6 +49,7 @@ def test_a_pruned_model_loads_back_smaller_and_computes_what_the_masked_original
     apply_masks(model, plan)
     with torch.no_grad():
         masked = model(ids).logits
+        masked_greedy = model.generate(ids[:1, :4], max_new_tokens=4, do_sample=False)
     before = count_parameters(model)
     prune_model(model, plan).save_pretrained(tmp_path)
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32).eval()
@@ -59,9 +60,48 @@ def test_a_pruned_model_loads_back_smaller_and_computes_what_the_masked_original
     c = loaded.config
     assert c.num_hidden_layers == len(plan.layers) and c.intermediate_size == len(plan.channels[plan.layers[0]])
     assert loaded.model.layers[0].self_attn.q_proj.weight.shape[0] == c.num_attention_heads * c.head_dim
-    # and generation with the KV cache runs on the renumbered layers
-    out = loaded.generate(ids[:1, :4], max_new_tokens=3, do_sample=False)
-    assert out.shape == (1, 7)
+    # generation with the KV cache (indexed by the renumbered layers) agrees with recomputing everything
+    cached = loaded.generate(ids[:1, :4], max_new_tokens=4, do_sample=False)
+    uncached = loaded.generate(ids[:1, :4], max_new_tokens=4, do_sample=False, use_cache=False)
+    assert torch.equal(cached, uncached) and torch.equal(cached, masked_greedy)
+
+
+def _other_arch(tok, kind):
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    common = dict(vocab_size=len(tok), hidden_size=48, intermediate_size=64, num_hidden_layers=3, num_attention_heads=6,
+                  num_key_value_heads=2, max_position_embeddings=128, initializer_range=0.3)  # fmt: skip
+    if kind == "qwen2":  # q/k/v biases
+        return Qwen2ForCausalLM(Qwen2Config(**common)).eval()
+    model = LlamaForCausalLM(LlamaConfig(**common, attention_bias=True, mlp_bias=True)).eval()
+    with torch.no_grad():  # biases initialise to zero: make them count
+        for n, p in model.named_parameters():
+            if n.endswith("bias"):
+                p.normal_(0, 0.3)
+    return model
+
+
+@pytest.mark.parametrize("kind", ["qwen2", "llama_with_biases"])
+def test_pruning_models_with_biases_removes_exactly_what_the_mask_removes(tiny_tok, tmp_path, kind):
+    from transformers import AutoModelForCausalLM
+
+    model = _other_arch(tiny_tok, kind)
+    plan = plan_from_scores(model, *_random_scores(model), heads=0.5, mlp=0.5, layers=0.34)
+    ids = torch.randint(0, len(tiny_tok), (2, 10), generator=torch.Generator().manual_seed(3))
+    apply_masks(model, plan)
+    with torch.no_grad():
+        masked = model(ids).logits
+    prune_model(model, plan).save_pretrained(tmp_path)
+    with torch.no_grad():
+        pruned = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32).eval()(ids).logits
+    assert torch.allclose(pruned, masked, atol=1e-4, rtol=1e-4), (pruned - masked).abs().max()
+
+
+def test_no_head_sparsity_keeps_every_head_even_where_llamas_divisibility_rule_would_not_allow_the_shape(tiny_tok):
+    model = _other_arch(tiny_tok, "qwen2")
+    plan = plan_from_scores(model, *_random_scores(model), mlp=0.5)
+    assert all(len(plan.heads[i]) == 6 and len(plan.kv_heads[i]) == 2 for i in plan.layers) and not plan.notes
 
 
 def test_a_mask_that_keeps_everything_changes_nothing_and_masking_does_change_logits(tiny_tok):

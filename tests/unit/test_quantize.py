@@ -289,3 +289,28 @@ def test_export_help_names_every_gguf_quant(capsys):
         main(["export", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert all(q in text.replace(",", " ").split() for q in QUANTS), text
+
+
+def test_a_head_pruned_model_exports_to_gguf_with_its_head_size_and_llama_cpp_agrees_with_transformers(
+    embedded_tok, tmp_path
+):
+    """Pruned heads make head_dim ≠ hidden / heads: the GGUF must say so (attention.key_length)."""
+    import torch
+
+    from tuneforge.compress.prune import plan_from_scores, prune_model
+    from tuneforge.embedded import embedded_gguf_path
+    from tuneforge.train.gguf_export import write_gguf
+
+    model = _gguf_model(embedded_tok, 256)  # 4 heads of 64, 2 KV heads
+    c = model.config
+    plan = plan_from_scores(
+        model, torch.rand(1, 4), torch.rand(1, c.intermediate_size), torch.ones(1), heads=0.5, mlp=0.5
+    )
+    prune_model(model, plan)
+    assert model.config.num_attention_heads == 2 and model.config.head_dim == 64  # 256 / 2 would be 128
+    path = write_gguf(model, embedded_tok, embedded_gguf_path(), tmp_path / "m.gguf", "f16")
+    ids = embedded_tok("The pruned model still reads text.")["input_ids"]
+    with torch.no_grad():
+        ref = model(torch.tensor([ids])).logits[0].float().numpy()
+    got = _llama_logits(path, ids)
+    assert np.linalg.norm(got - ref) / np.linalg.norm(ref) < 0.01

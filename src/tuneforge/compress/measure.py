@@ -4,6 +4,7 @@ alone and no other model's pages or caches are counted.
 
 - A `.gguf` file runs on llama.cpp (llama-cpp-python, the engine its quantisations are for);
 - anything else on transformers (`generate`, greedy, batch 1), as `tuneforge eval` answers with it.
+Both on `--threads` threads (default: the CPUs this process may use).
 
 Speed is new tokens per second of wall time over the prompts (prompt processing included, after one
 unmeasured warm-up prompt). Prints one JSON object."""
@@ -82,11 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("prompts", type=Path, help="JSON list of chat message lists")
     p.add_argument("--tokens", type=int, default=64)
     p.add_argument("--dtype", default="auto")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="default: the CPUs this process may use")
     a = p.parse_args(argv)
-    import torch
+    if not a.spec.endswith(".gguf"):  # llama.cpp needs no torch: its peak memory is llama.cpp's alone
+        import torch
 
-    torch.set_num_threads(a.threads)
+        torch.set_num_threads(a.threads)
     prompts = json.loads(a.prompts.read_text(encoding="utf-8"))
     print(json.dumps(measure(a.spec, prompts, a.tokens, a.dtype, a.threads)))
     return 0

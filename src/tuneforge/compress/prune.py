@@ -80,14 +80,19 @@ def _nearest_count(total: int, sparsity: float) -> int:
     return max(1, min(total, round(total * (1 - sparsity))))
 
 
-def head_shape(n_q: int, n_kv: int, sparsity: float, group_scores, hidden: int) -> tuple[int, int, list[str]]:
+def head_shape(n_q: int, n_kv: int, sparsity: float, group_scores, hidden: int | None) -> tuple[int, int, list[str]]:
     """(kept KV heads, kept query heads per KV head) whose product is nearest to the target count of
     query heads; among equally near shapes, the one keeping the most importance (`group_scores(kv, g)`).
     A transformers config needs the same shape in every layer, and llama's config validation wants
-    the hidden size to be a multiple of the head count, so a target is met to the nearest such shape."""
+    the hidden size to be a multiple of the head count (`hidden`; None where the config does not), so a
+    target is met to the nearest such shape."""
     group = n_q // n_kv
+    if sparsity == 0:
+        return n_kv, group, []
     target = n_q * (1 - sparsity)
-    shapes = [(kv, g) for kv in range(1, n_kv + 1) for g in range(1, group + 1) if hidden % (kv * g) == 0]
+    shapes = [
+        (kv, g) for kv in range(1, n_kv + 1) for g in range(1, group + 1) if hidden is None or hidden % (kv * g) == 0
+    ]
     best_gap = min(abs(kv * g - target) for kv, g in shapes)
     near = [s for s in shapes if abs(s[0] * s[1] - target) == best_gap]
     kv, g = max(near, key=lambda s: (group_scores(*s), s[0]))
@@ -133,7 +138,8 @@ def plan_from_scores(
     def kept_total(kv: int, g: int) -> float:
         return float(sum(group_value(g)[i].topk(kv).values.sum() for i in plan.layers))
 
-    kv, g, plan.notes = head_shape(n_q, n_kv, heads, kept_total, cfg.hidden_size)
+    divides = cfg.hidden_size if cfg.model_type == "llama" else None  # LlamaConfig validates hidden % heads
+    kv, g, plan.notes = head_shape(n_q, n_kv, heads, kept_total, divides)
     n_ch = _nearest_count(cfg.intermediate_size, mlp)
     for i in range(n):
         groups = sorted(group_value(g)[i].topk(kv).indices.tolist())
@@ -147,13 +153,16 @@ def plan_from_scores(
 def apply_masks(model, plan: PrunePlan) -> None:
     """Zero, in place, exactly what `plan` removes: the output columns of removed query heads and MLP
     channels, and both output maps of a removed layer (its residual branch then adds nothing, so the
-    layer passes its input through). Key/value heads need no mask: their query heads are gone."""
+    layer passes its input through; their biases too, where a model has them). Key/value heads need no
+    mask: their query heads are gone."""
     hd = head_dim(model.config)
     for i, layer in enumerate(blocks(model)):
         o, down = layer.self_attn.o_proj.weight, layer.mlp.down_proj.weight  # (d, n_q·hd), (d, d_ff)
         if i not in plan.layers:
-            o.zero_()
-            down.zero_()
+            for linear in (layer.self_attn.o_proj, layer.mlp.down_proj):
+                linear.weight.zero_()
+                if linear.bias is not None:
+                    linear.bias.zero_()
             continue
         keep_q = torch.zeros(o.shape[1], dtype=torch.bool)
         for h in plan.heads[i]:

@@ -89,6 +89,12 @@ def quantize_model(
     return out
 
 
+def check_quantize(method: str) -> None:
+    """Everything `quantize_model(…, method, …)` needs, checked before any work: the method and bitsandbytes."""
+    check_method(method)
+    _check_bitsandbytes(method)
+
+
 def check_method(method: str) -> None:
     """Refuse a method that is not in QUANT_METHODS, with the closest names and the full list."""
     if method not in QUANT_METHODS:

@@ -20,12 +20,12 @@ from pathlib import Path
 
 from tuneforge.compress.gates import GatesConfig, learned_scores
 from tuneforge.compress.importance import Scores, block_influence, magnitude_scores, taylor_scores
-from tuneforge.compress.prune import count_parameters, plan_from_scores, prune_model
-from tuneforge.compress.quantize import QUANT_METHODS, quantize_model
+from tuneforge.compress.prune import blocks, count_parameters, plan_from_scores, prune_model
+from tuneforge.compress.quantize import QUANT_METHODS, check_quantize, quantize_model
 from tuneforge.config import SEED, dtype_field, read_yaml, save_config
 from tuneforge.data.seed import load_examples
 from tuneforge.errors import ConfigError, suggest
-from tuneforge.files import run_directory, write_text_atomic
+from tuneforge.files import check_output_dir, run_directory, write_text_atomic
 from tuneforge.hardware import resolve_precision
 from tuneforge.intervals import paired_ratio_delta, ratio_ci
 from tuneforge.models import EMBEDDED_MODEL
@@ -94,7 +94,9 @@ class CompressRunConfig:
         default=EMBEDDED_MODEL,
         metadata={"help": "model name / directory / .gguf, or a train or demo run directory (its adapter merged)"},
     )
-    dtype: str = dtype_field("dtype the result is saved in (auto: the source's on this hardware)")
+    dtype: str = dtype_field(
+        "dtype the result is saved in (auto: bf16 where this hardware runs it natively, else fp32)"
+    )
     prune: PruneConfig = field(default_factory=PruneConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
@@ -111,10 +113,13 @@ class CompressRunConfig:
 
 
 def _run_data(source: str) -> str:
-    """The training data of a train or demo run (its config.yaml's data.train), or ''."""
+    """The training data of a train or demo run, or '': the data a demo built and trained on
+    (RUN/data/train.jsonl), else the run config's data.train."""
     cfg_path = Path(source) / "config.yaml"
     if not cfg_path.exists():
         return ""
+    if (Path(source) / "data" / "train.jsonl").is_file():
+        return str(Path(source) / "data" / "train.jsonl")
     data = read_yaml(cfg_path, "run config")[0].get("data", {})
     train = data.get("train", "") if isinstance(data, dict) else ""
     return train if isinstance(train, str) else ""
@@ -181,12 +186,18 @@ def compress_model(cfg: CompressRunConfig) -> Path:
     from tuneforge.evaluate.model_spec import check_model_spec, load_eval_model
 
     out = Path(cfg.output_dir or f"runs/compress-{time.strftime('%Y%m%d-%H%M%S')}")
-    check_model_spec(cfg.source)
+    check_output_dir(out, "compress")
+    check_model_spec(cfg.source)  # every input before any write: model, data, libraries
     examples, spec = calibration_examples(cfg)
     held = load_examples(cfg.eval) if cfg.eval else []
+    if cfg.recovery.method != "none" and cfg.recovery.data:
+        load_examples(cfg.recovery.data)
+    if cfg.quantize != "none":
+        check_quantize(cfg.quantize)
+    model, tok, described = load_eval_model(cfg.source, "float32", "cpu")
+    blocks(model)  # an architecture pruning cannot handle is refused here
     with run_directory(out, "compress"):
         save_config(cfg, out / "config.yaml")
-        model, tok, described = load_eval_model(cfg.source, "float32", "cpu")
         total = count_parameters(model)
         before = _heldout(model, tok, cfg, held)
         if cfg.recovery.method == "distill":  # the teacher is the unpruned model, as a directory
@@ -200,11 +211,11 @@ def compress_model(cfg: CompressRunConfig) -> Path:
         )
         prune_model(model, plan)
         seconds = time.time() - start
-        after = _heldout(model, tok, cfg, held)
+        model.to(_save_dtype(cfg.dtype))
+        after = _heldout(model, tok, cfg, held)  # of the model as saved, in its dtype
         staged = cfg.recovery.method != "none" or cfg.quantize != "none"
         pruned_dir = out / ("pruned" if staged else "model")
-        dtype = _save_dtype(cfg.dtype)
-        model.to(dtype).save_pretrained(pruned_dir)
+        model.save_pretrained(pruned_dir)
         tok.save_pretrained(pruned_dir)
         summary = {
             "source": cfg.source,
@@ -231,7 +242,7 @@ def compress_model(cfg: CompressRunConfig) -> Path:
         if cfg.quantize != "none":
             final = quantize_model(final, cfg.quantize, out / "model")
             summary["quantize"] = cfg.quantize
-        summary["model"] = str(final)
+        summary["model"] = str(Path(final).resolve())
         write_text_atomic(out / "compress_summary.json", json.dumps(summary, indent=2))
         torch.cuda.empty_cache() if torch.cuda.is_available() else None
     return out

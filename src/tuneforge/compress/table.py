@@ -53,7 +53,7 @@ class CompressCompareConfig:
     metrics: list[str] = field(default_factory=lambda: ["bleu", "rouge_l"], metadata={"help": "eval metrics"})
     speed_prompts: int = field(default=5, metadata={"help": "prompts timed per variant (after one warm-up)", "ge": 1})
     speed_tokens: int = field(default=64, metadata={"help": "new tokens per timed prompt", "ge": 1})
-    threads: int = field(default=0, metadata={"help": "threads for the speed runs (0 = torch's default)", "ge": 0})
+    threads: int = field(default=0, metadata={"help": "threads for the speed runs (0 = the CPUs the process may use)", "ge": 0})
     max_length: int = field(default=512, metadata={"help": "tokens per held-out example", "ge": 8})
     dtype: str = dtype_field("dtype of unquantised variants")
     bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples", "ge": 0})
@@ -61,9 +61,14 @@ class CompressCompareConfig:
 
 
 def resolve_variant(spec: str) -> str:
-    """A compress run directory stands for its model; anything else is a model spec as it is."""
+    """A compress run directory stands for its model; a model name for its local directory (the
+    embedded model's converted copy, a Hub download); anything else is a model spec as it is."""
+    from tuneforge.models import resolve_model
+
     summary = Path(spec) / "compress_summary.json"
-    return json.loads(summary.read_text())["model"] if summary.exists() else spec
+    if summary.exists():
+        return str((summary.parent / json.loads(summary.read_text())["model"]).resolve())
+    return spec if Path(spec).exists() else resolve_model(spec)
 
 
 def architecture_params(spec: str) -> int:
@@ -96,7 +101,7 @@ def weight_bytes(spec: str) -> int:
     path = Path(spec)
     if path.is_file():
         return path.stat().st_size
-    files = [f for f in path.rglob("*") if f.suffix in (".safetensors", ".bin", ".gguf") and "checkpoint" not in str(f)]
+    files = [f for f in path.rglob("*") if f.suffix in (".safetensors", ".bin") and "checkpoint" not in str(f.relative_to(path))]
     if (path / "adapter").is_dir():
         from tuneforge.config import read_yaml
         from tuneforge.models import resolve_model
@@ -105,6 +110,8 @@ def weight_bytes(spec: str) -> int:
         files = [f for f in files if f.parent.name == "adapter"] + [
             f for f in base.rglob("*") if f.suffix in (".safetensors", ".bin")
         ]
+    if not files:
+        raise ConfigError(f"{spec}: no weight files (*.safetensors, *.bin) to measure; give a model directory or a .gguf")
     return sum(f.stat().st_size for f in files)
 
 
@@ -161,7 +168,11 @@ def compare_variants(cfg: CompressCompareConfig) -> Path:
                 ref = ref or h
                 row["heldout_loss"] = {"loss": h["loss"], "ci": h["ci"]}
                 if h is not ref:
-                    row["heldout_loss"]["delta"] = paired_ratio_delta(ref["sums"], h["sums"], h["units"], seed=cfg.seed)
+                    if h["units"] != ref["units"]:  # another tokenizer: per-token losses are not paired
+                        raise ConfigError(f"variant {label} tokenizes the held-out set differently from {variants[0][0]}")
+                    row["heldout_loss"]["delta"] = paired_ratio_delta(
+                        ref["sums"], h["sums"], h["units"], n_boot=max(cfg.bootstrap, 1), seed=cfg.seed
+                    )
             if label != variants[0][0]:
                 c = compare_runs(f"{out / 'eval'}:{variants[0][0]}", f"{out / 'eval'}:{label}", cfg.bootstrap, cfg.seed)
                 row["paired"] = {m: c["metrics"][m] for m in cfg.metrics if m in c["metrics"]}

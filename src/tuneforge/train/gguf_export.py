@@ -274,6 +274,9 @@ def _write_gguf_file(model, tok, base_gguf: Path | None, dest: Path, quant: str,
     w.add_feed_forward_length(cfg.intermediate_size)
     w.add_head_count(n_head)
     w.add_head_count_kv(n_kv)
+    if head_dim * n_head != cfg.hidden_size:  # pruned heads: llama.cpp would assume hidden_size / n_head
+        w.add_key_length(head_dim)
+        w.add_value_length(head_dim)
     w.add_rope_freq_base(float(getattr(cfg, "rope_theta", None) or cfg.rope_parameters["rope_theta"]))
     w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
     w.add_rope_dimension_count(head_dim)
