@@ -17,7 +17,7 @@ test: $(STAMP) check
 	bash scripts/install_browser.sh
 	bash scripts/install_go.sh
 	bash scripts/install_server.sh $(VENV)
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q --durations=30  # the slowest tests, printed to keep CI under 30 min
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/train_throughput.py --compile

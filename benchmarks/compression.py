@@ -7,7 +7,7 @@ in one `tuneforge compress compare`:
   p25, p50        25% / 50% of the query heads and MLP channels pruned (gradient × activation scores
                   on 64 examples of seed:train, the human-written part of the demo's training data;
                   heads to the nearest shape the 3 KV groups allow)
-  p25+kd, p50+kd  the same, then recovered by distillation from the original (τ = 4, LoRA, 60 steps)
+  p25-kd, p50-kd  the same, then recovered by distillation from the original (τ = 4, LoRA, 60 steps)
   int8, int4      bitsandbytes weight-only LLM.int8 / NF4 of the original
   gguf-f16, gguf-q8_0, gguf-q4_k_m   `export --gguf` (q4_k_m through llama.cpp's own quantiser)
 
@@ -52,7 +52,7 @@ def _variants(run: Path, out: Path, smoke: bool) -> list[str]:
         prune = [f"prune.heads={s}", f"prune.mlp={s}"] + (["eval=''"] if smoke else ["calibration.data=seed:train"])
         found.append(f"{tag}={_compress(str(run), out / tag, *prune)}")
         if not smoke:
-            found.append(f"{tag}+kd={_compress(str(run), out / (tag + '-kd'), *prune, *rec)}")
+            found.append(f"{tag}-kd={_compress(str(run), out / (tag + '-kd'), *prune, *rec)}")
     if smoke:
         return found
     for method in ("int8", "int4"):

@@ -204,7 +204,8 @@ def check_model_dir(path: Path) -> None:
             "the rest would be random. Give the config.json saved with these weights",
             str(path / "config.json"),
         )
-    _check_shapes(model_config, shapes, path)
+    if "quantization_config" not in config:  # packed quantized weights (bitsandbytes) have other shapes
+        _check_shapes(model_config, shapes, path)
     template, tok_config = path / "chat_template.jinja", path / "tokenizer_config.json"
     templates = {template: read_text(template, "chat template")} if template.exists() else {}  # a FIFO is refused
     if tok_config.exists():  # older models keep the template in the tokenizer config
@@ -346,6 +347,29 @@ def default_device() -> str:
 ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
 
 
+def _once(logger: str, prefix: str) -> None:
+    """Let `logger`'s messages starting with `prefix` through the first time only (a library that
+    repeats one notice at every forward would bury the progress bars)."""
+    import logging
+
+    log = logging.getLogger(logger)
+    if any(getattr(f, "prefix", None) == prefix for f in log.filters):
+        return
+    seen: set[str] = set()
+
+    class Once(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            if not record.getMessage().startswith(prefix):
+                return True
+            first = prefix not in seen
+            seen.add(prefix)
+            return first
+
+    f = Once()
+    f.prefix = prefix  # type: ignore[attr-defined]
+    log.addFilter(f)
+
+
 def load_model(
     name: str = EMBEDDED_MODEL,
     dtype: str = AUTO,
@@ -370,6 +394,7 @@ def load_model(
     """
     from transformers import AutoModelForCausalLM
 
+    _once("bitsandbytes.autograd._functions", "MatMul8bitLt")  # an int8 model's notice, once per layer per forward
     if attn_implementation not in ATTENTION_IMPLEMENTATIONS:
         raise UnknownNameError(
             f"unknown attention '{attn_implementation}' (model.attn_implementation)."

@@ -21,7 +21,8 @@ def test_the_bundled_compress_config_shrinks_the_embedded_model_and_reports_its_
     assert main(args) == 0
     s = json.loads((out / "compress_summary.json").read_text())
     cfg = AutoModelForCausalLM.from_pretrained(out / "model").config
-    assert (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.intermediate_size) == (6, 3, 768)
+    assert (cfg.num_attention_heads, cfg.intermediate_size) == (6, 768)  # 3 groups × 2 heads or 2 × 3, by score
+    assert cfg.num_key_value_heads in (2, 3) and cfg.head_dim == 64
     assert cfg.num_hidden_layers == 30 and s["params"] < 0.8 * s["params_source"]
     h = s["heldout"]
     assert h["source"]["loss"] < h["pruned"]["loss"]  # pruning half the MLP costs loss before recovery

@@ -314,3 +314,19 @@ def test_a_head_pruned_model_exports_to_gguf_with_its_head_size_and_llama_cpp_ag
         ref = model(torch.tensor([ids])).logits[0].float().numpy()
     got = _llama_logits(path, ids)
     assert np.linalg.norm(got - ref) / np.linalg.norm(ref) < 0.01
+
+
+@pytest.mark.parametrize("method", ["int8", "int4"])
+def test_every_verb_takes_a_quantized_model_directory_as_a_model(method, quantized, caplog):
+    """`eval`, `safety` and `compress compare` check and load models through tuneforge.models: the packed
+    weights' shapes are not the config's, and the int8 cast notice is logged once, not at every forward."""
+    import logging
+
+    from tuneforge.evaluate.model_spec import check_model_spec, load_eval_model
+
+    check_model_spec(str(quantized[method]))
+    model, tok, _ = load_eval_model(str(quantized[method]), "bfloat16", "cpu")  # bf16: int8 logs its cast
+    with caplog.at_level(logging.WARNING):
+        out = model.generate(**tok("Question 1?", return_tensors="pt"), max_new_tokens=3, do_sample=False)
+    assert out.shape[1] > 3
+    assert sum("MatMul8bitLt" in r.getMessage() for r in caplog.records) <= 1

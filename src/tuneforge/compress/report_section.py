@@ -42,21 +42,28 @@ def format_table(result: dict) -> str:
 
 
 def size_vs_quality_figure(result: dict):
-    """Weights on disk (MB, log scale) against held-out loss with its 95% CI, one labelled point per variant."""
+    """Weights on disk (MB, log scale) against held-out loss with its 95% CI, one marker per variant
+    (named in a legend beside the axes: labels written at the points overlap where variants agree)."""
+    from matplotlib.ticker import ScalarFormatter
+
     plt = kit.pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for r in result["variants"]:
+    fig, ax = plt.subplots(figsize=(7.6, 4.2))
+    markers = "osD^vP*Xhp<>"
+    for i, r in enumerate(result["variants"]):
         h = r.get("heldout_loss")
         if not h:
             continue
         x, y = r["weight_bytes"] / 2**20, h["loss"]
-        ax.errorbar([x], [y], yerr=[[y - h["ci"][0]], [h["ci"][1] - y]], fmt="o", capsize=3)
-        ax.annotate(r["label"], (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax.errorbar([x], [y], yerr=[[y - h["ci"][0]], [h["ci"][1] - y]], fmt=markers[i % len(markers)], capsize=3,
+                    label=r["label"], alpha=0.85)  # fmt: skip
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(ScalarFormatter())
     ax.set_xlabel("weights on disk (MB, log scale)")
     ax.set_ylabel("held-out loss per target token (95% CI)")
     ax.set_title("Size vs quality")
     ax.grid(alpha=0.3)
+    kit.legend_beside(ax)
     fig.tight_layout()
     return fig
 

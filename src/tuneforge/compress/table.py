@@ -53,7 +53,12 @@ class CompressCompareConfig:
     metrics: list[str] = field(default_factory=lambda: ["bleu", "rouge_l"], metadata={"help": "eval metrics"})
     speed_prompts: int = field(default=5, metadata={"help": "prompts timed per variant (after one warm-up)", "ge": 1})
     speed_tokens: int = field(default=64, metadata={"help": "new tokens per timed prompt", "ge": 1})
-    threads: int = field(default=0, metadata={"help": "threads for the speed runs (0 = the CPUs the process may use)", "ge": 0})
+    speed_rounds: int = field(
+        default=3, metadata={"help": "timed passes over the prompts; the median is kept", "ge": 1}
+    )
+    threads: int = field(
+        default=0, metadata={"help": "threads for the speed runs (0 = the CPUs the process may use)", "ge": 0}
+    )
     max_length: int = field(default=512, metadata={"help": "tokens per held-out example", "ge": 8})
     dtype: str = dtype_field("dtype of unquantised variants")
     bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples", "ge": 0})
@@ -101,7 +106,11 @@ def weight_bytes(spec: str) -> int:
     path = Path(spec)
     if path.is_file():
         return path.stat().st_size
-    files = [f for f in path.rglob("*") if f.suffix in (".safetensors", ".bin") and "checkpoint" not in str(f.relative_to(path))]
+    files = [
+        f
+        for f in path.rglob("*")
+        if f.suffix in (".safetensors", ".bin") and "checkpoint" not in str(f.relative_to(path))
+    ]
     if (path / "adapter").is_dir():
         from tuneforge.config import read_yaml
         from tuneforge.models import resolve_model
@@ -111,7 +120,9 @@ def weight_bytes(spec: str) -> int:
             f for f in base.rglob("*") if f.suffix in (".safetensors", ".bin")
         ]
     if not files:
-        raise ConfigError(f"{spec}: no weight files (*.safetensors, *.bin) to measure; give a model directory or a .gguf")
+        raise ConfigError(
+            f"{spec}: no weight files (*.safetensors, *.bin) to measure; give a model directory or a .gguf"
+        )
     return sum(f.stat().st_size for f in files)
 
 
@@ -120,7 +131,7 @@ def speed(spec: str, prompts: list, cfg: CompressCompareConfig) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(prompts, f)
     cmd = [sys.executable, "-m", "tuneforge.compress.measure", spec, f.name, "--tokens", str(cfg.speed_tokens),
-           "--dtype", cfg.dtype] + (["--threads", str(cfg.threads)] if cfg.threads else [])  # fmt: skip
+           "--dtype", cfg.dtype, "--rounds", str(cfg.speed_rounds)] + (["--threads", str(cfg.threads)] if cfg.threads else [])  # fmt: skip
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, check=False)
     finally:
@@ -169,7 +180,9 @@ def compare_variants(cfg: CompressCompareConfig) -> Path:
                 row["heldout_loss"] = {"loss": h["loss"], "ci": h["ci"]}
                 if h is not ref:
                     if h["units"] != ref["units"]:  # another tokenizer: per-token losses are not paired
-                        raise ConfigError(f"variant {label} tokenizes the held-out set differently from {variants[0][0]}")
+                        raise ConfigError(
+                            f"variant {label} tokenizes the held-out set differently from {variants[0][0]}"
+                        )
                     row["heldout_loss"]["delta"] = paired_ratio_delta(
                         ref["sums"], h["sums"], h["units"], n_boot=max(cfg.bootstrap, 1), seed=cfg.seed
                     )
