@@ -96,4 +96,8 @@ def test_compress_compare_puts_size_speed_and_quality_with_paired_cis_in_one_tab
     assert set(p50["paired"]) == {"bleu", "rouge_l"} and "paired" not in orig
     report = (tiny_source / "cmp" / "eval" / "report.html").read_text()
     assert "Compression: size, speed and quality" in report and "Size vs quality" in report  # in the eval report too
+    cmp = tiny_source / "cmp" / "eval"
+    assert main(["report", "compare", f"{cmp}:orig", f"{cmp}:p50", "--out", str(tiny_source / "page")]) == 0
+    page = (tiny_source / "page" / "compare.html").read_text()
+    assert "Size and speed" in page and "C_inf GFLOP/s" in page  # and on the compare page
     assert "| p50 |" in table and "C_inf" in table and (tiny_source / "cmp" / "size_vs_quality.png").stat().st_size > 0

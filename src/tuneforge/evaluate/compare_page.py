@@ -5,6 +5,7 @@ markdown twin) that puts runs side by side, the first one being the reference.
   first (`paired_deltas.compare_runs`: paired bootstrap CI and p-value over the items both answered; a pair
   with no item in common says so in its cells instead of vanishing);
 - training loss curves overlaid (each run's train_log.jsonl, where there is one);
+- size, memory, speed and C_inf of models a `compress compare` measured (its eval run holds them);
 - a per-domain chart for each metric; data-build counts and safety rates when the runs have them
   (a `safety run` directory is a run like any other: its rates are its metrics);
 - the answers side by side, item by item, with a filter by domain made of radio buttons and CSS
@@ -43,6 +44,10 @@ def _entry(spec: str) -> dict:
         "model": metrics["models"][label],
         "run": metrics.get("run", {}),
         "log": [json.loads(x) for x in log_path.read_text().splitlines() if x.strip()] if log_path.exists() else [],
+        # `tuneforge compress compare` wrote this model's size and speed into its eval run
+        "compression": next(
+            (v for v in (metrics.get("compression") or {}).get("variants", []) if v["label"] == label), None
+        ),
     }
 
 
@@ -176,6 +181,13 @@ def compare_page(specs: list[str], out: str | Path, n_boot: int = 1000) -> Path:
         ),  # fmt: skip
         section(f"Metrics, and the paired change against {entries[0]['name']}", header, rows),
     ]
+    sized = [(e["name"], e["compression"]) for e in entries if e.get("compression")]
+    if sized:
+        parts.append(section("Size and speed (tuneforge compress compare, measured on its machine)",
+            ["run:model", "parameters", "weights MB", "peak RSS MB", "tokens/s", "engine", "C_inf GFLOP/s", "held-out loss"],
+            [[name, f"{c['params'] / 1e6:.1f}M", f"{c['weight_bytes'] / 2**20:.0f}", f"{c['peak_rss_mb']:.0f}",
+              f"{c['tokens_per_s']:.1f}", c["engine"], f"{c['c_inf_gflops']:.1f}",
+              _fmt((c.get("heldout_loss") or {}).get("loss"))] for name, c in sized]))  # fmt: skip
     if any(e["log"] for e in entries):
         parts.append(
             figure(
