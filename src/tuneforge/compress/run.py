@@ -27,11 +27,10 @@ from tuneforge.data.seed import load_examples
 from tuneforge.errors import ConfigError, suggest
 from tuneforge.files import check_output_dir, run_directory, write_text_atomic
 from tuneforge.hardware import resolve_precision
-from tuneforge.intervals import paired_ratio_delta, ratio_ci
+from tuneforge.intervals import paired_ratio_delta
 from tuneforge.models import EMBEDDED_MODEL
 from tuneforge.tokenisation import batch_stream, encode_examples
-from tuneforge.train.loop import heldout_loss
-from tuneforge.train.sft import SFT, heldout_batches
+from tuneforge.train.sft import heldout_batches, heldout_with_ci
 
 METHODS = {
     "magnitude": "summed |weight| of each unit (no data); layers by block influence on the calibration set",
@@ -165,11 +164,7 @@ def importance(model, tok, cfg: CompressRunConfig, examples: list) -> tuple[Scor
 
 
 def _heldout(model, tok, cfg: CompressRunConfig, examples) -> dict | None:
-    if not examples:
-        return None
-    batches = heldout_batches(examples, tok, cfg.calibration.max_length, "assistant")
-    r = heldout_loss(model, batches, SFT, "fp32")
-    return {**r, "ci": ratio_ci(r["sums"], r["units"], seed=cfg.seed)}
+    return heldout_with_ci(model, tok, examples, cfg.calibration.max_length, seed=cfg.seed) if examples else None
 
 
 def _loss_row(r: dict, base: dict | None) -> dict:

@@ -31,10 +31,9 @@ from tuneforge.evaluate.run import EvalRunConfig, run_eval
 from tuneforge.evaluate.test_set import TestSetConfig, load_test_items
 from tuneforge.files import run_directory, write_text_atomic
 from tuneforge.generation import GenerationConfig
-from tuneforge.intervals import paired_ratio_delta, ratio_ci
+from tuneforge.intervals import paired_ratio_delta
 from tuneforge.run_metrics import read_metrics
-from tuneforge.train.loop import heldout_loss
-from tuneforge.train.sft import SFT, heldout_batches
+from tuneforge.train.sft import heldout_with_ci
 
 
 @dataclass
@@ -143,10 +142,7 @@ def speed(spec: str, prompts: list, cfg: CompressCompareConfig) -> dict:
 
 def _heldout(spec: str, cfg: CompressCompareConfig, examples) -> dict:
     model, tok, _ = load_eval_model(spec, cfg.dtype, "cpu")
-    batches = heldout_batches(examples, tok, cfg.max_length, "assistant")
-    r = heldout_loss(model, batches, SFT, "fp32")
-    del model
-    return {**r, "ci": ratio_ci(r["sums"], r["units"], n_boot=max(cfg.bootstrap, 1), seed=cfg.seed)}
+    return heldout_with_ci(model, tok, examples, cfg.max_length, max(cfg.bootstrap, 1), cfg.seed)
 
 
 def compare_variants(cfg: CompressCompareConfig) -> Path:

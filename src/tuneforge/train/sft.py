@@ -120,6 +120,13 @@ def loss_summary(base: dict, tuned: dict, on: str = "", n_boot: int = 1000, seed
     }
 
 
+def heldout_with_ci(model, tok, examples, max_length: int, n_boot: int = 1000, seed: int = 0) -> dict:
+    """The SFT loss per target token of `model` on `examples` (assistant targets): {"loss", "sums",
+    "units", "ci"} — per-example sums and units, so two models on the same examples pair up."""
+    r = heldout_loss(model, heldout_batches(examples, tok, max_length, "assistant"), SFT, "fp32")
+    return {**r, "ci": ratio_ci(r["sums"], r["units"], n_boot, seed)}
+
+
 def heldout_evaluator(ctx: BuildContext) -> Callable[[object], dict]:
     """Held-out SFT loss with its CI, for objectives that train on examples (distill, domain adaptation)."""
     t = ctx.train
