@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tuneforge.errors import TuneforgeError
+from tuneforge.files import write_text_atomic
 from tuneforge.train.sharding import load_trainable_state, trainable_state
 
 FORMAT = 2  # 2: parameters and optimizer state keyed by parameter name (1: optimizer state by position)
@@ -104,7 +105,8 @@ def save_checkpoint(directory: Path, model, optimizer, scheduler, counters: dict
     (tmp / "counters.json").write_text(json.dumps(counters), encoding="utf-8")
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
-    (directory / "latest").write_text(final.name, encoding="utf-8")
+    # atomically: a run cancelled mid-write (tuneforge ui's cancel) once left an empty pointer, and resume failed
+    write_text_atomic(directory / "latest", final.name)
     return final
 
 
