@@ -121,6 +121,16 @@ def cmd_compress_compare(args) -> int:
     return 0
 
 
+def cmd_scaling(args) -> int:
+    from tuneforge.config import load_config
+    from tuneforge.scaling.run import ScalingConfig, run_scaling
+
+    out = run_scaling(load_config(ScalingConfig, *_config_and_overrides(args)))
+    print((out / "scaling.md").read_text())
+    print(f"Results: {out / 'scaling.json'}, {out / 'scaling.png'}")
+    return 0
+
+
 def cmd_export(args) -> int:
     if args.quant and not args.gguf:
         raise TuneforgeError(f"--quant {args.quant} applies to --gguf only. Add --gguf, or drop --quant")
@@ -602,6 +612,18 @@ VERBS = (
         "the first variant is the original every delta is against. Writes compression.md/.json, "
         "size_vs_quality.png and the eval run (answers, report) under output_dir.",
         "tuneforge.compress.table:CompressCompareConfig",
+        "optional",
+    ),
+    Verb(
+        "scaling",
+        cmd_scaling,
+        "how much would more data help, which model to tune: scaling-law fits with CIs (seed eq. 23)",
+        "Train the same recipe on nested fractions of data.train (× seeds, × models of one family), fit "
+        "L(D) = B/D^β + E, the rectified law and, with several models, L(N, D) = A/N^α + B/D^β + E, with "
+        "bootstrap CIs on every constant; check the fit by predicting the largest fraction; predict 2× and 4× "
+        "the data; choose a model at scaling.budget tokens. Writes scaling.md/.json/.png; finished runs are "
+        "reused. e.g. tuneforge scaling configs/scaling.yaml scaling.seeds=[0]",
+        "tuneforge.scaling.run:ScalingConfig",
         "optional",
     ),
     Verb("data", None, "build, convert, filter and inspect data"),  # a group

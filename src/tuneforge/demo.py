@@ -186,6 +186,7 @@ def run_demo(cfg: DemoConfig) -> Path:
             "final_loss": result.final_loss,
             "trainable_params": result.trainable_params,
             "total_params": result.total_params,
+            "compute": result.compute,
             "eval_loss": eval_loss,
             "data_build": build_summary,
             "dtype": cfg.model.dtype,

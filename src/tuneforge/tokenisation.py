@@ -121,9 +121,15 @@ def encode_example(
 
 
 def encode_examples(
-    examples: list[Example], tokenizer, max_length: int = 1024, mask: str = "assistant", reasoning: str = "train"
+    examples: list[Example],
+    tokenizer,
+    max_length: int = 1024,
+    mask: str = "assistant",
+    reasoning: str = "train",
+    kept: list[int] | None = None,
 ) -> tuple[list[Encoded], int]:
-    """Encode many examples; drop (and count) those whose targets were truncated away."""
+    """Encode many examples; drop (and count) those whose targets were truncated away. `kept`, when
+    given, receives the position in `examples` of each encoded one (to align per-example scores)."""
     from jinja2 import TemplateError
 
     out, dropped = [], 0
@@ -140,6 +146,8 @@ def encode_examples(
             dropped += 1
             continue
         out.append(enc)
+        if kept is not None:
+            kept.append(i)
     if not out:
         raise DataError(
             f"no example has a target token left after truncation to max_length="

@@ -14,9 +14,17 @@ CONFIGS = sorted(
     p
     for p in (ROOT / "configs").glob("*.yaml")
     # grpo.yaml: an RL loss does not fall step by step; test_grpo_config runs it below
-    # compress.yaml: not a training config (test_compress_embedded.py runs it)
+    # compress.yaml, scaling.yaml: not training configs (test_compress_embedded.py, test_scaling_run.py run them)
     if p.name
-    not in ("demo.yaml", "safety.yaml", "superni_multitask.yaml", "reflect.yaml", "grpo.yaml", "compress.yaml")
+    not in (
+        "demo.yaml",
+        "safety.yaml",
+        "superni_multitask.yaml",
+        "reflect.yaml",
+        "grpo.yaml",
+        "compress.yaml",
+        "scaling.yaml",
+    )  # fmt: skip
     and not p.name.startswith(("data_", "eval"))  # data build and eval run configs
 )
 pytestmark = pytest.mark.slow

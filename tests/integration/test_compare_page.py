@@ -55,6 +55,9 @@ def test_the_compare_page_holds_every_part_and_escapes_model_text(runs, capsys):
         and "rouge_l per domain" in html
     )
     assert "Data build" in html and "augment" in html
+    # each run's compute: b trained twice the steps, so it saw more tokens and more FLOPs
+    ca, cb = (json.loads((r / "metrics.json").read_text())["run"]["compute"] for r in (a, b))
+    assert cb["tokens"] > ca["tokens"] and f"{ca['c_train_6nd']:.3g}" in html and f"{cb['tokens']:,}" in html
     assert html.count("<tr class='item d-") == 10  # 5 domains × 2 items answered by all three
     assert "&lt;script&gt;document.title=" in html and "<script>document.title" not in html
 

@@ -59,6 +59,7 @@ def test_every_bundled_config_loads(path):
     from tuneforge.multitask.run import MultiTaskConfig
     from tuneforge.reflect.run import ReflectRunConfig
     from tuneforge.safety.run import SafetyRunConfig
+    from tuneforge.scaling.run import ScalingConfig
     from tuneforge.train.run_config import TrainRunConfig
 
     special = {
@@ -69,6 +70,7 @@ def test_every_bundled_config_loads(path):
         "superni_multitask.yaml": MultiTaskConfig,
         "reflect.yaml": ReflectRunConfig,
         "compress.yaml": CompressRunConfig,
+        "scaling.yaml": ScalingConfig,
     }
     cls = special.get(path.name) or (BuildConfig if path.name.startswith("data_") else TrainRunConfig)
     assert isinstance(load_config(cls, path), cls)

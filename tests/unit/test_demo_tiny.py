@@ -39,6 +39,8 @@ def test_demo_recipe_runs_with_a_prompt_tuning_adapter_in_the_auto_precision(tmp
     assert (metrics["run"]["dtype"], metrics["run"]["precision"]) == (choice.dtype, choice.precision)
     assert metrics["run"]["hardware"]["cpu"] == cpu_info().model
     assert f"training precision {choice.precision}" in (run / "report.md").read_text()
+    compute = json.loads((run / "metrics.json").read_text())["run"]["compute"]
+    assert f"Compute: D = {compute['tokens']:,} tokens" in (run / "report.md").read_text()
     gens = [json.loads(line) for line in (run / "generations" / "base.jsonl").read_text().splitlines()]
     assert {g["settings"]["dtype"] for g in gens} == {choice.dtype}
     assert metrics["run"]["adapter"] == "prompt_tuning" and metrics["run"]["steps"] == 2

@@ -107,6 +107,10 @@ train: {{steps: 4, batch_size: 1, lr: 0.01, warmup_ratio: 0.0, precision: fp32, 
     # one process with a batch of 2 sees the same global batches as two processes with 1 each
     main(["train", str(tmp_path / "cfg.yaml"), f"output_dir={tmp_path / 'one'}", "train.batch_size=2"])
     one_summary = json.loads((tmp_path / "one" / "train_summary.json").read_text())
+    # compute accounting counts every process's tokens: D and 6ND as one process with the same batches
+    assert summary["compute"]["tokens"] == one_summary["compute"]["tokens"] > 0
+    assert summary["compute"]["c_train_6nd"] == one_summary["compute"]["c_train_6nd"]
+    assert summary["compute"]["devices"] == 2
     for when in ("base", "tuned"):  # held-out loss, evaluated on the (sharded) model by both processes
         assert summary["eval"][when]["loss"] == pytest.approx(one_summary["eval"][when]["loss"], rel=1e-5)
     two_weights = load_file(run / "adapter" / "adapter_model.safetensors")

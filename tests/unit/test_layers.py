@@ -32,7 +32,7 @@ LAYERS = [
     ["data"],
     ["train"],
     ["evaluate"],
-    ["safety", "multitask", "reflect", "compress"],
+    ["safety", "multitask", "reflect", "compress", "scaling"],
     # recipes: the entry function of each verb (`<stage>/run.py`), composing the stages below
     [
         "data.run",
@@ -46,6 +46,7 @@ LAYERS = [
         "multitask.run",
         "compress.run",
         "compress.table",
+        "scaling.run",
         "demo",
     ],
     ["cli", "ui", "__init__"],
@@ -58,6 +59,7 @@ RECIPE_CALLS = {
     ("compress.run", "train.run"),  # recovery is a training run
     ("compress.run", "train.export"),  # merged into the compressed model
     ("compress.table", "evaluate.run"),  # the variants' answers and scores are an eval run
+    ("scaling.run", "train.run"),  # every point of the sweep is a training run
 }
 
 

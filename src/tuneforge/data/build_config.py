@@ -9,6 +9,7 @@ from tuneforge.config import SEED
 from tuneforge.data.augment import AugmentConfig
 from tuneforge.data.ds2 import DS2Config
 from tuneforge.data.evol_instruct import EvolConfig
+from tuneforge.data.idea_mcts import IdeaMCTSConfig
 from tuneforge.data.preferences import PreferenceConfig
 from tuneforge.data.self_instruct import SelfInstructConfig
 from tuneforge.data.tool_questions import ToolSynthConfig
@@ -39,6 +40,13 @@ class EvolStep(EvolConfig):
     enabled: bool = field(default=False, metadata={"help": "run Evol-Instruct"})
     seeds: str = field(default="seed:train", metadata={"help": "instructions to evolve"})
     limit: int = field(default=20, metadata={"help": "evolve the first N seeds", "ge": 1})
+
+
+@dataclass
+class IdeaMCTSStep(IdeaMCTSConfig):
+    enabled: bool = field(default=False, metadata={"help": "run IDEA-MCTS (a tree search over rewrites)"})
+    seeds: str = field(default="seed:train", metadata={"help": "instructions to root the trees at"})
+    limit: int = field(default=5, metadata={"help": "one tree for each of the first N seeds", "ge": 1})
 
 
 @dataclass
@@ -118,6 +126,7 @@ class BuildConfig:
     distill: DistillStep = field(default_factory=DistillStep)
     self_instruct: SelfInstructStep = field(default_factory=SelfInstructStep)
     evol: EvolStep = field(default_factory=EvolStep)
+    idea_mcts: IdeaMCTSStep = field(default_factory=IdeaMCTSStep)
     ds2: DS2Step = field(default_factory=DS2Step)
     tool_synth: ToolSynthConfig = field(default_factory=ToolSynthConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -52,7 +52,7 @@ def build_dataset(cfg: BuildConfig) -> Path:
     if not builds_sft(cfg) and not cfg.preferences.prompts:
         raise ConfigError(
             "the build config enables no source: set manual.files, distill.prompts, "
-            "self_instruct / evol / ds2 .enabled=true, or preferences.prompts"
+            "self_instruct / evol / idea_mcts / ds2 .enabled=true, or preferences.prompts"
         )
     inputs = [
         *cfg.manual.files,
@@ -60,6 +60,7 @@ def build_dataset(cfg: BuildConfig) -> Path:
         *cfg.filters.decontaminate,
         cfg.self_instruct.seeds if cfg.self_instruct.enabled else "",
         cfg.evol.seeds if cfg.evol.enabled else "",
+        cfg.idea_mcts.seeds if cfg.idea_mcts.enabled else "",
         cfg.preferences.prompts,
     ]
     for spec in dict.fromkeys(i for i in inputs if i):

@@ -1,6 +1,6 @@
 """The sources and generators of a data build: human-written files (with an optional rating
-threshold), teacher distillation, Self-Instruct, Evol-Instruct, DS²-Instruct, then augmentation —
-each stage's records with its report. Every record carries its source."""
+threshold), teacher distillation, Self-Instruct, Evol-Instruct, IDEA-MCTS, DS²-Instruct, then
+augmentation — each stage's records with its report. Every record carries its source."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from tuneforge.data.augment import AugmentConfig, augment
 from tuneforge.data.build_config import BuildConfig
 from tuneforge.data.ds2 import DS2Config, ds2_instruct
 from tuneforge.data.evol_instruct import EvolConfig, evol_instruct
+from tuneforge.data.idea_mcts import IdeaMCTSConfig, idea_mcts
 from tuneforge.data.seed import load_spec
 from tuneforge.data.self_instruct import SelfInstructConfig, self_instruct
 from tuneforge.data.teacher import distill
@@ -40,7 +41,8 @@ def _rating(record: Example, key: str, spec: str) -> float | None:
 def _required(llm: CachedLLM | None) -> CachedLLM:
     if llm is None:
         raise ConfigError(
-            "this build generates records (distill / self_instruct / evol / ds2 / tool_synth): give it an LLM"
+            "this build generates records (distill / self_instruct / evol / idea_mcts / ds2 / tool_synth): "
+            "give it an LLM"
         )
     return llm
 
@@ -78,6 +80,10 @@ def synthesize(cfg: BuildConfig, llm: CachedLLM | None) -> tuple[dict[str, list[
     if cfg.evol.enabled:
         ev = EvolConfig(**{k: getattr(cfg.evol, k) for k in EvolConfig.__dataclass_fields__})
         stages["evol"], reports["evol"] = evol_instruct(_required(llm), load_spec(cfg.evol.seeds)[: cfg.evol.limit], ev)
+    if cfg.idea_mcts.enabled:
+        im = IdeaMCTSConfig(**{k: getattr(cfg.idea_mcts, k) for k in IdeaMCTSConfig.__dataclass_fields__})
+        seeds = load_spec(cfg.idea_mcts.seeds)[: cfg.idea_mcts.limit]
+        stages["idea_mcts"], reports["idea_mcts"] = idea_mcts(_required(llm), seeds, im)
     if cfg.ds2.enabled:
         stages["ds2"], reports["ds2"] = [], {}
         for domain in cfg.ds2.domains:
@@ -101,6 +107,7 @@ def builds_sft(cfg: BuildConfig) -> bool:
         or cfg.distill.prompts
         or cfg.self_instruct.enabled
         or cfg.evol.enabled
+        or cfg.idea_mcts.enabled
         or cfg.ds2.enabled
         or cfg.tool_synth.enabled
     )
@@ -115,6 +122,7 @@ def needs_llm(cfg: BuildConfig) -> bool:
         cfg.distill.prompts
         or cfg.self_instruct.enabled
         or cfg.evol.enabled
+        or cfg.idea_mcts.enabled
         or cfg.ds2.enabled
         or cfg.tool_synth.enabled
         or cfg.augment.paraphrase

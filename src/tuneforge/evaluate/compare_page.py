@@ -51,6 +51,14 @@ def _entry(spec: str) -> dict:
     }
 
 
+def _compute_cells(c: dict | None) -> list[str]:
+    """Tokens, 6ND and achieved rate of a run's training (train/compute.py), or dashes."""
+    if not c:
+        return ["—"] * 3
+    share = f" ({100 * c['fraction_of_peak']:.0f}%)" if c.get("fraction_of_peak") is not None else ""
+    return [f"{c['tokens']:,}", f"{c['c_train_6nd']:.3g}", f"{c['achieved_gflops']:.1f}{share}"]
+
+
 def _slug(domain: str) -> str:
     """A domain name as a CSS id/class (the filter's selectors)."""
     return re.sub(r"[^A-Za-z0-9_-]", "-", domain) or "other"
@@ -162,13 +170,24 @@ def compare_page(specs: list[str], out: str | Path, n_boot: int = 1000) -> Path:
     parts = [
         section(
             "Runs",
-            ["run:model", "model", "steps", "final loss", "precision", "CPU/GPU"],
+            [
+                "run:model",
+                "model",
+                "steps",
+                "final loss",
+                "tokens D",
+                "C_train = 6ND",
+                "GFLOP/s (share of peak)",
+                "precision",
+                "CPU/GPU",
+            ],
             [
                 [
                     e["name"],
                     str(e["run"].get("model", e["model"].get("model", ""))),
                     _fmt(e["run"].get("steps")),
                     _fmt(e["run"].get("final_loss")),
+                    *_compute_cells(e["run"].get("compute")),
                     str(e["run"].get("precision", "")),
                     str(
                         e["run"].get("hardware", {}).get("cpu", "")

@@ -25,6 +25,7 @@ from tuneforge.evaluate.training_curves import plot_loss
 from tuneforge.files import write_text_atomic
 from tuneforge.records import Generation
 from tuneforge.run_metrics import read_metrics
+from tuneforge.train.compute import describe as describe_compute
 
 METRIC_LABELS = {
     "bleu": "BLEU",
@@ -236,6 +237,8 @@ def _summary_lines(metrics: dict) -> list[str]:
             f"{run['total_params']:,} parameters trained, {100 * run['trainable_params'] / run['total_params']:.2f}%), "
             f"{run['steps']} steps in {run['train_seconds']:.0f} s ({run['tokens_per_s']:.0f} tokens/s)."
         )
+        if run.get("compute"):
+            out.append(f"Compute: {describe_compute(run['compute'])} ({run['compute']['peak_how']}).")
         if run.get("eval_loss"):
             el = run["eval_loss"]
             d = el.get("delta")

@@ -30,9 +30,12 @@ from tuneforge.config import SEED
 from tuneforge.errors import ConfigError, DataError, suggest
 from tuneforge.hardware import announce_precision, distributed_state, resolve_precision  # noqa: F401 (re-exported)
 from tuneforge.tokenisation import MASKS, REASONING
+from tuneforge.train.active import ActiveConfig
 from tuneforge.train.best import EarlyStopping, EvalWatch, save_best
 from tuneforge.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from tuneforge.train.compile import compile_blocks, uncompile_blocks
+from tuneforge.train.compute import compute_accounting
+from tuneforge.train.curriculum import CurriculumConfig
 from tuneforge.train.sharding import fsdp_requested, shard_model, trainable_state
 from tuneforge.train.trackers import check_trackers, open_trackers
 
@@ -90,6 +93,8 @@ class TrainConfig:
         },
     )
     early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    active: ActiveConfig = field(default_factory=ActiveConfig)
     keep_best: int = field(
         default=0,
         metadata={
@@ -137,6 +142,17 @@ class TrainConfig:
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name} must be ≥ 0, got {getattr(self, name)}")
         check_trackers(self.report_to)
+        if self.curriculum.enabled or self.active.enabled:
+            which = "train.curriculum" if self.curriculum.enabled else "train.active"
+            if self.curriculum.enabled and self.active.enabled:
+                raise ConfigError("train.curriculum and train.active both choose the batches: turn one off")
+            if self.packing:
+                raise ConfigError(f"{which} draws single examples: set train.packing=false")
+            if self.active.enabled and self.checkpoint_every:
+                raise ConfigError(
+                    "train.active selects examples with the live weights, which a checkpoint cannot replay: "
+                    "set train.checkpoint_every=0"
+                )
 
 
 @dataclass
@@ -190,6 +206,7 @@ class TrainResult:
     evals: list[dict] = field(default_factory=list)  # every evaluation during training: step, metric, CI
     best_step: int | None = None  # with train.keep_best: the step whose weights the run keeps
     stopped: dict | None = None  # early stopping: {"step", "reason"}
+    compute: dict = field(default_factory=dict)  # train/compute.py: N, D, C_train = 6ND, FLOP/s, share of peak
 
     @property
     def final_loss(self) -> float:
@@ -290,7 +307,7 @@ def train_loop(
     # what the optimizer now holds: under accelerate's FSDP the parameters were replaced by shards
     params = [p for p in model.parameters() if p.requires_grad]
     model.train()
-    losses, tokens, first = [], 0, 0
+    losses, tokens, first, targets_here = [], 0, 0, 0
     if cfg.eval_every and evaluate is None:
         raise ConfigError(f"train.eval_every: objective '{objective.name}' has no held-out loss to evaluate")
     watch = (
@@ -361,6 +378,7 @@ def train_loop(
             optimizer.zero_grad(set_to_none=True)
             losses.append(step_loss)
             tokens += sum(int(b["num_tokens"]) for b in micro)
+            targets_here += total
             elapsed = time.time() - start
             rate = (tokens - tokens_before) / max(elapsed - eval_seconds_here, 1e-9)  # training time only
             bar.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{rate:.0f}")
@@ -436,17 +454,25 @@ def train_loop(
         _base(model).gradient_checkpointing_disable()
     model.eval()
     trainable, total_params = count_parameters(model)
+    seconds = time.time() - start
+    # every process's tokens (the targets were already summed over processes each step)
+    tokens_all = int(accelerator.reduce(torch.tensor(tokens - tokens_before, device=accelerator.device), "sum"))
+    compute = compute_accounting(
+        model, tokens_all, targets_here, seconds - eval_seconds_here, accelerator.device.type, precision,
+        cfg.gradient_checkpointing, accelerator.num_processes,
+    )  # fmt: skip
     return TrainResult(
         stopped["step"] if stopped else cfg.steps,
         losses,
         tokens - tokens_before,
-        time.time() - start,
+        seconds,
         trainable,
         total_params,
         eval_seconds_here,
         watch.history if watch else [],
         watch.best_step if watch and cfg.keep_best else None,
         stopped,
+        compute,
     )
 
 

@@ -135,6 +135,13 @@ def fit(
     if train.packing and not e.packs:
         packing = ", ".join(x.name for x in REGISTRY.values() if x.packs)
         raise ConfigError(f"train.packing is for {packing}; set train.packing=false for objective.name={e.name}")
+    if (train.curriculum.enabled or train.active.enabled) and e.name != "sft":
+        raise ConfigError(f"train.curriculum and train.active choose SFT examples; objective.name={e.name} reads none")
+    if train.active.enabled and adapter.method in ("prefix_tuning", "prompt_tuning", "p_tuning"):
+        raise ConfigError(
+            f"train.active scores the pool with the model being trained; adapter.method={adapter.method} adds its "
+            "virtual tokens only inside PEFT's wrapper, so the scores would ignore it. Use lora, ia3, bitfit or full"
+        )
     check_end_of_turn(tok, model)
     state = distributed_state()  # under accelerate launch / torchrun each process trains on its own shard
     frozen = (  # the base weights themselves train: keep a frozen copy as the reference (2x the weights)

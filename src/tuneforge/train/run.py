@@ -8,6 +8,7 @@ reward, grpo, distill, domain_adaptation; `tuneforge train --help` lists each on
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -18,8 +19,10 @@ from tuneforge.config import save_config
 from tuneforge.evaluate.training_curves import plot_rl_curves
 from tuneforge.files import check_output_dir, run_directory, write_text_atomic
 from tuneforge.models import check_4bit_supported, check_attention, check_hub_model, load_model, resolve_model
+from tuneforge.train.compute import describe as describe_compute
 from tuneforge.train.config import resolve_auto
 from tuneforge.train.context import load_training_mix
+from tuneforge.train.curriculum import schedule
 from tuneforge.train.loop import distributed_state
 from tuneforge.train.memory import estimate_memory
 from tuneforge.train.objectives import entry, fit
@@ -94,7 +97,13 @@ def train_model(cfg: TrainRunConfig) -> Path:
             "evals": result.evals,
             "best_step": result.best_step,  # train.keep_best: the step saved as the adapter (adapter-last: the last)
             "stopped": result.stopped,  # train.early_stopping: when and why
+            "compute": result.compute,  # N, D, C_train = 6ND, FLOP/s and share of the measured peak
         }
+        if cfg.train.curriculum.enabled:  # the pacing the batches followed
+            c = cfg.train.curriculum
+            summary["curriculum"] = {"order": c.order, "pacing": c.pacing, "schedule": schedule(c, cfg.train.steps)}
+        if cfg.train.active.enabled:
+            summary["active"] = {**dataclasses.asdict(cfg.train.active), "selection": "active_selection.jsonl"}
         if not state.is_main_process:
             return run_dir
         write_text_atomic(run_dir / "train_summary.json", json.dumps(summary, indent=2))
@@ -106,7 +115,7 @@ def train_model(cfg: TrainRunConfig) -> Path:
         print(
             f"Trained {result.trainable_params:,} of {result.total_params:,} parameters "
             f"({100 * summary['trainable_ratio']:.2f}%); loss {result.losses[0]:.3f} → {result.final_loss:.3f}. "
-            f"Run: {run_dir}",
+            f"Run: {run_dir}\nCompute: {describe_compute(result.compute)}",
             flush=True,
         )
         return run_dir

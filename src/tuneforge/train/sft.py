@@ -9,7 +9,7 @@ projection are never computed). The data path (encoding, masks, collation, packi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -26,8 +26,11 @@ from tuneforge.tokenisation import (
     encode_examples,
     model_inputs,
 )
+from tuneforge.train.active import active_stream
 from tuneforge.train.adapters import is_prompt_learning
 from tuneforge.train.context import BuildContext, ObjectiveOptions
+from tuneforge.train.curriculum import curriculum_stream, schedule
+from tuneforge.train.example_scores import example_scores
 from tuneforge.train.loop import Objective, ObjectiveSetup, heldout_loss
 
 
@@ -84,23 +87,50 @@ def heldout_batches(examples, tok, max_length: int, mask: str, reasoning: str = 
 
 def build(ctx: BuildContext) -> ObjectiveSetup:
     """Cross-entropy on the assistant tokens; held-out loss per target token before and after, with
-    bootstrap CIs and the paired change."""
+    bootstrap CIs and the paired change. The batches are shuffled epochs, or a curriculum
+    (train.curriculum) or an active-learning selection (train.active) of the examples."""
     t = ctx.train
-    enc_train, dropped = encode_examples(ctx.training_examples(), ctx.tok, t.max_length, t.mask, t.reasoning)
+    examples, kept = ctx.training_examples(), list[int]()
+    enc_train, dropped = encode_examples(examples, ctx.tok, t.max_length, t.mask, t.reasoning, kept)
     if dropped:
         print(f"      {dropped} examples dropped: no target token within max_length", flush=True)
     eval_batches = heldout_batches(ctx.held_out_examples(), ctx.tok, t.max_length, t.mask, t.reasoning)
-    batches = batch_stream(
-        enc_train,
-        t.batch_size,
-        ctx.tok.pad_token_id,
-        t.seed,
-        pack_length=t.max_length if t.packing else 0,
-        **ctx.shard,
-    )
+    if t.curriculum.enabled or t.active.enabled:
+        batches = chosen_batches(ctx, [examples[i] for i in kept], enc_train)
+    else:
+        batches = batch_stream(
+            enc_train, t.batch_size, ctx.tok.pad_token_id, t.seed, pack_length=t.max_length if t.packing else 0,
+            **ctx.shard,
+        )  # fmt: skip
     evaluate = lambda m: heldout_loss(m, eval_batches, SFT, t.precision) if eval_batches else {}  # noqa: E731
     on = ctx.data.eval if ctx.eval_examples is None else "test"
     return ObjectiveSetup(SFT, batches, evaluate, evaluate(ctx.model), summarise=lambda b, a: loss_summary(b, a, on))
+
+
+def chosen_batches(ctx: BuildContext, examples: list, encoded: list) -> Iterator[dict]:
+    """The batch stream of a curriculum (easiest first, train/curriculum.py) or of active learning
+    (uncertainty sampling in rounds, train/active.py); `examples[i]` is the record of `encoded[i]`."""
+    t, pad = ctx.train, ctx.tok.pad_token_id
+    if t.active.enabled:
+        if ctx.shard.get("num_shards", 1) > 1:
+            raise ConfigError("train.active runs in one process: each would select its own examples. Drop the launcher")
+        print(f"      active learning: {t.active.rounds} rounds of {t.active.score} sampling, "
+              f"{t.active.fraction:g} of {len(encoded)} examples in all", flush=True)  # fmt: skip
+        return active_stream(ctx.model, examples, encoded, t.active, t.steps, t.batch_size, t.grad_accum, pad, t.seed,
+                             ctx.run_dir / "active_selection.jsonl")  # fmt: skip
+    c = t.curriculum
+    if c.order == "loss":  # the model before training: the builder runs before the adapter is applied
+        difficulty = example_scores(ctx.model, encoded, pad)["loss"]
+    elif c.order == "ifd":
+        from tuneforge.data.ifd import ifd_scores
+
+        raw = [s["ifd"] for s in ifd_scores(ctx.model, ctx.tok, examples, max_length=t.max_length)]
+        difficulty = [v if v == v else float("inf") for v in raw]  # not computable: last
+    else:
+        difficulty = [float(e.n_targets) for e in encoded]
+    shares = ", ".join(f"step {p['step']}: {p['share']:.0%}" for p in schedule(c, t.steps, 5))
+    print(f"      curriculum by {c.order}, {c.pacing} pacing: {shares} of the easiest examples", flush=True)
+    return curriculum_stream(encoded, difficulty, c, t.steps, t.batch_size, t.grad_accum, pad, t.seed, **ctx.shard)
 
 
 def loss_summary(base: dict, tuned: dict, on: str = "", n_boot: int = 1000, seed: int = 0) -> dict:
@@ -116,6 +146,8 @@ def loss_summary(base: dict, tuned: dict, on: str = "", n_boot: int = 1000, seed
         "delta": paired_ratio_delta(base["sums"], tuned["sums"], base["units"], n_boot, seed),
         "n_examples": len(base["units"]),
         "n_tokens": int(sum(base["units"])),
+        # per held-out example, in a fixed order: what runs on the same examples pair up on (scaling fits)
+        "per_example": {"units": base["units"], "base": base["sums"], "tuned": tuned["sums"]},
         "signature": f"heldout-loss|per-target-token|bootstrap{n_boot}-over-examples|seed:{seed}",
     }
 

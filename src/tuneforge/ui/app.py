@@ -30,6 +30,7 @@ from pathlib import Path
 
 from tuneforge.errors import ConfigError, TuneforgeError
 from tuneforge.files import marker_state
+from tuneforge.train.compute import describe as describe_compute
 from tuneforge.ui.runs import fmt_eta, list_runs, read_log, run_info
 
 _CSS = (
@@ -246,6 +247,8 @@ def make_app(root: Path, token: str | None = None, bundled: Path | None = None, 
         facts = json.loads(summary.read_text(encoding="utf-8")) if summary.exists() else {}
         shown = {k: facts[k] for k in ("steps", "first_loss", "final_loss", "best_step", "stopped", "train_seconds",
                                         "eval_seconds", "tokens_per_s") if k in facts}  # fmt: skip
+        if facts.get("compute"):
+            shown["compute"] = describe_compute(facts["compute"])
         ui_log = ui_dir / f"{name}.log"
         output = ui_log.read_text(encoding="utf-8", errors="replace")[-4000:] if ui_log.exists() else ""
         status = _status(name)
