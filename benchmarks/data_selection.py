@@ -50,7 +50,7 @@ def _subset(arm: str, pool: list, k: int, seed: int, model_name: str) -> list:
     return pool
 
 
-def _train(arm: str, out: Path, data: Path, steps: int, seed: int, base: list[str]) -> Path:
+def _train(arm: str, out: Path, data: Path, steps: int, seed: int, base: list[str], budget: float) -> Path:
     from tuneforge.config import load_config
     from tuneforge.train.run import train_model
     from tuneforge.train.run_config import TrainRunConfig
@@ -59,7 +59,7 @@ def _train(arm: str, out: Path, data: Path, steps: int, seed: int, base: list[st
     if (run / "train_summary.json").exists():  # resumable: a finished arm is kept
         return run
     extra = {
-        "uncertainty": ["train.active.rounds=3", "train.active.fraction=0.25", "train.active.score=loss"],
+        "uncertainty": ["train.active.rounds=3", f"train.active.fraction={budget}", "train.active.score=loss"],
         "curriculum": ["train.curriculum.order=loss", "train.curriculum.pacing=linear"],
     }.get(arm, [])
     cfg = load_config(TrainRunConfig, None, [*base, f"output_dir={run}", f"data.train={data}", f"train.steps={steps}",
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             data = out / "data" / f"{arm}-s{seed}.jsonl"
             if not data.exists():
                 write_records(_subset(arm, pool, k, seed, model_name), data)
-            runs[arm].append(_train(arm, out, data, k, seed, base))
+            runs[arm].append(_train(arm, out, data, k, seed, base, a.budget))
     models = [f"{d.name}={d}" for arm in ARMS for d in runs[arm]]
     gen = ["generation.max_new_tokens=4"] if tmp else ["generation.max_new_tokens=96"]
     eval_dir = out / "eval"

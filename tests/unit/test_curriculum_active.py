@@ -88,6 +88,34 @@ def test_uncertainty_sampling_picks_the_planted_hard_examples(planted):
     assert min(scores["loss"][i] for i in hard) > max(s for i, s in enumerate(scores["loss"]) if i not in hard)
 
 
+def test_the_per_example_loss_is_the_sft_loss_of_each_example(tiny_lm, tiny_tok, examples):
+    from tuneforge.tokenisation import collate, count_targets
+    from tuneforge.train.sft import sft_loss
+
+    encoded, _ = encode_examples(examples, tiny_tok)
+    scores = example_scores(tiny_lm, encoded, tiny_tok.pad_token_id, batch_size=3)
+    for e, got in zip(encoded, scores["loss"]):
+        one = collate([e], tiny_tok.pad_token_id)
+        assert got == pytest.approx(float(sft_loss(tiny_lm, one).detach()) / count_targets(one), rel=1e-4)
+    assert all(0 < h < math.log(tiny_tok.vocab_size + 1) for h in scores["entropy"])
+
+
+def test_with_steps_equal_to_the_budget_every_chosen_example_is_trained_on_once(examples, tiny_tok):
+    from conftest import make_examples
+    from tuneforge.train.active import ActiveConfig, active_stream
+
+    pool = make_examples(24)
+    encoded, _ = encode_examples(pool, tiny_tok)
+    cfg = ActiveConfig(rounds=3, fraction=0.5, score="random")  # 12 chosen, 4 a round
+    stream = active_stream(
+        None, pool, encoded, cfg, steps=6, batch_size=2, grad_accum=1, pad_id=0, seed=0, log_path=None
+    )
+    rows = [tuple(r[r != 0].tolist()) for _ in range(6) for r in next(stream)["input_ids"]]
+    assert len(rows) == 12 and len(set(rows)) == 12  # each chosen example once, none twice
+    with pytest.raises(ConfigError, match="fewer than train.active.rounds=3"):
+        next(active_stream(None, pool, encoded, ActiveConfig(rounds=3, fraction=0.05), 6, 2, 1, 0, 0, None))
+
+
 def test_active_learning_through_train_selects_in_rounds_with_scores_in_provenance(planted, tmp_path):
     model, tok, pool = planted
     model.save_pretrained(tmp_path / "model")

@@ -84,6 +84,21 @@ def test_two_model_sizes_give_the_joint_law_and_a_model_choice_with_its_confiden
     assert "Model choice at a budget of 5,000 tokens" in (tmp / "out" / "scaling.md").read_text()
 
 
+def test_each_model_keeps_its_own_base_loss_as_its_d_0_point():
+    from tuneforge.scaling.run import points_of
+
+    def row(model, frac, base):
+        pe = {"units": [2, 3], "base": [base, base], "tuned": [1.0, 1.0]}
+        c = {"tokens": 100 * frac, "params": {"non_embedding": 10 + model, "trainable_non_embedding": 1}}
+        return {"model": model, "fraction": frac, "seed": 0, "run": f"m{model}-f{frac}",
+                "summary": {"eval": {"per_example": pe}, "compute": c}}  # fmt: skip
+
+    rows = [row(m, f, 7.0 + m) for f in (1, 2) for m in (0, 1)]  # model 0's base 7, model 1's base 8
+    _, with_base = points_of(rows, "lora")
+    base = with_base.d == 0
+    assert dict(zip(with_base.model[base].tolist(), (with_base.sums[base].sum(1) / 5).tolist())) == {0: 2.8, 1: 3.2}
+
+
 def test_too_few_fractions_to_check_the_extrapolation_is_refused_before_anything_is_written(sweep, capsys):
     tmp, args = sweep
     assert main(args("scaling.fractions=[0.5,1.0]")) == 2

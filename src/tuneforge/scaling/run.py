@@ -83,6 +83,10 @@ class ScalingConfig:
             )
         if not self.scaling.seeds:
             raise ConfigError("scaling.seeds is empty: give at least one seed, e.g. [0, 1]")
+        if not self.data.eval:
+            raise ConfigError(
+                "data.eval is empty: every run's held-out loss is what the laws fit. Give one, e.g. seed:test"
+            )
 
 
 def _slug(name: str) -> str:
@@ -97,7 +101,8 @@ def nested_fractions(examples: list, fractions: list[float], seed: int) -> dict[
 
 
 def _sub_config(cfg: ScalingConfig, model: str, data: Path, n: int, seed: int, out: Path) -> TrainRunConfig:
-    steps = max(1, math.ceil(cfg.scaling.epochs * n / (cfg.train.batch_size * cfg.train.grad_accum)))
+    per_step = cfg.train.batch_size * cfg.train.grad_accum * distributed_state().num_processes
+    steps = max(1, math.ceil(cfg.scaling.epochs * n / per_step))
     return TrainRunConfig(
         output_dir=str(out),
         model=dataclasses.replace(cfg.model, name=model),
@@ -123,8 +128,7 @@ def _train_all(cfg: ScalingConfig, out: Path, models: list[str]) -> list[dict]:
     for seed in cfg.scaling.seeds:
         for frac, subset in nested_fractions(examples, cfg.scaling.fractions, seed).items():
             data = out / "data" / f"s{seed}-f{frac:g}.jsonl"
-            if not data.exists():
-                write_records(subset, data)
+            write_records(subset, data)  # always: the same bytes when data.train is the same, so runs are reused
             for m, model in enumerate(models):
                 run = out / "runs" / f"{_slug(model)}-f{frac:g}-s{seed}"
                 sub = _sub_config(cfg, model, data, len(subset), seed, run)
@@ -160,10 +164,11 @@ def points_of(rows: list[dict], method: str) -> tuple[Points, Points]:
                      np.array([r["seed"] for r in rows]), np.array([p["tuned"] for p in pe], float),
                      np.array(pe[0]["units"], float), [r["run"] for r in rows],
                      np.array([r["fraction"] for r in rows]))  # fmt: skip
-    first = {r["model"]: i for i, r in reversed(list(enumerate(rows)))}  # the base loss is one per model
-    base = trained.subset(np.isin(np.arange(len(rows)), list(first.values())))
-    base = dataclasses.replace(base, d=np.zeros(len(first)), sums=np.array([pe[i]["base"] for i in first.values()]),
-                               fraction=np.zeros(len(first)), labels=["base"] * len(first))  # fmt: skip
+    # the base loss is one per model: take it from each model's first run, in row order
+    idx = sorted({r["model"]: i for i, r in reversed(list(enumerate(rows)))}.values())
+    base = trained.subset(np.isin(np.arange(len(rows)), idx))
+    base = dataclasses.replace(base, d=np.zeros(len(idx)), sums=np.array([pe[i]["base"] for i in idx], float),
+                               fraction=np.zeros(len(idx)), labels=["base"] * len(idx))  # fmt: skip
     return trained, _concat(trained, base)
 
 

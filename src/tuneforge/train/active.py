@@ -4,7 +4,9 @@ on a share of the data chosen by the model being trained, in rounds.
     budget  = `fraction` × pool           examples, the whole run's selection
     round r = score the pool not yet selected under the *current* model (its loss on the answer, or
               the entropy of its predictions there), add the budget/R most uncertain, then train
-              train.steps/R optimizer steps on everything selected so far (shuffled)
+              train.steps/R optimizer steps: one shuffled pass over the round's own picks, then passes
+              over everything selected so far (with steps = budget ÷ batch, each example once — the
+              same tokens as training once on a random share of that size)
 
 Round 1 scores with the untrained model; later rounds see what training taught it, so an example
 the model has learned to predict stops looking uncertain. Every selected record is written to
@@ -67,24 +69,36 @@ def active_stream(
     log_path: Path | None,
 ) -> Iterator[dict]:
     """Endless micro-batches over the growing selection (module docstring); `examples[i]` is the
-    record `encoded[i]` came from. Rounds begin at optimizer steps 0, steps/R, 2·steps/R, …"""
+    record `encoded[i]` came from. Rounds begin at optimizer steps 0, steps/R, 2·steps/R, …; a round
+    first passes once over its own picks (shuffled), then over everything chosen so far, so every
+    chosen example is trained on when the steps allow it (steps = examples chosen ÷ batch: once each)."""
     rng = random.Random(seed * 100_003 + 11)
-    budget = max(1, round(cfg.fraction * len(encoded)))
+    budget = round(cfg.fraction * len(encoded))
+    if budget < cfg.rounds:
+        raise ConfigError(
+            f"train.active: {cfg.fraction:g} of {len(encoded)} examples is {budget}, fewer than train.active.rounds="
+            f"{cfg.rounds}: raise train.active.fraction or lower the rounds"
+        )
     per_round = [budget * (r + 1) // cfg.rounds - budget * r // cfg.rounds for r in range(cfg.rounds)]
     starts = [math.floor(r * steps / cfg.rounds) for r in range(cfg.rounds)]
-    pool, chosen, j = list(range(len(encoded))), [], 0
+    pool, chosen, queue, j, done = list(range(len(encoded))), [], [], 0, 0
     log = _open(log_path) if log_path is not None else None
     while True:
-        step = j // grad_accum
-        if starts and step >= starts[0] and j % grad_accum == 0:
-            starts.pop(0)
-            take = pick(model, encoded, pool, per_round[cfg.rounds - len(starts) - 1], cfg.score, pad_id, rng)
+        if done < cfg.rounds and j // grad_accum >= starts[done] and j % grad_accum == 0:
+            take = pick(model, encoded, pool, per_round[done], cfg.score, pad_id, rng)
+            done += 1
             for i, score in take:
                 chosen.append(i)
                 pool.remove(i)
                 if log is not None:
-                    _record(log, examples[i], cfg.rounds - len(starts), score, cfg.score)
-        yield collate(rng.sample([encoded[i] for i in chosen], min(batch_size, len(chosen))), pad_id)
+                    _record(log, examples[i], done, score, cfg.score)
+            queue = rng.sample([i for i, _ in take], len(take))  # this round's picks first, once each
+        batch: list[Encoded] = []
+        while len(batch) < min(batch_size, len(chosen)):
+            if not queue:
+                queue = rng.sample(chosen, len(chosen))  # then passes over everything chosen
+            batch.append(encoded[queue.pop()])
+        yield collate(batch, pad_id)
         j += 1
 
 

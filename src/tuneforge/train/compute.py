@@ -4,7 +4,8 @@ of the machine's matmul peak it used.
     C_train ≈ 6·N·D                         (Kaplan et al. 2020; seed eq. 23's budget)
     C_done  ≈ (4·N + 2·N_train + 2·N·[ckpt])·D
 
-N counts non-embedding parameters (Kaplan's convention: an embedding lookup is no matmul), D the
+N counts non-embedding parameters (Kaplan's convention: the input embedding and the output head are
+left out — a lookup is no matmul, and the head runs at target positions only), D the
 tokens the loop processed (prompt and answer, padding excluded). 6ND is the rule the scaling law's
 budget uses: a forward pass is 2N FLOPs per token and a backward pass 4N. `C_done` is what this run
 actually computed: the backward pass always propagates activation gradients through every frozen
@@ -22,21 +23,26 @@ from __future__ import annotations
 
 
 def parameter_counts(model) -> dict:
-    """{"total", "trainable", "embedding", "non_embedding", "trainable_non_embedding"} parameter counts
-    (an embedding tied to the output head is counted once)."""
+    """{"total", "trainable", "embedding", "non_embedding", "trainable_non_embedding"} parameter counts.
+    Embedding = the input embedding and an untied output head (Kaplan's N leaves out both; a tied
+    head is one tensor, counted once); 4-bit weights (QLoRA) count the values they hold, not bytes."""
     import torch
 
+    emb_ids = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is not None and getattr(head, "weight", None) is not None:
+        emb_ids.add(id(head.weight))
     seen, total, trainable, emb, emb_trainable = set(), 0, 0, 0, 0
-    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
     for p in model.parameters():
         if id(p) in seen:
             continue
         seen.add(id(p))
-        total += p.numel()
-        trainable += p.numel() if p.requires_grad else 0
-        if id(p) in embeddings:
-            emb += p.numel()
-            emb_trainable += p.numel() if p.requires_grad else 0
+        n = _numel(p)
+        total += n
+        trainable += n if p.requires_grad else 0
+        if id(p) in emb_ids:
+            emb += n
+            emb_trainable += n if p.requires_grad else 0
     return {
         "total": total,
         "trainable": trainable,
@@ -44,6 +50,20 @@ def parameter_counts(model) -> dict:
         "non_embedding": total - emb,
         "trainable_non_embedding": trainable - emb_trainable,
     }
+
+
+def _numel(p) -> int:
+    """Values a parameter holds: bitsandbytes' Params4bit stores two per byte and keeps the shape aside."""
+    state = getattr(p, "quant_state", None)
+    shape = getattr(state, "shape", None)
+    return int(_prod(shape)) if shape is not None else p.numel()
+
+
+def _prod(shape) -> int:
+    out = 1
+    for x in shape:
+        out *= int(x)
+    return out
 
 
 def training_flops(counts: dict, tokens: int, gradient_checkpointing: bool = False) -> dict:
@@ -83,24 +103,27 @@ def compute_accounting(
     model,
     tokens: int,
     targets: int,
+    session_tokens: int,
     seconds: float,
     device_type: str,
     precision: str,
     checkpointing: bool = False,
     devices: int = 1,
 ) -> dict:
-    """The `compute` record of a run: N (total, non-embedding, trainable), D (tokens, target tokens),
-    C_train = 6ND, C_done, achieved FLOP/s over `seconds` (training time, evaluation excluded) and
-    its fraction of the measured matmul peak of `devices` such devices (data-parallel processes)."""
+    """The `compute` record of a run: N (total, non-embedding, trainable), D (`tokens`, `targets`: the
+    whole run's, a resumed one included), C_train = 6ND, C_done, the FLOP/s of this session
+    (`session_tokens` in `seconds` of training, evaluation excluded) and its fraction of the measured
+    matmul peak of `devices` such devices (data-parallel processes)."""
     counts = parameter_counts(model)
     flops = training_flops(counts, tokens, checkpointing)
-    achieved = flops["c_done"] / max(seconds, 1e-9) / 1e9
+    achieved = training_flops(counts, session_tokens, checkpointing)["c_done"] / max(seconds, 1e-9) / 1e9
     peak = matmul_peak(device_type, precision)
     return {
         "params": counts,
         "tokens": tokens,
         "target_tokens": targets,
         **flops,
+        "session_tokens": session_tokens,  # this session's (a resumed run's D counts the earlier ones)
         "train_seconds": seconds,
         "achieved_gflops": achieved,
         "peak_gflops": peak["gflops"] * devices,

@@ -16,7 +16,8 @@ SCORES = ("loss", "entropy")
 
 @torch.no_grad()
 def example_scores(model, encoded: list[Encoded], pad_id: int, batch_size: int = 8) -> dict[str, list[float]]:
-    """{"loss": [...], "entropy": [...]} per encoded example (mean per target token), in input order."""
+    """{"loss": [...], "entropy": [...]} per encoded example (mean per target token), in input order.
+    Logits are projected at target positions only (as `sft_loss`): (N, V), not (B, T, V)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -25,15 +26,20 @@ def example_scores(model, encoded: list[Encoded], pad_id: int, batch_size: int =
     for s in range(0, len(order), batch_size):
         idx = order[s : s + batch_size]
         batch = {k: v.to(device) for k, v in collate([encoded[i] for i in idx], pad_id).items()}
-        logits = model(**model_inputs(batch)).logits[:, :-1].float()  # (B, T-1, V)
-        labels = batch["labels"][:, 1:]  # (B, T-1)
-        targets = labels != IGNORE
-        ce = F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=IGNORE, reduction="none")  # (B, T-1)
-        logp = logits.log_softmax(-1)
-        ent = -(logp.exp() * logp).sum(-1)  # (B, T-1)
-        n = targets.sum(1).clamp_min(1)
+        labels = batch["labels"]
+        targets = labels[:, 1:] != IGNORE  # (B, T-1): position t predicts token t+1
+        keep = F.pad(targets, (0, 1), value=False)  # (B, T)
+        logits = model(**model_inputs(batch), logits_to_keep=keep).logits
+        if logits.dim() == 3:  # a version that ignores a boolean logits_to_keep
+            logits = logits[keep]
+        logits = logits.float()  # (N, V)
+        row = targets.nonzero()[:, 0]  # (N,) the batch row of each target
+        ce = F.cross_entropy(logits, labels[:, 1:][targets], reduction="none")  # (N,)
+        ent = torch.special.entr(logits.softmax(-1)).sum(-1)  # (N,); entr(0) = 0, no NaN
+        n = targets.sum(1).clamp_min(1).float()  # (B,)
+        ce_sum = torch.zeros(len(idx), device=device).index_add_(0, row, ce)
+        ent_sum = torch.zeros(len(idx), device=device).index_add_(0, row, ent)
         for j, i in enumerate(idx):
-            loss[i] = float(ce[j].sum() / n[j])
-            entropy[i] = float((ent[j] * targets[j]).sum() / n[j])
+            loss[i], entropy[i] = float(ce_sum[j] / n[j]), float(ent_sum[j] / n[j])
     model.train(was_training)
     return {"loss": loss, "entropy": entropy}

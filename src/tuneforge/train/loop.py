@@ -148,6 +148,11 @@ class TrainConfig:
                 raise ConfigError("train.curriculum and train.active both choose the batches: turn one off")
             if self.packing:
                 raise ConfigError(f"{which} draws single examples: set train.packing=false")
+            if self.active.enabled and self.active.rounds > self.steps:
+                raise ConfigError(
+                    f"train.active.rounds={self.active.rounds} is more than train.steps={self.steps}: each round "
+                    "needs a step to train"
+                )
             if self.active.enabled and self.checkpoint_every:
                 raise ConfigError(
                     "train.active selects examples with the live weights, which a checkpoint cannot replay: "
@@ -307,7 +312,8 @@ def train_loop(
     # what the optimizer now holds: under accelerate's FSDP the parameters were replaced by shards
     params = [p for p in model.parameters() if p.requires_grad]
     model.train()
-    losses, tokens, first, targets_here = [], 0, 0, 0
+    losses, tokens, first = [], 0, 0
+    seen = {"tokens": 0, "targets": 0}  # every process's, since step 0 (a resume restores them): D for compute
     if cfg.eval_every and evaluate is None:
         raise ConfigError(f"train.eval_every: objective '{objective.name}' has no held-out loss to evaluate")
     watch = (
@@ -325,6 +331,7 @@ def train_loop(
     if latest is not None:
         counters = load_checkpoint(latest, accelerator.unwrap_model(model), optimizer, scheduler)
         first, losses, tokens = counters["step"], counters["losses"], counters["tokens"]
+        seen = counters.get("seen", {"tokens": tokens * accelerator.num_processes, "targets": 0})
         eval_seconds = counters.get("eval_seconds", 0.0)
         if watch is not None:
             watch.restore(counters.get("watch"))
@@ -333,7 +340,7 @@ def train_loop(
         print(f"tuneforge: resumed from {latest} at step {first}", flush=True)
     log = _open_log(Path(log_path), first) if log_path and accelerator.is_main_process else None
     trackers = open_trackers(cfg.report_to, Path(log_path).parent, asdict(cfg)) if log and log_path else []
-    start, tokens_before, eval_seconds_here = time.time(), tokens, 0.0
+    start, tokens_before, eval_seconds_here, seen_before = time.time(), tokens, 0.0, seen["tokens"]
     bar = tqdm(
         range(first, cfg.steps),
         desc=f"train {objective.name}",
@@ -345,8 +352,10 @@ def train_loop(
     try:
         for step in bar:
             micro = [next(batches) for _ in range(cfg.grad_accum)]
-            local = sum(objective.count(b) for b in micro)
-            total = int(accelerator.reduce(torch.tensor(local, device=accelerator.device), "sum"))
+            local = [sum(objective.count(b) for b in micro), sum(int(b["num_tokens"]) for b in micro)]
+            total, step_tokens = (
+                int(x) for x in accelerator.reduce(torch.tensor(local, device=accelerator.device), "sum")
+            )
             if total == 0:
                 raise DataError(
                     f"optimizer step {step + 1} has no target units in its "
@@ -378,7 +387,8 @@ def train_loop(
             optimizer.zero_grad(set_to_none=True)
             losses.append(step_loss)
             tokens += sum(int(b["num_tokens"]) for b in micro)
-            targets_here += total
+            seen["tokens"] += step_tokens
+            seen["targets"] += total
             elapsed = time.time() - start
             rate = (tokens - tokens_before) / max(elapsed - eval_seconds_here, 1e-9)  # training time only
             bar.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{rate:.0f}")
@@ -425,7 +435,8 @@ def train_loop(
                     for tracker in trackers:
                         tracker.log({k: v for k, v in eval_row.items() if v is not None}, step + 1)
             if checkpoint_dir and cfg.checkpoint_every and ((step + 1) % cfg.checkpoint_every == 0 or stopped):
-                counters = {"step": step + 1, "losses": losses, "tokens": tokens, "eval_seconds": eval_seconds}
+                counters = {"step": step + 1, "losses": losses, "tokens": tokens, "eval_seconds": eval_seconds,
+                            "seen": seen}  # fmt: skip
                 if watch is not None:
                     counters["watch"] = watch.state()
                 save_checkpoint(
@@ -455,10 +466,9 @@ def train_loop(
     model.eval()
     trainable, total_params = count_parameters(model)
     seconds = time.time() - start
-    # every process's tokens (the targets were already summed over processes each step)
-    tokens_all = int(accelerator.reduce(torch.tensor(tokens - tokens_before, device=accelerator.device), "sum"))
     compute = compute_accounting(
-        model, tokens_all, targets_here, seconds - eval_seconds_here, accelerator.device.type, precision,
+        model, seen["tokens"], seen["targets"], seen["tokens"] - seen_before, seconds - eval_seconds_here,
+        accelerator.device.type, precision,
         cfg.gradient_checkpointing, accelerator.num_processes,
     )  # fmt: skip
     return TrainResult(
