@@ -280,3 +280,12 @@ def test_a_run_that_fails_midway_is_marked_unfinished_and_refused_until_rerun(ti
     monkeypatch.setattr(recipe, "fit", real)
     assert main(["train", str(cfg)]) == 0  # rerunning the same command finishes the run
     assert not (run / ".incomplete").exists() and (run / "train_summary.json").exists()
+
+
+def test_a_demo_run_exports_merged_like_a_train_run(tiny_demo):
+    """A demo trains SFT with an adapter and saves a DemoConfig: export reads its model from it."""
+    from transformers import AutoModelForCausalLM
+
+    run = tiny_demo("adapter.method=lora", "adapter.r=4")
+    assert main(["export", str(run), "--merge"]) == 0
+    assert AutoModelForCausalLM.from_pretrained(run / "merged").config.num_hidden_layers > 0

@@ -140,8 +140,7 @@ def taylor_scores(model, batches: list[dict]) -> Scores:
                 keys = list(gates)
                 grads = torch.autograd.grad(loss, [gates[k] for k in keys])
                 real = batch["attention_mask"].bool()  # (B, T)
-                for (kind, i), grad, g in zip(keys, grads, (gates[k] for k in keys), strict=True):
-                    del g
+                for (kind, i), grad in zip(keys, grads, strict=True):
                     acc[kind][i] += grad.abs().float()[real].sum(0).cpu()  # |∂L/∂gate| = |∂L/∂h · h| per token
                 tokens += int(real.sum())
     finally:

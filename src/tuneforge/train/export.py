@@ -58,9 +58,26 @@ def check_trained_run(run_dir: Path) -> tuple[Path, Path]:
     return adapter_dir, config_path
 
 
+def trained_model_of(config_path: Path) -> tuple[str, str, str]:
+    """(base model, dtype, objective) of a `tuneforge train` or `tuneforge demo` run's saved config (a
+    demo trains SFT and its config has no objective section)."""
+    from tuneforge.config import read_yaml
+    from tuneforge.train.run_config import load_run_config
+
+    data, _ = read_yaml(config_path, "run config")
+    if (
+        isinstance(data, dict)
+        and "objective" not in data
+        and "generation" in data
+        and isinstance(data.get("model"), dict)
+    ):
+        return str(data["model"].get("name", "")), str(data["model"].get("dtype", "auto")), "sft"
+    cfg = load_run_config(config_path)
+    return cfg.model.name, cfg.model.dtype, cfg.objective.name
+
+
 def merge_run(run_dir: Path, out: Path, dtype: str = "") -> None:
     """Fold the run's LoRA / IA³ weights into its base model and save the result to `out`."""
-    from tuneforge.train.run_config import load_run_config
 
     adapter_dir = run_dir / "adapter"
     if not (adapter_dir / "adapter_config.json").exists():
@@ -71,14 +88,14 @@ def merge_run(run_dir: Path, out: Path, dtype: str = "") -> None:
             f"a {peft_type.lower()} adapter adds virtual tokens and cannot be merged into the "
             f"base weights. Export without --merge and load it with PeftModel.from_pretrained"
         )
-    cfg = load_run_config(run_dir / "config.yaml")
+    name, run_dtype, objective = trained_model_of(run_dir / "config.yaml")
     from peft import PeftModel
     from transformers import AutoTokenizer
 
     from tuneforge.models import load_model
 
-    base, _ = load_model(cfg.model.name, dtype or cfg.model.dtype, "sdpa", "cpu")
-    if cfg.objective.name == "reward":  # the adapter (and its trained head) sits on the scalar-head model
+    base, _ = load_model(name, dtype or run_dtype, "sdpa", "cpu")
+    if objective == "reward":  # the adapter (and its trained head) sits on the scalar-head model
         from tuneforge.train.reward import reward_model_from_causal
 
         base = reward_model_from_causal(base, AutoTokenizer.from_pretrained(adapter_dir).pad_token_id)

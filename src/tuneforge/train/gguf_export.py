@@ -341,15 +341,14 @@ def export_gguf(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tuneforge.files import check_output_dir, staged_dir
-    from tuneforge.train.export import check_trained_run, merge_run
+    from tuneforge.train.export import check_trained_run, merge_run, trained_model_of
     from tuneforge.train.modelfile import modelfile
-    from tuneforge.train.run_config import load_run_config
 
     check_quant(quant)  # llama-cpp-python's absence too, before the merge
     run_dir = Path(run_dir)
     adapter_dir, config_path = check_trained_run(run_dir)
-    cfg = load_run_config(config_path)
-    if cfg.objective.name == "reward":
+    base_name, _, objective = trained_model_of(config_path)
+    if objective == "reward":
         raise ConfigError(
             f"{run_dir} is a reward model (a scalar head, not a generator); GGUF is for generative models. "
             "Export it with --merge and load it with AutoModelForSequenceClassification"
@@ -362,7 +361,7 @@ def export_gguf(
         raise ConfigError(
             f"{out / f'model-{quant}.gguf'} already holds this run's {quant} export. Pass --overwrite to replace it"
         )
-    base_gguf = source_gguf(cfg.model.name)  # before any work
+    base_gguf = source_gguf(base_name)  # before any work
     saved = AutoTokenizer.from_pretrained(adapter_dir)
     if base_gguf is None:  # a tokenizer llama.cpp cannot take: say so before merging
         hf_tokenizer_fields(saved, max(saved.get_vocab().values()) + 1)
