@@ -57,6 +57,13 @@ def test_a_curriculum_draws_early_batches_from_the_easiest_examples_only(tiny_to
     assert max(r for rows in ranks[10:] for r in rows) >= 16  # from step 10 (full_at) harder ones come
 
 
+def _train_args(tmp_path, data: str, *more: str) -> list[str]:
+    """`tuneforge train` of the model saved in tmp_path/model on tmp_path/data (also the held-out set)."""
+    return ["train", str(CONFIGS / "full.yaml"), f"output_dir={tmp_path / 'run'}", f"model.name={tmp_path / 'model'}",
+            "model.dtype=float32", "model.device=cpu", f"data.train={tmp_path / data}", f"data.eval={tmp_path / data}",
+            "train.batch_size=2", "train.precision=fp32", *more]  # fmt: skip
+
+
 @pytest.fixture
 def planted(tiny_lm, tiny_tok, examples):
     """A tiny model trained on the easy pattern, a pool of easy examples plus 3 planted hard ones."""
@@ -121,10 +128,8 @@ def test_active_learning_through_train_selects_in_rounds_with_scores_in_provenan
     model.save_pretrained(tmp_path / "model")
     tok.save_pretrained(tmp_path / "model")
     write_records(pool, tmp_path / "pool.jsonl")
-    args = ["train", str(CONFIGS / "full.yaml"), f"output_dir={tmp_path / 'run'}", f"model.name={tmp_path / 'model'}", "model.dtype=float32",
-            "model.device=cpu", f"data.train={tmp_path / 'pool.jsonl'}", f"data.eval={tmp_path / 'pool.jsonl'}",
-            "adapter.method=full", "train.steps=4", "train.batch_size=2", "train.precision=fp32",
-            "train.active.rounds=2", "train.active.fraction=0.4", "train.active.score=loss"]  # fmt: skip
+    args = _train_args(tmp_path, "pool.jsonl", "adapter.method=full", "train.steps=4", "train.active.rounds=2",
+                       "train.active.fraction=0.4", "train.active.score=loss")  # fmt: skip
     assert main(args) == 0
     chosen = read_records(tmp_path / "run" / "active_selection.jsonl")
     assert len(chosen) == 4  # 0.4 of 11, in two rounds of 2
@@ -139,10 +144,8 @@ def test_a_curriculum_through_train_logs_its_schedule(tiny_lm, tiny_tok, example
     tiny_lm.save_pretrained(tmp_path / "model")
     tiny_tok.save_pretrained(tmp_path / "model")
     write_records(examples, tmp_path / "train.jsonl")
-    args = ["train", str(CONFIGS / "full.yaml"), f"output_dir={tmp_path / 'run'}", f"model.name={tmp_path / 'model'}", "model.dtype=float32",
-            "model.device=cpu", f"data.train={tmp_path / 'train.jsonl'}", f"data.eval={tmp_path / 'train.jsonl'}",
-            "adapter.method=lora", "train.steps=6", "train.batch_size=2", "train.precision=fp32",
-            "train.curriculum.order=loss", "train.curriculum.pacing=step"]  # fmt: skip
+    args = _train_args(tmp_path, "train.jsonl", "adapter.method=lora", "train.steps=6", "train.curriculum.order=loss",
+                       "train.curriculum.pacing=step")  # fmt: skip
     assert main(args) == 0
     summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
     assert summary["curriculum"]["order"] == "loss" and summary["curriculum"]["schedule"][0]["share"] == 0.2
