@@ -3,11 +3,15 @@ vs Self-Instruct vs DS²-Instruct, the embedded SmolLM2-135M-Instruct as the tea
 
 Each generator gets exactly `--budget` teacher completions: its LLM is wrapped so that the completion
 after the budget is not generated (it comes back empty, which every generator drops like a failed
-answer) and is counted as refused. All three work on the healthcare domain: Self-Instruct and
+answer) and is counted as refused. Each is sized to finish its pipeline within the budget, as a user
+would size it: Self-Instruct asks for budget/4 instructions (finding one costs about a completion,
+answering it two), DS²-Instruct connects budget/6 keyword pairs (one instruction each, then 3
+self-consistency answers), IDEA-MCTS gets budget/seeds completions per seed tree. All three work on the healthcare domain: Self-Instruct and
 IDEA-MCTS start from the healthcare instructions of `seed:train`, DS²-Instruct from its domain and
 task description. Measured for each: completions used, instructions kept, their diversity (mean
 pairwise ROUGE-L F1 among kept instructions — lower is more diverse — and distinct word bigrams per
-instruction word), and the held-out effect of training on them: LoRA r=16 for the same number of steps
+instruction word) after the filters a data build applies to every generator (length and format, exact
+and near dedup, decontamination against seed:test), and the held-out effect of training on them: LoRA r=16 for the same number of steps
 on each set, the loss per target token on the healthcare items of `seed:test`, Δ against the base
 model and against Self-Instruct with paired bootstrap 95% CIs. Writes
 benchmarks/results/instruction_search.json (naming the CPU); `--smoke` runs a tiny random model in a
@@ -23,6 +27,7 @@ import itertools
 import json
 import sys
 import tempfile
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -71,13 +76,14 @@ def _run_generator(arm: str, llm, seeds: list, budget: int, tokens: int) -> tupl
     from tuneforge.data.self_instruct import SelfInstructConfig, self_instruct
 
     if arm == "self_instruct":
+        # each kept instruction costs 2 completions (classification + instance) after ~1 to find it
         cfg = SelfInstructConfig(
-            num_instructions=budget, requests_per_round=4, max_rounds=budget, max_new_tokens=tokens
+            num_instructions=max(1, budget // 4), requests_per_round=4, max_rounds=budget, max_new_tokens=tokens
         )
         records, report = self_instruct(llm, seeds, cfg)
     elif arm == "ds2":
         cfg2 = DS2Config(domain="healthcare", task="answer patients' questions accurately and say when to see a "
-                         "professional", keywords=6, max_keywords=8, pairs=budget, samples=3, threshold=0.4,
+                         "professional", keywords=6, max_keywords=8, pairs=max(1, budget // 6), samples=3, threshold=0.4,
                          agreement=0.5, temperature=0.3, max_new_tokens=tokens, repetition_penalty=1.3)  # fmt: skip
         records, report = ds2_instruct(llm, cfg2)
     else:
@@ -123,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "instruction_search.json")
     p.add_argument("--smoke", action="store_true", help="a tiny random model, a small budget, a temporary folder")
     a = p.parse_args(argv)
+    from tuneforge.data.build_config import FilterConfig
+    from tuneforge.data.filters import apply_filters
     from tuneforge.data.io import read_records, write_records
     from tuneforge.data.seed import load_examples
     from tuneforge.hardware import hardware_summary
@@ -147,12 +155,17 @@ def main(argv: list[str] | None = None) -> int:
             records, calls = _generate(arm, teacher, seeds, budget, bool(tmp))
             write_records([replace(r, source=arm) for r in records], data)
             (out / f"{arm}.calls.json").write_text(json.dumps(calls, indent=1))
-        records = read_records(data) if data.stat().st_size else []
+        generated = read_records(data) if data.stat().st_size else []
         calls = json.loads((out / f"{arm}.calls.json").read_text())
-        arms[arm] = {"kept": len(records), "calls_used": calls["used"], "calls_refused": calls["refused"],
+        # the filters a data build applies to any generator: length/format, dedup, decontamination vs seed:test
+        records, removed, _ = apply_filters(generated, FilterConfig()) if generated else ([], [], {})
+        if records:
+            write_records(records, out / f"{arm}.filtered.jsonl")
+        arms[arm] = {"generated": len(generated), "kept": len(records),
+                     "removed_by_filter": dict(Counter(f for f, _ in removed)), "calls_used": calls["used"], "calls_refused": calls["refused"],
                      "diversity": diversity([r.instruction for r in records]), "generator_report": calls["report"]}  # fmt: skip
         if records:
-            arms[arm]["run"] = str(_train(arm, data, out, base, steps))
+            arms[arm]["run"] = str(_train(arm, out / f"{arm}.filtered.jsonl", out, base, steps))
     _effects(arms, paired_ratio_delta)
     result = {"budget": budget, "steps": steps, "seeds": len(seeds), "held_out": test, "arms": arms,
               "hardware": hardware_summary("cpu"), "smoke": bool(tmp)}  # fmt: skip
@@ -183,14 +196,14 @@ def _markdown(r: dict) -> str:
     fmt = lambda d: f"{d['delta']:+.4f} [{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}]" if d else "—"  # noqa: E731
     lines = [f"Budget: {r['budget']} teacher completions per generator; {r['steps']} training steps on each set; "
              f"held-out {r['held_out']}. CPU: {r['hardware']['cpu']}.", "",
-             "| generator | completions used (refused) | kept | mean pairwise ROUGE-L | distinct-2 | held-out loss | "
-             "Δ vs base [95% CI] | Δ vs Self-Instruct |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| generator | completions used (refused) | generated | after filters | mean pairwise ROUGE-L | distinct-2 | "
+             "held-out loss | Δ vs base [95% CI] | Δ vs Self-Instruct |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for arm, t in r["arms"].items():
         d = t["diversity"]
         rl = "—" if d["mean_pairwise_rouge_l"] is None else f"{d['mean_pairwise_rouge_l']:.3f}"
         d2 = "—" if d["distinct_2"] is None else f"{d['distinct_2']:.3f}"
         loss = f"{t['heldout_loss']:.4f}" if "heldout_loss" in t else "— (nothing kept)"
-        lines.append(f"| {arm} | {t['calls_used']} ({t['calls_refused']}) | {t['kept']} | {rl} | {d2} | {loss} | "
+        lines.append(f"| {arm} | {t['calls_used']} ({t['calls_refused']}) | {t['generated']} | {t['kept']} | {rl} | {d2} | {loss} | "
                      f"{fmt(t.get('vs_base'))} | {fmt(t.get('vs_self_instruct'))} |")  # fmt: skip
     return "\n".join(lines)
 

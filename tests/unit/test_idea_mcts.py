@@ -133,6 +133,7 @@ def test_diversity_is_zero_for_a_duplicate_of_a_kept_instruction_and_higher_for_
         ("Sorry, I cannot help with that.", "2: answer says sorry and is short"),
         ("", "3: answer is only punctuation and stop words"),
         ("the and of , it is .", "3: answer is only punctuation and stop words"),
+        ("Compare the pension plans for nurses.", "answer repeats the instruction"),  # an echo, not an answer
     ],
 )
 def test_a_refusal_or_an_empty_answer_scores_zero_and_is_not_kept(answer, why):

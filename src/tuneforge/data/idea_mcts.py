@@ -10,7 +10,8 @@ The tree is rooted at a seed instruction. Each iteration:
 3. evaluation — reward = weighted mean of informativeness (distinct content words of the answer,
    saturating; or a user scorer such as IFD), diversity (1 − max ROUGE-L F1 to the instructions
    kept so far, seeds included) and executability (Evol-Instruct's elimination rules; or a judge),
-   gated by executability: a node that fails the rules scores 0 and is never expanded;
+   gated by executability: a node that fails the rules (or whose answer only restates it: ROUGE-L
+   F ≥ 0.7 between the two) scores 0 and is never expanded;
 4. backpropagation — visits += 1 and value += reward on the new node and every ancestor.
 
 The budget is counted in teacher calls per seed: an expansion costs 2 (+1 with a judge). Every
@@ -40,6 +41,7 @@ from tuneforge.records import Example, Message
 OPERATORS = [*DEPTH, "breadth"]
 Scorer = Callable[[str, str], float]  # (instruction, answer) -> a score in [0, 1]
 BELOW = "reward below keep_threshold"
+ECHO = 0.7  # ROUGE-L F of answer vs instruction at which the answer only restates it
 
 
 @dataclass
@@ -219,6 +221,8 @@ class NodeReward:
         rules first (they are free), then the judge if there is one."""
         parent = node.parent.text if node.parent else ""
         why = "empty rewrite" if not node.text else elimination_reason(parent, node.text, node.answer, False)
+        if not why and self.pool.scorer.score(node.text, node.answer)["rougeL"].fmeasure >= ECHO:
+            why = "answer repeats the instruction"  # a small teacher echoes what it cannot answer
         if why or self.judge is None:
             return why, 0.0 if why else 1.0
         self.judge_calls += 1
