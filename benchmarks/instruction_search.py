@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("runs/instruction_search"))
     p.add_argument("--budget", type=int, default=96, help="teacher completions per generator")
     p.add_argument("--steps", type=int, default=40, help="training steps on each generated set (batch 1)")
+    p.add_argument("--teacher", default="smollm2-135m-instruct", help="the teacher of all three (a hub id or dir)")
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "instruction_search.json")
     p.add_argument("--smoke", action="store_true", help="a tiny random model, a small budget, a temporary folder")
     a = p.parse_args(argv)
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     model = _smoke_model(tmp) if tmp else "smollm2-135m-instruct"
     test = str(tmp / "test.jsonl") if tmp else "seed:test:healthcare"
     seeds = load_examples("seed:train:healthcare")[: 6 if tmp else 12]
-    teacher = LocalLLM.load(model, dtype="float32" if tmp else "auto", batch_size=16)
+    teacher = LocalLLM.load(model if tmp else a.teacher, dtype="float32" if tmp else "auto", batch_size=16)
     base = [f"model.name={model}", "model.attn_implementation=eager", f"data.eval={test}", "adapter.method=lora",
             "adapter.r=16", "adapter.alpha=32", "adapter.dropout=0.0", "adapter.target_modules=[all-linear]",
             "train.batch_size=1", "train.lr=3e-4", "train.log_every=10"]  # fmt: skip
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         if records:
             arms[arm]["run"] = str(_train(arm, out / f"{arm}.filtered.jsonl", out, base, steps))
     _effects(arms, paired_ratio_delta)
-    result = {"budget": budget, "steps": steps, "seeds": len(seeds), "held_out": test, "arms": arms,
+    result = {"teacher": model if tmp else a.teacher, "budget": budget, "steps": steps, "seeds": len(seeds), "held_out": test, "arms": arms,
               "hardware": hardware_summary("cpu"), "smoke": bool(tmp)}  # fmt: skip
     print(_markdown(result))
     results = tmp / "tuneforge-smoke-instruction_search.json" if tmp else a.results
