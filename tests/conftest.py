@@ -83,3 +83,20 @@ def tiny_demo(tmp_path, tiny_lm, tiny_tok):
         return run_demo(load_config(DemoConfig, None, [*base, *overrides]))
 
     return run
+
+
+@pytest.fixture(scope="session")
+def external_calibration() -> dict:
+    """`calibrate_external()` once per session: the learned detector on the independent set (~35 s on
+    2 cores), which four tests read."""
+    from tuneforge.safety.calibration import calibrate_external
+
+    return calibrate_external()
+
+
+@pytest.fixture(scope="session")
+def calibration(external_calibration) -> dict:
+    """`calibrate()`, its external part shared with `external_calibration`."""
+    from tuneforge.safety.calibration import calibrate
+
+    return {**calibrate(external=False), "external": external_calibration}

@@ -142,7 +142,7 @@ def test_safety_run_on_base_and_tuned_with_compare(demo_run, tmp_path, capsys):
                 "run",
                 f"output_dir={out}",
                 f"models=[base=smollm2-135m-instruct, tuned={demo_run}]",
-                "generation.max_new_tokens=48",
+                "generation.max_new_tokens=32",
             ]
         )
         == 0

@@ -179,11 +179,9 @@ def test_shipped_classifier_reads_plain_declines_cautions_and_answers():
     assert set(LABELS) == {"refusal", "caution", "comply"}
 
 
-def test_readme_quotes_the_classifier_and_rules_on_the_test_split():
-    from tuneforge.safety.calibration import calibrate_external
-
+def test_readme_quotes_the_classifier_and_rules_on_the_test_split(external_calibration):
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    ext = calibrate_external()
+    ext = external_calibration
     for who, res in (("classifier", ext["classifier"]["splits"]["test"]), ("rules", ext["rules"]["splits"]["test"])):
         for kind in ("refusal", "caution"):
             m = re.search(rf"{who} {kind} P ([0-9.]+)(?:\s+\[[^\]]*\])?\s+/ R ([0-9.]+)", readme)

@@ -99,7 +99,8 @@ EVAL = [
 
 VERBS_THAT_WRITE_A_RUN = {  # verb → (argv before the run's keys, the recipe module, a call late in its work)
     "demo": (["demo", "model.dtype=float32", "model.device=cpu", "train.steps=1", "train.precision=fp32",
-              "data.test_per_domain=1", "generation.max_new_tokens=2"], "tuneforge.demo", "write_report"),
+              "data.test_per_domain=1", "generation.max_new_tokens=2", "build.enabled=false", "eval.metrics=[bleu]"],
+             "tuneforge.demo", "write_report"),  # no data build, no encoder: the marker is what is tested here
     "eval run": (["eval", "run", *EVAL], "tuneforge.evaluate.run", "write_report"),
     "eval generate": (["eval", "generate", *EVAL], "tuneforge.evaluate.run", "_rewrite"),
     "eval score": (["eval", "score", *EVAL], "tuneforge.evaluate.run", "write_report"),

