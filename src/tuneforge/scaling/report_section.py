@@ -10,7 +10,7 @@ import numpy as np
 
 from tuneforge.evaluate import report_kit as kit
 from tuneforge.files import write_text_atomic
-from tuneforge.scaling.fit import Points, band, fit_with_ci, predict
+from tuneforge.scaling.fit import Points, band, predict
 
 NAMES = {"A": "A", "alpha": "α", "B": "B", "beta": "β", "E": "E", "D_l": "D_l"}
 
@@ -58,21 +58,22 @@ def format_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def scaling_figure(trained: Points, with_base: Points, names: list[str], budget: float, n_boot: int):
-    """Held-out loss against tokens (log x) per model: every run, the data law and its 95% band,
-    the rectified law dashed (through the base model's loss), the budget marked."""
+def scaling_figure(trained: Points, result: dict, data_fits: dict[str, dict]):
+    """Held-out loss against tokens (log x) per model: every run, the data law and its 95% band (the
+    fits `analyse` made, draws included), the rectified law dashed, the budget marked."""
+    budget = result["budget"]
     plt = kit.pyplot()
     fig, ax = plt.subplots(figsize=(7.6, 4.4))
-    for m, name in enumerate(names):
+    for m, name in enumerate(data_fits):
         own = trained.subset(trained.model == m)
         color = f"C{m}"
         ax.plot(own.d, own.loss, "o", color=color, alpha=0.8, label=f"{name}: runs")
         grid = np.geomspace(own.d.min() / 1.5, max(budget, own.d.max()) * 1.2, 100)
-        fit = fit_with_ci("data", own, n_boot)
+        fit = data_fits[name]
         lo, hi = band(fit, 1, grid)
         ax.plot(grid, predict("data", fit["params"], 1, grid), "-", color=color, label=f"{name}: B/D^β + E")
         ax.fill_between(grid, lo, hi, color=color, alpha=0.15, linewidth=0)
-        rect = fit_with_ci("rectified", with_base.subset(with_base.model == m), 20)["params"]
+        rect = result["fits"]["models"][name]["rectified_law"]["params"]
         ax.plot(grid, predict("rectified", rect, 1, grid), "--", color=color, alpha=0.7, label=f"{name}: rectified")
     ax.axvline(budget, color="grey", linestyle=":", linewidth=1, label="budget")
     ax.set_xscale("log")
@@ -83,8 +84,8 @@ def scaling_figure(trained: Points, with_base: Points, names: list[str], budget:
     return fig
 
 
-def write_outputs(out: Path, result: dict, trained: Points, with_base: Points, names: list[str], n_boot: int) -> None:
+def write_outputs(out: Path, result: dict, trained: Points, data_fits: dict[str, dict]) -> None:
     write_text_atomic(out / "scaling.md", format_markdown(result))
-    fig = scaling_figure(trained, with_base, names, result["budget"], n_boot)
+    fig = scaling_figure(trained, result, data_fits)
     fig.savefig(out / "scaling.png", dpi=110)
     kit.pyplot().close(fig)

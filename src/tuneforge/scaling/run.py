@@ -178,12 +178,15 @@ def _concat(a: Points, b: Points) -> Points:
                   a.units, a.labels + b.labels, cat(a.fraction, b.fraction))  # fmt: skip
 
 
-def analyse(trained: Points, with_base: Points, names: list[str], budget: float, n_boot: int) -> dict:
-    """Every fit, check and prediction of the sweep (scaling.json's `fits`)."""
+def analyse(trained: Points, with_base: Points, names: list[str], budget: float, n_boot: int) -> tuple[dict, dict]:
+    """Every fit, check and prediction of the sweep (scaling.json's `fits`), and each model's data-law
+    fit with its bootstrap draws (the plot's band)."""
     out: dict = {"models": {}}
+    data_fits: dict[str, dict] = {}
     for m, name in enumerate(names):
         own, own_base = trained.subset(trained.model == m), with_base.subset(with_base.model == m)
         data_fit, rect = fit_with_ci("data", own, n_boot), fit_with_ci("rectified", own_base, n_boot)
+        data_fits[name] = data_fit
         d_full = float(own.d[own.fraction == own.fraction.max()].mean())
         more = {}
         for k in (2, 4):
@@ -201,7 +204,7 @@ def analyse(trained: Points, with_base: Points, names: list[str], budget: float,
     if len(set(trained.n.tolist())) >= 2:
         out["joint_law"] = _public(fit_with_ci("joint", trained, n_boot))
     out["selection"] = select_model(with_base, budget, names, n_boot)
-    return out
+    return out, data_fits
 
 
 def _public(fit: dict) -> dict:
@@ -218,12 +221,12 @@ def run_scaling(cfg: ScalingConfig) -> Path:
         rows = _train_all(cfg, out, models)
         trained, with_base = points_of(rows, cfg.adapter.method)
         budget = cfg.scaling.budget or 4 * float(trained.d[trained.fraction == trained.fraction.max()].mean())
-        fits = analyse(trained, with_base, models, budget, cfg.scaling.bootstrap)
+        fits, data_fits = analyse(trained, with_base, models, budget, cfg.scaling.bootstrap)
         runs = [{k: v for k, v in r.items() if k != "summary"} | _run_facts(r["summary"]) for r in rows]
         result = {"runs": runs, "fits": fits, "budget": budget, "hardware": hardware_summary(cfg.model.device),
                   "total_c_train": sum(r["c_train_6nd"] for r in runs)}  # fmt: skip
         write_text_atomic(out / "scaling.json", json.dumps(result, indent=1))
-        write_outputs(out, result, trained, with_base, models, cfg.scaling.bootstrap)
+        write_outputs(out, result, trained, data_fits)
     print(f"Scaling: {out / 'scaling.md'}", flush=True)
     return out
 

@@ -21,6 +21,8 @@ already runs (and caches) to decide `auto` precision on CPUs, or a 4096² matmul
 
 from __future__ import annotations
 
+import math
+
 
 def parameter_counts(model) -> dict:
     """{"total", "trainable", "embedding", "non_embedding", "trainable_non_embedding"} parameter counts.
@@ -56,14 +58,7 @@ def _numel(p) -> int:
     """Values a parameter holds: bitsandbytes' Params4bit stores two per byte and keeps the shape aside."""
     state = getattr(p, "quant_state", None)
     shape = getattr(state, "shape", None)
-    return int(_prod(shape)) if shape is not None else p.numel()
-
-
-def _prod(shape) -> int:
-    out = 1
-    for x in shape:
-        out *= int(x)
-    return out
+    return math.prod(int(x) for x in shape) if shape is not None else p.numel()
 
 
 def training_flops(counts: dict, tokens: int, gradient_checkpointing: bool = False) -> dict:
